@@ -1,0 +1,74 @@
+"""/v1/clients, /v1/clinicians and /v1/episodes: reads and episode lifecycle."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from fit_service.api.context import principal, run, wiring
+from fit_service.api.schemas import (
+    ClientOut,
+    ClientPage,
+    ClinicianPage,
+    EpisodeCloseIn,
+    EpisodeOpenIn,
+    EpisodeOut,
+    PageArgs,
+)
+from fit_service.api.sessions import _limit
+from fit_service.services import episodes, reads
+
+blp = Blueprint("clients", __name__, url_prefix="/v1", description="Clients and episodes")
+
+
+@blp.route("/clients")
+class Clients(MethodView):
+    @blp.arguments(PageArgs, location="query")
+    @blp.response(200, ClientPage)
+    def get(self, args: dict[str, Any]) -> Any:
+        """The clinic's clients (a clinician key: its own), with cursor pagination."""
+        page = run(reads.list_clients, args["cursor"], _limit(args))
+        return {"items": page.items, "next_cursor": page.next_cursor}
+
+
+@blp.route("/clients/<string:client_id>")
+class ClientById(MethodView):
+    @blp.response(200, ClientOut)
+    def get(self, client_id: str) -> Any:
+        """A client's episodes with session-by-session scores."""
+        return run(reads.get_client, client_id)
+
+
+@blp.route("/clinicians")
+class Clinicians(MethodView):
+    @blp.arguments(PageArgs, location="query")
+    @blp.response(200, ClinicianPage)
+    def get(self, args: dict[str, Any]) -> Any:
+        """The clinic's clinicians (EHR ids), with cursor pagination."""
+        page = run(reads.list_clinicians, args["cursor"], _limit(args))
+        return {"items": page.items, "next_cursor": page.next_cursor}
+
+
+@blp.route("/episodes")
+class Episodes(MethodView):
+    @blp.arguments(EpisodeOpenIn)
+    @blp.response(201, EpisodeOut)
+    def post(self, body: dict[str, Any]) -> Any:
+        """Open an episode explicitly (otherwise the first session opens one)."""
+        return run(episodes.open_episode, body["client_id"], body["opened_on"],
+            body["clinician_id"], body["client_age_band"],
+        )
+
+
+@blp.route("/episodes/<uuid:episode_id>/close")
+class EpisodeClose(MethodView):
+    @blp.arguments(EpisodeCloseIn)
+    @blp.response(200, EpisodeOut)
+    def post(self, body: dict[str, Any], episode_id: uuid.UUID) -> Any:
+        """Close an episode with its ending reason (planned, client_ended, ...)."""
+        return run(episodes.close_episode, episode_id, body["ending_reason"], body["closed_on"],
+            body["note"],
+        )

@@ -1,0 +1,260 @@
+"""marshmallow schemas at the HTTP boundary. The same schemas validate requests and generate
+the OpenAPI document (flask-smorest), so the spec cannot drift from the code.
+
+Item *values* are accepted raw here and checked by the domain (:mod:`fit_service.domain.
+scoring`), which knows each instrument's range and resolution and rejects "7", NaN and true.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from marshmallow import RAISE, Schema, fields, post_load, validate
+
+from fit_service.domain.instruments import REGISTRY, AgeBand, Rater
+from fit_service.services.inputs import Attendance, EndingReason, RatingInput, SessionInput
+
+_EXTERNAL_ID = validate.And(
+    validate.Length(min=1, max=64),
+    validate.Regexp(r"^[A-Za-z0-9._:\-]+$", error="letters, digits and . _ : - only"),
+)
+
+
+class StrictBoolean(fields.Boolean):
+    """JSON true/false only: "yes", 1 and "true" are not booleans in a clinical record."""
+
+    truthy = frozenset({True})
+    falsy = frozenset({False})
+
+
+class _Base(Schema):
+    class Meta:
+        unknown = RAISE
+        ordered = True
+
+
+class RatingIn(_Base):
+    instrument = fields.String(
+        required=True,
+        metadata={"description": "One of: " + ", ".join(REGISTRY), "enum": list(REGISTRY)},
+    )
+    rater = fields.String(
+        load_default=None,
+        validate=validate.OneOf([r.value for r in Rater]),
+        metadata={"description": "Who rated; defaults to the instrument's usual rater."},
+    )
+    items = fields.Dict(
+        keys=fields.String(),
+        values=fields.Raw(allow_none=False),
+        load_default=None,
+        metadata={
+            "description": "Item scores by neutral item id (ORS: individual, interpersonal, "
+            "social, overall; SRS: relationship, goals, approach, overall; WAI-SR: "
+            "item01..item12). All items, or none with a total, or not_completed.",
+        },
+    )
+    total = fields.Raw(
+        load_default=None,
+        metadata={"type": "number", "description": "Total; required when items are unknown."},
+    )
+    not_completed = StrictBoolean(
+        load_default=False, metadata={"description": "The measure was offered but not filled in."}
+    )
+
+
+class SessionIn(_Base):
+    ehr_session_id = fields.String(required=True, validate=validate.Length(min=1, max=128))
+    client_id = fields.String(
+        required=True, validate=_EXTERNAL_ID,
+        metadata={"description": "The EHR's pseudonymous client id (never a name)."},
+    )
+    client_age_band = fields.String(
+        load_default=None,
+        validate=validate.OneOf([a.value for a in AgeBand]),
+        metadata={"description": "Required the first time a client is seen."},
+    )
+    clinician_id = fields.String(required=True, validate=_EXTERNAL_ID)
+    episode_id = fields.UUID(
+        load_default=None,
+        metadata={"description": "Defaults to the client's open episode (opened if none)."},
+    )
+    date = fields.Date(required=True, metadata={"description": "Session date (clinic-local)."})
+    attendance = fields.Enum(Attendance, by_value=True, load_default=Attendance.ATTENDED)
+    ratings = fields.List(fields.Nested(RatingIn), load_default=list)
+
+    @post_load
+    def make(self, data: dict[str, Any], **_: Any) -> SessionInput:
+        return SessionInput(
+            ehr_session_id=data["ehr_session_id"],
+            client_id=data["client_id"],
+            clinician_id=data["clinician_id"],
+            date=data["date"],
+            attendance=data["attendance"],
+            client_age_band=data["client_age_band"],
+            episode_id=data["episode_id"],
+            ratings=tuple(RatingInput(**r) for r in data["ratings"]),
+        )
+
+
+class BatchIn(_Base):
+    sessions = fields.List(
+        fields.Raw(),
+        required=True,
+        validate=validate.Length(min=1),
+        metadata={"description": "Sessions as for POST /v1/sessions; each validated alone."},
+    )
+
+
+class RatingOut(Schema):
+    instrument = fields.String()
+    rater = fields.String()
+    completeness = fields.String(
+        metadata={"enum": ["items", "total_only", "not_completed"]}
+    )
+    total = fields.Float(allow_none=True)
+    items = fields.Dict(keys=fields.String(), values=fields.Float(), allow_none=True)
+    subscales = fields.Dict(keys=fields.String(), values=fields.Float(), allow_none=True)
+    change_since_first = fields.Float(allow_none=True)
+
+
+class OutcomeOut(Schema):
+    instrument = fields.String()
+    intake = fields.Float()
+    latest = fields.Float()
+    change = fields.Float()
+    scores = fields.Integer()
+
+
+class EpisodeSummaryOut(Schema):
+    id = fields.String()
+    client_id = fields.String()
+    clinician_id = fields.String(allow_none=True)
+    status = fields.String()
+    opened_on = fields.String()
+    closed_on = fields.String(allow_none=True)
+    ending_reason = fields.String(allow_none=True)
+    sessions_attended = fields.Integer()
+    outcome = fields.Dict(allow_none=True)
+
+
+class EpisodeSessionOut(Schema):
+    """A session as listed inside its episode."""
+
+    id = fields.String()
+    ehr_session_id = fields.String()
+    client_id = fields.String()
+    clinician_id = fields.String()
+    episode_id = fields.String()
+    date = fields.String()
+    number = fields.Integer(allow_none=True)
+    attendance = fields.String()
+    revision = fields.Integer()
+    updated_at = fields.String()
+    ratings = fields.List(fields.Nested(RatingOut))
+
+
+class SessionOut(EpisodeSessionOut):
+    """A session with its episode's current status."""
+
+    episode = fields.Nested(EpisodeSummaryOut)
+
+
+class EpisodeOut(EpisodeSummaryOut):
+    sessions = fields.List(fields.Nested(EpisodeSessionOut))
+
+
+class ClientOut(Schema):
+    client_id = fields.String()
+    age_band = fields.String()
+    first_seen = fields.String()
+    episodes = fields.List(fields.Nested(EpisodeOut))
+
+
+class ProblemOut(Schema):
+    type = fields.String()
+    title = fields.String()
+    status = fields.Integer()
+    detail = fields.String()
+    rule = fields.String()
+    field = fields.String(allow_none=True)
+    errors = fields.List(fields.Dict())
+    request_id = fields.String()
+
+
+class BatchResultOut(Schema):
+    index = fields.Integer()
+    status = fields.Integer()
+    outcome = fields.String(metadata={"enum": ["created", "revised", "unchanged", "rejected"]})
+    session_id = fields.String(allow_none=True)
+    revision = fields.Integer(allow_none=True)
+    problem = fields.Nested(ProblemOut, allow_none=True)
+
+
+class BatchOut(Schema):
+    results = fields.List(fields.Nested(BatchResultOut))
+    created = fields.Integer()
+    revised = fields.Integer()
+    unchanged = fields.Integer()
+    rejected = fields.Integer()
+
+
+class PageArgs(_Base):
+    cursor = fields.String(load_default=None)
+    limit = fields.Integer(load_default=None, validate=validate.Range(min=1))
+
+
+class SessionPageArgs(PageArgs):
+    client_id = fields.String(load_default=None, validate=_EXTERNAL_ID)
+
+
+class ClientListItem(Schema):
+    client_id = fields.String()
+    age_band = fields.String()
+    first_seen = fields.String()
+
+
+class ClientPage(Schema):
+    items = fields.List(fields.Nested(ClientListItem))
+    next_cursor = fields.String(allow_none=True)
+
+
+class ClinicianPage(Schema):
+    items = fields.List(fields.Dict())
+    next_cursor = fields.String(allow_none=True)
+
+
+class SessionListItem(Schema):
+    id = fields.String()
+    ehr_session_id = fields.String()
+    client_id = fields.String()
+    episode_id = fields.String()
+    date = fields.String()
+    number = fields.Integer(allow_none=True)
+    attendance = fields.String()
+    revision = fields.Integer()
+
+
+class SessionPage(Schema):
+    items = fields.List(fields.Nested(SessionListItem))
+    next_cursor = fields.String(allow_none=True)
+
+
+class RevisionOut(Schema):
+    revision = fields.Integer()
+    recorded_at = fields.String()
+    content = fields.Dict()
+
+
+class EpisodeOpenIn(_Base):
+    client_id = fields.String(required=True, validate=_EXTERNAL_ID)
+    opened_on = fields.Date(required=True)
+    clinician_id = fields.String(load_default=None, validate=_EXTERNAL_ID)
+    client_age_band = fields.String(
+        load_default=None, validate=validate.OneOf([a.value for a in AgeBand])
+    )
+
+
+class EpisodeCloseIn(_Base):
+    ending_reason = fields.Enum(EndingReason, by_value=True, required=True)
+    closed_on = fields.Date(load_default=None)
+    note = fields.String(load_default=None, validate=validate.Length(max=2000))

@@ -1,0 +1,160 @@
+"""/v1/sessions: record one session, a backfill batch, and read sessions back."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from typing import Any
+
+from flask import g, request
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from marshmallow import ValidationError
+
+from fit_service.api import problems
+from fit_service.api.context import principal, run, wiring
+from fit_service.api.schemas import (
+    BatchIn,
+    BatchOut,
+    ProblemOut,
+    RevisionOut,
+    SessionIn,
+    SessionOut,
+    SessionPage,
+    SessionPageArgs,
+)
+from fit_service.domain.errors import FitError
+from fit_service.services import reads
+from fit_service.services.inputs import SessionInput
+from fit_service.services.recording import ItemResult, record_sessions
+
+blp = Blueprint("sessions", __name__, url_prefix="/v1", description="Therapy sessions and ratings")
+
+_STATUS = {"created": 201, "revised": 200, "unchanged": 200}
+
+
+class BatchTooLarge(FitError):
+    rule = "batch_too_large"
+
+
+def _idempotency() -> tuple[str, str] | None:
+    key = request.headers.get("Idempotency-Key")
+    if key is None:
+        return None
+    if not 1 <= len(key) <= 255:
+        raise FitError("Idempotency-Key must be 1-255 characters", field="Idempotency-Key",
+                       rule="length")
+    return key, hashlib.sha256(request.get_data()).hexdigest()
+
+
+def _replay_headers(replayed: bool) -> dict[str, str]:
+    return {"Idempotent-Replayed": "true"} if replayed else {}
+
+
+@blp.route("/sessions")
+class Sessions(MethodView):
+    @blp.arguments(SessionIn)
+    @blp.response(201, SessionOut, description="A new session was stored.")
+    @blp.alt_response(200, schema=SessionOut,
+                      description="Identical re-send (nothing stored) or a new revision.")
+    @blp.alt_response(422, schema=ProblemOut, description="Invalid session or rating.")
+    def post(self, item: SessionInput) -> Any:
+        """Record one session with its ratings.
+
+        Re-sending the same ``ehr_session_id`` with identical content stores nothing and
+        answers 200 with the same body; changed content becomes a new revision (earlier
+        revisions stay retrievable). An ``Idempotency-Key`` header is honoured too."""
+        results, replayed = record_sessions(
+            wiring().uow, principal(), [item], idempotency=_idempotency()
+        )
+        result = results[0]
+        if result.error is not None:
+            g.refusal_audited = True
+            raise result.error
+        return result.view, _STATUS[result.outcome], _replay_headers(replayed)
+
+    @blp.arguments(SessionPageArgs, location="query")
+    @blp.response(200, SessionPage)
+    def get(self, args: dict[str, Any]) -> Any:
+        """List sessions (optionally one client's), oldest first, with cursor pagination."""
+        page = run(reads.list_sessions, args["cursor"], _limit(args), args["client_id"]
+        )
+        return {"items": page.items, "next_cursor": page.next_cursor}
+
+
+@blp.route("/sessions/batch")
+class SessionBatch(MethodView):
+    @blp.arguments(BatchIn)
+    @blp.response(200, BatchOut)
+    def post(self, body: dict[str, Any]) -> Any:
+        """Record many sessions (backfills). One result per item, in input order; a bad item
+        is reported and does not reject the good ones."""
+        raw = body["sessions"]
+        limit = wiring().settings.max_batch_items
+        if len(raw) > limit:
+            raise BatchTooLarge(f"at most {limit} sessions per batch; got {len(raw)}",
+                                field="sessions")
+        valid, invalid = _load_items(raw)
+        results, replayed = record_sessions(
+            wiring().uow, principal(), [item for _, item in valid],
+            idempotency=_idempotency(), detailed=False,
+        )
+        merged: list[dict[str, Any]] = [{}] * len(raw)
+        for index, error_body in invalid.items():
+            merged[index] = {"index": index, "status": error_body["status"],
+                             "outcome": "rejected", "session_id": None, "revision": None,
+                             "problem": error_body}
+        for (index, _), result in zip(valid, results, strict=True):
+            merged[index] = _batch_item(index, result)
+        counts = {k: sum(1 for m in merged if m["outcome"] == k)
+                  for k in ("created", "revised", "unchanged", "rejected")}
+        return {"results": merged, **counts}, 200, _replay_headers(replayed)
+
+
+def _batch_item(index: int, result: ItemResult) -> dict[str, Any]:
+    problem = problems.from_fit_error(result.error) if result.error else None
+    return {
+        "index": index,
+        "status": problem["status"] if problem else _STATUS[result.outcome],
+        "outcome": result.outcome,
+        "session_id": str(result.session_id) if result.session_id else None,
+        "revision": result.revision,
+        "problem": problem,
+    }
+
+
+def _load_items(raw: list[Any]) -> tuple[list[tuple[int, SessionInput]], dict[int, dict]]:
+    """Validate each batch item on its own, so one bad item cannot sink the batch."""
+    schema = SessionIn()
+    valid: list[tuple[int, SessionInput]] = []
+    invalid: dict[int, dict[str, Any]] = {}
+    for index, item in enumerate(raw):
+        try:
+            valid.append((index, schema.load(item)))
+        except ValidationError as exc:
+            errors = list(problems.flatten_messages(exc.messages))
+            invalid[index] = problems.problem_dict(
+                422, "; ".join(f"{e['field']}: {e['detail']}" for e in errors[:5]), errors
+            )
+    return valid, invalid
+
+
+def _limit(args: dict[str, Any]) -> int:
+    settings = wiring().settings
+    return min(args.get("limit") or settings.page_size, settings.max_page_size)
+
+
+@blp.route("/sessions/<uuid:session_id>")
+class SessionById(MethodView):
+    @blp.response(200, SessionOut)
+    def get(self, session_id: uuid.UUID) -> Any:
+        """One session with its scores and its episode's current status."""
+        return run(reads.get_session, session_id)
+
+
+@blp.route("/sessions/<uuid:session_id>/revisions")
+class SessionRevisions(MethodView):
+    @blp.response(200, RevisionOut(many=True))
+    def get(self, session_id: uuid.UUID) -> Any:
+        """Every revision the EHR sent for this session, oldest first."""
+        return run(reads.session_revisions, session_id)

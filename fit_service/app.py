@@ -1,0 +1,134 @@
+"""``create_app``: the one place that wires settings, database, HTTP layer and CLI together.
+
+Nothing happens at import time; tests build apps with their own :class:`Settings`.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+from typing import Any
+
+from flask import Flask, Response, g, request
+from flask_smorest import Api
+from werkzeug.exceptions import HTTPException
+
+from fit_service.adapters.db import make_engine, make_session_factory
+from fit_service.api import auth, clients, health, problems, sessions
+from fit_service.api.context import Wiring
+from fit_service.config import Settings
+from fit_service.domain.errors import FitError
+from fit_service.services.audit import AuditEntry, record_refusal
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._\-]{1,64}$")
+_BODY_METHODS = {"POST", "PUT", "PATCH"}
+
+
+class ProblemApi(Api):
+    """flask-smorest's Api, with every HTTP error rendered as problem+json."""
+
+    ERROR_SCHEMA = None  # documented per route with ProblemOut
+
+    def handle_http_exception(self, error: HTTPException) -> Response:  # type: ignore[override]
+        body = problems.from_http_exception(error)
+        _audit_refusal(body["status"], body["rule"])
+        headers = {}
+        if body["status"] == 405 and error.get_response().headers.get("Allow"):
+            headers["Allow"] = error.get_response().headers["Allow"]
+        return problems.problem_response(body, headers)
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    settings = settings or Settings.from_env()
+    if settings.is_sqlite:
+        settings.instance_path.mkdir(parents=True, exist_ok=True)
+    logging.getLogger("fit_service").setLevel(settings.log_level.upper())
+
+    app = Flask(__name__, instance_path=str(settings.instance_path.resolve()))
+    app.config.update(
+        MAX_CONTENT_LENGTH=settings.max_body_bytes,
+        API_TITLE="fit-service",
+        API_VERSION="1.0.0",
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/v1",
+        OPENAPI_JSON_PATH="openapi.json",
+        API_SPEC_OPTIONS={
+            "info": {
+                "description": "Feedback-informed treatment measurement: session ratings "
+                "in (ORS, SRS, WAI-SR by neutral item ids), risk alerts and reports out. "
+                "Errors are application/problem+json naming the field and the rule.",
+            },
+            "components": {
+                "securitySchemes": {"apiKey": {"type": "http", "scheme": "bearer"}}
+            },
+            "security": [{"apiKey": []}],
+        },
+    )
+    engine = make_engine(settings.database_url)
+    app.extensions["fit"] = Wiring(settings, engine, make_session_factory(engine))
+
+    api = ProblemApi(app)
+    for blueprint in (sessions.blp, clients.blp):
+        blueprint.before_request(auth.authenticate_request)
+        api.register_blueprint(blueprint)
+    app.register_blueprint(health.blp)
+
+    @app.before_request
+    def _request_context() -> Any:
+        supplied = request.headers.get("X-Request-Id", "")
+        g.request_id = supplied if _REQUEST_ID.match(supplied) else uuid.uuid4().hex
+        if (
+            request.method in _BODY_METHODS
+            and request.path.startswith("/v1/")
+            and request.content_length
+            and request.mimetype != "application/json"
+        ):
+            body = problems.problem_dict(
+                415, "send the body as application/json", rule="content_type",
+                field="Content-Type",
+            )
+            return problems.problem_response(body)
+        return None
+
+    @app.after_request
+    def _request_id_header(response: Response) -> Response:
+        response.headers["X-Request-Id"] = g.get("request_id", "")
+        return response
+
+    @app.errorhandler(FitError)
+    def _fit_error(error: FitError) -> Response:
+        body = problems.from_fit_error(error)
+        headers = {}
+        if isinstance(error, auth.NotAuthenticated):
+            body = problems.problem_dict(401, error.detail, body["errors"])
+            headers["WWW-Authenticate"] = 'Bearer realm="fit-service"'
+        _audit_refusal(body["status"], body["rule"])
+        return problems.problem_response(body, headers)
+
+    from fit_service import cli  # noqa: PLC0415 - CLI imports the app's pieces, not vice versa
+
+    cli.register(app)
+    return app
+
+
+def _audit_refusal(status: int, rule: str) -> None:
+    """Refused requests to /v1 are audited too (who tried what, and why it was refused)."""
+    if not request.path.startswith("/v1/") or request.path.endswith("openapi.json"):
+        return
+    if g.get("refusal_audited"):
+        return  # the use case already recorded it inside its own transaction
+    from fit_service.api.context import wiring  # noqa: PLC0415
+
+    record_id = next(iter((request.view_args or {}).values()), None)
+    outcome = {401: "unauthenticated", 403: "forbidden", 404: "not_found"}.get(status, "rejected")
+    try:
+        record_refusal(
+            wiring().session_factory,
+            g.get("principal"),
+            AuditEntry(f"{request.method} {request.url_rule or request.path}", None,
+                       str(record_id) if record_id is not None else None, outcome, status),
+            g.get("request_id"),
+        )
+    except Exception:  # noqa: BLE001 - never turn a 4xx into a 500 because auditing failed
+        logging.getLogger(__name__).exception("could not audit a refused request")

@@ -1,0 +1,105 @@
+"""``flask --app wsgi fit …``: migrate, clinics, API keys (and, later, workers and reports)."""
+
+from __future__ import annotations
+
+import click
+from flask import Flask
+from flask.cli import AppGroup
+
+from fit_service.adapters import migrations
+from fit_service.api.context import Wiring
+from fit_service.domain.errors import FitError
+from fit_service.services import clinics
+from fit_service.services.principals import Role
+
+fit = AppGroup("fit", help="fit-service administration.")
+
+
+def _wiring() -> Wiring:
+    from flask import current_app  # noqa: PLC0415
+
+    return current_app.extensions["fit"]  # type: ignore[no-any-return]
+
+
+def _fail(error: FitError) -> None:
+    raise click.ClickException(f"{error.detail} ({error.field or 'input'}: {error.rule})")
+
+
+@fit.command("migrate")
+@click.option("--revision", default="head", show_default=True)
+def migrate(revision: str) -> None:
+    """Bring the database schema to the latest (or the given) migration."""
+    migrations.upgrade(_wiring().engine, revision)
+    click.echo(f"database at migration {revision}")
+
+
+@fit.command("create-clinic")
+@click.argument("name")
+@click.option("--timezone", default="UTC", show_default=True, help="IANA zone, e.g. Europe/Oslo")
+def create_clinic(name: str, timezone: str) -> None:
+    """Create a clinic (a tenant) and print its id."""
+    try:
+        with _wiring().uow() as uow:
+            info = clinics.create_clinic(uow, name, timezone)
+    except FitError as exc:
+        _fail(exc)
+        return
+    click.echo(f"clinic created: {info.id}  ({info.name}, {info.timezone})")
+
+
+@fit.command("list-clinics")
+def list_clinics() -> None:
+    with _wiring().uow() as uow:
+        for info in clinics.list_clinics(uow):
+            click.echo(f"{info.id}  {info.name}  {info.timezone}")
+
+
+@fit.command("create-key")
+@click.argument("clinic_id")
+@click.option("--role", type=click.Choice([r.value for r in Role]), required=True)
+@click.option("--name", default="", help="What the key is for, e.g. 'EHR production'.")
+@click.option("--clinician", default=None, help="EHR clinician id (clinician keys only).")
+def create_key(clinic_id: str, role: str, name: str, clinician: str | None) -> None:
+    """Issue an API key. The key is printed once and stored only as a hash."""
+    try:
+        with _wiring().uow() as uow:
+            issued = clinics.create_api_key(uow, clinic_id, Role(role), name, clinician)
+    except FitError as exc:
+        _fail(exc)
+        return
+    click.echo(f"{issued.role.value} key for clinic {issued.clinic_id} (prefix {issued.prefix}):")
+    click.echo(issued.secret)
+    click.echo("Store it now: it cannot be shown again.", err=True)
+
+
+@fit.command("revoke-key")
+@click.argument("prefix")
+def revoke_key(prefix: str) -> None:
+    """Revoke an API key by its prefix (the part after 'fit_')."""
+    try:
+        with _wiring().uow() as uow:
+            clinics.revoke_api_key(uow, prefix)
+    except FitError as exc:
+        _fail(exc)
+        return
+    click.echo(f"key {prefix} revoked")
+
+
+@fit.command("list-keys")
+@click.argument("clinic_id")
+def list_keys(clinic_id: str) -> None:
+    """List a clinic's keys (prefixes and roles; secrets are never stored)."""
+    try:
+        with _wiring().uow() as uow:
+            keys = clinics.list_api_keys(uow, clinic_id)
+    except FitError as exc:
+        _fail(exc)
+        return
+    for k in keys:
+        state = f"revoked {k.revoked_at:%Y-%m-%d}" if k.revoked_at else "active"
+        who = f" clinician={k.clinician}" if k.clinician else ""
+        click.echo(f"{k.prefix}  {k.role.value:<9} {state:<18} {k.name}{who}")
+
+
+def register(app: Flask) -> None:
+    app.cli.add_command(fit)

@@ -1,0 +1,127 @@
+"""Settings from ``FIT_*`` environment variables, validated once at start-up.
+
+Nothing here connects to anything: ``create_app`` builds the engine from these values, so tests
+pass their own :class:`Settings` and no import has side effects.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+class ConfigError(Exception):
+    """A setting is missing or malformed; the message names the variable and the rule."""
+
+
+def _default_instance_path() -> Path:
+    return Path(__file__).resolve().parent.parent / "instance"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every knob of the service. Field docs double as the README's configuration table."""
+
+    #: SQLAlchemy URL. Default: an SQLite file in the instance folder (zero set-up).
+    #: Production: ``postgresql+psycopg://user:pass@host/db``.
+    database_url: str = ""
+    #: Folder for the default SQLite file and other local state.
+    instance_path: Path = field(default_factory=_default_instance_path)
+    #: Largest request body accepted, in bytes (larger: 413).
+    max_body_bytes: int = 8 * 1024 * 1024
+    #: Most sessions in one batch call (more: 413).
+    max_batch_items: int = 5000
+    #: Default and largest page size of list endpoints.
+    page_size: int = 50
+    max_page_size: int = 500
+    #: Where the CLI archives monthly reports.
+    reports_dir: Path = field(
+        default_factory=lambda: Path(__file__).resolve().parent.parent / "reports"
+    )
+    #: Allow webhook URLs that resolve to private or loopback addresses (tests, on-prem).
+    webhooks_allow_private: bool = False
+    #: SMTP relay for clinician e-mail; empty host disables e-mail.
+    smtp_host: str = ""
+    smtp_port: int = 25
+    smtp_from: str = "fit-service@localhost"
+    smtp_starttls: bool = False
+    smtp_username: str = ""
+    smtp_password: str = field(default="", repr=False)
+    #: Base URL used in e-mails so a clinician can look an alert up.
+    public_base_url: str = "http://localhost:5000"
+    #: Log level of the service's own loggers.
+    log_level: str = "INFO"
+
+    def __post_init__(self) -> None:
+        if not self.database_url:
+            object.__setattr__(
+                self, "database_url", f"sqlite:///{Path(self.instance_path) / 'fit.sqlite3'}"
+            )
+        if not self.database_url.startswith(("sqlite", "postgresql")):
+            raise ConfigError(
+                "FIT_DATABASE_URL must be an sqlite:/// or postgresql+psycopg:// URL; "
+                f"got scheme {self.database_url.split(':', 1)[0]!r}"
+            )
+        if self.database_url.startswith("postgresql://") or self.database_url.startswith(
+            "postgresql+psycopg2"
+        ):
+            raise ConfigError(
+                "FIT_DATABASE_URL for PostgreSQL must use the psycopg 3 driver: "
+                "postgresql+psycopg://…"
+            )
+        for name in ("max_body_bytes", "max_batch_items", "page_size", "max_page_size"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"FIT_{name.upper()} must be a positive integer")
+        if self.page_size > self.max_page_size:
+            raise ConfigError("FIT_PAGE_SIZE must not exceed FIT_MAX_PAGE_SIZE")
+        if self.log_level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+            raise ConfigError("FIT_LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR")
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read ``FIT_<FIELD>`` for every field; unknown ``FIT_`` variables are an error,
+        because a typo (``FIT_DATABSE_URL``) silently ignored would run against the wrong DB."""
+        env = os.environ if environ is None else environ
+        known = {f"FIT_{f.name.upper()}": f for f in fields(cls)}
+        unknown = sorted(k for k in env if k.startswith("FIT_") and k not in known)
+        if unknown:
+            raise ConfigError(
+                f"unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+            )
+        values: dict[str, object] = {}
+        for var, f in known.items():
+            if var not in env:
+                continue
+            raw = env[var]
+            values[f.name] = _parse(var, raw, cls.__dataclass_fields__[f.name].default)
+        return cls(**values)  # type: ignore[arg-type]
+
+    def with_overrides(self, **changes: object) -> Settings:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+
+def _parse(var: str, raw: str, default: object) -> object:
+    if isinstance(default, bool):
+        low = raw.strip().lower()
+        if low in _TRUE:
+            return True
+        if low in _FALSE:
+            return False
+        raise ConfigError(f"{var} must be true or false; got {raw!r}")
+    if isinstance(default, int):
+        try:
+            return int(raw)
+        except ValueError:
+            raise ConfigError(f"{var} must be an integer; got {raw!r}") from None
+    if var in {"FIT_INSTANCE_PATH", "FIT_REPORTS_DIR"}:
+        return Path(raw)
+    return raw

@@ -1,0 +1,82 @@
+"""The project's exception tree. Domain errors know nothing of HTTP: ``api/problems.py`` maps
+each class to a status code and an ``application/problem+json`` body.
+
+Every error carries the offending ``field`` (a JSON-pointer-like dotted path, when there is one)
+and the ``rule`` it broke, because an integrator fixing a payload needs both.
+"""
+
+from __future__ import annotations
+
+
+class FitError(Exception):
+    """Root of every error the service raises on purpose."""
+
+    #: short machine-readable rule name, e.g. ``item_out_of_range``
+    rule: str = "error"
+
+    def __init__(self, detail: str, *, field: str | None = None, rule: str | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.field = field
+        if rule is not None:
+            self.rule = rule
+
+
+class InvalidRating(FitError):
+    """A rating that cannot be scored as sent (items, range, resolution, totals)."""
+
+    rule = "invalid_rating"
+
+
+class ItemOutOfRange(InvalidRating):
+    rule = "item_out_of_range"
+
+
+class UnknownItem(InvalidRating):
+    rule = "unknown_item"
+
+
+class MissingItems(InvalidRating):
+    rule = "missing_items"
+
+
+class TotalMismatch(InvalidRating):
+    rule = "total_contradicts_items"
+
+
+class UnknownInstrument(InvalidRating):
+    rule = "unknown_instrument"
+
+
+class InvalidSession(FitError):
+    """A session that contradicts what is stored (dates, closed episodes, attendance)."""
+
+    rule = "invalid_session"
+
+
+class NotFound(FitError):
+    """The record does not exist *for this clinic* (another clinic's ids are not revealed)."""
+
+    rule = "not_found"
+
+
+class Conflict(FitError):
+    """The request conflicts with the current state of a record."""
+
+    rule = "conflict"
+
+
+class PreconditionFailed(FitError):
+    """An If-Match precondition did not hold: somebody changed the record first."""
+
+    rule = "precondition_failed"
+
+
+class PermissionDenied(FitError):
+    rule = "forbidden"
+
+
+class IdempotencyKeyReused(FitError):
+    """The same Idempotency-Key came with a different body."""
+
+    rule = "idempotency_key_reused"

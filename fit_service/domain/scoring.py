@@ -1,0 +1,158 @@
+"""Scoring one administration of an instrument: validate items, compute totals and subscales.
+
+Three shapes arrive from EHRs (domain.md §2, "Partial data"):
+
+* all items: the total and subscales are computed here;
+* a total only (items unknown): accepted and stored as such, never back-filled into items;
+* "not completed": no scores at all. A skipped measure is *not* a zero.
+
+A partial item set is scored as ``INCOMPLETE`` (no total, subscales only where all of their own
+items are present); the HTTP layer chooses to reject it, but the core never invents a value.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from fit_service.domain.errors import (
+    ItemOutOfRange,
+    MissingItems,
+    TotalMismatch,
+    UnknownItem,
+)
+from fit_service.domain.instruments import Instrument
+
+#: How far a sent total may differ from the sum of its items: half the instrument's resolution,
+#: so an EHR that rounds 4 one-decimal items is not punished for float noise.
+_TOTAL_TOLERANCE_FACTOR = 0.5
+
+
+class Completeness(StrEnum):
+    ITEMS = "items"  # every item known
+    TOTAL_ONLY = "total_only"  # items unknown, total given
+    INCOMPLETE = "incomplete"  # some items missing: no total
+    NOT_COMPLETED = "not_completed"  # the measure was not filled in
+
+
+@dataclass(frozen=True, slots=True)
+class Score:
+    """The scored administration. ``total`` is ``None`` unless it is known."""
+
+    instrument: str
+    completeness: Completeness
+    total: float | None
+    items: Mapping[str, float] | None = None
+    subscales: Mapping[str, float] = field(default_factory=dict)
+
+    @property
+    def has_total(self) -> bool:
+        return self.total is not None
+
+
+def _check_number(instrument: Instrument, field_name: str, value: object) -> float:
+    # bool is an int subclass in Python; a JSON `true` is not a rating.
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ItemOutOfRange(
+            f"{field_name} must be a number, not {type(value).__name__}",
+            field=field_name,
+            rule="item_not_a_number",
+        )
+    number = float(value)
+    if not math.isfinite(number):
+        raise ItemOutOfRange(f"{field_name} must be a finite number", field=field_name)
+    return number
+
+
+def check_item(instrument: Instrument, item_id: str, value: object) -> float:
+    """Validate one item score against the instrument's range and resolution."""
+    field_name = f"items.{item_id}"
+    if item_id not in instrument.item_ids:
+        raise UnknownItem(
+            f"{instrument.code} has no item {item_id!r}; items are {', '.join(instrument.item_ids)}",
+            field=field_name,
+        )
+    number = _check_number(instrument, field_name, value)
+    if not instrument.item_min <= number <= instrument.item_max:
+        raise ItemOutOfRange(
+            f"{instrument.code} items range from {instrument.item_min:g} to "
+            f"{instrument.item_max:g}; got {number:g}",
+            field=field_name,
+        )
+    steps = number / instrument.resolution
+    if abs(steps - round(steps)) > 1e-6:
+        raise ItemOutOfRange(
+            f"{instrument.code} items are recorded in steps of {instrument.resolution:g}; "
+            f"got {number:g}",
+            field=field_name,
+            rule="item_resolution",
+        )
+    return round(number, instrument.decimals)
+
+
+def check_total(instrument: Instrument, value: object) -> float:
+    number = _check_number(instrument, "total", value)
+    if not instrument.total_min <= number <= instrument.total_max:
+        raise ItemOutOfRange(
+            f"{instrument.code} totals range from {instrument.total_min:g} to "
+            f"{instrument.total_max:g}; got {number:g}",
+            field="total",
+            rule="total_out_of_range",
+        )
+    return round(number, instrument.decimals)
+
+
+def score(
+    instrument: Instrument,
+    items: Mapping[str, object] | None = None,
+    total: object | None = None,
+    *,
+    not_completed: bool = False,
+) -> Score:
+    """Score one administration; raise a :class:`~fit_service.domain.errors.InvalidRating`."""
+    if not_completed:
+        if items or total is not None:
+            raise TotalMismatch(
+                "a rating marked not_completed carries no scores",
+                field="not_completed",
+                rule="not_completed_with_scores",
+            )
+        return Score(instrument.code, Completeness.NOT_COMPLETED, None)
+
+    if not items:
+        if total is None:
+            raise MissingItems(
+                f"{instrument.code}: send items, a total, or not_completed: true",
+                field="items",
+            )
+        return Score(instrument.code, Completeness.TOTAL_ONLY, check_total(instrument, total))
+
+    checked = {item_id: check_item(instrument, item_id, v) for item_id, v in items.items()}
+    # Preserve the registry's item order so stored JSON and hashes are canonical.
+    ordered = {i: checked[i] for i in instrument.item_ids if i in checked}
+    subscales = {
+        name: round(sum(ordered[i] for i in members), instrument.decimals)
+        for name, members in instrument.subscales.items()
+        if all(i in ordered for i in members)
+    }
+    if len(ordered) < len(instrument.item_ids):
+        return Score(instrument.code, Completeness.INCOMPLETE, None, ordered, subscales)
+
+    computed = round(sum(ordered.values()), instrument.decimals)
+    if total is not None:
+        sent = check_total(instrument, total)
+        if abs(sent - computed) > instrument.resolution * _TOTAL_TOLERANCE_FACTOR:
+            raise TotalMismatch(
+                f"{instrument.code}: total {sent:g} contradicts its items, which sum to "
+                f"{computed:g}",
+                field="total",
+            )
+    return Score(instrument.code, Completeness.ITEMS, computed, ordered, subscales)
+
+
+def missing_items(instrument: Instrument, score_: Score) -> tuple[str, ...]:
+    """Item ids absent from an incomplete administration (for error messages)."""
+    present = score_.items or {}
+    return tuple(i for i in instrument.item_ids if i not in present)

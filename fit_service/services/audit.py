@@ -1,0 +1,75 @@
+"""The audit trail: who read or wrote which record, when, with what outcome.
+
+Successful reads and writes are recorded inside the same transaction as the work they describe
+(so a rolled-back write leaves no "success" row); refusals are recorded by the HTTP layer in a
+transaction of their own via :func:`record_refusal`. Rows never contain scores or secrets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from sqlalchemy import insert
+from sqlalchemy.orm import Session, sessionmaker
+
+from fit_service.adapters.orm import AuditEvent, utcnow
+from fit_service.services.principals import Principal
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    action: str
+    record_type: str | None = None
+    record_id: str | None = None
+    outcome: str = "success"
+    status_code: int = 200
+
+
+def record(db: Session, principal: Principal, entries: Iterable[AuditEntry]) -> None:
+    """Add audit rows for ``principal`` to the current transaction (one multi-row INSERT)."""
+    now = utcnow()
+    rows = [
+        {
+            "at": now,
+            "clinic_id": principal.clinic_id,
+            "api_key_id": principal.api_key_id,
+            "actor": principal.actor,
+            "action": e.action,
+            "record_type": e.record_type,
+            "record_id": e.record_id,
+            "outcome": e.outcome,
+            "status_code": e.status_code,
+            "request_id": principal.request_id,
+        }
+        for e in entries
+    ]
+    if rows:
+        db.execute(insert(AuditEvent), rows)
+
+
+def record_refusal(
+    factory: sessionmaker[Session],
+    principal: Principal | None,
+    entry: AuditEntry,
+    request_id: str | None,
+) -> None:
+    """Record a refused request (401/403/404/4xx) in its own transaction."""
+    with factory() as db, db.begin():
+        db.execute(
+            insert(AuditEvent),
+            [
+                {
+                    "at": utcnow(),
+                    "clinic_id": principal.clinic_id if principal else None,
+                    "api_key_id": principal.api_key_id if principal else None,
+                    "actor": principal.actor if principal else "anonymous",
+                    "action": entry.action,
+                    "record_type": entry.record_type,
+                    "record_id": entry.record_id,
+                    "outcome": entry.outcome,
+                    "status_code": entry.status_code,
+                    "request_id": request_id,
+                }
+            ],
+        )

@@ -1,0 +1,193 @@
+"""Use cases for tenants and their API keys (the CLI and the admin API call these)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import uuid
+import zoneinfo
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from fit_service.adapters.orm import ApiKey, Clinic, Clinician, utcnow
+from fit_service.adapters.unit_of_work import UnitOfWork
+from fit_service.domain.errors import Conflict, FitError, NotFound
+from fit_service.services.principals import Principal, Role
+
+_KEY_PREFIX = "fit"
+
+
+@dataclass(frozen=True, slots=True)
+class ClinicInfo:
+    id: uuid.UUID
+    name: str
+    timezone: str
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedKey:
+    """A freshly created key. ``secret`` exists only here: it is never stored or shown again."""
+
+    prefix: str
+    role: Role
+    clinic_id: uuid.UUID
+    name: str
+    secret: str
+
+
+@dataclass(frozen=True, slots=True)
+class KeyInfo:
+    prefix: str
+    role: Role
+    name: str
+    clinician: str | None
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+def hash_key(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def create_clinic(uow: UnitOfWork, name: str, timezone: str = "UTC") -> ClinicInfo:
+    if not name.strip():
+        raise FitError("a clinic needs a name", field="name", rule="required")
+    try:
+        zoneinfo.ZoneInfo(timezone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise FitError(
+            f"unknown time zone {timezone!r}", field="timezone", rule="iana_time_zone"
+        ) from None
+    clinic = Clinic(name=name.strip(), timezone=timezone, settings={})
+    uow.session.add(clinic)
+    uow.session.flush()
+    info = ClinicInfo(clinic.public_id, clinic.name, clinic.timezone)
+    uow.commit()
+    return info
+
+
+def list_clinics(uow: UnitOfWork) -> list[ClinicInfo]:
+    rows = uow.session.scalars(select(Clinic).order_by(Clinic.id))
+    return [ClinicInfo(c.public_id, c.name, c.timezone) for c in rows]
+
+
+def _clinic_by_public_id(db: Session, clinic_id: uuid.UUID | str) -> Clinic:
+    try:
+        public_id = uuid.UUID(str(clinic_id))
+    except ValueError:
+        raise NotFound(f"no clinic {clinic_id}", field="clinic") from None
+    clinic = db.scalar(select(Clinic).where(Clinic.public_id == public_id))
+    if clinic is None:
+        raise NotFound(f"no clinic {clinic_id}", field="clinic")
+    return clinic
+
+
+def create_api_key(
+    uow: UnitOfWork,
+    clinic_id: uuid.UUID | str,
+    role: Role,
+    name: str = "",
+    clinician: str | None = None,
+) -> IssuedKey:
+    """Issue a key for one clinic. A clinician key is bound to one clinician (by EHR id)."""
+    db = uow.session
+    clinic = _clinic_by_public_id(db, clinic_id)
+    clinician_row_id: int | None = None
+    if role is Role.CLINICIAN:
+        if not clinician:
+            raise FitError(
+                "a clinician key must name its clinician (the EHR's clinician id)",
+                field="clinician",
+                rule="required",
+            )
+        clinician_row_id = _get_or_create_clinician(db, clinic.id, clinician)
+    elif clinician:
+        raise FitError("only clinician keys name a clinician", field="clinician", rule="forbidden")
+    prefix = secrets.token_hex(6)
+    secret = f"{_KEY_PREFIX}_{prefix}_{secrets.token_urlsafe(32)}"
+    db.add(
+        ApiKey(
+            clinic_id=clinic.id,
+            prefix=prefix,
+            key_hash=hash_key(secret),
+            role=role.value,
+            clinician_id=clinician_row_id,
+            name=name,
+        )
+    )
+    uow.commit()
+    return IssuedKey(prefix, role, clinic.public_id, name, secret)
+
+
+def _get_or_create_clinician(db: Session, clinic_id: int, external_id: str) -> int:
+    found = db.scalar(
+        select(Clinician.id).where(
+            Clinician.clinic_id == clinic_id, Clinician.external_id == external_id
+        )
+    )
+    if found is not None:
+        return found
+    row = Clinician(clinic_id=clinic_id, external_id=external_id)
+    db.add(row)
+    db.flush()
+    return row.id
+
+
+def revoke_api_key(uow: UnitOfWork, prefix: str) -> None:
+    key = uow.session.scalar(select(ApiKey).where(ApiKey.prefix == prefix))
+    if key is None:
+        raise NotFound(f"no API key with prefix {prefix}", field="prefix")
+    if key.revoked_at is not None:
+        raise Conflict(f"key {prefix} is already revoked", field="prefix")
+    key.revoked_at = utcnow()
+    uow.commit()
+
+
+def list_api_keys(uow: UnitOfWork, clinic_id: uuid.UUID | str) -> list[KeyInfo]:
+    db = uow.session
+    clinic = _clinic_by_public_id(db, clinic_id)
+    rows = db.execute(
+        select(ApiKey, Clinician.external_id)
+        .outerjoin(Clinician, Clinician.id == ApiKey.clinician_id)
+        .where(ApiKey.clinic_id == clinic.id)
+        .order_by(ApiKey.id)
+    )
+    return [
+        KeyInfo(k.prefix, Role(k.role), k.name, ext, k.created_at, k.revoked_at)
+        for k, ext in rows
+    ]
+
+
+def authenticate(
+    factory: sessionmaker[Session], token: str, request_id: str | None = None
+) -> Principal | None:
+    """The principal a bearer token stands for, or ``None`` (unknown, malformed, revoked)."""
+    parts = token.split("_", 2)
+    if len(parts) != 3 or parts[0] != _KEY_PREFIX:
+        return None
+    with factory() as db:
+        row = db.execute(
+            select(
+                ApiKey.id, ApiKey.clinic_id, ApiKey.key_hash, ApiKey.role, ApiKey.clinician_id
+            ).where(ApiKey.prefix == parts[1], ApiKey.revoked_at.is_(None))
+        ).first()
+    if row is None or not hmac.compare_digest(row.key_hash, hash_key(token)):
+        return None
+    return Principal(row.clinic_id, row.id, Role(row.role), row.clinician_id, request_id)
+
+
+__all__ = [
+    "ClinicInfo",
+    "IssuedKey",
+    "KeyInfo",
+    "authenticate",
+    "create_api_key",
+    "create_clinic",
+    "list_api_keys",
+    "list_clinics",
+    "revoke_api_key",
+]

@@ -1,0 +1,125 @@
+"""Use cases on episodes of care: open one explicitly, close one with its ending reason."""
+
+from __future__ import annotations
+
+import uuid
+import zoneinfo
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from fit_service.adapters.orm import Client, Clinic, Clinician, Episode, TherapySession, utcnow
+from fit_service.adapters.unit_of_work import UnitOfWork
+from fit_service.domain.errors import Conflict, InvalidSession, NotFound
+from fit_service.services import audit, views
+from fit_service.services.history import load_histories
+from fit_service.services.inputs import EndingReason
+from fit_service.services.principals import Permission, Principal
+from fit_service.services.reads import visible_clients
+
+
+def _today(uow: UnitOfWork, clinic_id: int) -> date:
+    tz = uow.session.scalar(select(Clinic.timezone).where(Clinic.id == clinic_id)) or "UTC"
+    return datetime.now(zoneinfo.ZoneInfo(tz)).date()
+
+
+def open_episode(
+    uow: UnitOfWork,
+    principal: Principal,
+    client_external_id: str,
+    opened_on: date,
+    clinician: str | None = None,
+    age_band: str | None = None,
+) -> dict[str, Any]:
+    """Open an episode before its first session arrives (useful for backfills whose first
+    session date is not the referral date). A client has at most one open episode."""
+    principal.require(Permission.EPISODES_WRITE)
+    db = uow.session
+    if opened_on > _today(uow, principal.clinic_id):
+        raise InvalidSession("opened_on is in the future", field="opened_on",
+                             rule="date_in_future")
+    client = db.scalar(
+        select(Client).where(
+            Client.clinic_id == principal.clinic_id, Client.external_id == client_external_id
+        )
+    )
+    if client is None:
+        if age_band is None:
+            raise InvalidSession("age_band is required for a new client", field="age_band",
+                                 rule="required_for_new_client")
+        client = Client(clinic_id=principal.clinic_id, external_id=client_external_id,
+                        age_band=age_band)
+        db.add(client)
+        db.flush()
+    clinician_id = None
+    if clinician is not None:
+        clinician_id = db.scalar(select(Clinician.id).where(
+            Clinician.clinic_id == principal.clinic_id, Clinician.external_id == clinician))
+        if clinician_id is None:
+            row = Clinician(clinic_id=principal.clinic_id, external_id=clinician)
+            db.add(row)
+            db.flush()
+            clinician_id = row.id
+    episode = Episode(clinic_id=principal.clinic_id, client_id=client.id,
+                      clinician_id=clinician_id, opened_on=opened_on, status="open")
+    db.add(episode)
+    try:
+        db.flush()
+    except IntegrityError:
+        raise Conflict(
+            f"client {client_external_id} already has an open episode; close it first",
+            field="client_id",
+            rule="one_open_episode",
+        ) from None
+    audit.record(db, principal, [audit.AuditEntry("episode.open", "episode",
+                                                  str(episode.public_id), status_code=201)])
+    view = views.episode_view(load_histories(db, [episode.id])[episode.id])
+    uow.commit()
+    return view
+
+
+def close_episode(
+    uow: UnitOfWork,
+    principal: Principal,
+    episode_id: uuid.UUID,
+    ending_reason: EndingReason,
+    closed_on: date | None = None,
+    note: str | None = None,
+) -> dict[str, Any]:
+    principal.require(Permission.EPISODES_WRITE)
+    db = uow.session
+    episode = db.scalar(
+        select(Episode)
+        .join(Client, Client.id == Episode.client_id)
+        .where(visible_clients(principal), Episode.public_id == episode_id)
+        .with_for_update()
+    )
+    if episode is None:
+        raise NotFound(f"no episode {episode_id}", field="episode_id")
+    if episode.status != "open":
+        raise Conflict("the episode is already closed", field="episode_id",
+                       rule="episode_closed")
+    last = db.scalar(select(func.max(TherapySession.date)).where(
+        TherapySession.episode_id == episode.id))
+    closed = closed_on or last or _today(uow, principal.clinic_id)
+    if closed > _today(uow, principal.clinic_id):
+        raise InvalidSession("closed_on is in the future", field="closed_on",
+                             rule="date_in_future")
+    if closed < episode.opened_on or (last is not None and closed < last):
+        raise InvalidSession(
+            "closed_on is before the episode's opening or its last session",
+            field="closed_on",
+            rule="date_before_last_session",
+        )
+    episode.status = "closed"
+    episode.closed_on = closed
+    episode.ending_reason = ending_reason.value
+    episode.ending_note = note
+    episode.updated_at = utcnow()
+    db.flush()
+    audit.record(db, principal, [audit.AuditEntry("episode.close", "episode", str(episode_id))])
+    view = views.episode_view(load_histories(db, [episode.id])[episode.id])
+    uow.commit()
+    return view

@@ -1,0 +1,145 @@
+"""Loading an episode's whole history as plain data (no ORM objects escape the session).
+
+Risk rules, outcome figures and the read views all work from :class:`EpisodeHistory`, so there
+is one loader and one shape, loaded with three queries however many episodes are asked for.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from fit_service.adapters.orm import Client, Clinician, Episode, Rating, TherapySession
+
+_CHUNK = 900
+
+
+@dataclass(frozen=True, slots=True)
+class RatingRecord:
+    instrument: str
+    rater: str
+    completeness: str
+    total: float | None
+    items: dict[str, float] | None
+    subscales: dict[str, float] | None
+
+
+@dataclass(slots=True)
+class SessionRecord:
+    row_id: int
+    public_id: uuid.UUID
+    ehr_session_id: str
+    date: date
+    number: int | None
+    attendance: str
+    revision: int
+    clinician: str
+    updated_at: datetime
+    ratings: list[RatingRecord] = field(default_factory=list)
+
+    def rating(self, instrument: str, rater: str = "client") -> RatingRecord | None:
+        for r in self.ratings:
+            if r.instrument == instrument and r.rater == rater:
+                return r
+        return None
+
+
+@dataclass(slots=True)
+class EpisodeHistory:
+    row_id: int
+    public_id: uuid.UUID
+    clinic_id: int
+    client_row_id: int
+    client: str
+    age_band: str
+    status: str
+    opened_on: date
+    closed_on: date | None
+    ending_reason: str | None
+    clinician: str | None
+    sessions: list[SessionRecord] = field(default_factory=list)
+
+
+def _chunks(values: Iterable[Any]) -> Iterable[list[Any]]:
+    seq = list(values)
+    for start in range(0, len(seq), _CHUNK):
+        yield seq[start : start + _CHUNK]
+
+
+def load_histories(db: Session, episode_ids: Iterable[int]) -> dict[int, EpisodeHistory]:
+    """Episodes by row id, each with its sessions in date order and their current ratings."""
+    ids = sorted(set(episode_ids))
+    out: dict[int, EpisodeHistory] = {}
+    for chunk in _chunks(ids):
+        for row in db.execute(
+            select(
+                Episode.id,
+                Episode.public_id,
+                Episode.clinic_id,
+                Episode.client_id,
+                Client.external_id,
+                Client.age_band,
+                Episode.status,
+                Episode.opened_on,
+                Episode.closed_on,
+                Episode.ending_reason,
+                Clinician.external_id.label("clinician"),
+            )
+            .join(Client, Client.id == Episode.client_id)
+            .outerjoin(Clinician, Clinician.id == Episode.clinician_id)
+            .where(Episode.id.in_(chunk))
+        ):
+            out[row.id] = EpisodeHistory(
+                row.id, row.public_id, row.clinic_id, row.client_id, row.external_id,
+                row.age_band, row.status, row.opened_on, row.closed_on, row.ending_reason,
+                row.clinician,
+            )
+    sessions: dict[int, SessionRecord] = {}
+    for chunk in _chunks(ids):
+        for row in db.execute(
+            select(
+                TherapySession.id,
+                TherapySession.episode_id,
+                TherapySession.public_id,
+                TherapySession.ehr_session_id,
+                TherapySession.date,
+                TherapySession.number,
+                TherapySession.attendance,
+                TherapySession.revision,
+                Clinician.external_id,
+                TherapySession.updated_at,
+            )
+            .join(Clinician, Clinician.id == TherapySession.clinician_id)
+            .where(TherapySession.episode_id.in_(chunk))
+            .order_by(TherapySession.episode_id, TherapySession.date, TherapySession.id)
+        ):
+            record = SessionRecord(
+                row.id, row.public_id, row.ehr_session_id, row.date, row.number, row.attendance,
+                row.revision, row.external_id, row.updated_at,
+            )
+            sessions[row.id] = record
+            out[row.episode_id].sessions.append(record)
+    for chunk in _chunks(sessions):
+        for r in db.execute(
+            select(
+                Rating.session_id,
+                Rating.instrument,
+                Rating.rater,
+                Rating.completeness,
+                Rating.total,
+                Rating.items,
+                Rating.subscales,
+            )
+            .where(Rating.session_id.in_(chunk))
+            .order_by(Rating.session_id, Rating.instrument, Rating.rater)
+        ):
+            sessions[r.session_id].ratings.append(
+                RatingRecord(r.instrument, r.rater, r.completeness, r.total, r.items, r.subscales)
+            )
+    return out

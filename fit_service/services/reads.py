@@ -1,0 +1,227 @@
+"""Read use cases: lists with cursor pagination and single records, scoped to one clinic
+(and, for clinician keys, to the clinician's own clients). Every read is audited."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import ColumnElement, or_, select
+
+from fit_service.adapters.orm import (
+    Client,
+    Clinician,
+    Episode,
+    SessionRevision,
+    TherapySession,
+)
+from fit_service.adapters.unit_of_work import UnitOfWork
+from fit_service.domain.errors import FitError, NotFound
+from fit_service.services import audit, views
+from fit_service.services.history import load_histories
+from fit_service.services.principals import Permission, Principal
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    items: list[dict[str, Any]]
+    next_cursor: str | None
+
+
+def encode_cursor(last_id: int) -> str:
+    return base64.urlsafe_b64encode(json.dumps({"after": last_id}).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None) -> int:
+    """Opaque to callers; a keyset position (last row id) inside."""
+    if not cursor:
+        return 0
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        value = json.loads(base64.urlsafe_b64decode(padded))["after"]
+    except (ValueError, KeyError, TypeError, binascii.Error):
+        raise FitError("cursor is not one this service issued", field="cursor",
+                       rule="invalid_cursor") from None
+    if not isinstance(value, int) or value < 0:
+        raise FitError("cursor is not one this service issued", field="cursor",
+                       rule="invalid_cursor")
+    return value
+
+
+def visible_clients(principal: Principal) -> ColumnElement[bool]:
+    """SQL condition: clients this principal may see (all of the clinic's, or own ones)."""
+    in_clinic = Client.clinic_id == principal.clinic_id
+    if principal.sees_all_clients:
+        return in_clinic
+    principal.require(Permission.OWN_CLIENTS_READ)
+    own = or_(
+        Client.id.in_(
+            select(TherapySession.client_id).where(
+                TherapySession.clinician_id == principal.clinician_id
+            )
+        ),
+        Client.id.in_(
+            select(Episode.client_id).where(Episode.clinician_id == principal.clinician_id)
+        ),
+    )
+    return in_clinic & own
+
+
+def _client_row(uow: UnitOfWork, principal: Principal, external_id: str) -> Client:
+    client = uow.session.scalar(
+        select(Client).where(visible_clients(principal), Client.external_id == external_id)
+    )
+    if client is None:
+        raise NotFound(f"no client {external_id}", field="client_id")
+    return client
+
+
+def list_clients(
+    uow: UnitOfWork, principal: Principal, cursor: str | None, limit: int
+) -> Page:
+    principal.require(Permission.CLIENTS_READ, Permission.OWN_CLIENTS_READ)
+    after = decode_cursor(cursor)
+    rows = uow.session.execute(
+        select(Client.id, Client.external_id, Client.age_band, Client.created_at)
+        .where(visible_clients(principal), Client.id > after)
+        .order_by(Client.id)
+        .limit(limit + 1)
+    ).all()
+    page = rows[:limit]
+    items = [
+        {"client_id": r.external_id, "age_band": r.age_band, "first_seen": r.created_at.isoformat()}
+        for r in page
+    ]
+    audit.record(uow.session, principal, [audit.AuditEntry("client.list", "client", None)])
+    uow.commit()
+    return Page(items, encode_cursor(page[-1].id) if len(rows) > limit else None)
+
+
+def get_client(uow: UnitOfWork, principal: Principal, external_id: str) -> dict[str, Any]:
+    """A client with every episode and its session-by-session scores."""
+    principal.require(Permission.CLIENTS_READ, Permission.OWN_CLIENTS_READ)
+    client = _client_row(uow, principal, external_id)
+    episode_ids = uow.session.scalars(
+        select(Episode.id).where(Episode.client_id == client.id).order_by(Episode.id)
+    ).all()
+    histories = load_histories(uow.session, episode_ids)
+    view = {
+        "client_id": client.external_id,
+        "age_band": client.age_band,
+        "first_seen": client.created_at.isoformat(),
+        "episodes": [views.episode_view(histories[i]) for i in episode_ids],
+    }
+    audit.record(uow.session, principal, [audit.AuditEntry("client.read", "client", external_id)])
+    uow.commit()
+    return view
+
+
+def list_clinicians(
+    uow: UnitOfWork, principal: Principal, cursor: str | None, limit: int
+) -> Page:
+    principal.require(Permission.CLIENTS_READ, Permission.OWN_CLIENTS_READ)
+    after = decode_cursor(cursor)
+    query = select(Clinician.id, Clinician.external_id).where(
+        Clinician.clinic_id == principal.clinic_id, Clinician.id > after
+    )
+    if not principal.sees_all_clients:
+        query = query.where(Clinician.id == principal.clinician_id)
+    rows = uow.session.execute(query.order_by(Clinician.id).limit(limit + 1)).all()
+    page = rows[:limit]
+    uow.commit()
+    return Page(
+        [{"clinician_id": r.external_id} for r in page],
+        encode_cursor(page[-1].id) if len(rows) > limit else None,
+    )
+
+
+def list_sessions(
+    uow: UnitOfWork,
+    principal: Principal,
+    cursor: str | None,
+    limit: int,
+    client: str | None = None,
+) -> Page:
+    principal.require(Permission.CLIENTS_READ, Permission.OWN_CLIENTS_READ)
+    after = decode_cursor(cursor)
+    query = (
+        select(
+            TherapySession.id,
+            TherapySession.public_id,
+            TherapySession.ehr_session_id,
+            TherapySession.date,
+            TherapySession.number,
+            TherapySession.attendance,
+            TherapySession.revision,
+            Client.external_id.label("client"),
+            Episode.public_id.label("episode"),
+        )
+        .join(Client, Client.id == TherapySession.client_id)
+        .join(Episode, Episode.id == TherapySession.episode_id)
+        .where(visible_clients(principal), TherapySession.id > after)
+    )
+    if client is not None:
+        query = query.where(Client.external_id == client)
+    rows = uow.session.execute(query.order_by(TherapySession.id).limit(limit + 1)).all()
+    page = rows[:limit]
+    items = [
+        {
+            "id": str(r.public_id),
+            "ehr_session_id": r.ehr_session_id,
+            "client_id": r.client,
+            "episode_id": str(r.episode),
+            "date": r.date.isoformat(),
+            "number": r.number,
+            "attendance": r.attendance,
+            "revision": r.revision,
+        }
+        for r in page
+    ]
+    audit.record(uow.session, principal, [audit.AuditEntry("session.list", "session", client)])
+    uow.commit()
+    return Page(items, encode_cursor(page[-1].id) if len(rows) > limit else None)
+
+
+def _session_row(uow: UnitOfWork, principal: Principal, session_id: uuid.UUID) -> int:
+    row = uow.session.scalar(
+        select(TherapySession.id)
+        .join(Client, Client.id == TherapySession.client_id)
+        .where(visible_clients(principal), TherapySession.public_id == session_id)
+    )
+    if row is None:
+        raise NotFound(f"no session {session_id}", field="session_id")
+    return row
+
+
+def get_session(uow: UnitOfWork, principal: Principal, session_id: uuid.UUID) -> dict[str, Any]:
+    principal.require(Permission.CLIENTS_READ, Permission.OWN_CLIENTS_READ)
+    _session_row(uow, principal, session_id)
+    view = views.sessions_by_public_id(uow.session, principal.clinic_id, [session_id])[session_id]
+    audit.record(uow.session, principal, [audit.AuditEntry("session.read", "session",
+                                                           str(session_id))])
+    uow.commit()
+    return view
+
+
+def session_revisions(
+    uow: UnitOfWork, principal: Principal, session_id: uuid.UUID
+) -> list[dict[str, Any]]:
+    """Every revision the EHR sent for a session, oldest first: corrections never erase."""
+    principal.require(Permission.CLIENTS_READ, Permission.OWN_CLIENTS_READ)
+    row_id = _session_row(uow, principal, session_id)
+    rows = uow.session.execute(
+        select(SessionRevision.revision, SessionRevision.recorded_at, SessionRevision.content)
+        .where(SessionRevision.session_id == row_id)
+        .order_by(SessionRevision.revision)
+    ).all()
+    audit.record(uow.session, principal, [audit.AuditEntry("session.revisions", "session",
+                                                           str(session_id))])
+    uow.commit()
+    return [
+        {"revision": r.revision, "recorded_at": r.recorded_at.isoformat(), "content": r.content}
+        for r in rows
+    ]

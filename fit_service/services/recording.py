@@ -1,0 +1,741 @@
+"""Use case: record therapy sessions (one, or a backfill batch of thousands).
+
+The single-session call is a batch of one, so there is exactly one ingestion mechanism.
+
+Why it is shaped as *plan, then write*:
+
+* every check (scores, dates, episode state, tenancy) runs before anything is written, so a
+  rejected item never leaves a half-created client or episode behind;
+* the existing state for the whole batch is loaded with a handful of ``IN`` queries and the
+  writes go out as multi-row INSERTs, so a 1,000-session backfill costs a few dozen round trips
+  rather than thousands;
+* re-sending is safe: a session whose canonical content hashes the same as what is stored is
+  answered from storage, and changed content becomes a new revision (the old one is kept);
+* two requests racing to create the same client hit a unique constraint; the whole use case is
+  then retried, and because it is idempotent the retry does the right thing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+import zoneinfo
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from fit_service.adapters.orm import (
+    Client,
+    Clinic,
+    Clinician,
+    Episode,
+    IdempotencyRecord,
+    Rating,
+    SessionRevision,
+    TherapySession,
+    utcnow,
+)
+from fit_service.adapters.unit_of_work import UnitOfWork
+from fit_service.domain.errors import (
+    FitError,
+    IdempotencyKeyReused,
+    InvalidRating,
+    InvalidSession,
+    MissingItems,
+    NotFound,
+    UnknownInstrument,
+)
+from fit_service.domain.instruments import REGISTRY, AgeBand, Rater
+from fit_service.domain.scoring import Completeness, Score, missing_items, score
+from fit_service.services import audit, views
+from fit_service.services.inputs import Attendance, SessionInput
+from fit_service.services.principals import Permission, Principal
+
+_RETRIES = 3
+_IN_CHUNK = 900  # below SQLite's default bound-parameter ceilings
+
+
+@dataclass(frozen=True, slots=True)
+class ItemResult:
+    """What happened to one input item, in input order."""
+
+    index: int
+    outcome: str  # created | revised | unchanged | rejected
+    session_id: uuid.UUID | None = None
+    revision: int | None = None
+    error: FitError | None = None
+    view: dict[str, Any] | None = None
+
+
+@dataclass(slots=True)
+class _EpisodeState:
+    row_id: int | None
+    public_id: uuid.UUID
+    client_key: str
+    status: str
+    opened_on: date
+    clinician_key: str | None
+    new: bool = False
+
+
+@dataclass(slots=True)
+class _SessionState:
+    row_id: int | None
+    public_id: uuid.UUID
+    content_hash: str
+    revision: int
+    episode: _EpisodeState
+
+
+@dataclass(frozen=True, slots=True)
+class _Write:
+    index: int
+    item: SessionInput
+    content: dict[str, Any]
+    digest: str
+    state: _SessionState
+    created: bool
+    revision: int  # the revision this item produces (a batch may revise a session twice)
+
+
+@dataclass(slots=True)
+class _Plan:
+    """Everything one call will write, keyed by the EHR's ids until rows have ids."""
+
+    new_clients: dict[str, str] = field(default_factory=dict)  # external id -> age band
+    age_band_updates: dict[str, str] = field(default_factory=dict)
+    new_clinicians: set[str] = field(default_factory=set)
+    new_episodes: list[_EpisodeState] = field(default_factory=list)
+    writes: list[_Write] = field(default_factory=list)
+
+
+def canonical_content(item: SessionInput, scores: Sequence[tuple[str, str, Score]]) -> dict:
+    """The session as stored: scored values, ratings in a fixed order, so equal content
+    hashes equal whatever the JSON key order or number spelling (5 vs 5.0) was."""
+    return {
+        "ehr_session_id": item.ehr_session_id,
+        "client_id": item.client_id,
+        "client_age_band": item.client_age_band,
+        "clinician_id": item.clinician_id,
+        "episode_id": str(item.episode_id) if item.episode_id else None,
+        "date": item.date.isoformat(),
+        "attendance": item.attendance.value,
+        "ratings": [
+            {
+                "instrument": instrument,
+                "rater": rater,
+                "completeness": s.completeness.value,
+                "total": s.total,
+                "items": dict(s.items) if s.items is not None else None,
+                "subscales": dict(s.subscales) or None,
+            }
+            for instrument, rater, s in sorted(scores, key=lambda t: (t[0], t[1]))
+        ],
+    }
+
+
+def content_hash(content: Mapping[str, Any]) -> str:
+    return hashlib.sha256(
+        json.dumps(content, sort_keys=True, separators=(",", ":")).encode()
+    ).hexdigest()
+
+
+def score_ratings(item: SessionInput) -> list[tuple[str, str, Score]]:
+    """Validate and score every rating of one session; errors name the rating's path."""
+    scored: list[tuple[str, str, Score]] = []
+    seen: set[tuple[str, str]] = set()
+    if item.attendance is not Attendance.ATTENDED and item.ratings:
+        raise InvalidSession(
+            f"a session with attendance {item.attendance.value!r} carries no ratings",
+            field="ratings",
+            rule="ratings_without_attendance",
+        )
+    for n, rating in enumerate(item.ratings):
+        path = f"ratings[{n}]"
+        instrument = REGISTRY.get(rating.instrument)
+        if instrument is None:
+            raise UnknownInstrument(
+                f"unknown instrument {rating.instrument!r}; known: {', '.join(REGISTRY)}",
+                field=f"{path}.instrument",
+            )
+        rater = rating.rater or instrument.default_rater.value
+        if rater not in Rater.__members__.values():
+            raise InvalidRating(f"unknown rater {rater!r}", field=f"{path}.rater", rule="enum")
+        if (instrument.code, rater) in seen:
+            raise InvalidRating(
+                f"{instrument.code} by {rater} appears twice in one session",
+                field=f"{path}.instrument",
+                rule="duplicate_rating",
+            )
+        seen.add((instrument.code, rater))
+        try:
+            result = score(instrument, rating.items, rating.total, not_completed=rating.not_completed)
+        except FitError as exc:
+            exc.field = f"{path}.{exc.field}" if exc.field else path
+            raise
+        if result.completeness is Completeness.INCOMPLETE:
+            # The core can score partial sets; the API refuses them (issue 2: missing items).
+            absent = ", ".join(missing_items(instrument, result))
+            raise MissingItems(
+                f"{instrument.code}: items missing ({absent}); send all items, only a total, "
+                "or not_completed: true",
+                field=f"{path}.items",
+            )
+        scored.append((instrument.code, rater, result))
+    return scored
+
+
+def record_sessions(
+    uow_factory: Callable[[], UnitOfWork],
+    principal: Principal,
+    items: Sequence[SessionInput],
+    *,
+    idempotency: tuple[str, str] | None = None,
+    detailed: bool = True,
+    on_written: Callable[[UnitOfWork, Principal, set[int]], None] | None = None,
+) -> tuple[list[ItemResult], bool]:
+    """Record ``items`` for the principal's clinic; return one result per item, in order,
+    and whether the answer was replayed from an ``Idempotency-Key`` record.
+
+    ``idempotency`` is ``(key, request_hash)``; ``on_written`` runs in the same transaction
+    after the writes with the touched episode row ids (risk rules and alerts hook in here).
+    """
+    principal.require(Permission.SESSIONS_WRITE)
+    for attempt in range(_RETRIES):
+        try:
+            with uow_factory() as uow:
+                if idempotency is not None:
+                    replay = _replay(uow, principal, *idempotency)
+                    if replay is not None:
+                        return replay, True
+                results = _record(uow, principal, items, detailed, on_written)
+                if idempotency is not None:
+                    _remember(uow, principal, idempotency, results)
+                uow.commit()
+                return results, False
+        except IntegrityError:
+            # A concurrent request created the same client/session/key first. Everything
+            # here is idempotent, so running again converges; give up after a few rounds.
+            if attempt == _RETRIES - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _replay(
+    uow: UnitOfWork, principal: Principal, key: str, request_hash: str
+) -> list[ItemResult] | None:
+    row = uow.session.scalar(
+        select(IdempotencyRecord).where(
+            IdempotencyRecord.clinic_id == principal.clinic_id, IdempotencyRecord.key == key
+        )
+    )
+    if row is None:
+        return None
+    if row.request_hash != request_hash:
+        raise IdempotencyKeyReused(
+            "this Idempotency-Key was used with a different request body",
+            field="Idempotency-Key",
+        )
+    return [_result_from_json(r) for r in row.response["results"]]
+
+
+def _remember(
+    uow: UnitOfWork, principal: Principal, idem: tuple[str, str], results: list[ItemResult]
+) -> None:
+    uow.session.execute(
+        insert(IdempotencyRecord),
+        [
+            {
+                "clinic_id": principal.clinic_id,
+                "key": idem[0],
+                "request_hash": idem[1],
+                "status_code": 200,
+                "response": {"results": [_result_to_json(r) for r in results]},
+                "created_at": utcnow(),
+            }
+        ],
+    )
+
+
+def _result_to_json(r: ItemResult) -> dict[str, Any]:
+    return {
+        "index": r.index,
+        "outcome": r.outcome,
+        "session_id": str(r.session_id) if r.session_id else None,
+        "revision": r.revision,
+        "error": (
+            {"detail": r.error.detail, "field": r.error.field, "rule": r.error.rule,
+             "type": type(r.error).__name__}
+            if r.error
+            else None
+        ),
+        "view": r.view,
+    }
+
+
+def _result_from_json(d: Mapping[str, Any]) -> ItemResult:
+    error = None
+    if d["error"]:
+        cls = _ERROR_TYPES.get(d["error"]["type"], FitError)
+        error = cls(d["error"]["detail"], field=d["error"]["field"], rule=d["error"]["rule"])
+    return ItemResult(
+        d["index"],
+        d["outcome"],
+        uuid.UUID(d["session_id"]) if d["session_id"] else None,
+        d["revision"],
+        error,
+        d["view"],
+    )
+
+
+_ERROR_TYPES: dict[str, type[FitError]] = {
+    c.__name__: c for c in (InvalidRating, InvalidSession, NotFound, MissingItems)
+}
+
+
+def _chunks(values: Iterable[Any]) -> Iterable[list[Any]]:
+    seq = list(values)
+    for start in range(0, len(seq), _IN_CHUNK):
+        yield seq[start : start + _IN_CHUNK]
+
+
+def _clinic_today(uow: UnitOfWork, clinic_id: int) -> date:
+    tz = uow.session.scalar(select(Clinic.timezone).where(Clinic.id == clinic_id)) or "UTC"
+    return datetime.now(zoneinfo.ZoneInfo(tz)).date()
+
+
+class _Loaded:
+    """The existing rows a batch refers to, loaded with IN queries."""
+
+    def __init__(self, uow: UnitOfWork, clinic_id: int, items: Sequence[SessionInput]) -> None:
+        db = uow.session
+        client_keys = {i.client_id for i in items}
+        clinician_keys = {i.clinician_id for i in items}
+        ehr_ids = {i.ehr_session_id for i in items}
+        episode_ids = {i.episode_id for i in items if i.episode_id}
+
+        self.clients: dict[str, tuple[int, str]] = {}
+        self.clinicians: dict[str, int] = {}
+        self.episodes_by_public: dict[uuid.UUID, _EpisodeState] = {}
+        self.open_episode: dict[str, _EpisodeState] = {}
+        self.sessions: dict[str, _SessionState] = {}
+        episodes_by_row: dict[int, _EpisodeState] = {}
+        client_key_by_row: dict[int, str] = {}
+
+        for chunk in _chunks(client_keys):
+            for cid, ext, band in db.execute(
+                select(Client.id, Client.external_id, Client.age_band).where(
+                    Client.clinic_id == clinic_id, Client.external_id.in_(chunk)
+                )
+            ):
+                self.clients[ext] = (cid, band)
+                client_key_by_row[cid] = ext
+        for chunk in _chunks(clinician_keys):
+            for tid, ext in db.execute(
+                select(Clinician.id, Clinician.external_id).where(
+                    Clinician.clinic_id == clinic_id, Clinician.external_id.in_(chunk)
+                )
+            ):
+                self.clinicians[ext] = tid
+
+        def remember(ep: Episode | Any) -> _EpisodeState:
+            state = episodes_by_row.get(ep.id)
+            if state is None:
+                state = _EpisodeState(
+                    ep.id, ep.public_id, client_key_by_row.get(ep.client_id, ""), ep.status,
+                    ep.opened_on, None,
+                )
+                episodes_by_row[ep.id] = state
+                self.episodes_by_public[ep.public_id] = state
+            return state
+
+        episode_cols = (
+            Episode.id, Episode.public_id, Episode.client_id, Episode.status, Episode.opened_on
+        )
+        client_rows = list(client_key_by_row)
+        for chunk in _chunks(client_rows):
+            for ep in db.execute(
+                select(*episode_cols).where(
+                    Episode.clinic_id == clinic_id,
+                    Episode.client_id.in_(chunk),
+                    Episode.status == "open",
+                )
+            ):
+                self.open_episode[client_key_by_row[ep.client_id]] = remember(ep)
+        for chunk in _chunks(episode_ids):
+            rows = list(
+                db.execute(
+                    select(*episode_cols).where(
+                        Episode.clinic_id == clinic_id, Episode.public_id.in_(chunk)
+                    )
+                )
+            )
+            missing_clients = {r.client_id for r in rows} - set(client_key_by_row)
+            if missing_clients:
+                for cid, ext in db.execute(
+                    select(Client.id, Client.external_id).where(Client.id.in_(missing_clients))
+                ):
+                    client_key_by_row[cid] = ext
+            for ep in rows:
+                remember(ep)
+        for chunk in _chunks(ehr_ids):
+            rows = list(
+                db.execute(
+                    select(
+                        TherapySession.id,
+                        TherapySession.public_id,
+                        TherapySession.ehr_session_id,
+                        TherapySession.content_hash,
+                        TherapySession.revision,
+                        TherapySession.episode_id,
+                    ).where(
+                        TherapySession.clinic_id == clinic_id,
+                        TherapySession.ehr_session_id.in_(chunk),
+                    )
+                )
+            )
+            unknown_eps = {r.episode_id for r in rows} - set(episodes_by_row)
+            if unknown_eps:
+                for ep in db.execute(select(*episode_cols).where(Episode.id.in_(unknown_eps))):
+                    if ep.client_id not in client_key_by_row:
+                        ext = db.scalar(select(Client.external_id).where(Client.id == ep.client_id))
+                        client_key_by_row[ep.client_id] = ext or ""
+                    remember(ep)
+            for r in rows:
+                self.sessions[r.ehr_session_id] = _SessionState(
+                    r.id, r.public_id, r.content_hash, r.revision, episodes_by_row[r.episode_id]
+                )
+
+
+def _record(
+    uow: UnitOfWork,
+    principal: Principal,
+    items: Sequence[SessionInput],
+    detailed: bool,
+    on_written: Callable[[UnitOfWork, Principal, set[int]], None] | None,
+) -> list[ItemResult]:
+    today = _clinic_today(uow, principal.clinic_id)
+    loaded = _Loaded(uow, principal.clinic_id, items)
+    plan = _Plan()
+    results: list[ItemResult | None] = [None] * len(items)
+
+    for index, item in enumerate(items):
+        try:
+            outcome = _plan_item(index, item, today, loaded, plan)
+        except FitError as exc:
+            results[index] = ItemResult(index, "rejected", error=exc)
+            continue
+        if outcome is not None:
+            results[index] = outcome
+
+    touched = _write(uow, principal, plan, loaded)
+    for w in plan.writes:
+        results[w.index] = ItemResult(
+            w.index, "created" if w.created else "revised", w.state.public_id, w.revision
+        )
+
+    audit.record(
+        uow.session,
+        principal,
+        [
+            audit.AuditEntry(
+                f"session.{r.outcome}" if r.outcome != "rejected" else "session.reject",
+                "session",
+                str(r.session_id) if r.session_id else items[r.index].ehr_session_id,
+                "success" if r.outcome != "rejected" else "rejected",
+                _status_for(r),
+            )
+            for r in results
+            if r is not None
+        ],
+    )
+    if on_written is not None and touched:
+        on_written(uow, principal, touched)
+
+    final = [r for r in results if r is not None]
+    if detailed:
+        wanted = {r.session_id for r in final if r.session_id is not None}
+        rendered = views.sessions_by_public_id(uow.session, principal.clinic_id, wanted)
+        final = [
+            ItemResult(r.index, r.outcome, r.session_id, r.revision, r.error,
+                       rendered.get(r.session_id) if r.session_id else None)
+            for r in final
+        ]
+    return final
+
+
+def _status_for(r: ItemResult) -> int:
+    if r.outcome == "created":
+        return 201
+    if r.outcome == "rejected":
+        return 404 if isinstance(r.error, NotFound) else 422
+    return 200
+
+
+def _plan_item(
+    index: int, item: SessionInput, today: date, loaded: _Loaded, plan: _Plan
+) -> ItemResult | None:
+    scores = score_ratings(item)
+    content = canonical_content(item, scores)
+    digest = content_hash(content)
+    if item.date > today:
+        raise InvalidSession(
+            f"session date {item.date} is in the future (clinic's today is {today})",
+            field="date",
+            rule="date_in_future",
+        )
+    existing = loaded.sessions.get(item.ehr_session_id)
+    if existing is not None and existing.content_hash == digest:
+        return ItemResult(index, "unchanged", existing.public_id, existing.revision)
+    if existing is not None and existing.episode.client_key != item.client_id:
+        raise InvalidSession(
+            f"session {item.ehr_session_id} belongs to another client; "
+            "a session cannot move between clients",
+            field="client_id",
+            rule="session_client_fixed",
+        )
+
+    # Client: known, planned earlier in this batch, or new (needs an age band).
+    band = item.client_age_band
+    if band is not None and band not in AgeBand.__members__.values():
+        raise InvalidSession(f"unknown age band {band!r}", field="client_age_band", rule="enum")
+    known = loaded.clients.get(item.client_id)
+    new_client = known is None and item.client_id not in plan.new_clients
+    if new_client and band is None:
+        raise InvalidSession(
+            "client_age_band is required the first time a client is seen "
+            "(it selects the norms: child, adolescent, adult)",
+            field="client_age_band",
+            rule="required_for_new_client",
+        )
+
+    episode = _choose_episode(item, existing, loaded, plan)
+    if episode.client_key != item.client_id:
+        raise NotFound(f"no episode {item.episode_id} for client {item.client_id}",
+                       field="episode_id")
+    if episode.status != "open":
+        raise InvalidSession(
+            "the episode is closed; open a new episode for new sessions",
+            field="episode_id",
+            rule="episode_closed",
+        )
+    if item.date < episode.opened_on:
+        raise InvalidSession(
+            f"session date {item.date} is before the episode opened ({episode.opened_on})",
+            field="date",
+            rule="date_before_episode",
+        )
+
+    # All checks passed: commit this item's plan.
+    if new_client:
+        plan.new_clients[item.client_id] = band or ""
+    elif band is not None and known is not None and known[1] != band:
+        plan.age_band_updates[item.client_id] = band
+    if item.clinician_id not in loaded.clinicians:
+        plan.new_clinicians.add(item.clinician_id)
+    if episode.new and episode not in plan.new_episodes:
+        plan.new_episodes.append(episode)
+        loaded.open_episode[item.client_id] = episode
+        loaded.episodes_by_public[episode.public_id] = episode
+    if existing is None:
+        state = _SessionState(None, uuid.uuid4(), digest, 1, episode)
+        loaded.sessions[item.ehr_session_id] = state
+        created = True
+    else:
+        existing.content_hash = digest
+        existing.revision += 1
+        state = existing
+        created = False
+    plan.writes.append(_Write(index, item, content, digest, state, created, state.revision))
+    return None
+
+
+def _choose_episode(
+    item: SessionInput, existing: _SessionState | None, loaded: _Loaded, plan: _Plan
+) -> _EpisodeState:
+    if item.episode_id is not None:
+        episode = loaded.episodes_by_public.get(item.episode_id)
+        if episode is None:
+            raise NotFound(f"no episode {item.episode_id}", field="episode_id")
+        if existing is not None and existing.episode is not episode:
+            raise InvalidSession(
+                "a stored session cannot move to another episode",
+                field="episode_id",
+                rule="session_episode_fixed",
+            )
+        return episode
+    if existing is not None:
+        return existing.episode
+    open_episode = loaded.open_episode.get(item.client_id)
+    if open_episode is not None:
+        return open_episode
+    # First contact (or first since the last episode closed): open one on the session date.
+    return _EpisodeState(
+        None, uuid.uuid4(), item.client_id, "open", item.date, item.clinician_id, new=True
+    )
+
+
+def _write(uow: UnitOfWork, principal: Principal, plan: _Plan, loaded: _Loaded) -> set[int]:
+    """Apply the plan with multi-row statements; return the touched episodes' row ids."""
+    db = uow.session
+    clinic_id = principal.clinic_id
+    now = utcnow()
+    if plan.new_clients:
+        keys = list(plan.new_clients)
+        ids = db.scalars(
+            insert(Client).returning(Client.id, sort_by_parameter_order=True),
+            [
+                {"clinic_id": clinic_id, "external_id": k, "age_band": plan.new_clients[k],
+                 "created_at": now}
+                for k in keys
+            ],
+        ).all()
+        for k, i in zip(keys, ids, strict=True):
+            loaded.clients[k] = (i, plan.new_clients[k])
+    for key, band in plan.age_band_updates.items():
+        db.execute(update(Client).where(Client.id == loaded.clients[key][0]).values(age_band=band))
+    if plan.new_clinicians:
+        keys = sorted(plan.new_clinicians)
+        ids = db.scalars(
+            insert(Clinician).returning(Clinician.id, sort_by_parameter_order=True),
+            [{"clinic_id": clinic_id, "external_id": k, "created_at": now} for k in keys],
+        ).all()
+        loaded.clinicians.update(zip(keys, ids, strict=True))
+    if plan.new_episodes:
+        ids = db.scalars(
+            insert(Episode).returning(Episode.id, sort_by_parameter_order=True),
+            [
+                {
+                    "public_id": e.public_id,
+                    "clinic_id": clinic_id,
+                    "client_id": loaded.clients[e.client_key][0],
+                    "clinician_id": loaded.clinicians[e.clinician_key] if e.clinician_key else None,
+                    "status": "open",
+                    "opened_on": e.opened_on,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+                for e in plan.new_episodes
+            ],
+        ).all()
+        for e, i in zip(plan.new_episodes, ids, strict=True):
+            e.row_id = i
+
+    # Sessions: insert the new ones; for revised ones, update in place (history is kept in
+    # session_revisions). A session created and revised in the same batch is inserted once
+    # with its final content; each item's revision row is still written.
+    final_content: dict[str, tuple[SessionInput, dict[str, Any], str, _SessionState]] = {}
+    for w in plan.writes:
+        final_content[w.item.ehr_session_id] = (w.item, w.content, w.digest, w.state)
+    to_insert = [v for v in final_content.values() if v[3].row_id is None]
+    revised = [v for v in final_content.values() if v[3].row_id is not None]
+    if to_insert:
+        ids = db.scalars(
+            insert(TherapySession).returning(TherapySession.id, sort_by_parameter_order=True),
+            [
+                {
+                    "public_id": state.public_id,
+                    "clinic_id": clinic_id,
+                    "episode_id": state.episode.row_id,
+                    "client_id": loaded.clients[item.client_id][0],
+                    "clinician_id": loaded.clinicians[item.clinician_id],
+                    "ehr_session_id": item.ehr_session_id,
+                    "date": item.date,
+                    "attendance": item.attendance.value,
+                    "revision": state.revision,
+                    "content_hash": digest,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+                for item, _content, digest, state in to_insert
+            ],
+        ).all()
+        for v, i in zip(to_insert, ids, strict=True):
+            v[3].row_id = i
+    for item, _content, digest, state in revised:
+        db.execute(
+            update(TherapySession)
+            .where(TherapySession.id == state.row_id)
+            .values(
+                clinician_id=loaded.clinicians[item.clinician_id],
+                date=item.date,
+                attendance=item.attendance.value,
+                revision=state.revision,
+                content_hash=digest,
+                updated_at=now,
+            )
+        )
+    if revised:
+        db.execute(delete(Rating).where(Rating.session_id.in_([v[3].row_id for v in revised])))
+
+    # One revision row per accepted item: the full history stays retrievable.
+    revision_rows = [
+        {
+            "session_id": w.state.row_id,
+            "revision": w.revision,
+            "content_hash": w.digest,
+            "content": w.content,
+            "recorded_at": now,
+            "api_key_id": principal.api_key_id,
+        }
+        for w in plan.writes
+    ]
+    if revision_rows:
+        db.execute(insert(SessionRevision), revision_rows)
+
+    rating_rows = [
+        {
+            "session_id": state.row_id,
+            "clinic_id": clinic_id,
+            "instrument": r["instrument"],
+            "rater": r["rater"],
+            "completeness": r["completeness"],
+            "total": r["total"],
+            "items": r["items"],
+            "subscales": r["subscales"],
+        }
+        for _item, content, _digest, state in final_content.values()
+        for r in content["ratings"]
+    ]
+    if rating_rows:
+        db.execute(insert(Rating), rating_rows)
+
+    touched = {w.state.episode.row_id for w in plan.writes}
+    episode_ids = {i for i in touched if i is not None}
+    renumber_episodes(uow, episode_ids)
+    return episode_ids
+
+
+def renumber_episodes(uow: UnitOfWork, episode_ids: set[int]) -> None:
+    """Session ``number`` = ordinal among the episode's attended sessions by date, so a
+    backfilled earlier session shifts the later ones (ETR and "by session 3" rules use it)."""
+    if not episode_ids:
+        return
+    db = uow.session
+    changes = []
+    for chunk in _chunks(sorted(episode_ids)):
+        rows = db.execute(
+            select(
+                TherapySession.id,
+                TherapySession.episode_id,
+                TherapySession.attendance,
+                TherapySession.number,
+            )
+            .where(TherapySession.episode_id.in_(chunk))
+            .order_by(TherapySession.episode_id, TherapySession.date, TherapySession.id)
+        )
+        counter: dict[int, int] = {}
+        for sid, eid, attendance, number in rows:
+            new: int | None = None
+            if attendance == Attendance.ATTENDED.value:
+                counter[eid] = counter.get(eid, 0) + 1
+                new = counter[eid]
+            if new != number:
+                changes.append({"id": sid, "number": new})
+    if changes:
+        db.execute(update(TherapySession), changes)

@@ -1,0 +1,106 @@
+"""Read models: the JSON-ready shapes the API returns, built from :mod:`history`.
+
+Scores in these views come from storage and from the pure domain code (change since intake,
+outcome status); nothing is computed twice in two places.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from fit_service.adapters.orm import TherapySession
+from fit_service.services import outcomes
+from fit_service.services.history import EpisodeHistory, SessionRecord, load_histories
+
+
+def _first_totals(history: EpisodeHistory) -> dict[tuple[str, str], float]:
+    """The earliest total per (instrument, rater) in the episode: the intake reference."""
+    first: dict[tuple[str, str], float] = {}
+    for s in history.sessions:
+        for r in s.ratings:
+            if r.total is not None:
+                first.setdefault((r.instrument, r.rater), r.total)
+    return first
+
+
+def session_view(
+    session: SessionRecord, history: EpisodeHistory, first: dict[tuple[str, str], float]
+) -> dict[str, Any]:
+    return {
+        "id": str(session.public_id),
+        "ehr_session_id": session.ehr_session_id,
+        "client_id": history.client,
+        "clinician_id": session.clinician,
+        "episode_id": str(history.public_id),
+        "date": session.date.isoformat(),
+        "number": session.number,
+        "attendance": session.attendance,
+        "revision": session.revision,
+        "updated_at": session.updated_at.isoformat(),
+        "ratings": [
+            {
+                "instrument": r.instrument,
+                "rater": r.rater,
+                "completeness": r.completeness,
+                "total": r.total,
+                "items": r.items,
+                "subscales": r.subscales,
+                "change_since_first": (
+                    round(r.total - first[(r.instrument, r.rater)], 1)
+                    if r.total is not None and (r.instrument, r.rater) in first
+                    else None
+                ),
+            }
+            for r in session.ratings
+        ],
+    }
+
+
+def episode_summary(history: EpisodeHistory) -> dict[str, Any]:
+    return {
+        "id": str(history.public_id),
+        "client_id": history.client,
+        "clinician_id": history.clinician,
+        "status": history.status,
+        "opened_on": history.opened_on.isoformat(),
+        "closed_on": history.closed_on.isoformat() if history.closed_on else None,
+        "ending_reason": history.ending_reason,
+        "sessions_attended": sum(1 for s in history.sessions if s.attendance == "attended"),
+        "outcome": outcomes.episode_outcome(history),
+    }
+
+
+def episode_view(history: EpisodeHistory) -> dict[str, Any]:
+    first = _first_totals(history)
+    view = episode_summary(history)
+    view["sessions"] = [session_view(s, history, first) for s in history.sessions]
+    return view
+
+
+def sessions_by_public_id(
+    db: Session, clinic_id: int, public_ids: Iterable[uuid.UUID]
+) -> dict[uuid.UUID, dict[str, Any]]:
+    """Full session views (with the episode's current status) for the given sessions."""
+    ids = list(set(public_ids))
+    if not ids:
+        return {}
+    rows = db.execute(
+        select(TherapySession.public_id, TherapySession.episode_id).where(
+            TherapySession.clinic_id == clinic_id, TherapySession.public_id.in_(ids)
+        )
+    ).all()
+    histories = load_histories(db, {r.episode_id for r in rows})
+    out: dict[uuid.UUID, dict[str, Any]] = {}
+    for public_id, episode_id in rows:
+        history = histories[episode_id]
+        first = _first_totals(history)
+        session = next(s for s in history.sessions if s.public_id == public_id)
+        view = session_view(session, history, first)
+        view["episode"] = episode_summary(history)
+        out[public_id] = view
+    return out
