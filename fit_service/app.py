@@ -59,9 +59,7 @@ def create_app(settings: Settings | None = None) -> Flask:
                 "in (ORS, SRS, WAI-SR by neutral item ids), risk alerts and reports out. "
                 "Errors are application/problem+json naming the field and the rule.",
             },
-            "components": {
-                "securitySchemes": {"apiKey": {"type": "http", "scheme": "bearer"}}
-            },
+            "components": {"securitySchemes": {"apiKey": {"type": "http", "scheme": "bearer"}}},
             "security": [{"apiKey": []}],
         },
     )
@@ -69,8 +67,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions["fit"] = Wiring(settings, engine, make_session_factory(engine))
 
     api = ProblemApi(app)
+    authenticated = {sessions.blp.name, clients.blp.name}
     for blueprint in (sessions.blp, clients.blp):
-        blueprint.before_request(auth.authenticate_request)
         api.register_blueprint(blueprint)
     app.register_blueprint(health.blp)
 
@@ -85,10 +83,14 @@ def create_app(settings: Settings | None = None) -> Flask:
             and request.mimetype != "application/json"
         ):
             body = problems.problem_dict(
-                415, "send the body as application/json", rule="content_type",
+                415,
+                "send the body as application/json",
+                rule="content_type",
                 field="Content-Type",
             )
             return problems.problem_response(body)
+        if request.blueprint in authenticated:
+            auth.authenticate_request()
         return None
 
     @app.after_request
@@ -126,9 +128,14 @@ def _audit_refusal(status: int, rule: str) -> None:
         record_refusal(
             wiring().session_factory,
             g.get("principal"),
-            AuditEntry(f"{request.method} {request.url_rule or request.path}", None,
-                       str(record_id) if record_id is not None else None, outcome, status),
+            AuditEntry(
+                f"{request.method} {request.url_rule or request.path}",
+                None,
+                str(record_id) if record_id is not None else None,
+                outcome,
+                status,
+            ),
             g.get("request_id"),
         )
-    except Exception:  # noqa: BLE001 - never turn a 4xx into a 500 because auditing failed
+    except Exception:
         logging.getLogger(__name__).exception("could not audit a refused request")

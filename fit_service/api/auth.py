@@ -25,6 +25,7 @@ def authenticate_request() -> None:
         )
     found = authenticate(wiring().session_factory, token.strip(), g.get("request_id"))
     if found is None:
-        raise NotAuthenticated("unknown or revoked API key", field="Authorization",
-                               rule="invalid_api_key")
+        raise NotAuthenticated(
+            "unknown or revoked API key", field="Authorization", rule="invalid_api_key"
+        )
     g.principal = found

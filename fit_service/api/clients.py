@@ -8,7 +8,7 @@ from typing import Any
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from fit_service.api.context import principal, run, wiring
+from fit_service.api.context import run
 from fit_service.api.schemas import (
     ClientOut,
     ClientPage,
@@ -58,8 +58,12 @@ class Episodes(MethodView):
     @blp.response(201, EpisodeOut)
     def post(self, body: dict[str, Any]) -> Any:
         """Open an episode explicitly (otherwise the first session opens one)."""
-        return run(episodes.open_episode, body["client_id"], body["opened_on"],
-            body["clinician_id"], body["client_age_band"],
+        return run(
+            episodes.open_episode,
+            body["client_id"],
+            body["opened_on"],
+            body["clinician_id"],
+            body["client_age_band"],
         )
 
 
@@ -69,6 +73,10 @@ class EpisodeClose(MethodView):
     @blp.response(200, EpisodeOut)
     def post(self, body: dict[str, Any], episode_id: uuid.UUID) -> Any:
         """Close an episode with its ending reason (planned, client_ended, ...)."""
-        return run(episodes.close_episode, episode_id, body["ending_reason"], body["closed_on"],
+        return run(
+            episodes.close_episode,
+            episode_id,
+            body["ending_reason"],
+            body["closed_on"],
             body["note"],
         )

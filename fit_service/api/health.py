@@ -24,9 +24,15 @@ def readyz() -> Any:
         with wiring().engine.connect() as conn:
             current = current_revision(conn)
     except Exception as exc:  # noqa: BLE001 - any failure to reach the DB means "not ready"
-        return {"status": "unavailable", "database": "unreachable",
-                "error": type(exc).__name__}, 503
+        return {
+            "status": "unavailable",
+            "database": "unreachable",
+            "error": type(exc).__name__,
+        }, 503
     if current != head:
-        return {"status": "unavailable", "database": "reachable",
-                "schema": {"current": current, "expected": head}}, 503
+        return {
+            "status": "unavailable",
+            "database": "reachable",
+            "schema": {"current": current, "expected": head},
+        }, 503
     return {"status": "ok", "database": "reachable", "schema": {"current": current}}

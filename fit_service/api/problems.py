@@ -20,6 +20,7 @@ from fit_service.domain.errors import (
     FitError,
     IdempotencyKeyReused,
     NotFound,
+    PayloadTooLarge,
     PermissionDenied,
     PreconditionFailed,
 )
@@ -35,6 +36,7 @@ STATUS_FOR: dict[type[FitError], int] = {
     Conflict: 409,
     PreconditionFailed: 412,
     IdempotencyKeyReused: 422,
+    PayloadTooLarge: 413,
 }
 
 _TITLES = {
@@ -135,8 +137,7 @@ def flatten_messages(messages: Any, prefix: str = "") -> Iterator[dict[str, Any]
                 yield from flatten_messages(message, prefix)
             else:
                 text = str(message)
-                yield {"field": prefix or None, "rule": _RULES.get(text, "invalid"),
-                       "detail": text}
+                yield {"field": prefix or None, "rule": _RULES.get(text, "invalid"), "detail": text}
     else:
         text = str(messages)
         yield {"field": prefix or None, "rule": _RULES.get(text, "invalid"), "detail": text}
@@ -156,16 +157,22 @@ def from_http_exception(error: HTTPException) -> dict[str, Any]:
                 errors.append(e)
         if any(e["rule"] == "malformed_json" for e in errors):
             return problem_dict(400, "the request body is not valid JSON", errors)
-        detail = "; ".join(f"{e['field']}: {e['detail']}" if e["field"] else e["detail"]
-                           for e in errors[:5])
+        detail = "; ".join(
+            f"{e['field']}: {e['detail']}" if e["field"] else e["detail"] for e in errors[:5]
+        )
         return problem_dict(status, detail, errors)
     if status == 413:
-        return problem_dict(413, "the request body is larger than this service accepts",
-                            rule="body_too_large", field="body")
+        return problem_dict(
+            413,
+            "the request body is larger than this service accepts",
+            rule="body_too_large",
+            field="body",
+        )
     if status >= 500:
         log.exception("unhandled error")  # no payload: the exception only
-        return problem_dict(500, "internal error; the request id identifies it in the logs",
-                            rule="internal_error")
+        return problem_dict(
+            500, "internal error; the request id identifies it in the logs", rule="internal_error"
+        )
     description = error.description or _TITLES.get(status, "error")
     return problem_dict(status, description)
 

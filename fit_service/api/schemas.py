@@ -65,7 +65,8 @@ class RatingIn(_Base):
 class SessionIn(_Base):
     ehr_session_id = fields.String(required=True, validate=validate.Length(min=1, max=128))
     client_id = fields.String(
-        required=True, validate=_EXTERNAL_ID,
+        required=True,
+        validate=_EXTERNAL_ID,
         metadata={"description": "The EHR's pseudonymous client id (never a name)."},
     )
     client_age_band = fields.String(
@@ -108,9 +109,7 @@ class BatchIn(_Base):
 class RatingOut(Schema):
     instrument = fields.String()
     rater = fields.String()
-    completeness = fields.String(
-        metadata={"enum": ["items", "total_only", "not_completed"]}
-    )
+    completeness = fields.String(metadata={"enum": ["items", "total_only", "not_completed"]})
     total = fields.Float(allow_none=True)
     items = fields.Dict(keys=fields.String(), values=fields.Float(), allow_none=True)
     subscales = fields.Dict(keys=fields.String(), values=fields.Float(), allow_none=True)

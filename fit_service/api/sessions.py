@@ -23,7 +23,7 @@ from fit_service.api.schemas import (
     SessionPage,
     SessionPageArgs,
 )
-from fit_service.domain.errors import FitError
+from fit_service.domain.errors import FitError, PayloadTooLarge
 from fit_service.services import reads
 from fit_service.services.inputs import SessionInput
 from fit_service.services.recording import ItemResult, record_sessions
@@ -33,17 +33,14 @@ blp = Blueprint("sessions", __name__, url_prefix="/v1", description="Therapy ses
 _STATUS = {"created": 201, "revised": 200, "unchanged": 200}
 
 
-class BatchTooLarge(FitError):
-    rule = "batch_too_large"
-
-
 def _idempotency() -> tuple[str, str] | None:
     key = request.headers.get("Idempotency-Key")
     if key is None:
         return None
     if not 1 <= len(key) <= 255:
-        raise FitError("Idempotency-Key must be 1-255 characters", field="Idempotency-Key",
-                       rule="length")
+        raise FitError(
+            "Idempotency-Key must be 1-255 characters", field="Idempotency-Key", rule="length"
+        )
     return key, hashlib.sha256(request.get_data()).hexdigest()
 
 
@@ -55,8 +52,9 @@ def _replay_headers(replayed: bool) -> dict[str, str]:
 class Sessions(MethodView):
     @blp.arguments(SessionIn)
     @blp.response(201, SessionOut, description="A new session was stored.")
-    @blp.alt_response(200, schema=SessionOut,
-                      description="Identical re-send (nothing stored) or a new revision.")
+    @blp.alt_response(
+        200, schema=SessionOut, description="Identical re-send (nothing stored) or a new revision."
+    )
     @blp.alt_response(422, schema=ProblemOut, description="Invalid session or rating.")
     def post(self, item: SessionInput) -> Any:
         """Record one session with its ratings.
@@ -77,8 +75,7 @@ class Sessions(MethodView):
     @blp.response(200, SessionPage)
     def get(self, args: dict[str, Any]) -> Any:
         """List sessions (optionally one client's), oldest first, with cursor pagination."""
-        page = run(reads.list_sessions, args["cursor"], _limit(args), args["client_id"]
-        )
+        page = run(reads.list_sessions, args["cursor"], _limit(args), args["client_id"])
         return {"items": page.items, "next_cursor": page.next_cursor}
 
 
@@ -92,22 +89,35 @@ class SessionBatch(MethodView):
         raw = body["sessions"]
         limit = wiring().settings.max_batch_items
         if len(raw) > limit:
-            raise BatchTooLarge(f"at most {limit} sessions per batch; got {len(raw)}",
-                                field="sessions")
+            raise PayloadTooLarge(
+                f"at most {limit} sessions per batch; got {len(raw)}",
+                field="sessions",
+                rule="batch_too_large",
+            )
         valid, invalid = _load_items(raw)
         results, replayed = record_sessions(
-            wiring().uow, principal(), [item for _, item in valid],
-            idempotency=_idempotency(), detailed=False,
+            wiring().uow,
+            principal(),
+            [item for _, item in valid],
+            idempotency=_idempotency(),
+            detailed=False,
         )
         merged: list[dict[str, Any]] = [{}] * len(raw)
         for index, error_body in invalid.items():
-            merged[index] = {"index": index, "status": error_body["status"],
-                             "outcome": "rejected", "session_id": None, "revision": None,
-                             "problem": error_body}
+            merged[index] = {
+                "index": index,
+                "status": error_body["status"],
+                "outcome": "rejected",
+                "session_id": None,
+                "revision": None,
+                "problem": error_body,
+            }
         for (index, _), result in zip(valid, results, strict=True):
             merged[index] = _batch_item(index, result)
-        counts = {k: sum(1 for m in merged if m["outcome"] == k)
-                  for k in ("created", "revised", "unchanged", "rejected")}
+        counts = {
+            k: sum(1 for m in merged if m["outcome"] == k)
+            for k in ("created", "revised", "unchanged", "rejected")
+        }
         return {"results": merged, **counts}, 200, _replay_headers(replayed)
 
 

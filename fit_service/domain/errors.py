@@ -80,3 +80,9 @@ class IdempotencyKeyReused(FitError):
     """The same Idempotency-Key came with a different body."""
 
     rule = "idempotency_key_reused"
+
+
+class PayloadTooLarge(FitError):
+    """More data in one request than the service accepts (a batch over its limit)."""
+
+    rule = "payload_too_large"

@@ -97,7 +97,9 @@ class Instrument:
     @property
     def decimals(self) -> int:
         """Decimal places a total is reported to (0.1 resolution -> 1)."""
-        return 0 if self.resolution >= 1 else len(f"{self.resolution:.10f}".rstrip("0").split(".")[1])
+        return (
+            0 if self.resolution >= 1 else len(f"{self.resolution:.10f}".rstrip("0").split(".")[1])
+        )
 
     def cutoff_for(self, age_band: AgeBand) -> float | None:
         return self.clinical_cutoffs.get(age_band)
@@ -132,9 +134,7 @@ _WAI_SUBSCALES = _frozen(
         "bond": ("item03", "item05", "item07", "item09"),
     }
 )
-_WAI_LEGS = _frozen(
-    {item: Leg(name) for name, items in _WAI_SUBSCALES.items() for item in items}
-)
+_WAI_LEGS = _frozen({item: Leg(name) for name, items in _WAI_SUBSCALES.items() for item in items})
 
 ORS = Instrument(
     code="ors",

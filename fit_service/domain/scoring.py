@@ -71,7 +71,8 @@ def check_item(instrument: Instrument, item_id: str, value: object) -> float:
     field_name = f"items.{item_id}"
     if item_id not in instrument.item_ids:
         raise UnknownItem(
-            f"{instrument.code} has no item {item_id!r}; items are {', '.join(instrument.item_ids)}",
+            f"{instrument.code} has no item {item_id!r}; "
+            f"items are {', '.join(instrument.item_ids)}",
             field=field_name,
         )
     number = _check_number(instrument, field_name, value)

@@ -157,8 +157,7 @@ def list_api_keys(uow: UnitOfWork, clinic_id: uuid.UUID | str) -> list[KeyInfo]:
         .order_by(ApiKey.id)
     )
     return [
-        KeyInfo(k.prefix, Role(k.role), k.name, ext, k.created_at, k.revoked_at)
-        for k, ext in rows
+        KeyInfo(k.prefix, Role(k.role), k.name, ext, k.created_at, k.revoked_at) for k, ext in rows
     ]
 
 

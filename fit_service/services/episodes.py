@@ -38,8 +38,7 @@ def open_episode(
     principal.require(Permission.EPISODES_WRITE)
     db = uow.session
     if opened_on > _today(uow, principal.clinic_id):
-        raise InvalidSession("opened_on is in the future", field="opened_on",
-                             rule="date_in_future")
+        raise InvalidSession("opened_on is in the future", field="opened_on", rule="date_in_future")
     client = db.scalar(
         select(Client).where(
             Client.clinic_id == principal.clinic_id, Client.external_id == client_external_id
@@ -47,23 +46,35 @@ def open_episode(
     )
     if client is None:
         if age_band is None:
-            raise InvalidSession("age_band is required for a new client", field="age_band",
-                                 rule="required_for_new_client")
-        client = Client(clinic_id=principal.clinic_id, external_id=client_external_id,
-                        age_band=age_band)
+            raise InvalidSession(
+                "age_band is required for a new client",
+                field="age_band",
+                rule="required_for_new_client",
+            )
+        client = Client(
+            clinic_id=principal.clinic_id, external_id=client_external_id, age_band=age_band
+        )
         db.add(client)
         db.flush()
     clinician_id = None
     if clinician is not None:
-        clinician_id = db.scalar(select(Clinician.id).where(
-            Clinician.clinic_id == principal.clinic_id, Clinician.external_id == clinician))
+        clinician_id = db.scalar(
+            select(Clinician.id).where(
+                Clinician.clinic_id == principal.clinic_id, Clinician.external_id == clinician
+            )
+        )
         if clinician_id is None:
             row = Clinician(clinic_id=principal.clinic_id, external_id=clinician)
             db.add(row)
             db.flush()
             clinician_id = row.id
-    episode = Episode(clinic_id=principal.clinic_id, client_id=client.id,
-                      clinician_id=clinician_id, opened_on=opened_on, status="open")
+    episode = Episode(
+        clinic_id=principal.clinic_id,
+        client_id=client.id,
+        clinician_id=clinician_id,
+        opened_on=opened_on,
+        status="open",
+    )
     db.add(episode)
     try:
         db.flush()
@@ -73,8 +84,11 @@ def open_episode(
             field="client_id",
             rule="one_open_episode",
         ) from None
-    audit.record(db, principal, [audit.AuditEntry("episode.open", "episode",
-                                                  str(episode.public_id), status_code=201)])
+    audit.record(
+        db,
+        principal,
+        [audit.AuditEntry("episode.open", "episode", str(episode.public_id), status_code=201)],
+    )
     view = views.episode_view(load_histories(db, [episode.id])[episode.id])
     uow.commit()
     return view
@@ -99,14 +113,13 @@ def close_episode(
     if episode is None:
         raise NotFound(f"no episode {episode_id}", field="episode_id")
     if episode.status != "open":
-        raise Conflict("the episode is already closed", field="episode_id",
-                       rule="episode_closed")
-    last = db.scalar(select(func.max(TherapySession.date)).where(
-        TherapySession.episode_id == episode.id))
+        raise Conflict("the episode is already closed", field="episode_id", rule="episode_closed")
+    last = db.scalar(
+        select(func.max(TherapySession.date)).where(TherapySession.episode_id == episode.id)
+    )
     closed = closed_on or last or _today(uow, principal.clinic_id)
     if closed > _today(uow, principal.clinic_id):
-        raise InvalidSession("closed_on is in the future", field="closed_on",
-                             rule="date_in_future")
+        raise InvalidSession("closed_on is in the future", field="closed_on", rule="date_in_future")
     if closed < episode.opened_on or (last is not None and closed < last):
         raise InvalidSession(
             "closed_on is before the episode's opening or its last session",

@@ -96,8 +96,16 @@ def load_histories(db: Session, episode_ids: Iterable[int]) -> dict[int, Episode
             .where(Episode.id.in_(chunk))
         ):
             out[row.id] = EpisodeHistory(
-                row.id, row.public_id, row.clinic_id, row.client_id, row.external_id,
-                row.age_band, row.status, row.opened_on, row.closed_on, row.ending_reason,
+                row.id,
+                row.public_id,
+                row.clinic_id,
+                row.client_id,
+                row.external_id,
+                row.age_band,
+                row.status,
+                row.opened_on,
+                row.closed_on,
+                row.ending_reason,
                 row.clinician,
             )
     sessions: dict[int, SessionRecord] = {}
@@ -120,8 +128,15 @@ def load_histories(db: Session, episode_ids: Iterable[int]) -> dict[int, Episode
             .order_by(TherapySession.episode_id, TherapySession.date, TherapySession.id)
         ):
             record = SessionRecord(
-                row.id, row.public_id, row.ehr_session_id, row.date, row.number, row.attendance,
-                row.revision, row.external_id, row.updated_at,
+                row.id,
+                row.public_id,
+                row.ehr_session_id,
+                row.date,
+                row.number,
+                row.attendance,
+                row.revision,
+                row.external_id,
+                row.updated_at,
             )
             sessions[row.id] = record
             out[row.episode_id].sessions.append(record)

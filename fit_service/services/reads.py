@@ -44,11 +44,13 @@ def decode_cursor(cursor: str | None) -> int:
         padded = cursor + "=" * (-len(cursor) % 4)
         value = json.loads(base64.urlsafe_b64decode(padded))["after"]
     except (ValueError, KeyError, TypeError, binascii.Error):
-        raise FitError("cursor is not one this service issued", field="cursor",
-                       rule="invalid_cursor") from None
+        raise FitError(
+            "cursor is not one this service issued", field="cursor", rule="invalid_cursor"
+        ) from None
     if not isinstance(value, int) or value < 0:
-        raise FitError("cursor is not one this service issued", field="cursor",
-                       rule="invalid_cursor")
+        raise FitError(
+            "cursor is not one this service issued", field="cursor", rule="invalid_cursor"
+        )
     return value
 
 
@@ -80,9 +82,7 @@ def _client_row(uow: UnitOfWork, principal: Principal, external_id: str) -> Clie
     return client
 
 
-def list_clients(
-    uow: UnitOfWork, principal: Principal, cursor: str | None, limit: int
-) -> Page:
+def list_clients(uow: UnitOfWork, principal: Principal, cursor: str | None, limit: int) -> Page:
     principal.require(Permission.CLIENTS_READ, Permission.OWN_CLIENTS_READ)
     after = decode_cursor(cursor)
     rows = uow.session.execute(
@@ -120,9 +120,7 @@ def get_client(uow: UnitOfWork, principal: Principal, external_id: str) -> dict[
     return view
 
 
-def list_clinicians(
-    uow: UnitOfWork, principal: Principal, cursor: str | None, limit: int
-) -> Page:
+def list_clinicians(uow: UnitOfWork, principal: Principal, cursor: str | None, limit: int) -> Page:
     principal.require(Permission.CLIENTS_READ, Permission.OWN_CLIENTS_READ)
     after = decode_cursor(cursor)
     query = select(Clinician.id, Clinician.external_id).where(
@@ -201,8 +199,9 @@ def get_session(uow: UnitOfWork, principal: Principal, session_id: uuid.UUID) ->
     principal.require(Permission.CLIENTS_READ, Permission.OWN_CLIENTS_READ)
     _session_row(uow, principal, session_id)
     view = views.sessions_by_public_id(uow.session, principal.clinic_id, [session_id])[session_id]
-    audit.record(uow.session, principal, [audit.AuditEntry("session.read", "session",
-                                                           str(session_id))])
+    audit.record(
+        uow.session, principal, [audit.AuditEntry("session.read", "session", str(session_id))]
+    )
     uow.commit()
     return view
 
@@ -218,8 +217,9 @@ def session_revisions(
         .where(SessionRevision.session_id == row_id)
         .order_by(SessionRevision.revision)
     ).all()
-    audit.record(uow.session, principal, [audit.AuditEntry("session.revisions", "session",
-                                                           str(session_id))])
+    audit.record(
+        uow.session, principal, [audit.AuditEntry("session.revisions", "session", str(session_id))]
+    )
     uow.commit()
     return [
         {"revision": r.revision, "recorded_at": r.recorded_at.isoformat(), "content": r.content}

@@ -174,7 +174,9 @@ def score_ratings(item: SessionInput) -> list[tuple[str, str, Score]]:
             )
         seen.add((instrument.code, rater))
         try:
-            result = score(instrument, rating.items, rating.total, not_completed=rating.not_completed)
+            result = score(
+                instrument, rating.items, rating.total, not_completed=rating.not_completed
+            )
         except FitError as exc:
             exc.field = f"{path}.{exc.field}" if exc.field else path
             raise
@@ -269,8 +271,12 @@ def _result_to_json(r: ItemResult) -> dict[str, Any]:
         "session_id": str(r.session_id) if r.session_id else None,
         "revision": r.revision,
         "error": (
-            {"detail": r.error.detail, "field": r.error.field, "rule": r.error.rule,
-             "type": type(r.error).__name__}
+            {
+                "detail": r.error.detail,
+                "field": r.error.field,
+                "rule": r.error.rule,
+                "type": type(r.error).__name__,
+            }
             if r.error
             else None
         ),
@@ -347,15 +353,23 @@ class _Loaded:
             state = episodes_by_row.get(ep.id)
             if state is None:
                 state = _EpisodeState(
-                    ep.id, ep.public_id, client_key_by_row.get(ep.client_id, ""), ep.status,
-                    ep.opened_on, None,
+                    ep.id,
+                    ep.public_id,
+                    client_key_by_row.get(ep.client_id, ""),
+                    ep.status,
+                    ep.opened_on,
+                    None,
                 )
                 episodes_by_row[ep.id] = state
                 self.episodes_by_public[ep.public_id] = state
             return state
 
         episode_cols = (
-            Episode.id, Episode.public_id, Episode.client_id, Episode.status, Episode.opened_on
+            Episode.id,
+            Episode.public_id,
+            Episode.client_id,
+            Episode.status,
+            Episode.opened_on,
         )
         client_rows = list(client_key_by_row)
         for chunk in _chunks(client_rows):
@@ -462,8 +476,14 @@ def _record(
         wanted = {r.session_id for r in final if r.session_id is not None}
         rendered = views.sessions_by_public_id(uow.session, principal.clinic_id, wanted)
         final = [
-            ItemResult(r.index, r.outcome, r.session_id, r.revision, r.error,
-                       rendered.get(r.session_id) if r.session_id else None)
+            ItemResult(
+                r.index,
+                r.outcome,
+                r.session_id,
+                r.revision,
+                r.error,
+                rendered.get(r.session_id) if r.session_id else None,
+            )
             for r in final
         ]
     return final
@@ -516,8 +536,9 @@ def _plan_item(
 
     episode = _choose_episode(item, existing, loaded, plan)
     if episode.client_key != item.client_id:
-        raise NotFound(f"no episode {item.episode_id} for client {item.client_id}",
-                       field="episode_id")
+        raise NotFound(
+            f"no episode {item.episode_id} for client {item.client_id}", field="episode_id"
+        )
     if episode.status != "open":
         raise InvalidSession(
             "the episode is closed; open a new episode for new sessions",
@@ -590,8 +611,12 @@ def _write(uow: UnitOfWork, principal: Principal, plan: _Plan, loaded: _Loaded) 
         ids = db.scalars(
             insert(Client).returning(Client.id, sort_by_parameter_order=True),
             [
-                {"clinic_id": clinic_id, "external_id": k, "age_band": plan.new_clients[k],
-                 "created_at": now}
+                {
+                    "clinic_id": clinic_id,
+                    "external_id": k,
+                    "age_band": plan.new_clients[k],
+                    "created_at": now,
+                }
                 for k in keys
             ],
         ).all()

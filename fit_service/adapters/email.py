@@ -1,0 +1,166 @@
+"""E-mail to clinicians over SMTP, behind a small :class:`EmailSender` interface.
+
+What an alert e-mail says is decided in :func:`fit_service.domain.delivery.build_alert_email`
+(a reference and a link, no client data); this module only puts it on the wire. Like
+warehouse's e-mail service, the sender is an interface with an SMTP implementation picked by
+configuration and an in-memory one for tests.
+"""
+
+from __future__ import annotations
+
+import logging
+import smtplib
+import ssl
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from email.utils import formatdate
+from typing import TYPE_CHECKING, Protocol
+
+from fit_service.domain.delivery import ClinicianEmail, DeliveryResult
+
+if TYPE_CHECKING:
+    from fit_service.config import Settings
+
+logger = logging.getLogger(__name__)
+
+#: Seconds for connecting and for each SMTP command; a hung relay must not hold the worker.
+DEFAULT_TIMEOUT = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class SmtpSettings:
+    """How to reach the SMTP relay. The password never appears in ``repr`` or logs."""
+
+    host: str
+    port: int = 25
+    from_address: str = "fit-service@localhost"
+    starttls: bool = False
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    timeout: float = DEFAULT_TIMEOUT
+
+    def __post_init__(self) -> None:
+        if not self.host:
+            raise ValueError("SMTP host is empty (e-mail is disabled)")
+        if (self.username is None) != (self.password is None):
+            raise ValueError("SMTP username and password go together")
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SmtpSettings | None:
+        """The SMTP part of the service settings, or ``None`` when e-mail is disabled (no host)."""
+        if not settings.smtp_host:
+            return None
+        # The settings use "" for "not set"; a username without a password is refused above.
+        username = settings.smtp_username or None
+        return cls(
+            host=settings.smtp_host,
+            port=settings.smtp_port,
+            from_address=settings.smtp_from,
+            starttls=settings.smtp_starttls,
+            username=username,
+            password=settings.smtp_password if username is not None else None,
+        )
+
+
+class EmailSender(Protocol):
+    """Delivers one e-mail; never raises for delivery failures."""
+
+    def send(self, email: ClinicianEmail) -> DeliveryResult: ...
+
+
+def _message_id_header(message_id: str, from_address: str) -> str:
+    # RFC 5322 wants <left@right>; the sender's domain on the right keeps ids unique per service.
+    domain = from_address.rpartition("@")[2] or "fit-service"
+    return f"<{message_id}@{domain}>"
+
+
+class SmtpEmailSender:
+    """Sends plain-text e-mail through one SMTP relay, one connection per message.
+
+    One connection per message is slower than a pooled one but cannot leak state between
+    messages; alert e-mails are few.
+    """
+
+    def __init__(
+        self,
+        settings: SmtpSettings,
+        *,
+        smtp_factory: Callable[..., smtplib.SMTP] = smtplib.SMTP,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        self.settings = settings
+        self._smtp_factory = smtp_factory
+        self._ssl_context = ssl_context
+
+    def build_message(self, email: ClinicianEmail) -> EmailMessage:
+        """The MIME message; the default policy refuses line breaks in headers (no injection)."""
+        msg = EmailMessage()
+        msg["From"] = self.settings.from_address
+        msg["To"] = email.to
+        msg["Subject"] = email.subject
+        msg["Date"] = formatdate(usegmt=True)
+        if email.message_id:
+            msg["Message-ID"] = _message_id_header(email.message_id, self.settings.from_address)
+        msg.set_content(email.body)
+        return msg
+
+    def send(self, email: ClinicianEmail) -> DeliveryResult:
+        """One attempt. Logs the message id and outcome only — never the address, the body or
+        the SMTP password."""
+        s = self.settings
+        try:
+            msg = self.build_message(email)
+            with self._smtp_factory(s.host, s.port, timeout=s.timeout) as smtp:
+                if s.starttls:
+                    smtp.starttls(context=self._ssl_context or ssl.create_default_context())
+                if s.username is not None and s.password is not None:
+                    smtp.login(s.username, s.password)
+                smtp.send_message(msg)
+        except smtplib.SMTPRecipientsRefused as exc:
+            codes = [code for code, _ in exc.recipients.values()]
+            # 5xx is the server's final word on this address; 4xx (mailbox busy …) may pass later.
+            permanent = bool(codes) and all(code >= 500 for code in codes)
+            result = DeliveryResult.failed(
+                f"recipient refused (smtp {max(codes, default=0)})",
+                status_code=max(codes, default=None),
+                retryable=not permanent,
+            )
+        except smtplib.SMTPResponseException as exc:
+            result = DeliveryResult.failed(f"smtp {exc.smtp_code}", status_code=exc.smtp_code)
+        except TimeoutError:
+            result = DeliveryResult.failed("timeout")
+        except (smtplib.SMTPException, OSError) as exc:
+            result = DeliveryResult.failed(type(exc).__name__)
+        except ValueError as exc:
+            # A header the e-mail policy refused (e.g. a line break in the address): not fixable
+            # by retrying. Only the class name is kept: the message would quote the address.
+            result = DeliveryResult.failed(type(exc).__name__, retryable=False)
+        else:
+            result = DeliveryResult.ok()
+        if result.delivered:
+            logger.info("e-mail %s sent via %s", email.message_id, s.host)
+        else:
+            logger.warning("e-mail %s via %s failed: %s", email.message_id, s.host, result.reason)
+        return result
+
+
+class RecordingEmailSender:
+    """In-memory :class:`EmailSender` for tests of the outbox worker.
+
+    Records every e-mail in :attr:`sent` and answers with the scripted results in order (then
+    "delivered").
+    """
+
+    def __init__(self, results: Iterable[DeliveryResult] = ()) -> None:
+        self.sent: list[ClinicianEmail] = []
+        self._results: deque[DeliveryResult] = deque(results)
+
+    def will_return(self, *results: DeliveryResult) -> None:
+        """Script the answers to the next calls."""
+        self._results.extend(results)
+
+    def send(self, email: ClinicianEmail) -> DeliveryResult:
+        self.sent.append(email)
+        return self._results.popleft() if self._results else DeliveryResult.ok()

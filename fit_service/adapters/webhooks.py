@@ -1,0 +1,398 @@
+"""Signed webhooks to clinics (Standard Webhooks): secrets, signing, URL safety and sending.
+
+Signing is done by the ``standardwebhooks`` library, not by hand: receivers verify with the same
+library (or one of its ports), so both sides agree on every byte of ``{id}.{timestamp}.{body}``.
+
+Why :mod:`http.client` and not :mod:`urllib.request`: urllib follows redirects and honours the
+``HTTP(S)_PROXY`` environment variables, and it resolves the host name itself. Each of those
+could carry a request to an address the safety check never saw. Here the host is resolved once
+per attempt, every address is checked, and the connection is made to a checked address (the
+name still goes in the ``Host`` header and TLS SNI, so certificates verify as usual). That closes
+the DNS-rebinding window between "check" and "connect". Redirects are never followed: a 3xx is a
+failed attempt.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import http.client
+import ipaddress
+import logging
+import math
+import secrets
+import socket
+import ssl
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Protocol
+from urllib.parse import urlsplit
+
+from standardwebhooks.webhooks import Webhook
+
+from fit_service.domain.delivery import DeliveryResult, WebhookMessage
+from fit_service.domain.errors import FitError
+
+if TYPE_CHECKING:
+    from fit_service.config import Settings
+
+logger = logging.getLogger(__name__)
+
+USER_AGENT = "fit-service-webhooks/1"
+#: Seconds for connecting and for each read. Short: a receiver should answer 2xx at once and do
+#: its work later; a slow one is retried rather than holding a worker.
+DEFAULT_TIMEOUT = 10.0
+
+SECRET_PREFIX = "whsec_"  # noqa: S105 - the public prefix of every secret, not a secret
+#: Standard Webhooks asks for secrets of 24 to 64 random bytes; we generate 32.
+MIN_SECRET_BYTES = 24
+MAX_SECRET_BYTES = 64
+DEFAULT_SECRET_BYTES = 32
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+#: NAT64 (RFC 6052) embeds an IPv4 address in the last 32 bits; Python 3.11 calls it global.
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+#: ``(host, port) -> addresses``. The default asks the system resolver; tests inject a dict.
+Resolver = Callable[[str, int], Sequence[str]]
+
+
+class InvalidWebhookUrl(FitError):
+    """The webhook URL is malformed, has the wrong scheme, or its host does not resolve."""
+
+    rule = "invalid_webhook_url"
+
+
+class UnsafeWebhookUrl(InvalidWebhookUrl):
+    """The webhook host resolves to an address the service must not call (SSRF guard)."""
+
+    rule = "unsafe_webhook_url"
+
+
+class UnresolvableWebhookHost(InvalidWebhookUrl):
+    """The webhook host does not resolve (now); at send time this is worth retrying."""
+
+    rule = "unresolvable_webhook_host"
+
+
+# --- secrets and signing -------------------------------------------------------------------
+
+
+def generate_secret(nbytes: int = DEFAULT_SECRET_BYTES) -> str:
+    """A new endpoint secret: ``whsec_`` + base64 of ``nbytes`` random bytes (shown once to the
+    clinic, stored for signing)."""
+    if not MIN_SECRET_BYTES <= nbytes <= MAX_SECRET_BYTES:
+        raise ValueError(f"a secret has {MIN_SECRET_BYTES} to {MAX_SECRET_BYTES} bytes")
+    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(nbytes)).decode("ascii")
+
+
+def check_secret(secret: str) -> str:
+    """Return ``secret`` if it is a well-formed ``whsec_`` secret, else raise ``ValueError``.
+
+    ``standardwebhooks`` decodes leniently (junk characters are skipped), so a corrupted secret
+    would sign "successfully" with the wrong key; this check makes that a loud error instead.
+    The message never contains the secret.
+    """
+    if not isinstance(secret, str) or not secret.startswith(SECRET_PREFIX):
+        raise ValueError(f"webhook secret must start with {SECRET_PREFIX!r}")
+    try:
+        key = base64.b64decode(secret[len(SECRET_PREFIX) :], validate=True)
+    except binascii.Error:
+        raise ValueError("webhook secret is not valid base64") from None
+    if not MIN_SECRET_BYTES <= len(key) <= MAX_SECRET_BYTES:
+        raise ValueError(f"webhook secret must hold {MIN_SECRET_BYTES}-{MAX_SECRET_BYTES} bytes")
+    return secret
+
+
+def sign_headers(secret: str, message: WebhookMessage, timestamp: datetime) -> dict[str, str]:
+    """The three Standard Webhooks headers for sending ``message`` at ``timestamp``.
+
+    ``timestamp`` is the time of *this attempt* (receivers reject ones older than 5 minutes), so
+    a retry gets a fresh timestamp and signature but the same ``webhook-id`` and body.
+    """
+    if timestamp.tzinfo is None:
+        raise ValueError("timestamp must be an aware UTC datetime")
+    # standardwebhooks' sign() *replaces* the tzinfo with UTC rather than converting, so an aware
+    # non-UTC datetime would be signed as the wrong instant: convert first.
+    at = timestamp.astimezone(UTC)
+    signature = Webhook(check_secret(secret)).sign(
+        msg_id=message.id, timestamp=at, data=message.body
+    )
+    return {
+        "webhook-id": message.id,
+        "webhook-timestamp": str(math.floor(at.timestamp())),
+        "webhook-signature": signature,
+    }
+
+
+# --- URL safety ----------------------------------------------------------------------------
+
+
+def resolve_host(host: str, port: int) -> list[str]:
+    """Every address ``host`` resolves to (the system resolver, TCP only)."""
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return [str(info[4][0]) for info in infos]
+
+
+def unsafe_address_reason(ip: IPAddress) -> str | None:
+    """Why the service must not connect to ``ip``, or ``None`` when it is a public address.
+
+    IPv6 forms that embed an IPv4 address (IPv4-mapped ``::ffff:a.b.c.d``, 6to4 ``2002::/16``,
+    NAT64 ``64:ff9b::/96``) are judged by the embedded address too: ``::ffff:127.0.0.1`` is
+    loopback whatever the IPv6 flags say.
+    """
+    if isinstance(ip, ipaddress.IPv6Address):
+        embedded = ip.ipv4_mapped or ip.sixtofour
+        if embedded is None and ip in _NAT64:
+            embedded = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+        if embedded is not None and (reason := unsafe_address_reason(embedded)):
+            return f"{reason} (embedded in {ip})"
+    for reason, flagged in (
+        ("unspecified", ip.is_unspecified),
+        ("loopback", ip.is_loopback),
+        ("link-local", ip.is_link_local),
+        ("multicast", ip.is_multicast),
+        ("private", ip.is_private),
+        ("reserved", ip.is_reserved),
+        # Catches what the flags above miss, e.g. carrier-grade NAT 100.64.0.0/10.
+        ("not globally routable", not ip.is_global),
+    ):
+        if flagged:
+            return f"{reason} address {ip}"
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class CheckedUrl:
+    """A webhook URL that passed the checks, with the addresses it resolved to just now."""
+
+    scheme: str
+    host: str
+    port: int
+    target: str  # path and query, sent in the request line
+    addresses: tuple[str, ...]
+
+
+def _parse_ip(text: str) -> IPAddress:
+    # getaddrinfo may append an IPv6 zone ("fe80::1%eth0"); the zone does not change the class.
+    return ipaddress.ip_address(text.split("%", 1)[0])
+
+
+def check_webhook_url(
+    url: str, *, allow_private: bool = False, resolver: Resolver = resolve_host
+) -> CheckedUrl:
+    """Check a webhook URL and resolve its host; raise :class:`InvalidWebhookUrl` (or its
+    subclass :class:`UnsafeWebhookUrl`) when the service must not call it.
+
+    Call it when a clinic registers the URL (to refuse early, with a clear error) *and* before
+    every send (DNS can change in between). Only ``http``/``https``; no credentials in the URL;
+    every resolved address must be public unless ``allow_private`` (tests, on-premises
+    receivers) — one private record among public ones is a classic bypass.
+    """
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        raise InvalidWebhookUrl("webhook URL is malformed", field="url") from None
+    scheme = parts.scheme.lower()
+    if scheme not in _DEFAULT_PORTS:
+        raise InvalidWebhookUrl("webhook URL must use http or https", field="url")
+    if parts.username is not None or parts.password is not None:
+        raise InvalidWebhookUrl("webhook URL must not contain credentials", field="url")
+    host = parts.hostname
+    if not host:
+        raise InvalidWebhookUrl("webhook URL has no host", field="url")
+    try:
+        # IDNA: the Host header and the resolver both need the ASCII form of the name.
+        host = host.encode("idna").decode("ascii")
+    except UnicodeError:
+        raise InvalidWebhookUrl("webhook URL host is not a valid name", field="url") from None
+    port = port if port is not None else _DEFAULT_PORTS[scheme]
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+
+    try:
+        # An IP literal needs no resolver (and must not reach an injected one in tests).
+        addresses: Sequence[str] = [str(ipaddress.ip_address(host))]
+    except ValueError:
+        try:
+            addresses = resolver(host, port)
+        except (OSError, UnicodeError) as exc:
+            raise UnresolvableWebhookHost(
+                f"webhook host does not resolve ({type(exc).__name__})", field="url"
+            ) from None
+    if not addresses:
+        raise UnresolvableWebhookHost("webhook host does not resolve", field="url")
+    if not allow_private:
+        for text in addresses:
+            reason = unsafe_address_reason(_parse_ip(text))
+            if reason:
+                raise UnsafeWebhookUrl(f"webhook host resolves to a {reason}", field="url")
+    return CheckedUrl(scheme, host, port, target, tuple(dict.fromkeys(addresses)))
+
+
+# --- sending -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookEndpoint:
+    """Where one clinic's webhooks go, and the secret that signs them (never in ``repr``)."""
+
+    url: str
+    secret: str = field(repr=False)
+
+    def __post_init__(self) -> None:
+        check_secret(self.secret)
+
+
+class WebhookSender(Protocol):
+    """Delivers one signed message to one endpoint; never raises for delivery failures."""
+
+    def send(self, endpoint: WebhookEndpoint, message: WebhookMessage) -> DeliveryResult: ...
+
+
+def _pinned_connector(
+    addresses: Sequence[str],
+) -> Callable[..., socket.socket]:
+    """A stand-in for ``socket.create_connection`` that connects to the checked addresses only,
+    whatever the host name would resolve to now."""
+
+    def connect(
+        address: tuple[str, int],
+        timeout: float | None = None,
+        source_address: tuple[str, int] | None = None,
+    ) -> socket.socket:
+        last_error: OSError | None = None
+        for ip in addresses:
+            try:
+                return socket.create_connection((ip, address[1]), timeout, source_address)
+            except OSError as exc:  # try the next address, as create_connection itself does
+                last_error = exc
+        raise last_error or OSError("no address to connect to")
+
+    return connect
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class HttpWebhookSender:
+    """POSTs signed messages with :mod:`http.client` (see the module doc for why not urllib)."""
+
+    def __init__(
+        self,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        allow_private: bool = False,
+        resolver: Resolver = resolve_host,
+        clock: Callable[[], datetime] = _utcnow,
+        ssl_context: ssl.SSLContext | None = None,
+        user_agent: str = USER_AGENT,
+    ) -> None:
+        self.timeout = timeout
+        self.allow_private = allow_private
+        self._resolver = resolver
+        self._clock = clock
+        self._ssl_context = ssl_context or ssl.create_default_context()
+        self._user_agent = user_agent
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **overrides: object) -> HttpWebhookSender:
+        return cls(allow_private=settings.webhooks_allow_private, **overrides)  # type: ignore[arg-type]
+
+    def send(self, endpoint: WebhookEndpoint, message: WebhookMessage) -> DeliveryResult:
+        """One attempt: check the URL again, sign with the current time, POST, judge the status.
+
+        Only 2xx counts as delivered. Logs carry the message id, host and reason — never the
+        secret, the body or the URL path (paths often hold tokens).
+        """
+        try:
+            checked = check_webhook_url(
+                endpoint.url, allow_private=self.allow_private, resolver=self._resolver
+            )
+        except (UnsafeWebhookUrl, UnresolvableWebhookHost) as exc:
+            # Retryable: DNS may answer (or point back to a public address) later, and every
+            # attempt re-checks, so retrying never reaches an address that is unsafe *then*.
+            return self._log(message, None, DeliveryResult.failed(f"refused: {exc.detail}"))
+        except InvalidWebhookUrl as exc:
+            # A malformed URL or a wrong scheme stays wrong until the clinic re-registers it.
+            return self._log(message, None, DeliveryResult.failed(exc.detail, retryable=False))
+
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": self._user_agent,
+            **sign_headers(endpoint.secret, message, self._clock()),
+        }
+        conn = self._connection(checked)
+        try:
+            conn.request("POST", checked.target, body=message.body.encode("utf-8"), headers=headers)
+            status = conn.getresponse().status
+        except TimeoutError:
+            result = DeliveryResult.failed("timeout")
+        except (OSError, http.client.HTTPException) as exc:
+            result = DeliveryResult.failed(type(exc).__name__)
+        else:
+            if 200 <= status < 300:
+                result = DeliveryResult.ok(status)
+            elif 300 <= status < 400:
+                result = DeliveryResult.failed(
+                    f"http {status} (redirects are not followed)", status_code=status
+                )
+            else:
+                result = DeliveryResult.failed(f"http {status}", status_code=status)
+        finally:
+            # The body is never read: a receiver's answer is its status code, nothing more.
+            conn.close()
+        return self._log(message, checked.host, result)
+
+    def _connection(self, checked: CheckedUrl) -> http.client.HTTPConnection:
+        conn: http.client.HTTPConnection
+        if checked.scheme == "https":
+            conn = http.client.HTTPSConnection(
+                checked.host, checked.port, timeout=self.timeout, context=self._ssl_context
+            )
+        else:
+            conn = http.client.HTTPConnection(checked.host, checked.port, timeout=self.timeout)
+        # Instance attribute read by HTTPConnection.connect(); SNI and Host still use the name.
+        conn._create_connection = _pinned_connector(checked.addresses)  # type: ignore[attr-defined]
+        return conn
+
+    @staticmethod
+    def _log(message: WebhookMessage, host: str | None, result: DeliveryResult) -> DeliveryResult:
+        if result.delivered:
+            logger.info("webhook %s delivered to %s", message.id, host)
+        else:
+            logger.warning("webhook %s to %s failed: %s", message.id, host, result.reason)
+        return result
+
+
+# --- test double ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SentWebhook:
+    endpoint: WebhookEndpoint
+    message: WebhookMessage
+
+
+class RecordingWebhookSender:
+    """In-memory :class:`WebhookSender` for tests of the outbox worker.
+
+    Records every call in :attr:`sent` and answers with the scripted results in order (then
+    "delivered"): ``RecordingWebhookSender([DeliveryResult.failed("http 500")])`` fails once.
+    """
+
+    def __init__(self, results: Iterable[DeliveryResult] = ()) -> None:
+        self.sent: list[SentWebhook] = []
+        self._results: deque[DeliveryResult] = deque(results)
+
+    def will_return(self, *results: DeliveryResult) -> None:
+        """Script the answers to the next calls."""
+        self._results.extend(results)
+
+    def send(self, endpoint: WebhookEndpoint, message: WebhookMessage) -> DeliveryResult:
+        self.sent.append(SentWebhook(endpoint, message))
+        return self._results.popleft() if self._results else DeliveryResult.ok(200)

@@ -1,0 +1,1 @@
+"""HTTP layer: flask-smorest blueprints, marshmallow schemas, problem+json errors."""

@@ -1,0 +1,279 @@
+"""Recording sessions over HTTP: scores, safe re-sends, revisions, idempotency, batches."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+from flask.testing import FlaskClient
+from sqlalchemy import Engine, func, select, text
+
+from fit_service.adapters.orm import Rating, SessionRevision, TherapySession
+from tests.conftest import Tenant, session_payload
+
+
+def _counts(engine: Engine) -> dict[str, int]:
+    with engine.connect() as conn:
+        return {
+            t: conn.execute(text(f"SELECT count(*) FROM {t}")).scalar_one()  # noqa: S608
+            for t in (
+                "clients",
+                "clinicians",
+                "episodes",
+                "sessions",
+                "session_revisions",
+                "ratings",
+                "idempotency_records",
+            )
+        }
+
+
+def post(client: FlaskClient, tenant: Tenant, body: Any, **headers: str) -> Any:
+    return client.post("/v1/sessions", json=body, headers={**tenant.auth(), **headers})
+
+
+def test_post_session_stores_and_scores(client: FlaskClient, tenant: Tenant) -> None:
+    """A new session answers 201 with totals, subscales, session number and episode."""
+    resp = post(client, tenant, session_payload())
+    assert resp.status_code == 201, resp.json
+    body = resp.json
+    ors = next(r for r in body["ratings"] if r["instrument"] == "ors")
+    srs = next(r for r in body["ratings"] if r["instrument"] == "srs")
+    assert ors["total"] == pytest.approx(18.6)
+    assert srs["total"] == pytest.approx(36.6)
+    assert srs["subscales"] == {"bond": 9.5, "goal": 9.0, "task": 8.9, "global": 9.2}
+    assert body["number"] == 1
+    assert body["episode"]["status"] == "open"
+    assert body["episode"]["opened_on"] == "2026-11-02"
+
+
+def test_change_since_first_session(client: FlaskClient, tenant: Tenant) -> None:
+    """The second session reports ORS change against the episode's first ORS."""
+    post(client, tenant, session_payload())
+    second = session_payload(ehr_session_id="S-2", date="2026-11-09")
+    second["ratings"][0]["items"] = {
+        "individual": 6,
+        "interpersonal": 6,
+        "social": 6.2,
+        "overall": 6,
+    }
+    body = post(client, tenant, second).json
+    ors = next(r for r in body["ratings"] if r["instrument"] == "ors")
+    assert ors["change_since_first"] == pytest.approx(24.2 - 18.6)
+    assert body["number"] == 2
+    assert body["episode"]["outcome"]["change"] == pytest.approx(5.6)
+
+
+def test_identical_resend_stores_nothing(
+    client: FlaskClient, tenant: Tenant, engine: Engine
+) -> None:
+    """Re-sending the same session answers 200 with the same body and stores nothing twice."""
+    first = post(client, tenant, session_payload())
+    before = _counts(engine)
+    # Same content, different key order and number spelling: still identical.
+    again_payload = session_payload()
+    again_payload["ratings"] = list(reversed(again_payload["ratings"]))
+    again_payload["ratings"][1]["items"]["interpersonal"] = 5.0
+    again = post(client, tenant, again_payload)
+    assert again.status_code == 200
+    assert again.json == first.json
+    assert _counts(engine) == before
+
+
+def test_changed_content_becomes_a_revision(
+    client: FlaskClient, tenant: Tenant, engine: Engine
+) -> None:
+    """A correction is a new revision; the earlier values stay retrievable."""
+    first = post(client, tenant, session_payload()).json
+    corrected = session_payload()
+    corrected["ratings"][0]["items"]["individual"] = 2.5
+    resp = post(client, tenant, corrected)
+    assert resp.status_code == 200
+    assert resp.json["revision"] == 2
+    assert resp.json["id"] == first["id"]
+    revisions = client.get(f"/v1/sessions/{first['id']}/revisions", headers=tenant.auth()).json
+    assert [r["revision"] for r in revisions] == [1, 2]
+    old_ors = next(r for r in revisions[0]["content"]["ratings"] if r["instrument"] == "ors")
+    new_ors = next(r for r in revisions[1]["content"]["ratings"] if r["instrument"] == "ors")
+    assert old_ors["items"]["individual"] == 4.5
+    assert new_ors["items"]["individual"] == 2.5
+    with engine.connect() as conn:
+        assert conn.scalar(select(func.count()).select_from(TherapySession)) == 1
+        assert conn.scalar(select(func.count()).select_from(SessionRevision)) == 2
+        assert conn.scalar(select(func.count()).select_from(Rating)) == 2
+
+
+def test_idempotency_key_replays_and_rejects_other_body(
+    client: FlaskClient, tenant: Tenant, engine: Engine
+) -> None:
+    """Same Idempotency-Key + same body replays the answer; a different body is a 422."""
+    first = post(client, tenant, session_payload(), **{"Idempotency-Key": "k-1"})
+    assert first.status_code == 201
+    before = _counts(engine)
+    again = post(client, tenant, session_payload(), **{"Idempotency-Key": "k-1"})
+    assert again.status_code == 201
+    assert again.json == first.json
+    assert again.headers["Idempotent-Replayed"] == "true"
+    other = post(client, tenant, session_payload(date="2026-11-03"), **{"Idempotency-Key": "k-1"})
+    assert other.status_code == 422
+    assert other.json["rule"] == "idempotency_key_reused"
+    assert _counts(engine) == before
+
+
+def test_session_on_closed_episode_is_rejected(client: FlaskClient, tenant: Tenant) -> None:
+    """Once an episode is closed, a session naming it is a 422 and nothing changes."""
+    body = post(client, tenant, session_payload()).json
+    closed = client.post(
+        f"/v1/episodes/{body['episode_id']}/close",
+        json={"ending_reason": "planned"},
+        headers=tenant.auth(),
+    )
+    assert closed.status_code == 200, closed.json
+    assert closed.json["status"] == "closed"
+    resp = post(
+        client,
+        tenant,
+        session_payload(ehr_session_id="S-2", date="2026-11-09", episode_id=body["episode_id"]),
+    )
+    assert resp.status_code == 422
+    assert resp.json["rule"] == "episode_closed"
+    # Without an episode id, the next session opens a new episode.
+    fresh = post(client, tenant, session_payload(ehr_session_id="S-3", date="2026-11-16"))
+    assert fresh.status_code == 201
+    assert fresh.json["episode_id"] != body["episode_id"]
+
+
+def test_date_before_episode_opened_is_rejected(client: FlaskClient, tenant: Tenant) -> None:
+    """A session dated before its episode opened is a 422 naming the date."""
+    post(client, tenant, session_payload())
+    resp = post(client, tenant, session_payload(ehr_session_id="S-0", date="2026-10-01"))
+    assert resp.status_code == 422
+    assert (resp.json["field"], resp.json["rule"]) == ("date", "date_before_episode")
+
+
+def test_totals_only_and_not_completed(client: FlaskClient, tenant: Tenant) -> None:
+    """A total without items is stored as such; 'not completed' is stored without a zero."""
+    payload = session_payload(
+        ratings=[
+            {"instrument": "ors", "total": 21.3},
+            {"instrument": "srs", "not_completed": True},
+        ]
+    )
+    body = post(client, tenant, payload).json
+    ors = next(r for r in body["ratings"] if r["instrument"] == "ors")
+    srs = next(r for r in body["ratings"] if r["instrument"] == "srs")
+    assert (ors["completeness"], ors["total"], ors["items"]) == ("total_only", 21.3, None)
+    assert (srs["completeness"], srs["total"]) == ("not_completed", None)
+
+
+def test_no_show_is_recorded_without_a_number(client: FlaskClient, tenant: Tenant) -> None:
+    """A no-show is stored, has no session number, and later sessions are numbered 1, 2."""
+    post(client, tenant, session_payload())
+    ns = post(
+        client,
+        tenant,
+        session_payload(ehr_session_id="S-2", date="2026-11-09", attendance="no_show", ratings=[]),
+    )
+    assert ns.status_code == 201
+    assert ns.json["number"] is None
+    third = post(client, tenant, session_payload(ehr_session_id="S-3", date="2026-11-16"))
+    assert third.json["number"] == 2
+
+
+def test_backfilled_earlier_session_renumbers(client: FlaskClient, tenant: Tenant) -> None:
+    """A session backfilled between two others takes its place in the numbering."""
+    a = post(client, tenant, session_payload()).json
+    c = post(client, tenant, session_payload(ehr_session_id="S-3", date="2026-11-16")).json
+    b = post(client, tenant, session_payload(ehr_session_id="S-2", date="2026-11-09")).json
+    assert b["number"] == 2
+    c_now = client.get(f"/v1/sessions/{c['id']}", headers=tenant.auth()).json
+    assert (a["number"], c_now["number"]) == (1, 3)
+
+
+BATCH_SIZE = 1000
+
+
+def test_batch_of_a_thousand_with_bad_items(
+    client: FlaskClient, tenant: Tenant, engine: Engine
+) -> None:
+    """A 1,000-session batch answers one result per item in order; bad items don't sink it."""
+    items = []
+    for n in range(BATCH_SIZE):
+        p = session_payload(
+            ehr_session_id=f"B-{n}",
+            client_id=f"C-{n % 50}",
+            date=f"2026-{1 + n // 100:02d}-{1 + n % 28:02d}",
+        )
+        items.append(p)
+    # Keep per-client dates increasing: sort by client then date is not needed because each
+    # client's first date opens its episode; put the three bad items in known places.
+    items.sort(key=lambda p: (p["client_id"], p["date"]))
+    bad_indexes = {3: "item_out_of_range", 500: "unknown_field", 999: "required"}
+    items[3]["ratings"][0]["items"]["social"] = 11
+    items[500]["unexpected"] = True
+    del items[999]["clinician_id"]
+    resp = client.post("/v1/sessions/batch", json={"sessions": items}, headers=tenant.auth())
+    assert resp.status_code == 200
+    results = resp.json["results"]
+    assert [r["index"] for r in results] == list(range(BATCH_SIZE))
+    for index, rule in bad_indexes.items():
+        assert results[index]["outcome"] == "rejected"
+        assert results[index]["problem"]["rule"] == rule
+    assert resp.json["created"] == BATCH_SIZE - len(bad_indexes)
+    assert _counts(engine)["sessions"] == BATCH_SIZE - len(bad_indexes)
+    # Re-sending the whole batch stores nothing new.
+    again = client.post("/v1/sessions/batch", json={"sessions": items}, headers=tenant.auth())
+    assert again.json["unchanged"] == BATCH_SIZE - len(bad_indexes)
+    assert _counts(engine)["session_revisions"] == BATCH_SIZE - len(bad_indexes)
+
+
+def test_batch_revising_one_session_twice(client: FlaskClient, tenant: Tenant) -> None:
+    """Two versions of one session in a batch give revisions 1 and 2, in input order."""
+    v1 = session_payload()
+    v2 = copy.deepcopy(v1)
+    v2["ratings"][0]["items"]["social"] = 7
+    resp = client.post("/v1/sessions/batch", json={"sessions": [v1, v2]}, headers=tenant.auth())
+    assert [(r["outcome"], r["revision"]) for r in resp.json["results"]] == [
+        ("created", 1),
+        ("revised", 2),
+    ]
+    sid = resp.json["results"][0]["session_id"]
+    stored = client.get(f"/v1/sessions/{sid}", headers=tenant.auth()).json
+    ors = next(r for r in stored["ratings"] if r["instrument"] == "ors")
+    assert ors["items"]["social"] == 7
+
+
+def test_oversized_batch_is_413(client: FlaskClient, tenant: Tenant, app: Any) -> None:
+    """More items than FIT_MAX_BATCH_ITEMS is a 413 and nothing is stored."""
+    limit = app.extensions["fit"].settings.max_batch_items
+    items = [session_payload(ehr_session_id=f"X-{n}") for n in range(limit + 1)]
+    resp = client.post("/v1/sessions/batch", json={"sessions": items}, headers=tenant.auth())
+    assert resp.status_code == 413
+    assert resp.json["rule"] == "batch_too_large"
+
+
+def test_cursor_pagination_walks_every_client(client: FlaskClient, tenant: Tenant) -> None:
+    """Pages of 2 over 5 clients visit each client exactly once, then stop."""
+    for n in range(5):
+        post(client, tenant, session_payload(ehr_session_id=f"S-{n}", client_id=f"C-{n}"))
+    seen, cursor = [], None
+    for _ in range(5):
+        query = {"limit": 2, **({"cursor": cursor} if cursor else {})}
+        page = client.get("/v1/clients", query_string=query, headers=tenant.auth("manager")).json
+        seen += [c["client_id"] for c in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == [f"C-{n}" for n in range(5)]
+
+
+def test_client_read_has_episodes_with_scores(client: FlaskClient, tenant: Tenant) -> None:
+    """GET /v1/clients/{id} returns episodes with session-by-session scores."""
+    post(client, tenant, session_payload())
+    post(client, tenant, session_payload(ehr_session_id="S-2", date="2026-11-09"))
+    body = client.get("/v1/clients/C-1", headers=tenant.auth("manager")).json
+    assert len(body["episodes"]) == 1
+    sessions = body["episodes"][0]["sessions"]
+    assert [s["number"] for s in sessions] == [1, 2]
+    assert all(any(r["instrument"] == "ors" for r in s["ratings"]) for s in sessions)

@@ -1,0 +1,178 @@
+"""Security: one clinic never sees or changes another's data (404, never revealing that a record
+exists), each role gets only what it should, and every access is in the audit trail."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from flask.testing import FlaskClient
+from sqlalchemy import Engine, text
+from sqlalchemy.exc import DBAPIError
+
+from tests.conftest import Tenant, session_payload
+
+
+@pytest.fixture
+def stored(client: FlaskClient, tenant: Tenant) -> dict[str, Any]:
+    """Clinic A has one client with one session (clinician T-1)."""
+    resp = client.post("/v1/sessions", json=session_payload(), headers=tenant.auth())
+    assert resp.status_code == 201
+    return resp.json  # type: ignore[no-any-return]
+
+
+def _endpoints(stored: dict[str, Any]) -> list[tuple[str, str, dict[str, Any] | None]]:
+    return [
+        ("GET", f"/v1/sessions/{stored['id']}", None),
+        ("GET", f"/v1/sessions/{stored['id']}/revisions", None),
+        ("GET", "/v1/clients/C-1", None),
+        ("POST", f"/v1/episodes/{stored['episode_id']}/close", {"ending_reason": "planned"}),
+    ]
+
+
+def test_other_clinic_gets_404_for_every_record(
+    client: FlaskClient, other_tenant: Tenant, stored: dict[str, Any]
+) -> None:
+    """With clinic B's keys, clinic A's session, client and episode are 'not found'."""
+    for method, path, body in _endpoints(stored):
+        for role in ("ingest", "manager"):
+            resp = client.open(path, method=method, json=body, headers=other_tenant.auth(role))
+            assert resp.status_code == 404, (method, path, role, resp.json)
+            assert resp.mimetype == "application/problem+json"
+
+
+def test_other_clinic_lists_are_empty(
+    client: FlaskClient, other_tenant: Tenant, stored: dict[str, Any]
+) -> None:
+    """Clinic B's lists do not contain clinic A's clients or sessions."""
+    for path in ("/v1/clients", "/v1/sessions"):
+        body = client.get(path, headers=other_tenant.auth("manager")).json
+        assert body["items"] == [], path
+    clinicians = client.get("/v1/clinicians", headers=other_tenant.auth("manager")).json
+    assert [c["clinician_id"] for c in clinicians["items"]] == ["T-9"]  # B's own only
+
+
+def test_other_clinic_cannot_write_into_an_episode(
+    client: FlaskClient, other_tenant: Tenant, stored: dict[str, Any], engine: Engine
+) -> None:
+    """Posting to clinic A's episode id with clinic B's key is a 404 and stores nothing."""
+    payload = session_payload(ehr_session_id="B-1", episode_id=stored["episode_id"])
+    resp = client.post("/v1/sessions", json=payload, headers=other_tenant.auth())
+    assert resp.status_code == 404
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM sessions")).scalar_one() == 1
+
+
+def test_same_ehr_ids_in_two_clinics_are_separate(
+    client: FlaskClient, tenant: Tenant, other_tenant: Tenant, stored: dict[str, Any]
+) -> None:
+    """Clinic B may use the same EHR session and client ids without touching clinic A's."""
+    resp = client.post("/v1/sessions", json=session_payload(), headers=other_tenant.auth())
+    assert resp.status_code == 201
+    assert resp.json["id"] != stored["id"]
+    mine = client.get(f"/v1/sessions/{stored['id']}", headers=tenant.auth()).json
+    assert mine["revision"] == 1
+
+
+# role -> (method, path template, body) -> expected status
+ROLE_MATRIX: list[tuple[str, str, str, int]] = [
+    ("ingest", "POST", "/v1/sessions", 200),
+    ("clinician", "POST", "/v1/sessions", 403),
+    ("manager", "POST", "/v1/sessions", 403),
+    ("admin", "POST", "/v1/sessions", 403),
+    ("ingest", "GET", "/v1/clients", 200),
+    ("clinician", "GET", "/v1/clients", 200),
+    ("manager", "GET", "/v1/clients", 200),
+    ("admin", "GET", "/v1/clients", 403),
+    ("admin", "GET", "/v1/sessions/{id}", 403),
+    ("admin", "GET", "/v1/clients/C-1", 403),
+    ("manager", "GET", "/v1/clients/C-1", 200),
+    ("clinician", "GET", "/v1/clients/C-1", 200),
+    ("clinician", "POST", "/v1/episodes/{episode_id}/close", 403),
+]
+
+
+@pytest.mark.parametrize(("role", "method", "path", "status"), ROLE_MATRIX)
+def test_role_permissions(
+    client: FlaskClient,
+    tenant: Tenant,
+    stored: dict[str, Any],
+    role: str,
+    method: str,
+    path: str,
+    status: int,
+) -> None:
+    """Each role reaches exactly the endpoints it should."""
+    body = session_payload() if path == "/v1/sessions" else None
+    if path.endswith("/close"):
+        body = {"ending_reason": "planned"}
+    resp = client.open(path.format(**stored), method=method, json=body, headers=tenant.auth(role))
+    assert resp.status_code == status, resp.json
+
+
+def test_clinician_sees_only_own_clients(
+    client: FlaskClient, tenant: Tenant, stored: dict[str, Any]
+) -> None:
+    """A clinician key (T-1) sees T-1's client but not a client seen only by T-2."""
+    other = session_payload(ehr_session_id="S-9", client_id="C-2", clinician_id="T-2")
+    assert client.post("/v1/sessions", json=other, headers=tenant.auth()).status_code == 201
+    listed = client.get("/v1/clients", headers=tenant.auth("clinician")).json["items"]
+    assert [c["client_id"] for c in listed] == ["C-1"]
+    assert client.get("/v1/clients/C-2", headers=tenant.auth("clinician")).status_code == 404
+    assert client.get("/v1/clients/C-2", headers=tenant.auth("manager")).status_code == 200
+
+
+def test_missing_and_revoked_keys_are_401(client: FlaskClient, tenant: Tenant, app: Any) -> None:
+    """No key, a made-up key and a revoked key are all 401 with WWW-Authenticate."""
+    from fit_service.services import clinics  # noqa: PLC0415
+
+    assert client.get("/v1/clients").status_code == 401
+    made_up = {"Authorization": "Bearer fit_abc_def"}
+    assert client.get("/v1/clients", headers=made_up).status_code == 401
+    prefix = tenant.keys["manager"].split("_")[1]
+    with app.extensions["fit"].uow() as uow:
+        clinics.revoke_api_key(uow, prefix)
+    resp = client.get("/v1/clients", headers=tenant.auth("manager"))
+    assert resp.status_code == 401
+    assert resp.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+def _audit(engine: Engine) -> list[tuple[Any, ...]]:
+    with engine.connect() as conn:
+        return [
+            tuple(r)
+            for r in conn.execute(
+                text(
+                    "SELECT action, record_id, outcome, status_code, actor "
+                    "FROM audit_events ORDER BY id"
+                )
+            )
+        ]
+
+
+def test_reads_writes_and_refusals_are_audited(
+    client: FlaskClient, tenant: Tenant, other_tenant: Tenant, engine: Engine
+) -> None:
+    """Writes, reads and refused attempts each leave an audit row; no scores in it."""
+    created = client.post("/v1/sessions", json=session_payload(), headers=tenant.auth()).json
+    client.get("/v1/clients/C-1", headers=tenant.auth("manager"))
+    client.get(f"/v1/sessions/{created['id']}", headers=other_tenant.auth("manager"))
+    client.get("/v1/clients")
+    rows = _audit(engine)
+    actions = [(r[0], r[2], r[3]) for r in rows]
+    assert ("session.created", "success", 201) in actions
+    assert ("client.read", "success", 200) in actions
+    assert ("GET /v1/sessions/<uuid:session_id>", "not_found", 404) in actions
+    assert ("GET /v1/clients", "unauthenticated", 401) in actions
+    flat = repr(rows)
+    assert "18.6" not in flat
+    assert "individual" not in flat
+
+
+def test_audit_trail_is_append_only(client: FlaskClient, tenant: Tenant, engine: Engine) -> None:
+    """The database itself refuses to update or delete audit rows."""
+    client.post("/v1/sessions", json=session_payload(), headers=tenant.auth())
+    for statement in ("UPDATE audit_events SET outcome = 'x'", "DELETE FROM audit_events"):
+        with pytest.raises(DBAPIError), engine.begin() as conn:
+            conn.execute(text(statement))
+    assert _audit(engine)

@@ -1,0 +1,187 @@
+"""Scoring and validating one administration (pure: no database, no Flask)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from fit_service.domain.errors import (
+    InvalidRating,
+    ItemOutOfRange,
+    MissingItems,
+    TotalMismatch,
+    UnknownItem,
+)
+from fit_service.domain.instruments import (
+    ORS,
+    REGISTRY,
+    SRS,
+    WAI_SR_CLIENT,
+    AgeBand,
+    Leg,
+    outcome_instrument_for,
+)
+from fit_service.domain.scoring import Completeness, score
+
+tenths = st.integers(min_value=0, max_value=100).map(lambda n: n / 10)
+
+
+def test_ors_total_is_the_sum_of_items() -> None:
+    """ORS 4.5 + 5 + 4.1 + 5 scores 18.6, to one decimal."""
+    result = score(ORS, {"individual": 4.5, "interpersonal": 5, "social": 4.1, "overall": 5})
+    assert result.completeness is Completeness.ITEMS
+    assert result.total == 18.6
+
+
+def test_wai_sr_subscales_follow_hatcher_and_gillaspy() -> None:
+    """WAI-SR task = items 1,2,10,12; goal = 4,6,8,11; bond = 3,5,7,9 (domain.md §2)."""
+    items = {f"item{n:02d}": n % 5 + 1 for n in range(1, 13)}
+    result = score(WAI_SR_CLIENT, items)
+    assert result.subscales == {
+        "task": items["item01"] + items["item02"] + items["item10"] + items["item12"],
+        "goal": items["item04"] + items["item06"] + items["item08"] + items["item11"],
+        "bond": items["item03"] + items["item05"] + items["item07"] + items["item09"],
+    }
+    assert result.total == sum(items.values())
+
+
+def test_srs_items_map_to_bordins_legs() -> None:
+    """SRS relationship→bond, goals→goal, approach→task, overall→global."""
+    assert dict(SRS.item_legs) == {
+        "relationship": Leg.BOND,
+        "goals": Leg.GOAL,
+        "approach": Leg.TASK,
+        "overall": Leg.GLOBAL,
+    }
+
+
+def test_total_only_is_accepted_without_items() -> None:
+    """A total alone is stored as 'total only', items unknown."""
+    result = score(ORS, None, 21.3)
+    assert (result.completeness, result.total, result.items) == (
+        Completeness.TOTAL_ONLY,
+        21.3,
+        None,
+    )
+
+
+def test_not_completed_is_not_a_zero() -> None:
+    """'Not completed' yields no total at all, never 0."""
+    result = score(SRS, not_completed=True)
+    assert result.completeness is Completeness.NOT_COMPLETED
+    assert result.total is None
+
+
+def test_partial_items_are_incomplete_with_no_total() -> None:
+    """Missing items give INCOMPLETE and no total; complete subscales are still scored."""
+    items = {f"item{n:02d}": 3 for n in (1, 2, 10, 12, 4)}
+    result = score(WAI_SR_CLIENT, items)
+    assert result.completeness is Completeness.INCOMPLETE
+    assert result.total is None
+    assert result.subscales == {"task": 12}
+
+
+def test_nothing_at_all_is_missing_items() -> None:
+    """Neither items, total nor not_completed is an error, not an empty score."""
+    with pytest.raises(MissingItems):
+        score(ORS)
+
+
+@given(st.dictionaries(st.sampled_from(ORS.item_ids), tenths, min_size=4, max_size=4))
+def test_valid_ors_items_always_score_within_range(items: dict[str, float]) -> None:
+    """Any four ORS items on the 0-10 line in tenths give a total in 0-40 equal to their sum."""
+    result = score(ORS, items)
+    assert result.total is not None
+    assert 0 <= result.total <= 40
+    assert math.isclose(result.total, round(sum(items.values()), 1), abs_tol=1e-9)
+
+
+@given(
+    st.one_of(
+        st.floats(min_value=10.01, max_value=1e9),
+        st.floats(max_value=-0.01, min_value=-1e9),
+        st.just(math.nan),
+        st.just(math.inf),
+        st.just(-math.inf),
+    )
+)
+def test_out_of_range_ors_items_are_refused(value: float) -> None:
+    """Any ORS item outside 0-10 (or not finite) is ItemOutOfRange naming the item."""
+    items = {"individual": value, "interpersonal": 5, "social": 5, "overall": 5}
+    with pytest.raises(ItemOutOfRange) as err:
+        score(ORS, items)
+    assert err.value.field == "items.individual"
+
+
+@given(st.one_of(st.text(), st.booleans(), st.none(), st.lists(st.integers())))
+def test_non_numbers_are_refused(value: object) -> None:
+    """Strings ("7"), booleans, null and lists are not item scores."""
+    items = {"individual": value, "interpersonal": 5, "social": 5, "overall": 5}
+    with pytest.raises(InvalidRating):
+        score(ORS, items)
+
+
+@given(st.integers(min_value=-10, max_value=10).filter(lambda n: not 1 <= n <= 5))
+def test_wai_items_outside_one_to_five_are_refused(value: int) -> None:
+    """WAI-SR items are 1-5; anything else is refused."""
+    items = {f"item{n:02d}": 3 for n in range(1, 13)}
+    items["item07"] = value
+    with pytest.raises(ItemOutOfRange):
+        score(WAI_SR_CLIENT, items)
+
+
+@given(st.floats(min_value=1.01, max_value=4.99).filter(lambda x: x != round(x)))
+def test_wai_items_must_be_whole_numbers(value: float) -> None:
+    """WAI-SR is scored in whole points: 2.5 is refused."""
+    items = {f"item{n:02d}": 3 for n in range(1, 13)}
+    items["item02"] = value
+    with pytest.raises(ItemOutOfRange):
+        score(WAI_SR_CLIENT, items)
+
+
+@given(
+    st.dictionaries(st.sampled_from(ORS.item_ids), tenths, min_size=4, max_size=4),
+    st.floats(min_value=0.1, max_value=40).map(lambda x: round(x, 1)),
+)
+def test_a_total_that_contradicts_items_is_refused(items: dict[str, float], delta: float) -> None:
+    """A sent total more than half a step from the item sum is TotalMismatch."""
+    computed = round(sum(items.values()), 1)
+    sent = computed + delta if computed + delta <= 40 else computed - delta
+    if not 0 <= sent <= 40:
+        return
+    with pytest.raises(TotalMismatch):
+        score(ORS, items, sent)
+
+
+def test_unknown_item_is_named() -> None:
+    """An item id the instrument does not have is UnknownItem naming it."""
+    with pytest.raises(UnknownItem) as err:
+        score(ORS, {"mood": 5})
+    assert err.value.field == "items.mood"
+
+
+def test_every_registered_instrument_scores_its_maximum() -> None:
+    """For each instrument, all items at maximum give the maximum total."""
+    for instrument in REGISTRY.values():
+        items = {i: instrument.item_max for i in instrument.item_ids}
+        assert score(instrument, items).total == instrument.total_max
+
+
+@pytest.mark.parametrize(
+    ("band", "total", "clinical"),
+    [
+        (AgeBand.ADULT, 24.9, True),
+        (AgeBand.ADULT, 25.0, False),
+        (AgeBand.ADULT, 25.1, False),
+        (AgeBand.ADOLESCENT, 27.9, True),
+        (AgeBand.ADOLESCENT, 28.0, False),
+        (AgeBand.CHILD, 31.9, True),
+        (AgeBand.CHILD, 32.0, False),
+    ],
+)
+def test_clinical_cutoffs_by_age_band(band: AgeBand, total: float, clinical: bool) -> None:
+    """Clinical range is total < 25 (adult), < 28 (adolescent), < 32 (CORS) — domain.md §3."""
+    assert outcome_instrument_for(band).is_clinical(total, band) is clinical
