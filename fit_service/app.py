@@ -20,6 +20,7 @@ from fit_service.api.context import Wiring
 from fit_service.config import Settings
 from fit_service.domain.errors import FitError
 from fit_service.services.audit import AuditEntry, record_refusal
+from fit_service.services.clinics import KeyCache
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._\-]{1,64}$")
 _BODY_METHODS = {"POST", "PUT", "PATCH"}
@@ -64,7 +65,9 @@ def create_app(settings: Settings | None = None) -> Flask:
         },
     )
     engine = make_engine(settings.database_url)
-    app.extensions["fit"] = Wiring(settings, engine, make_session_factory(engine))
+    app.extensions["fit"] = Wiring(
+        settings, engine, make_session_factory(engine), KeyCache(settings.key_cache_seconds)
+    )
 
     api = ProblemApi(app)
     authenticated = {sessions.blp.name, clients.blp.name}

@@ -79,6 +79,7 @@ def revoke_key(prefix: str) -> None:
     try:
         with _wiring().uow() as uow:
             clinics.revoke_api_key(uow, prefix)
+        _wiring().key_cache.clear()
     except FitError as exc:
         _fail(exc)
         return

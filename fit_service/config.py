@@ -39,6 +39,9 @@ class Settings:
     #: Default and largest page size of list endpoints.
     page_size: int = 50
     max_page_size: int = 500
+    #: Seconds a verified API key is remembered per process (0 disables the cache). A key
+    #: revoked elsewhere stops working in this process after at most this long.
+    key_cache_seconds: int = 10
     #: Where the CLI archives monthly reports.
     reports_dir: Path = field(
         default_factory=lambda: Path(__file__).resolve().parent.parent / "reports"

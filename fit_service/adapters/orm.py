@@ -138,6 +138,9 @@ class Episode(Base):
     closed_on: Mapped[date | None] = mapped_column(Date)
     ending_reason: Mapped[str | None] = mapped_column(String(32))
     ending_note: Mapped[str | None] = mapped_column(Text)
+    #: low / elevated / high, from the latest risk assessment (issue 4), with its reasons
+    risk_level: Mapped[str | None] = mapped_column(String(16))
+    risk_reasons: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -251,3 +254,111 @@ class IdempotencyRecord(Base):
     status_code: Mapped[int] = mapped_column(Integer)
     response: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# --- Risk alerts and their delivery (issue 4) ---------------------------------------------
+
+
+class Alert(Base):
+    """A finding a clinician should act on. At most one *live* (open or acknowledged) alert
+    per episode and kind — a partial unique index, so concurrent writers can't duplicate it."""
+
+    __tablename__ = "alerts"
+    __table_args__ = (
+        Index(
+            "uq_alerts_one_live_per_episode_kind",
+            "episode_id",
+            "kind",
+            unique=True,
+            sqlite_where=text("status IN ('open', 'acknowledged')"),
+            postgresql_where=text("status IN ('open', 'acknowledged')"),
+        ),
+        Index("ix_alerts_clinic_status", "clinic_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    public_id: Mapped[uuid.UUID] = mapped_column(Uuid, unique=True, default=uuid.uuid4)
+    clinic_id: Mapped[int] = mapped_column(ForeignKey("clinics.id"))
+    episode_id: Mapped[int] = mapped_column(ForeignKey("episodes.id"), index=True)
+    client_id: Mapped[int] = mapped_column(ForeignKey("clients.id"))
+    clinician_id: Mapped[int | None] = mapped_column(ForeignKey("clinicians.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(48))
+    leg: Mapped[str] = mapped_column(String(24))
+    severity: Mapped[int] = mapped_column(Integer)
+    #: open / acknowledged / resolved / dismissed / auto_resolved
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    session_number: Mapped[int | None] = mapped_column(Integer)
+    evidence: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    guidance: Mapped[str] = mapped_column(Text, default="")
+    model: Mapped[str | None] = mapped_column(String(64))
+    opened_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    acknowledged_at: Mapped[datetime | None] = mapped_column()
+    closed_at: Mapped[datetime | None] = mapped_column()
+    #: the clinician's note of what was done (resolved), the reason (dismissed), or the
+    #: system's note (auto-resolved)
+    closing_note: Mapped[str | None] = mapped_column(Text)
+    closed_by_key_id: Mapped[int | None] = mapped_column(ForeignKey("api_keys.id"))
+    #: optimistic-concurrency version, exposed as the ETag
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+
+class GoalSheet(Base):
+    """The client's own goal, the agreed steps, and what they expect of therapy."""
+
+    __tablename__ = "goal_sheets"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    clinic_id: Mapped[int] = mapped_column(ForeignKey("clinics.id"))
+    episode_id: Mapped[int] = mapped_column(ForeignKey("episodes.id"), unique=True)
+    goal: Mapped[str] = mapped_column(Text, default="")
+    steps: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # {"steps": [...]}
+    #: concrete_steps / to_be_heard / unsure
+    expectation: Mapped[str] = mapped_column(String(24), default="unsure")
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+
+class WebhookEndpoint(Base):
+    __tablename__ = "webhook_endpoints"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    public_id: Mapped[uuid.UUID] = mapped_column(Uuid, unique=True, default=uuid.uuid4)
+    clinic_id: Mapped[int] = mapped_column(ForeignKey("clinics.id"), index=True)
+    url: Mapped[str] = mapped_column(String(2000))
+    #: Standard Webhooks signing secret (whsec_…); needed in clear to sign
+    secret: Mapped[str] = mapped_column(String(200))
+    enabled: Mapped[bool] = mapped_column(default=True)
+    failing_since: Mapped[datetime | None] = mapped_column()
+    last_success_at: Mapped[datetime | None] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class OutboxMessage(Base):
+    """A delivery written in the same transaction as the alert that caused it, and sent by
+    a worker afterwards (at least once; ``message_id`` lets receivers de-duplicate)."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        UniqueConstraint("channel", "destination_id", "message_id"),
+        Index("ix_outbox_due", "status", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    clinic_id: Mapped[int] = mapped_column(ForeignKey("clinics.id"))
+    #: webhook / email
+    channel: Mapped[str] = mapped_column(String(16))
+    #: webhook_endpoints.id or clinicians.id, by channel
+    destination_id: Mapped[int] = mapped_column(BigId)
+    message_id: Mapped[str] = mapped_column(String(64))
+    body: Mapped[str] = mapped_column(Text)
+    #: pending / sent / dead
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    first_failed_at: Mapped[datetime | None] = mapped_column()
+    #: a worker's lease: another worker may take the row after this time (crash recovery)
+    locked_until: Mapped[datetime | None] = mapped_column()
+    last_error: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column()

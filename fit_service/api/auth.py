@@ -23,7 +23,9 @@ def authenticate_request() -> None:
         raise NotAuthenticated(
             "send an API key as 'Authorization: Bearer <key>'", field="Authorization"
         )
-    found = authenticate(wiring().session_factory, token.strip(), g.get("request_id"))
+    found = authenticate(
+        wiring().session_factory, token.strip(), g.get("request_id"), wiring().key_cache
+    )
     if found is None:
         raise NotAuthenticated(
             "unknown or revoked API key", field="Authorization", rule="invalid_api_key"

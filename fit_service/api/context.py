@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from fit_service.adapters.unit_of_work import UnitOfWork
 from fit_service.config import Settings
+from fit_service.services.clinics import KeyCache
 from fit_service.services.principals import Principal
 
 
@@ -18,6 +19,7 @@ class Wiring:
     settings: Settings
     engine: Engine
     session_factory: sessionmaker[Session]
+    key_cache: KeyCache
 
     def uow(self) -> UnitOfWork:
         return UnitOfWork(self.session_factory)

@@ -5,9 +5,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import threading
+import time
 import uuid
 import zoneinfo
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from sqlalchemy import select
@@ -161,22 +163,72 @@ def list_api_keys(uow: UnitOfWork, clinic_id: uuid.UUID | str) -> list[KeyInfo]:
     ]
 
 
+class KeyCache:
+    """Recently verified keys, so a busy EHR doesn't cost a key lookup per request.
+
+    Only successful lookups are cached, under the key's SHA-256 (never the key). Revoking a
+    key in this process clears the cache at once; other processes see a revocation within
+    ``ttl_seconds`` (default 10 s) — the trade-off is stated in the README.
+    """
+
+    def __init__(self, ttl_seconds: float = 10.0, max_entries: int = 10_000) -> None:
+        self.ttl = ttl_seconds
+        self.max_entries = max_entries
+        self._entries: dict[str, tuple[float, Principal]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, digest: str) -> Principal | None:
+        entry = self._entries.get(digest)
+        if entry is None or entry[0] < time.monotonic():
+            return None
+        return entry[1]
+
+    def put(self, digest: str, principal: Principal) -> None:
+        with self._lock:
+            if len(self._entries) >= self.max_entries:
+                self._entries.clear()
+            self._entries[digest] = (time.monotonic() + self.ttl, principal)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
 def authenticate(
-    factory: sessionmaker[Session], token: str, request_id: str | None = None
+    factory: sessionmaker[Session],
+    token: str,
+    request_id: str | None = None,
+    cache: KeyCache | None = None,
 ) -> Principal | None:
     """The principal a bearer token stands for, or ``None`` (unknown, malformed, revoked)."""
     parts = token.split("_", 2)
     if len(parts) != 3 or parts[0] != _KEY_PREFIX:
         return None
+    digest = hash_key(token)
+    cached = cache.get(digest) if cache is not None else None
+    if cached is not None:
+        return replace(cached, request_id=request_id)
     with factory() as db:
         row = db.execute(
             select(
-                ApiKey.id, ApiKey.clinic_id, ApiKey.key_hash, ApiKey.role, ApiKey.clinician_id
-            ).where(ApiKey.prefix == parts[1], ApiKey.revoked_at.is_(None))
+                ApiKey.id,
+                ApiKey.clinic_id,
+                ApiKey.key_hash,
+                ApiKey.role,
+                ApiKey.clinician_id,
+                Clinic.timezone,
+            )
+            .join(Clinic, Clinic.id == ApiKey.clinic_id)
+            .where(ApiKey.prefix == parts[1], ApiKey.revoked_at.is_(None))
         ).first()
-    if row is None or not hmac.compare_digest(row.key_hash, hash_key(token)):
+    if row is None or not hmac.compare_digest(row.key_hash, digest):
         return None
-    return Principal(row.clinic_id, row.id, Role(row.role), row.clinician_id, request_id)
+    principal = Principal(
+        row.clinic_id, row.id, Role(row.role), row.clinician_id, request_id, row.timezone
+    )
+    if cache is not None:
+        cache.put(digest, principal)
+    return principal
 
 
 __all__ = [

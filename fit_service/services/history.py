@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from fit_service.adapters.orm import Client, Clinician, Episode, Rating, TherapySession
@@ -73,7 +73,8 @@ def _chunks(values: Iterable[Any]) -> Iterable[list[Any]]:
 
 
 def load_histories(db: Session, episode_ids: Iterable[int]) -> dict[int, EpisodeHistory]:
-    """Episodes by row id, each with its sessions in date order and their current ratings."""
+    """Episodes by row id, each with its sessions in date order and their current ratings
+    (two queries for any number of episodes)."""
     ids = sorted(set(episode_ids))
     out: dict[int, EpisodeHistory] = {}
     for chunk in _chunks(ids):
@@ -108,8 +109,9 @@ def load_histories(db: Session, episode_ids: Iterable[int]) -> dict[int, Episode
                 row.ending_reason,
                 row.clinician,
             )
-    sessions: dict[int, SessionRecord] = {}
+    # Sessions with their ratings in one LEFT JOIN, ordered as the episode unfolded.
     for chunk in _chunks(ids):
+        current: SessionRecord | None = None
         for row in db.execute(
             select(
                 TherapySession.id,
@@ -122,28 +124,6 @@ def load_histories(db: Session, episode_ids: Iterable[int]) -> dict[int, Episode
                 TherapySession.revision,
                 Clinician.external_id,
                 TherapySession.updated_at,
-            )
-            .join(Clinician, Clinician.id == TherapySession.clinician_id)
-            .where(TherapySession.episode_id.in_(chunk))
-            .order_by(TherapySession.episode_id, TherapySession.date, TherapySession.id)
-        ):
-            record = SessionRecord(
-                row.id,
-                row.public_id,
-                row.ehr_session_id,
-                row.date,
-                row.number,
-                row.attendance,
-                row.revision,
-                row.external_id,
-                row.updated_at,
-            )
-            sessions[row.id] = record
-            out[row.episode_id].sessions.append(record)
-    for chunk in _chunks(sessions):
-        for r in db.execute(
-            select(
-                Rating.session_id,
                 Rating.instrument,
                 Rating.rater,
                 Rating.completeness,
@@ -151,10 +131,58 @@ def load_histories(db: Session, episode_ids: Iterable[int]) -> dict[int, Episode
                 Rating.items,
                 Rating.subscales,
             )
-            .where(Rating.session_id.in_(chunk))
-            .order_by(Rating.session_id, Rating.instrument, Rating.rater)
-        ):
-            sessions[r.session_id].ratings.append(
-                RatingRecord(r.instrument, r.rater, r.completeness, r.total, r.items, r.subscales)
+            .join(Clinician, Clinician.id == TherapySession.clinician_id)
+            .outerjoin(Rating, Rating.session_id == TherapySession.id)
+            .where(TherapySession.episode_id.in_(chunk))
+            .order_by(
+                TherapySession.episode_id,
+                TherapySession.date,
+                TherapySession.id,
+                Rating.instrument,
+                Rating.rater,
             )
+        ):
+            if current is None or current.row_id != row.id:
+                current = SessionRecord(
+                    row.id,
+                    row.public_id,
+                    row.ehr_session_id,
+                    row.date,
+                    row.number,
+                    row.attendance,
+                    row.revision,
+                    row.external_id,
+                    row.updated_at,
+                )
+                out[row.episode_id].sessions.append(current)
+            if row.instrument is not None:
+                current.ratings.append(
+                    RatingRecord(
+                        row.instrument,
+                        row.rater,
+                        row.completeness,
+                        row.total,
+                        row.items,
+                        row.subscales,
+                    )
+                )
     return out
+
+
+def renumber(db: Session, histories: Iterable[EpisodeHistory]) -> None:
+    """Session ``number`` = ordinal among the episode's *attended* sessions by date, so a
+    backfilled earlier session shifts the later ones ("by session 3" rules and the ETR use
+    it). Updates only rows whose number changed, in one executemany."""
+    changes = []
+    for history in histories:
+        attended = 0
+        for s in history.sessions:
+            new: int | None = None
+            if s.attendance == "attended":
+                attended += 1
+                new = attended
+            if new != s.number:
+                s.number = new
+                changes.append({"id": s.row_id, "number": new})
+    if changes:
+        db.execute(update(TherapySession), changes)

@@ -67,6 +67,8 @@ class Principal:
     #: set for clinician keys: the only clinician whose clients they may read
     clinician_id: int | None = None
     request_id: str | None = None
+    #: the clinic's IANA time zone: "today" (future-date checks) is clinic-local
+    timezone: str = "UTC"
 
     @property
     def actor(self) -> str:

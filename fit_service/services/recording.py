@@ -31,7 +31,6 @@ from sqlalchemy.exc import IntegrityError
 
 from fit_service.adapters.orm import (
     Client,
-    Clinic,
     Clinician,
     Episode,
     IdempotencyRecord,
@@ -53,6 +52,7 @@ from fit_service.domain.errors import (
 from fit_service.domain.instruments import REGISTRY, AgeBand, Rater
 from fit_service.domain.scoring import Completeness, Score, missing_items, score
 from fit_service.services import audit, views
+from fit_service.services.history import EpisodeHistory, load_histories, renumber
 from fit_service.services.inputs import Attendance, SessionInput
 from fit_service.services.principals import Permission, Principal
 
@@ -199,13 +199,13 @@ def record_sessions(
     *,
     idempotency: tuple[str, str] | None = None,
     detailed: bool = True,
-    on_written: Callable[[UnitOfWork, Principal, set[int]], None] | None = None,
+    on_written: Callable[[UnitOfWork, Principal, dict[int, EpisodeHistory]], None] | None = None,
 ) -> tuple[list[ItemResult], bool]:
     """Record ``items`` for the principal's clinic; return one result per item, in order,
     and whether the answer was replayed from an ``Idempotency-Key`` record.
 
     ``idempotency`` is ``(key, request_hash)``; ``on_written`` runs in the same transaction
-    after the writes with the touched episode row ids (risk rules and alerts hook in here).
+    after the writes with the touched episodes' histories (risk rules and alerts hook in).
     """
     principal.require(Permission.SESSIONS_WRITE)
     for attempt in range(_RETRIES):
@@ -310,120 +310,91 @@ def _chunks(values: Iterable[Any]) -> Iterable[list[Any]]:
         yield seq[start : start + _IN_CHUNK]
 
 
-def _clinic_today(uow: UnitOfWork, clinic_id: int) -> date:
-    tz = uow.session.scalar(select(Clinic.timezone).where(Clinic.id == clinic_id)) or "UTC"
-    return datetime.now(zoneinfo.ZoneInfo(tz)).date()
+def _clinic_today(principal: Principal) -> date:
+    return datetime.now(zoneinfo.ZoneInfo(principal.timezone)).date()
+
+
+_EPISODE_COLS = (
+    Episode.id,
+    Episode.public_id,
+    Episode.status,
+    Episode.opened_on,
+    Client.external_id.label("client_key"),
+)
 
 
 class _Loaded:
-    """The existing rows a batch refers to, loaded with IN queries."""
+    """The existing rows a batch refers to: three joined ``IN`` queries (four when explicit
+    episode ids are sent), whatever the batch size."""
 
     def __init__(self, uow: UnitOfWork, clinic_id: int, items: Sequence[SessionInput]) -> None:
         db = uow.session
-        client_keys = {i.client_id for i in items}
-        clinician_keys = {i.clinician_id for i in items}
-        ehr_ids = {i.ehr_session_id for i in items}
-        episode_ids = {i.episode_id for i in items if i.episode_id}
-
         self.clients: dict[str, tuple[int, str]] = {}
         self.clinicians: dict[str, int] = {}
         self.episodes_by_public: dict[uuid.UUID, _EpisodeState] = {}
         self.open_episode: dict[str, _EpisodeState] = {}
         self.sessions: dict[str, _SessionState] = {}
-        episodes_by_row: dict[int, _EpisodeState] = {}
-        client_key_by_row: dict[int, str] = {}
+        self._by_row: dict[int, _EpisodeState] = {}
 
-        for chunk in _chunks(client_keys):
-            for cid, ext, band in db.execute(
-                select(Client.id, Client.external_id, Client.age_band).where(
-                    Client.clinic_id == clinic_id, Client.external_id.in_(chunk)
-                )
+        # Clients with their open episode (if any), in one query.
+        for chunk in _chunks({i.client_id for i in items}):
+            for row in db.execute(
+                select(Client.id.label("client_id"), Client.age_band, *_EPISODE_COLS)
+                .outerjoin(Episode, (Episode.client_id == Client.id) & (Episode.status == "open"))
+                .where(Client.clinic_id == clinic_id, Client.external_id.in_(chunk))
             ):
-                self.clients[ext] = (cid, band)
-                client_key_by_row[cid] = ext
-        for chunk in _chunks(clinician_keys):
+                self.clients[row.client_key] = (row.client_id, row.age_band)
+                if row.id is not None:
+                    self.open_episode[row.client_key] = self._remember(row)
+        for chunk in _chunks({i.clinician_id for i in items}):
             for tid, ext in db.execute(
                 select(Clinician.id, Clinician.external_id).where(
                     Clinician.clinic_id == clinic_id, Clinician.external_id.in_(chunk)
                 )
             ):
                 self.clinicians[ext] = tid
-
-        def remember(ep: Episode | Any) -> _EpisodeState:
-            state = episodes_by_row.get(ep.id)
-            if state is None:
-                state = _EpisodeState(
-                    ep.id,
-                    ep.public_id,
-                    client_key_by_row.get(ep.client_id, ""),
-                    ep.status,
-                    ep.opened_on,
-                    None,
+        for chunk in _chunks({i.episode_id for i in items if i.episode_id}):
+            for row in db.execute(
+                select(*_EPISODE_COLS)
+                .join(Client, Client.id == Episode.client_id)
+                .where(Episode.clinic_id == clinic_id, Episode.public_id.in_(chunk))
+            ):
+                self._remember(row)
+        # Sessions already stored under these EHR ids, with their episode.
+        for chunk in _chunks({i.ehr_session_id for i in items}):
+            for row in db.execute(
+                select(
+                    TherapySession.id.label("session_id"),
+                    TherapySession.public_id.label("session_public_id"),
+                    TherapySession.ehr_session_id,
+                    TherapySession.content_hash,
+                    TherapySession.revision,
+                    *_EPISODE_COLS,
                 )
-                episodes_by_row[ep.id] = state
-                self.episodes_by_public[ep.public_id] = state
-            return state
-
-        episode_cols = (
-            Episode.id,
-            Episode.public_id,
-            Episode.client_id,
-            Episode.status,
-            Episode.opened_on,
-        )
-        client_rows = list(client_key_by_row)
-        for chunk in _chunks(client_rows):
-            for ep in db.execute(
-                select(*episode_cols).where(
-                    Episode.clinic_id == clinic_id,
-                    Episode.client_id.in_(chunk),
-                    Episode.status == "open",
+                .join(Episode, Episode.id == TherapySession.episode_id)
+                .join(Client, Client.id == Episode.client_id)
+                .where(
+                    TherapySession.clinic_id == clinic_id,
+                    TherapySession.ehr_session_id.in_(chunk),
                 )
             ):
-                self.open_episode[client_key_by_row[ep.client_id]] = remember(ep)
-        for chunk in _chunks(episode_ids):
-            rows = list(
-                db.execute(
-                    select(*episode_cols).where(
-                        Episode.clinic_id == clinic_id, Episode.public_id.in_(chunk)
-                    )
+                self.sessions[row.ehr_session_id] = _SessionState(
+                    row.session_id,
+                    row.session_public_id,
+                    row.content_hash,
+                    row.revision,
+                    self._remember(row),
                 )
+
+    def _remember(self, row: Any) -> _EpisodeState:
+        state = self._by_row.get(row.id)
+        if state is None:
+            state = _EpisodeState(
+                row.id, row.public_id, row.client_key, row.status, row.opened_on, None
             )
-            missing_clients = {r.client_id for r in rows} - set(client_key_by_row)
-            if missing_clients:
-                for cid, ext in db.execute(
-                    select(Client.id, Client.external_id).where(Client.id.in_(missing_clients))
-                ):
-                    client_key_by_row[cid] = ext
-            for ep in rows:
-                remember(ep)
-        for chunk in _chunks(ehr_ids):
-            rows = list(
-                db.execute(
-                    select(
-                        TherapySession.id,
-                        TherapySession.public_id,
-                        TherapySession.ehr_session_id,
-                        TherapySession.content_hash,
-                        TherapySession.revision,
-                        TherapySession.episode_id,
-                    ).where(
-                        TherapySession.clinic_id == clinic_id,
-                        TherapySession.ehr_session_id.in_(chunk),
-                    )
-                )
-            )
-            unknown_eps = {r.episode_id for r in rows} - set(episodes_by_row)
-            if unknown_eps:
-                for ep in db.execute(select(*episode_cols).where(Episode.id.in_(unknown_eps))):
-                    if ep.client_id not in client_key_by_row:
-                        ext = db.scalar(select(Client.external_id).where(Client.id == ep.client_id))
-                        client_key_by_row[ep.client_id] = ext or ""
-                    remember(ep)
-            for r in rows:
-                self.sessions[r.ehr_session_id] = _SessionState(
-                    r.id, r.public_id, r.content_hash, r.revision, episodes_by_row[r.episode_id]
-                )
+            self._by_row[row.id] = state
+            self.episodes_by_public[row.public_id] = state
+        return state
 
 
 def _record(
@@ -431,9 +402,9 @@ def _record(
     principal: Principal,
     items: Sequence[SessionInput],
     detailed: bool,
-    on_written: Callable[[UnitOfWork, Principal, set[int]], None] | None,
+    on_written: Callable[[UnitOfWork, Principal, dict[int, EpisodeHistory]], None] | None,
 ) -> list[ItemResult]:
-    today = _clinic_today(uow, principal.clinic_id)
+    today = _clinic_today(principal)
     loaded = _Loaded(uow, principal.clinic_id, items)
     plan = _Plan()
     results: list[ItemResult | None] = [None] * len(items)
@@ -468,13 +439,23 @@ def _record(
             if r is not None
         ],
     )
-    if on_written is not None and touched:
-        on_written(uow, principal, touched)
+    # Read the touched episodes back once: renumbering, risk rules and the answer all use it.
+    histories = load_histories(uow.session, touched)
+    renumber(uow.session, histories.values())
+    if on_written is not None and histories:
+        on_written(uow, principal, histories)
 
     final = [r for r in results if r is not None]
     if detailed:
         wanted = {r.session_id for r in final if r.session_id is not None}
-        rendered = views.sessions_by_public_id(uow.session, principal.clinic_id, wanted)
+        unchanged_eps = {
+            loaded.sessions[items[r.index].ehr_session_id].episode.row_id
+            for r in final
+            if r.outcome == "unchanged"
+        } - set(histories)
+        if unchanged_eps:
+            histories.update(load_histories(uow.session, {e for e in unchanged_eps if e}))
+        rendered = views.sessions_from_histories(histories.values(), wanted)
         final = [
             ItemResult(
                 r.index,
@@ -609,7 +590,7 @@ def _write(uow: UnitOfWork, principal: Principal, plan: _Plan, loaded: _Loaded) 
     if plan.new_clients:
         keys = list(plan.new_clients)
         ids = db.scalars(
-            insert(Client).returning(Client.id, sort_by_parameter_order=True),
+            insert(Client.__table__).returning(Client.__table__.c.id, sort_by_parameter_order=True),
             [
                 {
                     "clinic_id": clinic_id,
@@ -627,13 +608,17 @@ def _write(uow: UnitOfWork, principal: Principal, plan: _Plan, loaded: _Loaded) 
     if plan.new_clinicians:
         keys = sorted(plan.new_clinicians)
         ids = db.scalars(
-            insert(Clinician).returning(Clinician.id, sort_by_parameter_order=True),
+            insert(Clinician.__table__).returning(
+                Clinician.__table__.c.id, sort_by_parameter_order=True
+            ),
             [{"clinic_id": clinic_id, "external_id": k, "created_at": now} for k in keys],
         ).all()
         loaded.clinicians.update(zip(keys, ids, strict=True))
     if plan.new_episodes:
         ids = db.scalars(
-            insert(Episode).returning(Episode.id, sort_by_parameter_order=True),
+            insert(Episode.__table__).returning(
+                Episode.__table__.c.id, sort_by_parameter_order=True
+            ),
             [
                 {
                     "public_id": e.public_id,
@@ -661,7 +646,9 @@ def _write(uow: UnitOfWork, principal: Principal, plan: _Plan, loaded: _Loaded) 
     revised = [v for v in final_content.values() if v[3].row_id is not None]
     if to_insert:
         ids = db.scalars(
-            insert(TherapySession).returning(TherapySession.id, sort_by_parameter_order=True),
+            insert(TherapySession.__table__).returning(
+                TherapySession.__table__.c.id, sort_by_parameter_order=True
+            ),
             [
                 {
                     "public_id": state.public_id,
@@ -711,7 +698,7 @@ def _write(uow: UnitOfWork, principal: Principal, plan: _Plan, loaded: _Loaded) 
         for w in plan.writes
     ]
     if revision_rows:
-        db.execute(insert(SessionRevision), revision_rows)
+        db.execute(insert(SessionRevision.__table__), revision_rows)
 
     rating_rows = [
         {
@@ -728,39 +715,7 @@ def _write(uow: UnitOfWork, principal: Principal, plan: _Plan, loaded: _Loaded) 
         for r in content["ratings"]
     ]
     if rating_rows:
-        db.execute(insert(Rating), rating_rows)
+        db.execute(insert(Rating.__table__), rating_rows)
 
     touched = {w.state.episode.row_id for w in plan.writes}
-    episode_ids = {i for i in touched if i is not None}
-    renumber_episodes(uow, episode_ids)
-    return episode_ids
-
-
-def renumber_episodes(uow: UnitOfWork, episode_ids: set[int]) -> None:
-    """Session ``number`` = ordinal among the episode's attended sessions by date, so a
-    backfilled earlier session shifts the later ones (ETR and "by session 3" rules use it)."""
-    if not episode_ids:
-        return
-    db = uow.session
-    changes = []
-    for chunk in _chunks(sorted(episode_ids)):
-        rows = db.execute(
-            select(
-                TherapySession.id,
-                TherapySession.episode_id,
-                TherapySession.attendance,
-                TherapySession.number,
-            )
-            .where(TherapySession.episode_id.in_(chunk))
-            .order_by(TherapySession.episode_id, TherapySession.date, TherapySession.id)
-        )
-        counter: dict[int, int] = {}
-        for sid, eid, attendance, number in rows:
-            new: int | None = None
-            if attendance == Attendance.ATTENDED.value:
-                counter[eid] = counter.get(eid, 0) + 1
-                new = counter[eid]
-            if new != number:
-                changes.append({"id": sid, "number": new})
-    if changes:
-        db.execute(update(TherapySession), changes)
+    return {i for i in touched if i is not None}

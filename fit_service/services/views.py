@@ -95,12 +95,23 @@ def sessions_by_public_id(
         )
     ).all()
     histories = load_histories(db, {r.episode_id for r in rows})
+    return sessions_from_histories(histories.values(), set(ids))
+
+
+def sessions_from_histories(
+    histories: Iterable[EpisodeHistory], public_ids: set[uuid.UUID]
+) -> dict[uuid.UUID, dict[str, Any]]:
+    """Session views for ``public_ids`` from already-loaded histories (no queries)."""
     out: dict[uuid.UUID, dict[str, Any]] = {}
-    for public_id, episode_id in rows:
-        history = histories[episode_id]
-        first = _first_totals(history)
-        session = next(s for s in history.sessions if s.public_id == public_id)
-        view = session_view(session, history, first)
-        view["episode"] = episode_summary(history)
-        out[public_id] = view
+    for history in histories:
+        first = None
+        summary = None
+        for session in history.sessions:
+            if session.public_id in public_ids:
+                if first is None:
+                    first = _first_totals(history)
+                    summary = episode_summary(history)
+                view = session_view(session, history, first)
+                view["episode"] = summary
+                out[session.public_id] = view
     return out

@@ -1,0 +1,1296 @@
+"""PDF rendering of the monthly benchmark report (issue 5), after pretix's invoice renderer.
+
+:class:`MonthlyReportPdf` turns a :class:`~fit_service.domain.monthly_report.MonthlyReport` into
+bytes. It computes nothing: every number and every "too few" comes from the report object's
+``display`` methods, which is what lets the tests check the PDF's text against the JSON export.
+One small ``_section`` method per part of the document; every size, colour and font in
+:class:`Layout`.
+
+Determinism: the same report gives byte-identical PDFs. ReportLab's ``invariant`` mode fixes the
+document id and timestamps, and the creation date is the report's own ``generated_at`` (never
+the clock). Fonts are the Bitstream Vera TTFs that ship inside ReportLab, embedded as subsets, so
+the output doesn't depend on the host's fonts (and Vera has the minus, ≥ and √ glyphs that the
+PDF base-14 Helvetica lacks).
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+from reportlab.graphics.charts.barcharts import VerticalBarChart
+from reportlab.graphics.charts.linecharts import HorizontalLineChart
+from reportlab.graphics.shapes import Circle, Drawing, Line, Rect, String
+from reportlab.graphics.widgets.markers import makeMarker
+from reportlab.lib import colors
+from reportlab.lib.enums import TA_LEFT, TA_RIGHT
+from reportlab.lib.pagesizes import A4
+from reportlab.lib.styles import ParagraphStyle
+from reportlab.lib.units import mm
+from reportlab.pdfbase import pdfmetrics
+from reportlab.pdfbase.ttfonts import TTFont
+from reportlab.pdfgen.canvas import Canvas
+from reportlab.platypus import (
+    BaseDocTemplate,
+    CondPageBreak,
+    Flowable,
+    Frame,
+    KeepTogether,
+    NextPageTemplate,
+    PageBreak,
+    PageTemplate,
+    Paragraph,
+    Spacer,
+    Table,
+    TableStyle,
+)
+
+from fit_service.domain.monthly_report import (
+    DASH,
+    HEADLINE_KEYS,
+    SESSION_BINS,
+    GroupFigures,
+    GroupReport,
+    Metric,
+    MetricGroup,
+    MonthlyReport,
+    OutcomeCategory,
+    Proportion,
+    Scope,
+    TrendPoint,
+    method_notes,
+    month_label,
+    trailing_months,
+)
+
+Colour = colors.Color
+
+
+def _hex(value: str) -> Colour:
+    return colors.HexColor(value)
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Every layout constant of the report in one place (pretix keeps its invoice's here too)."""
+
+    page_size: tuple[float, float] = A4
+    margin_x: float = 18 * mm
+    margin_top: float = 20 * mm
+    margin_bottom: float = 18 * mm
+    cover_band_height: float = 92 * mm
+
+    font: str = "FitVera"
+    font_bold: str = "FitVeraBd"
+    font_italic: str = "FitVeraIt"
+    font_bold_italic: str = "FitVeraBI"
+    font_files: tuple[tuple[str, str], ...] = (
+        ("FitVera", "Vera.ttf"),
+        ("FitVeraBd", "VeraBd.ttf"),
+        ("FitVeraIt", "VeraIt.ttf"),
+        ("FitVeraBI", "VeraBI.ttf"),
+    )
+
+    size_body: float = 8.6
+    size_small: float = 7.0
+    size_tiny: float = 6.4
+    size_h1: float = 15.0
+    size_h2: float = 10.5
+    size_kpi: float = 17.0
+
+    ink: Colour = field(default_factory=lambda: _hex("#1d2733"))
+    muted: Colour = field(default_factory=lambda: _hex("#5d6878"))
+    rule: Colour = field(default_factory=lambda: _hex("#d3d9e1"))
+    zebra: Colour = field(default_factory=lambda: _hex("#f4f6f9"))
+    primary: Colour = field(default_factory=lambda: _hex("#1f4e79"))
+    primary_light: Colour = field(default_factory=lambda: _hex("#dce7f2"))
+    secondary: Colour = field(default_factory=lambda: _hex("#8fb3d6"))
+    notice: Colour = field(default_factory=lambda: _hex("#fff4e0"))
+    notice_border: Colour = field(default_factory=lambda: _hex("#e0a54a"))
+    #: recovered, improved, unchanged, deteriorated, harmed
+    outcome_colours: tuple[Colour, ...] = field(
+        default_factory=lambda: tuple(
+            _hex(c) for c in ("#1b7f5b", "#7cc39a", "#b9c1cc", "#e9a03b", "#c8553d")
+        )
+    )
+
+    chart_height: float = 124.0
+    small_chart_height: float = 118.0
+    forest_row_height: float = 15.0
+
+    author: str = "fit-service"
+    title_prefix: str = "Monthly outcome and alliance report"
+
+    @property
+    def frame_width(self) -> float:
+        return self.page_size[0] - 2 * self.margin_x
+
+
+LAYOUT = Layout()
+
+
+def _register_fonts(layout: Layout) -> None:
+    """Register the bundled Vera TTFs once per process (ReportLab's registry is global)."""
+    registered = set(pdfmetrics.getRegisteredFontNames())
+    for name, filename in layout.font_files:
+        if name not in registered:
+            pdfmetrics.registerFont(TTFont(name, filename))
+    pdfmetrics.registerFontFamily(
+        layout.font,
+        normal=layout.font,
+        bold=layout.font_bold,
+        italic=layout.font_italic,
+        boldItalic=layout.font_bold_italic,
+    )
+
+
+class _NumberedCanvas(Canvas):
+    """A canvas that holds pages back until the end, to print "Page X of Y" on each.
+
+    The creation date is fixed to the report's ``generated_at`` via the date formatter; in
+    invariant mode everything else ReportLab would take from the clock is fixed too.
+    """
+
+    def __init__(
+        self,
+        *args: Any,
+        pdf_date: str,
+        footer_left: str,
+        layout: Layout,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self._pages: list[dict[str, Any]] = []
+        self._footer_left = footer_left
+        self._layout = layout
+        self.setDateFormatter(lambda *_ignored: pdf_date)
+
+    def showPage(self) -> None:
+        self._pages.append(dict(self.__dict__))
+        self._startPage()
+
+    def save(self) -> None:
+        total = len(self._pages)
+        for number, state in enumerate(self._pages, start=1):
+            self.__dict__.update(state)
+            self._footer(number, total)
+            super().showPage()
+        super().save()
+
+    def _footer(self, number: int, total: int) -> None:
+        layout = self._layout
+        y = layout.margin_bottom - 9 * mm
+        self.saveState()
+        self.setStrokeColor(layout.rule)
+        self.setLineWidth(0.5)
+        self.line(layout.margin_x, y + 9, layout.page_size[0] - layout.margin_x, y + 9)
+        self.setFont(layout.font, layout.size_tiny)
+        self.setFillColor(layout.muted)
+        self.drawString(layout.margin_x, y, self._footer_left)
+        self.drawRightString(layout.page_size[0] - layout.margin_x, y, f"Page {number} of {total}")
+        self.restoreState()
+
+
+class MonthlyReportPdf:
+    """Render a :class:`MonthlyReport` as a PDF: cover, summary, charts, all figures,
+    clinicians, methods appendix. ``render`` is the only public method."""
+
+    def __init__(self, layout: Layout = LAYOUT) -> None:
+        self.layout = layout
+        _register_fonts(layout)
+        self._styles = self._make_styles()
+
+    # ---------------------------------------------------------------- public
+
+    def render(self, report: MonthlyReport) -> bytes:
+        """The report as PDF bytes; the same report always gives the same bytes."""
+        layout = self.layout
+        buffer = io.BytesIO()
+        doc = BaseDocTemplate(
+            buffer,
+            pagesize=layout.page_size,
+            leftMargin=layout.margin_x,
+            rightMargin=layout.margin_x,
+            topMargin=layout.margin_top,
+            bottomMargin=layout.margin_bottom,
+            title=self._title(report),
+            author=layout.author,
+            subject=f"{report.clinic_name}, {report.period_label}",
+            creator=layout.author,
+            keywords=["ORS", "SRS", "outcomes", "alliance", "benchmark", report.period],
+            invariant=1,
+            lang="en",
+        )
+        height = layout.page_size[1]
+        body_height = height - layout.margin_top - layout.margin_bottom
+        cover_frame = Frame(
+            layout.margin_x,
+            layout.margin_bottom,
+            layout.frame_width,
+            height - layout.cover_band_height - layout.margin_bottom - 10 * mm,
+            id="cover",
+            leftPadding=0,
+            rightPadding=0,
+        )
+        body_frame = Frame(
+            layout.margin_x,
+            layout.margin_bottom,
+            layout.frame_width,
+            body_height,
+            id="body",
+            leftPadding=0,
+            rightPadding=0,
+            topPadding=0,
+        )
+        doc.addPageTemplates(
+            [
+                PageTemplate("cover", [cover_frame], onPage=partial(self._cover_band, report)),
+                PageTemplate("body", [body_frame], onPage=partial(self._page_header, report)),
+            ]
+        )
+        story: list[Flowable] = [
+            *self._cover(report),
+            NextPageTemplate("body"),
+            PageBreak(),
+            *self._summary(report),
+            PageBreak(),
+            *self._charts(report),
+            PageBreak(),
+            *self._details(report),
+            PageBreak(),
+            *self._clinicians(report),
+            PageBreak(),
+            *self._methods(report),
+        ]
+        generated = report.generated_at
+        footer = (
+            f"fit-service {DASH} generated {generated:%Y-%m-%d %H:%M} UTC {DASH} aggregate "
+            "figures only: no client identifiers, no questionnaire item text"
+        )
+        doc.build(
+            story,
+            canvasmaker=partial(
+                _NumberedCanvas,
+                pdf_date=f"D:{generated:%Y%m%d%H%M%S}+00'00'",
+                footer_left=footer,
+                layout=layout,
+            ),
+        )
+        return buffer.getvalue()
+
+    # ---------------------------------------------------------------- sections
+
+    def _cover(self, report: MonthlyReport) -> list[Flowable]:
+        s = self._styles
+        layout = self.layout
+        rows = [
+            ("Clinic", report.clinic_name),
+            ("Period", f"{report.period_label} ({report.period})"),
+            ("Compared with", f"the trailing 12 months, {self._trailing_label(report)}"),
+            ("Generated", f"{report.generated_at:%Y-%m-%d %H:%M} UTC"),
+            (
+                "Scope",
+                "Whole clinic"
+                if report.scope is Scope.CLINIC
+                else f"Clinician view: {report.overall.label} (own figures only)",
+            ),
+            ("Smallest n shown", f"{report.min_n} (smaller cells say 'too few')"),
+            ("Dropout definition", report.settings.dropout_definition),
+        ]
+        meta = Table(
+            [[Paragraph(k, s["label"]), Paragraph(_esc(v), s["body"])] for k, v in rows],
+            colWidths=[38 * mm, layout.frame_width - 38 * mm],
+        )
+        meta.setStyle(
+            TableStyle(
+                [
+                    ("VALIGN", (0, 0), (-1, -1), "TOP"),
+                    ("LINEBELOW", (0, 0), (-1, -1), 0.4, layout.rule),
+                    ("TOPPADDING", (0, 0), (-1, -1), 4),
+                    ("BOTTOMPADDING", (0, 0), (-1, -1), 4),
+                    ("LEFTPADDING", (0, 0), (-1, -1), 0),
+                ]
+            )
+        )
+        flow: list[Flowable] = [
+            *self._empty_notice(report),
+            meta,
+            Spacer(0, 8 * mm),
+            Paragraph("Contents", s["h2"]),
+        ]
+        contents = [
+            ("1", "Summary: headline figures, benchmarks and 12-month trends"),
+            ("2", "Charts: recovery, sessions, outcome categories"),
+            ("3", "All figures, by topic and age band"),
+            ("4", "Clinicians, with uncertainty intervals"),
+            ("5", "Methods: definitions, thresholds, formulas and sources"),
+        ]
+        flow += [Paragraph(f"{n}&nbsp;&nbsp;&nbsp;{_esc(t)}", s["body"]) for n, t in contents]
+        flow += [
+            Spacer(0, 8 * mm),
+            Paragraph(
+                "How to read this report: every percentage carries its n and a 95% confidence "
+                "interval; the interval, not the point, is the honest figure. Differences "
+                "between clinicians whose intervals overlap may be chance. Literature "
+                "references come from other settings and definitions: context, not targets.",
+                s["note"],
+            ),
+        ]
+        return flow
+
+    def _summary(self, report: MonthlyReport) -> list[Flowable]:
+        s = self._styles
+        layout = self.layout
+        month, trailing = report.overall.month, report.overall.trailing_12
+        flow: list[Flowable] = [
+            Paragraph(f"Summary {DASH} {_esc(report.period_label)}", s["h1"]),
+            Paragraph(
+                _esc(self._subject(report))
+                + ". Headline figures for the month beside the trailing 12 months and the "
+                "literature. Percentages of outcome categories are of closed episodes whose "
+                "first ORS was in the clinical range.",
+                s["lead"],
+            ),
+            Spacer(0, 3 * mm),
+            *self._empty_notice(report),
+            self._kpi_tiles(report),
+            Spacer(0, 4 * mm),
+        ]
+        header = ["Figure", report.period_label, "Trailing 12 months", "Literature reference"]
+        rows: list[list[Any]] = [[Paragraph(h, s["th"]) for h in header]]
+        for key in HEADLINE_KEYS:
+            metric, metric_12 = month.metric(key), trailing.metric(key)
+            benchmark = report.benchmark_for(key)
+            reference: Any = ""
+            if benchmark is not None:
+                reference = Paragraph(
+                    f"{_esc(benchmark.text)}<br/><font size={layout.size_tiny} "
+                    f"color='{layout.muted.hexval()}'><i>{_esc(benchmark.source)}</i></font>",
+                    s["cell"],
+                )
+            rows.append(
+                [
+                    Paragraph(_esc(metric.label), s["cell"]),
+                    self._value_cell(metric, report.min_n),
+                    self._value_cell(metric_12, report.min_n),
+                    reference,
+                ]
+            )
+        widths = _widths(layout.frame_width, (0.27, 0.23, 0.23, 0.27))
+        flow.append(self._table(rows, widths))
+        flow += [
+            Spacer(0, 4 * mm),
+            KeepTogether(
+                [
+                    Paragraph("12-month trends", s["h2"]),
+                    self._side_by_side(
+                        self._trend_chart(report, "recovery", small=True),
+                        self._trend_chart(report, "sessions", small=True),
+                    ),
+                ]
+            ),
+        ]
+        return flow
+
+    def _charts(self, report: MonthlyReport) -> list[Flowable]:
+        s = self._styles
+        group = report.overall
+        return [
+            Paragraph("Charts", s["h1"]),
+            Paragraph(
+                f"{_esc(self._subject(report))}. Months with fewer than {report.min_n} "
+                "episodes are left out of the trend lines rather than drawn from a handful "
+                "of clients.",
+                s["lead"],
+            ),
+            Spacer(0, 2 * mm),
+            Paragraph("Recovery over 12 months", s["h2"]),
+            self._trend_chart(report, "recovery", small=False),
+            Paragraph("Mean sessions per closed episode over 12 months", s["h2"]),
+            self._trend_chart(report, "sessions", small=False),
+            Paragraph("Sessions per closed episode", s["h2"]),
+            self._distribution_chart(group, report.min_n, report.period_label),
+            Paragraph("Outcome categories (clinical-range intakes)", s["h2"]),
+            self._outcome_chart(group, report.min_n, report.period_label),
+            Paragraph(
+                f"Started in the functional range (reported apart): "
+                f"{group.month.outcomes.functional_at_intake} this month, "
+                f"{group.trailing_12.outcomes.functional_at_intake} in the trailing 12 months.",
+                s["note"],
+            ),
+        ]
+
+    def _details(self, report: MonthlyReport) -> list[Flowable]:
+        s = self._styles
+        layout = self.layout
+        min_n = report.min_n
+        month, trailing = report.overall.month, report.overall.trailing_12
+        flow: list[Flowable] = [
+            Paragraph("All figures", s["h1"]),
+            Paragraph(
+                f"{_esc(self._subject(report))}: every figure in the report, by topic.",
+                s["lead"],
+            ),
+        ]
+        widths = _widths(layout.frame_width, (0.40, 0.30, 0.30))
+        pairs = list(zip(month.metrics(), trailing.metrics(), strict=True))
+        for topic in MetricGroup:
+            rows: list[list[Any]] = [
+                [
+                    Paragraph(_esc(topic.value), s["th"]),
+                    Paragraph(report.period_label, s["th"]),
+                    Paragraph("Trailing 12 months", s["th"]),
+                ]
+            ]
+            for metric, metric_12 in pairs:
+                if metric.group is topic:
+                    rows.append(
+                        [
+                            Paragraph(_esc(metric.label), s["cell"]),
+                            self._value_cell(metric, min_n, inline=True),
+                            self._value_cell(metric_12, min_n, inline=True),
+                        ]
+                    )
+            flow += [Spacer(0, 3 * mm), self._table(rows, widths)]
+        if report.age_bands:
+            flow += [
+                CondPageBreak(60 * mm),
+                Spacer(0, 3 * mm),
+                Paragraph("By age band", s["h2"]),
+                *self._group_comparison(report, report.age_bands, "Age band"),
+            ]
+        return flow
+
+    def _clinicians(self, report: MonthlyReport) -> list[Flowable]:
+        s = self._styles
+        flow: list[Flowable] = [Paragraph("Clinicians", s["h1"])]
+        groups = report.clinicians_by_label()
+        if report.scope is Scope.CLINICIAN:
+            lead = (
+                "Your own figures only. Colleagues' figures and clinic totals are not part of "
+                "this view."
+            )
+        else:
+            lead = (
+                "Listed by label, not ranked. Each figure has its 95% interval: where two "
+                "clinicians' intervals overlap, the difference may be chance. Small caseloads "
+                "give wide intervals; severity-adjusted effect sizes allow for differences in "
+                "intake severity. Clinicians appear under their pseudonymous EHR label."
+            )
+        flow.append(Paragraph(lead, s["lead"]))
+        if not groups:
+            flow.append(Paragraph("No clinician had figures in this period.", s["body"]))
+            return flow
+        flow += self._group_comparison(report, groups, "Clinician")
+        flow += [
+            CondPageBreak(40 * mm),
+            Paragraph(
+                "Reliable improvement by clinician, trailing 12 months (95% Wilson intervals)",
+                s["h2"],
+            ),
+            self._forest_plot(report, groups),
+        ]
+        return flow
+
+    def _methods(self, report: MonthlyReport) -> list[Flowable]:
+        s = self._styles
+        layout = self.layout
+        settings = report.settings
+        equal_side = "clinical" if settings.cutoff_is_clinical else "functional"
+        setting_rows = [
+            ("Smallest n shown", str(settings.min_n)),
+            (
+                "ORS clinical cut-off",
+                f"adult {settings.ors_cutoff_adult:g}, adolescent "
+                f"{settings.ors_cutoff_adolescent:g}, CORS {settings.cors_cutoff:g}; a score "
+                f"equal to the cut-off is {equal_side}",
+            ),
+            ("Reliable change", f"{settings.reliable_change:g} points"),
+            ("SRS concern", f"total below {settings.srs_concern:g}"),
+            ("Dropout definition", settings.dropout_definition),
+            ("Alert follow-up", f"{settings.follow_up_days} days"),
+            ("Severity reference", settings.severity_reference),
+        ]
+        flow: list[Flowable] = [
+            Paragraph("Methods", s["h1"]),
+            Paragraph(
+                "Every definition, threshold and formula behind the figures, with its source. "
+                "Thresholds are clinic settings; the values used for this report are:",
+                s["lead"],
+            ),
+            self._table(
+                [[Paragraph("Setting", s["th"]), Paragraph("Value used", s["th"])]]
+                + [
+                    [Paragraph(k, s["cell"]), Paragraph(_esc(v), s["cell"])]
+                    for k, v in setting_rows
+                ],
+                _widths(layout.frame_width, (0.28, 0.72)),
+            ),
+            Spacer(0, 4 * mm),
+        ]
+        rows: list[list[Any]] = [[Paragraph(h, s["th"]) for h in ("Term", "Definition", "Source")]]
+        rows += [
+            [
+                Paragraph(f"<b>{_esc(note.term)}</b>", s["cell"]),
+                Paragraph(_esc(note.definition), s["cell"]),
+                Paragraph(f"<i>{_esc(note.source)}</i>", s["cell_muted"]),
+            ]
+            for note in method_notes(settings)
+        ]
+        flow.append(self._table(rows, _widths(layout.frame_width, (0.2, 0.56, 0.24))))
+        flow += [
+            Spacer(0, 3 * mm),
+            Paragraph("Literature references printed beside the headline figures", s["h2"]),
+        ]
+        ref_rows: list[list[Any]] = [
+            [Paragraph(h, s["th"]) for h in ("Figure", "Reference", "Source")]
+        ]
+        labels = {m.key: m.label for m in report.overall.month.metrics()}
+        for benchmark in report.benchmarks:
+            text = benchmark.text + (f". {benchmark.note}" if benchmark.note else "")
+            ref_rows.append(
+                [
+                    Paragraph(
+                        _esc(labels.get(benchmark.metric_key, benchmark.metric_key)), s["cell"]
+                    ),
+                    Paragraph(_esc(text), s["cell"]),
+                    Paragraph(f"<i>{_esc(benchmark.source)}</i>", s["cell_muted"]),
+                ]
+            )
+        flow.append(self._table(ref_rows, _widths(layout.frame_width, (0.26, 0.46, 0.28))))
+        return flow
+
+    # ---------------------------------------------------------------- page furniture
+
+    def _cover_band(self, report: MonthlyReport, canvas: Canvas, doc: BaseDocTemplate) -> None:
+        layout = self.layout
+        width, height = layout.page_size
+        band = layout.cover_band_height
+        canvas.saveState()
+        canvas.setFillColor(layout.primary)
+        canvas.rect(0, height - band, width, band, stroke=0, fill=1)
+        canvas.setFillColor(layout.secondary)
+        canvas.rect(0, height - band, width, 2.2 * mm, stroke=0, fill=1)
+        x = layout.margin_x
+        canvas.setFillColor(colors.white)
+        canvas.setFont(layout.font, 10)
+        canvas.drawString(x, height - 26 * mm, "fit-service  |  feedback-informed treatment")
+        canvas.setFont(layout.font_bold, 22)
+        canvas.drawString(x, height - 42 * mm, layout.title_prefix)
+        canvas.setFont(layout.font, 15)
+        name = _fit_text(report.clinic_name, layout.font, 15, layout.frame_width)
+        canvas.drawString(x, height - 55 * mm, name)
+        canvas.setFont(layout.font_bold, 30)
+        canvas.drawString(x, height - 74 * mm, report.period_label)
+        if report.scope is Scope.CLINICIAN:
+            canvas.setFont(layout.font, 11)
+            label = _fit_text(
+                f"Clinician view: {report.overall.label}", layout.font, 11, layout.frame_width
+            )
+            canvas.drawString(x, height - 83 * mm, label)
+        canvas.restoreState()
+
+    def _page_header(self, report: MonthlyReport, canvas: Canvas, doc: BaseDocTemplate) -> None:
+        layout = self.layout
+        width, height = layout.page_size
+        y = height - layout.margin_top + 6 * mm
+        canvas.saveState()
+        canvas.setFont(layout.font_bold, layout.size_small)
+        canvas.setFillColor(layout.primary)
+        left = _fit_text(report.clinic_name, layout.font_bold, layout.size_small, 95 * mm)
+        canvas.drawString(layout.margin_x, y, left)
+        canvas.setFont(layout.font, layout.size_small)
+        canvas.setFillColor(layout.muted)
+        right = f"{layout.title_prefix} {DASH} {report.period_label}"
+        if report.scope is Scope.CLINICIAN:
+            right += f" {DASH} clinician view"
+        canvas.drawRightString(width - layout.margin_x, y, right)
+        canvas.setStrokeColor(layout.primary)
+        canvas.setLineWidth(0.8)
+        canvas.line(layout.margin_x, y - 3, width - layout.margin_x, y - 3)
+        canvas.restoreState()
+
+    # ---------------------------------------------------------------- building blocks
+
+    def _kpi_tiles(self, report: MonthlyReport) -> Table:
+        s = self._styles
+        layout = self.layout
+        month = report.overall.month
+        keys = (
+            "reliable_improvement",
+            "dropout_rate",
+            "sessions_per_episode_mean",
+            "srs_below_concern",
+        )
+        cells = []
+        for key in keys:
+            metric = month.metric(key)
+            value = metric.display_value(report.min_n)
+            detail = metric.display_detail(report.min_n) or " "
+            style = s["kpi"] if not metric.is_too_few(report.min_n) else s["kpi_small"]
+            cells.append(
+                [
+                    Paragraph(_esc(metric.label), s["kpi_label"]),
+                    Paragraph(_esc(value), style),
+                    Paragraph(_esc(detail), s["tiny"]),
+                ]
+            )
+        gap = 3 * mm
+        tile = (layout.frame_width - 3 * gap) / 4
+        table = Table(
+            [[cells[0], "", cells[1], "", cells[2], "", cells[3]]],
+            colWidths=[tile, gap, tile, gap, tile, gap, tile],
+        )
+        commands: list[tuple[Any, ...]] = [
+            ("VALIGN", (0, 0), (-1, -1), "TOP"),
+            ("LEFTPADDING", (0, 0), (-1, -1), 6),
+            ("RIGHTPADDING", (0, 0), (-1, -1), 6),
+            ("TOPPADDING", (0, 0), (-1, -1), 6),
+            ("BOTTOMPADDING", (0, 0), (-1, -1), 6),
+        ]
+        for col in (0, 2, 4, 6):
+            commands += [
+                ("BACKGROUND", (col, 0), (col, 0), layout.primary_light),
+                ("LINEABOVE", (col, 0), (col, 0), 2, layout.primary),
+            ]
+        table.setStyle(TableStyle(commands))
+        return table
+
+    def _value_cell(self, metric: Metric, min_n: int, *, inline: bool = False) -> Paragraph:
+        """Value in bold over its qualifier: extracted text reads exactly as ``display()``."""
+        s = self._styles
+        value = _esc(metric.display_value(min_n))
+        detail = metric.display_detail(min_n)
+        if metric.is_too_few(min_n) or metric.display_value(min_n).startswith("not computable"):
+            return Paragraph(
+                f"<font color='{self.layout.muted.hexval()}'>{value}</font>", s["cell"]
+            )
+        if not detail:
+            return Paragraph(f"<b>{value}</b>", s["cell"])
+        join = " " if inline else "<br/>"
+        return Paragraph(
+            f"<b>{value}</b>{join}<font size={self.layout.size_tiny} "
+            f"color='{self.layout.muted.hexval()}'>({_esc(detail)})</font>",
+            s["cell"],
+        )
+
+    def _table(self, rows: list[list[Any]], widths: Sequence[float]) -> Table:
+        layout = self.layout
+        table = Table(rows, colWidths=list(widths), repeatRows=1)
+        commands: list[tuple[Any, ...]] = [
+            ("VALIGN", (0, 0), (-1, -1), "TOP"),
+            ("BACKGROUND", (0, 0), (-1, 0), layout.primary),
+            ("LINEBELOW", (0, 1), (-1, -1), 0.3, layout.rule),
+            ("TOPPADDING", (0, 0), (-1, -1), 3),
+            ("BOTTOMPADDING", (0, 0), (-1, -1), 3),
+            ("LEFTPADDING", (0, 0), (-1, -1), 4),
+            ("RIGHTPADDING", (0, 0), (-1, -1), 4),
+        ]
+        for row in range(2, len(rows), 2):
+            commands.append(("BACKGROUND", (0, row), (-1, row), layout.zebra))
+        table.setStyle(TableStyle(commands))
+        return table
+
+    def _group_comparison(
+        self, report: MonthlyReport, groups: Sequence[GroupReport], title: str
+    ) -> list[Flowable]:
+        """Month and trailing-12 tables of a few key figures per group, with intervals."""
+        s = self._styles
+        keys = (
+            "episodes_closed",
+            "reliable_improvement",
+            "reliable_deterioration",
+            "dropout_rate",
+            "srs_below_concern",
+            "severity_adjusted_es",
+        )
+        flow: list[Flowable] = []
+        windows: tuple[tuple[str, Callable[[GroupReport], GroupFigures]], ...] = (
+            (report.period_label, lambda g: g.month),
+            (f"Trailing 12 months ({self._trailing_label(report)})", lambda g: g.trailing_12),
+        )
+        for caption, pick in windows:
+            labels = [m.label for m in (groups[0].month.metric(k) for k in keys)]
+            header = [title, *_short_labels(labels)]
+            rows: list[list[Any]] = [[Paragraph(_esc(h), s["th"]) for h in header]]
+            for group in groups:
+                figures = pick(group)
+                rows.append(
+                    [Paragraph(f"<b>{_esc(group.label)}</b>", s["cell"])]
+                    + [self._value_cell(figures.metric(k), report.min_n) for k in keys]
+                )
+            widths = _widths(self.layout.frame_width, (0.15, 0.10, 0.15, 0.15, 0.15, 0.15, 0.15))
+            flow += [
+                Spacer(0, 2 * mm),
+                Paragraph(_esc(caption), s["caption"]),
+                self._table(rows, widths),
+            ]
+        return flow
+
+    def _trend_chart(self, report: MonthlyReport, which: str, *, small: bool) -> Drawing:
+        layout = self.layout
+        width = (layout.frame_width - 6 * mm) / 2 if small else layout.frame_width
+        height = layout.small_chart_height if small else layout.chart_height
+        months = trailing_months(report.period)
+        by_month = {point.month: point for point in report.overall.trend}
+        values: list[float | None] = []
+        for month in months:
+            point = by_month.get(month)
+            if point is None:
+                values.append(None)
+            elif which == "recovery":
+                values.append(
+                    None
+                    if point.recovery.is_too_few(report.min_n)
+                    else 100 * point.recovery.numerator / point.recovery.denominator
+                )
+            else:
+                est = point.mean_sessions
+                values.append(None if est.is_too_few(report.min_n) else est.value)
+        title = (
+            "Recovered, % of clinical-range intakes"
+            if which == "recovery"
+            else "Mean sessions per closed episode"
+        )
+        if small:
+            title += f" ({_short_month(months[0])} to {_short_month(months[-1])})"
+        drawing = Drawing(width, height)
+        drawing.add(
+            String(
+                0,
+                height - 9,
+                title,
+                fontName=layout.font_bold,
+                fontSize=layout.size_small,
+                fillColor=layout.ink,
+            )
+        )
+        if all(v is None for v in values):
+            self._empty_chart(
+                drawing, width, height - 14, f"No month with n of {report.min_n} or more"
+            )
+            return drawing
+        chart = HorizontalLineChart()
+        chart.x, chart.y = 28, 22
+        chart.width, chart.height = width - 40, height - 44
+        # One series per unbroken run of months, so a too-few month is a gap, not a bridge.
+        chart.data = _runs(values)
+        if small:
+            # Twelve "Jun 23" labels collide in a half-width chart; the title gives the years.
+            names = [month_label(m)[:3] for m in months]
+        else:
+            # Under each month, the n its point rests on (blank when the month had none).
+            names = [f"{_short_month(m)}\n{self._trend_n(by_month.get(m), which)}" for m in months]
+        chart.categoryAxis.categoryNames = names
+        self._style_axes(chart, small)
+        top = max(v for v in values if v is not None)
+        if which == "recovery":
+            chart.valueAxis.valueMin, chart.valueAxis.valueMax, chart.valueAxis.valueStep = (
+                0,
+                100,
+                25,
+            )
+        else:
+            step = _nice_step(top)
+            chart.valueAxis.valueMin = 0
+            chart.valueAxis.valueMax = step * (int(top // step) + 1)
+            chart.valueAxis.valueStep = step
+        for index in range(len(chart.data)):
+            chart.lines[index].strokeColor = layout.primary
+            chart.lines[index].strokeWidth = 1.6
+            chart.lines[index].symbol = makeMarker("FilledCircle", size=3.2)
+            chart.lines[index].symbol.fillColor = layout.primary
+            chart.lines[index].symbol.strokeColor = layout.primary
+        drawing.add(chart)
+        return drawing
+
+    def _trend_n(self, point: TrendPoint | None, which: str) -> str:
+        if point is None:
+            return "n=0"
+        return f"n={point.recovery.n if which == 'recovery' else point.mean_sessions.n}"
+
+    def _distribution_chart(self, group: GroupReport, min_n: int, period_label: str) -> Drawing:
+        series = [
+            (period_label, group.month.sessions.histogram),
+            ("Trailing 12 months", group.trailing_12.sessions.histogram),
+        ]
+        return self._share_bars(
+            categories=[label for label, _low, _high in SESSION_BINS],
+            series=series,
+            min_n=min_n,
+            axis_title="% of closed episodes",
+            colours=(self.layout.primary, self.layout.secondary),
+        )
+
+    def _outcome_chart(self, group: GroupReport, min_n: int, period_label: str) -> Drawing:
+        def counts(figures: GroupFigures) -> tuple[int, ...]:
+            o = figures.outcomes
+            return tuple(getattr(o, c.value) for c in OutcomeCategory)
+
+        return self._share_bars(
+            categories=[c.value.capitalize() for c in OutcomeCategory],
+            series=[
+                (period_label, counts(group.month)),
+                ("Trailing 12 months", counts(group.trailing_12)),
+            ],
+            min_n=min_n,
+            axis_title="% of clinical-range intakes",
+            colours=(self.layout.primary, self.layout.secondary),
+        )
+
+    def _share_bars(
+        self,
+        *,
+        categories: list[str],
+        series: list[tuple[str, tuple[int, ...]]],
+        min_n: int,
+        axis_title: str,
+        colours: tuple[Colour, Colour],
+    ) -> Drawing:
+        """Grouped bars of shares; a series whose total is below ``min_n`` is left out and
+        named in the legend as "too few", like every other small cell."""
+        layout = self.layout
+        width, height = layout.frame_width, layout.chart_height
+        drawing = Drawing(width, height)
+        shown: list[tuple[str, list[float], Colour]] = []
+        legend: list[tuple[str, Colour | None]] = []
+        for (name, counts), colour in zip(series, colours, strict=True):
+            total = sum(counts)
+            share = Proportion(0, total)
+            if share.is_too_few(min_n):
+                legend.append((f"{name}: {share.display_value(min_n)}", None))
+                continue
+            shown.append((name, [100 * c / total for c in counts], colour))
+            legend.append((f"{name} (n={total:,})", colour))
+        x = 0.0
+        for text, colour in legend:
+            if colour is not None:
+                drawing.add(Rect(x, height - 9, 7, 7, fillColor=colour, strokeColor=None))
+                x += 10
+            drawing.add(
+                String(
+                    x,
+                    height - 8,
+                    text,
+                    fontName=layout.font,
+                    fontSize=layout.size_small,
+                    fillColor=layout.ink if colour else layout.muted,
+                )
+            )
+            x += pdfmetrics.stringWidth(text, layout.font, layout.size_small) + 14
+        if not shown:
+            self._empty_chart(
+                drawing, width, height - 16, f"Too few episodes to chart (n below {min_n})"
+            )
+            return drawing
+        chart = VerticalBarChart()
+        chart.x, chart.y = 30, 22
+        chart.width, chart.height = width - 40, height - 46
+        chart.data = [values for _name, values, _colour in shown]
+        chart.categoryAxis.categoryNames = categories
+        chart.barSpacing = 1.5
+        chart.groupSpacing = 8
+        self._style_axes(chart, small=False)
+        top = max(max(values) for _n, values, _c in shown)
+        step = 10 if top <= 50 else 25
+        chart.valueAxis.valueMin = 0
+        chart.valueAxis.valueMax = min(100, step * (int(top // step) + 1))
+        chart.valueAxis.valueStep = step
+        for index, (_name, _values, colour) in enumerate(shown):
+            chart.bars[index].fillColor = colour
+            chart.bars[index].strokeColor = None
+        drawing.add(chart)
+        drawing.add(
+            String(
+                0,
+                4,
+                axis_title,
+                fontName=layout.font,
+                fontSize=layout.size_tiny,
+                fillColor=layout.muted,
+            )
+        )
+        return drawing
+
+    def _forest_plot(self, report: MonthlyReport, groups: Sequence[GroupReport]) -> Drawing:
+        """Point and 95% interval per clinician against the clinic's value: a comparison that
+        shows its uncertainty instead of a league table."""
+        layout = self.layout
+        min_n = report.min_n
+        row_h = layout.forest_row_height
+        width = layout.frame_width
+        label_w, value_w = 90.0, 130.0
+        plot_x0, plot_x1 = label_w, width - value_w - 8
+        height = row_h * (len(groups) + 1) + 22
+        drawing = Drawing(width, height)
+        top = height - 6
+
+        def x_of(share: float) -> float:
+            return plot_x0 + share * (plot_x1 - plot_x0)
+
+        base = 14.0
+        drawing.add(Line(plot_x0, base, plot_x1, base, strokeColor=layout.muted, strokeWidth=0.5))
+        for tick in (0, 25, 50, 75, 100):
+            x = x_of(tick / 100)
+            drawing.add(Line(x, base, x, top, strokeColor=layout.rule, strokeWidth=0.4))
+            drawing.add(
+                String(
+                    x,
+                    base - 9,
+                    f"{tick}%",
+                    fontName=layout.font,
+                    fontSize=layout.size_tiny,
+                    fillColor=layout.muted,
+                    textAnchor="middle",
+                )
+            )
+        if report.scope is Scope.CLINIC:
+            clinic = report.overall.trailing_12.outcomes.reliable_improvement
+            if not clinic.is_too_few(min_n) and clinic.value is not None:
+                x = x_of(clinic.value)
+                drawing.add(
+                    Line(
+                        x,
+                        base,
+                        x,
+                        top,
+                        strokeColor=layout.notice_border,
+                        strokeWidth=1,
+                        strokeDashArray=[3, 2],
+                    )
+                )
+                drawing.add(
+                    String(
+                        x + 3,
+                        top - 7,
+                        f"clinic {clinic.display_value(min_n)}",
+                        fontName=layout.font,
+                        fontSize=layout.size_tiny,
+                        fillColor=layout.notice_border,
+                    )
+                )
+        for index, group in enumerate(groups):
+            y = top - row_h * (index + 1)
+            share = group.trailing_12.outcomes.reliable_improvement
+            drawing.add(
+                String(
+                    0,
+                    y - 3,
+                    _fit_text(group.label, layout.font, layout.size_small, label_w - 6),
+                    fontName=layout.font,
+                    fontSize=layout.size_small,
+                    fillColor=layout.ink,
+                )
+            )
+            text = share.display_value(min_n)
+            if share.is_too_few(min_n) or share.ci is None or share.value is None:
+                colour = layout.muted
+            else:
+                low, high = share.ci
+                colour = layout.ink
+                drawing.add(
+                    Line(x_of(low), y, x_of(high), y, strokeColor=layout.primary, strokeWidth=1.6)
+                )
+                for end in (low, high):
+                    drawing.add(
+                        Line(
+                            x_of(end),
+                            y - 3,
+                            x_of(end),
+                            y + 3,
+                            strokeColor=layout.primary,
+                            strokeWidth=1,
+                        )
+                    )
+                drawing.add(
+                    Circle(
+                        x_of(share.value),
+                        y,
+                        3,
+                        fillColor=layout.primary,
+                        strokeColor=colors.white,
+                        strokeWidth=0.6,
+                    )
+                )
+                text = f"{text} (n={share.n:,})"
+            drawing.add(
+                String(
+                    width,
+                    y - 3,
+                    text,
+                    fontName=layout.font,
+                    fontSize=layout.size_small,
+                    fillColor=colour,
+                    textAnchor="end",
+                )
+            )
+        return drawing
+
+    def _empty_chart(self, drawing: Drawing, width: float, height: float, text: str) -> None:
+        layout = self.layout
+        drawing.add(
+            Rect(
+                0,
+                0,
+                width,
+                height - 4,
+                fillColor=layout.zebra,
+                strokeColor=layout.rule,
+                strokeWidth=0.5,
+            )
+        )
+        drawing.add(
+            String(
+                width / 2,
+                height / 2 - 4,
+                text,
+                fontName=layout.font,
+                fontSize=layout.size_small,
+                fillColor=layout.muted,
+                textAnchor="middle",
+            )
+        )
+
+    def _style_axes(self, chart: Any, small: bool) -> None:
+        layout = self.layout
+        size = layout.size_tiny
+        for axis in (chart.categoryAxis, chart.valueAxis):
+            axis.labels.fontName = layout.font
+            axis.labels.fontSize = size
+            axis.labels.fillColor = layout.muted
+            axis.strokeColor = layout.rule
+        chart.valueAxis.visibleGrid = True
+        chart.valueAxis.gridStrokeColor = layout.rule
+        chart.valueAxis.gridStrokeWidth = 0.4
+        chart.valueAxis.visibleAxis = False
+        chart.valueAxis.visibleTicks = False
+        chart.categoryAxis.visibleTicks = False
+        chart.categoryAxis.labels.dy = -2
+        if small:
+            chart.categoryAxis.labels.angle = 0
+
+    def _side_by_side(self, left: Flowable, right: Flowable) -> Table:
+        gap = 6 * mm
+        half = (self.layout.frame_width - gap) / 2
+        table = Table([[left, "", right]], colWidths=[half, gap, half])
+        table.setStyle(
+            TableStyle(
+                [
+                    ("LEFTPADDING", (0, 0), (-1, -1), 0),
+                    ("RIGHTPADDING", (0, 0), (-1, -1), 0),
+                    ("VALIGN", (0, 0), (-1, -1), "TOP"),
+                ]
+            )
+        )
+        return table
+
+    def _empty_notice(self, report: MonthlyReport) -> list[Flowable]:
+        """A month without data is still a valid report, and says so up front."""
+        if not report.is_empty:
+            return []
+        return [
+            self._notice(
+                f"<b>No data for {report.period_label}.</b> No episode was active and no "
+                "session was scheduled in this month. The report is complete and valid; "
+                "figures for the month read 'no data', and the trailing-12-month columns show "
+                "the recent history where there is any."
+            ),
+            Spacer(0, 5 * mm),
+        ]
+
+    def _notice(self, html: str) -> Table:
+        layout = self.layout
+        table = Table([[Paragraph(html, self._styles["body"])]], colWidths=[layout.frame_width])
+        table.setStyle(
+            TableStyle(
+                [
+                    ("BACKGROUND", (0, 0), (-1, -1), layout.notice),
+                    ("LINEBEFORE", (0, 0), (0, -1), 3, layout.notice_border),
+                    ("LEFTPADDING", (0, 0), (-1, -1), 8),
+                    ("TOPPADDING", (0, 0), (-1, -1), 6),
+                    ("BOTTOMPADDING", (0, 0), (-1, -1), 6),
+                ]
+            )
+        )
+        return table
+
+    # ---------------------------------------------------------------- text
+
+    def _title(self, report: MonthlyReport) -> str:
+        return f"{self.layout.title_prefix}: {report.clinic_name}, {report.period_label}"
+
+    def _subject(self, report: MonthlyReport) -> str:
+        if report.scope is Scope.CLINICIAN:
+            return f"Clinician {report.overall.label}, {report.clinic_name}"
+        return f"Whole clinic, {report.clinic_name}"
+
+    def _trailing_label(self, report: MonthlyReport) -> str:
+        months = trailing_months(report.period)
+        return f"{month_label(months[0])} to {month_label(months[-1])}"
+
+    def _make_styles(self) -> dict[str, ParagraphStyle]:
+        layout = self.layout
+        base = ParagraphStyle(
+            "body",
+            fontName=layout.font,
+            fontSize=layout.size_body,
+            leading=layout.size_body * 1.35,
+            textColor=layout.ink,
+            alignment=TA_LEFT,
+        )
+
+        def derive(name: str, **changes: Any) -> ParagraphStyle:
+            return ParagraphStyle(name, parent=base, **changes)
+
+        return {
+            "body": base,
+            "lead": derive("lead", textColor=layout.muted, spaceAfter=2 * mm),
+            "note": derive(
+                "note",
+                fontSize=layout.size_small,
+                leading=layout.size_small * 1.4,
+                textColor=layout.muted,
+                spaceBefore=2 * mm,
+            ),
+            "h1": derive(
+                "h1",
+                fontName=layout.font_bold,
+                fontSize=layout.size_h1,
+                leading=layout.size_h1 * 1.25,
+                textColor=layout.primary,
+                spaceAfter=2 * mm,
+            ),
+            "h2": derive(
+                "h2",
+                fontName=layout.font_bold,
+                fontSize=layout.size_h2,
+                leading=layout.size_h2 * 1.3,
+                textColor=layout.primary,
+                spaceBefore=3 * mm,
+                spaceAfter=1.5 * mm,
+            ),
+            "caption": derive(
+                "caption",
+                fontName=layout.font_bold,
+                fontSize=layout.size_small,
+                textColor=layout.muted,
+                spaceAfter=1 * mm,
+            ),
+            "label": derive("label", fontName=layout.font_bold, textColor=layout.muted),
+            "th": derive(
+                "th",
+                fontName=layout.font_bold,
+                fontSize=layout.size_small,
+                leading=layout.size_small * 1.3,
+                textColor=colors.white,
+            ),
+            "cell": derive(
+                "cell", fontSize=layout.size_small + 0.4, leading=(layout.size_small + 0.4) * 1.3
+            ),
+            "cell_muted": derive(
+                "cell_muted",
+                fontSize=layout.size_small,
+                leading=layout.size_small * 1.3,
+                textColor=layout.muted,
+            ),
+            "kpi_label": derive(
+                "kpi_label",
+                fontName=layout.font_bold,
+                fontSize=layout.size_tiny,
+                leading=layout.size_tiny * 1.3,
+                textColor=layout.primary,
+            ),
+            "kpi": derive(
+                "kpi",
+                fontName=layout.font_bold,
+                fontSize=layout.size_kpi,
+                leading=layout.size_kpi * 1.25,
+                textColor=layout.ink,
+            ),
+            "kpi_small": derive(
+                "kpi_small",
+                fontName=layout.font_bold,
+                fontSize=layout.size_body,
+                leading=layout.size_kpi * 1.25,
+                textColor=layout.muted,
+            ),
+            "tiny": derive(
+                "tiny",
+                fontSize=layout.size_tiny,
+                leading=layout.size_tiny * 1.3,
+                textColor=layout.muted,
+                alignment=TA_LEFT,
+            ),
+            "right": derive("right", alignment=TA_RIGHT),
+        }
+
+
+# -------------------------------------------------------------------- helpers
+
+
+def _esc(text: str) -> str:
+    """Escape text for ReportLab's mini-HTML (clinic names may contain '&' or '<')."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _widths(total: float, fractions: Sequence[float]) -> list[float]:
+    return [total * f for f in fractions]
+
+
+def _short_labels(labels: Sequence[str]) -> list[str]:
+    short = {
+        "Episodes closed": "Closed episodes",
+        "Reliably improved (recovered or improved)": "Reliably improved",
+        "Reliably worse (deteriorated or harmed)": "Reliably worse",
+        "Dropout (clinic definition)": "Dropout",
+        "Sessions with SRS below 36": "SRS below 36",
+        "Severity-adjusted effect size": "Severity-adj. ES",
+    }
+    return [short.get(label, label) for label in labels]
+
+
+def _short_month(period: str) -> str:
+    label = month_label(period)
+    return f"{label[:3]} {label[-2:]}"
+
+
+def _runs(values: Sequence[float | None]) -> list[list[float | None]]:
+    """Split a series at its gaps: one padded series per unbroken run of values."""
+    runs: list[list[float | None]] = []
+    current: list[float | None] | None = None
+    for index, value in enumerate(values):
+        if value is None:
+            current = None
+            continue
+        if current is None:
+            current = [None] * len(values)
+            runs.append(current)
+        current[index] = value
+    return runs
+
+
+def _nice_step(top: float) -> float:
+    for step in (1, 2, 5, 10, 20, 50):
+        if top / step <= 5:
+            return step
+    return 100
+
+
+def _fit_text(text: str, font: str, size: float, width: float) -> str:
+    """Shorten ``text`` with an ellipsis until it fits ``width`` (one-line canvas strings)."""
+    if pdfmetrics.stringWidth(text, font, size) <= width:
+        return text
+    while text and pdfmetrics.stringWidth(text + "…", font, size) > width:
+        text = text[:-1]
+    return text + "…"
+
+
+def render_pdf(report: MonthlyReport, layout: Layout = LAYOUT) -> bytes:
+    """Convenience wrapper: ``MonthlyReportPdf(layout).render(report)``."""
+    return MonthlyReportPdf(layout).render(report)
+
+
+__all__ = ["LAYOUT", "Layout", "MonthlyReportPdf", "render_pdf"]

@@ -1,0 +1,220 @@
+"""JSON and CSV renderings of a :class:`~fit_service.domain.monthly_report.MonthlyReport`.
+
+Both walk :meth:`GroupFigures.metrics`, the same list the PDF prints, so the three formats carry
+the same figures under the same keys. Conventions (also the API documentation of the export):
+
+* **Proportions** are fractions (0.65, not 65), with ``numerator``, ``n`` (the denominator) and a
+  Wilson 95% CI as ``ci_low``/``ci_high``.
+* **Estimates** (means, medians, effect sizes) carry ``value``, ``n`` and, where there is one, the
+  95% CI; a median has ``ci_low``/``ci_high`` null.
+* **Too few**: when n is below ``settings.min_n`` the cell keeps its ``n`` and says
+  ``"too_few": true``; ``value``, ``numerator`` and the CI are null, so a small cell is no more
+  revealing here than in the PDF.
+* **Counts** are plain integers and are never suppressed.
+* Every cell also carries ``display``: the exact string the PDF prints.
+* Numbers are unrounded floats; key order is fixed (``sort_keys`` is not needed and not used).
+
+CSV is long format, one figure per row::
+
+    section,group,window,metric,value,numerator,n,ci_low,ci_high,too_few
+
+``section`` is ``overall``, ``clinician`` or ``age_band``; ``group`` the group's key;
+``window`` the month (``2024-05``), the trailing 12 months (``2023-06/2024-05``) or a trend month
+with metric ``trend_recovery`` / ``trend_mean_sessions``. Empty fields are nulls.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Any
+
+from fit_service.domain.monthly_report import (
+    Count,
+    Estimate,
+    GroupFigures,
+    GroupReport,
+    Metric,
+    MonthlyReport,
+    Proportion,
+    Value,
+    method_notes,
+    trailing_months,
+)
+
+#: Bumped when a key is renamed or removed (adding keys is not a breaking change).
+SCHEMA = "fit-service/monthly-report/1"
+
+CSV_COLUMNS: tuple[str, ...] = (
+    "section",
+    "group",
+    "window",
+    "metric",
+    "value",
+    "numerator",
+    "n",
+    "ci_low",
+    "ci_high",
+    "too_few",
+)
+
+
+def value_cell(value: Value, min_n: int, decimals: int = 1) -> dict[str, Any]:
+    """One figure as a JSON object, applying the too-few rule (see the module docstring)."""
+    if isinstance(value, Count):
+        return {"kind": "count", "value": value.value, "display": value.display()}
+    too_few = value.is_too_few(min_n)
+    if isinstance(value, Proportion):
+        return {
+            "kind": "proportion",
+            "value": None if too_few else value.value,
+            "numerator": None if too_few else value.numerator,
+            "n": value.n,
+            "ci_low": None if too_few else value.ci_low,
+            "ci_high": None if too_few else value.ci_high,
+            "too_few": too_few,
+            "display": value.display(min_n, decimals),
+        }
+    assert isinstance(value, Estimate)
+    return {
+        "kind": "estimate",
+        "value": None if too_few else value.value,
+        "n": value.n,
+        "ci_low": None if too_few else value.ci_low,
+        "ci_high": None if too_few else value.ci_high,
+        "too_few": too_few,
+        "display": value.display(min_n, decimals),
+    }
+
+
+def _metric_cell(metric: Metric, min_n: int) -> dict[str, Any]:
+    return {
+        "label": metric.label,
+        "group": metric.group.value,
+        **value_cell(metric.value, min_n, metric.decimals),
+    }
+
+
+def _figures(figures: GroupFigures, min_n: int) -> dict[str, Any]:
+    return {metric.key: _metric_cell(metric, min_n) for metric in figures.metrics()}
+
+
+def _group(group: GroupReport, min_n: int) -> dict[str, Any]:
+    return {
+        "key": group.key,
+        "label": group.label,
+        "month": _figures(group.month, min_n),
+        "trailing_12": _figures(group.trailing_12, min_n),
+        "trend": [
+            {
+                "month": point.month,
+                "recovery": value_cell(point.recovery, min_n),
+                "mean_sessions": value_cell(point.mean_sessions, min_n),
+            }
+            for point in group.trend
+        ],
+    }
+
+
+def to_json_dict(report: MonthlyReport) -> dict[str, Any]:
+    """The report as a JSON-able dict (``json.dumps`` it as is; key order is stable)."""
+    min_n = report.min_n
+    settings = report.settings
+    return {
+        "schema": SCHEMA,
+        "clinic": report.clinic_name,
+        "period": report.period,
+        "period_label": report.period_label,
+        "generated_at": report.generated_at.isoformat().replace("+00:00", "Z"),
+        "scope": report.scope.value,
+        "is_empty": report.is_empty,
+        "settings": {
+            "min_n": settings.min_n,
+            "ors_cutoff_adult": settings.ors_cutoff_adult,
+            "ors_cutoff_adolescent": settings.ors_cutoff_adolescent,
+            "cors_cutoff": settings.cors_cutoff,
+            "cutoff_is_clinical": settings.cutoff_is_clinical,
+            "reliable_change": settings.reliable_change,
+            "srs_concern": settings.srs_concern,
+            "dropout_definition": settings.dropout_definition,
+            "follow_up_days": settings.follow_up_days,
+            "severity_reference": settings.severity_reference,
+        },
+        "overall": _group(report.overall, min_n),
+        "clinicians": [_group(group, min_n) for group in report.clinicians_by_label()],
+        "age_bands": [_group(group, min_n) for group in report.age_bands],
+        "benchmarks": [
+            {
+                "metric": b.metric_key,
+                "text": b.text,
+                "source": b.source,
+                "note": b.note,
+                "low": b.low,
+                "high": b.high,
+            }
+            for b in report.benchmarks
+        ],
+        "methods": [
+            {"term": note.term, "definition": note.definition, "source": note.source}
+            for note in method_notes(settings)
+        ],
+    }
+
+
+def _csv_number(number: float | int | None) -> str:
+    return "" if number is None else repr(number)
+
+
+def _csv_row(
+    section: str, group: str, window: str, metric: str, value: Value, min_n: int
+) -> list[str]:
+    cell = value_cell(value, min_n)
+    too_few = cell.get("too_few", False)
+    return [
+        section,
+        group,
+        window,
+        metric,
+        _csv_number(cell["value"]),
+        _csv_number(cell.get("numerator")),
+        _csv_number(cell.get("n")),
+        _csv_number(cell.get("ci_low")),
+        _csv_number(cell.get("ci_high")),
+        "true" if too_few else "false",
+    ]
+
+
+def to_csv(report: MonthlyReport) -> str:
+    """The report's figures in long format (see the module docstring for the columns)."""
+    min_n = report.min_n
+    months = trailing_months(report.period)
+    trailing = f"{months[0]}/{months[-1]}"
+    sections = (
+        [("overall", report.overall)]
+        + [("clinician", group) for group in report.clinicians_by_label()]
+        + [("age_band", group) for group in report.age_bands]
+    )
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for section, group in sections:
+        for window, figures in ((report.period, group.month), (trailing, group.trailing_12)):
+            for metric in figures.metrics():
+                writer.writerow(
+                    _csv_row(section, group.key, window, metric.key, metric.value, min_n)
+                )
+        for point in group.trend:
+            writer.writerow(
+                _csv_row(section, group.key, point.month, "trend_recovery", point.recovery, min_n)
+            )
+            writer.writerow(
+                _csv_row(
+                    section,
+                    group.key,
+                    point.month,
+                    "trend_mean_sessions",
+                    point.mean_sessions,
+                    min_n,
+                )
+            )
+    return buffer.getvalue()

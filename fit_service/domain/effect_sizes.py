@@ -1,0 +1,289 @@
+"""Effect sizes and proportions for reports, each with its n and a 95% confidence interval.
+
+domain.md §4: "Show n and a confidence interval with every figure."
+
+* :func:`pre_post_d` - mean change over the SD of intake scores, CI from Becker (1988).
+* :func:`severity_adjusted_es` - Seidel, Miller & Chow (2014), PCOMS benchmarking.
+* :func:`proportion` - a share with the Wilson (1927) score interval.
+
+All effect sizes are signed so that **positive means improvement** on the scale's own direction.
+Functions return ``None`` when a figure is undefined (too few cases, no spread in intake scores)
+rather than a misleading number.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from enum import StrEnum
+
+import numpy as np
+import numpy.typing as npt
+
+from fit_service.domain.change import ChangeCriteria, FloatArray, clinical_mask
+from fit_service.domain.instruments import Direction
+
+#: Two-sided 95% normal quantile, used for every CI in this module.
+Z_95 = 1.959963984540054
+
+#: Interpretation bands for pre-post and severity-adjusted effect sizes (domain.md §4, as used in
+#: PCOMS benchmarking): >= 0.8 large, < 0.3 small.
+LARGE_EFFECT = 0.8
+SMALL_EFFECT = 0.3
+
+
+class EffectLabel(StrEnum):
+    """Reading of an effect size (domain.md §4).
+
+    ``NEGATIVE`` (clients on average worse) is our addition: domain.md only names "small" below
+    0.3, and calling a deterioration "small" would hide it.
+    """
+
+    NEGATIVE = "negative"
+    SMALL = "small"
+    MEDIUM = "medium"
+    LARGE = "large"
+
+
+def interpret_effect_size(value: float) -> EffectLabel:
+    """>= 0.8 large, < 0.3 small, between medium; below zero negative (domain.md §4)."""
+    if value < 0:
+        return EffectLabel.NEGATIVE
+    if value < SMALL_EFFECT:
+        return EffectLabel.SMALL
+    if value < LARGE_EFFECT:
+        return EffectLabel.MEDIUM
+    return EffectLabel.LARGE
+
+
+@dataclass(frozen=True, slots=True)
+class EffectSize:
+    """An effect size with its sample size and 95% CI (``None`` when it cannot be estimated)."""
+
+    value: float
+    n: int
+    ci_low: float | None
+    ci_high: float | None
+    method: str
+
+    @property
+    def label(self) -> EffectLabel:
+        return interpret_effect_size(self.value)
+
+
+@dataclass(frozen=True, slots=True)
+class Proportion:
+    """``k`` of ``n`` with a Wilson 95% interval; ``value`` and the bounds are in 0..1."""
+
+    k: int
+    n: int
+    value: float
+    ci_low: float
+    ci_high: float
+
+    @property
+    def percent(self) -> float:
+        return 100.0 * self.value
+
+
+def proportion(k: int, n: int) -> Proportion | None:
+    """``k/n`` with the Wilson (1927) score interval; ``None`` when ``n`` is 0.
+
+    Wilson rather than the Wald interval because clinic subgroups are small and rates near 0
+    or 1 (deterioration about 5-10%, domain.md §4) are common; Newcombe (1998) found the Wald
+    interval badly under-covers there while Wilson's stays close to nominal and within [0, 1].
+    """
+    if n < 0 or not 0 <= k <= n:
+        raise ValueError(f"need 0 <= k <= n, got k={k}, n={n}")
+    if n == 0:
+        return None
+    p = k / n
+    z2 = Z_95 * Z_95
+    denominator = 1.0 + z2 / n
+    centre = (p + z2 / (2 * n)) / denominator
+    half = Z_95 * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / denominator
+    # At k = 0 (k = n) the lower (upper) bound is exactly 0 (1); set it so rounding cannot move it.
+    low = 0.0 if k == 0 else max(0.0, centre - half)
+    high = 1.0 if k == n else min(1.0, centre + half)
+    return Proportion(k=k, n=n, value=p, ci_low=low, ci_high=high)
+
+
+# --------------------------------------------------------------------------- pre-post d
+
+
+def standardized_mean_change_variance(d: float, r: float, n: int) -> float:
+    """Large-sample variance of a pre-post d standardised by the *intake* SD.
+
+    Becker (1988), "Synthesizing standardized mean-change measures" (Br J Math Stat Psychol 41):
+    ``Var(d) = 2(1 - r)/n + d²/(2n)``, where ``r`` is the pre-post correlation - the large-sample
+    variance metafor uses for ``escalc(measure = "SMCR")``. Morris & DeShon (2002) explain why
+    the intake (raw-score) SD is the right standardiser for single-group pre-post designs. The
+    first term is the sampling error of the mean change, which shrinks as pre and post scores
+    correlate; the second that of the intake SD.
+    """
+    return 2.0 * (1.0 - r) / n + d * d / (2.0 * n)
+
+
+def _complete_pairs(first: npt.ArrayLike, last: npt.ArrayLike) -> tuple[FloatArray, FloatArray]:
+    x1 = np.asarray(first, dtype=np.float64)
+    x2 = np.asarray(last, dtype=np.float64)
+    if x1.shape != x2.shape or x1.ndim != 1:
+        raise ValueError("first and last must be one-dimensional arrays of the same length")
+    keep = ~(np.isnan(x1) | np.isnan(x2))
+    return x1[keep], x2[keep]
+
+
+def _pearson_r(x1: FloatArray, x2: FloatArray) -> float | None:
+    s1, s2 = float(np.std(x1)), float(np.std(x2))
+    if s1 == 0.0 or s2 == 0.0:
+        return None
+    return float(np.mean((x1 - x1.mean()) * (x2 - x2.mean())) / (s1 * s2))
+
+
+def _d_with_ci(
+    x1: FloatArray, x2: FloatArray, direction: Direction, method: str
+) -> EffectSize | None:
+    n = x1.size
+    if n < 2:
+        return None
+    sd_intake = float(np.std(x1, ddof=1))  # sample SD (n - 1), as in domain.md §4
+    if sd_intake == 0.0:
+        return None
+    d = direction.sign * float(np.mean(x2 - x1)) / sd_intake
+    r = _pearson_r(x1, x2)
+    if r is None:  # no spread at the end: the pre-post correlation, and so the CI, is undefined
+        return EffectSize(value=d, n=n, ci_low=None, ci_high=None, method=method)
+    half = Z_95 * math.sqrt(standardized_mean_change_variance(d, r, n))
+    return EffectSize(value=d, n=n, ci_low=d - half, ci_high=d + half, method=method)
+
+
+def pre_post_d(
+    first: npt.ArrayLike, last: npt.ArrayLike, direction: Direction
+) -> EffectSize | None:
+    """Pre-post d = mean change / sample SD of intake scores (domain.md §4), signed so that
+    positive is improvement, with a Becker (1988) 95% CI.
+
+    Pairs with a missing (``NaN``) score are left out; ``None`` for fewer than two pairs or
+    identical intake scores. d is *not* small-sample corrected (Hedges' g), to stay comparable
+    with the PCOMS benchmarks that use the plain ratio.
+    """
+    x1, x2 = _complete_pairs(first, last)
+    return _d_with_ci(x1, x2, direction, "pre-post d (intake SD); CI Becker 1988")
+
+
+# --------------------------------------------------------------------------- severity-adjusted
+
+
+@dataclass(frozen=True, slots=True)
+class SeverityReference:
+    """The reference sample of a severity-adjusted effect size (Seidel, Miller & Chow 2014).
+
+    ``last ≈ intercept + slope_intake·first (+ slope_covariate·covariate)`` is the expected end
+    score given intake severity; ``mean_change`` (raw, last - first) and ``intake_sd`` (sample SD)
+    describe the reference's clinical-range episodes. A benchmark publisher supplies these; or
+    :meth:`fit` estimates them from a sample (e.g. the whole clinic, to benchmark clinicians).
+    """
+
+    intercept: float
+    slope_intake: float
+    mean_change: float
+    intake_sd: float
+    n: int
+    slope_covariate: float | None = None
+    source: str = ""
+
+    def expected_last(self, first: FloatArray, covariate: FloatArray | None) -> FloatArray:
+        expected = self.intercept + self.slope_intake * first
+        if self.slope_covariate is not None:
+            if covariate is None:
+                raise ValueError("this reference was fitted with a covariate; pass it")
+            expected = expected + self.slope_covariate * covariate
+        return expected
+
+    @classmethod
+    def fit(
+        cls,
+        first: npt.ArrayLike,
+        last: npt.ArrayLike,
+        criteria: ChangeCriteria,
+        covariate: npt.ArrayLike | None = None,
+        source: str = "own sample",
+    ) -> SeverityReference | None:
+        """Fit the reference on the clinical-range intakes of a sample; ``None`` if too few.
+
+        Needs more cases than coefficients plus one (so the residual SD exists) and intake
+        scores that vary.
+        """
+        x1, x2, cov = _clinical_sample(first, last, criteria, covariate)
+        columns = [np.ones_like(x1), x1] + ([cov] if cov is not None else [])
+        design = np.column_stack(columns)
+        if x1.size <= design.shape[1] or float(np.std(x1)) == 0.0:
+            return None
+        coef = np.linalg.lstsq(design, x2, rcond=None)[0]
+        return cls(
+            intercept=float(coef[0]),
+            slope_intake=float(coef[1]),
+            slope_covariate=float(coef[2]) if cov is not None else None,
+            mean_change=float(np.mean(x2 - x1)),
+            intake_sd=float(np.std(x1, ddof=1)),
+            n=int(x1.size),
+            source=source,
+        )
+
+
+def _clinical_sample(
+    first: npt.ArrayLike,
+    last: npt.ArrayLike,
+    criteria: ChangeCriteria,
+    covariate: npt.ArrayLike | None,
+) -> tuple[FloatArray, FloatArray, FloatArray | None]:
+    """Complete pairs (and covariate) whose intake is in the clinical range."""
+    x1 = np.asarray(first, dtype=np.float64)
+    x2 = np.asarray(last, dtype=np.float64)
+    cov = None if covariate is None else np.asarray(covariate, dtype=np.float64)
+    if x1.shape != x2.shape or x1.ndim != 1 or (cov is not None and cov.shape != x1.shape):
+        raise ValueError("first, last and covariate must be one-dimensional, of equal length")
+    keep = ~(np.isnan(x1) | np.isnan(x2))
+    if cov is not None:
+        keep &= ~np.isnan(cov)
+    keep &= clinical_mask(x1, criteria)
+    return x1[keep], x2[keep], None if cov is None else cov[keep]
+
+
+def severity_adjusted_es(
+    first: npt.ArrayLike,
+    last: npt.ArrayLike,
+    criteria: ChangeCriteria,
+    *,
+    covariate: npt.ArrayLike | None = None,
+    reference: SeverityReference | None = None,
+) -> EffectSize | None:
+    """Severity-adjusted effect size, Seidel, Miller & Chow (2014) as in domain.md §4.
+
+    Only clinical-range intakes count. Each episode's residual gain is its last score minus the
+    reference model's expected last score given its intake (and covariate, e.g. session of first
+    assessment); ``SA-ES = (mean residual + reference mean change) / reference intake SD``,
+    signed so that positive is improvement. A clinic doing better than its intake severity
+    predicts has a positive mean residual and so a larger SA-ES than the reference's own d.
+
+    Without ``reference`` the sample is its own reference: OLS residuals then average zero and
+    SA-ES equals the plain pre-post d of the clinical-range sample, with the same Becker CI.
+    With an external reference its figures are taken as fixed (they come from a far larger
+    sample), so ``SE = SD(residuals)/(sqrt(n)·reference SD)`` and the 95% CI is normal-theory.
+    """
+    x1, x2, cov = _clinical_sample(first, last, criteria, covariate)
+    if reference is None:
+        return _d_with_ci(x1, x2, criteria.direction, "severity-adjusted ES (own reference)")
+    n = x1.size
+    if n == 0:
+        return None
+    residual = x2 - reference.expected_last(x1, cov)
+    value = criteria.direction.sign * (float(np.mean(residual)) + reference.mean_change)
+    value /= reference.intake_sd
+    method = f"severity-adjusted ES (reference: {reference.source or 'external'}, n={reference.n})"
+    if n < 2:
+        return EffectSize(value=value, n=n, ci_low=None, ci_high=None, method=method)
+    se = float(np.std(residual, ddof=1)) / (math.sqrt(n) * reference.intake_sd)
+    return EffectSize(
+        value=value, n=n, ci_low=value - Z_95 * se, ci_high=value + Z_95 * se, method=method
+    )

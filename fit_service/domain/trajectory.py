@@ -1,0 +1,558 @@
+"""Expected treatment response (ETR): is this client on track at session k? (domain.md §5)
+
+Two models, and every answer says which one gave it:
+
+* :class:`ClinicEtr` - the *empirical* method (Finch, Lambert & Schaalje 2001), fitted to the
+  clinic's own closed episodes once there are enough of them (:data:`MIN_EPISODES`);
+* :class:`RationalTrajectory` - the *rational* method, cut-off and reliable change only, used
+  until then (domain.md §3 and §5).
+
+:func:`select_trajectory_model` picks between them. Both implement :class:`TrajectoryModel`.
+
+**The empirical model.** Finch et al. fitted a mixed model over log(session number) by intake
+severity on 11,492 clients. A clinic has far fewer, so we fit the fixed part of that model by
+ordinary least squares on every post-intake score of qualifying episodes::
+
+    score(k) = b0 + b1·intake + b2·ln k + b3·intake·ln k        (k = 2, 3, ...)
+
+ln k gives the negatively accelerated curve seen in psychotherapy (most change early; Howard et
+al. 1986, and Finch et al.'s choice); the interaction lets more severe intakes change faster,
+i.e. regression toward the mean is part of what is *expected*. Session 1 is the intake itself,
+the conditioning variable, so it is not an outcome of the fit.
+
+Instead of a normal-theory tolerance interval, the bands are empirical percentiles of the
+residuals, per band of session numbers (residuals spread out as sessions accumulate), falling
+back to all residuals pooled where a band has fewer than :data:`MIN_BUCKET_RESIDUALS`. Ignoring
+the clustering of scores within episodes leaves the point estimates unbiased; it only makes the
+fit's own standard errors optimistic, and none are reported.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from fit_service.domain.change import ChangeCriteria, FloatArray
+from fit_service.domain.errors import FitError
+from fit_service.domain.instruments import Direction
+
+IntArray = npt.NDArray[np.int64]
+
+MODEL_VERSION = "v1"
+RATIONAL_LABEL = "rational:cutoff+rc"
+
+_N_PREDICTORS = 3  # intake, ln k, intake·ln k
+#: Fewest qualifying closed episodes to fit a clinic's ETR. Green (1991, "How many subjects does
+#: it take to do a regression analysis?") recommends N >= 50 + 8m for m predictors; with m = 3
+#: that is 74. We count *episodes*, not scores, because scores within an episode are correlated
+#: and add far less than independent cases. 74 episodes give at least 148 residuals, so even the
+#: pooled 10th percentile rests on about 15 observations below it.
+MIN_EPISODES = 50 + 8 * _N_PREDICTORS
+#: An episode qualifies with an intake (session 1) and at least two later scores: one later
+#: score shows a change, two show a course, and session 3 is the first check-point of the
+#: rational rules (domain.md §3). Episodes with fewer are not used in the fit.
+MIN_SCORED_SESSIONS = 3
+#: A session band gets its own percentiles only with at least this many residuals: the 10th
+#: percentile of 100 residuals is the 10th order statistic, whose rank is uncertain by about
+#: ±3 (binomial SD sqrt(100·0.1·0.9)); fewer would make the band's edge noise.
+MIN_BUCKET_RESIDUALS = 100
+#: Session-number bands for the residual percentiles (first, last; ``None`` = open-ended).
+#: Narrow early, where clinics have most data and change is fastest.
+SESSION_BUCKETS: tuple[tuple[int, int | None], ...] = (
+    (2, 2),
+    (3, 3),
+    (4, 5),
+    (6, 8),
+    (9, 12),
+    (13, None),
+)
+#: Default "not on track" line: below the 10th percentile of the clinic's own residuals at that
+#: session, i.e. faring worse than nine in ten of its past clients with the same expected score.
+#: Finch et al. (2001) flag clients below a tolerance band around the expected curve; the width
+#: is a choice, and this one is a per-clinic setting (domain.md: every threshold a setting). The
+#: band drawn is the 10th-90th percentile; the inner one 25th-75th.
+OFF_TRACK_PERCENTILE = 10.0
+INNER_BAND = (25.0, 75.0)
+#: PCOMS practice guidance (domain.md §3): no reliable improvement by session 3 -> discuss it
+#: with the client; by session 6 -> change the approach. Guidance, not an evidence-based cut.
+DISCUSS_BY_SESSION = 3
+CHANGE_APPROACH_BY_SESSION = 6
+
+_PERCENTILE_GRID = np.linspace(0.0, 100.0, 101)
+
+
+class InsufficientData(FitError):
+    """Too few qualifying closed episodes to fit a clinic's own ETR."""
+
+    rule = "insufficient_data"
+
+
+class Guidance(StrEnum):
+    """What PCOMS practice guidance suggests when change is absent (domain.md §3)."""
+
+    DISCUSS = "discuss"  # no reliable improvement by session 3
+    CHANGE_APPROACH = "change_approach"  # no reliable improvement by session 6
+
+
+@dataclass(frozen=True, slots=True)
+class TrajectoryAssessment:
+    """One score judged against a trajectory model.
+
+    ``expected`` and ``percentile`` are ``None`` from the rational model, which makes no
+    prediction; its band is the reliable-change window around the intake. ``percentile`` is the
+    observed score's position among clients with the same expected score (0-100, raw scale
+    sense: for a lower-is-better scale a high percentile is the worse end).
+    """
+
+    session: int
+    score: float
+    expected: float | None
+    band_low: float
+    band_high: float
+    percentile: float | None
+    on_track: bool
+    model: str
+    reason: str
+    guidance: Guidance | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ExpectedPath:
+    """Expected course for sessions 1..K, ready to draw (tuples aligned with ``sessions``)."""
+
+    model: str
+    sessions: tuple[int, ...]
+    expected: tuple[float, ...] | None
+    low: tuple[float, ...]
+    high: tuple[float, ...]
+    inner_low: tuple[float, ...] | None = None
+    inner_high: tuple[float, ...] | None = None
+
+
+class TrajectoryModel(Protocol):
+    """What the service layer calls, whichever model is in use."""
+
+    @property
+    def label(self) -> str: ...
+
+    def assess(self, intake: float, session: int, score: float) -> TrajectoryAssessment: ...
+
+    def path(self, intake: float, sessions: int) -> ExpectedPath: ...
+
+
+def _check_point(intake: float, session: int, score: float) -> None:
+    if session < 1:
+        raise ValueError(f"session numbers start at 1, not {session}")
+    if not (math.isfinite(intake) and math.isfinite(score)):
+        raise ValueError("intake and score must be finite numbers")
+
+
+def _intake_assessment(intake: float, model: str) -> TrajectoryAssessment:
+    return TrajectoryAssessment(
+        session=1,
+        score=intake,
+        expected=intake,
+        band_low=intake,
+        band_high=intake,
+        percentile=None,
+        on_track=True,
+        model=model,
+        reason="intake session: the baseline, nothing to compare yet",
+    )
+
+
+# --------------------------------------------------------------------------- training data
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class EtrSample:
+    """Scores of closed episodes as flat, aligned arrays (one row per scored session).
+
+    ``session`` is the 1-based session number within the episode; ``NaN`` in ``score`` marks a
+    measure not completed. Rows need not be sorted.
+    """
+
+    episode: IntArray
+    session: IntArray
+    score: FloatArray
+
+    def __post_init__(self) -> None:
+        sizes = {self.episode.shape, self.session.shape, self.score.shape}
+        if len(sizes) != 1 or self.score.ndim != 1:
+            raise ValueError("episode, session and score must be 1-D arrays of equal length")
+
+    @classmethod
+    def from_arrays(
+        cls, episode: npt.ArrayLike, session: npt.ArrayLike, score: npt.ArrayLike
+    ) -> EtrSample:
+        return cls(
+            np.asarray(episode, dtype=np.int64),
+            np.asarray(session, dtype=np.int64),
+            np.asarray(score, dtype=np.float64),
+        )
+
+    @classmethod
+    def from_episodes(cls, episodes: Iterable[Iterable[tuple[int, float | None]]]) -> EtrSample:
+        """From ``[(session_number, score or None), ...]`` per episode."""
+        rows = [
+            (index, session, math.nan if score is None else score)
+            for index, points in enumerate(episodes)
+            for session, score in points
+        ]
+        if not rows:
+            return cls.from_arrays([], [], [])
+        episode, session, score = zip(*rows, strict=True)
+        return cls.from_arrays(episode, session, score)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class _Prepared:
+    """Post-intake points of qualifying episodes, with their episode's intake."""
+
+    intake: FloatArray
+    session: IntArray
+    score: FloatArray
+    n_episodes: int
+
+
+def _sorted(sample: EtrSample) -> tuple[IntArray, FloatArray, npt.NDArray[np.bool_]]:
+    """Completed scores grouped by episode in session order, and where each episode starts."""
+    ep, k, y = sample.episode, sample.session, sample.score
+    missing = np.isnan(y)
+    if missing.any():
+        ep, k, y = ep[~missing], k[~missing], y[~missing]
+    d_ep, d_k = np.diff(ep), np.diff(k)
+    if np.any(d_ep < 0) or np.any((d_ep == 0) & (d_k <= 0)):
+        # Callers usually pass rows grouped by episode in session order; sort only if not.
+        order = np.lexsort((k, ep))
+        ep, k, y = ep[order], k[order], y[order]
+        d_ep, d_k = np.diff(ep), np.diff(k)
+        if np.any((d_ep == 0) & (d_k == 0)):
+            raise ValueError("an episode has two scores for the same session number")
+    return k, y, np.r_[True, d_ep != 0]
+
+
+def _prepare(sample: EtrSample) -> _Prepared:
+    k, y, is_start = _sorted(sample)
+    if y.size == 0:
+        return _Prepared(y, k, y, 0)
+    starts = np.flatnonzero(is_start)
+    counts = np.diff(np.r_[starts, y.size])
+    qualifies = (k[starts] == 1) & (counts >= MIN_SCORED_SESSIONS)
+    use = np.repeat(qualifies, counts) & (k >= 2)
+    intake = np.repeat(y[starts], counts)
+    return _Prepared(intake[use], k[use], y[use], int(np.count_nonzero(qualifies)))
+
+
+# --------------------------------------------------------------------------- the fit
+
+
+def _solve(
+    intake: FloatArray, log_k: FloatArray, y: FloatArray
+) -> tuple[float, float, float, float]:
+    """Least squares via the 4x4 normal equations on centred predictors.
+
+    Centring keeps the normal equations well conditioned (the intake and its product with ln k
+    are otherwise nearly collinear) so they are as accurate as a QR solve here and several times
+    faster on a million rows; a rank-deficient design falls back to ``lstsq``. The
+    coefficients are returned for the uncentred model.
+    """
+    a, c = float(intake.mean()), float(log_k.mean())
+    ic, lc = intake - a, log_k - c
+    rows = np.stack((np.ones_like(ic), ic, lc, ic * lc))  # the design matrix, transposed
+    gram = rows @ rows.T
+    if np.linalg.cond(gram) < 1e12:
+        b = np.linalg.solve(gram, rows @ y)
+    else:
+        b = np.linalg.lstsq(rows.T, y, rcond=None)[0]
+    # b0 + b1(I-a) + b2(L-c) + b3(I-a)(L-c), expanded back to b0' + b1'I + b2'L + b3'IL
+    b0, b1, b2, b3 = (float(v) for v in b)
+    return (b0 - b1 * a - b2 * c + b3 * a * c, b1 - b3 * c, b2 - b3 * a, b3)
+
+
+@dataclass(frozen=True, slots=True)
+class ResidualBand:
+    """Percentiles 0..100 of the residuals (observed - expected) for a range of sessions."""
+
+    first_session: int
+    last_session: int | None
+    n: int
+    quantiles: tuple[float, ...]  # at percentiles 0, 1, ..., 100
+    pooled: bool = False
+
+    @classmethod
+    def of(cls, residuals: FloatArray, first: int, last: int | None, pooled: bool) -> ResidualBand:
+        ordered = np.sort(residuals)
+        # numpy's default ("linear") quantile definition, one sort for all 101 percentiles
+        positions = _PERCENTILE_GRID / 100.0 * (ordered.size - 1)
+        below = np.floor(positions).astype(np.intp)
+        above = np.minimum(below + 1, ordered.size - 1)
+        values = ordered[below] + (positions - below) * (ordered[above] - ordered[below])
+        return cls(first, last, int(ordered.size), tuple(float(v) for v in values), pooled)
+
+    def at(self, percentile: float) -> float:
+        return float(np.interp(percentile, _PERCENTILE_GRID, self.quantiles))
+
+    def percentile_of(self, residual: float) -> float:
+        """Share (0-100) of the clinic's residuals at or below ``residual``, interpolated."""
+        return float(np.interp(residual, self.quantiles, _PERCENTILE_GRID))
+
+
+def _bucket_codes(session: IntArray) -> npt.NDArray[np.intp]:
+    """Index into :data:`SESSION_BUCKETS` for each session number (all >= 2)."""
+    open_start = SESSION_BUCKETS[-1][0]
+    table = np.zeros(open_start + 1, dtype=np.intp)
+    for index, (first, last) in enumerate(SESSION_BUCKETS):
+        table[first : (open_start if last is None else last) + 1] = index
+    return table[np.minimum(session, open_start)]
+
+
+def _bands(session: IntArray, residual: FloatArray) -> tuple[ResidualBand, ...]:
+    codes = _bucket_codes(session)
+    subsets = [residual[codes == index] for index in range(len(SESSION_BUCKETS))]
+    pooled: ResidualBand | None = None
+    bands = []
+    for subset, (first, last) in zip(subsets, SESSION_BUCKETS, strict=True):
+        if subset.size >= MIN_BUCKET_RESIDUALS:
+            bands.append(ResidualBand.of(subset, first, last, pooled=False))
+            continue
+        # pooled over all sessions; computed only when a band needs it (saves a 1M-row sort)
+        pooled = pooled or ResidualBand.of(residual, 2, None, pooled=True)
+        bands.append(ResidualBand(first, last, pooled.n, pooled.quantiles, pooled=True))
+    return tuple(bands)
+
+
+@dataclass(frozen=True, slots=True)
+class ClinicEtr:
+    """A clinic's own expected treatment response (see the module docstring for the model).
+
+    ``coefficients`` are ``(b0, b1, b2, b3)`` of
+    ``score = b0 + b1·intake + b2·ln k + b3·intake·ln k``; ``bounds`` (the scale's range)
+    clip what is displayed, never the residuals.
+    """
+
+    direction: Direction
+    coefficients: tuple[float, float, float, float]
+    bands: tuple[ResidualBand, ...]
+    n_episodes: int
+    n_scores: int
+    bounds: tuple[float, float] | None = None
+    off_track_percentile: float = OFF_TRACK_PERCENTILE
+
+    @property
+    def label(self) -> str:
+        return f"etr:clinic-regression {MODEL_VERSION} (n={self.n_episodes})"
+
+    def expected(self, intake: float, session: int) -> float:
+        """Expected score at ``session`` (unclipped); the intake itself at session 1."""
+        if session == 1:
+            return intake
+        b0, b1, b2, b3 = self.coefficients
+        log_k = math.log(session)
+        return b0 + b1 * intake + b2 * log_k + b3 * intake * log_k
+
+    def band_for(self, session: int) -> ResidualBand:
+        for band in self.bands:
+            if band.first_session <= session and (
+                band.last_session is None or session <= band.last_session
+            ):
+                return band
+        raise ValueError(f"no residual band for session {session}")
+
+    def _clip(self, value: float) -> float:
+        return value if self.bounds is None else min(max(value, self.bounds[0]), self.bounds[1])
+
+    def _worse_tail(self, percentile: float) -> float:
+        """Percentile counted from the *worse* end, whatever the scale's direction."""
+        return percentile if self.direction is Direction.HIGHER_IS_BETTER else 100.0 - percentile
+
+    def assess(self, intake: float, session: int, score: float) -> TrajectoryAssessment:
+        """Is ``score`` at ``session`` within the clinic's expected range for this intake?"""
+        _check_point(intake, session, score)
+        if session == 1:
+            return _intake_assessment(intake, self.label)
+        expected = self.expected(intake, session)
+        band = self.band_for(session)
+        percentile = band.percentile_of(score - expected)
+        on_track = self._worse_tail(percentile) >= self.off_track_percentile
+        p = self.off_track_percentile
+        return TrajectoryAssessment(
+            session=session,
+            score=score,
+            expected=self._clip(expected),
+            band_low=self._clip(expected + band.at(p)),
+            band_high=self._clip(expected + band.at(100.0 - p)),
+            percentile=percentile,
+            on_track=on_track,
+            model=self.label,
+            reason=(
+                f"at the {percentile:.0f}th percentile of clinic clients with this expected score"
+                + ("" if on_track else f", beyond the worst {p:g}%")
+            ),
+        )
+
+    def path(self, intake: float, sessions: int) -> ExpectedPath:
+        """Expected score and bands for sessions 1..``sessions``."""
+        ks = tuple(range(1, sessions + 1))
+        p = self.off_track_percentile
+
+        def line(percentile: float | None) -> tuple[float, ...]:
+            values = []
+            for k in ks:
+                centre = self.expected(intake, k)
+                offset = 0.0 if k == 1 or percentile is None else self.band_for(k).at(percentile)
+                values.append(self._clip(centre + offset))
+            return tuple(values)
+
+        return ExpectedPath(
+            model=self.label,
+            sessions=ks,
+            expected=line(None),
+            low=line(p),
+            high=line(100.0 - p),
+            inner_low=line(INNER_BAND[0]),
+            inner_high=line(INNER_BAND[1]),
+        )
+
+
+def fit_clinic_etr(
+    sample: EtrSample,
+    direction: Direction,
+    *,
+    bounds: tuple[float, float] | None = None,
+    min_episodes: int = MIN_EPISODES,
+    off_track_percentile: float = OFF_TRACK_PERCENTILE,
+) -> ClinicEtr:
+    """Fit the clinic's ETR; raises :class:`InsufficientData` below ``min_episodes``.
+
+    ``min_episodes`` is a setting for clinics that want a stricter floor; lowering it below
+    :data:`MIN_EPISODES` is refused because the bands would be noise.
+    """
+    if min_episodes < MIN_EPISODES:
+        raise ValueError(f"min_episodes cannot be below {MIN_EPISODES} (Green 1991)")
+    if not 0.0 < off_track_percentile < 50.0:
+        raise ValueError("off_track_percentile must lie between 0 and 50")
+    prepared = _prepare(sample)
+    if prepared.n_episodes < min_episodes:
+        raise InsufficientData(
+            f"{prepared.n_episodes} closed episodes with an intake and at least "
+            f"{MIN_SCORED_SESSIONS - 1} later scores; the clinic ETR needs {min_episodes}"
+        )
+    log_k = np.log(prepared.session.astype(np.float64))
+    coefficients = _solve(prepared.intake, log_k, prepared.score)
+    b0, b1, b2, b3 = coefficients
+    fitted = b0 + b1 * prepared.intake + (b2 + b3 * prepared.intake) * log_k
+    bands = _bands(prepared.session, prepared.score - fitted)
+    return ClinicEtr(
+        direction=direction,
+        coefficients=coefficients,
+        bands=bands,
+        n_episodes=prepared.n_episodes,
+        n_scores=int(prepared.score.size),
+        bounds=bounds,
+        off_track_percentile=off_track_percentile,
+    )
+
+
+# --------------------------------------------------------------------------- rational rules
+
+
+@dataclass(frozen=True, slots=True)
+class RationalTrajectory:
+    """The rational method: cut-off and reliable change only (domain.md §3, §5).
+
+    * A score reliably worse than the intake is off track.
+    * A client who started in the clinical range and has no reliable improvement gets guidance:
+      *discuss* from session 3, *change approach* from session 6 - the latter also counts as
+      off track, since by then the absence of change is itself the signal.
+    * A client who started in the functional range is not expected to improve much, so only
+      reliable worsening flags them.
+    """
+
+    criteria: ChangeCriteria
+
+    @property
+    def label(self) -> str:
+        return RATIONAL_LABEL
+
+    def _window(self, intake: float) -> tuple[float, float]:
+        points = self.criteria.reliable_change.points
+        return intake - points, intake + points
+
+    def _judge(
+        self, intake: float, session: int, score: float
+    ) -> tuple[bool, Guidance | None, str]:
+        rc = self.criteria.reliable_change
+        improvement = self.criteria.direction.sign * (score - intake)
+        reliable = rc.is_reliable(improvement)
+        if reliable and improvement < 0:
+            return False, None, "reliably worse than at intake"
+        if reliable:
+            return True, None, "reliably improved since intake"
+        if not self.criteria.cutoff.is_clinical(intake, self.criteria.direction):
+            return True, None, "started in the functional range; no reliable worsening"
+        if session >= CHANGE_APPROACH_BY_SESSION:
+            reason = f"no reliable improvement by session {CHANGE_APPROACH_BY_SESSION} (guidance)"
+            return False, Guidance.CHANGE_APPROACH, reason
+        if session >= DISCUSS_BY_SESSION:
+            reason = f"no reliable improvement by session {DISCUSS_BY_SESSION} (guidance)"
+            return True, Guidance.DISCUSS, reason
+        return True, None, "no reliable change yet"
+
+    def assess(self, intake: float, session: int, score: float) -> TrajectoryAssessment:
+        _check_point(intake, session, score)
+        if session == 1:
+            return _intake_assessment(intake, self.label)
+        on_track, guidance, reason = self._judge(intake, session, score)
+        low, high = self._window(intake)
+        return TrajectoryAssessment(
+            session=session,
+            score=score,
+            expected=None,
+            band_low=low,
+            band_high=high,
+            percentile=None,
+            on_track=on_track,
+            model=self.label,
+            reason=reason,
+            guidance=guidance,
+        )
+
+    def path(self, intake: float, sessions: int) -> ExpectedPath:
+        """No expected line; the band is the reliable-change window around the intake."""
+        ks = tuple(range(1, sessions + 1))
+        low, high = self._window(intake)
+        return ExpectedPath(
+            model=self.label,
+            sessions=ks,
+            expected=None,
+            low=tuple(intake if k == 1 else low for k in ks),
+            high=tuple(intake if k == 1 else high for k in ks),
+        )
+
+
+def select_trajectory_model(
+    sample: EtrSample,
+    criteria: ChangeCriteria,
+    *,
+    bounds: tuple[float, float] | None = None,
+    min_episodes: int = MIN_EPISODES,
+    off_track_percentile: float = OFF_TRACK_PERCENTILE,
+) -> ClinicEtr | RationalTrajectory:
+    """The clinic's own ETR when it has enough closed episodes, else the rational rules."""
+    try:
+        return fit_clinic_etr(
+            sample,
+            criteria.direction,
+            bounds=bounds,
+            min_episodes=min_episodes,
+            off_track_percentile=off_track_percentile,
+        )
+    except InsufficientData:
+        return RationalTrajectory(criteria)

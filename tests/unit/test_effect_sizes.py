@@ -1,0 +1,253 @@
+"""Effect sizes and proportions (fit_service.domain.effect_sizes)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from fit_service.domain.change import ChangeCriteria
+from fit_service.domain.effect_sizes import (
+    EffectLabel,
+    SeverityReference,
+    interpret_effect_size,
+    pre_post_d,
+    proportion,
+    severity_adjusted_es,
+    standardized_mean_change_variance,
+)
+from fit_service.domain.instruments import ORS, AgeBand, Direction
+
+ORS_ADULT = ChangeCriteria.for_instrument(ORS, AgeBand.ADULT)  # clinical: total < 25
+
+
+# --------------------------------------------------------------------------- pre-post d
+
+
+def test_pre_post_d_worked_example() -> None:
+    """d = mean change / sample SD of intake, with Becker's CI, all worked by hand.
+
+    intake 10, 12, 14, 16: mean 13, deviations -3 -1 1 3, SS 20, SD = sqrt(20/3) = 2.5820
+    last   15, 16, 20, 21: changes 5 4 6 5, mean change 5 -> d = 5 / 2.5820 = 1.9365
+    last deviations from 18: -3 -2 2 3, SS 26; cross-products 9+2+2+9 = 22
+    r = 22 / sqrt(20·26) = 0.96476
+    Var = 2(1 - r)/n + d²/(2n) = 2·0.03524/4 + 3.75/8 = 0.01762 + 0.46875 = 0.48637
+    CI half-width = 1.96·sqrt(0.48637) = 1.3669
+    """
+    es = pre_post_d([10, 12, 14, 16], [15, 16, 20, 21], Direction.HIGHER_IS_BETTER)
+    assert es is not None
+    assert es.n == 4
+    assert es.value == pytest.approx(1.9365, abs=1e-4)
+    assert es.ci_low == pytest.approx(1.9365 - 1.3669, abs=1e-3)
+    assert es.ci_high == pytest.approx(1.9365 + 1.3669, abs=1e-3)
+    assert es.label is EffectLabel.LARGE
+
+
+def test_pre_post_d_is_positive_for_improvement_on_a_lower_is_better_scale() -> None:
+    """A fall on a lower-is-better scale is an improvement: the same data give -d."""
+    higher = pre_post_d([10, 12, 14, 16], [15, 16, 20, 21], Direction.HIGHER_IS_BETTER)
+    lower = pre_post_d([10, 12, 14, 16], [15, 16, 20, 21], Direction.LOWER_IS_BETTER)
+    assert higher is not None
+    assert lower is not None
+    assert lower.value == pytest.approx(-higher.value)
+    assert lower.label is EffectLabel.NEGATIVE
+
+
+def test_pre_post_d_leaves_out_incomplete_pairs() -> None:
+    """A pair with a missing score is dropped, not counted as zero change."""
+    es = pre_post_d(
+        [10, 12, 14, 16, 30, math.nan], [15, 16, 20, 21, math.nan, 5], Direction.HIGHER_IS_BETTER
+    )
+    assert es is not None
+    assert es.n == 4
+    assert es.value == pytest.approx(1.9365, abs=1e-4)
+
+
+@pytest.mark.parametrize(
+    ("first", "last"), [([], []), ([20.0], [25.0]), ([20.0, 20.0, 20.0], [21.0, 25.0, 30.0])]
+)
+def test_pre_post_d_undefined_without_spread(first: list[float], last: list[float]) -> None:
+    """Fewer than two pairs, or identical intakes, have no d rather than a misleading one."""
+    assert pre_post_d(first, last, Direction.HIGHER_IS_BETTER) is None
+
+
+def test_pre_post_d_without_end_spread_has_no_ci() -> None:
+    """Identical last scores leave the pre-post correlation, hence the CI, undefined."""
+    es = pre_post_d([10.0, 14.0], [20.0, 20.0], Direction.HIGHER_IS_BETTER)
+    assert es is not None
+    assert es.value == pytest.approx(8.0 / math.sqrt(8.0))  # mean change 8, SD sqrt(8)
+    assert es.ci_low is None
+    assert es.ci_high is None
+
+
+@pytest.mark.parametrize(
+    ("d", "r", "n", "variance"),
+    [
+        # metafor's escalc(measure = "SMCR") regression test (Morris 2008 data, yi and vi)
+        (0.5056, 0.47, 20, 0.0594),
+        (1.0481, 0.64, 50, 0.0254),
+    ],
+)
+def test_becker_variance_matches_metafor(d: float, r: float, n: int, variance: float) -> None:
+    """Var(d) = 2(1-r)/n + d²/(2n) reproduces metafor's published SMCR variances."""
+    assert standardized_mean_change_variance(d, r, n) == pytest.approx(variance, abs=5e-5)
+
+
+# --------------------------------------------------------------------------- severity-adjusted
+
+
+def test_sa_es_without_reference_equals_d_of_clinical_range_sample() -> None:
+    """With the clinic as its own reference, SA-ES is the d of clinical-range intakes."""
+    rng = np.random.default_rng(3)
+    first = rng.uniform(5, 40, 400)
+    last = np.clip(first + rng.normal(4, 6, 400), 0, 40)
+    sa = severity_adjusted_es(first, last, ORS_ADULT)
+    clinical = first < 25
+    plain = pre_post_d(first[clinical], last[clinical], Direction.HIGHER_IS_BETTER)
+    assert sa is not None
+    assert plain is not None
+    assert sa.n == int(clinical.sum())
+    assert sa.value == pytest.approx(plain.value)
+    assert (sa.ci_low, sa.ci_high) == pytest.approx((plain.ci_low, plain.ci_high))
+
+
+def test_sa_es_with_external_reference_worked_example() -> None:
+    """Residual gains over a reference model, worked by hand.
+
+    reference: expected last = 5 + 0.9·intake, mean change 4, intake SD 6
+    clinic (clinical range only): 15 -> 22 and 20 -> 24; the 30 -> 30 intake is functional
+    expected 18.5 and 23 -> residuals 3.5 and 1, mean 2.25
+    SA-ES = (2.25 + 4) / 6 = 1.04167
+    SD(residuals) = 2.5/sqrt(2) = 1.76777; SE = 1.76777 / (sqrt(2)·6) = 0.208333
+    CI = 1.04167 ± 1.96·0.208333 = 1.04167 ± 0.40833
+    """
+    reference = SeverityReference(
+        intercept=5.0, slope_intake=0.9, mean_change=4.0, intake_sd=6.0, n=5000, source="bench"
+    )
+    es = severity_adjusted_es([15, 20, 30], [22, 24, 30], ORS_ADULT, reference=reference)
+    assert es is not None
+    assert es.n == 2
+    assert es.value == pytest.approx(1.04167, abs=1e-5)
+    assert es.ci_low == pytest.approx(1.04167 - 0.40833, abs=1e-4)
+    assert es.ci_high == pytest.approx(1.04167 + 0.40833, abs=1e-4)
+    assert "bench" in es.method
+
+
+def test_sa_es_rewards_doing_better_than_intake_severity_predicts() -> None:
+    """Adding one point to every last score raises SA-ES by 1 / reference SD."""
+    reference = SeverityReference(
+        intercept=5.0, slope_intake=0.9, mean_change=4.0, intake_sd=6.0, n=5000
+    )
+    base = severity_adjusted_es([15, 20], [22, 24], ORS_ADULT, reference=reference)
+    better = severity_adjusted_es([15, 20], [23, 25], ORS_ADULT, reference=reference)
+    assert base is not None
+    assert better is not None
+    assert better.value - base.value == pytest.approx(1.0 / 6.0)
+
+
+def test_severity_reference_fit_recovers_a_known_line() -> None:
+    """Fitted on last = 5 + 0.9·intake exactly, the reference returns those coefficients."""
+    first = np.array([10.0, 12.0, 15.0, 18.0, 20.0, 24.0, 30.0])
+    last = 5.0 + 0.9 * first
+    reference = SeverityReference.fit(first, last, ORS_ADULT)
+    assert reference is not None
+    assert reference.n == 6  # the 30 intake is functional and left out
+    assert reference.intercept == pytest.approx(5.0)
+    assert reference.slope_intake == pytest.approx(0.9)
+    clinical = first[:6]
+    assert reference.mean_change == pytest.approx(np.mean(5.0 - 0.1 * clinical))
+    assert reference.intake_sd == pytest.approx(np.std(clinical, ddof=1))
+
+
+def test_severity_reference_with_covariate_needs_it_back() -> None:
+    """A reference fitted with a covariate recovers its slope and refuses data without one."""
+    first = np.array([10.0, 12.0, 15.0, 18.0, 20.0, 24.0])
+    session_of_first = np.array([1.0, 2.0, 1.0, 3.0, 1.0, 2.0])
+    last = 5.0 + 0.9 * first - 1.5 * session_of_first
+    reference = SeverityReference.fit(first, last, ORS_ADULT, covariate=session_of_first)
+    assert reference is not None
+    assert reference.slope_covariate == pytest.approx(-1.5)
+    with pytest.raises(ValueError, match="covariate"):
+        severity_adjusted_es(first, last, ORS_ADULT, reference=reference)
+    es = severity_adjusted_es(
+        first, last, ORS_ADULT, covariate=session_of_first, reference=reference
+    )
+    assert es is not None
+    assert es.value == pytest.approx(reference.mean_change / reference.intake_sd)
+
+
+def test_severity_reference_refuses_too_few_cases() -> None:
+    """Two clinical intakes cannot fit a line with a residual spread."""
+    assert SeverityReference.fit([10.0, 12.0, 30.0], [15.0, 16.0, 30.0], ORS_ADULT) is None
+
+
+def test_sa_es_none_without_clinical_intakes() -> None:
+    """A sample with only functional-range intakes has no severity-adjusted effect size."""
+    reference = SeverityReference(
+        intercept=5.0, slope_intake=0.9, mean_change=4.0, intake_sd=6.0, n=5000
+    )
+    assert severity_adjusted_es([30, 31], [32, 35], ORS_ADULT, reference=reference) is None
+    assert severity_adjusted_es([30, 31], [32, 35], ORS_ADULT) is None
+
+
+# --------------------------------------------------------------------------- labels, proportions
+
+
+@pytest.mark.parametrize(
+    ("value", "label"),
+    [
+        (-0.1, EffectLabel.NEGATIVE),
+        (0.0, EffectLabel.SMALL),
+        (0.29, EffectLabel.SMALL),
+        (0.3, EffectLabel.MEDIUM),
+        (0.79, EffectLabel.MEDIUM),
+        (0.8, EffectLabel.LARGE),
+    ],
+)
+def test_effect_size_labels(value: float, label: EffectLabel) -> None:
+    """>= 0.8 large, < 0.3 small (domain.md §4); negative values are named as such."""
+    assert interpret_effect_size(value) is label
+
+
+@pytest.mark.parametrize(
+    ("k", "n", "low", "high"),
+    # Newcombe (1998), Stat Med 17:857, Table II, method 3 (Wilson score interval)
+    [
+        (81, 263, 0.2553, 0.3662),
+        (15, 148, 0.0624, 0.1605),
+        (0, 20, 0.0, 0.1611),
+        (1, 29, 0.0061, 0.1718),
+    ],
+)
+def test_wilson_interval_matches_newcombe_1998(k: int, n: int, low: float, high: float) -> None:
+    """The Wilson 95% interval reproduces Newcombe's published examples to 4 decimals."""
+    share = proportion(k, n)
+    assert share is not None
+    assert share.value == pytest.approx(k / n)
+    assert (round(share.ci_low, 4), round(share.ci_high, 4)) == (low, high)
+
+
+def test_proportion_of_nothing_is_none() -> None:
+    """0 of 0 is not 0%: no proportion exists."""
+    assert proportion(0, 0) is None
+
+
+def test_proportion_rejects_impossible_counts() -> None:
+    """k larger than n is a caller's error."""
+    with pytest.raises(ValueError, match="0 <= k <= n"):
+        proportion(5, 3)
+
+
+@settings(max_examples=200)
+@given(n=st.integers(min_value=1, max_value=10_000), data=st.data())
+def test_wilson_interval_contains_the_estimate_within_unit_range(
+    n: int, data: st.DataObject
+) -> None:
+    """The interval always holds the observed share and stays inside [0, 1]."""
+    k = data.draw(st.integers(min_value=0, max_value=n))
+    share = proportion(k, n)
+    assert share is not None
+    assert 0.0 <= share.ci_low <= share.value <= share.ci_high <= 1.0

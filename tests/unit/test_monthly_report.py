@@ -1,0 +1,406 @@
+"""The monthly report object and its pure statistics (issue 5)."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import statistics
+import typing
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from fit_service.domain.errors import NotFound
+from fit_service.domain.monthly_report import (
+    DASH,
+    HEADLINE_KEYS,
+    Activity,
+    AllianceSummary,
+    CompletenessSummary,
+    DropoutSummary,
+    Estimate,
+    GroupFigures,
+    GroupReport,
+    MonthlyReport,
+    OutcomeCategory,
+    OutcomeCounts,
+    Proportion,
+    ReportSettings,
+    Scope,
+    SessionStats,
+    TrendPoint,
+    classify_outcome,
+    fit_severity_reference,
+    mean_estimate,
+    method_notes,
+    month_label,
+    pre_post_effect_size,
+    session_histogram,
+    severity_adjusted_effect_size,
+    t_quantile_975,
+    trailing_months,
+    wilson_interval,
+)
+
+GENERATED = datetime(2024, 6, 3, 7, 30, tzinfo=UTC)
+
+
+def figures(scale: int = 1) -> GroupFigures:
+    """Consistent figures whose every n grows with ``scale`` (1 is small, 10 is plenty)."""
+    closed = 4 * scale
+    attended = 20 * scale
+    return GroupFigures(
+        activity=Activity(
+            episodes_active=10 * scale,
+            episodes_opened=3 * scale,
+            episodes_closed=closed,
+            sessions_attended=attended,
+            no_shows=2 * scale,
+            cancellations=scale,
+        ),
+        sessions=SessionStats.from_episodes([2, 5, 7, 12] * scale, [20, 45, 60, 120] * scale),
+        intake_ors=mean_estimate([18.0, 21.5, 15.0, 27.0] * scale),
+        intake_srs=mean_estimate([34.0, 36.5, 38.0, 33.0] * scale),
+        outcomes=OutcomeCounts(
+            recovered=scale,
+            improved=scale,
+            unchanged=scale,
+            deteriorated=0,
+            harmed=0,
+            functional_at_intake=scale,
+            functional_at_intake_reliably_worse=0,
+            last_above_cutoff=2 * scale,
+        ),
+        pre_post_d=Estimate(0.62, 3 * scale, 0.41, 0.83),
+        severity_adjusted_es=Estimate(0.7, 3 * scale, 0.45, 0.95),
+        dropout=DropoutSummary(
+            closed_episodes=closed,
+            dropouts=scale,
+            planned_endings=3 * scale,
+            unilateral_endings=scale,
+            unilateral_last_ors_above_cutoff=0,
+            unilateral_last_ors_below_cutoff=scale,
+        ),
+        alliance=AllianceSummary(
+            sessions_with_srs=18 * scale,
+            srs_below_concern=3 * scale,
+            alerts_raised=2 * scale,
+            alerts_acknowledged=2 * scale,
+            alerts_resolved=scale,
+            hours_to_acknowledge=Estimate(12.5, 2 * scale),
+            flagged_episodes_followed_up=2 * scale,
+            flagged_episodes_in_care_after_follow_up=scale,
+        ),
+        completeness=CompletenessSummary(attended, 19 * scale, 18 * scale),
+    )
+
+
+def group(key: str, label: str, scale: int = 10) -> GroupReport:
+    return GroupReport(key=key, label=label, month=figures(scale), trailing_12=figures(12 * scale))
+
+
+def report(**changes: typing.Any) -> MonthlyReport:
+    base = MonthlyReport(
+        clinic_name="Test Clinic",
+        period="2024-05",
+        generated_at=GENERATED,
+        overall=group("clinic", "Whole clinic", 30),
+        clinicians=(group("c-2", "T-02"), group("c-1", "T-01")),
+        age_bands=(group("adult", "Adults (18+)", 20),),
+    )
+    return dataclasses.replace(base, **changes)
+
+
+# ---------------------------------------------------------------- statistics
+
+
+def test_wilson_interval_matches_published_values() -> None:
+    """The Wilson interval reproduces textbook values (0/10 -> 0-27.8%, 26/40 -> 49.5-77.9%)."""
+    assert wilson_interval(0, 10) == pytest.approx((0.0, 0.2775), abs=1e-4)
+    assert wilson_interval(26, 40) == pytest.approx((0.4951, 0.7787), abs=1e-4)
+    assert wilson_interval(10, 10)[1] == pytest.approx(1.0)
+
+
+@given(st.integers(1, 5000).flatmap(lambda n: st.tuples(st.integers(0, n), st.just(n))))
+def test_wilson_interval_is_a_sub_interval_of_0_1_around_p(pair: tuple[int, int]) -> None:
+    """For any count, the Wilson interval stays inside [0, 1] and contains the observed share."""
+    numerator, denominator = pair
+    low, high = wilson_interval(numerator, denominator)
+    assert 0.0 <= low <= numerator / denominator <= high <= 1.0
+
+
+def test_wilson_interval_rejects_impossible_counts() -> None:
+    """A zero denominator or a numerator above it is an aggregation bug, not a 0% figure."""
+    with pytest.raises(ValueError, match="positive denominator"):
+        wilson_interval(0, 0)
+    with pytest.raises(ValueError, match="outside"):
+        wilson_interval(5, 4)
+
+
+def test_t_quantiles_match_tables() -> None:
+    """The t quantile is the tabled value up to df 30 and within 0.002 of tables beyond."""
+    assert t_quantile_975(1) == pytest.approx(12.706)
+    assert t_quantile_975(30) == pytest.approx(2.042)
+    assert t_quantile_975(60) == pytest.approx(2.000, abs=0.002)
+    assert t_quantile_975(120) == pytest.approx(1.980, abs=0.002)
+
+
+def test_mean_estimate_uses_a_t_interval() -> None:
+    """The mean's CI is mean +/- t(n-1) * SD / sqrt(n); one value has no interval."""
+    values = [2.0, 4.0, 6.0, 8.0]
+    estimate = mean_estimate(values)
+    half = 3.182 * statistics.stdev(values) / 2
+    assert estimate == Estimate(5.0, 4, pytest.approx(5.0 - half), pytest.approx(5.0 + half))
+    assert mean_estimate([3.0]) == Estimate(3.0, 1)
+    assert mean_estimate([]) == Estimate.none()
+
+
+def test_session_histogram_bins() -> None:
+    """Sessions fall into 1,2,3,4,5,6-10,11-20,21+; a zero-session episode is refused."""
+    assert session_histogram([1, 2, 3, 4, 5, 6, 10, 11, 20, 21, 40]) == (1, 1, 1, 1, 1, 2, 2, 2)
+    with pytest.raises(ValueError, match="at least 1"):
+        session_histogram([0])
+
+
+@pytest.mark.parametrize(
+    ("first", "last", "expected"),
+    [
+        (15.0, 27.0, (OutcomeCategory.RECOVERED, True)),
+        (10.0, 16.0, (OutcomeCategory.IMPROVED, True)),
+        (26.0, 33.0, (OutcomeCategory.IMPROVED, False)),
+        (20.0, 24.9, (OutcomeCategory.UNCHANGED, True)),
+        (20.0, 15.0, (OutcomeCategory.DETERIORATED, True)),
+        (30.0, 24.0, (OutcomeCategory.HARMED, False)),
+        (31.0, 26.0, (OutcomeCategory.DETERIORATED, False)),
+    ],
+)
+def test_classify_outcome(
+    first: float, last: float, expected: tuple[OutcomeCategory, bool]
+) -> None:
+    """Jacobson & Truax categories with the ORS adult cut-off 25 and reliable change 5."""
+    assert classify_outcome(first, last, cutoff=25.0, reliable_change=5.0) == expected
+
+
+def test_classify_outcome_respects_the_cutoff_side_setting() -> None:
+    """Where the clinic counts 25 itself as clinical, ending on 25 is not recovery."""
+    assert classify_outcome(19.0, 25.0, cutoff=25.0, reliable_change=5.0)[0] is (
+        OutcomeCategory.RECOVERED
+    )
+    assert classify_outcome(19.0, 25.0, cutoff=25.0, reliable_change=5.0, cutoff_is_clinical=True)[
+        0
+    ] is (OutcomeCategory.IMPROVED)
+
+
+def test_outcome_counts_keep_functional_intakes_out_of_the_denominator() -> None:
+    """Episodes that started functional are counted apart, never in the recovery denominator."""
+    counts = OutcomeCounts.from_classified(
+        [
+            (OutcomeCategory.RECOVERED, True, True),
+            (OutcomeCategory.UNCHANGED, True, False),
+            (OutcomeCategory.HARMED, False, False),
+            (OutcomeCategory.UNCHANGED, False, True),
+        ]
+    )
+    assert counts.clinical_at_intake == 2
+    assert counts.functional_at_intake == 2
+    assert counts.functional_at_intake_reliably_worse == 1
+    assert counts.reliable_improvement == Proportion(1, 2)
+    assert counts.last_above_cutoff == 2
+
+
+def test_pre_post_effect_size() -> None:
+    """d is mean change over intake SD, with a CI around it; under three pairs it is absent."""
+    intake = [10.0, 14.0, 18.0, 22.0, 26.0]
+    last = [16.0, 19.0, 25.0, 27.0, 30.0]
+    estimate = pre_post_effect_size(intake, last)
+    expected = statistics.fmean(b - a for a, b in zip(intake, last, strict=True)) / (
+        statistics.stdev(intake)
+    )
+    assert estimate.value == pytest.approx(expected)
+    assert estimate.ci_low is not None
+    assert estimate.ci_low < expected < typing.cast(float, estimate.ci_high)
+    assert pre_post_effect_size([10.0, 12.0], [15.0, 18.0]) == Estimate(None, 2)
+
+
+def test_severity_adjusted_es_of_the_reference_sample_is_its_own_d() -> None:
+    """Against its own reference a sample's SA-ES equals mean change / intake SD (residuals
+    average zero), which is why the clinic figure only informs against an outside reference."""
+    intake = [8.0, 12.0, 15.0, 19.0, 22.0, 24.0]
+    last = [15.0, 14.0, 24.0, 22.0, 30.0, 26.0]
+    reference = fit_severity_reference(intake, last, "test sample")
+    assert reference is not None
+    estimate = severity_adjusted_effect_size(intake, last, reference)
+    assert estimate.value == pytest.approx(reference.mean_change / reference.intake_sd)
+    assert severity_adjusted_effect_size([10.0], [20.0], None) == Estimate(None, 1)
+
+
+def test_trailing_months_cross_the_year_boundary() -> None:
+    """The trailing-12 window of February 2024 starts in March 2023."""
+    months = trailing_months("2024-02")
+    assert months[0] == "2023-03"
+    assert months[-1] == "2024-02"
+    assert len(months) == 12
+    assert month_label("2024-02") == "February 2024"
+
+
+# ---------------------------------------------------------------- values
+
+
+def test_proportion_display_carries_n_and_ci() -> None:
+    """A shown percentage always reads 'x% (n=…, 95% CI a-b)'."""
+    assert Proportion(26, 40).display(10) == f"65.0% (n=40, 95% CI 49.5{DASH}77.9)"
+
+
+def test_small_cells_say_too_few() -> None:
+    """Below min_n a percentage or mean prints 'too few (n=…)', and zero prints 'no data'."""
+    assert Proportion(3, 4).display(10) == "too few (n=4)"
+    assert Estimate(5.0, 9, 4.0, 6.0).display(10) == "too few (n=9)"
+    assert Proportion(0, 0).display(10) == "no data (n=0)"
+    assert Proportion(3, 4).display(4).startswith("75.0%")
+
+
+def test_negative_intervals_use_to() -> None:
+    """An interval with a negative end reads 'a to b', never the ambiguous '-0.2-0.3'."""
+    assert Estimate(0.05, 12, -0.2, 0.3).display(10, 2) == "0.05 (n=12, 95% CI -0.20 to 0.30)"
+
+
+def test_estimate_rejects_half_an_interval() -> None:
+    """A CI needs both ends; a lone end would print as a misleading bound."""
+    with pytest.raises(ValueError, match="both ends"):
+        Estimate(1.0, 12, 0.5, None)
+
+
+def test_impossible_proportion_is_refused() -> None:
+    """More successes than trials is an aggregation bug and fails loudly."""
+    with pytest.raises(ValueError, match="impossible"):
+        Proportion(5, 4)
+
+
+# ---------------------------------------------------------------- figures and report
+
+
+def test_group_figures_refuse_disagreeing_session_counts() -> None:
+    """The same count reaching two blocks must agree, or the PDF would print two truths."""
+    good = figures(2)
+    with pytest.raises(ValueError, match="attended_sessions"):
+        dataclasses.replace(good, completeness=CompletenessSummary(1, 0, 0))
+    with pytest.raises(ValueError, match="sessions_with_srs"):
+        dataclasses.replace(
+            good,
+            alliance=dataclasses.replace(good.alliance, sessions_with_srs=35, srs_below_concern=0),
+        )
+
+
+def test_metrics_list_covers_every_headline() -> None:
+    """Every headline key names a metric, and metric keys are unique."""
+    keys = [metric.key for metric in figures().metrics()]
+    assert len(keys) == len(set(keys))
+    assert set(HEADLINE_KEYS) <= set(keys)
+
+
+def test_empty_figures_are_printable() -> None:
+    """An empty window yields figures whose every metric displays without error."""
+    empty = GroupFigures.empty()
+    assert not empty.has_data
+    assert all(metric.display(10) for metric in empty.metrics())
+
+
+def test_report_requires_aware_utc_generated_at() -> None:
+    """generated_at is passed in as aware UTC, so output never depends on a local clock."""
+    with pytest.raises(ValueError, match="aware"):
+        report(generated_at=datetime(2024, 6, 3, 7, 30))
+    with pytest.raises(ValueError, match="UTC"):
+        report(generated_at=datetime(2024, 6, 3, 7, 30, tzinfo=timezone(timedelta(hours=2))))
+
+
+def test_report_rejects_malformed_period() -> None:
+    """The period is YYYY-MM; '2024-13' is refused."""
+    with pytest.raises(ValueError, match="YYYY-MM"):
+        report(period="2024-13")
+
+
+def test_report_is_empty_when_the_month_has_no_activity() -> None:
+    """A month with no active episode and no scheduled session is 'empty'."""
+    empty_month = GroupReport("clinic", "Whole clinic", GroupFigures.empty(), figures(10))
+    assert report(overall=empty_month).is_empty
+    assert not report().is_empty
+
+
+def test_trend_points_must_be_in_order() -> None:
+    """Trend months are unique and ascending, so charts never zig-zag in time."""
+    point = TrendPoint("2024-05", Proportion(1, 2), Estimate(3.0, 2))
+    earlier = TrendPoint("2024-04", Proportion(1, 2), Estimate(3.0, 2))
+    with pytest.raises(ValueError, match="in order"):
+        GroupReport("clinic", "x", figures(), figures(), trend=(point, earlier))
+
+
+def test_for_clinician_shows_only_their_own_figures() -> None:
+    """A clinician's view holds their figures alone: no colleagues, no clinic or age totals."""
+    full = report()
+    view = full.for_clinician("c-1")
+    assert view.scope is Scope.CLINICIAN
+    assert view.overall.key == "c-1"
+    assert [g.key for g in view.clinicians] == ["c-1"]
+    assert view.age_bands == ()
+    assert view.overall.month == full.clinicians[1].month
+
+
+def test_for_clinician_unknown_id_is_not_found() -> None:
+    """Asking for a clinician not in the report raises NotFound, revealing nothing else."""
+    with pytest.raises(NotFound):
+        report().for_clinician("nobody")
+
+
+def test_clinicians_are_listed_by_label() -> None:
+    """Clinicians print in label order (a comparison, not a league table)."""
+    assert [g.label for g in report().clinicians_by_label()] == ["T-01", "T-02"]
+
+
+def test_method_notes_state_the_settings_used() -> None:
+    """The methods appendix prints the clinic's own dropout definition and thresholds."""
+    settings = ReportSettings(min_n=7, dropout_definition="Fewer than 3 sessions, no planned end.")
+    text = " ".join(f"{n.term} {n.definition} {n.source}" for n in method_notes(settings))
+    assert "Fewer than 3 sessions, no planned end." in text
+    assert "fewer than 7 observations" in text
+    for source in ("Wilson 1927", "Jacobson & Truax 1991", "Seidel, Miller & Chow 2014"):
+        assert source in text
+
+
+def test_report_types_have_no_client_identifier_fields() -> None:
+    """No dataclass reachable from MonthlyReport has a client or item field: the object
+    cannot carry a client identifier or item text to any renderer."""
+    seen: set[type] = set()
+    pending: list[type] = [MonthlyReport]
+    while pending:
+        cls = pending.pop()
+        if cls in seen:
+            continue
+        seen.add(cls)
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            assert "client" not in f.name
+            assert "item" not in f.name
+            for arg in _type_args(hints[f.name]):
+                if dataclasses.is_dataclass(arg):
+                    pending.append(arg)  # type: ignore[arg-type]
+    assert {GroupFigures, Activity, AllianceSummary} <= seen  # the walk really went deep
+
+
+def _type_args(hint: object) -> list[object]:
+    args = typing.get_args(hint)
+    if not args:
+        return [hint]
+    out: list[object] = []
+    for arg in args:
+        out += _type_args(arg)
+    return out
+
+
+def test_wilson_ci_is_reported_in_percent_display_consistently() -> None:
+    """The displayed CI equals the Wilson interval rounded to one decimal of a percent."""
+    p = Proportion(7, 23)
+    low, high = wilson_interval(7, 23)
+    assert p.display(10).endswith(f"{100 * low:.1f}{DASH}{100 * high:.1f})")
+    assert math.isclose(typing.cast(float, p.ci_low), low)
