@@ -15,7 +15,7 @@ from flask_smorest import Api
 from werkzeug.exceptions import HTTPException
 
 from fit_service.adapters.db import make_engine, make_session_factory
-from fit_service.api import auth, clients, health, problems, sessions
+from fit_service.api import alerts, auth, clients, health, problems, reports, sessions
 from fit_service.api.context import Wiring
 from fit_service.config import Settings
 from fit_service.domain.errors import FitError
@@ -70,8 +70,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     )
 
     api = ProblemApi(app)
-    authenticated = {sessions.blp.name, clients.blp.name}
-    for blueprint in (sessions.blp, clients.blp):
+    blueprints = (sessions.blp, clients.blp, alerts.blp, reports.blp)
+    authenticated = {b.name for b in blueprints}
+    for blueprint in blueprints:
         api.register_blueprint(blueprint)
     app.register_blueprint(health.blp)
 

@@ -103,4 +103,8 @@ def list_keys(clinic_id: str) -> None:
 
 
 def register(app: Flask) -> None:
+    from fit_service import cli_alerts, cli_reports  # noqa: PLC0415 - they import this module
+
+    cli_alerts.register(fit)
+    cli_reports.register(fit)
     app.cli.add_command(fit)

@@ -24,7 +24,7 @@ from fit_service.api.schemas import (
     SessionPageArgs,
 )
 from fit_service.domain.errors import FitError, PayloadTooLarge
-from fit_service.services import reads
+from fit_service.services import alerting, reads
 from fit_service.services.inputs import SessionInput
 from fit_service.services.recording import ItemResult, record_sessions
 
@@ -63,7 +63,11 @@ class Sessions(MethodView):
         answers 200 with the same body; changed content becomes a new revision (earlier
         revisions stay retrievable). An ``Idempotency-Key`` header is honoured too."""
         results, replayed = record_sessions(
-            wiring().uow, principal(), [item], idempotency=_idempotency()
+            wiring().uow,
+            principal(),
+            [item],
+            idempotency=_idempotency(),
+            on_written=alerting.assess_after_write,
         )
         result = results[0]
         if result.error is not None:
@@ -101,6 +105,7 @@ class SessionBatch(MethodView):
             [item for _, item in valid],
             idempotency=_idempotency(),
             detailed=False,
+            on_written=alerting.assess_after_write,
         )
         merged: list[dict[str, Any]] = [{}] * len(raw)
         for index, error_body in invalid.items():

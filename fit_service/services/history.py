@@ -63,6 +63,8 @@ class EpisodeHistory:
     closed_on: date | None
     ending_reason: str | None
     clinician: str | None
+    risk_level: str | None = None
+    risk_reasons: dict[str, Any] | None = None
     sessions: list[SessionRecord] = field(default_factory=list)
 
 
@@ -91,6 +93,8 @@ def load_histories(db: Session, episode_ids: Iterable[int]) -> dict[int, Episode
                 Episode.closed_on,
                 Episode.ending_reason,
                 Clinician.external_id.label("clinician"),
+                Episode.risk_level,
+                Episode.risk_reasons,
             )
             .join(Client, Client.id == Episode.client_id)
             .outerjoin(Clinician, Clinician.id == Episode.clinician_id)
@@ -108,6 +112,8 @@ def load_histories(db: Session, episode_ids: Iterable[int]) -> dict[int, Episode
                 row.closed_on,
                 row.ending_reason,
                 row.clinician,
+                row.risk_level,
+                row.risk_reasons,
             )
     # Sessions with their ratings in one LEFT JOIN, ordered as the episode unfolded.
     for chunk in _chunks(ids):

@@ -72,6 +72,12 @@ def episode_summary(history: EpisodeHistory) -> dict[str, Any]:
         "ending_reason": history.ending_reason,
         "sessions_attended": sum(1 for s in history.sessions if s.attendance == "attended"),
         "outcome": outcomes.episode_outcome(history),
+        "risk": {
+            "level": history.risk_level,
+            "reasons": (history.risk_reasons or {}).get("reasons", []),
+        }
+        if history.risk_level
+        else None,
     }
 
 

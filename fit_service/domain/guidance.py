@@ -1,0 +1,156 @@
+"""Repair guidance for dropout-risk findings, tailored to the client's goal sheet.
+
+The advice is the repair practice summarised in ``shared/domain.md`` §1: own your part of the
+problem, reflect the client's core concern, ask an open question; re-agree goals and tasks with a
+*goal sheet* (the client's own goal and the steps they believe in); and fit the wording to what
+the client expects from therapy (concrete steps, to be heard, or unsure - then getting clear is
+the first goal). An alert that names *which* leg is weak is one a clinician can act on.
+
+Copyright: the item wording of ORS, SRS and WAI is never reproduced here (domain.md §2). Text
+refers to measures and legs by neutral names only ("the session rating", "the goals leg").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Expectation(StrEnum):
+    """What the client says they want from therapy (domain.md §1)."""
+
+    CONCRETE_STEPS = "concrete_steps"
+    TO_BE_HEARD = "to_be_heard"
+    UNSURE = "unsure"
+
+
+@dataclass(frozen=True, slots=True)
+class GoalSheet:
+    """The client's own goal and the steps they believe in (domain.md §1, "goal sheet")."""
+
+    client_goal: str
+    agreed_steps: tuple[str, ...] = ()
+    expectation: Expectation = Expectation.UNSURE
+
+
+# Leg-specific repair: domain.md §1. Keys are the values of ``risk.Concern``.
+_LEG_REPAIR: Mapping[str, str] = {
+    "bond": (
+        "Repair the bond: own your part of the problem (for example, say you may have missed "
+        "something that matters to them), reflect their core concern back in their own words, "
+        "and ask an open question about what would make the next session more useful."
+    ),
+    "goal": (
+        "Re-agree the goals: ask what they want to be different because of coming here, and "
+        "check that the goal you are working on is still theirs."
+    ),
+    "task": (
+        "Re-agree the tasks: ask how the way you work together fits them, offer alternatives, "
+        "and agree next steps they believe in."
+    ),
+    "global_alliance": (
+        "Ask openly how the session went for them, own your part of anything that did not fit, "
+        "and check that you still agree on goals and on the way of working."
+    ),
+    "outcome": (
+        "Talk about progress openly: share the graph, ask what they make of it and what would "
+        "need to change; consider consultation, a different approach, format or frequency."
+    ),
+    "attendance": (
+        "Reach out before the next appointment: ask how they are and whether the timing and "
+        "the way of working still suit them; a short call often keeps a client who is drifting."
+    ),
+}
+
+# Kind-specific opening sentence; ``{...}`` fields come from the finding's evidence.
+_KIND_LEAD: Mapping[str, str] = {
+    "early_low_alliance": (
+        "The session rating is below the concern line early in therapy; early alliance predicts "
+        "dropout (domain.md §1, Sharf et al. 2010)."
+    ),
+    "low_alliance": "The session rating is below the concern line.",
+    "low_srs_bond": "The session rating is low on the relationship (bond) leg.",
+    "low_srs_goal": "The session rating is low on the goals (goal) leg.",
+    "low_srs_task": "The session rating is low on the approach (task) leg.",
+    "low_srs_global": "The session rating is low on the overall check.",
+    "srs_decline": "The session rating fell from the previous session.",
+    "weak_wai_bond": "The WAI-SR bond subscale is weak or falling.",
+    "weak_wai_goal": "The WAI-SR goal subscale is weak or falling.",
+    "weak_wai_task": "The WAI-SR task subscale is weak or falling.",
+    "ors_reliable_deterioration": (
+        "The outcome score is reliably worse than at intake: check safety and what has changed."
+    ),
+    "not_on_track": "The outcome score is below the expected-response band ({model}).",
+    "no_reliable_improvement": (
+        "No reliable improvement by session {checkpoint} (PCOMS practice guidance, a guideline "
+        "not a rule): {checkpoint_advice}."
+    ),
+    "agreement_without_engagement": (
+        "Ratings at the ceiling while the outcome does not move can be agreement without "
+        "engagement, a withdrawal rupture (domain.md §1): invite criticism explicitly and say "
+        "that lower ratings are welcome and useful."
+    ),
+    "missed_session": "The client missed an appointment ({attendance}).",
+    "long_gap": "It is {days} days since the last session.",
+    "srs_not_completed": (
+        "The session rating was skipped; missing ratings are a dropout signal (domain.md §6)."
+    ),
+}
+
+_EXPECTATION_TAILORING: Mapping[Expectation, str] = {
+    Expectation.TO_BE_HEARD: (
+        "They said they mainly want to be heard and to work through feelings: make room for "
+        "that before proposing steps, since more structure can feel like not being listened to."
+    ),
+    Expectation.CONCRETE_STEPS: (
+        "They said they want concrete steps: check that sessions end with a step they can try "
+        "before next time and believe in."
+    ),
+    Expectation.UNSURE: (
+        "They were unsure what they want from therapy: getting clear on that together is the "
+        "first goal."
+    ),
+}
+
+_NO_GOAL_SHEET = (
+    "No goal sheet is on file: writing one together (their own goal and the steps they believe "
+    "in) is a concrete way to re-agree."
+)
+
+# Legs where the goal sheet is the repair tool itself (domain.md §1: re-agree goals and tasks).
+_GOAL_SHEET_LEGS = frozenset({"goal", "task", "global_alliance", "outcome"})
+
+
+def checkpoint_advice(checkpoint: int, change_checkpoint: int) -> str:
+    """The PCOMS practice label for a no-change checkpoint (domain.md §3: 3 discuss, 6 change)."""
+    if checkpoint >= change_checkpoint:
+        return "consider changing the approach"
+    return "discuss progress with the client"
+
+
+def guidance_for(
+    kind: str,
+    leg: str,
+    goal_sheet: GoalSheet | None = None,
+    facts: Mapping[str, object] | None = None,
+) -> str:
+    """Guidance text for one finding: what it means, how to repair the leg, tailored.
+
+    ``facts`` fills the ``{...}`` fields of the kind's opening sentence (model name, checkpoint,
+    days); unknown kinds get only the leg advice.
+    """
+    parts: list[str] = []
+    lead = _KIND_LEAD.get(kind)
+    if lead is not None:
+        parts.append(lead.format_map(dict(facts or {})))
+    parts.append(_LEG_REPAIR[leg])
+    if goal_sheet is not None:
+        parts.append(_EXPECTATION_TAILORING[goal_sheet.expectation])
+        if leg in _GOAL_SHEET_LEGS:
+            parts.append(f'Their own goal on the goal sheet: "{goal_sheet.client_goal}".')
+            if goal_sheet.agreed_steps:
+                parts.append("Agreed steps: " + "; ".join(goal_sheet.agreed_steps) + ".")
+    elif leg in _GOAL_SHEET_LEGS:
+        parts.append(_NO_GOAL_SHEET)
+    return " ".join(parts)

@@ -1,0 +1,950 @@
+"""Dropout-risk rules: pure functions from an episode's sessions to findings and a risk level.
+
+Every threshold is a field of :class:`RiskSettings` with the default documented in
+``shared/domain.md`` §3 (or labelled a *heuristic* where the literature gives no number), so a
+clinic can override it. Each rule looks at the episode *as it is now* (its latest sessions) and
+returns the findings that currently hold; :mod:`fit_service.domain.alerts` turns those into
+alerts. Trajectory results (expected response, tolerance band, on track) are computed elsewhere
+and arrive precomputed on each :class:`SessionObservation`.
+
+How the level is derived (:func:`risk_level`):
+
+* **high**: any finding of severity HIGH, or MEDIUM-or-worse findings from at least two different
+  *sources* (alliance, outcome, attendance) - converging signals;
+* **elevated**: any MEDIUM finding;
+* **low**: otherwise (LOW findings are informational and are still listed).
+
+Findings of kinds in :data:`LEVEL_NEUTRAL_KINDS` never count toward the level: they fire on
+*higher* ratings (ceiling scores), and a better score must never raise the risk level.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, fields, replace
+from enum import IntEnum, StrEnum
+from types import MappingProxyType
+from typing import Any
+
+from fit_service.domain.errors import FitError, InvalidSession
+from fit_service.domain.guidance import GoalSheet, checkpoint_advice, guidance_for
+from fit_service.domain.instruments import SRS, AgeBand, Leg
+
+
+class Attendance(StrEnum):
+    ATTENDED = "attended"
+    NO_SHOW = "no_show"
+    CANCELLED = "cancelled"
+
+
+class Concern(StrEnum):
+    """What a finding is about: one of Bordin's legs, the global alliance, outcome or attendance."""
+
+    BOND = "bond"
+    GOAL = "goal"
+    TASK = "task"
+    GLOBAL_ALLIANCE = "global_alliance"
+    OUTCOME = "outcome"
+    ATTENDANCE = "attendance"
+
+    @property
+    def is_alliance(self) -> bool:
+        return self in _ALLIANCE_CONCERNS
+
+    @property
+    def source(self) -> str:
+        """The kind of evidence: ``alliance``, ``outcome`` or ``attendance``."""
+        return "alliance" if self.is_alliance else self.value
+
+
+_ALLIANCE_CONCERNS = frozenset({Concern.BOND, Concern.GOAL, Concern.TASK, Concern.GLOBAL_ALLIANCE})
+_LEG_TO_CONCERN = {
+    Leg.BOND: Concern.BOND,
+    Leg.GOAL: Concern.GOAL,
+    Leg.TASK: Concern.TASK,
+    Leg.GLOBAL: Concern.GLOBAL_ALLIANCE,
+}
+
+
+class Severity(IntEnum):
+    LOW = 1  # informational: listed, never raises the level
+    MEDIUM = 2  # raises the level to elevated; alerts only if the clinic alerts at medium
+    HIGH = 3  # raises the level to high; opens an alert by default
+
+    @property
+    def label(self) -> str:
+        return self.name.lower()
+
+
+class RiskLevel(StrEnum):
+    LOW = "low"
+    ELEVATED = "elevated"
+    HIGH = "high"
+
+    @property
+    def rank(self) -> int:
+        return _LEVEL_RANK[self]
+
+
+_LEVEL_RANK = {RiskLevel.LOW: 0, RiskLevel.ELEVATED: 1, RiskLevel.HIGH: 2}
+
+# --- sources printed in evidence, so a clinician (and an auditor) sees where a line comes from ---
+SOURCE_SRS_CONCERN = "domain.md §3: SRS concern, total < 36 (PCOMS; OpenFIT flags below cut-off)"
+SOURCE_SRS_ITEM = "domain.md §3: SRS item concern, any item < 9 (practice guidance; 7.5-9 in use)"
+SOURCE_SRS_DECLINE = "domain.md §3: SRS decline >= 1 point below previous session (OpenFIT red)"
+SOURCE_EARLY = "domain.md §1: early alliance predicts dropout (Sharf et al. 2010, d = .55)"
+SOURCE_RELIABLE_CHANGE = "domain.md §3: ORS reliable change 5 points (PCOMS manuals)"
+SOURCE_NO_CHANGE = (
+    "domain.md §3: no reliable improvement by session 3 (discuss), by 6 (change approach); "
+    "PCOMS practice guidance, a guideline"
+)
+SOURCE_ETR = "domain.md §5: expected treatment response; below the band is not on track"
+SOURCE_WITHDRAWAL = (
+    "domain.md §1: agreement without engagement (withdrawal rupture); ceiling and session count "
+    "are heuristics of this service, not published cut-offs"
+)
+SOURCE_WAI = (
+    "domain.md §3: WAI-SR has no published cut-off; own decline and the clinic's bottom decile "
+    "at the same session number"
+)
+SOURCE_WAI_HEURISTIC = (
+    "heuristic (no published cut-off, domain.md §3): subscale <= floor, used only when the clinic "
+    "has no reference distribution"
+)
+SOURCE_ATTENDANCE = "domain.md §6: no-shows, cancellations and lengthening gaps signal dropout"
+SOURCE_SKIPPED = "domain.md §6: missing ratings (SRS skipped) signal dropout"
+
+
+@dataclass(frozen=True, slots=True)
+class SessionObservation:
+    """One appointment of an episode, as the rules see it (observations arrive in date order).
+
+    ``session_number`` is ``None`` for an appointment that was not attended. The trajectory
+    fields (``expected_outcome``, ``band_low``, ``on_track``, ``trajectory_model``) are filled by
+    the service from the expected-treatment-response engine (domain.md §5).
+    """
+
+    session_number: int | None
+    date: dt.date
+    attendance: Attendance = Attendance.ATTENDED
+    outcome_total: float | None = None
+    alliance_items: Mapping[str, float] | None = None
+    alliance_total: float | None = None
+    alliance_not_completed: bool = False
+    wai_subscales: Mapping[str, float] | None = None
+    expected_outcome: float | None = None
+    band_low: float | None = None
+    on_track: bool | None = None
+    trajectory_model: str | None = None
+
+    def __post_init__(self) -> None:
+        attended = self.attendance is Attendance.ATTENDED
+        if attended and (self.session_number is None or self.session_number < 1):
+            raise InvalidSession(
+                "an attended session needs a session number >= 1", field="session_number"
+            )
+        if not attended:
+            if self.session_number is not None:
+                raise InvalidSession(
+                    "a missed appointment has no session number", field="session_number"
+                )
+            has_scores = (
+                self.outcome_total,
+                self.alliance_items,
+                self.alliance_total,
+                self.wai_subscales,
+            )
+            if any(v is not None for v in has_scores):
+                raise InvalidSession("a missed appointment carries no ratings", field="attendance")
+
+    @property
+    def attended(self) -> bool:
+        return self.attendance is Attendance.ATTENDED
+
+    @property
+    def srs_total(self) -> float | None:
+        """The alliance total: as sent, or the sum of all four items; ``None`` when unknown."""
+        if self.alliance_total is not None:
+            return self.alliance_total
+        items = self.alliance_items
+        if items is not None and all(i in items for i in SRS.item_ids):
+            return round(sum(items[i] for i in SRS.item_ids), 1)
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class EpisodeContext:
+    """What the rules need beyond the sessions.
+
+    ``intake_outcome`` defaults to the first outcome score of the episode when ``None``.
+    ``wai_reference`` maps a session number to the clinic's 10th percentile per WAI-SR subscale
+    (``{"goal": 11.0, ...}``) at that session; absent when the clinic has too few data.
+    """
+
+    intake_outcome: float | None
+    clinical_cutoff: float | None
+    age_band: AgeBand
+    today: dt.date
+    goal_sheet: GoalSheet | None = None
+    wai_reference: Mapping[int, Mapping[str, float]] | None = None
+
+
+def _frozen_map(value: Mapping[str, Any]) -> Mapping[str, Any]:
+    return MappingProxyType(dict(value))
+
+
+@dataclass(frozen=True, slots=True)
+class RiskSettings:
+    """Per-clinic thresholds. Each default cites domain.md; heuristics say so.
+
+    Build a clinic's settings with :meth:`from_mapping` (defaults overridden by its dict).
+    """
+
+    #: SRS total below this is a concern (domain.md §3: total < 36, PCOMS / OpenFIT).
+    srs_concern_total: float = 36.0
+    #: an SRS item below this is a concern (domain.md §3: any item < 9; 7.5-9 in use).
+    srs_item_concern: float = 9.0
+    #: a fall of at least this from the previous SRS (domain.md §3: >= 1 point, OpenFIT red).
+    srs_decline_points: float = 1.0
+    #: sessions counted as "early" (domain.md §1/§3: the first three sessions).
+    early_window_sessions: int = 3
+    #: ORS/CORS reliable change in raw points (domain.md §3: 5, PCOMS; NHS CYP uses 6.6 / 10).
+    reliable_change: float = 5.0
+    #: no reliable improvement by this session: discuss (domain.md §3, practice guidance).
+    discuss_checkpoint: int = 3
+    #: no reliable improvement by this session: change approach (domain.md §3, guidance).
+    change_checkpoint: int = 6
+    #: HEURISTIC: "agreement without engagement" needs SRS >= this at every session
+    #: (domain.md §1 names the pattern but gives no number; 38 = items averaging 9.5).
+    withdrawal_srs_ceiling: float = 38.0
+    #: HEURISTIC: ... over at least this many sessions, with ORS range < reliable change.
+    withdrawal_min_sessions: int = 4
+    #: HEURISTIC: days since the last attended session beyond which a gap is flagged
+    #: (domain.md §6: "lengthening gaps"; three weeks = two missed weekly appointments).
+    max_gap_days: int = 21
+    #: HEURISTIC: a WAI-SR subscale fall of at least this (4-20 scale) against the previous
+    #: administration counts as the client's own decline (domain.md §3: no published cut-off).
+    wai_decline_points: float = 2.0
+    #: HEURISTIC: subscale at or below this is "low" when the clinic has no reference decile
+    #: (12 = every item "sometimes" on the 1-5 scale). Labelled in the evidence.
+    wai_floor: float = 12.0
+    #: alliance alerts auto-resolve only after this many consecutive sessions with SRS at or
+    #: above ``srs_concern_total`` (issue 4: "SRS >= 36 for two sessions").
+    alliance_clear_sessions: int = 2
+    #: findings below this severity are listed (and set the level) but do not open alerts.
+    #: Default HIGH: on the synthetic cohort (fit_service/evaluation.py) MEDIUM opens about 8
+    #: alerts per clinician-week against a budget of 2; HIGH about 2. A clinic that wants every
+    #: actionable finding as an alert sets "medium".
+    alert_min_severity: Severity = Severity.HIGH
+
+    def __post_init__(self) -> None:
+        for name in ("srs_concern_total", "srs_item_concern", "withdrawal_srs_ceiling"):
+            _check_range(name, getattr(self, name), 0.0, 40.0)
+        for name in ("srs_decline_points", "reliable_change", "wai_decline_points"):
+            _check_range(name, getattr(self, name), 0.0, 40.0, open_low=True)
+        _check_range("wai_floor", self.wai_floor, 4.0, 20.0)
+        for name in (
+            "early_window_sessions",
+            "discuss_checkpoint",
+            "change_checkpoint",
+            "withdrawal_min_sessions",
+            "max_gap_days",
+            "alliance_clear_sessions",
+        ):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise _setting_error(name, f"must be a whole number >= 1, got {value!r}")
+        if self.change_checkpoint <= self.discuss_checkpoint:
+            raise _setting_error(
+                "change_checkpoint", "must come after discuss_checkpoint (domain.md §3: 3, then 6)"
+            )
+        if not isinstance(self.alert_min_severity, Severity):
+            raise _setting_error("alert_min_severity", "must be a Severity")
+
+    @classmethod
+    def from_mapping(cls, overrides: Mapping[str, object] | None = None) -> RiskSettings:
+        """Defaults overridden by a clinic's settings dict; unknown keys and bad values raise.
+
+        ``alert_min_severity`` may be given as ``"low"``, ``"medium"``, ``"high"`` or 1-3.
+        """
+        base = cls()
+        if not overrides:
+            return base
+        known = {f.name: f for f in fields(cls)}
+        values: dict[str, Any] = {}
+        for key, raw in overrides.items():
+            if key not in known:
+                raise _setting_error(key, f"unknown risk setting; known: {', '.join(known)}")
+            default = getattr(base, key)
+            values[key] = _coerce(key, raw, default)
+        return replace(base, **values)
+
+
+def _coerce(key: str, raw: object, default: object) -> object:
+    if isinstance(default, Severity):
+        try:
+            if isinstance(raw, str):
+                return Severity[raw.upper()]
+            if isinstance(raw, int) and not isinstance(raw, bool):
+                return Severity(raw)
+        except (KeyError, ValueError):
+            pass
+        raise _setting_error(key, f"must be one of low, medium, high; got {raw!r}")
+    if isinstance(default, int):
+        if isinstance(raw, bool) or not isinstance(raw, int):
+            raise _setting_error(key, f"must be a whole number, got {raw!r}")
+        return raw
+    if isinstance(raw, bool) or not isinstance(raw, int | float):
+        raise _setting_error(key, f"must be a number, got {raw!r}")
+    return float(raw)
+
+
+def _check_range(
+    name: str, value: float, low: float, high: float, *, open_low: bool = False
+) -> None:
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    if ok:
+        ok = (low < value if open_low else low <= value) and value <= high
+    if not ok:
+        bound = f"({low:g}, {high:g}]" if open_low else f"[{low:g}, {high:g}]"
+        raise _setting_error(name, f"must be a number in {bound}, got {value!r}")
+
+
+def _setting_error(name: str, detail: str) -> FitError:
+    return FitError(f"risk setting {name}: {detail}", field=name, rule="invalid_risk_setting")
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One rule that holds now. ``kind`` is a stable id; ``evidence`` is plain JSON-able data."""
+
+    kind: str
+    concern: Concern
+    severity: Severity
+    session_number: int | None
+    observed_on: dt.date
+    evidence: Mapping[str, Any] = field(default_factory=dict)
+    guidance: str = ""
+
+    @property
+    def leg(self) -> Concern:
+        """Alias: the leg (or outcome / attendance) the finding is about."""
+        return self.concern
+
+
+@dataclass(frozen=True, slots=True)
+class RiskAssessment:
+    level: RiskLevel
+    findings: tuple[Finding, ...]
+    reasons: tuple[str, ...]
+
+
+Rule = Callable[[Sequence[SessionObservation], EpisodeContext, RiskSettings], list[Finding]]
+
+#: kinds that fire on *higher* ratings, so they never count toward the level (see module doc).
+LEVEL_NEUTRAL_KINDS = frozenset({"agreement_without_engagement"})
+
+
+# ------------------------------------------------------------------------------- helpers
+def _attended(obs: Sequence[SessionObservation]) -> list[SessionObservation]:
+    return [o for o in obs if o.attended]
+
+
+def _rated(obs: Sequence[SessionObservation]) -> list[SessionObservation]:
+    """Attended sessions with a known SRS total, in order."""
+    return [o for o in obs if o.attended and o.srs_total is not None]
+
+
+def _with_outcome(obs: Sequence[SessionObservation]) -> list[SessionObservation]:
+    return [o for o in obs if o.attended and o.outcome_total is not None]
+
+
+def _intake(obs: Sequence[SessionObservation], context: EpisodeContext) -> float | None:
+    if context.intake_outcome is not None:
+        return context.intake_outcome
+    scored = _with_outcome(obs)
+    return scored[0].outcome_total if scored else None
+
+
+def _finding(
+    kind: str,
+    concern: Concern,
+    severity: Severity,
+    at: SessionObservation,
+    context: EpisodeContext,
+    evidence: Mapping[str, Any],
+    facts: Mapping[str, object] | None = None,
+) -> Finding:
+    return Finding(
+        kind=kind,
+        concern=concern,
+        severity=severity,
+        session_number=at.session_number,
+        observed_on=at.date,
+        evidence=_frozen_map(evidence),
+        guidance=guidance_for(kind, concern.value, context.goal_sheet, facts),
+    )
+
+
+def _alliance_concern(o: SessionObservation, settings: RiskSettings) -> bool:
+    """Total below the concern line or any item below the item line (domain.md §3)."""
+    total = o.srs_total
+    if total is not None and total < settings.srs_concern_total:
+        return True
+    items = o.alliance_items or {}
+    return any(v < settings.srs_item_concern for v in items.values())
+
+
+def _weak_legs(o: SessionObservation, settings: RiskSettings) -> list[str]:
+    """Legs whose SRS item is below the item line, weakest first (domain.md §2 mapping)."""
+    items = o.alliance_items or {}
+    low = sorted(
+        (v, i) for i, v in items.items() if i in SRS.item_legs and v < settings.srs_item_concern
+    )
+    return [SRS.item_legs[i].value for _, i in low]
+
+
+# ------------------------------------------------------------------------------- rules
+def low_alliance(
+    obs: Sequence[SessionObservation], context: EpisodeContext, settings: RiskSettings
+) -> list[Finding]:
+    """SRS total below the concern line at the latest rated session (domain.md §3: < 36).
+
+    ``early_low_alliance`` (HIGH) when the current run of low ratings began within the early
+    window (domain.md §1: Sharf et al. 2010, d = .55); ``low_alliance`` (MEDIUM) when it began
+    later. One run is one finding, so a low rating that persists past session 3 stays one alert.
+    """
+    rated = _rated(obs)
+    if not rated or rated[-1].srs_total >= settings.srs_concern_total:  # type: ignore[operator]
+        return []
+    run: list[SessionObservation] = []
+    for o in reversed(rated):
+        if o.srs_total >= settings.srs_concern_total:  # type: ignore[operator]
+            break
+        run.append(o)
+    started = run[-1].session_number or 0
+    latest = rated[-1]
+    early = started <= settings.early_window_sessions
+    weak = _weak_legs(latest, settings)
+    # Name the weakest leg when items are known (domain.md §1: an alert that says which leg is
+    # weak is one a clinician can act on); otherwise the alliance as a whole.
+    concern = _LEG_TO_CONCERN[Leg(weak[0])] if weak else Concern.GLOBAL_ALLIANCE
+    evidence = {
+        "srs_total": latest.srs_total,
+        "weak_legs": weak,
+        "threshold": settings.srs_concern_total,
+        "source": SOURCE_EARLY + "; " + SOURCE_SRS_CONCERN if early else SOURCE_SRS_CONCERN,
+        "sessions_below": [o.session_number for o in reversed(run)],
+        "early_window_sessions": settings.early_window_sessions,
+    }
+    if early:
+        return [_finding("early_low_alliance", concern, Severity.HIGH, latest, context, evidence)]
+    return [_finding("low_alliance", concern, Severity.MEDIUM, latest, context, evidence)]
+
+
+def low_srs_items(
+    obs: Sequence[SessionObservation], context: EpisodeContext, settings: RiskSettings
+) -> list[Finding]:
+    """Each SRS item below the item line at the latest session with items (domain.md §3: < 9).
+
+    One finding per weak leg, kind ``low_srs_<leg>`` (relationship->bond, goals->goal,
+    approach->task, overall->global; domain.md §2). LOW for a single session; MEDIUM when the
+    same leg was also low at the previous session with items (an unrepaired rupture, §1).
+    """
+    with_items = [o for o in obs if o.attended and o.alliance_items]
+    if not with_items:
+        return []
+    latest = with_items[-1]
+    previous = with_items[-2] if len(with_items) > 1 else None
+    findings: list[Finding] = []
+    for item_id in SRS.item_ids:
+        value = (latest.alliance_items or {}).get(item_id)
+        if value is None or value >= settings.srs_item_concern:
+            continue
+        leg = SRS.item_legs[item_id]
+        before = (previous.alliance_items or {}).get(item_id) if previous else None
+        persistent = before is not None and before < settings.srs_item_concern
+        findings.append(
+            _finding(
+                f"low_srs_{leg.value}",
+                _LEG_TO_CONCERN[leg],
+                Severity.MEDIUM if persistent else Severity.LOW,
+                latest,
+                context,
+                {
+                    "item": item_id,
+                    "leg": leg.value,
+                    "score": value,
+                    "previous_score": before,
+                    "previous_session": previous.session_number if previous else None,
+                    "threshold": settings.srs_item_concern,
+                    "source": SOURCE_SRS_ITEM,
+                },
+            )
+        )
+    return findings
+
+
+def srs_decline(
+    obs: Sequence[SessionObservation], context: EpisodeContext, settings: RiskSettings
+) -> list[Finding]:
+    """SRS total at least ``srs_decline_points`` below the previous rated session (domain.md §3).
+
+    LOW for one decline (within-client noise on a ceiling-heavy scale is common); MEDIUM when
+    the previous session was already a decline (a falling alliance).
+    """
+    rated = _rated(obs)
+    if len(rated) < 2:
+        return []
+    totals = [o.srs_total for o in rated]
+    drop = totals[-2] - totals[-1]  # type: ignore[operator]
+    if drop < settings.srs_decline_points:
+        return []
+    falling = len(totals) >= 3 and totals[-3] - totals[-2] >= settings.srs_decline_points  # type: ignore[operator]
+    return [
+        _finding(
+            "srs_decline",
+            Concern.GLOBAL_ALLIANCE,
+            Severity.MEDIUM if falling else Severity.LOW,
+            rated[-1],
+            context,
+            {
+                "srs_total": totals[-1],
+                "previous_total": totals[-2],
+                "previous_session": rated[-2].session_number,
+                "decline": round(drop, 1),  # type: ignore[arg-type]
+                "threshold": settings.srs_decline_points,
+                "consecutive_declines": 2 if falling else 1,
+                "source": SOURCE_SRS_DECLINE,
+            },
+        )
+    ]
+
+
+def weak_wai_subscales(
+    obs: Sequence[SessionObservation], context: EpisodeContext, settings: RiskSettings
+) -> list[Finding]:
+    """A weak or falling WAI-SR client subscale at the latest administration (domain.md §3).
+
+    *Low* means below the clinic's 10th percentile at the same session number when the clinic
+    has one, else at or below the heuristic ``wai_floor``. *Falling* means at least
+    ``wai_decline_points`` below the client's previous administration. Low and falling: MEDIUM;
+    low only: LOW; falling only: no finding.
+    """
+    given = [o for o in obs if o.attended and o.wai_subscales]
+    if not given:
+        return []
+    latest = given[-1]
+    previous = given[-2] if len(given) > 1 else None
+    reference = (context.wai_reference or {}).get(latest.session_number or 0)
+    findings: list[Finding] = []
+    for leg in (Leg.GOAL, Leg.TASK, Leg.BOND):
+        value = (latest.wai_subscales or {}).get(leg.value)
+        if value is None:
+            continue
+        p10 = reference.get(leg.value) if reference else None
+        if p10 is not None:
+            low, line, source = value < p10, p10, SOURCE_WAI
+        else:
+            low, line, source = (
+                value <= settings.wai_floor,
+                settings.wai_floor,
+                SOURCE_WAI_HEURISTIC,
+            )
+        if not low:
+            continue
+        before = (previous.wai_subscales or {}).get(leg.value) if previous else None
+        falling = before is not None and before - value >= settings.wai_decline_points
+        findings.append(
+            _finding(
+                f"weak_wai_{leg.value}",
+                _LEG_TO_CONCERN[leg],
+                Severity.MEDIUM if falling else Severity.LOW,
+                latest,
+                context,
+                {
+                    "subscale": leg.value,
+                    "score": value,
+                    "previous_score": before,
+                    "previous_session": previous.session_number if previous else None,
+                    "low_line": line,
+                    "low_line_is_clinic_decile": p10 is not None,
+                    "decline_threshold": settings.wai_decline_points,
+                    "source": source,
+                },
+            )
+        )
+    return findings
+
+
+def ors_deterioration(
+    obs: Sequence[SessionObservation], context: EpisodeContext, settings: RiskSettings
+) -> list[Finding]:
+    """Latest outcome at least the reliable change below intake (domain.md §3/§4): HIGH."""
+    scored = _with_outcome(obs)
+    intake = _intake(obs, context)
+    if not scored or intake is None:
+        return []
+    latest = scored[-1]
+    change = latest.outcome_total - intake  # type: ignore[operator]
+    if change > -settings.reliable_change:
+        return []
+    return [
+        _finding(
+            "ors_reliable_deterioration",
+            Concern.OUTCOME,
+            Severity.HIGH,
+            latest,
+            context,
+            {
+                "outcome_total": latest.outcome_total,
+                "intake": intake,
+                "change": round(change, 1),
+                "threshold": -settings.reliable_change,
+                "source": SOURCE_RELIABLE_CHANGE,
+            },
+        )
+    ]
+
+
+def not_on_track(
+    obs: Sequence[SessionObservation], context: EpisodeContext, settings: RiskSettings
+) -> list[Finding]:
+    """The latest outcome is below the expected-response band (precomputed, domain.md §5)."""
+    scored = _with_outcome(obs)
+    # Only the latest outcome counts: an earlier dip that has recovered no longer holds.
+    if not scored or scored[-1].on_track is not False:
+        return []
+    latest = scored[-1]
+    model = latest.trajectory_model or "unnamed model"
+    return [
+        _finding(
+            "not_on_track",
+            Concern.OUTCOME,
+            Severity.MEDIUM,
+            latest,
+            context,
+            {
+                "outcome_total": latest.outcome_total,
+                "expected_outcome": latest.expected_outcome,
+                "band_low": latest.band_low,
+                "model": model,
+                "source": SOURCE_ETR,
+            },
+            {"model": model},
+        )
+    ]
+
+
+def no_reliable_improvement(
+    obs: Sequence[SessionObservation], context: EpisodeContext, settings: RiskSettings
+) -> list[Finding]:
+    """No reliable improvement over intake by the discuss / change checkpoints (domain.md §3).
+
+    LOW from ``discuss_checkpoint`` (3: discuss), MEDIUM from ``change_checkpoint`` (6: change
+    approach), so the alert escalates rather than duplicates. Clients whose intake is above the
+    clinical cut-off stay LOW: little change is expected of them (domain.md §4/§5).
+    """
+    scored = _with_outcome(obs)
+    intake = _intake(obs, context)
+    if not scored or intake is None:
+        return []
+    latest = scored[-1]
+    session = latest.session_number or 0
+    if session < settings.discuss_checkpoint:
+        return []
+    change = latest.outcome_total - intake  # type: ignore[operator]
+    if change >= settings.reliable_change:
+        return []
+    checkpoint = (
+        settings.change_checkpoint
+        if session >= settings.change_checkpoint
+        else settings.discuss_checkpoint
+    )
+    functional = context.clinical_cutoff is not None and intake >= context.clinical_cutoff
+    severity = (
+        Severity.MEDIUM
+        if checkpoint == settings.change_checkpoint and not functional
+        else Severity.LOW
+    )
+    advice = checkpoint_advice(checkpoint, settings.change_checkpoint)
+    return [
+        _finding(
+            "no_reliable_improvement",
+            Concern.OUTCOME,
+            severity,
+            latest,
+            context,
+            {
+                "outcome_total": latest.outcome_total,
+                "intake": intake,
+                "change": round(change, 1),
+                "reliable_change": settings.reliable_change,
+                "checkpoint": checkpoint,
+                "guidance_label": advice,
+                "intake_above_cutoff": functional,
+                "source": SOURCE_NO_CHANGE,
+            },
+            {"checkpoint": checkpoint, "checkpoint_advice": advice},
+        )
+    ]
+
+
+def agreement_without_engagement(
+    obs: Sequence[SessionObservation], context: EpisodeContext, settings: RiskSettings
+) -> list[Finding]:
+    """Ceiling SRS at every rated session while the outcome stays flat (domain.md §1).
+
+    HEURISTIC (no published cut-off): at least ``withdrawal_min_sessions`` rated sessions, every
+    SRS total >= ``withdrawal_srs_ceiling``, and the outcome range (intake included) narrower
+    than the reliable change. MEDIUM for alerting, but level-neutral (see module docstring).
+    """
+    rated = _rated(obs)
+    if len(rated) < settings.withdrawal_min_sessions:
+        return []
+    if any(o.srs_total < settings.withdrawal_srs_ceiling for o in rated):  # type: ignore[operator]
+        return []
+    outcomes = [o.outcome_total for o in _with_outcome(obs)]
+    intake = _intake(obs, context)
+    if intake is not None:
+        outcomes.append(intake)
+    if len(outcomes) < settings.withdrawal_min_sessions:
+        return []
+    spread = max(outcomes) - min(outcomes)  # type: ignore[type-var,operator]
+    if spread >= settings.reliable_change:
+        return []
+    return [
+        _finding(
+            "agreement_without_engagement",
+            Concern.GLOBAL_ALLIANCE,
+            Severity.MEDIUM,
+            rated[-1],
+            context,
+            {
+                "srs_totals": [o.srs_total for o in rated],
+                "srs_ceiling": settings.withdrawal_srs_ceiling,
+                "outcome_range": round(spread, 1),  # type: ignore[arg-type]
+                "reliable_change": settings.reliable_change,
+                "sessions": len(rated),
+                "min_sessions": settings.withdrawal_min_sessions,
+                "source": SOURCE_WITHDRAWAL,
+            },
+        )
+    ]
+
+
+def missed_session(
+    obs: Sequence[SessionObservation], context: EpisodeContext, settings: RiskSettings
+) -> list[Finding]:
+    """The latest appointment was missed and not yet followed by an attended one (domain.md §6).
+
+    Cancellation LOW, no-show MEDIUM; HIGH when two or more appointments in a row were missed,
+    or the last attended session showed an alliance concern (SRS total < 36 or an item < 9).
+    """
+    if not obs or obs[-1].attended:
+        return []
+    missed: list[SessionObservation] = []
+    for o in reversed(obs):
+        if o.attended:
+            break
+        missed.append(o)
+    last_attended = next((o for o in reversed(obs) if o.attended), None)
+    after_low = last_attended is not None and _alliance_concern(last_attended, settings)
+    latest = obs[-1]
+    if len(missed) >= 2 or after_low:
+        severity = Severity.HIGH
+    elif latest.attendance is Attendance.NO_SHOW:
+        severity = Severity.MEDIUM
+    else:
+        severity = Severity.LOW
+    return [
+        _finding(
+            "missed_session",
+            Concern.ATTENDANCE,
+            severity,
+            latest,
+            context,
+            {
+                "attendance": latest.attendance.value,
+                "consecutive_missed": len(missed),
+                "after_low_alliance": after_low,
+                "last_attended_session": last_attended.session_number if last_attended else None,
+                "last_srs_total": last_attended.srs_total if last_attended else None,
+                "source": SOURCE_ATTENDANCE,
+            },
+            {"attendance": latest.attendance.value.replace("_", "-")},
+        )
+    ]
+
+
+def long_gap(
+    obs: Sequence[SessionObservation], context: EpisodeContext, settings: RiskSettings
+) -> list[Finding]:
+    """More than ``max_gap_days`` since the last attended session, as of ``context.today``.
+
+    MEDIUM. Anchored on the last attended session, so it stays one alert however long the gap.
+    """
+    attended = _attended(obs)
+    if not attended:
+        return []
+    last = attended[-1]
+    days = (context.today - last.date).days
+    if days <= settings.max_gap_days:
+        return []
+    return [
+        _finding(
+            "long_gap",
+            Concern.ATTENDANCE,
+            Severity.MEDIUM,
+            last,
+            context,
+            {
+                "days_since_last_session": days,
+                "last_session_date": last.date.isoformat(),
+                "threshold_days": settings.max_gap_days,
+                "today": context.today.isoformat(),
+                "source": SOURCE_ATTENDANCE + "; the day count is a heuristic setting",
+            },
+            {"days": days},
+        )
+    ]
+
+
+def srs_not_completed(
+    obs: Sequence[SessionObservation], context: EpisodeContext, settings: RiskSettings
+) -> list[Finding]:
+    """The SRS was marked not completed at the latest attended session (domain.md §6).
+
+    LOW once; MEDIUM when it was also skipped at the attended session before.
+    """
+    attended = _attended(obs)
+    if not attended or not attended[-1].alliance_not_completed:
+        return []
+    twice = len(attended) >= 2 and attended[-2].alliance_not_completed
+    return [
+        _finding(
+            "srs_not_completed",
+            Concern.ATTENDANCE,
+            Severity.MEDIUM if twice else Severity.LOW,
+            attended[-1],
+            context,
+            {"consecutive_skipped": 2 if twice else 1, "source": SOURCE_SKIPPED},
+        )
+    ]
+
+
+#: every rule, in the order findings are listed
+RULES: tuple[Rule, ...] = (
+    low_alliance,
+    low_srs_items,
+    srs_decline,
+    weak_wai_subscales,
+    ors_deterioration,
+    not_on_track,
+    no_reliable_improvement,
+    agreement_without_engagement,
+    missed_session,
+    long_gap,
+    srs_not_completed,
+)
+
+#: every kind a rule can emit (stable ids: stored on alerts, used in settings and reports)
+FINDING_KINDS: tuple[str, ...] = (
+    "early_low_alliance",
+    "low_alliance",
+    "low_srs_bond",
+    "low_srs_goal",
+    "low_srs_task",
+    "low_srs_global",
+    "srs_decline",
+    "weak_wai_goal",
+    "weak_wai_task",
+    "weak_wai_bond",
+    "ors_reliable_deterioration",
+    "not_on_track",
+    "no_reliable_improvement",
+    "agreement_without_engagement",
+    "missed_session",
+    "long_gap",
+    "srs_not_completed",
+)
+
+
+def check_order(obs: Sequence[SessionObservation]) -> None:
+    """Raise :class:`InvalidSession` unless dates and session numbers only move forward."""
+    last_date: dt.date | None = None
+    last_number = 0
+    for index, o in enumerate(obs):
+        if last_date is not None and o.date < last_date:
+            raise InvalidSession("observations must be in date order", field=f"[{index}].date")
+        if o.session_number is not None:
+            if o.session_number <= last_number:
+                raise InvalidSession(
+                    "session numbers must increase", field=f"[{index}].session_number"
+                )
+            last_number = o.session_number
+        last_date = o.date
+
+
+def evaluate_rules(
+    obs: Sequence[SessionObservation],
+    context: EpisodeContext,
+    settings: RiskSettings | None = None,
+    rules: Sequence[Rule] = RULES,
+) -> list[Finding]:
+    """All findings that hold now, in rule order."""
+    settings = settings or RiskSettings()
+    check_order(obs)
+    return [f for rule in rules for f in rule(obs, context, settings)]
+
+
+def risk_level(findings: Sequence[Finding]) -> RiskLevel:
+    """The level from findings, as described in the module docstring."""
+    counted = [f for f in findings if f.kind not in LEVEL_NEUTRAL_KINDS]
+    if any(f.severity >= Severity.HIGH for f in counted):
+        return RiskLevel.HIGH
+    sources = {f.concern.source for f in counted if f.severity >= Severity.MEDIUM}
+    if len(sources) >= 2:
+        return RiskLevel.HIGH
+    return RiskLevel.ELEVATED if sources else RiskLevel.LOW
+
+
+def _reason(f: Finding) -> str:
+    where = f"session {f.session_number}" if f.session_number else f.observed_on.isoformat()
+    neutral = " (does not change the level)" if f.kind in LEVEL_NEUTRAL_KINDS else ""
+    return f"{f.kind}: {f.concern.value}, severity {f.severity.label}, {where}{neutral}"
+
+
+def assess_episode(
+    obs: Sequence[SessionObservation],
+    context: EpisodeContext,
+    settings: RiskSettings | None = None,
+) -> RiskAssessment:
+    """Run every rule over one episode and derive its level (see module docstring)."""
+    findings = evaluate_rules(obs, context, settings)
+    return RiskAssessment(
+        level=risk_level(findings),
+        findings=tuple(findings),
+        reasons=tuple(_reason(f) for f in findings),
+    )
+
+
+def alliance_clear_streak(
+    obs: Sequence[SessionObservation], settings: RiskSettings, after_session: int | None = None
+) -> int:
+    """Consecutive latest attended sessions (after ``after_session``) with SRS >= concern line.
+
+    An attended session without an SRS total breaks the streak: a skipped rating is not evidence
+    that the alliance recovered (domain.md §2: "not completed" is not a score).
+    """
+    streak = 0
+    for o in reversed(_attended(obs)):
+        if after_session is not None and (o.session_number or 0) <= after_session:
+            break
+        total = o.srs_total
+        if total is None or total < settings.srs_concern_total:
+            break
+        streak += 1
+    return streak

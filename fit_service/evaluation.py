@@ -1,0 +1,606 @@
+"""Evaluate the dropout-risk rules on a seeded synthetic cohort, as if they ran live.
+
+Nothing here is real data. The generator exists to check that the rules and the alert
+reconciliation behave sensibly at clinic scale (how many alerts a clinician would get, how early
+they come) and to compare them with the single rule "SRS < 36". Its results are only as good as
+its assumptions, so every one is written down here; those without a published number are marked
+**ASSUMPTION** and were not tuned to make the rules look good.
+
+Assumptions (see :class:`CohortAssumptions` for the values):
+
+Caseload and time
+    * Several clinicians, each with a fixed caseload of weekly appointments; a new client takes
+      a slot as soon as one frees. Adults only (ORS cut-off 25, domain.md §3). A warm-up period
+      fills the caseloads before anything is measured. ASSUMPTION: 10 clinicians x 20 clients.
+    * Planned episode length 3 + Poisson(5) sessions (mean 8). Routine care averages fewer than
+      5 sessions (domain.md §4, Hansen et al. 2002) counting dropouts; with dropouts ours
+      averages about 6.5. ASSUMPTION: somewhat longer than routine care.
+
+Dropout
+    * Dropout = the client ends unilaterally: after their last attended session they miss the
+      next appointment (a no-show) or simply do not rebook, and never return (domain.md §6
+      definitions). Rate ``dropout_rate`` = 0.30, between 19.7% (Swift & Greenberg 2012) and
+      46.9% (Wierzbicki & Pekarik 1993), domain.md §4.
+    * Dropouts leave early: the last attended session is 1 + Geometric(0.35) capped one below
+      the planned length (median about 2-3). ASSUMPTION (direction from routine-care data).
+
+Alliance (SRS)
+    * Each client has a latent alliance z ~ N(0, 1); dropouts' z is shifted down by
+      ``alliance_shift``, chosen so that the *observed* early SRS (mean of sessions 1-3) differs
+      between dropouts and completers by about d = .55 (Sharf, Primavera & Diener 2010,
+      domain.md §1). The benchmark prints the observed d so the calibration can be checked.
+    * Ceiling-heavy: the distance of the SRS total from 40 is log-normal with median about 2 at
+      z = 0, shrinking by 5% a session, split over the four items at random (Dirichlet(2)).
+      About 80% of totals fall in 36-40 (printed). ASSUMPTION (shape typical of PCOMS data).
+    * Confrontation ruptures: one session with a large fall on one leg (4-10 points on one item).
+      ASSUMPTION: 25% of dropouts have one at their last session (unrepaired, domain.md §1);
+      10% of completers have one at a random session, repaired by the next.
+    * Withdrawal ruptures ("agreement without engagement", domain.md §1): SRS >= 38 every
+      session and a flat ORS. ASSUMPTION: 12% of dropouts, 6% of completers (domain.md says
+      unrepaired ruptures end in dropout but gives no rate).
+    * SRS skipped on an attended session. ASSUMPTION: 8% for dropouts, 4% for completers
+      (domain.md §6 lists missing ratings as a signal, no rate).
+
+Outcome (ORS)
+    * Intake ~ N(19, 6), clipped to 2-38. ASSUMPTION (typical outpatient PCOMS intake).
+    * ETR-like improvement over log(session) (Finch, Lambert & Schaalje 2001; domain.md §5):
+      expected gain by session s is g*log(s) with g = 0.25*(32 - intake), more room more gain.
+      Each client's gain is scaled by 1 + 1.2*u where u correlates .28 with z (alliance-outcome
+      r = .278, Flückiger et al. 2018); the spread 1.2 was chosen so that about 5% end reliably
+      worse than intake (domain.md §4: 5-10%). Session noise N(0, 2.5).
+    * The precomputed trajectory is this very model (expected path, 10th-percentile band), so
+      "not on track" is judged by an ETR that is perfectly calibrated. OPTIMISTIC: a clinic's own
+      ETR would be noisier.
+    * ORS does not otherwise depend on dropout. ASSUMPTION (the literature in domain.md gives
+      no figure).
+
+Attendance
+    * Appointments are missed (no-show 60%, cancellation 40%). ASSUMPTION: per appointment
+      15% for dropouts, 7% for completers ("no-shows more common before dropout", §6, no
+      figure). 60% of dropouts no-show the appointment after their last session; the rest
+      just stop. A daily job would notice the gap: one extra check runs 28 days after a
+      dropout's last appointment.
+    * No WAI-SR: most PCOMS clinics use only the SRS, so the WAI rules are not exercised here.
+
+Metrics (per rule set; an *alert* is a newly opened alert after reconciliation, so a finding
+that repeats session after session counts once):
+
+* sensitivity: share of dropouts flagged by an alert opened on data up to and including their
+  last attended session L, i.e. at least one session before they left (before appointment
+  L + 1, which they missed). Also shown: flagged at least two sessions before (data up to L-1).
+* precision: share of flagged episodes (an alert opened while the client was still attending)
+  that then dropped out. Alerts after a client has left (the trailing no-show, the gap) count
+  toward the alert rate but flag nothing.
+* lead time: (L + 1) minus the latest attended session when the first flag was opened.
+* alerts per clinician-week: alerts opened in the measurement window / (clinicians x weeks).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import statistics
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from itertools import count
+
+import numpy as np
+
+from fit_service.domain.alerts import Alert, Open, apply_actions, reconcile
+from fit_service.domain.instruments import ORS, AgeBand
+from fit_service.domain.risk import (
+    SOURCE_SRS_CONCERN,
+    Attendance,
+    Concern,
+    EpisodeContext,
+    Finding,
+    RiskSettings,
+    SessionObservation,
+    Severity,
+    evaluate_rules,
+)
+
+FindingsFn = Callable[[Sequence[SessionObservation], EpisodeContext, RiskSettings], list[Finding]]
+
+_BASE_DATE = dt.date(2024, 1, 1)  # a Monday; the calendar itself carries no meaning
+_ADULT_CUTOFF = ORS.cutoff_for(AgeBand.ADULT)
+_SRS_LEGS = ("relationship", "goals", "approach", "overall")
+_Z90 = 1.2815515655446004  # standard normal 90th percentile: the 10th-percentile band
+_Z95 = 1.959963984540054
+
+
+@dataclass(frozen=True, slots=True)
+class CohortAssumptions:
+    """Every knob of the generator; the module docstring says where each value comes from."""
+
+    clinicians: int = 10
+    caseload: int = 20
+    weeks: int = 26
+    warmup_weeks: int = 20
+    dropout_rate: float = 0.30
+    alliance_shift: float = 0.55
+    planned_base: int = 3
+    planned_poisson: float = 5.0
+    leave_p: float = 0.35
+    srs_log_median_deficit: float = math.log(2.0)
+    srs_deficit_per_z: float = 0.6
+    srs_session_sd: float = 0.5
+    srs_growth: float = 0.95
+    rupture_dropouts: float = 0.25
+    rupture_completers: float = 0.10
+    withdrawal_dropouts: float = 0.12
+    withdrawal_completers: float = 0.06
+    skip_dropouts: float = 0.08
+    skip_completers: float = 0.04
+    intake_mean: float = 19.0
+    intake_sd: float = 6.0
+    gain_per_log_session: float = 0.25
+    gain_ceiling: float = 32.0
+    alliance_outcome_r: float = 0.28
+    gain_spread: float = 1.2
+    ors_noise_sd: float = 2.5
+    miss_dropouts: float = 0.15
+    miss_completers: float = 0.07
+    no_show_share: float = 0.6
+    trailing_no_show: float = 0.6
+    gap_check_days: int = 28
+
+
+@dataclass(frozen=True, slots=True)
+class SyntheticEpisode:
+    episode_id: str
+    clinician_id: int
+    start_week: int
+    intake: float
+    dropout: bool
+    withdrawal: bool
+    observations: tuple[SessionObservation, ...]
+    #: extra dates on which the live checks run after the last appointment (gap detection)
+    followups: tuple[dt.date, ...] = ()
+
+    @property
+    def last_session(self) -> SessionObservation:
+        return [o for o in self.observations if o.attended][-1]
+
+
+@dataclass(frozen=True, slots=True)
+class Cohort:
+    seed: int
+    assumptions: CohortAssumptions
+    episodes: tuple[SyntheticEpisode, ...]
+
+    @property
+    def measured(self) -> tuple[SyntheticEpisode, ...]:
+        """Episodes that started inside the measurement window (all run to their end)."""
+        return tuple(e for e in self.episodes if 0 <= e.start_week < self.assumptions.weeks)
+
+    @property
+    def window(self) -> tuple[dt.date, dt.date]:
+        a = self.assumptions
+        start = _BASE_DATE + dt.timedelta(weeks=a.warmup_weeks)
+        return start, start + dt.timedelta(weeks=a.weeks)
+
+    @property
+    def clinician_weeks(self) -> int:
+        return self.assumptions.clinicians * self.assumptions.weeks
+
+
+# ----------------------------------------------------------------------------- generator
+def _srs_items(rng: np.random.Generator, deficit: float) -> dict[str, float]:
+    shares = rng.dirichlet([2.0, 2.0, 2.0, 2.0])
+    return {
+        leg: float(np.clip(round(10.0 - deficit * s, 1), 0.0, 10.0))
+        for leg, s in zip(_SRS_LEGS, shares, strict=True)
+    }
+
+
+def _episode(
+    rng: np.random.Generator,
+    a: CohortAssumptions,
+    episode_id: str,
+    clinician_id: int,
+    start_week: int,
+    start: dt.date,
+) -> SyntheticEpisode:
+    dropout = bool(rng.random() < a.dropout_rate)
+    withdrawal = bool(
+        rng.random() < (a.withdrawal_dropouts if dropout else a.withdrawal_completers)
+    )
+    z = rng.normal(-a.alliance_shift if dropout else 0.0, 1.0)
+    planned = a.planned_base + int(rng.poisson(a.planned_poisson))
+    last = min(int(rng.geometric(a.leave_p)), planned - 1) if dropout else planned
+
+    intake = float(np.clip(round(rng.normal(a.intake_mean, a.intake_sd), 1), 2.0, 38.0))
+    g = max(0.0, a.gain_per_log_session * (a.gain_ceiling - intake))
+    r = a.alliance_outcome_r
+    u = r * z + math.sqrt(1 - r * r) * rng.normal()
+    gain = 0.0 if withdrawal else g * (1.0 + a.gain_spread * u)
+    ors_sd = 1.2 if withdrawal else a.ors_noise_sd
+
+    rupture_at: int | None = None
+    if not withdrawal:
+        if dropout and rng.random() < a.rupture_dropouts:
+            rupture_at = last
+        elif not dropout and rng.random() < a.rupture_completers:
+            rupture_at = int(rng.integers(1, last + 1))
+    rupture_leg = _SRS_LEGS[int(rng.integers(0, 3))]  # bond, goal or task
+
+    p_miss = a.miss_dropouts if dropout else a.miss_completers
+    p_skip = a.skip_dropouts if dropout else a.skip_completers
+    observations: list[SessionObservation] = []
+    week = 0
+    session = 0
+    while session < last:
+        day = start + dt.timedelta(weeks=week)
+        week += 1
+        if session >= 1 and rng.random() < p_miss:
+            kind = Attendance.NO_SHOW if rng.random() < a.no_show_share else Attendance.CANCELLED
+            observations.append(SessionObservation(None, day, kind))
+            continue
+        session += 1
+        if withdrawal:
+            deficit = float(rng.uniform(0.0, 1.8))
+        else:
+            log_def = a.srs_log_median_deficit - a.srs_deficit_per_z * z
+            deficit = math.exp(log_def + a.srs_session_sd * rng.normal())
+            deficit *= a.srs_growth ** (session - 1)
+        items: dict[str, float] | None = _srs_items(rng, deficit)
+        if session == rupture_at and items is not None:
+            items[rupture_leg] = max(0.0, round(items[rupture_leg] - rng.uniform(4.0, 10.0), 1))
+        skipped = bool(rng.random() < p_skip)
+        if skipped:
+            items = None
+
+        expected = intake + g * math.log(session)
+        spread = math.hypot(a.gain_spread * g * math.log(session), a.ors_noise_sd)
+        if session == 1:
+            ors, band_low, on_track = intake, None, None
+        else:
+            noisy = intake + gain * math.log(session) + rng.normal(0.0, ors_sd)
+            ors = float(np.clip(round(noisy, 1), 0.0, 40.0))
+            band_low = round(expected - _Z90 * spread, 1)
+            on_track = ors >= band_low
+        observations.append(
+            SessionObservation(
+                session,
+                day,
+                Attendance.ATTENDED,
+                outcome_total=ors,
+                alliance_items=items,
+                alliance_not_completed=skipped,
+                expected_outcome=round(expected, 1),
+                band_low=band_low,
+                on_track=on_track,
+                trajectory_model="synthetic_etr_p10" if band_low is not None else None,
+            )
+        )
+    followups: tuple[dt.date, ...] = ()
+    if dropout:
+        after = start + dt.timedelta(weeks=week)
+        if rng.random() < a.trailing_no_show:
+            observations.append(SessionObservation(None, after, Attendance.NO_SHOW))
+        followups = (observations[-1].date + dt.timedelta(days=a.gap_check_days),)
+    return SyntheticEpisode(
+        episode_id=episode_id,
+        clinician_id=clinician_id,
+        start_week=start_week,
+        intake=intake,
+        dropout=dropout,
+        withdrawal=withdrawal,
+        observations=tuple(observations),
+        followups=followups,
+    )
+
+
+def generate_cohort(seed: int, assumptions: CohortAssumptions | None = None) -> Cohort:
+    """A reproducible cohort: each clinician's caseload slots filled back to back."""
+    a = assumptions or CohortAssumptions()
+    rng = np.random.default_rng(seed)
+    episodes: list[SyntheticEpisode] = []
+    ids = count(1)
+    for clinician in range(a.clinicians):
+        for slot in range(a.caseload):
+            week = -a.warmup_weeks + int(rng.integers(0, 8))  # staggered first intakes
+            weekday = slot % 5
+            while week < a.weeks:
+                start = _BASE_DATE + dt.timedelta(weeks=week + a.warmup_weeks, days=weekday)
+                ep = _episode(rng, a, f"e{next(ids)}", clinician, week, start)
+                episodes.append(ep)
+                # the slot frees the week after the last appointment on the books
+                span = (ep.observations[-1].date - start).days // 7 + 1
+                week += span
+    return Cohort(seed, a, tuple(episodes))
+
+
+# ----------------------------------------------------------------------------- baseline
+def srs_below_concern(
+    obs: Sequence[SessionObservation], context: EpisodeContext, settings: RiskSettings
+) -> list[Finding]:
+    """The single-rule baseline: the latest SRS total is below 36 (domain.md §3)."""
+    rated = [o for o in obs if o.attended and o.srs_total is not None]
+    if not rated or rated[-1].srs_total >= settings.srs_concern_total:  # type: ignore[operator]
+        return []
+    latest = rated[-1]
+    return [
+        Finding(
+            kind="srs_below_concern",
+            concern=Concern.GLOBAL_ALLIANCE,
+            severity=Severity.MEDIUM,
+            session_number=latest.session_number,
+            observed_on=latest.date,
+            evidence={"srs_total": latest.srs_total, "source": SOURCE_SRS_CONCERN},
+        )
+    ]
+
+
+# ----------------------------------------------------------------------------- live replay
+@dataclass(frozen=True, slots=True)
+class AlertEvent:
+    """One newly opened alert, with the latest attended session known when it opened."""
+
+    episode_id: str
+    clinician_id: int
+    opened_on: dt.date
+    kind: str
+    severity: Severity
+    latest_session: int
+
+
+@dataclass(frozen=True, slots=True)
+class EpisodeOutcome:
+    episode_id: str
+    dropout: bool
+    last_session: int
+    last_session_date: dt.date
+
+
+def replay(
+    episode: SyntheticEpisode,
+    findings_fn: FindingsFn = evaluate_rules,
+    settings: RiskSettings | None = None,
+) -> list[AlertEvent]:
+    """Run the rules after every appointment (and on follow-up days) as the service would."""
+    settings = settings or RiskSettings()
+    alerts: list[Alert] = []
+    events: list[AlertEvent] = []
+    ids = count(1)
+
+    def new_id() -> str:
+        return f"{episode.episode_id}-a{next(ids)}"
+
+    checks = [(i + 1, o.date) for i, o in enumerate(episode.observations)]
+    checks += [(len(episode.observations), day) for day in episode.followups]
+    for upto, today in checks:
+        history = episode.observations[:upto]
+        context = EpisodeContext(episode.intake, _ADULT_CUTOFF, AgeBand.ADULT, today)
+        findings = findings_fn(history, context, settings)
+        actions = reconcile(alerts, findings, history, settings)
+        if not actions:
+            continue
+        latest = max((o.session_number or 0 for o in history), default=0)
+        events.extend(
+            AlertEvent(episode.episode_id, episode.clinician_id, today, a.kind, a.severity, latest)
+            for a in actions
+            if isinstance(a, Open)
+        )
+        alerts = apply_actions(alerts, actions, new_id)
+    return events
+
+
+# ----------------------------------------------------------------------------- metrics
+@dataclass(frozen=True, slots=True)
+class Proportion:
+    k: int
+    n: int
+
+    @property
+    def value(self) -> float | None:
+        return self.k / self.n if self.n else None
+
+    @property
+    def ci95(self) -> tuple[float, float] | None:
+        """Wilson score interval."""
+        if not self.n:
+            return None
+        p, n, z2 = self.k / self.n, self.n, _Z95 * _Z95
+        centre = (p + z2 / (2 * n)) / (1 + z2 / n)
+        half = _Z95 * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / (1 + z2 / n)
+        return max(0.0, centre - half), min(1.0, centre + half)
+
+    def __str__(self) -> str:
+        if self.value is None or self.ci95 is None:
+            return "n/a"
+        low, high = self.ci95
+        return f"{self.value:6.1%} ({low:.0%}-{high:.0%}) {self.k}/{self.n}"
+
+
+@dataclass(frozen=True, slots=True)
+class Metrics:
+    sensitivity: Proportion
+    sensitivity_two_ahead: Proportion
+    precision: Proportion
+    median_lead_sessions: float | None
+    alerts: int
+    clinician_weeks: float
+    flagged_episodes: int = 0
+    by_kind: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def alerts_per_clinician_week(self) -> float:
+        return self.alerts / self.clinician_weeks if self.clinician_weeks else 0.0
+
+
+def compute_metrics(
+    outcomes: Sequence[EpisodeOutcome],
+    events: Sequence[AlertEvent],
+    clinician_weeks: float,
+    window: tuple[dt.date, dt.date] | None = None,
+) -> Metrics:
+    """Sensitivity, precision, lead time and alert rate (definitions in the module docstring).
+
+    ``events`` may include episodes not in ``outcomes`` (warm-up episodes): they count toward
+    the alert rate when inside ``window`` (start inclusive, end exclusive) but flag nothing.
+    """
+    by_episode = {o.episode_id: o for o in outcomes}
+    first_flag: dict[str, AlertEvent] = {}
+    for e in sorted(events, key=lambda e: (e.opened_on, e.latest_session)):
+        outcome = by_episode.get(e.episode_id)
+        if outcome is None or e.opened_on > outcome.last_session_date:
+            continue
+        first_flag.setdefault(e.episode_id, e)
+    dropouts = [o for o in outcomes if o.dropout]
+    leads = [
+        o.last_session + 1 - first_flag[o.episode_id].latest_session
+        for o in dropouts
+        if o.episode_id in first_flag
+    ]
+    in_window = [e for e in events if window is None or window[0] <= e.opened_on < window[1]]
+    by_kind: dict[str, int] = {}
+    for e in in_window:
+        by_kind[e.kind] = by_kind.get(e.kind, 0) + 1
+    return Metrics(
+        sensitivity=Proportion(len(leads), len(dropouts)),
+        sensitivity_two_ahead=Proportion(sum(1 for x in leads if x >= 2), len(dropouts)),
+        precision=Proportion(
+            sum(1 for eid in first_flag if by_episode[eid].dropout), len(first_flag)
+        ),
+        median_lead_sessions=float(statistics.median(leads)) if leads else None,
+        alerts=len(in_window),
+        clinician_weeks=clinician_weeks,
+        flagged_episodes=len(first_flag),
+        by_kind=dict(sorted(by_kind.items(), key=lambda kv: -kv[1])),
+    )
+
+
+def outcome_of(episode: SyntheticEpisode) -> EpisodeOutcome:
+    last = episode.last_session
+    return EpisodeOutcome(episode.episode_id, episode.dropout, last.session_number or 0, last.date)
+
+
+def evaluate(
+    cohort: Cohort, findings_fn: FindingsFn = evaluate_rules, settings: RiskSettings | None = None
+) -> Metrics:
+    """Replay every episode live and compute the metrics over the measurement window."""
+    events = [e for ep in cohort.episodes for e in replay(ep, findings_fn, settings)]
+    outcomes = [outcome_of(ep) for ep in cohort.measured]
+    return compute_metrics(outcomes, events, cohort.clinician_weeks, cohort.window)
+
+
+# ----------------------------------------------------------------------------- cohort checks
+@dataclass(frozen=True, slots=True)
+class CohortSummary:
+    episodes: int
+    dropouts: int
+    mean_sessions: float
+    srs_share_36_40: float
+    early_srs_d: float
+    miss_rate_dropouts: float
+    miss_rate_completers: float
+    withdrawal: int
+    improved_completers: float
+    deteriorated: float
+
+
+def summarise(cohort: Cohort) -> CohortSummary:
+    """The generator's figures to hold against domain.md (printed with every evaluation)."""
+    eps = cohort.measured
+    totals = [
+        t for ep in eps for o in ep.observations if o.attended and (t := o.srs_total) is not None
+    ]
+    early: dict[bool, list[float]] = {True: [], False: []}
+    misses: dict[bool, list[int]] = {True: [0, 0], False: [0, 0]}
+    improved = deteriorated = completers = 0
+    for ep in eps:
+        rated = [
+            t
+            for o in ep.observations
+            if o.attended and (o.session_number or 0) <= 3 and (t := o.srs_total) is not None
+        ]
+        if rated:
+            early[ep.dropout].append(sum(rated) / len(rated))
+        last = ep.last_session
+        before_end = [o for o in ep.observations if o.date <= last.date]
+        misses[ep.dropout][0] += sum(1 for o in before_end if not o.attended)
+        misses[ep.dropout][1] += len(before_end)
+        change = (last.outcome_total or ep.intake) - ep.intake
+        deteriorated += change <= -ORS.reliable_change_points  # type: ignore[operator]
+        if not ep.dropout:
+            completers += 1
+            improved += change >= ORS.reliable_change_points  # type: ignore[operator]
+    drop, comp = early[True], early[False]
+    pooled = math.sqrt(
+        ((len(drop) - 1) * statistics.variance(drop) + (len(comp) - 1) * statistics.variance(comp))
+        / (len(drop) + len(comp) - 2)
+    )
+    return CohortSummary(
+        episodes=len(eps),
+        dropouts=sum(ep.dropout for ep in eps),
+        mean_sessions=statistics.mean(ep.last_session.session_number or 0 for ep in eps),
+        srs_share_36_40=sum(1 for t in totals if t >= 36) / len(totals),
+        early_srs_d=(statistics.mean(comp) - statistics.mean(drop)) / pooled,
+        miss_rate_dropouts=misses[True][0] / misses[True][1],
+        miss_rate_completers=misses[False][0] / misses[False][1],
+        withdrawal=sum(ep.withdrawal for ep in eps),
+        improved_completers=improved / completers,
+        deteriorated=deteriorated / len(eps),
+    )
+
+
+# ----------------------------------------------------------------------------- report
+def _alert_at(severity: Severity) -> RiskSettings:
+    return replace(RiskSettings(), alert_min_severity=severity)
+
+
+def _row(name: str, m: Metrics) -> str:
+    lead = f"{m.median_lead_sessions:g}" if m.median_lead_sessions is not None else "n/a"
+    return (
+        f"{name:<36} {m.sensitivity!s:<26} {m.sensitivity_two_ahead!s:<26} "
+        f"{m.precision!s:<26} {lead:>5} {m.alerts_per_clinician_week:8.2f}"
+    )
+
+
+def run(seed: int = 1, assumptions: CohortAssumptions | None = None) -> str:
+    """The evaluation table for one seed, with the cohort checks and the targets."""
+    cohort = generate_cohort(seed, assumptions)
+    a = cohort.assumptions
+    s = summarise(cohort)
+    rows = [
+        ("our rules, default (alert at high)", evaluate(cohort)),
+        ("our rules, alert at medium+", evaluate(cohort, settings=_alert_at(Severity.MEDIUM))),
+        ("our rules, alert on every finding", evaluate(cohort, settings=_alert_at(Severity.LOW))),
+    ]
+    baseline = evaluate(cohort, srs_below_concern, _alert_at(Severity.MEDIUM))
+    ours = rows[0][1]
+    lines = [
+        f"Synthetic cohort, seed {seed}: {a.clinicians} clinicians x {a.weeks} weeks, caseload "
+        f"{a.caseload}, weekly sessions ({a.warmup_weeks} warm-up weeks not measured)",
+        f"episodes {s.episodes}, dropouts {s.dropouts} ({s.dropouts / s.episodes:.1%}; "
+        "dropout = unilateral ending, missed next appointment or stopped and never returned)",
+        "generator checks (domain.md): "
+        f"early-SRS d dropouts vs completers {s.early_srs_d:.2f} (Sharf 2010: .55); "
+        f"SRS totals 36-40 {s.srs_share_36_40:.0%}; mean sessions {s.mean_sessions:.1f}; "
+        f"missed appts {s.miss_rate_dropouts:.0%} dropouts vs {s.miss_rate_completers:.0%} "
+        f"completers; withdrawal-pattern clients {s.withdrawal}; completers reliably improved "
+        f"{s.improved_completers:.0%}; reliably worse {s.deteriorated:.0%} (5-10%)",
+        "",
+        f"{'rule set':<36} {'sensitivity >=1 ahead':<26} {'sensitivity >=2 ahead':<26} "
+        f"{'precision':<26} {'lead':>5} {'alerts/clinician-wk':>8}",
+        *(_row(name, m) for name, m in rows),
+        _row("baseline: SRS < 36", baseline),
+        "",
+        "95% Wilson intervals in brackets; lead = median sessions from first flag to the missed "
+        "appointment.",
+        "alerts by kind (default): " + ", ".join(f"{k} {v}" for k, v in ours.by_kind.items()),
+    ]
+    sens, prec = ours.sensitivity.value or 0.0, ours.precision.value or 0.0
+    checks = [
+        ("sensitivity >= 70%", sens >= 0.70),
+        ("<= 2 alerts per clinician-week", ours.alerts_per_clinician_week <= 2.0),
+        ("sensitivity above baseline", sens > (baseline.sensitivity.value or 0.0)),
+        ("precision above baseline", prec > (baseline.precision.value or 0.0)),
+    ]
+    lines.append(
+        "targets (default row): "
+        + "; ".join(f"{name}: {'met' if ok else 'NOT met'}" for name, ok in checks)
+    )
+    return "\n".join(lines)
