@@ -17,9 +17,11 @@ from fit_service.api.schemas import (
     EpisodeOpenIn,
     EpisodeOut,
     PageArgs,
+    TrajectoryArgs,
+    TrajectoryOut,
 )
 from fit_service.api.sessions import _limit
-from fit_service.services import episodes, reads
+from fit_service.services import episodes, reads, trajectories
 
 blp = Blueprint("clients", __name__, url_prefix="/v1", description="Clients and episodes")
 
@@ -80,3 +82,13 @@ class EpisodeClose(MethodView):
             body["closed_on"],
             body["note"],
         )
+
+
+@blp.route("/episodes/<uuid:episode_id>/trajectory")
+class EpisodeTrajectory(MethodView):
+    @blp.arguments(TrajectoryArgs, location="query")
+    @blp.response(200, TrajectoryOut)
+    def get(self, args: dict[str, Any], episode_id: uuid.UUID) -> Any:
+        """Outcome scores session by session with the expected path and band (clinic ETR
+        when it has enough closed episodes, else the rational rules — the model is named)."""
+        return run(trajectories.episode_trajectory, episode_id, args["horizon"])

@@ -257,3 +257,36 @@ class EpisodeCloseIn(_Base):
     ending_reason = fields.Enum(EndingReason, by_value=True, required=True)
     closed_on = fields.Date(load_default=None)
     note = fields.String(load_default=None, validate=validate.Length(max=2000))
+
+
+class TrajectoryArgs(_Base):
+    horizon = fields.Integer(load_default=20, validate=validate.Range(min=2, max=100))
+
+
+class TrajectoryPoint(Schema):
+    session = fields.Integer()
+    score = fields.Float()
+    on_track = fields.Boolean()
+    expected = fields.Float(allow_none=True)
+    band_low = fields.Float()
+    band_high = fields.Float()
+    percentile = fields.Float(allow_none=True)
+    reason = fields.String()
+
+
+class ExpectedPathOut(Schema):
+    sessions = fields.List(fields.Integer())
+    expected = fields.List(fields.Float(), allow_none=True)
+    low = fields.List(fields.Float())
+    high = fields.List(fields.Float())
+
+
+class TrajectoryOut(Schema):
+    episode_id = fields.String()
+    instrument = fields.String()
+    model = fields.String(metadata={"description": "Which model judged the scores."})
+    intake = fields.Float(allow_none=True)
+    clinical_cutoff = fields.Float()
+    points = fields.List(fields.Nested(TrajectoryPoint))
+    expected_path = fields.Nested(ExpectedPathOut, allow_none=True)
+    outcome = fields.Dict(allow_none=True)

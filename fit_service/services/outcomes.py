@@ -1,35 +1,83 @@
-"""Outcome status of an episode (change since intake, reliable change, category), computed by
-the pure statistics engine in :mod:`fit_service.domain.change` from an episode's history."""
+"""Outcome status of an episode: change since intake, reliable change, cut-off, category and
+trajectory — every figure from the pure engine (:mod:`fit_service.domain.change`,
+:mod:`fit_service.domain.trajectory`); this module only picks the scores out of a history.
+
+Intake is the outcome score of session 1. An episode whose first outcome score came later has
+no intake, and gets no category: a later score is never promoted to "intake" (domain.md §4).
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from fit_service.domain.instruments import AgeBand, outcome_instrument_for
+from fit_service.domain.change import ChangeCriteria, classify
+from fit_service.domain.instruments import AgeBand, Instrument, outcome_instrument_for
+from fit_service.domain.trajectory import RationalTrajectory, TrajectoryModel
 from fit_service.services.history import EpisodeHistory
 
 
-def outcome_series(history: EpisodeHistory) -> list[tuple[int, float]]:
+def outcome_series(history: EpisodeHistory, instrument: Instrument) -> list[tuple[int, float]]:
     """(session number, total) of the client-rated outcome measure, in session order."""
-    code = outcome_instrument_for(AgeBand(history.age_band)).code
     series = []
     for s in history.sessions:
-        r = s.rating(code)
+        r = s.rating(instrument.code)
         if r is not None and r.total is not None and s.number is not None:
             series.append((s.number, r.total))
     return series
 
 
-def episode_outcome(history: EpisodeHistory) -> dict[str, Any] | None:
-    instrument = outcome_instrument_for(AgeBand(history.age_band))
-    series = outcome_series(history)
+def criteria_for(history: EpisodeHistory) -> tuple[Instrument, ChangeCriteria]:
+    band = AgeBand(history.age_band)
+    instrument = outcome_instrument_for(band)
+    return instrument, ChangeCriteria.for_instrument(instrument, band)
+
+
+def episode_outcome(
+    history: EpisodeHistory, model: TrajectoryModel | None = None
+) -> dict[str, Any] | None:
+    """The episode's outcome so far, or ``None`` before any outcome score."""
+    instrument, criteria = criteria_for(history)
+    series = outcome_series(history, instrument)
     if not series:
         return None
-    intake, latest = series[0][1], series[-1][1]
+    intake = series[0][1] if series[0][0] == 1 else None
+    latest_session, latest = series[-1]
+    change = classify(intake, latest, criteria) if intake is not None and len(series) > 1 else None
+    trajectory = None
+    if intake is not None:
+        model = model or RationalTrajectory(criteria)
+        a = model.assess(intake, latest_session, latest)
+        trajectory = {
+            "on_track": a.on_track,
+            "model": a.model,
+            "reason": a.reason,
+            "guidance": a.guidance.value if a.guidance else None,
+            "expected": a.expected,
+            "band_low": a.band_low,
+            "band_high": a.band_high,
+        }
     return {
         "instrument": instrument.code,
         "intake": intake,
         "latest": latest,
-        "change": round(latest - intake, 1),
+        "latest_session": latest_session,
+        "change": round(latest - intake, 1) if intake is not None else None,
         "scores": len(series),
+        "clinical_cutoff": criteria.cutoff.value,
+        "reliable_change_points": criteria.reliable_change.points,
+        "clinical_at_intake": (
+            criteria.cutoff.is_clinical(intake, criteria.direction) if intake is not None else None
+        ),
+        "clinical_now": criteria.cutoff.is_clinical(latest, criteria.direction),
+        "status": change.category.value if change else None,
+        "status_note": _note(intake, len(series), change is not None),
+        "trajectory": trajectory,
     }
+
+
+def _note(intake: float | None, n: int, classified: bool) -> str:
+    if intake is None:
+        return "no outcome score at session 1: change is not classified"
+    if not classified:
+        return "one outcome score so far"
+    return "Jacobson & Truax (1991) categories with a fixed reliable-change threshold"

@@ -1,0 +1,141 @@
+"""Use case: a client's outcome trajectory against the expected treatment response.
+
+The model is the clinic's own ETR (fitted on its closed episodes) once there are enough of
+them, else the rational rules (domain.md §5); the answer always names the model.
+
+Fitting reads every closed episode's outcome scores for one instrument, so fitted models are
+cached per process. The cache key includes the number of closed episodes, so closing one more
+episode refits on the next request (a cheap COUNT decides), and entries expire after
+:data:`MODEL_TTL_SECONDS` regardless.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from typing import Any
+
+from sqlalchemy import func, select
+
+from fit_service.adapters.orm import Client, Episode, Rating, TherapySession
+from fit_service.adapters.unit_of_work import UnitOfWork
+from fit_service.domain.errors import NotFound
+from fit_service.domain.trajectory import EtrSample, TrajectoryModel, select_trajectory_model
+from fit_service.services import audit
+from fit_service.services.history import load_histories
+from fit_service.services.outcomes import criteria_for, episode_outcome, outcome_series
+from fit_service.services.principals import Permission, Principal
+from fit_service.services.reads import visible_clients
+
+MODEL_TTL_SECONDS = 3600.0
+_MAX_ENTRIES = 256
+_cache: dict[tuple[str, int, str, str, int], tuple[float, TrajectoryModel]] = {}
+_lock = threading.Lock()
+
+
+def clinic_model(
+    uow: UnitOfWork, clinic_id: int, instrument_code: str, age_band: str, criteria: Any
+) -> TrajectoryModel:
+    """The clinic's ETR for an instrument and age band, or the rational fallback."""
+    closed = uow.session.scalar(
+        select(func.count())
+        .select_from(Episode)
+        .where(Episode.clinic_id == clinic_id, Episode.status == "closed")
+    )
+    database = str(uow.session.get_bind().url)
+    key = (database, clinic_id, instrument_code, age_band, int(closed or 0))
+    hit = _cache.get(key)
+    if hit is not None and hit[0] > time.monotonic():
+        return hit[1]
+    rows = uow.session.execute(
+        select(TherapySession.episode_id, TherapySession.number, Rating.total)
+        .join(Rating, Rating.session_id == TherapySession.id)
+        .join(Episode, Episode.id == TherapySession.episode_id)
+        .join(Client, Client.id == Episode.client_id)
+        .where(
+            Episode.clinic_id == clinic_id,
+            Episode.status == "closed",
+            Client.age_band == age_band,
+            Rating.instrument == instrument_code,
+            Rating.rater == "client",
+            Rating.total.is_not(None),
+            TherapySession.number.is_not(None),
+        )
+        .order_by(TherapySession.episode_id, TherapySession.number)
+    ).all()
+    model: TrajectoryModel
+    if rows:
+        import numpy as np  # noqa: PLC0415 - only needed when there is data to fit
+
+        data = np.array(rows, dtype=float)
+        sample = EtrSample.from_arrays(
+            data[:, 0].astype(np.int64), data[:, 1].astype(np.int64), data[:, 2]
+        )
+        model = select_trajectory_model(sample, criteria)
+    else:
+        from fit_service.domain.trajectory import RationalTrajectory  # noqa: PLC0415
+
+        model = RationalTrajectory(criteria)
+    with _lock:
+        if len(_cache) >= _MAX_ENTRIES:
+            _cache.clear()
+        _cache[key] = (time.monotonic() + MODEL_TTL_SECONDS, model)
+    return model
+
+
+def episode_trajectory(
+    uow: UnitOfWork, principal: Principal, episode_id: uuid.UUID, horizon: int = 20
+) -> dict[str, Any]:
+    """Scores session by session with the expected path and band, ready to draw."""
+    principal.require(Permission.CLIENTS_READ, Permission.OWN_CLIENTS_READ)
+    row = uow.session.scalar(
+        select(Episode.id)
+        .join(Client, Client.id == Episode.client_id)
+        .where(visible_clients(principal), Episode.public_id == episode_id)
+    )
+    if row is None:
+        raise NotFound(f"no episode {episode_id}", field="episode_id")
+    history = load_histories(uow.session, [row])[row]
+    instrument, criteria = criteria_for(history)
+    model = clinic_model(uow, principal.clinic_id, instrument.code, history.age_band, criteria)
+    series = outcome_series(history, instrument)
+    intake = series[0][1] if series and series[0][0] == 1 else None
+    points = []
+    for number, score in series:
+        point: dict[str, Any] = {"session": number, "score": score}
+        if intake is not None:
+            a = model.assess(intake, number, score)
+            point.update(
+                on_track=a.on_track,
+                expected=a.expected,
+                band_low=a.band_low,
+                band_high=a.band_high,
+                percentile=a.percentile,
+                reason=a.reason,
+            )
+        points.append(point)
+    path = None
+    if intake is not None:
+        k = max(horizon, series[-1][0])
+        p = model.path(intake, k)
+        path = {
+            "sessions": list(p.sessions),
+            "expected": list(p.expected) if p.expected else None,
+            "low": list(p.low),
+            "high": list(p.high),
+        }
+    audit.record(
+        uow.session, principal, [audit.AuditEntry("episode.trajectory", "episode", str(episode_id))]
+    )
+    uow.commit()
+    return {
+        "episode_id": str(episode_id),
+        "instrument": instrument.code,
+        "model": model.label,
+        "intake": intake,
+        "clinical_cutoff": criteria.cutoff.value,
+        "points": points,
+        "expected_path": path,
+        "outcome": episode_outcome(history, model),
+    }
