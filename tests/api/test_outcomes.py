@@ -40,7 +40,7 @@ def post_series(
 
 
 def expected_category(first: float, last: float) -> str:
-    """Independent restatement of the Jacobson–Truax categories for ORS."""
+    """Independent restatement of the Jacobson-Truax categories for ORS."""
     change = last - first
     clinical_first, clinical_last = first < ADULT_CUTOFF, last < ADULT_CUTOFF
     if change >= ORS_RC:
