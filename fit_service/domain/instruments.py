@@ -85,6 +85,15 @@ class Instrument:
     reliable_change_points: float | None = None
     snomed_ct: str | None = None
     source: str = ""
+    #: decimal places a total is reported to (0.1 resolution -> 1); derived, cached because
+    #: scoring asks for it once per item on the ingestion hot path
+    decimals: int = field(init=False, default=0)
+
+    def __post_init__(self) -> None:
+        places = (
+            0 if self.resolution >= 1 else len(f"{self.resolution:.10f}".rstrip("0").split(".")[1])
+        )
+        object.__setattr__(self, "decimals", places)
 
     @property
     def total_min(self) -> float:
@@ -93,13 +102,6 @@ class Instrument:
     @property
     def total_max(self) -> float:
         return self.item_max * len(self.item_ids)
-
-    @property
-    def decimals(self) -> int:
-        """Decimal places a total is reported to (0.1 resolution -> 1)."""
-        return (
-            0 if self.resolution >= 1 else len(f"{self.resolution:.10f}".rstrip("0").split(".")[1])
-        )
 
     def cutoff_for(self, age_band: AgeBand) -> float | None:
         return self.clinical_cutoffs.get(age_band)
