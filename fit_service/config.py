@@ -12,6 +12,17 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 _TRUE = {"1", "true", "yes", "on"}
+#: FIT_ variables read by the tooling (./dev, the test suite), not by the service itself.
+TOOLING_VARIABLES = frozenset(
+    {
+        "FIT_HOST",
+        "FIT_PORT",
+        "FIT_WORKERS",
+        "FIT_VENV",
+        "FIT_TEST_POSTGRES_URL",
+        "FIT_TEST_BACKENDS",
+    }
+)
 _FALSE = {"0", "false", "no", "off", ""}
 
 
@@ -95,7 +106,9 @@ class Settings:
         because a typo (``FIT_DATABSE_URL``) silently ignored would run against the wrong DB."""
         env = os.environ if environ is None else environ
         known = {f"FIT_{f.name.upper()}": f for f in fields(cls)}
-        unknown = sorted(k for k in env if k.startswith("FIT_") and k not in known)
+        unknown = sorted(
+            k for k in env if k.startswith("FIT_") and k not in known and k not in TOOLING_VARIABLES
+        )
         if unknown:
             raise ConfigError(
                 f"unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"

@@ -71,6 +71,12 @@ def test_bad_settings_fail_at_start_with_a_clear_message(env: dict[str, str], me
         Settings.from_env(env)
 
 
+def test_tooling_variables_are_not_settings_errors() -> None:
+    """./dev's FIT_PORT and the suite's FIT_TEST_POSTGRES_URL don't trip the typo check."""
+    settings = Settings.from_env({"FIT_PORT": "5001", "FIT_TEST_POSTGRES_URL": "x"})
+    assert settings.max_batch_items == 5000
+
+
 def test_cli_creates_clinic_and_keys(app: Flask) -> None:
     """The CLI creates a clinic and a key that then authenticates, and revokes it."""
     runner = app.test_cli_runner()
