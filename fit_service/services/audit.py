@@ -16,6 +16,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from fit_service.adapters.orm import AuditEvent, utcnow
 from fit_service.services.principals import Principal
 
+_INSERT = insert(AuditEvent.__table__)
+
 
 @dataclass(frozen=True, slots=True)
 class AuditEntry:
@@ -45,7 +47,7 @@ def record(db: Session, principal: Principal, entries: Iterable[AuditEntry]) -> 
         for e in entries
     ]
     if rows:
-        db.execute(insert(AuditEvent), rows)
+        db.connection().execute(_INSERT, rows)
 
 
 def record_refusal(

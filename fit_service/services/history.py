@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from fit_service.adapters.orm import Client, Clinician, Episode, Rating, TherapySession
@@ -74,32 +74,68 @@ def _chunks(values: Iterable[Any]) -> Iterable[list[Any]]:
         yield seq[start : start + _CHUNK]
 
 
+_IDS = bindparam("ids", expanding=True)
+# Built once (see recording.py: building a select costs more than running it).
+_EPISODES = (
+    select(
+        Episode.id,
+        Episode.public_id,
+        Episode.clinic_id,
+        Episode.client_id,
+        Client.external_id,
+        Client.age_band,
+        Episode.status,
+        Episode.opened_on,
+        Episode.closed_on,
+        Episode.ending_reason,
+        Clinician.external_id.label("clinician"),
+        Episode.risk_level,
+        Episode.risk_reasons,
+    )
+    .join(Client, Client.id == Episode.client_id)
+    .outerjoin(Clinician, Clinician.id == Episode.clinician_id)
+    .where(Episode.id.in_(_IDS))
+)
+_SESSIONS_WITH_RATINGS = (
+    select(
+        TherapySession.id,
+        TherapySession.episode_id,
+        TherapySession.public_id,
+        TherapySession.ehr_session_id,
+        TherapySession.date,
+        TherapySession.number,
+        TherapySession.attendance,
+        TherapySession.revision,
+        Clinician.external_id,
+        TherapySession.updated_at,
+        Rating.instrument,
+        Rating.rater,
+        Rating.completeness,
+        Rating.total,
+        Rating.items,
+        Rating.subscales,
+    )
+    .join(Clinician, Clinician.id == TherapySession.clinician_id)
+    .outerjoin(Rating, Rating.session_id == TherapySession.id)
+    .where(TherapySession.episode_id.in_(_IDS))
+    .order_by(
+        TherapySession.episode_id,
+        TherapySession.date,
+        TherapySession.id,
+        Rating.instrument,
+        Rating.rater,
+    )
+)
+
+
 def load_histories(db: Session, episode_ids: Iterable[int]) -> dict[int, EpisodeHistory]:
     """Episodes by row id, each with its sessions in date order and their current ratings
     (two queries for any number of episodes)."""
     ids = sorted(set(episode_ids))
     out: dict[int, EpisodeHistory] = {}
+    conn = db.connection()
     for chunk in _chunks(ids):
-        for row in db.execute(
-            select(
-                Episode.id,
-                Episode.public_id,
-                Episode.clinic_id,
-                Episode.client_id,
-                Client.external_id,
-                Client.age_band,
-                Episode.status,
-                Episode.opened_on,
-                Episode.closed_on,
-                Episode.ending_reason,
-                Clinician.external_id.label("clinician"),
-                Episode.risk_level,
-                Episode.risk_reasons,
-            )
-            .join(Client, Client.id == Episode.client_id)
-            .outerjoin(Clinician, Clinician.id == Episode.clinician_id)
-            .where(Episode.id.in_(chunk))
-        ):
+        for row in conn.execute(_EPISODES, {"ids": chunk}):
             out[row.id] = EpisodeHistory(
                 row.id,
                 row.public_id,
@@ -118,36 +154,7 @@ def load_histories(db: Session, episode_ids: Iterable[int]) -> dict[int, Episode
     # Sessions with their ratings in one LEFT JOIN, ordered as the episode unfolded.
     for chunk in _chunks(ids):
         current: SessionRecord | None = None
-        for row in db.execute(
-            select(
-                TherapySession.id,
-                TherapySession.episode_id,
-                TherapySession.public_id,
-                TherapySession.ehr_session_id,
-                TherapySession.date,
-                TherapySession.number,
-                TherapySession.attendance,
-                TherapySession.revision,
-                Clinician.external_id,
-                TherapySession.updated_at,
-                Rating.instrument,
-                Rating.rater,
-                Rating.completeness,
-                Rating.total,
-                Rating.items,
-                Rating.subscales,
-            )
-            .join(Clinician, Clinician.id == TherapySession.clinician_id)
-            .outerjoin(Rating, Rating.session_id == TherapySession.id)
-            .where(TherapySession.episode_id.in_(chunk))
-            .order_by(
-                TherapySession.episode_id,
-                TherapySession.date,
-                TherapySession.id,
-                Rating.instrument,
-                Rating.rater,
-            )
-        ):
+        for row in conn.execute(_SESSIONS_WITH_RATINGS, {"ids": chunk}):
             if current is None or current.row_id != row.id:
                 current = SessionRecord(
                     row.id,
@@ -175,6 +182,14 @@ def load_histories(db: Session, episode_ids: Iterable[int]) -> dict[int, Episode
     return out
 
 
+_SESSIONS_TABLE = TherapySession.__table__
+_RENUMBER = (
+    update(_SESSIONS_TABLE)
+    .where(_SESSIONS_TABLE.c.id == bindparam("row_id"))
+    .values(number=bindparam("new_number"))
+)
+
+
 def renumber(db: Session, histories: Iterable[EpisodeHistory]) -> None:
     """Session ``number`` = ordinal among the episode's *attended* sessions by date, so a
     backfilled earlier session shifts the later ones ("by session 3" rules and the ETR use
@@ -189,6 +204,6 @@ def renumber(db: Session, histories: Iterable[EpisodeHistory]) -> None:
                 new = attended
             if new != s.number:
                 s.number = new
-                changes.append({"id": s.row_id, "number": new})
+                changes.append({"row_id": s.row_id, "new_number": new})
     if changes:
-        db.execute(update(TherapySession), changes)
+        db.connection().execute(_RENUMBER, changes)

@@ -50,7 +50,9 @@ def _mutate(payload: dict[str, Any], path: tuple[Any, ...], value: Any, drop: bo
     target: Any = body
     for key in path[:-1]:
         target = target[key]
-    if drop:
+    if drop and isinstance(target, list):
+        del target[path[-1]]
+    elif drop:
         target.pop(path[-1], None)
     else:
         target[path[-1]] = value
