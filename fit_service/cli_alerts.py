@@ -1,9 +1,97 @@
-"""``flask --app wsgi fit worker`` and time-based risk checks."""
+"""``flask --app wsgi fit worker`` (outbox delivery) and ``fit check-risks`` (time-based rules)."""
 
 from __future__ import annotations
 
+import logging
+import signal
+import threading
+from datetime import date, timedelta
+from types import FrameType
+
 import click
+
+from fit_service.adapters.email import SmtpEmailSender, SmtpSettings
+from fit_service.adapters.webhooks import HttpWebhookSender
+from fit_service.api.context import Wiring
+from fit_service.services import delivery_worker, risk_schedule
+
+
+def _wiring() -> Wiring:
+    from flask import current_app  # noqa: PLC0415
+
+    return current_app.extensions["fit"]  # type: ignore[no-any-return]
+
+
+def build_worker(
+    wiring: Wiring, *, batch: int, lease_seconds: float
+) -> delivery_worker.DeliveryWorker:
+    """The worker with the adapters the settings pick (no SMTP host: e-mail rows wait)."""
+    settings = wiring.settings
+    smtp = SmtpSettings.from_settings(settings)
+    return delivery_worker.DeliveryWorker(
+        wiring.session_factory,
+        HttpWebhookSender.from_settings(settings),
+        SmtpEmailSender(smtp) if smtp is not None else None,
+        base_url=settings.public_base_url,
+        batch=batch,
+        lease=timedelta(seconds=lease_seconds),
+    )
+
+
+@click.command("worker")
+@click.option("--once", is_flag=True, help="Send everything due now, then exit.")
+@click.option("--batch", default=delivery_worker.DEFAULT_BATCH, show_default=True, type=int)
+@click.option(
+    "--lease-seconds",
+    default=delivery_worker.DEFAULT_LEASE.total_seconds(),
+    show_default=True,
+    type=float,
+    help="How long a claimed batch is reserved; must exceed batch x 10 s (sender timeout).",
+)
+@click.option("--poll-seconds", default=1.0, show_default=True, type=float)
+def worker(once: bool, batch: int, lease_seconds: float, poll_seconds: float) -> None:
+    """Deliver alert webhooks and e-mails from the outbox (safe to run several at once)."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    w = build_worker(_wiring(), batch=batch, lease_seconds=lease_seconds)
+    stop = threading.Event()
+
+    def _stop(signum: int, _frame: FrameType | None) -> None:
+        # Finish the message in flight, give back the rest of the batch, exit.
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    if once:
+        w.drain(stop)
+    else:
+        click.echo("outbox worker started", err=True)
+        w.run_forever(stop, poll_seconds)
+    s = w.stats
+    click.echo(
+        f"claimed {s.claimed}, sent {s.sent}, retry later {s.retried}, dead {s.dead}, "
+        f"given back {s.released}"
+    )
+
+
+@click.command("check-risks")
+@click.option(
+    "--today",
+    default=None,
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    help="Assess as of this date instead of each clinic's today.",
+)
+def check_risks(today: object) -> None:
+    """Run the risk rules over every open episode (time-based signals such as long gaps)."""
+    day: date | None = today.date() if today is not None else None  # type: ignore[attr-defined]
+    summary = risk_schedule.check_risks(_wiring().uow, today=day)
+    click.echo(
+        f"episodes {summary.episodes}, alerts opened {summary.opened}, escalated "
+        f"{summary.escalated}, auto-resolved {summary.auto_resolved}, deliveries queued "
+        f"{summary.deliveries}, failed {len(summary.failed_episodes)}"
+    )
 
 
 def register(group: click.Group) -> None:
     """Add this module's commands to the ``fit`` group."""
+    group.add_command(worker)
+    group.add_command(check_risks)

@@ -20,26 +20,27 @@ from pathlib import Path
 
 from fit_service.adapters.report_pdf import MonthlyReportPdf
 from fit_service.adapters.report_tabular import to_csv, to_json_dict
-from fit_service.domain.instruments import AgeBand
+from fit_service.domain.change import ChangeCategory
+from fit_service.domain.effect_sizes import (
+    SeverityReference,
+    pre_post_d,
+    severity_adjusted_es,
+)
+from fit_service.domain.instruments import AgeBand, Direction
 from fit_service.domain.monthly_report import (
     Activity,
     AllianceSummary,
+    ClassifiedOutcomes,
     CompletenessSummary,
     DropoutSummary,
     Estimate,
     GroupFigures,
     GroupReport,
     MonthlyReport,
-    OutcomeCategory,
-    OutcomeCounts,
     ReportSettings,
     SessionStats,
     TrendPoint,
-    classify_outcome,
-    fit_severity_reference,
     mean_estimate,
-    pre_post_effect_size,
-    severity_adjusted_effect_size,
     trailing_months,
 )
 
@@ -103,6 +104,23 @@ def simulate(seed: int = 2024) -> list[Episode]:
     return episodes
 
 
+def _all_clinical():  # type: ignore[no-untyped-def]
+    """Criteria for pairs already restricted to clinical-range intakes (as the domain does)."""
+    from fit_service.domain.monthly_report import _preselected_criteria  # noqa: PLC0415
+
+    return _preselected_criteria(SETTINGS)
+
+
+def _reference(reference_pairs: list[tuple[float, float]]) -> SeverityReference | None:
+    """The reference pairs are clinical-range intakes already (each against its band)."""
+    return SeverityReference.fit(
+        [a for a, _ in reference_pairs],
+        [b for _, b in reference_pairs],
+        _all_clinical(),
+        source=SETTINGS.severity_reference,
+    )
+
+
 def aggregate(episodes: list[Episode], reference_pairs: list[tuple[float, float]]) -> GroupFigures:
     """Figures for a set of episodes (all closed within the window, for simplicity)."""
     if not episodes:
@@ -110,22 +128,17 @@ def aggregate(episodes: list[Episode], reference_pairs: list[tuple[float, float]
     rng = random.Random(len(episodes) * 7919 + sum(e.sessions for e in episodes))
     closed = len(episodes)
     attended = sum(e.sessions for e in episodes)
-    classified = []
-    pairs, clinical_pairs = [], []
-    for e in episodes:
-        if e.sessions < 2:
-            continue
-        cutoff = _cutoff(e.age_band)
-        category, started_clinical = classify_outcome(
-            e.intake_ors, e.last_ors, cutoff=cutoff, reliable_change=SETTINGS.reliable_change
+    pairs = [(e.age_band, e.intake_ors, e.last_ors) for e in episodes if e.sessions >= 2]
+    outcomes = ClassifiedOutcomes.of(pairs, SETTINGS)
+    reference = _reference(reference_pairs)
+    sa_es = None
+    if reference is not None:
+        sa_es = severity_adjusted_es(
+            outcomes.clinical_first,
+            outcomes.clinical_last,
+            _all_clinical(),
+            reference=reference,
         )
-        classified.append((category, started_clinical, e.last_ors >= cutoff))
-        pairs.append((e.intake_ors, e.last_ors))
-        if started_clinical:
-            clinical_pairs.append((e.intake_ors, e.last_ors))
-    reference = fit_severity_reference(
-        [a for a, _ in reference_pairs], [b for _, b in reference_pairs], "sample"
-    )
     unilateral = [e for e in episodes if e.ending == "unilateral"]
     with_ors = round(attended * rng.uniform(0.86, 0.97))
     with_srs = round(attended * rng.uniform(0.78, 0.93))
@@ -146,11 +159,11 @@ def aggregate(episodes: list[Episode], reference_pairs: list[tuple[float, float]
         ),
         intake_ors=mean_estimate([e.intake_ors for e in episodes]),
         intake_srs=mean_estimate([e.intake_srs for e in episodes]),
-        outcomes=OutcomeCounts.from_classified(classified),
-        pre_post_d=pre_post_effect_size([a for a, _ in pairs], [b for _, b in pairs]),
-        severity_adjusted_es=severity_adjusted_effect_size(
-            [a for a, _ in clinical_pairs], [b for _, b in clinical_pairs], reference
+        outcomes=outcomes.counts(),
+        pre_post_d=Estimate.of_effect_size(
+            pre_post_d(outcomes.first, outcomes.last, Direction.HIGHER_IS_BETTER), len(pairs)
         ),
+        severity_adjusted_es=Estimate.of_effect_size(sa_es, int(outcomes.clinical_first.size)),
         dropout=DropoutSummary(
             closed_episodes=closed,
             dropouts=len(unilateral),
@@ -187,7 +200,7 @@ def group_report(
         trend.append(
             TrendPoint(
                 month=month,
-                recovery=figures.outcomes.share(OutcomeCategory.RECOVERED),
+                recovery=figures.outcomes.share(ChangeCategory.RECOVERED),
                 mean_sessions=figures.sessions.per_episode_mean,
             )
         )

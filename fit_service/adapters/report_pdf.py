@@ -48,6 +48,7 @@ from reportlab.platypus import (
     TableStyle,
 )
 
+from fit_service.domain.change import ChangeCategory
 from fit_service.domain.monthly_report import (
     DASH,
     HEADLINE_KEYS,
@@ -57,9 +58,8 @@ from fit_service.domain.monthly_report import (
     Metric,
     MetricGroup,
     MonthlyReport,
-    OutcomeCategory,
-    Proportion,
     Scope,
+    Share,
     TrendPoint,
     method_notes,
     month_label,
@@ -120,6 +120,7 @@ class Layout:
     chart_height: float = 124.0
     small_chart_height: float = 118.0
     forest_row_height: float = 15.0
+    forest_rows_per_plot: int = 40
 
     author: str = "fit-service"
     title_prefix: str = "Monthly outcome and alliance report"
@@ -130,6 +131,9 @@ class Layout:
 
 
 LAYOUT = Layout()
+
+#: Outcome categories best first, the order of ``Layout.outcome_colours``.
+_OUTCOME_ORDER: tuple[ChangeCategory, ...] = tuple(reversed(ChangeCategory))
 
 
 def _register_fonts(layout: Layout) -> None:
@@ -491,8 +495,12 @@ class MonthlyReportPdf:
                 "Reliable improvement by clinician, trailing 12 months (95% Wilson intervals)",
                 s["h2"],
             ),
-            self._forest_plot(report, groups),
         ]
+        # One drawing per page-sized slice: a drawing cannot split across pages, and a large
+        # clinic's list would not fit on one.
+        per_plot = self.layout.forest_rows_per_plot
+        for start in range(0, len(groups), per_plot):
+            flow.append(self._forest_plot(report, groups[start : start + per_plot]))
         return flow
 
     def _methods(self, report: MonthlyReport) -> list[Flowable]:
@@ -828,10 +836,10 @@ class MonthlyReportPdf:
     def _outcome_chart(self, group: GroupReport, min_n: int, period_label: str) -> Drawing:
         def counts(figures: GroupFigures) -> tuple[int, ...]:
             o = figures.outcomes
-            return tuple(getattr(o, c.value) for c in OutcomeCategory)
+            return tuple(getattr(o, c.value) for c in _OUTCOME_ORDER)
 
         return self._share_bars(
-            categories=[c.value.capitalize() for c in OutcomeCategory],
+            categories=[c.value.capitalize() for c in _OUTCOME_ORDER],
             series=[
                 (period_label, counts(group.month)),
                 ("Trailing 12 months", counts(group.trailing_12)),
@@ -859,7 +867,7 @@ class MonthlyReportPdf:
         legend: list[tuple[str, Colour | None]] = []
         for (name, counts), colour in zip(series, colours, strict=True):
             total = sum(counts)
-            share = Proportion(0, total)
+            share = Share(0, total)
             if share.is_too_few(min_n):
                 legend.append((f"{name}: {share.display_value(min_n)}", None))
                 continue

@@ -36,7 +36,7 @@ from fit_service.domain.monthly_report import (
     GroupReport,
     Metric,
     MonthlyReport,
-    Proportion,
+    Share,
     Value,
     method_notes,
     trailing_months,
@@ -64,7 +64,7 @@ def value_cell(value: Value, min_n: int, decimals: int = 1) -> dict[str, Any]:
     if isinstance(value, Count):
         return {"kind": "count", "value": value.value, "display": value.display()}
     too_few = value.is_too_few(min_n)
-    if isinstance(value, Proportion):
+    if isinstance(value, Share):
         return {
             "kind": "proportion",
             "value": None if too_few else value.value,

@@ -2,6 +2,211 @@
 
 from __future__ import annotations
 
+import uuid
+from typing import Any
+
+from flask import request
+from flask.views import MethodView
 from flask_smorest import Blueprint
 
+from fit_service.api.alert_schemas import (
+    AlertFeedArgs,
+    AlertOut,
+    AlertPage,
+    ClinicianEmailIn,
+    ClinicianEmailOut,
+    DismissIn,
+    GoalSheetIn,
+    GoalSheetOut,
+    ResolveIn,
+    SettingsIn,
+    SettingsOut,
+    WebhookEndpointCreated,
+    WebhookEndpointIn,
+    WebhookEndpointOut,
+)
+from fit_service.api.context import run, wiring
+from fit_service.api.schemas import ProblemOut
+from fit_service.api.sessions import _limit
+from fit_service.domain.errors import PreconditionFailed, PreconditionRequired
+from fit_service.domain.risk import Severity
+from fit_service.services import alerts, clinic_settings, goal_sheets, webhook_endpoints
+
 blp = Blueprint("alerts", __name__, url_prefix="/v1", description="Risk alerts and delivery")
+
+_IF_MATCH = {"If-Match": {"description": "The ETag last read", "schema": {"type": "string"}}}
+
+
+def if_match() -> int | None:
+    """The version named by ``If-Match`` (``"3"`` or ``W/"3"``); ``None`` when absent."""
+    raw = request.headers.get("If-Match")
+    if raw is None:
+        return None
+    value = raw.strip()
+    if value == "*":
+        raise PreconditionRequired("If-Match must name the ETag you read, not *", field="If-Match")
+    if value.startswith("W/"):
+        value = value[2:]
+    try:
+        return int(value.strip('"'))
+    except ValueError:
+        raise PreconditionFailed(
+            "If-Match is not an ETag of this record", field="If-Match"
+        ) from None
+
+
+def _etag(view: dict[str, Any]) -> dict[str, str]:
+    return {"ETag": f'"{view["version"]}"'}
+
+
+@blp.route("/alerts")
+class Alerts(MethodView):
+    @blp.arguments(AlertFeedArgs, location="query")
+    @blp.response(200, AlertPage)
+    def get(self, args: dict[str, Any]) -> Any:
+        """The alert feed, newest first: a clinician key gets its own alerts, a manager key
+        the clinic's. Filter by status, minimum severity and time opened."""
+        feed = alerts.FeedFilter(
+            statuses=tuple(args["status"] or ()),
+            min_severity=Severity[args["min_severity"].upper()] if args["min_severity"] else None,
+            since=args["since"],
+            until=args["until"],
+        )
+        page = run(alerts.list_alerts, feed, args["cursor"], _limit(args))
+        return {"items": page.items, "next_cursor": page.next_cursor}
+
+
+@blp.route("/alerts/<uuid:alert_id>")
+class AlertById(MethodView):
+    @blp.response(200, AlertOut, headers={"ETag": {"schema": {"type": "string"}}})
+    def get(self, alert_id: uuid.UUID) -> Any:
+        """One alert with its evidence and guidance; the ETag is needed to act on it."""
+        view = run(alerts.get_alert, alert_id)
+        return view, 200, _etag(view)
+
+
+_ACT_RESPONSES = {
+    409: "The alert's status does not allow this (e.g. already resolved).",
+    412: "If-Match is stale: somebody changed the alert first. Re-read it.",
+    428: "If-Match is missing.",
+}
+
+
+def _act_docs(f: Any) -> Any:
+    for status, text in _ACT_RESPONSES.items():
+        f = blp.alt_response(status, schema=ProblemOut, description=text)(f)
+    return blp.doc(
+        parameters=[
+            {"in": "header", "name": "If-Match", "required": True, "schema": {"type": "string"}}
+        ]
+    )(f)
+
+
+@blp.route("/alerts/<uuid:alert_id>/acknowledge")
+class AlertAcknowledge(MethodView):
+    @blp.response(200, AlertOut)
+    @_act_docs
+    def post(self, alert_id: uuid.UUID) -> Any:
+        """Acknowledge an open alert (somebody is on it)."""
+        view = run(alerts.acknowledge, alert_id, if_match())
+        return view, 200, _etag(view)
+
+
+@blp.route("/alerts/<uuid:alert_id>/resolve")
+class AlertResolve(MethodView):
+    @blp.arguments(ResolveIn)
+    @blp.response(200, AlertOut)
+    @_act_docs
+    def post(self, body: dict[str, Any], alert_id: uuid.UUID) -> Any:
+        """Resolve with the clinician's note of what was done."""
+        view = run(alerts.resolve, alert_id, if_match(), body["note"])
+        return view, 200, _etag(view)
+
+
+@blp.route("/alerts/<uuid:alert_id>/dismiss")
+class AlertDismiss(MethodView):
+    @blp.arguments(DismissIn)
+    @blp.response(200, AlertOut)
+    @_act_docs
+    def post(self, body: dict[str, Any], alert_id: uuid.UUID) -> Any:
+        """Dismiss with the reason no action is needed."""
+        view = run(alerts.dismiss, alert_id, if_match(), body["reason"])
+        return view, 200, _etag(view)
+
+
+@blp.route("/episodes/<uuid:episode_id>/goal-sheet")
+class EpisodeGoalSheet(MethodView):
+    @blp.response(200, GoalSheetOut)
+    def get(self, episode_id: uuid.UUID) -> Any:
+        """The episode's goal sheet (404 until one is written)."""
+        view = run(goal_sheets.get_goal_sheet, episode_id)
+        return view, 200, _etag(view)
+
+    @blp.arguments(GoalSheetIn)
+    @blp.response(200, GoalSheetOut, description="Replaced (If-Match required).")
+    @blp.alt_response(201, schema=GoalSheetOut, description="Created (no If-Match).")
+    @blp.alt_response(412, schema=ProblemOut, description="If-Match is stale.")
+    @blp.alt_response(428, schema=ProblemOut, description="If-Match missing on a replace.")
+    def put(self, body: dict[str, Any], episode_id: uuid.UUID) -> Any:
+        """Write the client's own goal, the agreed steps and what they expect of therapy;
+        the guidance of the episode's live alerts is refreshed to match."""
+        view, created = run(
+            goal_sheets.put_goal_sheet,
+            episode_id,
+            body["goal"],
+            body["steps"],
+            body["expectation"],
+            if_match(),
+        )
+        return view, 201 if created else 200, _etag(view)
+
+
+@blp.route("/webhook-endpoints")
+class WebhookEndpoints(MethodView):
+    @blp.arguments(WebhookEndpointIn)
+    @blp.response(201, WebhookEndpointCreated)
+    @blp.alt_response(422, schema=ProblemOut, description="URL refused (scheme, private host).")
+    def post(self, body: dict[str, Any]) -> Any:
+        """Register a webhook endpoint (admin). The signing secret is in this answer only."""
+        return run(
+            webhook_endpoints.register_endpoint,
+            body["url"],
+            allow_private=wiring().settings.webhooks_allow_private,
+        )
+
+    @blp.response(200, WebhookEndpointOut(many=True))
+    def get(self) -> Any:
+        """The clinic's webhook endpoints and their health (admin)."""
+        return run(webhook_endpoints.list_endpoints)
+
+
+@blp.route("/webhook-endpoints/<uuid:endpoint_id>")
+class WebhookEndpointById(MethodView):
+    @blp.response(204)
+    def delete(self, endpoint_id: uuid.UUID) -> Any:
+        """Delete an endpoint (admin); its undelivered messages are dropped."""
+        run(webhook_endpoints.delete_endpoint, endpoint_id)
+        return None
+
+
+@blp.route("/settings")
+class ClinicSettings(MethodView):
+    @blp.response(200, SettingsOut)
+    def get(self) -> Any:
+        """The clinic's settings as stored, and every value in force (admin)."""
+        return run(clinic_settings.get_settings)
+
+    @blp.arguments(SettingsIn)
+    @blp.response(200, SettingsOut)
+    def put(self, body: dict[str, Any]) -> Any:
+        """Replace the clinic's settings (admin); each section is validated first."""
+        return run(clinic_settings.put_settings, body)
+
+
+@blp.route("/clinicians/<string:clinician_id>/email")
+class ClinicianEmail(MethodView):
+    @blp.arguments(ClinicianEmailIn)
+    @blp.response(200, ClinicianEmailOut)
+    def put(self, body: dict[str, Any], clinician_id: str) -> Any:
+        """Set (or, with null, clear) where a clinician's alert e-mails go (admin)."""
+        return run(clinic_settings.set_clinician_email, clinician_id, body["email"])

@@ -23,6 +23,7 @@ from fit_service.domain.errors import (
     PayloadTooLarge,
     PermissionDenied,
     PreconditionFailed,
+    PreconditionRequired,
 )
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,7 @@ STATUS_FOR: dict[type[FitError], int] = {
     PermissionDenied: 403,
     Conflict: 409,
     PreconditionFailed: 412,
+    PreconditionRequired: 428,
     IdempotencyKeyReused: 422,
     PayloadTooLarge: 413,
 }

@@ -1,7 +1,92 @@
-"""/v1/reports: monthly benchmark reports (PDF, JSON, CSV by Accept)."""
+"""/v1/reports: monthly benchmark reports (PDF, JSON, CSV by Accept).
+
+``GET /v1/reports/monthly/{YYYY-MM}`` answers in the format the ``Accept`` header prefers among
+``application/pdf`` (also the answer to ``*/*`` or no Accept header: the document a manager
+downloads), ``application/json`` and ``text/csv``; anything else is a 406 problem. All three are
+renderings of the same report object, so their figures agree. Managers get the clinic's report,
+or one clinician's page with ``?clinician=<EHR clinician id>``; clinician keys get their own
+page only. The month is the clinic's own (its time zone).
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
+from flask import Response, g, request
+from flask.views import MethodView
 from flask_smorest import Blueprint
+from marshmallow import RAISE, Schema, fields, validate
+
+from fit_service.api import problems
+from fit_service.api.context import principal, run, wiring
+from fit_service.api.schemas import ProblemOut
+from fit_service.services import audit, monthly_reports
 
 blp = Blueprint("reports", __name__, url_prefix="/v1", description="Monthly benchmark reports")
+
+_MEDIA_TYPES = [fmt.media_type for fmt in monthly_reports.FORMATS]
+
+
+class ReportArgs(Schema):
+    class Meta:
+        unknown = RAISE
+
+    clinician = fields.String(
+        load_default=None,
+        validate=validate.And(
+            validate.Length(min=1, max=64),
+            validate.Regexp(r"^[A-Za-z0-9._:\-]+$", error="letters, digits and . _ : - only"),
+        ),
+        metadata={"description": "EHR clinician id: that clinician's page (managers only)."},
+    )
+
+
+def _not_acceptable() -> Response:
+    body = problems.problem_dict(
+        406,
+        f"this report is available as {', '.join(_MEDIA_TYPES)}; send one of them in Accept",
+        rule="not_acceptable",
+        field="Accept",
+    )
+    audit.record_refusal(
+        wiring().session_factory,
+        principal(),
+        audit.AuditEntry("report.read", "report", None, "rejected", 406),
+        g.get("request_id"),
+    )
+    return problems.problem_response(body)
+
+
+def _negotiate() -> str | None:
+    """The offered media type Accept prefers; PDF when the header is absent (RFC 9110: no
+    Accept means any type)."""
+    if not request.headers.get("Accept", "").strip():
+        return _MEDIA_TYPES[0]
+    return request.accept_mimetypes.best_match(_MEDIA_TYPES)
+
+
+@blp.route("/reports/monthly/<string:month>")
+class MonthlyReport(MethodView):
+    @blp.arguments(ReportArgs, location="query", unknown=RAISE)
+    @blp.response(
+        200,
+        description="The report as PDF (default), JSON or CSV, chosen by Accept.",
+        content_type="application/pdf",
+    )
+    @blp.alt_response(403, schema=ProblemOut, description="Role may not read reports.")
+    @blp.alt_response(404, schema=ProblemOut, description="No such clinician in this clinic.")
+    @blp.alt_response(406, schema=ProblemOut, description="Accept names no offered format.")
+    @blp.alt_response(422, schema=ProblemOut, description="Malformed or future month.")
+    def get(self, args: dict[str, Any], month: str) -> Any:
+        """A clinic's monthly benchmark report for YYYY-MM, or one clinician's page."""
+        media_type = _negotiate()
+        if media_type is None:
+            return _not_acceptable()
+        rendered = run(monthly_reports.monthly_report_file, month, media_type, args["clinician"])
+        response = Response(rendered.body, status=200, mimetype=rendered.media_type)
+        if rendered.media_type == "text/csv":
+            response.headers["Content-Type"] = "text/csv; charset=utf-8"
+        response.headers["Content-Disposition"] = f'attachment; filename="{rendered.filename}"'
+        response.headers["Vary"] = "Accept"
+        response.headers["Cache-Control"] = "private, no-store"
+        return response

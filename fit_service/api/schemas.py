@@ -134,6 +134,10 @@ class EpisodeSummaryOut(Schema):
     ending_reason = fields.String(allow_none=True)
     sessions_attended = fields.Integer()
     outcome = fields.Dict(allow_none=True)
+    risk = fields.Dict(
+        allow_none=True,
+        metadata={"description": '{"level": "low|elevated|high", "reasons": [...]}'},
+    )
 
 
 class EpisodeSessionOut(Schema):

@@ -86,3 +86,9 @@ class PayloadTooLarge(FitError):
     """More data in one request than the service accepts (a batch over its limit)."""
 
     rule = "payload_too_large"
+
+
+class PreconditionRequired(FitError):
+    """A state change that needs ``If-Match`` came without it (RFC 6585: 428)."""
+
+    rule = "precondition_required"

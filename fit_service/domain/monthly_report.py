@@ -14,7 +14,7 @@ Shape::
         trend: TrendPoint x 12            recovery and mean sessions per month
       benchmarks: Benchmark               literature reference numbers (domain.md §4)
 
-Every percentage is a :class:`Proportion` (numerator and denominator, Wilson 95% CI); every
+Every percentage is a :class:`Share` (numerator and denominator, Wilson 95% CI); every
 mean, median or effect size is an :class:`Estimate` (value, n, optional CI). Both know how to
 say "too few (n=4)" when n is below the clinic's ``min_n`` setting, so a small cell can never be
 printed as a number by accident.
@@ -27,17 +27,33 @@ from __future__ import annotations
 import math
 import re
 import statistics
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
-from fit_service.domain.errors import NotFound
-from fit_service.domain.instruments import CORS, ORS, AgeBand
+import numpy as np
 
-#: Two-sided 95% normal quantile, 1.959963984540054 (used by the Wilson interval and the
-#: effect-size intervals below).
-Z_95 = statistics.NormalDist().inv_cdf(0.975)
+from fit_service.domain.change import (
+    ChangeCategory,
+    ChangeCriteria,
+    ChangeSummary,
+    Cutoff,
+    ReliableChange,
+    classify_many,
+    clinical_mask,
+)
+from fit_service.domain.effect_sizes import (
+    Z_95,
+    EffectSize,
+    SeverityReference,
+    pre_post_d,
+    proportion,
+    severity_adjusted_es,
+)
+from fit_service.domain.errors import FitError, NotFound
+from fit_service.domain.instruments import CORS, ORS, AgeBand, Direction, outcome_instrument_for
 
 #: Student t 0.975 quantiles for df 1..30 (standard tables, e.g. Abramowitz & Stegun 1964,
 #: table 26.10). Above 30 degrees of freedom the Cornish-Fisher expansion in
@@ -82,26 +98,6 @@ _MONTH_NAMES = (
 # --------------------------------------------------------------------------------------------
 
 
-def wilson_interval(numerator: int, denominator: int, z: float = Z_95) -> tuple[float, float]:
-    """Wilson (1927) score interval for a binomial proportion.
-
-    Chosen over the textbook Wald interval because clinic cells are small and proportions sit
-    near 0 or 1 (deterioration, dropout), where Wald intervals collapse or leave [0, 1].
-    """
-    if denominator <= 0:
-        raise ValueError("a Wilson interval needs a positive denominator")
-    if not 0 <= numerator <= denominator:
-        raise ValueError(f"numerator {numerator} outside 0..{denominator}")
-    n = denominator
-    p = numerator / n
-    z2 = z * z
-    centre = (p + z2 / (2 * n)) / (1 + z2 / n)
-    half = (z / (1 + z2 / n)) * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n))
-    # Float rounding can leave the bound a hair beside p (1e-19 above 0 at p = 0): the
-    # interval must contain the observed share and stay within [0, 1].
-    return max(0.0, min(p, centre - half)), min(1.0, max(p, centre + half))
-
-
 def t_quantile_975(df: int) -> float:
     """The 0.975 quantile of Student's t with ``df`` degrees of freedom (for 95% CIs of means).
 
@@ -129,7 +125,10 @@ def mean_estimate(values: Sequence[float]) -> Estimate:
     mean = statistics.fmean(values)
     if n < 2:
         return Estimate(value=mean, n=n)
-    half = t_quantile_975(n - 1) * statistics.stdev(values) / math.sqrt(n)
+    # Sample SD in floats (statistics.stdev is exact but converts to fractions: slow for a
+    # report with hundreds of groups, and no more accurate at the one decimal printed).
+    sd = math.sqrt(math.fsum((x - mean) ** 2 for x in values) / (n - 1))
+    half = t_quantile_975(n - 1) * sd / math.sqrt(n)
     return Estimate(value=mean, n=n, ci_low=mean - half, ci_high=mean + half)
 
 
@@ -155,131 +154,6 @@ def session_histogram(session_counts: Iterable[int]) -> tuple[int, ...]:
                 counts[index] += 1
                 break
     return tuple(counts)
-
-
-def pre_post_effect_size(intake: Sequence[float], last: Sequence[float]) -> Estimate:
-    """Pre-post d = mean change / SD of intake scores (domain.md §4), with an approximate CI.
-
-    The interval uses the large-sample variance of the standardised mean change,
-    ``var(d) = 2(1 - r)/n + d^2/(2n)`` with r the intake-last correlation (Becker 1988;
-    Morris & DeShon 2002). Needs three pairs and spread in both scores.
-    """
-    if len(intake) != len(last):
-        raise ValueError("intake and last scores must pair up")
-    n = len(intake)
-    if n < 3:
-        return Estimate(value=None, n=n)
-    sd_intake = statistics.stdev(intake)
-    if sd_intake == 0 or statistics.stdev(last) == 0:
-        return Estimate(value=None, n=n)
-    d = statistics.fmean(b - a for a, b in zip(intake, last, strict=True)) / sd_intake
-    r = statistics.correlation(intake, last)
-    se = math.sqrt(max(0.0, 2 * (1 - r) / n + d * d / (2 * n)))
-    return Estimate(value=d, n=n, ci_low=d - Z_95 * se, ci_high=d + Z_95 * se)
-
-
-@dataclass(frozen=True, slots=True)
-class SeverityReference:
-    """The reference sample a severity-adjusted effect size is measured against.
-
-    Seidel, Miller & Chow (2014): regress the last score on the intake score in a reference
-    sample of clinical-range intakes; a group's residual gain is added to the reference mean
-    change and divided by the reference intake SD. ``source`` says which sample that was (the
-    clinic's own trailing 12 months by default), because SA-ES means nothing without it.
-    """
-
-    intercept: float
-    slope: float
-    mean_change: float
-    intake_sd: float
-    n: int
-    source: str
-
-
-def fit_severity_reference(
-    intake: Sequence[float], last: Sequence[float], source: str
-) -> SeverityReference | None:
-    """Fit the reference model ``last = a + b * intake``; ``None`` when it can't be fitted."""
-    if len(intake) != len(last):
-        raise ValueError("intake and last scores must pair up")
-    if len(intake) < 3 or statistics.stdev(intake) == 0:
-        return None
-    slope, intercept = statistics.linear_regression(intake, last)
-    return SeverityReference(
-        intercept=intercept,
-        slope=slope,
-        mean_change=statistics.fmean(b - a for a, b in zip(intake, last, strict=True)),
-        intake_sd=statistics.stdev(intake),
-        n=len(intake),
-        source=source,
-    )
-
-
-def severity_adjusted_effect_size(
-    intake: Sequence[float], last: Sequence[float], reference: SeverityReference | None
-) -> Estimate:
-    """SA-ES of a group against ``reference`` (Seidel, Miller & Chow 2014; domain.md §4).
-
-    Pass clinical-range intakes only. The CI treats the reference as fixed:
-    ``t * SD(residuals) / sqrt(n) / reference intake SD``. Measured against the clinic's own
-    data, the clinic's SA-ES equals its pre-post d by construction; it is informative for
-    clinicians and age bands, or against an external reference.
-    """
-    if len(intake) != len(last):
-        raise ValueError("intake and last scores must pair up")
-    n = len(intake)
-    if reference is None or n == 0:
-        return Estimate(value=None, n=n)
-    residuals = [
-        b - (reference.intercept + reference.slope * a) for a, b in zip(intake, last, strict=True)
-    ]
-    value = (statistics.fmean(residuals) + reference.mean_change) / reference.intake_sd
-    if n < 2:
-        return Estimate(value=value, n=n)
-    half = t_quantile_975(n - 1) * statistics.stdev(residuals) / math.sqrt(n) / reference.intake_sd
-    return Estimate(value=value, n=n, ci_low=value - half, ci_high=value + half)
-
-
-class OutcomeCategory(StrEnum):
-    """Jacobson & Truax (1991) categories of a closed episode, first vs last ORS (domain.md §4)."""
-
-    RECOVERED = "recovered"
-    IMPROVED = "improved"
-    UNCHANGED = "unchanged"
-    DETERIORATED = "deteriorated"
-    HARMED = "harmed"
-
-
-def classify_outcome(
-    first: float,
-    last: float,
-    *,
-    cutoff: float,
-    reliable_change: float,
-    cutoff_is_clinical: bool = False,
-) -> tuple[OutcomeCategory, bool]:
-    """Categorise one episode (higher-is-better ORS/CORS); returns (category, started clinical).
-
-    Reliable change is the fixed PCOMS threshold on the raw change (domain.md §3-4). A change of
-    exactly the threshold counts as reliable, as the manuals word it ("5 points or more").
-    """
-
-    def clinical(score: float) -> bool:
-        return score < cutoff or (score == cutoff and cutoff_is_clinical)
-
-    change = last - first
-    started_clinical = clinical(first)
-    if change >= reliable_change:
-        recovered = started_clinical and not clinical(last)
-        return (OutcomeCategory.RECOVERED if recovered else OutcomeCategory.IMPROVED), (
-            started_clinical
-        )
-    if change <= -reliable_change:
-        harmed = not started_clinical and clinical(last)
-        return (OutcomeCategory.HARMED if harmed else OutcomeCategory.DETERIORATED), (
-            started_clinical
-        )
-    return OutcomeCategory.UNCHANGED, started_clinical
 
 
 def month_label(period: str) -> str:
@@ -333,8 +207,14 @@ class Count:
 
 
 @dataclass(frozen=True, slots=True)
-class Proportion:
-    """A share with its n: ``numerator`` of ``denominator``, Wilson 95% CI (Wilson 1927)."""
+class Share:
+    """A printed percentage with its n: ``numerator`` of ``denominator``, Wilson 95% CI.
+
+    A presentation type: the interval itself comes from
+    :func:`fit_service.domain.effect_sizes.proportion` (Wilson 1927), the one place the
+    project computes it. (Named ``Share`` so it is not confused with that module's
+    ``Proportion`` result type.)
+    """
 
     numerator: int
     denominator: int
@@ -353,15 +233,18 @@ class Proportion:
 
     @property
     def ci(self) -> tuple[float, float] | None:
-        return wilson_interval(self.numerator, self.denominator) if self.denominator else None
+        result = proportion(self.numerator, self.denominator)
+        return None if result is None else (result.ci_low, result.ci_high)
 
     @property
     def ci_low(self) -> float | None:
-        return self.ci[0] if self.denominator else None  # type: ignore[index]
+        ci = self.ci
+        return None if ci is None else ci[0]
 
     @property
     def ci_high(self) -> float | None:
-        return self.ci[1] if self.denominator else None  # type: ignore[index]
+        ci = self.ci
+        return None if ci is None else ci[1]
 
     def is_too_few(self, min_n: int) -> bool:
         return self.denominator < max(min_n, 1)
@@ -376,7 +259,7 @@ class Proportion:
         """What qualifies the number ("n=40, 95% CI 50.5-77.4"); empty when suppressed."""
         if self.is_too_few(min_n):
             return ""
-        low, high = wilson_interval(self.numerator, self.denominator)
+        low, high = self.ci or (0.0, 0.0)
         low_text, high_text = f"{100 * low:.{decimals}f}", f"{100 * high:.{decimals}f}"
         return f"n={self.denominator:,}, 95% CI {low_text}{DASH}{high_text}"
 
@@ -411,6 +294,14 @@ class Estimate:
         """No observations at all."""
         return cls(value=None, n=0)
 
+    @classmethod
+    def of_effect_size(cls, effect: EffectSize | None, n: int) -> Estimate:
+        """Present an :class:`~fit_service.domain.effect_sizes.EffectSize` (computed there, the
+        one place effect sizes are computed); ``None`` means not computable from ``n`` pairs."""
+        if effect is None:
+            return cls(value=None, n=n)
+        return cls(value=effect.value, n=effect.n, ci_low=effect.ci_low, ci_high=effect.ci_high)
+
     def is_too_few(self, min_n: int) -> bool:
         return self.n < max(min_n, 1)
 
@@ -439,7 +330,7 @@ def _join(value: str, detail: str) -> str:
     return f"{value} ({detail})" if detail else value
 
 
-Value = Count | Proportion | Estimate
+Value = Count | Share | Estimate
 
 
 # --------------------------------------------------------------------------------------------
@@ -466,12 +357,12 @@ class Activity:
         return self.sessions_attended + self.no_shows + self.cancellations
 
     @property
-    def no_show_rate(self) -> Proportion:
-        return Proportion(self.no_shows, self.sessions_scheduled)
+    def no_show_rate(self) -> Share:
+        return Share(self.no_shows, self.sessions_scheduled)
 
     @property
-    def cancellation_rate(self) -> Proportion:
-        return Proportion(self.cancellations, self.sessions_scheduled)
+    def cancellation_rate(self) -> Share:
+        return Share(self.cancellations, self.sessions_scheduled)
 
 
 @dataclass(frozen=True, slots=True)
@@ -519,7 +410,10 @@ class SessionStats:
 
 @dataclass(frozen=True, slots=True)
 class OutcomeCounts:
-    """Closed episodes with at least two ORS/CORS totals, by :class:`OutcomeCategory`.
+    """Closed episodes with at least two ORS/CORS totals, by change category.
+
+    Categories are :class:`~fit_service.domain.change.ChangeCategory`, from the classifier in
+    :mod:`fit_service.domain.change`.
 
     The five category counts cover clinical-range intakes only. Episodes that started in the
     functional range can't "recover" and are counted apart (domain.md §4: "never silently in
@@ -549,28 +443,21 @@ class OutcomeCounts:
         return cls(0, 0, 0, 0, 0, 0, 0, 0)
 
     @classmethod
-    def from_classified(
-        cls, episodes: Iterable[tuple[OutcomeCategory, bool, bool]]
-    ) -> OutcomeCounts:
-        """Count ``(category, started_clinical, last_above_cutoff)`` triples, one per episode."""
-        tally = dict.fromkeys(OutcomeCategory, 0)
-        functional = functional_worse = above = 0
-        for category, started_clinical, last_above in episodes:
-            above += last_above
-            if started_clinical:
-                tally[category] += 1
-            else:
-                functional += 1
-                functional_worse += category in _WORSE
+    def from_summary(cls, summary: ChangeSummary, last_above_cutoff: int) -> OutcomeCounts:
+        """Counts from :class:`~fit_service.domain.change.ChangeSummary` (the classifier's own
+        split by intake range) and the number whose last score is on the functional side."""
+        clinical = summary.clinical_at_intake.counts
+        functional = summary.functional_at_intake
         return cls(
-            recovered=tally[OutcomeCategory.RECOVERED],
-            improved=tally[OutcomeCategory.IMPROVED],
-            unchanged=tally[OutcomeCategory.UNCHANGED],
-            deteriorated=tally[OutcomeCategory.DETERIORATED],
-            harmed=tally[OutcomeCategory.HARMED],
-            functional_at_intake=functional,
-            functional_at_intake_reliably_worse=functional_worse,
-            last_above_cutoff=above,
+            recovered=clinical[ChangeCategory.RECOVERED],
+            improved=clinical[ChangeCategory.IMPROVED],
+            unchanged=clinical[ChangeCategory.UNCHANGED],
+            deteriorated=clinical[ChangeCategory.DETERIORATED],
+            harmed=clinical[ChangeCategory.HARMED],
+            functional_at_intake=functional.n,
+            functional_at_intake_reliably_worse=functional.counts[ChangeCategory.DETERIORATED]
+            + functional.counts[ChangeCategory.HARMED],
+            last_above_cutoff=last_above_cutoff,
         )
 
     @property
@@ -581,22 +468,19 @@ class OutcomeCounts:
     def episodes(self) -> int:
         return self.clinical_at_intake + self.functional_at_intake
 
-    def share(self, category: OutcomeCategory) -> Proportion:
+    def share(self, category: ChangeCategory) -> Share:
         """One category as a share of clinical-range intakes."""
-        return Proportion(getattr(self, category.value), self.clinical_at_intake)
+        return Share(getattr(self, category.value), self.clinical_at_intake)
 
     @property
-    def reliable_improvement(self) -> Proportion:
+    def reliable_improvement(self) -> Share:
         """Recovered or improved, of clinical-range intakes (what "improve" means in §4)."""
-        return Proportion(self.recovered + self.improved, self.clinical_at_intake)
+        return Share(self.recovered + self.improved, self.clinical_at_intake)
 
     @property
-    def reliable_deterioration(self) -> Proportion:
+    def reliable_deterioration(self) -> Share:
         """Deteriorated or harmed, of clinical-range intakes."""
-        return Proportion(self.deteriorated + self.harmed, self.clinical_at_intake)
-
-
-_WORSE = frozenset({OutcomeCategory.DETERIORATED, OutcomeCategory.HARMED})
+        return Share(self.deteriorated + self.harmed, self.clinical_at_intake)
 
 
 @dataclass(frozen=True, slots=True)
@@ -643,8 +527,8 @@ class DropoutSummary:
         )
 
     @property
-    def rate(self) -> Proportion:
-        return Proportion(self.dropouts, self.closed_episodes)
+    def rate(self) -> Share:
+        return Share(self.dropouts, self.closed_episodes)
 
 
 @dataclass(frozen=True, slots=True)
@@ -680,12 +564,12 @@ class AllianceSummary:
         return cls(0, 0, 0, 0, 0, Estimate.none(), 0, 0)
 
     @property
-    def srs_concern_rate(self) -> Proportion:
-        return Proportion(self.srs_below_concern, self.sessions_with_srs)
+    def srs_concern_rate(self) -> Share:
+        return Share(self.srs_below_concern, self.sessions_with_srs)
 
     @property
-    def in_care_after_follow_up(self) -> Proportion:
-        return Proportion(
+    def in_care_after_follow_up(self) -> Share:
+        return Share(
             self.flagged_episodes_in_care_after_follow_up, self.flagged_episodes_followed_up
         )
 
@@ -711,12 +595,12 @@ class CompletenessSummary:
         return cls(0, 0, 0)
 
     @property
-    def ors_rate(self) -> Proportion:
-        return Proportion(self.with_ors, self.attended_sessions)
+    def ors_rate(self) -> Share:
+        return Share(self.with_ors, self.attended_sessions)
 
     @property
-    def srs_rate(self) -> Proportion:
-        return Proportion(self.with_srs, self.attended_sessions)
+    def srs_rate(self) -> Share:
+        return Share(self.with_srs, self.attended_sessions)
 
 
 def _non_negative(obj: object) -> None:
@@ -852,7 +736,7 @@ class GroupFigures:
             self.completeness,
         )
         G = MetricGroup
-        cat = OutcomeCategory
+        cat = ChangeCategory
         items: list[Metric] = [
             Metric("episodes_active", "Episodes active", G.ACTIVITY, Count(a.episodes_active)),
             Metric("episodes_opened", "Episodes opened", G.ACTIVITY, Count(a.episodes_opened)),
@@ -926,13 +810,13 @@ class GroupFigures:
                 "functional_at_intake_reliably_worse",
                 "Functional at intake: reliably worse",
                 G.OUTCOMES,
-                Proportion(o.functional_at_intake_reliably_worse, o.functional_at_intake),
+                Share(o.functional_at_intake_reliably_worse, o.functional_at_intake),
             ),
             Metric(
                 "last_ors_above_cutoff",
                 "Last ORS above the cut-off",
                 G.OUTCOMES,
-                Proportion(o.last_above_cutoff, o.episodes),
+                Share(o.last_above_cutoff, o.episodes),
             ),
             Metric("pre_post_d", "Pre-post effect size (d)", G.EFFECT, self.pre_post_d, 2),
             Metric(
@@ -947,25 +831,25 @@ class GroupFigures:
                 "planned_endings",
                 "Planned or mutual endings",
                 G.DROPOUT,
-                Proportion(d.planned_endings, d.closed_episodes),
+                Share(d.planned_endings, d.closed_episodes),
             ),
             Metric(
                 "unilateral_endings",
                 "Unilateral endings",
                 G.DROPOUT,
-                Proportion(d.unilateral_endings, d.closed_episodes),
+                Share(d.unilateral_endings, d.closed_episodes),
             ),
             Metric(
                 "unilateral_last_ors_above_cutoff",
                 "Unilateral: last ORS above cut-off",
                 G.DROPOUT,
-                Proportion(d.unilateral_last_ors_above_cutoff, d.unilateral_endings),
+                Share(d.unilateral_last_ors_above_cutoff, d.unilateral_endings),
             ),
             Metric(
                 "unilateral_last_ors_below_cutoff",
                 "Unilateral: last ORS below cut-off",
                 G.DROPOUT,
-                Proportion(d.unilateral_last_ors_below_cutoff, d.unilateral_endings),
+                Share(d.unilateral_last_ors_below_cutoff, d.unilateral_endings),
             ),
             Metric(
                 "unilateral_without_ors",
@@ -1017,7 +901,7 @@ class TrendPoint:
     """One month of the 12-month trend: recovery share and mean sessions per closed episode."""
 
     month: str  # YYYY-MM
-    recovery: Proportion  # recovered, of clinical-range intakes closed that month
+    recovery: Share  # recovered, of clinical-range intakes closed that month
     mean_sessions: Estimate  # sessions per episode closed that month
 
     def __post_init__(self) -> None:
@@ -1049,11 +933,58 @@ class GroupReport:
 # Settings and references printed with the report
 # --------------------------------------------------------------------------------------------
 
-#: Default dropout definition (domain.md §6: definitions vary, so it is a setting and printed).
-DEFAULT_DROPOUT_DEFINITION = (
-    "The client ended the episode unilaterally (did not return and did not agree the ending "
-    "with the clinician)."
-)
+
+class DropoutRule(StrEnum):
+    """Which closed episodes count as dropouts (domain.md §6: definitions vary, so the clinic
+    chooses one; the report prints it). Keys are what ``settings.reports.dropout_definition``
+    holds."""
+
+    #: The client ended unilaterally: ending coded ``client_ended`` or ``stopped_attending``.
+    UNILATERAL = "unilateral"
+    #: Missed the last scheduled session and never returned: ``stopped_attending`` only.
+    STOPPED_ATTENDING = "stopped_attending"
+    #: Fewer than N attended sessions without a planned ending (transfers excepted).
+    EARLY_UNPLANNED = "early_unplanned"
+
+    def describe(self, max_sessions: int) -> str:
+        """The definition as printed in every report."""
+        if self is DropoutRule.UNILATERAL:
+            return (
+                "The client ended the episode unilaterally: ending coded 'client ended' or "
+                "'stopped attending' (not planned or agreed with the clinician)."
+            )
+        if self is DropoutRule.STOPPED_ATTENDING:
+            return (
+                "The client stopped attending and never returned (ending coded 'stopped "
+                "attending'); a client's own announced ending is not counted."
+            )
+        return (
+            f"The episode ended after fewer than {max_sessions} attended sessions without a "
+            "planned or mutual ending (transfers are not counted)."
+        )
+
+
+#: Ending reasons (``episodes.ending_reason``) coded planned/mutual and unilateral
+#: (domain.md §4: "endings coded planned/mutual vs unilateral"); the rest (transferred, other,
+#: none recorded) are neither.
+PLANNED_ENDINGS = frozenset({"planned"})
+UNILATERAL_ENDINGS = frozenset({"client_ended", "stopped_attending"})
+_NOT_DROPOUT = frozenset({"planned", "transferred"})
+
+
+def is_dropout(
+    rule: DropoutRule, ending_reason: str | None, attended_sessions: int, max_sessions: int
+) -> bool:
+    """Does a closed episode count as a dropout under ``rule``?"""
+    if rule is DropoutRule.UNILATERAL:
+        return ending_reason in UNILATERAL_ENDINGS
+    if rule is DropoutRule.STOPPED_ATTENDING:
+        return ending_reason == "stopped_attending"
+    return ending_reason not in _NOT_DROPOUT and attended_sessions < max_sessions
+
+
+#: Kept for callers that print the default definition.
+DEFAULT_DROPOUT_DEFINITION = DropoutRule.UNILATERAL.describe(3)
 
 
 @dataclass(frozen=True, slots=True)
@@ -1061,7 +992,9 @@ class ReportSettings:
     """The clinic's settings a report was computed with, printed in its methods appendix.
 
     Defaults come from domain.md §3 via :mod:`fit_service.domain.instruments` so there is one
-    source for each threshold.
+    source for each threshold. ``dropout_definition`` is the printed text; left empty it is
+    the chosen rule's standard wording. :meth:`from_mapping` reads a clinic's ``"reports"``
+    settings section.
     """
 
     min_n: int = DEFAULT_MIN_N
@@ -1069,19 +1002,141 @@ class ReportSettings:
     ors_cutoff_adolescent: float = ORS.clinical_cutoffs[AgeBand.ADOLESCENT]  # 28, PCOMS norms
     cors_cutoff: float = CORS.clinical_cutoffs[AgeBand.CHILD]  # 32, Duncan et al. 2006
     cutoff_is_clinical: bool = ORS.cutoff_is_clinical  # is a score equal to the cut-off clinical
-    reliable_change: float = 5.0  # ORS points, PCOMS manuals (domain.md §3)
+    reliable_change: float = ORS.reliable_change_points or 5.0  # PCOMS manuals (domain.md §3)
     srs_concern: float = 36.0  # SRS total below this is a concern (domain.md §3)
-    dropout_definition: str = DEFAULT_DROPOUT_DEFINITION
+    dropout_definition: str = ""
     follow_up_days: int = 30  # "still in care a month later"
     severity_reference: str = (
         "the clinic's own clinical-range closed episodes over the trailing 12 months"
     )
+    dropout_rule: DropoutRule = DropoutRule.UNILATERAL
+    #: N of :attr:`DropoutRule.EARLY_UNPLANNED` ("fewer than N sessions", domain.md §6)
+    dropout_max_sessions: int = 3
 
     def __post_init__(self) -> None:
         if self.min_n < 1:
             raise ValueError("min_n must be at least 1")
+        if self.follow_up_days < 1:
+            raise ValueError("follow_up_days must be at least 1")
         if not self.dropout_definition.strip():
-            raise ValueError("a report must state its dropout definition")
+            text = self.dropout_rule.describe(self.dropout_max_sessions)
+            object.__setattr__(self, "dropout_definition", text)
+
+    def cutoff_for(self, age_band: AgeBand) -> float:
+        """The clinical cut-off of the outcome measure normed for ``age_band``."""
+        if age_band is AgeBand.CHILD:
+            return self.cors_cutoff
+        if age_band is AgeBand.ADOLESCENT:
+            return self.ors_cutoff_adolescent
+        return self.ors_cutoff_adult
+
+    def criteria_for(self, age_band: AgeBand) -> ChangeCriteria:
+        """Change criteria (fit_service.domain.change) for an age band's outcome measure."""
+        return ChangeCriteria.for_instrument(
+            outcome_instrument_for(age_band),
+            age_band,
+            cutoff=self.cutoff_for(age_band),
+            cutoff_is_clinical=self.cutoff_is_clinical,
+            reliable_change_points=self.reliable_change,
+        )
+
+    @classmethod
+    def from_mapping(cls, mapping: Mapping[str, Any] | None) -> ReportSettings:
+        """Validate a clinic's ``"reports"`` settings section; absent keys keep the defaults.
+
+        Raises :class:`FitError` (rule ``invalid_report_setting``) naming the offending key as
+        ``reports.<key>``. Unknown keys are refused too: a typo silently ignored would print a
+        default the clinic thinks it changed.
+        """
+        if mapping is None:
+            return cls()
+        if not isinstance(mapping, Mapping):
+            raise _setting_error("reports", "must be an object")
+        values: dict[str, Any] = {}
+        for key, raw in mapping.items():
+            spec = _SETTING_SPECS.get(key)
+            if spec is None:
+                known = ", ".join(sorted(_SETTING_SPECS))
+                raise _setting_error(key, f"is not a report setting (known: {known})")
+            name, value = spec(key, raw)
+            values[name] = value
+        return cls(**values)
+
+    def as_mapping(self) -> dict[str, Any]:
+        """The settings in the shape :meth:`from_mapping` reads (for a settings endpoint)."""
+        return {
+            "min_n": self.min_n,
+            "dropout_definition": self.dropout_rule.value,
+            "dropout_max_sessions": self.dropout_max_sessions,
+            "follow_up_days": self.follow_up_days,
+            "srs_concern": self.srs_concern,
+            "ors_cutoff_adult": self.ors_cutoff_adult,
+            "ors_cutoff_adolescent": self.ors_cutoff_adolescent,
+            "cors_cutoff": self.cors_cutoff,
+            "cutoff_is_clinical": self.cutoff_is_clinical,
+            "reliable_change": self.reliable_change,
+        }
+
+
+def _setting_error(key: str, problem: str) -> FitError:
+    field_name = key if key == "reports" else f"reports.{key}"
+    return FitError(f"{field_name} {problem}", field=field_name, rule="invalid_report_setting")
+
+
+def _int_setting(low: int, high: int) -> Any:
+    def parse(key: str, raw: object) -> tuple[str, int]:
+        if isinstance(raw, bool) or not isinstance(raw, int) or not low <= raw <= high:
+            raise _setting_error(key, f"must be a whole number from {low} to {high}")
+        return key, raw
+
+    return parse
+
+
+def _number_setting(low: float, high: float, *, above_low: bool = False) -> Any:
+    def parse(key: str, raw: object) -> tuple[str, float]:
+        ok = (
+            not isinstance(raw, bool)
+            and isinstance(raw, int | float)
+            and math.isfinite(raw)
+            and (low < raw if above_low else low <= raw)
+            and raw <= high
+        )
+        if not ok:
+            side = "above" if above_low else "from"
+            raise _setting_error(key, f"must be a number {side} {low:g} to {high:g}")
+        return key, float(raw)  # type: ignore[arg-type]
+
+    return parse
+
+
+def _bool_setting(key: str, raw: object) -> tuple[str, bool]:
+    if not isinstance(raw, bool):
+        raise _setting_error(key, "must be true or false")
+    return key, raw
+
+
+def _dropout_setting(key: str, raw: object) -> tuple[str, DropoutRule]:
+    try:
+        return "dropout_rule", DropoutRule(raw)
+    except ValueError:
+        known = ", ".join(rule.value for rule in DropoutRule)
+        raise _setting_error(key, f"must be one of {known}") from None
+
+
+#: ``"reports"`` settings keys -> parser returning (field name, value). Ranges: ORS/SRS totals
+#: run 0-40 (domain.md §2).
+_SETTING_SPECS: dict[str, Any] = {
+    "min_n": _int_setting(1, 1000),
+    "dropout_definition": _dropout_setting,
+    "dropout_max_sessions": _int_setting(1, 100),
+    "follow_up_days": _int_setting(1, 365),
+    "srs_concern": _number_setting(0.0, 40.0, above_low=True),
+    "ors_cutoff_adult": _number_setting(0.0, 40.0, above_low=True),
+    "ors_cutoff_adolescent": _number_setting(0.0, 40.0, above_low=True),
+    "cors_cutoff": _number_setting(0.0, 40.0, above_low=True),
+    "cutoff_is_clinical": _bool_setting,
+    "reliable_change": _number_setting(0.0, 40.0, above_low=True),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -1184,11 +1239,14 @@ def method_notes(settings: ReportSettings) -> tuple[MethodNote, ...]:
         ),
         MethodNote(
             "Episodes and sessions",
-            "Active: open at any time in the window. Sessions delivered: attended sessions. "
-            "No-show and cancellation rates: of scheduled sessions (attended + no-show + "
-            "client cancellation). Sessions per closed episode and days in treatment (opening "
-            "to last attended session): episodes closed in the window with at least one "
-            "attended session.",
+            "Dates are the clinic's own (its time zone). Active: open at any time in the "
+            "window. Opened and closed: by the episode's opening and closing date. Sessions "
+            "delivered: attended sessions dated in the window. No-show and cancellation "
+            "rates: of scheduled sessions (attended + no-show + cancelled). Sessions per "
+            "closed episode (attended sessions) and days in treatment (opening to last "
+            "attended session): episodes closed in the window with at least one attended "
+            "session. Mean intake ORS and SRS: the totals at the first attended session of "
+            "episodes opened in the window.",
             "ICCE report indices (domain.md §4)",
         ),
         MethodNote(
@@ -1210,7 +1268,9 @@ def method_notes(settings: ReportSettings) -> tuple[MethodNote, ...]:
         ),
         MethodNote(
             "Outcome categories",
-            "Closed episodes with at least two ORS/CORS totals, first vs last. Recovered: "
+            "Closed episodes with at least two ORS/CORS totals, the first at the first "
+            "attended session (a missed intake is not replaced by a later score) vs the "
+            "latest; each against its age band's cut-off. Recovered: "
             "reliable improvement and moved from the clinical to the functional side of the "
             "cut-off. Improved: reliable improvement otherwise. Unchanged. Deteriorated: "
             "reliable worsening. Harmed: reliable worsening that crosses into the clinical "
@@ -1229,8 +1289,9 @@ def method_notes(settings: ReportSettings) -> tuple[MethodNote, ...]:
             "Severity-adjusted effect size",
             "Clinical-range intakes only. Last ORS regressed on first ORS in the reference "
             f"sample ({s.severity_reference}); the group's mean residual is added to the "
-            "reference mean change and divided by the reference intake SD. 95% CI from the SD "
-            "of residuals, reference held fixed. ≥ 0.8 is read as large, < 0.3 as small. "
+            "reference mean change and divided by the reference intake SD. 95% CI "
+            "± 1.96·SD(residuals)/(√n·reference intake SD), reference held fixed. ≥ 0.8 is "
+            "read as large, < 0.3 as small. "
             "Against the clinic's own data the clinic figure equals its pre-post d by "
             "construction; it compares clinicians and age bands fairly.",
             "Seidel, Miller & Chow 2014",
@@ -1245,10 +1306,12 @@ def method_notes(settings: ReportSettings) -> tuple[MethodNote, ...]:
         MethodNote(
             "Alliance",
             f"SRS/CSRS total below {s.srs_concern:g} is a concern (share of attended sessions "
-            "with an SRS). Alerts: raised, acknowledged and resolved in the window; time to "
-            "acknowledge is the median in hours. Flagged episodes still in care: episodes "
-            f"first flagged at least {s.follow_up_days} days before the window's end that were "
-            f"still open or had a session {s.follow_up_days} days after the flag.",
+            "with an SRS). Alerts: raised, acknowledged and resolved (by a clinician; "
+            "alerts the system closed itself are not counted) in the window; time to "
+            "acknowledge is the median in hours over alerts acknowledged in the window. "
+            "Flagged episodes still in care: episodes whose first alert came "
+            f"{s.follow_up_days} days before a day of the window, and of those the ones with "
+            f"an attended session {s.follow_up_days} or more days after that alert.",
             "PCOMS; OpenFIT (domain.md §3)",
         ),
         MethodNote(
@@ -1342,3 +1405,353 @@ class MonthlyReport:
         if own is None:
             raise NotFound(f"no figures for clinician {clinician_id!r} in this report")
         return replace(self, overall=own, clinicians=(own,), age_bands=(), scope=Scope.CLINICIAN)
+
+
+# --------------------------------------------------------------------------------------------
+# Aggregation: from per-episode and per-session facts to one group's figures
+# --------------------------------------------------------------------------------------------
+#
+# The service layer reads the database (SQL aggregates and one streaming pass over per-episode
+# rows) and routes each fact to the builders of the groups and windows it belongs to; every
+# decision about what a fact counts as, and every formula, is made here or in
+# fit_service.domain.change / effect_sizes. No identifiers enter these types.
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """A closed range of clinic-local dates: one month, or the trailing 12 months."""
+
+    first_day: date
+    last_day: date
+
+    def __post_init__(self) -> None:
+        if self.last_day < self.first_day:
+            raise ValueError("a window cannot end before it starts")
+
+    def contains(self, day: date | None) -> bool:
+        return day is not None and self.first_day <= day <= self.last_day
+
+    @classmethod
+    def month(cls, period: str) -> Window:
+        year, month = _parse_period(period)
+        following = date(year + month // 12, month % 12 + 1, 1)
+        return cls(date(year, month, 1), following - timedelta(days=1))
+
+    @classmethod
+    def trailing(cls, period: str, count: int = 12) -> Window:
+        months = trailing_months(period, count)
+        return cls(cls.month(months[0]).first_day, cls.month(months[-1]).last_day)
+
+
+@dataclass(frozen=True, slots=True)
+class EpisodeFacts:
+    """One episode as the report needs it. ``intake_*`` are the totals at the first attended
+    session (a missed intake is not replaced by a later score, as in
+    :mod:`fit_service.domain.change`); ``last_ors`` is the latest ORS/CORS total."""
+
+    age_band: AgeBand
+    opened_on: date
+    closed_on: date | None
+    ending_reason: str | None
+    attended_sessions: int
+    last_attended_on: date | None
+    intake_ors: float | None
+    last_ors: float | None
+    ors_count: int
+    intake_srs: float | None
+
+    def is_active_in(self, window: Window) -> bool:
+        """Open at any time in the window."""
+        return self.opened_on <= window.last_day and (
+            self.closed_on is None or self.closed_on >= window.first_day
+        )
+
+    @property
+    def has_outcome_pair(self) -> bool:
+        """At least two ORS/CORS totals, the first at intake (domain.md §4)."""
+        return self.intake_ors is not None and self.last_ors is not None and self.ors_count >= 2
+
+
+@dataclass(frozen=True, slots=True)
+class SessionCounts:
+    """Sessions in a window: attendance, and attended sessions with an ORS/SRS total."""
+
+    attended: int = 0
+    no_shows: int = 0
+    cancellations: int = 0
+    with_ors: int = 0
+    with_srs: int = 0
+    srs_below_concern: int = 0
+
+    def __post_init__(self) -> None:
+        _non_negative(self)
+
+    def __add__(self, other: SessionCounts) -> SessionCounts:
+        return SessionCounts(
+            self.attended + other.attended,
+            self.no_shows + other.no_shows,
+            self.cancellations + other.cancellations,
+            self.with_ors + other.with_ors,
+            self.with_srs + other.with_srs,
+            self.srs_below_concern + other.srs_below_concern,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class AlertFacts:
+    """One alert: when it was raised, acknowledged and resolved (clinic-local dates) and the
+    two instants time-to-acknowledge is measured between (aware)."""
+
+    raised_on: date
+    opened_at: datetime
+    acknowledged_on: date | None = None
+    acknowledged_at: datetime | None = None
+    resolved_on: date | None = None
+
+    @property
+    def hours_to_acknowledge(self) -> float | None:
+        if self.acknowledged_at is None:
+            return None
+        return (self.acknowledged_at - self.opened_at).total_seconds() / 3600.0
+
+
+@dataclass(frozen=True, slots=True)
+class FlaggedEpisode:
+    """An episode's first alert and its last attended session, for "still in care a month
+    later"."""
+
+    first_flag_on: date
+    last_attended_on: date | None
+
+
+#: Outcome measures are all higher-is-better (ORS, CORS: domain.md §2).
+_OUTCOME_DIRECTION = Direction.HIGHER_IS_BETTER
+
+
+def _preselected_criteria(settings: ReportSettings) -> ChangeCriteria:
+    """Criteria for a sample already restricted to clinical-range intakes, each judged against
+    its own age band's cut-off. effect_sizes filters by one cut-off; a cut-off above the
+    scale's maximum makes that filter keep every (already selected) pair."""
+    return ChangeCriteria(
+        direction=_OUTCOME_DIRECTION,
+        reliable_change=ReliableChange.fixed(settings.reliable_change),
+        cutoff=Cutoff.fixed(ORS.total_max + 1.0),
+    )
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class ClassifiedOutcomes:
+    """Outcome pairs classified per age band (fit_service.domain.change), pooled."""
+
+    summary: ChangeSummary
+    last_above_cutoff: int
+    first: np.ndarray
+    last: np.ndarray
+    clinical_first: np.ndarray
+    clinical_last: np.ndarray
+
+    @classmethod
+    def of(
+        cls, pairs: Sequence[tuple[AgeBand, float, float]], settings: ReportSettings
+    ) -> ClassifiedOutcomes:
+        if not pairs:
+            return _NO_OUTCOMES
+        codes, clinical, firsts, lasts, above = [], [], [], [], 0
+        for band in AgeBand:
+            x1 = np.array([p[1] for p in pairs if p[0] is band], dtype=np.float64)
+            if not x1.size:
+                continue
+            x2 = np.array([p[2] for p in pairs if p[0] is band], dtype=np.float64)
+            criteria = settings.criteria_for(band)
+            result = classify_many(x1, x2, criteria)
+            codes.append(result.codes)
+            clinical.append(result.clinical_at_intake)
+            above += int(np.count_nonzero(~clinical_mask(x2, criteria)))
+            firsts.append(x1)
+            lasts.append(x2)
+        clinical_first = np.concatenate(clinical)
+        first, last = np.concatenate(firsts), np.concatenate(lasts)
+        return cls(
+            summary=ChangeSummary.from_codes(np.concatenate(codes), clinical_first),
+            last_above_cutoff=above,
+            first=first,
+            last=last,
+            clinical_first=first[clinical_first],
+            clinical_last=last[clinical_first],
+        )
+
+    def counts(self) -> OutcomeCounts:
+        return OutcomeCounts.from_summary(self.summary, self.last_above_cutoff)
+
+
+_NO_OUTCOMES = ClassifiedOutcomes(
+    summary=ChangeSummary.from_codes(np.zeros(0, dtype=np.int8), np.zeros(0, dtype=bool)),
+    last_above_cutoff=0,
+    first=np.zeros(0),
+    last=np.zeros(0),
+    clinical_first=np.zeros(0),
+    clinical_last=np.zeros(0),
+)
+
+
+def fit_reference(
+    pairs: Sequence[tuple[AgeBand, float, float]], settings: ReportSettings
+) -> SeverityReference | None:
+    """The severity-adjustment reference (Seidel, Miller & Chow 2014) fitted on the
+    clinical-range intakes among ``pairs`` (the clinic's trailing 12 months)."""
+    classified = ClassifiedOutcomes.of(pairs, settings)
+    return SeverityReference.fit(
+        classified.clinical_first,
+        classified.clinical_last,
+        _preselected_criteria(settings),
+        source=settings.severity_reference,
+    )
+
+
+class FiguresBuilder:
+    """Collects one group's facts over one window and turns them into :class:`GroupFigures`.
+
+    Facts outside the window are ignored, so a caller may hand every builder every fact of its
+    group. Memory: a few numbers per *closed* episode of the window, never the history.
+    """
+
+    def __init__(self, window: Window, settings: ReportSettings) -> None:
+        self.window = window
+        self.settings = settings
+        self.episodes_active = self.episodes_opened = self.episodes_closed = 0
+        self.sessions = SessionCounts()
+        self.closed_sessions: list[int] = []
+        self.closed_days: list[int] = []
+        self.intake_ors: list[float] = []
+        self.intake_srs: list[float] = []
+        self.pairs: list[tuple[AgeBand, float, float]] = []
+        self.dropouts = self.planned = self.unilateral = 0
+        self.unilateral_above = self.unilateral_below = 0
+        self.alerts_raised = self.alerts_acknowledged = self.alerts_resolved = 0
+        self.hours_to_acknowledge: list[float] = []
+        self.flagged_followed_up = self.flagged_in_care = 0
+
+    def add_episode(self, facts: EpisodeFacts) -> None:
+        window, settings = self.window, self.settings
+        if not facts.is_active_in(window):
+            return
+        self.episodes_active += 1
+        if window.contains(facts.opened_on):
+            self.episodes_opened += 1
+            if facts.intake_ors is not None:
+                self.intake_ors.append(facts.intake_ors)
+            if facts.intake_srs is not None:
+                self.intake_srs.append(facts.intake_srs)
+        if not window.contains(facts.closed_on):
+            return
+        self.episodes_closed += 1
+        if facts.attended_sessions >= 1 and facts.last_attended_on is not None:
+            self.closed_sessions.append(facts.attended_sessions)
+            self.closed_days.append((facts.last_attended_on - facts.opened_on).days)
+        if facts.has_outcome_pair:
+            self.pairs.append((facts.age_band, facts.intake_ors, facts.last_ors))  # type: ignore[arg-type]
+        if is_dropout(
+            settings.dropout_rule,
+            facts.ending_reason,
+            facts.attended_sessions,
+            settings.dropout_max_sessions,
+        ):
+            self.dropouts += 1
+        if facts.ending_reason in PLANNED_ENDINGS:
+            self.planned += 1
+        elif facts.ending_reason in UNILATERAL_ENDINGS:
+            self.unilateral += 1
+            if facts.last_ors is not None:
+                criteria = settings.criteria_for(facts.age_band)
+                if criteria.cutoff.is_clinical(facts.last_ors, criteria.direction):
+                    self.unilateral_below += 1
+                else:
+                    self.unilateral_above += 1
+
+    def add_sessions(self, counts: SessionCounts) -> None:
+        """Sessions already known to fall in this window and group (an SQL aggregate)."""
+        self.sessions += counts
+
+    def add_alert(self, alert: AlertFacts) -> None:
+        window = self.window
+        self.alerts_raised += window.contains(alert.raised_on)
+        if window.contains(alert.acknowledged_on):
+            self.alerts_acknowledged += 1
+            hours = alert.hours_to_acknowledge
+            if hours is not None:
+                self.hours_to_acknowledge.append(hours)
+        self.alerts_resolved += window.contains(alert.resolved_on)
+
+    def add_flagged(self, flagged: FlaggedEpisode) -> None:
+        """Cohort: episodes first flagged ``follow_up_days`` before a day of the window (so the
+        month after the flag has passed by the window's end). In care: an attended session on
+        or after the flag date plus ``follow_up_days``."""
+        later = timedelta(days=self.settings.follow_up_days)
+        due = flagged.first_flag_on + later
+        if not self.window.contains(due):
+            return
+        self.flagged_followed_up += 1
+        if flagged.last_attended_on is not None and flagged.last_attended_on >= due:
+            self.flagged_in_care += 1
+
+    # ------------------------------------------------------------------ results
+
+    def figures(self, reference: SeverityReference | None) -> GroupFigures:
+        """Every figure of the group and window; ``reference`` anchors the SA-ES."""
+        s = self.sessions
+        classified = ClassifiedOutcomes.of(self.pairs, self.settings)
+        n_pairs = int(classified.first.size)
+        d = pre_post_d(classified.first, classified.last, _OUTCOME_DIRECTION)
+        n_clinical = int(classified.clinical_first.size)
+        sa_es = None
+        if reference is not None:
+            sa_es = severity_adjusted_es(
+                classified.clinical_first,
+                classified.clinical_last,
+                _preselected_criteria(self.settings),
+                reference=reference,
+            )
+        return GroupFigures(
+            activity=Activity(
+                episodes_active=self.episodes_active,
+                episodes_opened=self.episodes_opened,
+                episodes_closed=self.episodes_closed,
+                sessions_attended=s.attended,
+                no_shows=s.no_shows,
+                cancellations=s.cancellations,
+            ),
+            sessions=SessionStats.from_episodes(self.closed_sessions, self.closed_days),
+            intake_ors=mean_estimate(self.intake_ors),
+            intake_srs=mean_estimate(self.intake_srs),
+            outcomes=classified.counts(),
+            pre_post_d=Estimate.of_effect_size(d, n_pairs),
+            severity_adjusted_es=Estimate.of_effect_size(sa_es, n_clinical),
+            dropout=DropoutSummary(
+                closed_episodes=self.episodes_closed,
+                dropouts=self.dropouts,
+                planned_endings=self.planned,
+                unilateral_endings=self.unilateral,
+                unilateral_last_ors_above_cutoff=self.unilateral_above,
+                unilateral_last_ors_below_cutoff=self.unilateral_below,
+            ),
+            alliance=AllianceSummary(
+                sessions_with_srs=s.with_srs,
+                srs_below_concern=s.srs_below_concern,
+                alerts_raised=self.alerts_raised,
+                alerts_acknowledged=self.alerts_acknowledged,
+                alerts_resolved=self.alerts_resolved,
+                hours_to_acknowledge=median_estimate(self.hours_to_acknowledge),
+                flagged_episodes_followed_up=self.flagged_followed_up,
+                flagged_episodes_in_care_after_follow_up=self.flagged_in_care,
+            ),
+            completeness=CompletenessSummary(s.attended, s.with_ors, s.with_srs),
+        )
+
+    def trend_point(self, period: str) -> TrendPoint:
+        """Recovery and mean sessions of the episodes closed in this (one-month) window."""
+        counts = ClassifiedOutcomes.of(self.pairs, self.settings).counts()
+        return TrendPoint(
+            month=period,
+            recovery=counts.share(ChangeCategory.RECOVERED),
+            mean_sessions=mean_estimate([float(n) for n in self.closed_sessions]),
+        )

@@ -1,17 +1,662 @@
 """Risk assessment after sessions are written: findings → alerts → outbox (same transaction).
 
 Called by :func:`fit_service.services.recording.record_sessions` through its ``on_written``
-hook with the histories of the episodes a call touched.
+hook with the histories of the episodes a call touched, by the scheduled check
+(:mod:`fit_service.services.risk_schedule`) for time-based signals, and after a goal sheet
+changes (to refresh the guidance of live alerts).
+
+This runs on the ingestion hot path, so it is built to cost a fixed handful of queries per call
+whatever the batch size (``IN`` queries, multi-row writes):
+
+* always: the clinic's settings with the episodes' alerts (1 query); an ``UPDATE`` of the
+  episodes whose risk level or reasons changed;
+* only when an alert opens or escalates: goal sheets (1), clinicians (1), webhook endpoints (1),
+  the alert ``INSERT``/``UPDATE`` and one outbox ``INSERT``;
+* the goal sheet only changes the guidance text, so the rules first run without it and are run
+  again (pure, in memory) for the few episodes whose alerts open or escalate.
+
+Trajectory ("not on track") uses the clinic's own ETR once it has enough closed episodes,
+else the rational model (cut-off and reliable change, domain.md §5) — the model comes from
+:func:`fit_service.services.trajectories.clinic_model`, cached per process and refitted when
+the clinic's count of closed episodes changes (one COUNT per call). The WAI-SR "clinic bottom
+decile" reference is not computed yet, so weak-WAI findings use the labelled heuristic floor.
 """
 
 from __future__ import annotations
 
+import json
+import logging
+import uuid
+import zoneinfo
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from functools import lru_cache
+from typing import Any
+
+from sqlalchemy import insert, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from fit_service.adapters.orm import (
+    Alert,
+    Clinic,
+    Clinician,
+    Episode,
+    GoalSheet,
+    OutboxMessage,
+    WebhookEndpoint,
+    utcnow,
+)
 from fit_service.adapters.unit_of_work import UnitOfWork
+from fit_service.domain import alerts as lifecycle
+from fit_service.domain.change import ChangeCriteria
+from fit_service.domain.delivery import build_alert_message, message_id_for
+from fit_service.domain.errors import FitError
+from fit_service.domain.guidance import Expectation
+from fit_service.domain.guidance import GoalSheet as DomainGoalSheet
+from fit_service.domain.instruments import (
+    WAI_SR_CLIENT,
+    AgeBand,
+    alliance_instrument_for,
+    outcome_instrument_for,
+)
+from fit_service.domain.risk import (
+    Attendance,
+    Concern,
+    EpisodeContext,
+    Finding,
+    RiskAssessment,
+    RiskSettings,
+    SessionObservation,
+    Severity,
+    assess_episode,
+)
+from fit_service.domain.trajectory import RationalTrajectory, TrajectoryModel
+from fit_service.services import audit, trajectories
 from fit_service.services.history import EpisodeHistory
 from fit_service.services.principals import Principal
+
+log = logging.getLogger(__name__)
+
+_CHUNK = 900  # below SQLite's bound-parameter ceiling
+
+#: Outbox channels and the webhook event types (Standard Webhooks ``type``).
+WEBHOOK = "webhook"
+EMAIL = "email"
+EVENT_OPENED = "alert.opened"
+EVENT_ESCALATED = "alert.escalated"
+
+
+# --------------------------------------------------------------------------- settings
+def risk_settings(raw: Mapping[str, Any]) -> RiskSettings:
+    """The clinic's risk settings. They are validated when stored (PUT /v1/settings); should a
+    stored value still be refused, the defaults are used and the fact logged, because failing
+    every session write of a clinic over a setting would be worse."""
+    try:
+        return RiskSettings.from_mapping(raw.get("risk") or None)
+    except FitError as exc:
+        log.warning("clinic risk settings refused (%s); using defaults", exc.rule)
+        return RiskSettings()
+
+
+def clinic_today(principal: Principal) -> date:
+    return datetime.now(zoneinfo.ZoneInfo(principal.timezone)).date()
+
+
+# --------------------------------------------------------------------------- observations
+@lru_cache(maxsize=32)
+def _rational(age_band: AgeBand, reliable_change: float) -> RationalTrajectory:
+    criteria = ChangeCriteria.for_instrument(
+        outcome_instrument_for(age_band), age_band, reliable_change_points=reliable_change
+    )
+    return RationalTrajectory(criteria)
+
+
+def _trajectory_model(
+    uow: UnitOfWork, clinic_id: int, band: AgeBand, settings: RiskSettings
+) -> TrajectoryModel:
+    instrument = outcome_instrument_for(band)
+    criteria = ChangeCriteria.for_instrument(
+        instrument, band, reliable_change_points=settings.reliable_change
+    )
+    return trajectories.clinic_model(uow, clinic_id, instrument.code, band.value, criteria)
+
+
+def observations(
+    history: EpisodeHistory, settings: RiskSettings, model: TrajectoryModel | None = None
+) -> list[SessionObservation]:
+    """The episode as the rules see it: outcome by age band (ORS/CORS), SRS/CSRS items,
+    WAI-SR client subscales, and each outcome judged against the trajectory ``model``
+    (the rational one when none is given)."""
+    band = AgeBand(history.age_band)
+    outcome_code = outcome_instrument_for(band).code
+    alliance_code = alliance_instrument_for(band).code
+    model = model or _rational(band, settings.reliable_change)
+    intake: float | None = None
+    out: list[SessionObservation] = []
+    for s in history.sessions:
+        if s.attendance != Attendance.ATTENDED:
+            out.append(SessionObservation(None, s.date, Attendance(s.attendance)))
+            continue
+        outcome = s.rating(outcome_code)
+        alliance = s.rating(alliance_code)
+        wai = s.rating(WAI_SR_CLIENT.code)
+        total = outcome.total if outcome is not None else None
+        trajectory: dict[str, Any] = {}
+        if total is not None:
+            if intake is None:
+                # the first outcome score is the baseline (domain.md §4; outcomes.intake_of)
+                intake = total
+            elif s.number is not None:
+                judged = model.assess(intake, s.number, total)
+                trajectory = {
+                    "expected_outcome": judged.expected,
+                    "band_low": judged.band_low,
+                    "on_track": judged.on_track,
+                    "trajectory_model": judged.model,
+                }
+        out.append(
+            SessionObservation(
+                s.number,
+                s.date,
+                Attendance.ATTENDED,
+                outcome_total=total,
+                alliance_items=(alliance.items or None) if alliance is not None else None,
+                alliance_total=alliance.total if alliance is not None else None,
+                alliance_not_completed=alliance is not None
+                and alliance.completeness == "not_completed",
+                wai_subscales=(wai.subscales or None) if wai is not None else None,
+                **trajectory,
+            )
+        )
+    return out
+
+
+def _context(
+    history: EpisodeHistory, today: date, goal_sheet: DomainGoalSheet | None
+) -> EpisodeContext:
+    band = AgeBand(history.age_band)
+    return EpisodeContext(
+        intake_outcome=None,  # the first outcome score of the episode
+        clinical_cutoff=outcome_instrument_for(band).cutoff_for(band),
+        age_band=band,
+        today=today,
+        goal_sheet=goal_sheet,
+    )
+
+
+# --------------------------------------------------------------------------- stored alerts
+@dataclass(slots=True)
+class _Stored:
+    row_id: int
+    public_id: uuid.UUID
+    kind: str
+    leg: str
+    severity: int
+    status: str
+    session_number: int | None
+    observed_on: date
+    version: int
+    clinician_id: int | None
+
+    def domain(self) -> lifecycle.Alert:
+        return lifecycle.Alert(
+            alert_id=str(self.public_id),
+            kind=self.kind,
+            concern=Concern(self.leg),
+            severity=Severity(self.severity),
+            status=lifecycle.AlertStatus(self.status),
+            session_number=self.session_number,
+            observed_on=self.observed_on,
+        )
+
+
+def _chunks(values: Iterable[Any]) -> Iterable[list[Any]]:
+    seq = list(values)
+    for start in range(0, len(seq), _CHUNK):
+        yield seq[start : start + _CHUNK]
+
+
+def _load_settings_and_alerts(
+    db: Session, clinic_id: int, episode_ids: Sequence[int]
+) -> tuple[dict[str, Any], dict[int, list[_Stored]]]:
+    """The clinic's settings and every alert of the episodes, in one round trip per chunk
+    (clinics LEFT JOIN alerts: the hot path pays for one query, not two)."""
+    settings: dict[str, Any] = {}
+    out: dict[int, list[_Stored]] = {i: [] for i in episode_ids}
+    for chunk in _chunks(episode_ids):
+        for r in db.execute(
+            select(
+                Clinic.settings,
+                Alert.id,
+                Alert.public_id,
+                Alert.episode_id,
+                Alert.kind,
+                Alert.leg,
+                Alert.severity,
+                Alert.status,
+                Alert.session_number,
+                Alert.evidence,
+                Alert.opened_at,
+                Alert.version,
+                Alert.clinician_id,
+            )
+            .select_from(Clinic)
+            .outerjoin(Alert, (Alert.clinic_id == Clinic.id) & Alert.episode_id.in_(chunk))
+            .where(Clinic.id == clinic_id)
+        ):
+            settings = dict(r.settings or {})
+            if r.id is None:
+                continue
+            observed = (r.evidence or {}).get("observed_on")
+            out[r.episode_id].append(
+                _Stored(
+                    r.id,
+                    r.public_id,
+                    r.kind,
+                    r.leg,
+                    r.severity,
+                    r.status,
+                    r.session_number,
+                    date.fromisoformat(observed) if observed else r.opened_at.date(),
+                    r.version,
+                    r.clinician_id,
+                )
+            )
+    return settings, out
+
+
+def load_goal_sheets(db: Session, episode_ids: Iterable[int]) -> dict[int, DomainGoalSheet]:
+    out: dict[int, DomainGoalSheet] = {}
+    for chunk in _chunks(set(episode_ids)):
+        for r in db.execute(
+            select(
+                GoalSheet.episode_id, GoalSheet.goal, GoalSheet.steps, GoalSheet.expectation
+            ).where(GoalSheet.episode_id.in_(chunk))
+        ):
+            out[r.episode_id] = DomainGoalSheet(
+                client_goal=r.goal,
+                agreed_steps=tuple((r.steps or {}).get("steps", [])),
+                expectation=Expectation(r.expectation),
+            )
+    return out
+
+
+# --------------------------------------------------------------------------- the use case
+@dataclass(slots=True)
+class AssessmentSummary:
+    """What one run changed (the scheduled check prints it)."""
+
+    episodes: int = 0
+    opened: int = 0
+    escalated: int = 0
+    auto_resolved: int = 0
+    refreshed: int = 0
+    deliveries: int = 0
+    levels_changed: int = 0
+    failed_episodes: list[int] = field(default_factory=list)
+
+    def add(self, other: AssessmentSummary) -> None:
+        for name in (
+            "episodes",
+            "opened",
+            "escalated",
+            "auto_resolved",
+            "refreshed",
+            "deliveries",
+            "levels_changed",
+        ):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.failed_episodes.extend(other.failed_episodes)
+
+
+@dataclass(slots=True)
+class _Episode:
+    history: EpisodeHistory
+    obs: list[SessionObservation]
+    assessment: RiskAssessment
+    actions: list[lifecycle.AlertAction]
 
 
 def assess_after_write(
     uow: UnitOfWork, principal: Principal, histories: dict[int, EpisodeHistory]
 ) -> None:
     """Run the risk rules over each touched episode and reconcile its alerts."""
+    reassess(uow, principal, histories.values(), clinic_today(principal))
+
+
+def reassess(
+    uow: UnitOfWork,
+    principal: Principal,
+    histories: Iterable[EpisodeHistory],
+    today: date,
+    *,
+    refresh_guidance: bool = False,
+) -> AssessmentSummary:
+    """Assess open episodes as of ``today``; store levels, alert actions and deliveries in the
+    caller's transaction (the caller commits). ``refresh_guidance`` also rewrites the guidance
+    of live alerts whose finding still holds (after the goal sheet changed)."""
+    db = uow.session
+    summary = AssessmentSummary()
+    open_histories = [
+        h for h in histories if h.status == "open" and h.clinic_id == principal.clinic_id
+    ]
+    if not open_histories:
+        return summary
+    raw_settings, stored = _load_settings_and_alerts(
+        db, principal.clinic_id, [h.row_id for h in open_histories]
+    )
+    settings = risk_settings(raw_settings)
+    sheets: dict[int, DomainGoalSheet] = {}
+    if refresh_guidance:
+        sheets = load_goal_sheets(db, [h.row_id for h in open_histories])
+
+    models = {
+        band: _trajectory_model(uow, principal.clinic_id, AgeBand(band), settings)
+        for band in {h.age_band for h in open_histories}
+    }
+    assessed: list[_Episode] = []
+    for history in open_histories:
+        try:
+            obs = observations(history, settings, models[history.age_band])
+            context = _context(history, today, sheets.get(history.row_id))
+            assessment = assess_episode(obs, context, settings)
+            actions = lifecycle.reconcile(
+                [a.domain() for a in stored[history.row_id]], assessment.findings, obs, settings
+            )
+        except (FitError, ValueError):
+            # Never let a rule bug or odd data refuse the session write; the episode keeps its
+            # previous level and is named (by row id, no client data) in the log.
+            log.exception("risk assessment failed for episode row %s", history.row_id)
+            summary.failed_episodes.append(history.row_id)
+            continue
+        assessed.append(_Episode(history, obs, assessment, actions))
+    summary.episodes = len(assessed)
+
+    _store_levels(db, assessed, summary)
+
+    notifying = [
+        e
+        for e in assessed
+        if any(isinstance(a, lifecycle.Open | lifecycle.Escalate) for a in e.actions)
+    ]
+    if notifying and not refresh_guidance:
+        # Guidance is tailored to the goal sheet: load sheets only for the episodes that need
+        # text now and re-run their rules (pure and cheap) with it.
+        sheets = load_goal_sheets(db, [e.history.row_id for e in notifying])
+        for e in notifying:
+            sheet = sheets.get(e.history.row_id)
+            if sheet is None:
+                continue
+            e.assessment = assess_episode(e.obs, _context(e.history, today, sheet), settings)
+            e.actions = lifecycle.reconcile(
+                [a.domain() for a in stored[e.history.row_id]],
+                e.assessment.findings,
+                e.obs,
+                settings,
+            )
+    _apply_actions(db, principal, assessed, stored, summary, refresh_guidance)
+    return summary
+
+
+def _store_levels(db: Session, assessed: Sequence[_Episode], summary: AssessmentSummary) -> None:
+    now = utcnow()
+    changes = []
+    for e in assessed:
+        level = e.assessment.level.value
+        reasons = {"reasons": list(e.assessment.reasons)}
+        if e.history.risk_level == level and e.history.risk_reasons == reasons:
+            continue
+        e.history.risk_level = level
+        e.history.risk_reasons = reasons
+        changes.append(
+            {
+                "id": e.history.row_id,
+                "risk_level": level,
+                "risk_reasons": reasons,
+                "updated_at": now,
+            }
+        )
+    if changes:
+        db.execute(update(Episode), changes)
+        summary.levels_changed = len(changes)
+
+
+def _evidence(finding: Finding) -> dict[str, Any]:
+    return {
+        "observed_on": finding.observed_on.isoformat(),
+        "concern": finding.concern.value,
+        **{k: (list(v) if isinstance(v, tuple) else v) for k, v in finding.evidence.items()},
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class _Event:
+    event_type: str
+    alert_id: uuid.UUID
+    kind: str
+    severity: Severity
+    clinician_id: int | None
+
+
+def _apply_actions(
+    db: Session,
+    principal: Principal,
+    assessed: Sequence[_Episode],
+    stored: Mapping[int, list[_Stored]],
+    summary: AssessmentSummary,
+    refresh_guidance: bool,
+) -> None:
+    now = utcnow()
+    inserts: list[dict[str, Any]] = []
+    updates: list[dict[str, Any]] = []
+    events: list[_Event] = []
+    entries: list[audit.AuditEntry] = []
+    pending_clinician: list[tuple[dict[str, Any], str | None]] = []
+
+    for e in assessed:
+        by_id = {str(a.public_id): a for a in stored[e.history.row_id]}
+        latest_clinician = e.history.sessions[-1].clinician if e.history.sessions else None
+        touched: set[str] = set()
+        for action in e.actions:
+            if isinstance(action, lifecycle.Open):
+                f = action.finding
+                public_id = uuid.uuid4()
+                row = {
+                    "public_id": public_id,
+                    "clinic_id": principal.clinic_id,
+                    "episode_id": e.history.row_id,
+                    "client_id": e.history.client_row_id,
+                    "clinician_id": None,  # filled below from the clinicians query
+                    "kind": action.kind,
+                    "leg": f.concern.value,
+                    "severity": int(action.severity),
+                    "status": lifecycle.AlertStatus.OPEN.value,
+                    "session_number": f.session_number,
+                    "evidence": _evidence(f),
+                    "guidance": f.guidance,
+                    "model": f.evidence.get("model"),
+                    "opened_at": now,
+                    "updated_at": now,
+                    "version": 1,
+                }
+                inserts.append(row)
+                pending_clinician.append((row, latest_clinician or e.history.clinician))
+                entries.append(
+                    audit.AuditEntry("alert.open", "alert", str(public_id), status_code=201)
+                )
+                summary.opened += 1
+            elif isinstance(action, lifecycle.Escalate):
+                a = by_id[action.alert_id]
+                f = action.finding
+                touched.add(action.alert_id)
+                updates.append(
+                    {
+                        "id": a.row_id,
+                        "severity": int(action.severity),
+                        "session_number": f.session_number,
+                        "evidence": _evidence(f),
+                        "guidance": f.guidance,
+                        "model": f.evidence.get("model"),
+                        "updated_at": now,
+                        "version": a.version + 1,
+                    }
+                )
+                events.append(
+                    _Event(EVENT_ESCALATED, a.public_id, a.kind, action.severity, a.clinician_id)
+                )
+                entries.append(audit.AuditEntry("alert.escalate", "alert", action.alert_id))
+                summary.escalated += 1
+            else:
+                a = by_id[action.alert_id]
+                touched.add(action.alert_id)
+                updates.append(
+                    {
+                        "id": a.row_id,
+                        "status": lifecycle.AlertStatus.AUTO_RESOLVED.value,
+                        "closing_note": action.note,
+                        "closed_at": now,
+                        "updated_at": now,
+                        "version": a.version + 1,
+                    }
+                )
+                entries.append(audit.AuditEntry("alert.auto_resolve", "alert", action.alert_id))
+                summary.auto_resolved += 1
+        if refresh_guidance:
+            holding = {f.kind: f for f in e.assessment.findings}
+            for a in stored[e.history.row_id]:
+                finding = holding.get(a.kind)
+                if (
+                    a.status in ("open", "acknowledged")
+                    and finding
+                    and str(a.public_id) not in touched
+                ):
+                    updates.append(
+                        {
+                            "id": a.row_id,
+                            "guidance": finding.guidance,
+                            "updated_at": now,
+                            "version": a.version + 1,
+                        }
+                    )
+                    summary.refreshed += 1
+
+    clinicians = _clinicians(
+        db,
+        principal.clinic_id,
+        {ext for _, ext in pending_clinician if ext},
+        {ev.clinician_id for ev in events},
+    )
+    by_external = {c[1]: c[0] for c in clinicians.values()}
+    opened: list[_Event] = []
+    for row, ext in pending_clinician:
+        row["clinician_id"] = by_external.get(ext) if ext else None
+        opened.append(
+            _Event(
+                EVENT_OPENED,
+                row["public_id"],
+                row["kind"],
+                Severity(row["severity"]),
+                row["clinician_id"],
+            )
+        )
+    events = opened + events
+
+    if inserts:
+        db.execute(insert(Alert), inserts)
+    # Group by key set: executemany needs the same columns in every row.
+    for keys in {tuple(sorted(u)) for u in updates}:
+        db.execute(update(Alert), [u for u in updates if tuple(sorted(u)) == keys])
+    if events:
+        summary.deliveries = _enqueue(db, principal.clinic_id, events, clinicians, now)
+    if entries:
+        audit.record(db, principal, entries)
+
+
+def _clinicians(
+    db: Session, clinic_id: int, external_ids: set[str], row_ids: set[int | None]
+) -> dict[int, tuple[int, str, str | None]]:
+    """Clinicians by row id: (id, external id, e-mail), for the given external or row ids."""
+    ids = {i for i in row_ids if i is not None}
+    if not external_ids and not ids:
+        return {}
+    rows = db.execute(
+        select(Clinician.id, Clinician.external_id, Clinician.email).where(
+            Clinician.clinic_id == clinic_id,
+            or_(Clinician.external_id.in_(sorted(external_ids)), Clinician.id.in_(sorted(ids))),
+        )
+    )
+    return {r.id: (r.id, r.external_id, r.email) for r in rows}
+
+
+def outbox_insert(db: Session) -> Any:
+    """``INSERT … ON CONFLICT DO NOTHING`` on the outbox's (channel, destination, message id):
+    enqueuing the same event twice is a no-op, on both databases."""
+    dialect = db.get_bind().dialect.name
+    table = OutboxMessage.__table__
+    stmt = postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
+    return stmt.on_conflict_do_nothing(index_elements=["channel", "destination_id", "message_id"])
+
+
+def _message_id(clinic_id: int, event: _Event) -> str:
+    """Stable per event: an alert opens once, and escalates at most once per severity."""
+    key = str(event.alert_id)
+    if event.event_type == EVENT_ESCALATED:
+        key = f"{event.alert_id.hex}_{event.severity.label}"
+    return message_id_for(str(clinic_id), event.event_type, key)
+
+
+def _enqueue(
+    db: Session,
+    clinic_id: int,
+    events: Sequence[_Event],
+    clinicians: Mapping[int, tuple[int, str, str | None]],
+    now: datetime,
+) -> int:
+    """One webhook per enabled endpoint of the clinic and one e-mail per clinician with an
+    address, per event. Thin: the alert id, its kind and severity; the e-mail's text (a
+    reference and a link, built by the worker with ``build_alert_email``) holds even less."""
+    endpoints = db.scalars(
+        select(WebhookEndpoint.id).where(
+            WebhookEndpoint.clinic_id == clinic_id, WebhookEndpoint.enabled.is_(True)
+        )
+    ).all()
+    rows: list[dict[str, Any]] = []
+    base = {"clinic_id": clinic_id, "status": "pending", "attempts": 0, "next_attempt_at": now}
+    for event in events:
+        message = build_alert_message(
+            clinic_id=str(clinic_id),
+            event_type=event.event_type,
+            alert_id=str(event.alert_id),
+            kind=event.kind,
+            severity=event.severity.label,
+            occurred_at=now,
+        )
+        message_id = _message_id(clinic_id, event)
+        for endpoint_id in endpoints:
+            rows.append(
+                {
+                    **base,
+                    "channel": WEBHOOK,
+                    "destination_id": endpoint_id,
+                    "message_id": message_id,
+                    "body": message.body,
+                    "created_at": now,
+                }
+            )
+        clinician = clinicians.get(event.clinician_id) if event.clinician_id else None
+        if clinician is not None and clinician[2]:
+            rows.append(
+                {
+                    **base,
+                    "channel": EMAIL,
+                    "destination_id": clinician[0],
+                    "message_id": message_id,
+                    "body": json.dumps({"alert_id": str(event.alert_id)}, sort_keys=True),
+                    "created_at": now,
+                }
+            )
+    if rows:
+        db.execute(outbox_insert(db), rows)
+    return len(rows)

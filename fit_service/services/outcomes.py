@@ -2,8 +2,9 @@
 trajectory — every figure from the pure engine (:mod:`fit_service.domain.change`,
 :mod:`fit_service.domain.trajectory`); this module only picks the scores out of a history.
 
-Intake is the outcome score of session 1. An episode whose first outcome score came later has
-no intake, and gets no category: a later score is never promoted to "intake" (domain.md §4).
+Intake is the episode's *first* outcome score ("first vs last score", domain.md §4); when it
+was not given at session 1 the answer says so (``intake_session``), because a late baseline
+understates change. :func:`intake_of` is the one definition; the risk rules use it too.
 """
 
 from __future__ import annotations
@@ -26,6 +27,11 @@ def outcome_series(history: EpisodeHistory, instrument: Instrument) -> list[tupl
     return series
 
 
+def intake_of(series: list[tuple[int, float]]) -> tuple[int, float] | None:
+    """(session number, score) of the baseline: the first outcome score of the episode."""
+    return series[0] if series else None
+
+
 def criteria_for(history: EpisodeHistory) -> tuple[Instrument, ChangeCriteria]:
     band = AgeBand(history.age_band)
     instrument = outcome_instrument_for(band)
@@ -40,44 +46,42 @@ def episode_outcome(
     series = outcome_series(history, instrument)
     if not series:
         return None
-    intake = series[0][1] if series[0][0] == 1 else None
+    intake_session, intake = series[0]
     latest_session, latest = series[-1]
-    change = classify(intake, latest, criteria) if intake is not None and len(series) > 1 else None
-    trajectory = None
-    if intake is not None:
-        model = model or RationalTrajectory(criteria)
-        a = model.assess(intake, latest_session, latest)
-        trajectory = {
-            "on_track": a.on_track,
-            "model": a.model,
-            "reason": a.reason,
-            "guidance": a.guidance.value if a.guidance else None,
-            "expected": a.expected,
-            "band_low": a.band_low,
-            "band_high": a.band_high,
-        }
+    change = classify(intake, latest, criteria) if len(series) > 1 else None
+    model = model or RationalTrajectory(criteria)
+    a = model.assess(intake, latest_session, latest)
+    trajectory = {
+        "on_track": a.on_track,
+        "model": a.model,
+        "reason": a.reason,
+        "guidance": a.guidance.value if a.guidance else None,
+        "expected": a.expected,
+        "band_low": a.band_low,
+        "band_high": a.band_high,
+    }
     return {
         "instrument": instrument.code,
         "intake": intake,
+        "intake_session": intake_session,
         "latest": latest,
         "latest_session": latest_session,
-        "change": round(latest - intake, 1) if intake is not None else None,
+        "change": round(latest - intake, 1),
         "scores": len(series),
         "clinical_cutoff": criteria.cutoff.value,
         "reliable_change_points": criteria.reliable_change.points,
-        "clinical_at_intake": (
-            criteria.cutoff.is_clinical(intake, criteria.direction) if intake is not None else None
-        ),
+        "clinical_at_intake": criteria.cutoff.is_clinical(intake, criteria.direction),
         "clinical_now": criteria.cutoff.is_clinical(latest, criteria.direction),
         "status": change.category.value if change else None,
-        "status_note": _note(intake, len(series), change is not None),
+        "status_note": _note(intake_session, change is not None),
         "trajectory": trajectory,
     }
 
 
-def _note(intake: float | None, n: int, classified: bool) -> str:
-    if intake is None:
-        return "no outcome score at session 1: change is not classified"
+def _note(intake_session: int, classified: bool) -> str:
     if not classified:
         return "one outcome score so far"
-    return "Jacobson & Truax (1991) categories with a fixed reliable-change threshold"
+    note = "Jacobson & Truax (1991) categories with a fixed reliable-change threshold"
+    if intake_session != 1:
+        note += f"; baseline taken at session {intake_session} (no score at session 1)"
+    return note

@@ -30,6 +30,7 @@ class Permission(StrEnum):
     REPORTS_READ = "reports:read"
     KEYS_MANAGE = "keys:manage"
     SETTINGS_MANAGE = "settings:manage"
+    WEBHOOKS_MANAGE = "webhooks:manage"
 
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
@@ -55,7 +56,9 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.EPISODES_WRITE,
         }
     ),
-    Role.ADMIN: frozenset({Permission.KEYS_MANAGE, Permission.SETTINGS_MANAGE}),
+    Role.ADMIN: frozenset(
+        {Permission.KEYS_MANAGE, Permission.SETTINGS_MANAGE, Permission.WEBHOOKS_MANAGE}
+    ),
 }
 
 

@@ -20,22 +20,23 @@ from sqlalchemy import func, select
 
 from fit_service.adapters.orm import Client, Episode, Rating, TherapySession
 from fit_service.adapters.unit_of_work import UnitOfWork
+from fit_service.domain.change import ChangeCriteria
 from fit_service.domain.errors import NotFound
 from fit_service.domain.trajectory import EtrSample, TrajectoryModel, select_trajectory_model
 from fit_service.services import audit
 from fit_service.services.history import load_histories
-from fit_service.services.outcomes import criteria_for, episode_outcome, outcome_series
+from fit_service.services.outcomes import criteria_for, episode_outcome, intake_of, outcome_series
 from fit_service.services.principals import Permission, Principal
 from fit_service.services.reads import visible_clients
 
 MODEL_TTL_SECONDS = 3600.0
 _MAX_ENTRIES = 256
-_cache: dict[tuple[str, int, str, str, int], tuple[float, TrajectoryModel]] = {}
+_cache: dict[tuple[str, int, str, str, int, ChangeCriteria], tuple[float, TrajectoryModel]] = {}
 _lock = threading.Lock()
 
 
 def clinic_model(
-    uow: UnitOfWork, clinic_id: int, instrument_code: str, age_band: str, criteria: Any
+    uow: UnitOfWork, clinic_id: int, instrument_code: str, age_band: str, criteria: ChangeCriteria
 ) -> TrajectoryModel:
     """The clinic's ETR for an instrument and age band, or the rational fallback."""
     closed = uow.session.scalar(
@@ -44,7 +45,7 @@ def clinic_model(
         .where(Episode.clinic_id == clinic_id, Episode.status == "closed")
     )
     database = str(uow.session.get_bind().url)
-    key = (database, clinic_id, instrument_code, age_band, int(closed or 0))
+    key = (database, clinic_id, instrument_code, age_band, int(closed or 0), criteria)
     hit = _cache.get(key)
     if hit is not None and hit[0] > time.monotonic():
         return hit[1]
@@ -100,7 +101,8 @@ def episode_trajectory(
     instrument, criteria = criteria_for(history)
     model = clinic_model(uow, principal.clinic_id, instrument.code, history.age_band, criteria)
     series = outcome_series(history, instrument)
-    intake = series[0][1] if series and series[0][0] == 1 else None
+    baseline = intake_of(series)
+    intake = baseline[1] if baseline else None
     points = []
     for number, score in series:
         point: dict[str, Any] = {"session": number, "score": score}

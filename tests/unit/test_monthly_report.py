@@ -6,42 +6,44 @@ import dataclasses
 import math
 import statistics
 import typing
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fit_service.domain.errors import NotFound
+from fit_service.domain.change import ChangeCategory, classify_many
+from fit_service.domain.effect_sizes import proportion
+from fit_service.domain.errors import FitError, NotFound
+from fit_service.domain.instruments import AgeBand
 from fit_service.domain.monthly_report import (
     DASH,
     HEADLINE_KEYS,
     Activity,
     AllianceSummary,
+    ClassifiedOutcomes,
     CompletenessSummary,
     DropoutSummary,
+    EpisodeFacts,
     Estimate,
+    FiguresBuilder,
     GroupFigures,
     GroupReport,
     MonthlyReport,
-    OutcomeCategory,
     OutcomeCounts,
-    Proportion,
     ReportSettings,
     Scope,
     SessionStats,
+    Share,
     TrendPoint,
-    classify_outcome,
-    fit_severity_reference,
+    Window,
+    fit_reference,
     mean_estimate,
     method_notes,
     month_label,
-    pre_post_effect_size,
     session_histogram,
-    severity_adjusted_effect_size,
     t_quantile_975,
     trailing_months,
-    wilson_interval,
 )
 
 GENERATED = datetime(2024, 6, 3, 7, 30, tzinfo=UTC)
@@ -116,27 +118,21 @@ def report(**changes: typing.Any) -> MonthlyReport:
 # ---------------------------------------------------------------- statistics
 
 
-def test_wilson_interval_matches_published_values() -> None:
-    """The Wilson interval reproduces textbook values (0/10 -> 0-27.8%, 26/40 -> 49.5-77.9%)."""
-    assert wilson_interval(0, 10) == pytest.approx((0.0, 0.2775), abs=1e-4)
-    assert wilson_interval(26, 40) == pytest.approx((0.4951, 0.7787), abs=1e-4)
-    assert wilson_interval(10, 10)[1] == pytest.approx(1.0)
+def test_share_ci_is_the_wilson_interval_of_effect_sizes() -> None:
+    """A printed share's CI is the Wilson interval (0/10 -> 0-27.8%, 26/40 -> 49.5-77.9%),
+    taken from fit_service.domain.effect_sizes, and an empty share has none."""
+    assert Share(0, 10).ci == pytest.approx((0.0, 0.2775), abs=1e-4)
+    assert Share(26, 40).ci == pytest.approx((0.4951, 0.7787), abs=1e-4)
+    assert typing.cast(tuple[float, float], Share(10, 10).ci)[1] == pytest.approx(1.0)
+    assert Share(0, 0).ci is None
 
 
 @given(st.integers(1, 5000).flatmap(lambda n: st.tuples(st.integers(0, n), st.just(n))))
-def test_wilson_interval_is_a_sub_interval_of_0_1_around_p(pair: tuple[int, int]) -> None:
-    """For any count, the Wilson interval stays inside [0, 1] and contains the observed share."""
+def test_share_interval_is_a_sub_interval_of_0_1_around_p(pair: tuple[int, int]) -> None:
+    """For any count, a share's interval stays inside [0, 1] and contains the observed share."""
     numerator, denominator = pair
-    low, high = wilson_interval(numerator, denominator)
+    low, high = typing.cast(tuple[float, float], Share(numerator, denominator).ci)
     assert 0.0 <= low <= numerator / denominator <= high <= 1.0
-
-
-def test_wilson_interval_rejects_impossible_counts() -> None:
-    """A zero denominator or a numerator above it is an aggregation bug, not a 0% figure."""
-    with pytest.raises(ValueError, match="positive denominator"):
-        wilson_interval(0, 0)
-    with pytest.raises(ValueError, match="outside"):
-        wilson_interval(5, 4)
 
 
 def test_t_quantiles_match_tables() -> None:
@@ -164,76 +160,149 @@ def test_session_histogram_bins() -> None:
         session_histogram([0])
 
 
+ADULT = AgeBand.ADULT
+
+
 @pytest.mark.parametrize(
-    ("first", "last", "expected"),
+    ("first", "last", "category", "clinical"),
     [
-        (15.0, 27.0, (OutcomeCategory.RECOVERED, True)),
-        (10.0, 16.0, (OutcomeCategory.IMPROVED, True)),
-        (26.0, 33.0, (OutcomeCategory.IMPROVED, False)),
-        (20.0, 24.9, (OutcomeCategory.UNCHANGED, True)),
-        (20.0, 15.0, (OutcomeCategory.DETERIORATED, True)),
-        (30.0, 24.0, (OutcomeCategory.HARMED, False)),
-        (31.0, 26.0, (OutcomeCategory.DETERIORATED, False)),
+        (15.0, 27.0, ChangeCategory.RECOVERED, True),
+        (10.0, 16.0, ChangeCategory.IMPROVED, True),
+        (26.0, 33.0, ChangeCategory.IMPROVED, False),
+        (20.0, 24.9, ChangeCategory.UNCHANGED, True),
+        (20.0, 15.0, ChangeCategory.DETERIORATED, True),
+        (30.0, 24.0, ChangeCategory.HARMED, False),
+        (31.0, 26.0, ChangeCategory.DETERIORATED, False),
     ],
 )
-def test_classify_outcome(
-    first: float, last: float, expected: tuple[OutcomeCategory, bool]
+def test_outcomes_are_classified_by_the_change_engine(
+    first: float, last: float, category: ChangeCategory, clinical: bool
 ) -> None:
-    """Jacobson & Truax categories with the ORS adult cut-off 25 and reliable change 5."""
-    assert classify_outcome(first, last, cutoff=25.0, reliable_change=5.0) == expected
-
-
-def test_classify_outcome_respects_the_cutoff_side_setting() -> None:
-    """Where the clinic counts 25 itself as clinical, ending on 25 is not recovery."""
-    assert classify_outcome(19.0, 25.0, cutoff=25.0, reliable_change=5.0)[0] is (
-        OutcomeCategory.RECOVERED
+    """Jacobson & Truax categories with the adult cut-off 25 and reliable change 5, as the
+    statistics engine (fit_service.domain.change) gives them."""
+    classified = ClassifiedOutcomes.of([(ADULT, first, last)], ReportSettings())
+    group = (
+        classified.summary.clinical_at_intake
+        if clinical
+        else (classified.summary.functional_at_intake)
     )
-    assert classify_outcome(19.0, 25.0, cutoff=25.0, reliable_change=5.0, cutoff_is_clinical=True)[
-        0
-    ] is (OutcomeCategory.IMPROVED)
+    assert group.counts[category] == 1
+    engine = classify_many([first], [last], ReportSettings().criteria_for(ADULT))
+    assert engine.category(0) is category
+
+
+def test_cutoff_side_and_age_band_come_from_the_settings() -> None:
+    """Where the clinic counts 25 itself as clinical, ending on 25 is not recovery; an
+    adolescent is judged against 28, a child against the CORS cut-off 32."""
+    default = ClassifiedOutcomes.of([(ADULT, 19.0, 25.0)], ReportSettings()).counts()
+    strict = ClassifiedOutcomes.of(
+        [(ADULT, 19.0, 25.0)], ReportSettings(cutoff_is_clinical=True)
+    ).counts()
+    assert (default.recovered, strict.recovered, strict.improved) == (1, 0, 1)
+    teen = ClassifiedOutcomes.of([(AgeBand.ADOLESCENT, 20.0, 27.0)], ReportSettings()).counts()
+    child = ClassifiedOutcomes.of([(AgeBand.CHILD, 30.0, 33.0)], ReportSettings()).counts()
+    assert (teen.improved, teen.recovered) == (1, 0)
+    assert child.clinical_at_intake == 1
 
 
 def test_outcome_counts_keep_functional_intakes_out_of_the_denominator() -> None:
     """Episodes that started functional are counted apart, never in the recovery denominator."""
-    counts = OutcomeCounts.from_classified(
-        [
-            (OutcomeCategory.RECOVERED, True, True),
-            (OutcomeCategory.UNCHANGED, True, False),
-            (OutcomeCategory.HARMED, False, False),
-            (OutcomeCategory.UNCHANGED, False, True),
-        ]
-    )
+    counts = ClassifiedOutcomes.of(
+        [(ADULT, 15.0, 27.0), (ADULT, 20.0, 22.0), (ADULT, 30.0, 24.0), (ADULT, 30.0, 31.0)],
+        ReportSettings(),
+    ).counts()
     assert counts.clinical_at_intake == 2
     assert counts.functional_at_intake == 2
     assert counts.functional_at_intake_reliably_worse == 1
-    assert counts.reliable_improvement == Proportion(1, 2)
+    assert counts.reliable_improvement == Share(1, 2)
     assert counts.last_above_cutoff == 2
 
 
-def test_pre_post_effect_size() -> None:
-    """d is mean change over intake SD, with a CI around it; under three pairs it is absent."""
+def _closed(first: float, last: float, **changes: typing.Any) -> EpisodeFacts:
+    base = EpisodeFacts(
+        age_band=ADULT,
+        opened_on=date(2024, 3, 1),
+        closed_on=date(2024, 5, 20),
+        ending_reason="planned",
+        attended_sessions=6,
+        last_attended_on=date(2024, 5, 15),
+        intake_ors=first,
+        last_ors=last,
+        ors_count=6,
+        intake_srs=35.0,
+    )
+    return dataclasses.replace(base, **changes)
+
+
+def test_pre_post_d_is_mean_change_over_intake_sd() -> None:
+    """d is mean change over the intake SD (effect_sizes.pre_post_d), with a CI around it."""
     intake = [10.0, 14.0, 18.0, 22.0, 26.0]
     last = [16.0, 19.0, 25.0, 27.0, 30.0]
-    estimate = pre_post_effect_size(intake, last)
+    builder = FiguresBuilder(Window.month("2024-05"), ReportSettings())
+    for a, b in zip(intake, last, strict=True):
+        builder.add_episode(_closed(a, b))
+    estimate = builder.figures(None).pre_post_d
     expected = statistics.fmean(b - a for a, b in zip(intake, last, strict=True)) / (
         statistics.stdev(intake)
     )
     assert estimate.value == pytest.approx(expected)
-    assert estimate.ci_low is not None
-    assert estimate.ci_low < expected < typing.cast(float, estimate.ci_high)
-    assert pre_post_effect_size([10.0, 12.0], [15.0, 18.0]) == Estimate(None, 2)
+    assert estimate.n == 5
+    assert typing.cast(float, estimate.ci_low) < expected < typing.cast(float, estimate.ci_high)
 
 
 def test_severity_adjusted_es_of_the_reference_sample_is_its_own_d() -> None:
     """Against its own reference a sample's SA-ES equals mean change / intake SD (residuals
-    average zero), which is why the clinic figure only informs against an outside reference."""
+    average zero); without a reference it is not computed at all."""
     intake = [8.0, 12.0, 15.0, 19.0, 22.0, 24.0]
     last = [15.0, 14.0, 24.0, 22.0, 30.0, 26.0]
-    reference = fit_severity_reference(intake, last, "test sample")
+    settings = ReportSettings()
+    reference = fit_reference([(ADULT, a, b) for a, b in zip(intake, last, strict=True)], settings)
     assert reference is not None
-    estimate = severity_adjusted_effect_size(intake, last, reference)
+    builder = FiguresBuilder(Window.month("2024-05"), settings)
+    for a, b in zip(intake, last, strict=True):
+        builder.add_episode(_closed(a, b))
+    estimate = builder.figures(reference).severity_adjusted_es
     assert estimate.value == pytest.approx(reference.mean_change / reference.intake_sd)
-    assert severity_adjusted_effect_size([10.0], [20.0], None) == Estimate(None, 1)
+    assert builder.figures(None).severity_adjusted_es == Estimate(None, 6)
+
+
+def test_builder_counts_episodes_by_their_dates_in_the_window() -> None:
+    """Active = open at any time in the window; opened/closed by their dates; facts outside
+    the window are ignored; an intake is counted for episodes opened in the window."""
+    builder = FiguresBuilder(Window.month("2024-05"), ReportSettings())
+    builder.add_episode(_closed(15.0, 27.0))  # opened March, closed in May
+    builder.add_episode(_closed(15.0, 27.0, opened_on=date(2024, 5, 2), closed_on=None))
+    builder.add_episode(_closed(15.0, 27.0, closed_on=date(2024, 4, 30)))  # before the window
+    builder.add_episode(_closed(15.0, 27.0, opened_on=date(2024, 6, 1), closed_on=None))
+    activity = builder.figures(None).activity
+    assert (activity.episodes_active, activity.episodes_opened, activity.episodes_closed) == (
+        2,
+        1,
+        1,
+    )
+    assert builder.figures(None).intake_ors == Estimate(15.0, 1)
+
+
+@pytest.mark.parametrize(
+    ("rule", "expected"),
+    [("unilateral", 2), ("stopped_attending", 1), ("early_unplanned", 1)],
+)
+def test_dropout_follows_the_clinic_rule(rule: str, expected: int) -> None:
+    """The dropout count follows the chosen definition; endings are coded planned,
+    unilateral (split by last ORS against the cut-off) or other whatever the rule."""
+    settings = ReportSettings.from_mapping({"dropout_definition": rule})
+    builder = FiguresBuilder(Window.month("2024-05"), settings)
+    builder.add_episode(_closed(15.0, 20.0, ending_reason="client_ended", attended_sessions=5))
+    builder.add_episode(_closed(15.0, 27.0, ending_reason="stopped_attending"))
+    builder.add_episode(_closed(15.0, 20.0, ending_reason="other", attended_sessions=2))
+    builder.add_episode(_closed(15.0, 20.0, ending_reason="planned", attended_sessions=1))
+    dropout = builder.figures(None).dropout
+    assert dropout.dropouts == expected
+    assert (dropout.planned_endings, dropout.unilateral_endings, dropout.other_endings) == (1, 2, 1)
+    assert (dropout.unilateral_last_ors_above_cutoff, dropout.unilateral_last_ors_below_cutoff) == (
+        1,
+        1,
+    )
 
 
 def test_trailing_months_cross_the_year_boundary() -> None:
@@ -250,15 +319,15 @@ def test_trailing_months_cross_the_year_boundary() -> None:
 
 def test_proportion_display_carries_n_and_ci() -> None:
     """A shown percentage always reads 'x% (n=…, 95% CI a-b)'."""
-    assert Proportion(26, 40).display(10) == f"65.0% (n=40, 95% CI 49.5{DASH}77.9)"
+    assert Share(26, 40).display(10) == f"65.0% (n=40, 95% CI 49.5{DASH}77.9)"
 
 
 def test_small_cells_say_too_few() -> None:
     """Below min_n a percentage or mean prints 'too few (n=…)', and zero prints 'no data'."""
-    assert Proportion(3, 4).display(10) == "too few (n=4)"
+    assert Share(3, 4).display(10) == "too few (n=4)"
     assert Estimate(5.0, 9, 4.0, 6.0).display(10) == "too few (n=9)"
-    assert Proportion(0, 0).display(10) == "no data (n=0)"
-    assert Proportion(3, 4).display(4).startswith("75.0%")
+    assert Share(0, 0).display(10) == "no data (n=0)"
+    assert Share(3, 4).display(4).startswith("75.0%")
 
 
 def test_negative_intervals_use_to() -> None:
@@ -275,7 +344,7 @@ def test_estimate_rejects_half_an_interval() -> None:
 def test_impossible_proportion_is_refused() -> None:
     """More successes than trials is an aggregation bug and fails loudly."""
     with pytest.raises(ValueError, match="impossible"):
-        Proportion(5, 4)
+        Share(5, 4)
 
 
 # ---------------------------------------------------------------- figures and report
@@ -330,8 +399,8 @@ def test_report_is_empty_when_the_month_has_no_activity() -> None:
 
 def test_trend_points_must_be_in_order() -> None:
     """Trend months are unique and ascending, so charts never zig-zag in time."""
-    point = TrendPoint("2024-05", Proportion(1, 2), Estimate(3.0, 2))
-    earlier = TrendPoint("2024-04", Proportion(1, 2), Estimate(3.0, 2))
+    point = TrendPoint("2024-05", Share(1, 2), Estimate(3.0, 2))
+    earlier = TrendPoint("2024-04", Share(1, 2), Estimate(3.0, 2))
     with pytest.raises(ValueError, match="in order"):
         GroupReport("clinic", "x", figures(), figures(), trend=(point, earlier))
 
@@ -399,8 +468,48 @@ def _type_args(hint: object) -> list[object]:
 
 
 def test_wilson_ci_is_reported_in_percent_display_consistently() -> None:
-    """The displayed CI equals the Wilson interval rounded to one decimal of a percent."""
-    p = Proportion(7, 23)
-    low, high = wilson_interval(7, 23)
-    assert p.display(10).endswith(f"{100 * low:.1f}{DASH}{100 * high:.1f})")
-    assert math.isclose(typing.cast(float, p.ci_low), low)
+    """The displayed CI is effect_sizes' Wilson interval rounded to one decimal of a percent."""
+    p = Share(7, 23)
+    wilson = proportion(7, 23)
+    assert wilson is not None
+    assert p.display(10).endswith(f"{100 * wilson.ci_low:.1f}{DASH}{100 * wilson.ci_high:.1f})")
+    assert math.isclose(typing.cast(float, p.ci_low), wilson.ci_low)
+
+
+# ---------------------------------------------------------------- settings
+
+
+def test_report_settings_from_mapping_reads_the_reports_section() -> None:
+    """Keys of a clinic's "reports" section override the defaults; absent ones keep them, and
+    the printed dropout definition follows the chosen rule."""
+    settings = ReportSettings.from_mapping(
+        {"min_n": 5, "dropout_definition": "early_unplanned", "dropout_max_sessions": 4}
+    )
+    assert settings.min_n == 5
+    assert "fewer than 4 attended sessions" in settings.dropout_definition
+    assert settings.follow_up_days == ReportSettings().follow_up_days
+    assert ReportSettings.from_mapping(None) == ReportSettings()
+    assert ReportSettings.from_mapping(settings.as_mapping()) == settings
+
+
+@pytest.mark.parametrize(
+    ("mapping", "field"),
+    [
+        ({"min_n": 0}, "reports.min_n"),
+        ({"min_n": True}, "reports.min_n"),
+        ({"min_n": "10"}, "reports.min_n"),
+        ({"dropout_definition": "whenever"}, "reports.dropout_definition"),
+        ({"follow_up_days": 0}, "reports.follow_up_days"),
+        ({"srs_concern": 41}, "reports.srs_concern"),
+        ({"reliable_change": float("nan")}, "reports.reliable_change"),
+        ({"cutoff_is_clinical": "yes"}, "reports.cutoff_is_clinical"),
+        ({"min_nn": 5}, "reports.min_nn"),
+        (["min_n"], "reports"),
+    ],
+)
+def test_report_settings_from_mapping_rejects_bad_values(mapping: typing.Any, field: str) -> None:
+    """An invalid or unknown report setting raises FitError naming the key and the rule."""
+    with pytest.raises(FitError) as caught:
+        ReportSettings.from_mapping(mapping)
+    assert caught.value.field == field
+    assert caught.value.rule == "invalid_report_setting"

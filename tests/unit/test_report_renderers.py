@@ -26,8 +26,8 @@ from fit_service.domain.monthly_report import (
     GroupReport,
     MonthlyReport,
     OutcomeCounts,
-    Proportion,
     SessionStats,
+    Share,
     TrendPoint,
     mean_estimate,
     trailing_months,
@@ -74,7 +74,7 @@ def figures(scale: int) -> GroupFigures:
 
 def trend(scale: int) -> tuple[TrendPoint, ...]:
     return tuple(
-        TrendPoint(month, Proportion(scale + i % 3, 3 * scale), mean_estimate([4.0, 6.0] * scale))
+        TrendPoint(month, Share(scale + i % 3, 3 * scale), mean_estimate([4.0, 6.0] * scale))
         for i, month in enumerate(trailing_months("2024-05"))
     )
 

@@ -1,0 +1,178 @@
+"""Use cases for a clinic's settings (admin): read and replace ``Clinic.settings``, and the
+clinicians' e-mail addresses alerts are sent to.
+
+``Clinic.settings`` is one JSON object with these sections, each validated before it is stored
+(a setting that cannot be applied is refused at once, not discovered at the next session write):
+
+* ``risk``: overrides of :class:`fit_service.domain.risk.RiskSettings` (thresholds, the
+  alerting severity), checked by ``RiskSettings.from_mapping``;
+* ``reports``: overrides of the monthly report settings, checked by
+  ``ReportSettings.from_mapping``;
+* ``delivery``: ``failing_after_hours`` — how long an endpoint may fail without one success
+  before it is shown as failing (default 24 h, ``domain.delivery.DEFAULT_FAILING_AFTER``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+
+from fit_service.adapters.orm import Clinic, Clinician
+from fit_service.adapters.unit_of_work import UnitOfWork
+from fit_service.domain import monthly_report
+from fit_service.domain.delivery import DEFAULT_FAILING_AFTER
+from fit_service.domain.errors import FitError, NotFound
+from fit_service.domain.risk import RiskSettings, Severity
+from fit_service.services import audit
+from fit_service.services.principals import Permission, Principal
+
+SECTIONS = ("risk", "reports", "delivery")
+#: A simple shape check only: deliverability is the SMTP relay's business.
+_EMAIL = re.compile(r"^[^@\s\r\n]{1,64}@[^@\s\r\n]{1,253}\.[^@\s\r\n]{2,}$")
+_MAX_FAILING_HOURS = 24 * 30
+
+
+class InvalidSettings(FitError):
+    rule = "invalid_settings"
+
+
+@dataclass(frozen=True, slots=True)
+class DeliverySettings:
+    failing_after: timedelta = DEFAULT_FAILING_AFTER
+
+    @classmethod
+    def from_mapping(cls, raw: Mapping[str, Any] | None) -> DeliverySettings:
+        raw = raw or {}
+        unknown = sorted(set(raw) - {"failing_after_hours"})
+        if unknown:
+            raise InvalidSettings(
+                f"unknown delivery setting(s) {', '.join(unknown)}; known: failing_after_hours",
+                field=f"delivery.{unknown[0]}",
+            )
+        hours = raw.get("failing_after_hours")
+        if hours is None:
+            return cls()
+        if isinstance(hours, bool) or not isinstance(hours, int | float):
+            raise InvalidSettings(
+                "failing_after_hours must be a number", field="delivery.failing_after_hours"
+            )
+        if not 0 < hours <= _MAX_FAILING_HOURS:
+            raise InvalidSettings(
+                f"failing_after_hours must be in (0, {_MAX_FAILING_HOURS}]",
+                field="delivery.failing_after_hours",
+            )
+        return cls(timedelta(hours=float(hours)))
+
+
+def delivery_settings(raw: Mapping[str, Any]) -> DeliverySettings:
+    """The stored delivery section; defaults if it were ever unreadable."""
+    try:
+        return DeliverySettings.from_mapping(raw.get("delivery"))
+    except FitError:
+        return DeliverySettings()
+
+
+def _effective_risk(settings: RiskSettings) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(settings):
+        value = getattr(settings, f.name)
+        out[f.name] = value.label if isinstance(value, Severity) else value
+    return out
+
+
+def validate(body: Mapping[str, Any]) -> dict[str, Any]:
+    """The settings document to store, or :class:`InvalidSettings` naming the bad field."""
+    unknown = sorted(set(body) - set(SECTIONS))
+    if unknown:
+        raise InvalidSettings(
+            f"unknown settings section(s) {', '.join(unknown)}; known: {', '.join(SECTIONS)}",
+            field=unknown[0],
+        )
+    for name in SECTIONS:
+        if name in body and not isinstance(body[name], Mapping):
+            raise InvalidSettings(f"{name} must be an object", field=name)
+    risk = dict(body.get("risk") or {})
+    try:
+        RiskSettings.from_mapping(risk)
+    except FitError as exc:
+        raise InvalidSettings(exc.detail, field=f"risk.{exc.field}", rule=exc.rule) from None
+    reports = dict(body.get("reports") or {})
+    _validate_reports(reports)
+    delivery = dict(body.get("delivery") or {})
+    DeliverySettings.from_mapping(delivery)
+    return {"risk": risk, "reports": reports, "delivery": delivery}
+
+
+def _validate_reports(reports: dict[str, Any]) -> None:
+    try:
+        monthly_report.ReportSettings.from_mapping(reports)
+    except FitError as exc:
+        field = exc.field or "reports"
+        if not field.startswith("reports"):
+            field = f"reports.{field}"
+        raise InvalidSettings(exc.detail, field=field, rule=exc.rule) from None
+
+
+def _view(stored: Mapping[str, Any]) -> dict[str, Any]:
+    risk = stored.get("risk") or {}
+    delivery = delivery_settings(stored)
+    try:
+        effective = RiskSettings.from_mapping(risk)
+    except FitError:
+        effective = RiskSettings()
+    return {
+        "risk": dict(risk),
+        "reports": dict(stored.get("reports") or {}),
+        "delivery": dict(stored.get("delivery") or {}),
+        "effective": {
+            "risk": _effective_risk(effective),
+            "delivery": {"failing_after_hours": delivery.failing_after.total_seconds() / 3600},
+        },
+    }
+
+
+def get_settings(uow: UnitOfWork, principal: Principal) -> dict[str, Any]:
+    principal.require(Permission.SETTINGS_MANAGE)
+    stored = uow.session.scalar(select(Clinic.settings).where(Clinic.id == principal.clinic_id))
+    audit.record(uow.session, principal, [audit.AuditEntry("settings.read", "clinic", None)])
+    uow.commit()
+    return _view(stored or {})
+
+
+def put_settings(uow: UnitOfWork, principal: Principal, body: Mapping[str, Any]) -> dict[str, Any]:
+    """Replace the clinic's settings (sections left out go back to their defaults)."""
+    principal.require(Permission.SETTINGS_MANAGE)
+    document = validate(body)
+    uow.session.execute(
+        update(Clinic).where(Clinic.id == principal.clinic_id).values(settings=document)
+    )
+    audit.record(uow.session, principal, [audit.AuditEntry("settings.write", "clinic", None)])
+    uow.commit()
+    return _view(document)
+
+
+def set_clinician_email(
+    uow: UnitOfWork, principal: Principal, clinician: str, email: str | None
+) -> dict[str, Any]:
+    """Where a clinician's alert e-mails go (``None`` stops them)."""
+    principal.require(Permission.SETTINGS_MANAGE)
+    if email is not None and not _EMAIL.match(email):
+        raise InvalidSettings("not an e-mail address", field="email", rule="email_format")
+    result = uow.session.execute(
+        update(Clinician)
+        .where(Clinician.clinic_id == principal.clinic_id, Clinician.external_id == clinician)
+        .values(email=email)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        raise NotFound(f"no clinician {clinician}", field="clinician_id")
+    audit.record(
+        uow.session, principal, [audit.AuditEntry("clinician.email", "clinician", clinician)]
+    )
+    uow.commit()
+    return {"clinician_id": clinician, "email": email}

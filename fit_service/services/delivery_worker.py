@@ -1,0 +1,358 @@
+"""The outbox worker: claim due deliveries, send them, record the outcome with the retry policy.
+
+Guarantees and how they are kept:
+
+* **At least once, never lost.** A claim sets a *lease* (``outbox.locked_until``) and commits at
+  once; sending happens outside any transaction. A worker killed mid-batch (SIGKILL, OOM, a lost
+  node) leaves its rows leased; when the lease runs out they are due again and another worker
+  (or the restarted one) sends them. A message that was sent but not yet recorded is sent again
+  under the same ``webhook-id`` / ``Message-ID``, which receivers de-duplicate on.
+* **Several workers, no double sends.** On PostgreSQL the claim is
+  ``SELECT … FOR UPDATE SKIP LOCKED`` + the lease in one short transaction: two workers never
+  claim the same row, and a row being claimed is skipped rather than waited on. On SQLite every
+  transaction starts with ``BEGIN IMMEDIATE`` (``adapters/db.py``), so claims are serialised by
+  the database lock; that is safe with several workers but one worker is the intended set-up.
+* **Stale writers lose.** Recording an outcome is conditional on the row still carrying *this*
+  worker's lease, so a worker that overran its lease cannot overwrite the outcome recorded by
+  the worker that took the row over. The lease must therefore exceed the time a batch can take
+  (``batch`` times the sender's timeout, 10 s for webhooks and SMTP): the CLI defaults are 20 rows
+  and a 300 s lease.
+* **Retries over hours.** ``domain.delivery.next_attempt_at`` (5 s, 5 min, 30 min, 2 h, 5 h,
+  10 h, 10 h; give up after 48 h); a refused URL or a permanently refused address is dead at
+  once. An endpoint without a success for the clinic's ``delivery.failing_after_hours``
+  (default 24 h) is *failing*: shown so on ``GET /v1/webhook-endpoints`` and logged.
+
+Nothing logged here contains a payload, an address, a URL path or a secret.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from fit_service.adapters.email import EmailSender
+from fit_service.adapters.orm import Clinic, Clinician, OutboxMessage, WebhookEndpoint, utcnow
+from fit_service.adapters.webhooks import WebhookEndpoint as Endpoint
+from fit_service.adapters.webhooks import WebhookSender
+from fit_service.domain.delivery import (
+    DeliveryResult,
+    InvalidDeliveryMessage,
+    RetryPolicy,
+    WebhookMessage,
+    build_alert_email,
+    is_endpoint_failing,
+    next_attempt_at,
+)
+from fit_service.services.alerting import EMAIL, WEBHOOK
+from fit_service.services.clinic_settings import delivery_settings
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BATCH = 20
+DEFAULT_LEASE = timedelta(seconds=300)
+
+
+@dataclass(slots=True)
+class _Claimed:
+    id: int
+    clinic_id: int
+    channel: str
+    destination_id: int
+    message_id: str
+    body: str = field(repr=False)
+    attempts: int
+    first_failed_at: datetime | None
+    lease: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class _Destinations:
+    endpoints: dict[int, Any]
+    emails: dict[int, str | None]
+    failing_after: dict[int, timedelta]
+
+
+@dataclass(slots=True)
+class WorkerStats:
+    claimed: int = 0
+    sent: int = 0
+    retried: int = 0
+    dead: int = 0
+    released: int = 0
+
+
+class DeliveryWorker:
+    """Sends what the outbox holds. ``email_sender=None`` (SMTP not configured) leaves e-mail
+    rows pending, untouched, until a worker with SMTP runs."""
+
+    def __init__(
+        self,
+        session_factory: sessionmaker[Session],
+        webhook_sender: WebhookSender,
+        email_sender: EmailSender | None,
+        *,
+        base_url: str,
+        batch: int = DEFAULT_BATCH,
+        lease: timedelta = DEFAULT_LEASE,
+        policy: RetryPolicy | None = None,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        if batch < 1:
+            raise ValueError("batch must be at least 1")
+        if lease <= timedelta(0):
+            raise ValueError("lease must be positive")
+        self._factory = session_factory
+        self._webhooks = webhook_sender
+        self._email = email_sender
+        self._base_url = base_url
+        self.batch = batch
+        self.lease = lease
+        self.policy = policy or RetryPolicy()
+        self._clock = clock
+        self.stats = WorkerStats()
+        self._channels = [WEBHOOK] + ([EMAIL] if email_sender is not None else [])
+
+    # ------------------------------------------------------------------ claim
+    def claim(self) -> tuple[list[_Claimed], _Destinations]:
+        """Lease up to ``batch`` due rows (one short transaction) and load where they go."""
+        with self._factory() as db, db.begin():
+            now = self._clock()
+            lease = now + self.lease
+            query = (
+                select(OutboxMessage.id)
+                .where(
+                    OutboxMessage.status == "pending",
+                    OutboxMessage.next_attempt_at <= now,
+                    OutboxMessage.channel.in_(self._channels),
+                    or_(OutboxMessage.locked_until.is_(None), OutboxMessage.locked_until < now),
+                )
+                .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
+                .limit(self.batch)
+            )
+            if db.get_bind().dialect.name == "postgresql":
+                query = query.with_for_update(skip_locked=True)
+            ids = list(db.scalars(query).all())
+            if not ids:
+                return [], _Destinations({}, {}, {})
+            db.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.id.in_(ids))
+                .values(locked_until=lease)
+                .execution_options(synchronize_session=False)
+            )
+            rows = db.execute(
+                select(
+                    OutboxMessage.id,
+                    OutboxMessage.clinic_id,
+                    OutboxMessage.channel,
+                    OutboxMessage.destination_id,
+                    OutboxMessage.message_id,
+                    OutboxMessage.body,
+                    OutboxMessage.attempts,
+                    OutboxMessage.first_failed_at,
+                )
+                .where(OutboxMessage.id.in_(ids))
+                .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
+            ).all()
+            claimed = [_Claimed(*r, lease=lease) for r in rows]
+            destinations = self._destinations(db, claimed)
+        self.stats.claimed += len(claimed)
+        return claimed, destinations
+
+    @staticmethod
+    def _destinations(db: Session, claimed: Iterable[_Claimed]) -> _Destinations:
+        claimed = list(claimed)
+        hook_ids = {c.destination_id for c in claimed if c.channel == WEBHOOK}
+        mail_ids = {c.destination_id for c in claimed if c.channel == EMAIL}
+        endpoints = (
+            {
+                r.id: r
+                for r in db.execute(
+                    select(
+                        WebhookEndpoint.id,
+                        WebhookEndpoint.url,
+                        WebhookEndpoint.secret,
+                        WebhookEndpoint.enabled,
+                    ).where(WebhookEndpoint.id.in_(hook_ids))
+                )
+            }
+            if hook_ids
+            else {}
+        )
+        emails = (
+            {
+                r.id: r.email
+                for r in db.execute(
+                    select(Clinician.id, Clinician.email).where(Clinician.id.in_(mail_ids))
+                )
+            }
+            if mail_ids
+            else {}
+        )
+        clinics = {c.clinic_id for c in claimed}
+        failing_after = {
+            r.id: delivery_settings(r.settings or {}).failing_after
+            for r in db.execute(select(Clinic.id, Clinic.settings).where(Clinic.id.in_(clinics)))
+        }
+        return _Destinations(endpoints, emails, failing_after)
+
+    # ------------------------------------------------------------------ send
+    def _send(self, row: _Claimed, where: _Destinations) -> DeliveryResult:
+        if row.channel == WEBHOOK:
+            endpoint = where.endpoints.get(row.destination_id)
+            if endpoint is None or not endpoint.enabled:
+                return DeliveryResult.failed("endpoint deleted or disabled", retryable=False)
+            return self._webhooks.send(
+                Endpoint(endpoint.url, endpoint.secret), WebhookMessage(row.message_id, row.body)
+            )
+        assert self._email is not None  # e-mail rows are claimed only with a sender
+        address = where.emails.get(row.destination_id)
+        if not address:
+            return DeliveryResult.failed("clinician has no e-mail address", retryable=False)
+        try:
+            email = build_alert_email(
+                to=address,
+                alert_id=json.loads(row.body)["alert_id"],
+                base_url=self._base_url,
+                message_id=row.message_id,
+            )
+        except (InvalidDeliveryMessage, ValueError, KeyError):
+            return DeliveryResult.failed("unsendable e-mail", retryable=False)
+        return self._email.send(email)
+
+    # ------------------------------------------------------------------ record
+    def _record(self, row: _Claimed, where: _Destinations, result: DeliveryResult) -> None:
+        now = self._clock()
+        mine = (OutboxMessage.id == row.id) & (OutboxMessage.locked_until == row.lease)
+        with self._factory() as db, db.begin():
+            if result.delivered:
+                values: dict[str, Any] = {
+                    "status": "sent",
+                    "sent_at": now,
+                    "attempts": row.attempts + 1,
+                    "locked_until": None,
+                    "last_error": None,
+                }
+                self.stats.sent += 1
+            else:
+                attempts = row.attempts + 1
+                first = row.first_failed_at or now
+                retry_at = (
+                    next_attempt_at(attempts, first, now, self.policy, jitter_key=row.message_id)
+                    if result.retryable
+                    else None
+                )
+                values = {
+                    "attempts": attempts,
+                    "first_failed_at": first,
+                    "last_error": result.reason[:200],
+                    "locked_until": None,
+                    "status": "pending" if retry_at else "dead",
+                    "next_attempt_at": retry_at or now,
+                }
+                if retry_at:
+                    self.stats.retried += 1
+                else:
+                    self.stats.dead += 1
+                    log.warning(
+                        "outbox %s (%s) dead: %s", row.message_id, row.channel, result.reason
+                    )
+            changed = db.execute(
+                update(OutboxMessage)
+                .where(mine)
+                .values(**values)
+                .execution_options(synchronize_session=False)
+            ).rowcount  # type: ignore[attr-defined]
+            if not changed:
+                # Our lease ran out and another worker owns the row now: its outcome counts.
+                log.warning("outbox %s: lease lost before recording", row.message_id)
+                return
+            if row.channel == WEBHOOK and row.destination_id in where.endpoints:
+                self._endpoint_health(db, row, where, result.delivered, now)
+
+    def _endpoint_health(
+        self, db: Session, row: _Claimed, where: _Destinations, delivered: bool, now: datetime
+    ) -> None:
+        endpoint = WebhookEndpoint.id == row.destination_id
+        if delivered:
+            db.execute(
+                update(WebhookEndpoint)
+                .where(endpoint)
+                .values(last_success_at=now, failing_since=None)
+                .execution_options(synchronize_session=False)
+            )
+            return
+        db.execute(
+            update(WebhookEndpoint)
+            .where(endpoint, WebhookEndpoint.failing_since.is_(None))
+            .values(failing_since=now)
+            .execution_options(synchronize_session=False)
+        )
+        since = db.scalar(select(WebhookEndpoint.failing_since).where(endpoint))
+        policy = RetryPolicy(
+            failing_after=where.failing_after.get(row.clinic_id, self.policy.failing_after)
+        )
+        if is_endpoint_failing(since, now, policy):
+            log.warning(
+                "webhook endpoint %s is failing (no success since %s)", row.destination_id, since
+            )
+
+    def _release(self, rows: Iterable[_Claimed]) -> None:
+        """Give back claimed rows not attempted (shutdown), so they need not wait for the lease."""
+        rows = list(rows)
+        if not rows:
+            return
+        with self._factory() as db, db.begin():
+            for row in rows:
+                db.execute(
+                    update(OutboxMessage)
+                    .where(OutboxMessage.id == row.id, OutboxMessage.locked_until == row.lease)
+                    .values(locked_until=None)
+                    .execution_options(synchronize_session=False)
+                )
+        self.stats.released += len(rows)
+
+    # ------------------------------------------------------------------ loops
+    def run_once(self, stop: threading.Event | None = None) -> int:
+        """Claim one batch and work through it; returns how many rows were claimed."""
+        claimed, where = self.claim()
+        for index, row in enumerate(claimed):
+            if stop is not None and stop.is_set():
+                self._release(claimed[index:])
+                break
+            try:
+                result = self._send(row, where)
+            except Exception:  # the adapters never raise for delivery failures; a bug might
+                log.exception("outbox %s: sender raised", row.message_id)
+                result = DeliveryResult.failed("internal error")
+            self._record(row, where, result)
+        return len(claimed)
+
+    def drain(self, stop: threading.Event | None = None) -> int:
+        """Run batches until nothing is due (``--once``); returns rows claimed in all."""
+        total = 0
+        while stop is None or not stop.is_set():
+            n = self.run_once(stop)
+            total += n
+            if n == 0:
+                break
+        return total
+
+    def run_forever(self, stop: threading.Event, poll_seconds: float = 1.0) -> None:
+        """Work until ``stop`` is set (SIGTERM/SIGINT); between batches wait ``poll_seconds``."""
+        while not stop.is_set():
+            try:
+                n = self.run_once(stop)
+            except Exception:  # a database hiccup must not end the worker; retry after a pause
+                log.exception("outbox worker: batch failed")
+                n = 0
+            if n == 0:
+                stop.wait(poll_seconds)

@@ -1,0 +1,686 @@
+"""Use cases: build one clinic's monthly benchmark report, and archive every clinic's (issue 5).
+
+How the figures are gathered (and why it stays fast and small as the history grows):
+
+* **Sessions** are counted by one ``GROUP BY`` over the trailing 12 months: per month, clinician
+  and age band, how many were attended, no-shows and cancelled, and how many attended ones
+  carry an ORS/SRS total (and an SRS below the concern threshold). A few thousand rows at most.
+* **Episodes** come from one streaming pass over *per-episode* rows (``yield_per``), each row
+  already aggregated in SQL from the episode's sessions and ratings: attended sessions, last
+  attended date, intake ORS/SRS (the first score of each), the latest ORS and how many there
+  were. Only episodes active in the trailing 12 months are read, never the whole history.
+* **Alerts** (few) are streamed as rows; episodes' first alerts come from one ``GROUP BY``.
+
+Every row is handed to :class:`~fit_service.domain.monthly_report.FiguresBuilder` objects (one
+per group and window); what a row counts as, and every rate, interval, category and effect
+size, is decided in the domain. This module only reads, routes and renders.
+
+Which dates count: sessions by their date, episodes by ``opened_on``/``closed_on`` (plain
+dates), alerts by their timestamps converted to the clinic's time zone. Sessions dated after
+the report's month are never read, so a report of a past month does not change when the next
+month's sessions arrive.
+
+``generated_at`` is the end of the reported month in the clinic's time zone (or "now" for the
+current, unfinished month): the same data always gives byte-identical files, whether archived
+by the CLI or downloaded from the API.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import uuid
+import zoneinfo
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy.orm import Session
+
+from fit_service.adapters.orm import Alert, Client, Clinic, Clinician, Episode, Rating
+from fit_service.adapters.orm import TherapySession as S
+from fit_service.adapters.report_pdf import MonthlyReportPdf
+from fit_service.adapters.report_tabular import to_csv, to_json_dict
+from fit_service.adapters.unit_of_work import UnitOfWork
+from fit_service.domain.errors import FitError, NotFound, PermissionDenied
+from fit_service.domain.instruments import AgeBand
+from fit_service.domain.monthly_report import (
+    AlertFacts,
+    EpisodeFacts,
+    FiguresBuilder,
+    FlaggedEpisode,
+    GroupFigures,
+    GroupReport,
+    MonthlyReport,
+    ReportSettings,
+    SessionCounts,
+    Window,
+    fit_reference,
+    trailing_months,
+)
+from fit_service.services import audit
+from fit_service.services.principals import Permission, Principal, Role
+
+_PERIOD = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+
+#: Ratings that carry the client's outcome and alliance totals (domain.md §2).
+_OUTCOME = ("ors", "cors")
+_ALLIANCE = ("srs", "csrs")
+
+AGE_BAND_LABELS = {
+    AgeBand.CHILD: "Children (6 to 12)",
+    AgeBand.ADOLESCENT: "Adolescents (13 to 17)",
+    AgeBand.ADULT: "Adults (18+)",
+}
+
+_STREAM_ROWS = 2000
+
+
+# --------------------------------------------------------------------------- formats
+
+
+@dataclass(frozen=True, slots=True)
+class ReportFormat:
+    name: str
+    media_type: str
+    filename: str
+    render: Callable[[MonthlyReport], bytes]
+
+
+def _render_json(report: MonthlyReport) -> bytes:
+    # Compact separators keep json's C encoder (``indent`` forces the pure-Python one, ten
+    # times slower on a large clinic's report).
+    text = json.dumps(to_json_dict(report), ensure_ascii=False, separators=(",", ":"))
+    return (text + "\n").encode("utf-8")
+
+
+def _render_csv(report: MonthlyReport) -> bytes:
+    return to_csv(report).encode("utf-8")
+
+
+def _render_pdf(report: MonthlyReport) -> bytes:
+    return MonthlyReportPdf().render(report)
+
+
+#: The three renderings of one report object, in the order the API prefers them.
+FORMATS: tuple[ReportFormat, ...] = (
+    ReportFormat("pdf", "application/pdf", "report.pdf", _render_pdf),
+    ReportFormat("json", "application/json", "report.json", _render_json),
+    ReportFormat("csv", "text/csv", "report.csv", _render_csv),
+)
+
+
+# --------------------------------------------------------------------------- periods
+
+
+def parse_period(month: str) -> tuple[int, int]:
+    match = _PERIOD.match(month or "")
+    if match is None:
+        raise FitError(
+            f"month must look like YYYY-MM (e.g. 2024-05), not {month!r}",
+            field="month",
+            rule="month_format",
+        )
+    return int(match.group(1)), int(match.group(2))
+
+
+def _local_midnight_utc(day: date, tz: zoneinfo.ZoneInfo) -> datetime:
+    return datetime.combine(day, time(0), tzinfo=tz).astimezone(UTC)
+
+
+def previous_month(today: date) -> str:
+    """The month before ``today``'s, as YYYY-MM (the CLI's default period)."""
+    last = today.replace(day=1) - timedelta(days=1)
+    return f"{last.year:04d}-{last.month:02d}"
+
+
+def _check_period(month: str, today: date) -> None:
+    year, number = parse_period(month)
+    if (year, number) > (today.year, today.month):
+        raise FitError(
+            f"{month} has not started yet in the clinic's time zone",
+            field="month",
+            rule="month_in_future",
+        )
+
+
+def _generated_at(period: str, tz: zoneinfo.ZoneInfo, now: datetime) -> datetime:
+    """The end of the month in the clinic's zone; "now" while the month is still running."""
+    end = _local_midnight_utc(Window.month(period).last_day + timedelta(days=1), tz)
+    return min(end, now.astimezone(UTC).replace(microsecond=0))
+
+
+# --------------------------------------------------------------------------- use cases
+
+
+def build_monthly_report(
+    uow: UnitOfWork,
+    principal: Principal,
+    month: str,
+    clinician: str | None = None,
+    *,
+    now: datetime | None = None,
+) -> MonthlyReport:
+    """The clinic's report for ``month`` (YYYY-MM, clinic-local), or one clinician's page.
+
+    Managers see the clinic, or with ``clinician`` (an EHR clinician id) that clinician's
+    page. Clinician keys see only their own page, whatever they ask for.
+    """
+    principal.require(Permission.REPORTS_READ)
+    db = uow.session
+    clinic = db.get(Clinic, principal.clinic_id)
+    if clinic is None:
+        raise NotFound("no such clinic")
+    tz = zoneinfo.ZoneInfo(clinic.timezone or "UTC")
+    now = now or datetime.now(UTC)
+    _check_period(month, now.astimezone(tz).date())
+    target = _target_clinician(db, principal, clinician)
+    report = compute_report(db, clinic, month, now=now, include=target)
+    if target is not None:
+        report = report.for_clinician(target)
+    record_id = month if target is None else f"{month}/{target}"
+    audit.record(db, principal, [audit.AuditEntry("report.read", "report", record_id)])
+    uow.commit()
+    return report
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedReport:
+    body: bytes
+    media_type: str
+    filename: str
+
+
+def format_for(media_type: str) -> ReportFormat:
+    return next(fmt for fmt in FORMATS if fmt.media_type == media_type)
+
+
+def monthly_report_file(
+    uow: UnitOfWork,
+    principal: Principal,
+    month: str,
+    media_type: str,
+    clinician: str | None = None,
+    *,
+    now: datetime | None = None,
+) -> RenderedReport:
+    """:func:`build_monthly_report`, rendered as PDF, JSON or CSV (one of :data:`FORMATS`)."""
+    fmt = format_for(media_type)
+    report = build_monthly_report(uow, principal, month, clinician, now=now)
+    suffix = "" if report.scope.value == "clinic" else f"-{report.overall.key}"
+    name = f"monthly-report-{report.period}{suffix}.{fmt.name}"
+    return RenderedReport(fmt.render(report), fmt.media_type, name)
+
+
+def _target_clinician(db: Session, principal: Principal, requested: str | None) -> str | None:
+    """Whose page is asked for: ``None`` for the whole clinic (managers only)."""
+    if principal.role is Role.CLINICIAN:
+        own = db.scalar(
+            select(Clinician.external_id).where(
+                Clinician.id == principal.clinician_id,
+                Clinician.clinic_id == principal.clinic_id,
+            )
+        )
+        if own is None:
+            raise PermissionDenied("this clinician key is not bound to a clinician")
+        if requested is not None and requested != own:
+            raise PermissionDenied(
+                "a clinician key may read only its own report page", rule="own_report_only"
+            )
+        return own
+    if requested is None:
+        return None
+    exists = db.scalar(
+        select(Clinician.id).where(
+            Clinician.clinic_id == principal.clinic_id, Clinician.external_id == requested
+        )
+    )
+    if exists is None:
+        raise NotFound(f"no clinician {requested}", field="clinician")
+    return requested
+
+
+@dataclass(frozen=True, slots=True)
+class ArchivedReport:
+    clinic_id: uuid.UUID
+    period: str
+    directory: Path
+    files: dict[str, str]  # file name -> SHA-256
+
+
+def archive_monthly_reports(
+    uow_factory: Callable[[], UnitOfWork],
+    directory: Path,
+    month: str | None = None,
+    *,
+    now: datetime | None = None,
+) -> list[ArchivedReport]:
+    """Render every clinic's report (default: each clinic's last month, in its own zone) and
+    write ``<dir>/<clinic id>/<YYYY-MM>/report.{pdf,json,csv}`` plus ``SHA256SUMS``.
+
+    One transaction per clinic, so one clinic's failure leaves the others' files in place.
+    Files are written to a temporary name and renamed, so a reader never sees half a file;
+    the same data gives byte-identical files (see the module docstring on ``generated_at``).
+    """
+    now = now or datetime.now(UTC)
+    if month is not None:
+        parse_period(month)
+    with uow_factory() as uow:
+        clinics = uow.session.execute(
+            select(Clinic.id, Clinic.public_id, Clinic.timezone).order_by(Clinic.id)
+        ).all()
+    archived = []
+    for clinic_id, public_id, tz_name in clinics:
+        tz = zoneinfo.ZoneInfo(tz_name or "UTC")
+        period = month or previous_month(now.astimezone(tz).date())
+        system = Principal(
+            clinic_id=clinic_id, api_key_id=None, role=Role.MANAGER, timezone=tz_name
+        )
+        with uow_factory() as uow:
+            clinic = uow.session.get(Clinic, clinic_id)
+            assert clinic is not None
+            report = compute_report(uow.session, clinic, period, now=now)
+            audit.record(
+                uow.session,
+                system,
+                [audit.AuditEntry("report.archive", "report", period, status_code=201)],
+            )
+            target = Path(directory) / str(public_id) / period
+            files = {
+                fmt.filename: _write(target / fmt.filename, fmt.render(report)) for fmt in FORMATS
+            }
+            sums = "".join(f"{digest}  {name}\n" for name, digest in sorted(files.items()))
+            _write(target / "SHA256SUMS", sums.encode("ascii"))
+            uow.commit()
+        archived.append(ArchivedReport(public_id, period, target, files))
+    return archived
+
+
+def _write(path: Path, data: bytes) -> str:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_bytes(data)
+    os.replace(temporary, path)
+    return hashlib.sha256(data).hexdigest()
+
+
+# --------------------------------------------------------------------------- computing
+
+
+@dataclass(slots=True)
+class _Group:
+    """The builders of one group: the trailing 12 months, and each of the 12 months.
+
+    ``months[-1]`` is the report's month and receives every fact; the eleven earlier months
+    only feed the trend (recovery and mean sessions of episodes *closed* that month), so they
+    receive closed episodes only.
+    """
+
+    trailing: FiguresBuilder
+    months: list[FiguresBuilder]
+
+    def builders(self) -> Iterator[FiguresBuilder]:
+        yield self.trailing
+        yield self.months[-1]
+
+
+class _Groups:
+    """Builders per group, created on first use: clinic, each clinician, each age band."""
+
+    def __init__(self, period: str, settings: ReportSettings) -> None:
+        self.periods = trailing_months(period)
+        self.windows = [Window.month(m) for m in self.periods]
+        self.trailing = Window.trailing(period)
+        self.settings = settings
+        self.first_index = _month_index(self.trailing.first_day)
+        self.clinic = self._new()
+        self.clinicians: dict[int, _Group] = {}
+        self.bands: dict[AgeBand, _Group] = {}
+
+    def _new(self) -> _Group:
+        return _Group(
+            trailing=FiguresBuilder(self.trailing, self.settings),
+            months=[FiguresBuilder(w, self.settings) for w in self.windows],
+        )
+
+    def of(self, clinician_id: int | None, band: AgeBand) -> tuple[_Group, ...]:
+        found = [self.clinic, self.bands.get(band) or self.bands.setdefault(band, self._new())]
+        if clinician_id is not None:
+            group = self.clinicians.get(clinician_id)
+            if group is None:
+                group = self.clinicians[clinician_id] = self._new()
+            found.append(group)
+        return tuple(found)
+
+    def month_of(self, day: date | None) -> int | None:
+        """Index 0..11 of the trend month ``day`` falls in, or ``None`` outside the window."""
+        if day is None or not self.trailing.contains(day):
+            return None
+        return _month_index(day) - self.first_index
+
+
+def _month_index(day: date) -> int:
+    return day.year * 12 + day.month - 1
+
+
+def compute_report(
+    db: Session,
+    clinic: Clinic,
+    period: str,
+    *,
+    now: datetime,
+    include: str | None = None,
+) -> MonthlyReport:
+    """The full report of ``clinic`` for ``period`` (no permission checks: callers do them).
+
+    ``include`` names a clinician whose group must appear even without any data (so their
+    own page says "no data" rather than "not found").
+    """
+    parse_period(period)
+    tz = zoneinfo.ZoneInfo(clinic.timezone or "UTC")
+    settings = ReportSettings.from_mapping((clinic.settings or {}).get("reports"))
+    groups = _Groups(period, settings)
+    _add_sessions(db, clinic.id, groups)
+    _add_episodes(db, clinic.id, groups)
+    _add_alerts(db, clinic.id, groups, tz)
+    _add_flagged(db, clinic.id, groups, tz)
+
+    reference = fit_reference(groups.clinic.trailing.pairs, settings)
+    labels = dict(
+        db.execute(
+            select(Clinician.id, Clinician.external_id).where(Clinician.clinic_id == clinic.id)
+        ).all()
+    )
+    clinicians = [
+        _group_report(labels[cid], labels[cid], group, groups.periods, reference)
+        for cid, group in groups.clinicians.items()
+    ]
+    if include is not None and include not in {g.key for g in clinicians}:
+        empty = GroupFigures.empty()
+        clinicians.append(GroupReport(include, include, empty, empty))
+    bands = [
+        _group_report(
+            band.value, AGE_BAND_LABELS[band], groups.bands[band], groups.periods, reference
+        )
+        for band in AgeBand
+        if band in groups.bands
+    ]
+    return MonthlyReport(
+        clinic_name=clinic.name,
+        period=period,
+        generated_at=_generated_at(period, tz, now),
+        overall=_group_report("clinic", "Whole clinic", groups.clinic, groups.periods, reference),
+        clinicians=tuple(clinicians),
+        age_bands=tuple(bands),
+        settings=settings,
+    )
+
+
+def _group_report(
+    key: str, label: str, group: _Group, periods: tuple[str, ...], reference: Any
+) -> GroupReport:
+    return GroupReport(
+        key=key,
+        label=label,
+        month=group.months[-1].figures(reference),
+        trailing_12=group.trailing.figures(reference),
+        trend=tuple(
+            builder.trend_point(month) for builder, month in zip(group.months, periods, strict=True)
+        ),
+    )
+
+
+def _client_ratings(clinic_id: int, instruments: tuple[str, ...]) -> Any:
+    """Join condition pieces: the client's own completed total of ``instruments``."""
+    return and_(
+        Rating.clinic_id == clinic_id,
+        Rating.instrument.in_(instruments),
+        Rating.rater == "client",
+        Rating.total.is_not(None),
+    )
+
+
+def _per_session(clinic_id: int, where: Any) -> Any:
+    """One row per session with its ORS/CORS and SRS/CSRS totals (``None`` when missing)."""
+    outcome = case((Rating.instrument.in_(_OUTCOME), Rating.total))
+    alliance = case((Rating.instrument.in_(_ALLIANCE), Rating.total))
+    return (
+        select(
+            S.id,
+            S.episode_id,
+            S.clinician_id,
+            S.client_id,
+            S.date,
+            S.number,
+            S.attendance,
+            func.max(outcome).label("ors"),
+            func.max(alliance).label("srs"),
+        )
+        .select_from(S)
+        .outerjoin(
+            Rating,
+            and_(
+                Rating.session_id == S.id,
+                _client_ratings(clinic_id, _OUTCOME + _ALLIANCE),
+            ),
+        )
+        .where(S.clinic_id == clinic_id, where)
+        .group_by(S.id, S.episode_id, S.clinician_id, S.client_id, S.date, S.number, S.attendance)
+    )
+
+
+def _add_sessions(db: Session, clinic_id: int, groups: _Groups) -> None:
+    """Session counts of the month and of the trailing 12 months, per clinician and age band:
+    one aggregate query."""
+    window = groups.trailing
+    ps = _per_session(clinic_id, S.date.between(window.first_day, window.last_day)).subquery()
+    # Only the report's month and the trailing 12 months need session counts (the trend is
+    # built from closed episodes), so two buckets suffice.
+    month = case((ps.c.date >= groups.windows[-1].first_day, 1), else_=0).label("month")
+    attended = ps.c.attendance == "attended"
+    concern = groups.settings.srs_concern
+
+    def count(condition: Any) -> Any:
+        return func.sum(case((condition, 1), else_=0))
+
+    rows = db.execute(
+        select(
+            month,
+            ps.c.clinician_id,
+            Client.age_band,
+            count(attended),
+            count(ps.c.attendance == "no_show"),
+            count(ps.c.attendance == "cancelled"),
+            count(and_(attended, ps.c.ors.is_not(None))),
+            count(and_(attended, ps.c.srs.is_not(None))),
+            count(and_(attended, ps.c.srs < concern)),
+        )
+        .join(Client, Client.id == ps.c.client_id)
+        .group_by(month, ps.c.clinician_id, Client.age_band)
+    )
+    for in_month, clinician_id, band, *numbers in rows:
+        counts = SessionCounts(*(int(n or 0) for n in numbers))
+        for group in groups.of(clinician_id, AgeBand(band)):
+            group.trailing.add_sessions(counts)
+            if in_month:
+                group.months[-1].add_sessions(counts)
+
+
+def _add_episodes(db: Session, clinic_id: int, groups: _Groups) -> None:
+    """One streaming pass over per-episode rows, aggregated in SQL from sessions and ratings."""
+    window = groups.trailing
+    active = and_(
+        Episode.clinic_id == clinic_id,
+        Episode.opened_on <= window.last_day,
+        or_(Episode.closed_on.is_(None), Episode.closed_on >= window.first_day),
+    )
+    candidates = select(Episode.id).where(active)
+    per_session = _per_session(
+        clinic_id, and_(S.episode_id.in_(candidates), S.date <= window.last_day)
+    ).subquery()
+    # Rank 1 = the latest session that has an ORS total (sessions without one sort last).
+    latest_first = func.row_number().over(
+        partition_by=per_session.c.episode_id,
+        order_by=(
+            case((per_session.c.ors.is_(None), 1), else_=0),
+            per_session.c.number.desc(),
+        ),
+    )
+    # Rank 1 = the earliest session with an ORS (or SRS) total: the baseline is the episode's
+    # first score, as everywhere else (services/outcomes.intake_of; domain.md §4).
+    earliest_ors = func.row_number().over(
+        partition_by=per_session.c.episode_id,
+        order_by=(case((per_session.c.ors.is_(None), 1), else_=0), per_session.c.number),
+    )
+    earliest_srs = func.row_number().over(
+        partition_by=per_session.c.episode_id,
+        order_by=(case((per_session.c.srs.is_(None), 1), else_=0), per_session.c.number),
+    )
+    ranked = select(
+        per_session,
+        latest_first.label("ors_rank"),
+        earliest_ors.label("first_ors_rank"),
+        earliest_srs.label("first_srs_rank"),
+    ).subquery()
+    attended = ranked.c.attendance == "attended"
+    # Aggregate per episode first, then join: both planners handle a grouped subquery joined
+    # on its key better than an outer join to the ranked rows grouped afterwards.
+    per_episode = (
+        select(
+            ranked.c.episode_id,
+            func.sum(case((attended, 1), else_=0)).label("attended"),
+            func.max(case((attended, ranked.c.date))).label("last_on"),
+            func.max(case((ranked.c.first_ors_rank == 1, ranked.c.ors))).label("intake_ors"),
+            func.max(case((ranked.c.ors_rank == 1, ranked.c.ors))).label("last_ors"),
+            func.count(ranked.c.ors).label("ors_count"),
+            func.max(case((ranked.c.first_srs_rank == 1, ranked.c.srs))).label("intake_srs"),
+        )
+        .group_by(ranked.c.episode_id)
+        .subquery()
+    )
+    query = (
+        select(
+            Episode.opened_on,
+            Episode.closed_on,
+            Episode.ending_reason,
+            Episode.clinician_id,
+            Client.age_band,
+            per_episode.c.attended,
+            per_episode.c.last_on,
+            per_episode.c.intake_ors,
+            per_episode.c.last_ors,
+            per_episode.c.ors_count,
+            per_episode.c.intake_srs,
+        )
+        .join(Client, Client.id == Episode.client_id)
+        .outerjoin(per_episode, per_episode.c.episode_id == Episode.id)
+        .where(active)
+        .execution_options(yield_per=_STREAM_ROWS)
+    )
+    for row in db.execute(query):
+        opened, closed, reason, clinician_id, band, n_attended, last_on = row[:7]
+        facts = EpisodeFacts(
+            age_band=AgeBand(band),
+            opened_on=opened,
+            closed_on=closed,
+            ending_reason=reason,
+            attended_sessions=int(n_attended or 0),
+            last_attended_on=_as_date(last_on),
+            intake_ors=row[7],
+            last_ors=row[8],
+            ors_count=int(row[9] or 0),
+            intake_srs=row[10],
+        )
+        closed_month = groups.month_of(closed)
+        for group in groups.of(clinician_id, facts.age_band):
+            group.trailing.add_episode(facts)
+            group.months[-1].add_episode(facts)
+            if closed_month is not None and closed_month < len(group.months) - 1:
+                group.months[closed_month].add_episode(facts)
+
+
+def _as_date(value: Any) -> date | None:
+    """``MAX(date)`` over a CASE comes back as text on SQLite; a date on PostgreSQL."""
+    if value is None or isinstance(value, date):
+        return value
+    return date.fromisoformat(str(value))
+
+
+def _add_alerts(db: Session, clinic_id: int, groups: _Groups, tz: zoneinfo.ZoneInfo) -> None:
+    start = _local_midnight_utc(groups.trailing.first_day, tz)
+    end = _local_midnight_utc(groups.trailing.last_day + timedelta(days=1), tz)
+
+    def within(column: Any) -> Any:
+        return and_(column >= start, column < end)
+
+    rows = db.execute(
+        select(
+            Alert.clinician_id,
+            Client.age_band,
+            Alert.opened_at,
+            Alert.acknowledged_at,
+            Alert.closed_at,
+            Alert.status,
+        )
+        .join(Client, Client.id == Alert.client_id)
+        .where(
+            Alert.clinic_id == clinic_id,
+            or_(within(Alert.opened_at), within(Alert.acknowledged_at), within(Alert.closed_at)),
+        )
+        .execution_options(yield_per=_STREAM_ROWS)
+    )
+    for clinician_id, band, opened_at, acknowledged_at, closed_at, status in rows:
+        alert = AlertFacts(
+            raised_on=opened_at.astimezone(tz).date(),
+            opened_at=opened_at,
+            acknowledged_on=acknowledged_at.astimezone(tz).date() if acknowledged_at else None,
+            acknowledged_at=acknowledged_at,
+            # Resolved by a clinician; alerts the system closed itself are not counted.
+            resolved_on=closed_at.astimezone(tz).date()
+            if closed_at is not None and status == "resolved"
+            else None,
+        )
+        for group in groups.of(clinician_id, AgeBand(band)):
+            for builder in group.builders():
+                builder.add_alert(alert)
+
+
+def _add_flagged(db: Session, clinic_id: int, groups: _Groups, tz: zoneinfo.ZoneInfo) -> None:
+    """Episodes whose first alert falls ``follow_up_days`` before the window (with a day's
+    margin for time zones; the builder decides exactly), with their last attended session."""
+    follow_up = timedelta(days=groups.settings.follow_up_days)
+    window = groups.trailing
+    start = _local_midnight_utc(window.first_day - follow_up - timedelta(days=1), tz)
+    end = _local_midnight_utc(window.last_day - follow_up + timedelta(days=2), tz)
+    first_flag = (
+        select(Alert.episode_id, func.min(Alert.opened_at).label("first_at"))
+        .where(Alert.clinic_id == clinic_id)
+        .group_by(Alert.episode_id)
+        .having(and_(func.min(Alert.opened_at) >= start, func.min(Alert.opened_at) < end))
+        .subquery()
+    )
+    last_attended = (
+        select(func.max(S.date))
+        .where(S.episode_id == Episode.id, S.attendance == "attended", S.date <= window.last_day)
+        .correlate(Episode)
+        .scalar_subquery()
+    )
+    rows = db.execute(
+        select(first_flag.c.first_at, Episode.clinician_id, Client.age_band, last_attended)
+        .join(Episode, Episode.id == first_flag.c.episode_id)
+        .join(Client, Client.id == Episode.client_id)
+    )
+    for first_at, clinician_id, band, last_on in rows:
+        if first_at.tzinfo is None:  # MIN() over a timestamp loses the type decorator
+            first_at = first_at.replace(tzinfo=UTC)
+        flagged = FlaggedEpisode(
+            first_flag_on=first_at.astimezone(tz).date(), last_attended_on=_as_date(last_on)
+        )
+        for group in groups.of(clinician_id, AgeBand(band)):
+            for builder in group.builders():
+                builder.add_flagged(flagged)

@@ -1,0 +1,196 @@
+"""/v1/alerts over HTTP: the feed (scope, filters, pages), one alert with its ETag, and the
+lifecycle under If-Match (428 / 412 / 409), tenancy and roles."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from flask.testing import FlaskClient
+from sqlalchemy import Engine, select
+
+from fit_service.adapters.orm import AuditEvent
+from tests.conftest import Tenant, session_payload
+
+TODAY = datetime.now(UTC).date()
+GOOD = {"relationship": 9.5, "goals": 9.5, "approach": 9.5, "overall": 9.5}
+LOW = {"relationship": 6.0, "goals": 9.0, "approach": 9.0, "overall": 9.0}
+
+
+def rupture(client: FlaskClient, tenant: Tenant, who: str = "C-1", clinician: str = "T-1") -> str:
+    """Two sessions, the second with a low bond: one early_low_alliance alert; returns its id."""
+    for n, (items, weeks) in enumerate(((GOOD, 2), (LOW, 1)), start=1):
+        r = client.post(
+            "/v1/sessions",
+            json=session_payload(
+                ehr_session_id=f"{who}-{n}",
+                client_id=who,
+                clinician_id=clinician,
+                date=(TODAY - timedelta(weeks=weeks)).isoformat(),
+                ratings=[{"instrument": "srs", "items": items}],
+            ),
+            headers=tenant.auth(),
+        )
+        assert r.status_code == 201, r.json
+    feed = client.get("/v1/alerts", headers=tenant.auth("manager")).json["items"]
+    return next(a["id"] for a in feed if a["client_id"] == who)
+
+
+def act(
+    client: FlaskClient, tenant: Tenant, alert_id: str, verb: str, etag: str | None, **body: Any
+) -> Any:
+    headers = tenant.auth("clinician")
+    if etag is not None:
+        headers["If-Match"] = etag
+    return client.post(f"/v1/alerts/{alert_id}/{verb}", json=body or None, headers=headers)
+
+
+def test_feed_is_the_clinicians_own_alerts_and_the_managers_whole_clinic(
+    client: FlaskClient, tenant: Tenant
+) -> None:
+    """A clinician key sees alerts of its own clinician id only; a manager sees all."""
+    mine = rupture(client, tenant, "C-1", "T-1")
+    theirs = rupture(client, tenant, "C-2", "T-2")
+    own = client.get("/v1/alerts", headers=tenant.auth("clinician")).json["items"]
+    assert [a["id"] for a in own] == [mine]
+    assert own[0]["leg"] == "bond"
+    assert own[0]["clinician_id"] == "T-1"
+    every = client.get("/v1/alerts", headers=tenant.auth("manager")).json["items"]
+    assert {a["id"] for a in every} == {mine, theirs}
+    hidden = client.get(f"/v1/alerts/{theirs}", headers=tenant.auth("clinician"))
+    assert hidden.status_code == 404
+
+
+@pytest.mark.parametrize("role", ["ingest", "admin"])
+def test_roles_without_alert_access_are_refused(
+    client: FlaskClient, tenant: Tenant, role: str
+) -> None:
+    """Integration and admin keys cannot read the feed (403, problem+json)."""
+    r = client.get("/v1/alerts", headers=tenant.auth(role))
+    assert r.status_code == 403
+    assert r.mimetype == "application/problem+json"
+
+
+def test_other_clinic_cannot_see_or_act_on_an_alert(
+    client: FlaskClient, tenant: Tenant, other_tenant: Tenant
+) -> None:
+    """Another clinic gets 404 for the alert and an empty feed."""
+    alert_id = rupture(client, tenant)
+    r = client.get(f"/v1/alerts/{alert_id}", headers=other_tenant.auth("manager"))
+    assert r.status_code == 404
+    r = client.post(
+        f"/v1/alerts/{alert_id}/acknowledge",
+        headers={**other_tenant.auth("manager"), "If-Match": '"1"'},
+    )
+    assert r.status_code == 404
+    assert client.get("/v1/alerts", headers=other_tenant.auth("manager")).json["items"] == []
+
+
+def test_feed_filters_by_status_severity_and_time_and_pages(
+    client: FlaskClient, tenant: Tenant
+) -> None:
+    """status, min_severity, since/until filter; limit + cursor walk the feed newest first."""
+    first = rupture(client, tenant, "C-1")
+    second = rupture(client, tenant, "C-2")
+    act(client, tenant, first, "acknowledge", '"1"')
+    auth = tenant.auth("manager")
+
+    def ids(query: str) -> list[str]:
+        r = client.get(f"/v1/alerts?{query}", headers=auth)
+        assert r.status_code == 200, r.json
+        return [a["id"] for a in r.json["items"]]
+
+    assert ids("status=open") == [second]
+    assert ids("status=open,acknowledged") == [second, first]
+    assert ids("min_severity=high") == [second, first]
+    assert ids("status=resolved") == []
+    hour_ago = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
+    assert ids(f"since={hour_ago.replace('+', '%2B')}") == [second, first]
+    assert ids(f"until={hour_ago.replace('+', '%2B')}") == []
+    page = client.get("/v1/alerts?limit=1", headers=auth).json
+    assert [a["id"] for a in page["items"]] == [second]
+    rest = client.get(f"/v1/alerts?limit=1&cursor={page['next_cursor']}", headers=auth).json
+    assert [a["id"] for a in rest["items"]] == [first]
+    assert rest["next_cursor"] is None
+    bad = client.get("/v1/alerts?status=closed", headers=auth)
+    assert bad.status_code == 422
+    assert bad.json["field"] == "query.status[0]"
+
+
+def test_acknowledge_then_resolve_with_a_note_through_the_api(
+    client: FlaskClient, tenant: Tenant, engine: Engine
+) -> None:
+    """The clinician reads the alert (ETag), acknowledges it, resolves it with a note; each
+    step bumps the ETag and is audited."""
+    alert_id = rupture(client, tenant)
+    r = client.get(f"/v1/alerts/{alert_id}", headers=tenant.auth("clinician"))
+    assert r.headers["ETag"] == '"1"'
+    assert "Repair the bond" in r.json["guidance"]
+
+    r = act(client, tenant, alert_id, "acknowledge", r.headers["ETag"])
+    assert r.status_code == 200, r.json
+    assert r.json["status"] == "acknowledged"
+    assert r.json["acknowledged_at"] is not None
+    assert r.headers["ETag"] == '"2"'
+
+    note = "Talked about the session; agreed to spend more time on her concerns first."
+    r = act(client, tenant, alert_id, "resolve", r.headers["ETag"], note=note)
+    assert r.status_code == 200, r.json
+    assert (r.json["status"], r.json["closing_note"]) == ("resolved", note)
+    again = client.get(f"/v1/alerts/{alert_id}", headers=tenant.auth("manager")).json
+    assert (again["status"], again["version"], again["closing_note"]) == ("resolved", 3, note)
+    with engine.connect() as conn:
+        actions = set(conn.scalars(select(AuditEvent.action)))
+    assert {"alert.read", "alert.list", "alert.acknowledge", "alert.resolve"} <= actions
+
+
+def test_missing_if_match_is_428_and_stale_is_412(client: FlaskClient, tenant: Tenant) -> None:
+    """No If-Match: 428; an old version: 412; garbage: 412; nothing changes."""
+    alert_id = rupture(client, tenant)
+    r = act(client, tenant, alert_id, "acknowledge", None)
+    assert r.status_code == 428
+    assert r.json["rule"] == "precondition_required"
+    assert act(client, tenant, alert_id, "acknowledge", '"7"').status_code == 412
+    assert act(client, tenant, alert_id, "acknowledge", "nonsense").status_code == 412
+    assert act(client, tenant, alert_id, "acknowledge", "*").status_code == 428
+    view = client.get(f"/v1/alerts/{alert_id}", headers=tenant.auth("clinician")).json
+    assert (view["status"], view["version"]) == ("open", 1)
+
+
+def test_two_clinicians_acting_on_the_same_version_one_wins(
+    client: FlaskClient, tenant: Tenant
+) -> None:
+    """Two decisions made on ETag "1": the first applies, the second gets 412 and must re-read
+    (no lost update); a weak ETag spelling is accepted."""
+    alert_id = rupture(client, tenant)
+    first = act(client, tenant, alert_id, "dismiss", 'W/"1"', reason="Known; discussed today.")
+    second = act(client, tenant, alert_id, "resolve", '"1"', note="Rang the client.")
+    assert first.status_code == 200
+    assert second.status_code == 412
+    view = client.get(f"/v1/alerts/{alert_id}", headers=tenant.auth("clinician")).json
+    assert (view["status"], view["closing_note"]) == ("dismissed", "Known; discussed today.")
+
+
+def test_illegal_transitions_and_missing_text_are_refused(
+    client: FlaskClient, tenant: Tenant
+) -> None:
+    """Resolve needs a note, dismiss a reason (422); a closed alert cannot move (409)."""
+    alert_id = rupture(client, tenant)
+    assert act(client, tenant, alert_id, "resolve", '"1"').status_code == 422
+    blank = act(client, tenant, alert_id, "dismiss", '"1"', reason="   ")
+    assert blank.status_code == 409
+    assert blank.json["rule"] == "alert_note_required"
+    assert act(client, tenant, alert_id, "resolve", '"1"', note="Done.").status_code == 200
+    r = act(client, tenant, alert_id, "acknowledge", '"2"')
+    assert r.status_code == 409
+    assert r.json["rule"] == "illegal_alert_transition"
+
+
+def test_unknown_alert_is_404(client: FlaskClient, tenant: Tenant) -> None:
+    """A well-formed but unknown id is a 404 problem."""
+    r = client.get(
+        "/v1/alerts/00000000-0000-4000-8000-000000000000", headers=tenant.auth("manager")
+    )
+    assert r.status_code == 404
+    assert r.json["rule"] == "not_found"

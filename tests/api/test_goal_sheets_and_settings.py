@@ -1,0 +1,182 @@
+"""Goal sheets (versioned, feeding alert guidance), clinic settings and webhook endpoints over
+HTTP, with their roles."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from flask.testing import FlaskClient
+from sqlalchemy import Engine, select
+
+from fit_service.adapters.orm import Clinician, WebhookEndpoint
+from fit_service.adapters.webhooks import check_secret
+from tests.conftest import Tenant, session_payload
+
+TODAY = datetime.now(UTC).date()
+SHEET = {
+    "goal": "Sleep through the night and go back to choir",
+    "steps": ["Keep a sleep diary", "Call the choir leader"],
+    "expectation": "concrete_steps",
+}
+
+
+def episode_with_goal_alert(client: FlaskClient, tenant: Tenant) -> tuple[str, str]:
+    """An episode whose second session has a low goals item: (episode id, alert id)."""
+    episode = ""
+    for n, goals in ((1, 9.5), (2, 5.0)):
+        r = client.post(
+            "/v1/sessions",
+            json=session_payload(
+                ehr_session_id=f"S{n}",
+                date=(TODAY - timedelta(weeks=3 - n)).isoformat(),
+                ratings=[
+                    {
+                        "instrument": "srs",
+                        "items": {"relationship": 9.5, "goals": goals, "approach": 9, "overall": 9},
+                    }
+                ],
+            ),
+            headers=tenant.auth(),
+        )
+        episode = r.json["episode_id"]
+    (alert,) = client.get("/v1/alerts", headers=tenant.auth("clinician")).json["items"]
+    return episode, alert["id"]
+
+
+def test_goal_sheet_is_created_read_and_replaced_under_if_match(
+    client: FlaskClient, tenant: Tenant
+) -> None:
+    """PUT without If-Match creates (201); replacing needs the ETag (428 without, 412 stale)."""
+    episode, _ = episode_with_goal_alert(client, tenant)
+    url = f"/v1/episodes/{episode}/goal-sheet"
+    auth = tenant.auth("clinician")
+    assert client.get(url, headers=auth).status_code == 404
+
+    r = client.put(url, json=SHEET, headers=auth)
+    assert r.status_code == 201, r.json
+    assert r.headers["ETag"] == '"1"'
+    got = client.get(url, headers=auth)
+    assert got.json["steps"] == SHEET["steps"]
+    assert got.json["expectation"] == "concrete_steps"
+
+    changed = {**SHEET, "expectation": "to_be_heard"}
+    assert client.put(url, json=changed, headers=auth).status_code == 428
+    assert client.put(url, json=changed, headers={**auth, "If-Match": '"9"'}).status_code == 412
+    r = client.put(url, json=changed, headers={**auth, "If-Match": '"1"'})
+    assert r.status_code == 200
+    assert r.json["version"] == 2
+    bad = client.put(url, json={**SHEET, "expectation": "magic"}, headers=auth)
+    assert bad.status_code == 422
+
+
+def test_goal_sheet_feeds_the_guidance_of_live_alerts(client: FlaskClient, tenant: Tenant) -> None:
+    """Writing the sheet rewrites the open alert's guidance with the client's own goal, steps and
+    expectation, and bumps the alert's ETag."""
+    episode, alert_id = episode_with_goal_alert(client, tenant)
+    before = client.get(f"/v1/alerts/{alert_id}", headers=tenant.auth("clinician"))
+    assert "No goal sheet is on file" in before.json["guidance"]
+    client.put(f"/v1/episodes/{episode}/goal-sheet", json=SHEET, headers=tenant.auth("manager"))
+    after = client.get(f"/v1/alerts/{alert_id}", headers=tenant.auth("clinician"))
+    assert SHEET["goal"] in after.json["guidance"]
+    assert "Keep a sleep diary" in after.json["guidance"]
+    assert "concrete steps" in after.json["guidance"]
+    assert after.headers["ETag"] == '"2"'
+
+
+@pytest.mark.parametrize(("role", "status"), [("ingest", 403), ("admin", 403)])
+def test_goal_sheet_roles(client: FlaskClient, tenant: Tenant, role: str, status: int) -> None:
+    """Integration and admin keys may not write a client's goal sheet."""
+    episode, _ = episode_with_goal_alert(client, tenant)
+    r = client.put(f"/v1/episodes/{episode}/goal-sheet", json=SHEET, headers=tenant.auth(role))
+    assert r.status_code == status
+
+
+def test_other_clinic_cannot_reach_a_goal_sheet(
+    client: FlaskClient, tenant: Tenant, other_tenant: Tenant
+) -> None:
+    """Another clinic's episode id is a 404 for reads and writes."""
+    episode, _ = episode_with_goal_alert(client, tenant)
+    url = f"/v1/episodes/{episode}/goal-sheet"
+    assert client.put(url, json=SHEET, headers=other_tenant.auth("manager")).status_code == 404
+    assert client.get(url, headers=other_tenant.auth("manager")).status_code == 404
+
+
+def test_settings_are_validated_stored_and_applied(client: FlaskClient, tenant: Tenant) -> None:
+    """A bad risk value or unknown section is a 422 naming the field; a good one is stored and
+    shows in the effective values; other roles get 403."""
+    auth = tenant.auth("admin")
+    r = client.put("/v1/settings", json={"risk": {"srs_concern_total": 99}}, headers=auth)
+    assert r.status_code == 422
+    assert r.json["field"] == "risk.srs_concern_total"
+    r = client.put("/v1/settings", json={"risk": {"nonsense": 1}}, headers=auth)
+    assert r.status_code == 422
+    r = client.put("/v1/settings", json={"delivery": {"failing_after_hours": 0}}, headers=auth)
+    assert r.json["field"] == "delivery.failing_after_hours"
+    assert client.put("/v1/settings", json={"extra": {}}, headers=auth).status_code == 422
+    r = client.put("/v1/settings", json={"reports": {"min_n": 0}}, headers=auth)
+    assert r.status_code == 422
+    assert r.json["field"] == "reports.min_n"
+
+    good = {"risk": {"srs_concern_total": 34, "alert_min_severity": "medium"}}
+    r = client.put("/v1/settings", json=good, headers=auth)
+    assert r.status_code == 200, r.json
+    got = client.get("/v1/settings", headers=auth).json
+    assert got["risk"] == good["risk"]
+    assert got["effective"]["risk"]["srs_concern_total"] == 34
+    assert got["effective"]["risk"]["alert_min_severity"] == "medium"
+    assert got["effective"]["delivery"]["failing_after_hours"] == 24
+    assert client.get("/v1/settings", headers=tenant.auth("manager")).status_code == 403
+
+
+def test_webhook_endpoint_secret_is_shown_once_and_private_urls_are_refused(
+    client: FlaskClient, tenant: Tenant, engine: Engine
+) -> None:
+    """Registering returns a whsec_ secret once; listing never shows it; deleting works; a
+    loopback URL is refused when private addresses are not allowed."""
+    auth = tenant.auth("admin")
+    r = client.post(
+        "/v1/webhook-endpoints", json={"url": "http://127.0.0.1:8080/hook"}, headers=auth
+    )
+    assert r.status_code == 201, r.json
+    check_secret(r.json["secret"])
+    listed = client.get("/v1/webhook-endpoints", headers=auth).json
+    assert [e["id"] for e in listed] == [r.json["id"]]
+    assert "secret" not in listed[0]
+    assert listed[0]["failing"] is False
+    assert client.get("/v1/webhook-endpoints", headers=tenant.auth("manager")).status_code == 403
+    assert client.delete(f"/v1/webhook-endpoints/{r.json['id']}", headers=auth).status_code == 204
+    with engine.connect() as conn:
+        assert conn.scalar(select(WebhookEndpoint.id)) is None
+
+    wiring = client.application.extensions["fit"]
+    client.application.extensions["fit"] = dataclasses.replace(
+        wiring, settings=wiring.settings.with_overrides(webhooks_allow_private=False)
+    )
+    refused = client.post(
+        "/v1/webhook-endpoints", json={"url": "http://127.0.0.1:8080/hook"}, headers=auth
+    )
+    assert refused.status_code == 422
+    assert refused.json["rule"] == "unsafe_webhook_url"
+    ftp = client.post("/v1/webhook-endpoints", json={"url": "ftp://example.org/x"}, headers=auth)
+    assert ftp.json["rule"] == "invalid_webhook_url"
+
+
+def test_clinician_email_is_set_by_admin(
+    client: FlaskClient, tenant: Tenant, engine: Engine
+) -> None:
+    """An admin sets a clinician's alert address; a malformed one is 422; unknown is 404."""
+    client.post("/v1/sessions", json=session_payload(), headers=tenant.auth())
+    auth = tenant.auth("admin")
+    url = "/v1/clinicians/T-1/email"
+    assert client.put(url, json={"email": "not-an-address"}, headers=auth).status_code == 422
+    r = client.put(url, json={"email": "t1@clinic.example"}, headers=auth)
+    assert r.status_code == 200
+    missing = client.put(
+        "/v1/clinicians/T-404/email", json={"email": "x@clinic.example"}, headers=auth
+    )
+    assert missing.status_code == 404
+    with engine.connect() as conn:
+        email = conn.scalar(select(Clinician.email).where(Clinician.external_id == "T-1"))
+    assert email == "t1@clinic.example"

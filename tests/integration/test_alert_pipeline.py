@@ -1,0 +1,280 @@
+"""Sessions posted through the API raise the right alerts, with evidence and guidance, and the
+alert lifecycle follows the data: no duplicates, escalation, auto-resolution, time-based checks.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import Engine, event, func, select
+
+from fit_service.adapters.orm import Alert, AuditEvent, Episode, OutboxMessage
+from fit_service.services import alerting, risk_schedule
+from tests.conftest import Tenant, session_payload
+
+TODAY = datetime.now(UTC).date()
+
+
+def srs(r: float, g: float, a: float, o: float) -> dict[str, Any]:
+    return {
+        "instrument": "srs",
+        "items": {"relationship": r, "goals": g, "approach": a, "overall": o},
+    }
+
+
+def ors(total: float) -> dict[str, Any]:
+    return {"instrument": "ors", "total": total}
+
+
+def post(
+    client: FlaskClient,
+    tenant: Tenant,
+    n: str,
+    day: date,
+    ratings: list[Any] | None = None,
+    **kw: Any,
+) -> dict[str, Any]:
+    body = session_payload(ehr_session_id=n, date=day.isoformat(), ratings=ratings or [], **kw)
+    r = client.post("/v1/sessions", json=body, headers=tenant.auth())
+    assert r.status_code in (200, 201), r.json
+    return r.json  # type: ignore[no-any-return]
+
+
+def weeks_ago(n: int) -> date:
+    return TODAY - timedelta(weeks=n)
+
+
+def alerts(engine: Engine) -> list[Any]:
+    with engine.connect() as conn:
+        return list(conn.execute(select(Alert).order_by(Alert.id)).all())
+
+
+def outbox(engine: Engine) -> list[Any]:
+    with engine.connect() as conn:
+        return list(conn.execute(select(OutboxMessage).order_by(OutboxMessage.id)).all())
+
+
+def setup_delivery(client: FlaskClient, tenant: Tenant) -> None:
+    r = client.post(
+        "/v1/webhook-endpoints",
+        json={"url": "http://127.0.0.1:9/hook"},
+        headers=tenant.auth("admin"),
+    )
+    assert r.status_code == 201
+
+
+def set_email(client: FlaskClient, tenant: Tenant, email: str = "t1@clinic.example") -> None:
+    r = client.put("/v1/clinicians/T-1/email", json={"email": email}, headers=tenant.auth("admin"))
+    assert r.status_code == 200, r.json
+
+
+def test_early_rupture_opens_one_alert_naming_the_weak_leg_with_evidence_and_guidance(
+    client: FlaskClient, tenant: Tenant, engine: Engine
+) -> None:
+    """A goals-leg drop at session 2 opens one HIGH early_low_alliance alert on the goal leg,
+    with the numbers and their source, leg-specific guidance, a high episode risk level, and
+    one webhook + one e-mail in the outbox (thin: no client data)."""
+    setup_delivery(client, tenant)
+    post(client, tenant, "S1", weeks_ago(3), [ors(18), srs(9.5, 9.5, 9.5, 9.5)])
+    set_email(client, tenant)
+    post(client, tenant, "S2", weeks_ago(2), [ors(19), srs(9.5, 6.0, 8.0, 8.5)])
+
+    (alert,) = alerts(engine)
+    assert (alert.kind, alert.leg, alert.severity, alert.status) == (
+        "early_low_alliance",
+        "goal",
+        3,
+        "open",
+    )
+    assert alert.session_number == 2
+    assert alert.evidence["srs_total"] == 32.0
+    assert alert.evidence["weak_legs"] == ["goal", "task", "global"]
+    assert "Sharf" in alert.evidence["source"]
+    assert "Re-agree the goals" in alert.guidance
+    assert "No goal sheet is on file" in alert.guidance
+
+    client_view = client.get("/v1/clients/C-1", headers=tenant.auth("manager"))
+    assert client_view.status_code == 200
+    with engine.connect() as conn:
+        level, reasons = conn.execute(select(Episode.risk_level, Episode.risk_reasons)).one()
+    assert level == "high"
+    assert reasons["reasons"][0].startswith("early_low_alliance: goal, severity high")
+
+    rows = outbox(engine)
+    assert sorted(r.channel for r in rows) == ["email", "webhook"]
+    assert len({r.message_id for r in rows}) == 1
+    for r in rows:
+        for private in ("C-1", "T-1", "32.0", "goal"):
+            assert private not in r.body
+    assert str(alert.public_id) in rows[0].body
+
+
+def test_resent_and_revised_data_never_duplicates_an_alert_or_a_delivery(
+    client: FlaskClient, tenant: Tenant, engine: Engine
+) -> None:
+    """Identical re-sends, a batch replay and a revision with the same finding leave one alert
+    and one delivery; the periodic check changes nothing either."""
+    setup_delivery(client, tenant)
+    post(client, tenant, "S1", weeks_ago(3), [ors(18), srs(9.5, 9.5, 9.5, 9.5)])
+    low = [ors(19), srs(9.5, 6.0, 8.0, 8.5)]
+    post(client, tenant, "S2", weeks_ago(2), low)
+    post(client, tenant, "S2", weeks_ago(2), low)
+    body = session_payload(ehr_session_id="S2", date=weeks_ago(2).isoformat(), ratings=low)
+    r = client.post("/v1/sessions/batch", json={"sessions": [body, body]}, headers=tenant.auth())
+    assert r.json["unchanged"] == 2
+    revised = post(client, tenant, "S2", weeks_ago(2), [ors(19.5), srs(9.5, 6.0, 8.0, 8.5)])
+    assert revised["revision"] == 2
+    risk_schedule.check_risks(client.application.extensions["fit"].uow, today=TODAY)
+
+    assert len(alerts(engine)) == 1
+    assert alerts(engine)[0].version == 1
+    assert len(outbox(engine)) == 1
+
+
+def test_worse_finding_escalates_the_same_alert_and_notifies_again(
+    client: FlaskClient, tenant: Tenant, engine: Engine
+) -> None:
+    """With alerts from MEDIUM: a no-show opens missed_session (medium); a second no-show in a
+    row escalates that alert to high — same alert, new version, a second delivery id."""
+    r = client.put(
+        "/v1/settings",
+        json={"risk": {"alert_min_severity": "medium"}},
+        headers=tenant.auth("admin"),
+    )
+    assert r.status_code == 200, r.json
+    setup_delivery(client, tenant)
+    post(client, tenant, "S1", weeks_ago(4), [ors(18), srs(9.5, 9.5, 9.5, 9.5)])
+    post(client, tenant, "S2", weeks_ago(3), [ors(20), srs(9.5, 9.5, 9.5, 9.5)])
+    post(client, tenant, "S3", weeks_ago(2), attendance="no_show")
+    (opened,) = [a for a in alerts(engine) if a.kind == "missed_session"]
+    assert opened.severity == 2
+    assert opened.evidence["attendance"] == "no_show"
+
+    post(client, tenant, "S4", weeks_ago(1), attendance="no_show")
+    (escalated,) = [a for a in alerts(engine) if a.kind == "missed_session"]
+    assert escalated.id == opened.id
+    assert (escalated.severity, escalated.version) == (3, 2)
+    assert escalated.evidence["consecutive_missed"] == 2
+    ids = [r.message_id for r in outbox(engine) if '"missed_session"' in r.body]
+    assert len(set(ids)) == 2
+    assert '"type":"alert.escalated"' in outbox(engine)[-1].body
+
+
+def test_alliance_alert_auto_resolves_after_two_good_sessions_with_a_note(
+    client: FlaskClient, tenant: Tenant, engine: Engine
+) -> None:
+    """One good SRS after the rupture is not a repair; after two at >= 36 the alert closes
+    itself with a note, and the episode level drops back to low."""
+    post(client, tenant, "S1", weeks_ago(4), [ors(18), srs(9.5, 9.5, 9.5, 9.5)])
+    post(client, tenant, "S2", weeks_ago(3), [ors(19), srs(9.5, 6.0, 8.0, 8.5)])
+    post(client, tenant, "S3", weeks_ago(2), [ors(21), srs(9.5, 9.5, 9.5, 9.5)])
+    assert alerts(engine)[0].status == "open"
+    post(client, tenant, "S4", weeks_ago(1), [ors(24), srs(9.5, 9.5, 9.5, 9.5)])
+
+    (alert,) = alerts(engine)
+    assert alert.status == "auto_resolved"
+    assert "2 consecutive sessions since session 2" in alert.closing_note
+    assert alert.closed_at is not None
+    with engine.connect() as conn:
+        assert conn.scalar(select(Episode.risk_level)) == "low"
+        actions = set(conn.scalars(select(AuditEvent.action)))
+    assert {"alert.open", "alert.auto_resolve"} <= actions
+
+
+def test_scheduled_check_fires_a_long_gap_without_a_new_session(
+    client: FlaskClient, tenant: Tenant, engine: Engine, app: Flask
+) -> None:
+    """The time-based rule runs on schedule: 21 days after the last session nothing fires, 22
+    days after it a long_gap alert opens; a re-run adds nothing."""
+    client.put(
+        "/v1/settings",
+        json={"risk": {"alert_min_severity": "medium"}},
+        headers=tenant.auth("admin"),
+    )
+    last = weeks_ago(1)
+    post(client, tenant, "S1", last, [ors(18), srs(9.5, 9.5, 9.5, 9.5)])
+    uow = app.extensions["fit"].uow
+
+    risk_schedule.check_risks(uow, today=last + timedelta(days=21))
+    assert alerts(engine) == []
+    summary = risk_schedule.check_risks(uow, today=last + timedelta(days=22))
+    assert summary.opened == 1
+    (alert,) = alerts(engine)
+    assert alert.kind == "long_gap"
+    assert alert.evidence["days_since_last_session"] == 22
+    assert risk_schedule.check_risks(uow, today=last + timedelta(days=23)).opened == 0
+    assert len(alerts(engine)) == 1
+
+
+def test_closing_the_episode_auto_resolves_its_live_alerts_on_the_next_check(
+    client: FlaskClient, tenant: Tenant, engine: Engine, app: Flask
+) -> None:
+    """A live alert on an episode closed since is auto-resolved by the scheduled check."""
+    post(client, tenant, "S1", weeks_ago(3), [ors(18), srs(9.5, 9.5, 9.5, 9.5)])
+    view = post(client, tenant, "S2", weeks_ago(2), [ors(19), srs(9.5, 6.0, 8.0, 8.5)])
+    r = client.post(
+        f"/v1/episodes/{view['episode_id']}/close",
+        json={"ending_reason": "planned"},
+        headers=tenant.auth("manager"),
+    )
+    assert r.status_code == 200, r.json
+    assert risk_schedule.check_risks(app.extensions["fit"].uow).auto_resolved == 1
+    (alert,) = alerts(engine)
+    assert alert.status == "auto_resolved"
+    assert "episode was closed" in alert.closing_note
+
+
+def test_backfill_batch_is_assessed_with_a_few_queries(
+    client: FlaskClient,
+    tenant: Tenant,
+    engine: Engine,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A 300-session backfill over 100 episodes costs the risk hook a fixed handful of
+    statements (IN queries, multi-row writes), not one per episode; every episode gets a level
+    and every early rupture its alert."""
+    setup_delivery(client, tenant)
+    sessions = [
+        session_payload(
+            ehr_session_id=f"B{c}-{k}",
+            client_id=f"C-{c}",
+            date=weeks_ago(3 - k).isoformat(),
+            ratings=[ors(15 + k), srs(9.5, 9.5 if c % 2 else 6.0, 9.5, 9.5)],
+        )
+        for c in range(100)
+        for k in range(3)
+    ]
+    in_hook: list[str] = []
+    active = False
+
+    def count(conn: Any, cursor: Any, statement: str, *rest: Any) -> None:
+        if active:
+            in_hook.append(statement.split()[0])
+
+    original = alerting.assess_after_write
+
+    def hook(*args: Any) -> None:
+        nonlocal active
+        active = True
+        try:
+            original(*args)
+        finally:
+            active = False
+
+    monkeypatch.setattr(alerting, "assess_after_write", hook)
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        r = client.post("/v1/sessions/batch", json={"sessions": sessions}, headers=tenant.auth())
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert r.json["created"] == 300
+    # settings, alerts, episode levels, goal sheets, clinicians, endpoints, alerts, outbox, audit
+    assert 0 < len(in_hook) <= 10, in_hook
+    with engine.connect() as conn:
+        assert conn.scalar(select(func.count()).where(Episode.risk_level.is_not(None))) == 100
+        assert conn.scalar(select(func.count()).select_from(Alert)) == 50
+        assert conn.scalar(select(func.count()).select_from(OutboxMessage)) == 50

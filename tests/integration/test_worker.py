@@ -1,0 +1,376 @@
+"""The outbox worker end to end: alerts raised through the API reach a real webhook receiver on
+loopback (signatures verified with standardwebhooks) and a real SMTP server (aiosmtpd);
+failures are retried under the same id; two workers never double-send; a worker killed with
+SIGKILL mid-batch loses nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from email import message_from_bytes
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiosmtpd.controller import Controller
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import Engine, func, select
+from standardwebhooks.webhooks import Webhook
+
+from fit_service.adapters.email import SmtpEmailSender, SmtpSettings
+from fit_service.adapters.orm import OutboxMessage, WebhookEndpoint
+from fit_service.adapters.webhooks import HttpWebhookSender
+from fit_service.services.delivery_worker import DeliveryWorker
+from tests.conftest import Tenant, session_payload
+
+ROOT = Path(__file__).resolve().parents[2]
+TODAY = datetime.now(UTC).date()
+
+
+# --------------------------------------------------------------------------- receivers
+@dataclass
+class Hook:
+    webhook_id: str
+    payload: dict[str, Any] | None  # None when the signature did not verify
+
+
+@dataclass
+class ReceiverState:
+    secret: str = ""
+    statuses: list[int] = field(default_factory=list)  # answered in order, then 200
+    block_first: bool = False
+    blocked: threading.Event = field(default_factory=threading.Event)
+    release: threading.Event = field(default_factory=threading.Event)
+    hooks: list[Hook] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def ids(self) -> list[str]:
+        return [h.webhook_id for h in self.hooks]
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+
+    def do_POST(self) -> None:
+        state = self.server.state
+        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        try:
+            payload = Webhook(state.secret).verify(body, dict(self.headers.items()))
+        except Exception:  # noqa: BLE001 - any verification failure is recorded as None
+            payload = None
+        with state.lock:
+            state.hooks.append(Hook(self.headers["webhook-id"], payload))
+            first = len(state.hooks) == 1
+            status = state.statuses.pop(0) if state.statuses else 200
+        if first and state.block_first:
+            state.blocked.set()
+            state.release.wait(30)  # the worker is killed while we hold its request
+        try:
+            self.send_response(status)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+        except OSError:
+            pass
+
+    def log_message(self, format: str, *args: object) -> None:
+        """Keep test output clean."""
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, state: ReceiverState) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.state = state
+
+
+@pytest.fixture
+def receiver() -> Iterator[tuple[ReceiverState, str]]:
+    state = ReceiverState()
+    server = _Server(state)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    try:
+        yield state, f"http://127.0.0.1:{server.server_address[1]}/fit-hooks"
+    finally:
+        state.release.set()
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=2)
+
+
+class Mailbox:
+    def __init__(self) -> None:
+        self.messages: list[Any] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.messages.append((envelope.rcpt_tos, message_from_bytes(envelope.original_content)))
+        return "250 Message accepted"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def mailbox() -> Iterator[tuple[Mailbox, int]]:
+    box = Mailbox()
+    controller = Controller(box, hostname="127.0.0.1", port=_free_port())
+    controller.start()
+    try:
+        yield box, controller.port
+    finally:
+        controller.stop()
+
+
+# --------------------------------------------------------------------------- helpers
+def register(client: FlaskClient, tenant: Tenant, url: str) -> str:
+    r = client.post("/v1/webhook-endpoints", json={"url": url}, headers=tenant.auth("admin"))
+    assert r.status_code == 201, r.json
+    return r.json["secret"]  # type: ignore[no-any-return]
+
+
+def raise_alerts(client: FlaskClient, tenant: Tenant, clients: int) -> None:
+    """One early_low_alliance alert per client, through the batch endpoint."""
+    srs_ok = {"relationship": 9.5, "goals": 9.5, "approach": 9.5, "overall": 9.5}
+    srs_low = {"relationship": 6.0, "goals": 9.0, "approach": 9.0, "overall": 9.0}
+    sessions = [
+        session_payload(
+            ehr_session_id=f"C{c}-{n}",
+            client_id=f"C-{c}",
+            date=(TODAY - timedelta(weeks=3 - n)).isoformat(),
+            ratings=[{"instrument": "srs", "items": items}],
+        )
+        for c in range(clients)
+        for n, items in ((1, srs_ok), (2, srs_low))
+    ]
+    r = client.post("/v1/sessions/batch", json={"sessions": sessions}, headers=tenant.auth())
+    assert r.json["created"] == 2 * clients, r.json
+
+
+def outbox_status(engine: Engine) -> dict[str, int]:
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(OutboxMessage.status, func.count()).group_by(OutboxMessage.status)
+        ).all()
+    return dict(rows)  # type: ignore[arg-type]
+
+
+def worker(app: Flask, clock: Any = None, **kw: Any) -> DeliveryWorker:
+    wiring = app.extensions["fit"]
+    return DeliveryWorker(
+        wiring.session_factory,
+        kw.pop("webhooks", HttpWebhookSender(allow_private=True, timeout=5)),
+        kw.pop("email", None),
+        base_url="https://fit.clinic.example",
+        **({"clock": clock} if clock else {}),
+        **kw,
+    )
+
+
+# --------------------------------------------------------------------------- tests
+def test_webhook_is_signed_and_a_failure_is_retried_under_the_same_id(
+    app: Flask,
+    client: FlaskClient,
+    tenant: Tenant,
+    engine: Engine,
+    receiver: tuple[ReceiverState, str],
+) -> None:
+    """An alert's webhook reaches the receiver and verifies; a 500 is retried after the backoff
+    under the same webhook-id with the same payload; the endpoint is failing in between."""
+    state, url = receiver
+    state.secret = register(client, tenant, url)
+    state.statuses = [500]
+    raise_alerts(client, tenant, 1)
+    now = datetime.now(UTC)
+    w = worker(app, clock=lambda: now)
+
+    assert w.run_once() == 1
+    assert outbox_status(engine) == {"pending": 1}
+    assert w.run_once() == 0  # not due yet: the first backoff is about 5 s
+    with engine.connect() as conn:
+        assert conn.scalar(select(WebhookEndpoint.failing_since)) is not None
+        row = conn.execute(select(OutboxMessage)).one()
+    assert row.attempts == 1
+    assert row.last_error == "http 500"
+    assert timedelta(seconds=4) < row.next_attempt_at - now <= timedelta(seconds=5)
+
+    now += timedelta(seconds=6)
+    assert w.run_once() == 1
+    assert outbox_status(engine) == {"sent": 1}
+    first, second = state.hooks
+    assert first.webhook_id == second.webhook_id == row.message_id
+    assert first.payload == second.payload
+    assert second.payload is not None
+    assert second.payload["type"] == "alert.opened"
+    assert set(second.payload["data"]) == {"alert_id", "kind", "severity"}
+    alert = client.get("/v1/alerts", headers=tenant.auth("clinician")).json["items"][0]
+    assert second.payload["data"]["alert_id"] == alert["id"]
+    with engine.connect() as conn:
+        health = conn.execute(
+            select(WebhookEndpoint.failing_since, WebhookEndpoint.last_success_at)
+        ).one()
+    assert health.failing_since is None
+    assert health.last_success_at is not None
+
+
+def test_endpoint_is_marked_failing_after_the_clinics_period(
+    app: Flask,
+    client: FlaskClient,
+    tenant: Tenant,
+    receiver: tuple[ReceiverState, str],
+) -> None:
+    """After a failure the endpoint is not failing under the 24 h default, and is failing once
+    the clinic's failing_after_hours (here about a second) has passed without a success."""
+    state, url = receiver
+    state.secret = register(client, tenant, url)
+    state.statuses = [503]
+    raise_alerts(client, tenant, 1)
+    worker(app).run_once()
+    auth = tenant.auth("admin")
+    assert client.get("/v1/webhook-endpoints", headers=auth).json[0]["failing"] is False
+    r = client.put("/v1/settings", json={"delivery": {"failing_after_hours": 0.0002}}, headers=auth)
+    assert r.status_code == 200, r.json
+    time.sleep(0.8)  # 0.0002 h = 0.72 s
+    (endpoint,) = client.get("/v1/webhook-endpoints", headers=auth).json
+    assert endpoint["failing"] is True
+    assert endpoint["failing_since"] is not None
+
+
+def test_alert_email_reaches_the_mailbox_with_a_reference_only(
+    app: Flask,
+    client: FlaskClient,
+    tenant: Tenant,
+    engine: Engine,
+    mailbox: tuple[Mailbox, int],
+) -> None:
+    """The clinician's e-mail arrives over SMTP with the alert reference and link; no client
+    id, scores or alert kind."""
+    box, port = mailbox
+    client.post(
+        "/v1/sessions",
+        json=session_payload(
+            ehr_session_id="warm", date=(TODAY - timedelta(weeks=3)).isoformat(), client_id="X"
+        ),
+        headers=tenant.auth(),
+    )
+    r = client.put(
+        "/v1/clinicians/T-1/email",
+        json={"email": "t1@clinic.example"},
+        headers=tenant.auth("admin"),
+    )
+    assert r.status_code == 200
+    raise_alerts(client, tenant, 1)
+    email = SmtpEmailSender(SmtpSettings(host="127.0.0.1", port=port, timeout=5))
+    w = worker(app, email=email)
+    assert w.drain() == 1
+    assert outbox_status(engine) == {"sent": 1}
+    ((rcpt, message),) = box.messages
+    assert rcpt == ["t1@clinic.example"]
+    alert = client.get("/v1/alerts", headers=tenant.auth("clinician")).json["items"][0]
+    text = message.get_payload(decode=True).decode()
+    assert alert["id"] in text
+    assert f"https://fit.clinic.example/alerts/{alert['id']}" in text
+    for private in ("C-0", "early_low_alliance", "bond", "T-1"):
+        assert private not in text
+        assert private not in message["Subject"]
+
+
+def test_two_workers_at_once_send_every_message_exactly_once(
+    app: Flask,
+    client: FlaskClient,
+    tenant: Tenant,
+    engine: Engine,
+    receiver: tuple[ReceiverState, str],
+) -> None:
+    """Two workers draining 30 deliveries concurrently (SKIP LOCKED + lease on PostgreSQL,
+    BEGIN IMMEDIATE on SQLite) deliver each exactly once."""
+    state, url = receiver
+    state.secret = register(client, tenant, url)
+    raise_alerts(client, tenant, 30)
+    workers = [worker(app, batch=3), worker(app, batch=3)]
+    threads = [threading.Thread(target=w.drain) for w in workers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert outbox_status(engine) == {"sent": 30}
+    assert len(state.ids()) == 30
+    assert len(set(state.ids())) == 30
+    assert all(h.payload is not None for h in state.hooks)
+    assert all(w.stats.claimed > 0 for w in workers)
+
+
+def _worker_process(database_url: str, tmp_path: Path, *args: str) -> subprocess.Popen[bytes]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FIT_")}
+    env.update(
+        FIT_DATABASE_URL=database_url,
+        FIT_INSTANCE_PATH=str(tmp_path / "worker-instance"),
+        FIT_WEBHOOKS_ALLOW_PRIVATE="true",
+        PYTHONPATH=str(ROOT),
+    )
+    flask = Path(sys.executable).with_name("flask")
+    return subprocess.Popen(
+        [str(flask), "--app", "wsgi", "fit", "worker", *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+
+
+@pytest.mark.slow
+def test_worker_killed_mid_batch_loses_nothing(
+    client: FlaskClient,
+    tenant: Tenant,
+    engine: Engine,
+    database_url: str,
+    tmp_path: Path,
+    receiver: tuple[ReceiverState, str],
+) -> None:
+    """A real `flask fit worker` is SIGKILLed while the receiver holds its first request; after
+    the lease a restarted worker delivers everything — the interrupted one again, same id."""
+    state, url = receiver
+    state.secret = register(client, tenant, url)
+    state.block_first = True
+    raise_alerts(client, tenant, 6)
+
+    proc = _worker_process(database_url, tmp_path, "--batch", "4", "--lease-seconds", "2")
+    try:
+        assert state.blocked.wait(30), proc.stderr.read1().decode() if proc.stderr else ""
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate(timeout=10)  # reap it and close its pipes
+    state.release.set()
+    assert outbox_status(engine) == {"pending": 6}  # nothing was recorded: all still due
+    interrupted = state.ids()[0]
+
+    time.sleep(2.2)  # let the dead worker's lease run out
+    rerun = _worker_process(database_url, tmp_path, "--once")
+    out, err = rerun.communicate(timeout=60)
+    assert rerun.returncode == 0, err.decode()
+    assert b"sent 6" in out
+
+    assert outbox_status(engine) == {"sent": 6}
+    with engine.connect() as conn:
+        expected = set(conn.scalars(select(OutboxMessage.message_id)))
+    assert set(state.ids()) == expected
+    assert state.ids().count(interrupted) == 2  # at least once: the cut-off one came again
+    assert len(state.ids()) == 7
+    assert all(h.payload is not None for h in state.hooks)
