@@ -19,9 +19,7 @@ engine = make_engine(os.environ["FIT_DATABASE_URL"])
 def bare() -> Any:
     body = request.get_json()
     with engine.begin() as conn:
-        conn.execute(
-            text("INSERT INTO bench_rows (payload) VALUES (:p)"), {"p": str(body)[:200]}
-        )
+        conn.execute(text("INSERT INTO bench_rows (payload) VALUES (:p)"), {"p": str(body)[:200]})
         rows = conn.execute(
             text("SELECT id, payload FROM bench_rows ORDER BY id DESC LIMIT 20")
         ).all()

@@ -46,8 +46,18 @@ PG_ADMIN = os.environ.get(
     "FIT_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )
 CONCURRENCY = 8
-GUNICORN = ["--workers", "4", "--threads", "2", "--worker-class", "gthread", "--log-level",
-            "warning", "--keep-alive", "30"]
+GUNICORN = [
+    "--workers",
+    "4",
+    "--threads",
+    "2",
+    "--worker-class",
+    "gthread",
+    "--log-level",
+    "warning",
+    "--keep-alive",
+    "30",
+]
 
 
 def free_port() -> int:
@@ -102,10 +112,14 @@ def session_body(worker: int, n: int) -> dict[str, Any]:
         "clinician_id": f"T-{n % 20}",
         "date": day.isoformat(),
         "ratings": [
-            {"instrument": "ors", "items": {"individual": 4.5, "interpersonal": 5.1,
-                                            "social": 6, "overall": 5.5}},
-            {"instrument": "srs", "items": {"relationship": 9, "goals": 8.7,
-                                            "approach": 9.1, "overall": 9.2}},
+            {
+                "instrument": "ors",
+                "items": {"individual": 4.5, "interpersonal": 5.1, "social": 6, "overall": 5.5},
+            },
+            {
+                "instrument": "srs",
+                "items": {"relationship": 9, "goals": 8.7, "approach": 9.1, "overall": 9.2},
+            },
         ],
     }
 
@@ -142,8 +156,9 @@ def run_load(port: int, path: str, key: str, seconds: float, mode: str) -> dict[
     load_worker((99, port, path, key, 1.0, mode + "-warm"))
     with mp.get_context("spawn").Pool(CONCURRENCY) as pool:
         started = time.perf_counter()
-        parts = pool.map(load_worker, [(w, port, path, key, seconds, mode)
-                                       for w in range(CONCURRENCY)])
+        parts = pool.map(
+            load_worker, [(w, port, path, key, seconds, mode) for w in range(CONCURRENCY)]
+        )
         wall = time.perf_counter() - started
     lat = sorted(x for part, _ in parts for x in part)
     errors = sum(e for _, e in parts)
@@ -174,8 +189,10 @@ def backfill(port: int, key: str, total: int, batch: int) -> dict[str, float]:
     times = []
     stored = 0
     for start in range(0, total, batch):
-        items = [session_body(1000 + (start // 50_000), n)
-                 for n in range(start % 50_000, start % 50_000 + batch)]
+        items = [
+            session_body(1000 + (start // 50_000), n)
+            for n in range(start % 50_000, start % 50_000 + batch)
+        ]
         body = json.dumps({"sessions": items})
         t0 = time.perf_counter()
         conn.request("POST", "/v1/sessions/batch", body=body, headers=headers)
@@ -218,28 +235,35 @@ def main() -> None:
         port = free_port()
         proc = start_server(app, url, port)
         try:
-            results[name] = run_load(port, path, key, args.seconds,
-                                     "fit" if "fit" in name else "bare")
+            results[name] = run_load(
+                port, path, key, args.seconds, "fit" if "fit" in name else "bare"
+            )
             if name.startswith("fit"):
                 results["backfill"] = backfill(port, key, args.backfill, args.batch)
         finally:
             stop(proc)
 
     cpu = os.cpu_count()
-    print(f"\nIngestion benchmark — {cpu} cores, gunicorn {' '.join(GUNICORN[:6])}, "
-          f"concurrency {CONCURRENCY}, {args.seconds:g}s per endpoint, PostgreSQL")
+    print(
+        f"\nIngestion benchmark — {cpu} cores, gunicorn {' '.join(GUNICORN[:6])}, "
+        f"concurrency {CONCURRENCY}, {args.seconds:g}s per endpoint, PostgreSQL"
+    )
     print(f"{'endpoint':<24}{'requests':>10}{'errors':>8}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}")
     for name in ("bare insert+read20", "fit POST /v1/sessions"):
         r = results[name]
-        print(f"{name:<24}{r['requests']:>10.0f}{r['errors']:>8.0f}{r['rps']:>10.1f}"
-              f"{r['p50_ms']:>9.2f}{r['p99_ms']:>9.2f}")
+        print(
+            f"{name:<24}{r['requests']:>10.0f}{r['errors']:>8.0f}{r['rps']:>10.1f}"
+            f"{r['p50_ms']:>9.2f}{r['p99_ms']:>9.2f}"
+        )
     ratio = results["fit POST /v1/sessions"]["rps"] / results["bare insert+read20"]["rps"]
     print(f"ratio fit/bare requests/s: {ratio:.2f}  (target >= 0.50; p99 target < 50 ms)")
     b = results["backfill"]
-    print(f"backfill: {b['sessions']:.0f} sessions (ORS+SRS) in {b['batches']:.0f} batches of "
-          f"{args.batch}; median batch {b['median_batch_s'] * 1000:.0f} ms -> "
-          f"{b['sessions_per_s']:.0f} sessions/s (overall {b['overall_sessions_per_s']:.0f}/s; "
-          "target >= 5,000)")
+    print(
+        f"backfill: {b['sessions']:.0f} sessions (ORS+SRS) in {b['batches']:.0f} batches of "
+        f"{args.batch}; median batch {b['median_batch_s'] * 1000:.0f} ms -> "
+        f"{b['sessions_per_s']:.0f} sessions/s (overall {b['overall_sessions_per_s']:.0f}/s; "
+        "target >= 5,000)"
+    )
 
 
 if __name__ == "__main__":
