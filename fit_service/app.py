@@ -24,6 +24,7 @@ from fit_service.services.clinics import KeyCache
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._\-]{1,64}$")
 _BODY_METHODS = {"POST", "PUT", "PATCH"}
+_CONTROL_IN_PATH = re.compile(r"[\x00-\x1f\x7f]")
 
 
 class ProblemApi(Api):
@@ -80,6 +81,10 @@ def create_app(settings: Settings | None = None) -> Flask:
     def _request_context() -> Any:
         supplied = request.headers.get("X-Request-Id", "")
         g.request_id = supplied if _REQUEST_ID.match(supplied) else uuid.uuid4().hex
+        if _CONTROL_IN_PATH.search(request.path):
+            # No record id contains one, and PostgreSQL cannot even compare text with NUL.
+            body = problems.problem_dict(404, "no such resource", rule="not_found", field="path")
+            return problems.problem_response(body)
         if (
             request.method in _BODY_METHODS
             and request.path.startswith("/v1/")

@@ -10,7 +10,11 @@ from sqlalchemy.pool import NullPool
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
-    """Create the engine with the per-database settings the service relies on."""
+    """Create the engine with the per-database settings the service relies on.
+
+    ``hide_parameters``: a database error must not put client ids or scores into the logs.
+    """
+    kwargs.setdefault("hide_parameters", True)
     if url.startswith("sqlite"):
         # One connection per request thread; NullPool avoids sharing SQLite handles across
         # forks (gunicorn) and threads. WAL lets readers proceed while one writer commits.

@@ -29,6 +29,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     Uuid,
+    false,
     text,
 )
 from sqlalchemy.engine import Dialect
@@ -135,6 +136,10 @@ class Episode(Base):
     clinician_id: Mapped[int | None] = mapped_column(ForeignKey("clinicians.id"), index=True)
     status: Mapped[str] = mapped_column(String(16), default="open")
     opened_on: Mapped[date] = mapped_column(Date)
+    #: True when opened by POST /v1/episodes (its date is a fact: earlier sessions are
+    #: refused); False when opened by its first session (a backfilled earlier session moves
+    #: ``opened_on`` back instead).
+    opened_explicitly: Mapped[bool] = mapped_column(default=False, server_default=false())
     closed_on: Mapped[date | None] = mapped_column(Date)
     ending_reason: Mapped[str | None] = mapped_column(String(32))
     ending_note: Mapped[str | None] = mapped_column(Text)

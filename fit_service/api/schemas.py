@@ -7,12 +7,26 @@ scoring`), which knows each instrument's range and resolution and rejects "7", N
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
-from marshmallow import RAISE, Schema, fields, post_load, validate
+from marshmallow import RAISE, Schema, ValidationError, fields, post_load, validate
 
 from fit_service.domain.instruments import REGISTRY, AgeBand, Rater
 from fit_service.services.inputs import Attendance, EndingReason, RatingInput, SessionInput
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+CONTROL_CHARACTER_MESSAGE = "Control characters are not allowed."
+
+
+def no_control_chars(value: str) -> None:
+    """Refuse C0 control characters (NUL above all: PostgreSQL cannot store it in text).
+    Tabs and line breaks stay allowed, for free-text notes."""
+    if isinstance(value, str) and _CONTROL.search(value):
+        raise ValidationError(CONTROL_CHARACTER_MESSAGE)
+
 
 _EXTERNAL_ID = validate.And(
     validate.Length(min=1, max=64),
@@ -36,6 +50,7 @@ class _Base(Schema):
 class RatingIn(_Base):
     instrument = fields.String(
         required=True,
+        validate=[validate.Length(max=40), no_control_chars],
         metadata={"description": "One of: " + ", ".join(REGISTRY), "enum": list(REGISTRY)},
     )
     rater = fields.String(
@@ -63,7 +78,9 @@ class RatingIn(_Base):
 
 
 class SessionIn(_Base):
-    ehr_session_id = fields.String(required=True, validate=validate.Length(min=1, max=128))
+    ehr_session_id = fields.String(
+        required=True, validate=[validate.Length(min=1, max=128), no_control_chars]
+    )
     client_id = fields.String(
         required=True,
         validate=_EXTERNAL_ID,
@@ -202,7 +219,7 @@ class BatchOut(Schema):
 
 
 class PageArgs(_Base):
-    cursor = fields.String(load_default=None)
+    cursor = fields.String(load_default=None, validate=[validate.Length(max=200), no_control_chars])
     limit = fields.Integer(load_default=None, validate=validate.Range(min=1))
 
 
@@ -260,7 +277,7 @@ class EpisodeOpenIn(_Base):
 class EpisodeCloseIn(_Base):
     ending_reason = fields.Enum(EndingReason, by_value=True, required=True)
     closed_on = fields.Date(load_default=None)
-    note = fields.String(load_default=None, validate=validate.Length(max=2000))
+    note = fields.String(load_default=None, validate=[validate.Length(max=2000), no_control_chars])
 
 
 class TrajectoryArgs(_Base):

@@ -7,6 +7,7 @@ transaction of their own via :func:`record_refusal`. Rows never contain scores o
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -17,6 +18,15 @@ from fit_service.adapters.orm import AuditEvent, utcnow
 from fit_service.services.principals import Principal
 
 _INSERT = insert(AuditEvent.__table__)
+_MAX = 64  # audit_events.action / record_id column length
+
+
+def _fit(value: str | None) -> str | None:
+    """Keep audit values within their columns: an EHR id may be 128 characters, a refused
+    path arbitrarily long. Long values keep a readable head and a hash of the whole."""
+    if value is None or len(value) <= _MAX:
+        return value
+    return f"{value[:40]}…#{hashlib.sha256(value.encode()).hexdigest()[:20]}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,9 +47,9 @@ def record(db: Session, principal: Principal, entries: Iterable[AuditEntry]) -> 
             "clinic_id": principal.clinic_id,
             "api_key_id": principal.api_key_id,
             "actor": principal.actor,
-            "action": e.action,
+            "action": _fit(e.action),
             "record_type": e.record_type,
-            "record_id": e.record_id,
+            "record_id": _fit(e.record_id),
             "outcome": e.outcome,
             "status_code": e.status_code,
             "request_id": principal.request_id,
@@ -66,9 +76,9 @@ def record_refusal(
                     "clinic_id": principal.clinic_id if principal else None,
                     "api_key_id": principal.api_key_id if principal else None,
                     "actor": principal.actor if principal else "anonymous",
-                    "action": entry.action,
+                    "action": _fit(entry.action),
                     "record_type": entry.record_type,
-                    "record_id": entry.record_id,
+                    "record_id": _fit(entry.record_id),
                     "outcome": entry.outcome,
                     "status_code": entry.status_code,
                     "request_id": request_id,

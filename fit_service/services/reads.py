@@ -47,7 +47,8 @@ def decode_cursor(cursor: str | None) -> int:
         raise FitError(
             "cursor is not one this service issued", field="cursor", rule="invalid_cursor"
         ) from None
-    if not isinstance(value, int) or value < 0:
+    # bool is an int in Python; and a keyset position must fit a BIGINT.
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**63:
         raise FitError(
             "cursor is not one this service issued", field="cursor", rule="invalid_cursor"
         )

@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
+import time
 import uuid
 import zoneinfo
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import bindparam, delete, insert, select, update
@@ -41,6 +43,7 @@ from fit_service.adapters.orm import (
 )
 from fit_service.adapters.unit_of_work import UnitOfWork
 from fit_service.domain.errors import (
+    Conflict,
     FitError,
     IdempotencyKeyReused,
     InvalidRating,
@@ -56,7 +59,7 @@ from fit_service.services.history import EpisodeHistory, load_histories, renumbe
 from fit_service.services.inputs import Attendance, SessionInput
 from fit_service.services.principals import Permission, Principal
 
-_RETRIES = 3
+_RETRIES = 5
 _IN_CHUNK = 900  # below SQLite's default bound-parameter ceilings
 
 
@@ -81,6 +84,8 @@ class _EpisodeState:
     opened_on: date
     clinician_key: str | None
     new: bool = False
+    explicit: bool = False
+    moved_back: bool = False  # opened_on moved to an earlier backfilled session
 
 
 @dataclass(slots=True)
@@ -214,6 +219,8 @@ def record_sessions(
                 if idempotency is not None:
                     replay = _replay(uow, principal, *idempotency)
                     if replay is not None:
+                        replay = _answer_replay(uow, principal, items, replay, detailed)
+                        uow.commit()
                         return replay, True
                 results = _record(uow, principal, items, detailed, on_written)
                 if idempotency is not None:
@@ -222,10 +229,19 @@ def record_sessions(
                 return results, False
         except IntegrityError:
             # A concurrent request created the same client/session/key first. Everything
-            # here is idempotent, so running again converges; give up after a few rounds.
-            if attempt == _RETRIES - 1:
-                raise
-    raise AssertionError("unreachable")
+            # here is idempotent, so running again converges; back off a little, and after a
+            # few rounds answer 409 (the EHR retries) rather than fail.
+            time.sleep(random.uniform(0.005, 0.05) * (attempt + 1))
+    raise Conflict(
+        "concurrent writes to the same records did not settle; retry the request",
+        field=None,
+        rule="concurrent_write",
+    )
+
+
+#: How long an Idempotency-Key is remembered. Retries come within minutes; a day covers an
+#: EHR outage overnight without keeping request fingerprints forever.
+IDEMPOTENCY_TTL = timedelta(hours=24)
 
 
 def _replay(
@@ -238,12 +254,62 @@ def _replay(
     )
     if row is None:
         return None
+    if row.created_at < utcnow() - IDEMPOTENCY_TTL:
+        uow.session.delete(row)  # expired: this request is new
+        uow.session.flush()
+        return None
     if row.request_hash != request_hash:
         raise IdempotencyKeyReused(
             "this Idempotency-Key was used with a different request body",
             field="Idempotency-Key",
         )
     return [_result_from_json(r) for r in row.response["results"]]
+
+
+def _answer_replay(
+    uow: UnitOfWork,
+    principal: Principal,
+    items: Sequence[SessionInput],
+    results: list[ItemResult],
+    detailed: bool,
+) -> list[ItemResult]:
+    """A replay is a read of what was stored: audited like one, and rendered from storage
+    (the record keeps ids and outcomes only, never scores)."""
+
+    def record_id(r: ItemResult) -> str | None:
+        if r.session_id is not None:
+            return str(r.session_id)
+        return items[r.index].ehr_session_id if r.index < len(items) else None
+
+    audit.record(
+        uow.session,
+        principal,
+        [
+            audit.AuditEntry(
+                "session.replay",
+                "session",
+                record_id(r),
+                "success" if r.error is None else "rejected",
+                _status_for(r),
+            )
+            for r in results
+        ],
+    )
+    if not detailed:
+        return results
+    wanted = {r.session_id for r in results if r.session_id is not None}
+    rendered = views.sessions_by_public_id(uow.session, principal.clinic_id, wanted)
+    return [
+        ItemResult(
+            r.index,
+            r.outcome,
+            r.session_id,
+            r.revision,
+            r.error,
+            rendered.get(r.session_id) if r.session_id else None,
+        )
+        for r in results
+    ]
 
 
 def _remember(
@@ -280,7 +346,6 @@ def _result_to_json(r: ItemResult) -> dict[str, Any]:
             if r.error
             else None
         ),
-        "view": r.view,
     }
 
 
@@ -295,7 +360,6 @@ def _result_from_json(d: Mapping[str, Any]) -> ItemResult:
         uuid.UUID(d["session_id"]) if d["session_id"] else None,
         d["revision"],
         error,
-        d["view"],
     )
 
 
@@ -319,6 +383,7 @@ _EPISODE_COLS = (
     Episode.public_id,
     Episode.status,
     Episode.opened_on,
+    Episode.opened_explicitly,
     Client.external_id.label("client_key"),
 )
 
@@ -352,6 +417,10 @@ _SESSIONS_BY_EHR_ID = (
     .join(Episode, Episode.id == TherapySession.episode_id)
     .join(Client, Client.id == Episode.client_id)
     .where(TherapySession.clinic_id == _CLINIC, TherapySession.ehr_session_id.in_(_KEYS))
+    # Two EHR retries revising one session must not both compute revision n+1: on
+    # PostgreSQL the second waits here for the first to commit (SQLite serialises writers
+    # with BEGIN IMMEDIATE, and SQLAlchemy leaves FOR UPDATE out there).
+    .with_for_update(of=TherapySession)
 )
 
 
@@ -393,7 +462,13 @@ class _Loaded:
         state = self._by_row.get(row.id)
         if state is None:
             state = _EpisodeState(
-                row.id, row.public_id, row.client_key, row.status, row.opened_on, None
+                row.id,
+                row.public_id,
+                row.client_key,
+                row.status,
+                row.opened_on,
+                None,
+                explicit=row.opened_explicitly,
             )
             self._by_row[row.id] = state
             self.episodes_by_public[row.public_id] = state
@@ -529,7 +604,7 @@ def _plan_item(
             field="episode_id",
             rule="episode_closed",
         )
-    if item.date < episode.opened_on:
+    if item.date < episode.opened_on and episode.explicit:
         raise InvalidSession(
             f"session date {item.date} is before the episode opened ({episode.opened_on})",
             field="date",
@@ -543,6 +618,11 @@ def _plan_item(
         plan.age_band_updates[item.client_id] = band
     if item.clinician_id not in loaded.clinicians:
         plan.new_clinicians.add(item.clinician_id)
+    if item.date < episode.opened_on:
+        # An episode opened by its first session: a backfilled earlier session is its real
+        # start (backfills arrive in any order).
+        episode.opened_on = item.date
+        episode.moved_back = True
     if episode.new and episode not in plan.new_episodes:
         plan.new_episodes.append(episode)
         loaded.open_episode[item.client_id] = episode
@@ -638,6 +718,10 @@ def _write(uow: UnitOfWork, principal: Principal, plan: _Plan, loaded: _Loaded) 
         ).all()
         for e, i in zip(plan.new_episodes, ids, strict=True):
             e.row_id = i
+
+    moved = [e for e in loaded.episodes_by_public.values() if e.moved_back and not e.new]
+    for e in moved:
+        db.execute(update(Episode).where(Episode.id == e.row_id).values(opened_on=e.opened_on))
 
     # Sessions: insert the new ones; for revised ones, update in place (history is kept in
     # session_revisions). A session created and revised in the same batch is inserted once

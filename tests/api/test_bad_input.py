@@ -249,3 +249,51 @@ def test_unknown_route_and_method_are_problems(client: FlaskClient, tenant: Tena
     resp = client.delete("/v1/sessions", headers=tenant.auth())
     assert resp.status_code == 405
     assert resp.mimetype == "application/problem+json"
+
+
+def test_nul_in_a_string_is_a_422_not_a_500(client: FlaskClient, tenant: Tenant) -> None:
+    """A NUL character (PostgreSQL cannot store it) is refused at the boundary, naming the
+    field."""
+    resp = client.post(
+        "/v1/sessions", json=session_payload(ehr_session_id="S-\u0000"), headers=tenant.auth()
+    )
+    assert resp.status_code == 422
+    assert (resp.json["field"], resp.json["rule"]) == ("ehr_session_id", "control_character")
+
+
+def test_nul_in_a_path_is_not_found(client: FlaskClient, tenant: Tenant) -> None:
+    """A control character in a path id is a 404 problem, not a database error."""
+    resp = client.get("/v1/clients/C%00x", headers=tenant.auth())
+    assert resp.status_code == 404
+    assert resp.mimetype == "application/problem+json"
+
+
+@pytest.mark.parametrize("after", ["true", "100000000000000000000000000000", "-1", '"x"'])
+def test_forged_cursors_are_refused(client: FlaskClient, tenant: Tenant, after: str) -> None:
+    """A cursor not issued by the service (bool, out of BIGINT range, negative) is a 422."""
+    import base64  # noqa: PLC0415
+
+    cursor = base64.urlsafe_b64encode(f'{{"after": {after}}}'.encode()).decode()
+    resp = client.get("/v1/sessions", query_string={"cursor": cursor}, headers=tenant.auth())
+    assert resp.status_code == 422
+    assert resp.json["rule"] == "invalid_cursor"
+
+
+def test_long_ehr_id_in_a_refused_item_is_audited_without_error(
+    client: FlaskClient, tenant: Tenant, engine: Engine
+) -> None:
+    """A 128-character EHR id on a refused session still fits the audit row (no 500)."""
+    payload = session_payload(ehr_session_id="E" * 128, client_id="C-new")
+    del payload["client_age_band"]
+    resp = client.post("/v1/sessions", json=payload, headers=tenant.auth())
+    assert resp.status_code == 422
+    with engine.connect() as conn:
+        ids = [
+            r
+            for (r,) in conn.execute(
+                text("SELECT record_id FROM audit_events WHERE action = 'session.reject'")
+            )
+        ]
+    assert len(ids) == 1
+    assert ids[0].startswith("E" * 40)
+    assert len(ids[0]) <= 64

@@ -121,6 +121,20 @@ def test_idempotency_key_replays_and_rejects_other_body(
     assert _counts(engine) == before
 
 
+def test_idempotent_replay_is_audited_and_stores_no_scores(
+    client: FlaskClient, tenant: Tenant, engine: Engine
+) -> None:
+    """A replayed answer is audited as a read, and the idempotency record holds no scores."""
+    post(client, tenant, session_payload(), **{"Idempotency-Key": "k-2"})
+    post(client, tenant, session_payload(), **{"Idempotency-Key": "k-2"})
+    with engine.connect() as conn:
+        actions = [a for (a,) in conn.execute(text("SELECT action FROM audit_events"))]
+        stored = conn.execute(text("SELECT response FROM idempotency_records")).scalar_one()
+    assert actions.count("session.replay") == 1
+    assert "18.6" not in str(stored)
+    assert "individual" not in str(stored)
+
+
 def test_session_on_closed_episode_is_rejected(client: FlaskClient, tenant: Tenant) -> None:
     """Once an episode is closed, a session naming it is a 422 and nothing changes."""
     body = post(client, tenant, session_payload()).json
@@ -144,12 +158,42 @@ def test_session_on_closed_episode_is_rejected(client: FlaskClient, tenant: Tena
     assert fresh.json["episode_id"] != body["episode_id"]
 
 
-def test_date_before_episode_opened_is_rejected(client: FlaskClient, tenant: Tenant) -> None:
-    """A session dated before its episode opened is a 422 naming the date."""
-    post(client, tenant, session_payload())
+def test_date_before_an_explicitly_opened_episode_is_rejected(
+    client: FlaskClient, tenant: Tenant
+) -> None:
+    """An episode opened explicitly on a date refuses earlier sessions (422 naming the date)."""
+    opened = client.post(
+        "/v1/episodes",
+        json={"client_id": "C-1", "client_age_band": "adult", "opened_on": "2026-11-02"},
+        headers=tenant.auth(),
+    )
+    assert opened.status_code == 201, opened.json
     resp = post(client, tenant, session_payload(ehr_session_id="S-0", date="2026-10-01"))
     assert resp.status_code == 422
     assert (resp.json["field"], resp.json["rule"]) == ("date", "date_before_episode")
+
+
+def test_out_of_order_backfill_moves_an_auto_opened_episode_back(
+    client: FlaskClient, tenant: Tenant
+) -> None:
+    """Sessions may arrive in any order: an episode opened by its first session starts at the
+    earliest session, and numbering follows dates."""
+    late = session_payload(ehr_session_id="S-2", date="2026-11-10")
+    early = session_payload(ehr_session_id="S-1", date="2026-11-03")
+    resp = client.post(
+        "/v1/sessions/batch", json={"sessions": [late, early]}, headers=tenant.auth()
+    )
+    assert [r["outcome"] for r in resp.json["results"]] == ["created", "created"]
+    earlier = post(client, tenant, session_payload(ehr_session_id="S-0", date="2026-10-27"))
+    assert earlier.status_code == 201, earlier.json
+    assert earlier.json["episode"]["opened_on"] == "2026-10-27"
+    body = client.get("/v1/clients/C-1", headers=tenant.auth()).json
+    assert len(body["episodes"]) == 1
+    assert [(s["ehr_session_id"], s["number"]) for s in body["episodes"][0]["sessions"]] == [
+        ("S-0", 1),
+        ("S-1", 2),
+        ("S-2", 3),
+    ]
 
 
 def test_totals_only_and_not_completed(client: FlaskClient, tenant: Tenant) -> None:
@@ -206,9 +250,8 @@ def test_batch_of_a_thousand_with_bad_items(
             date=f"2026-{1 + n // 100:02d}-{1 + n % 28:02d}",
         )
         items.append(p)
-    # Keep per-client dates increasing: sort by client then date is not needed because each
-    # client's first date opens its episode; put the three bad items in known places.
-    items.sort(key=lambda p: (p["client_id"], p["date"]))
+    # Deliberately not in date order per client (backfills arrive in any order); the three
+    # bad items sit at known places.
     bad_indexes = {3: "item_out_of_range", 500: "unknown_field", 999: "required"}
     items[3]["ratings"][0]["items"]["social"] = 11
     items[500]["unexpected"] = True

@@ -3,21 +3,27 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 
 import pytest
 
 from fit_service.domain.risk import SessionObservation, Severity
 from fit_service.evaluation import (
+    CEILING_LABEL,
     AlertEvent,
     CohortAssumptions,
     EpisodeOutcome,
     Proportion,
     SyntheticEpisode,
+    at_budget,
     compute_metrics,
     evaluate,
     generate_cohort,
+    oracle_scores,
+    pool,
     replay,
     run,
+    run_seed_sets,
     summarise,
 )
 
@@ -116,3 +122,53 @@ def test_run_prints_rules_beside_baseline_and_targets() -> None:
     assert "our rules, default (alert at high)" in text
     assert "baseline: SRS < 36" in text
     assert text.count("met") >= 4
+
+
+def test_run_prints_the_ceiling_row() -> None:
+    """The single-seed table carries the oracle CEILING row, labelled as not a rule set."""
+    text = run(3, SMALL)
+    assert CEILING_LABEL in text
+    assert "never came to session 2" in text
+
+
+def test_pool_sums_counts_and_pools_leads() -> None:
+    """Pooling two seeds' metrics adds the counts and takes the median over all leads."""
+    one = compute_metrics([EpisodeOutcome("e1", True, 3, day(2))], [event("e1", 0, 1)], 4)
+    two = compute_metrics([EpisodeOutcome("e2", True, 2, day(1))], [], 6)
+    both = pool([one, two])
+    assert (both.sensitivity.k, both.sensitivity.n) == (1, 2)
+    assert both.alerts_per_clinician_week == pytest.approx(1 / 10)
+    assert both.median_lead_sessions == 3.0
+
+
+def test_oracle_probabilities_are_calibrated() -> None:
+    """At session 1 the ceiling's dropout probabilities add up to the dropouts seen (+-3 SD)."""
+    predicted = observed = variance = 0.0
+    for seed in (1, 2):
+        cohort = generate_cohort(seed)
+        scores = oracle_scores(cohort)
+        for ep in cohort.measured:
+            _, log_odds = scores[ep.episode_id][0]
+            p = 1 / (1 + math.exp(-log_odds))
+            predicted, variance, observed = (
+                predicted + p,
+                variance + p * (1 - p),
+                observed + ep.dropout,
+            )
+    assert abs(predicted - observed) <= 3 * math.sqrt(variance)
+
+
+def test_ceiling_respects_the_budget_and_beats_the_rules() -> None:
+    """At <= 2 alerts per clinician-week the oracle is at least as sensitive as the default."""
+    cohort = generate_cohort(1)
+    ceiling = at_budget(cohort, oracle_scores(cohort))
+    assert ceiling.alerts_per_clinician_week <= 2.0
+    assert ceiling.sensitivity.k >= evaluate(cohort).sensitivity.k
+
+
+def test_seed_sets_print_calibration_and_held_out() -> None:
+    """The pooled report shows calibration and held-out seeds, each with a target verdict."""
+    text = run_seed_sets((1, 2), (11,), SMALL)
+    assert "calibration seeds" in text
+    assert "held out seeds" in text
+    assert text.count("targets (default row)") == 2

@@ -1,0 +1,31 @@
+"""Episodes remember whether they were opened explicitly or by their first session, so a
+backfilled earlier session can move an auto-opened episode's opening date back.
+
+Revision ID: 0003
+Revises: 0002
+Create Date: 2026-11-23 11:35:04.826709
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0003"
+down_revision: str | None = "0002"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("episodes", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column(
+                "opened_explicitly", sa.Boolean(), server_default=sa.false(), nullable=False
+            )
+        )
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("episodes", schema=None) as batch_op:
+        batch_op.drop_column("opened_explicitly")
