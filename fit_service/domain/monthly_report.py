@@ -24,6 +24,7 @@ Pure: standard library only (the import-linter contract in ``pyproject.toml`` ho
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import statistics
@@ -218,6 +219,11 @@ class Share:
 
     numerator: int
     denominator: int
+    #: The Wilson interval, computed on first use and kept (a renderer asks for it up to
+    #: three times per cell: low, high and the printed text). Not part of equality.
+    _ci: tuple[float, float] | None = field(
+        default=None, init=False, repr=False, compare=False, hash=False
+    )
 
     def __post_init__(self) -> None:
         if not 0 <= self.numerator <= self.denominator:
@@ -233,8 +239,11 @@ class Share:
 
     @property
     def ci(self) -> tuple[float, float] | None:
-        result = proportion(self.numerator, self.denominator)
-        return None if result is None else (result.ci_low, result.ci_high)
+        if self._ci is None and self.denominator:
+            result = proportion(self.numerator, self.denominator)
+            assert result is not None  # a positive denominator always has an interval
+            object.__setattr__(self, "_ci", (result.ci_low, result.ci_high))
+        return self._ci
 
     @property
     def ci_low(self) -> float | None:
@@ -1032,13 +1041,7 @@ class ReportSettings:
 
     def criteria_for(self, age_band: AgeBand) -> ChangeCriteria:
         """Change criteria (fit_service.domain.change) for an age band's outcome measure."""
-        return ChangeCriteria.for_instrument(
-            outcome_instrument_for(age_band),
-            age_band,
-            cutoff=self.cutoff_for(age_band),
-            cutoff_is_clinical=self.cutoff_is_clinical,
-            reliable_change_points=self.reliable_change,
-        )
+        return _criteria_for(self, age_band)
 
     @classmethod
     def from_mapping(cls, mapping: Mapping[str, Any] | None) -> ReportSettings:
@@ -1076,6 +1079,20 @@ class ReportSettings:
             "cutoff_is_clinical": self.cutoff_is_clinical,
             "reliable_change": self.reliable_change,
         }
+
+
+@functools.lru_cache(maxsize=64)
+def _criteria_for(settings: ReportSettings, age_band: AgeBand) -> ChangeCriteria:
+    # Built once per settings and band: a report asks for the same three criteria tens of
+    # thousands of times (every classified pair, every unilateral ending). Both arguments are
+    # frozen and hashable, and ChangeCriteria is immutable, so sharing one is safe.
+    return ChangeCriteria.for_instrument(
+        outcome_instrument_for(age_band),
+        age_band,
+        cutoff=settings.cutoff_for(age_band),
+        cutoff_is_clinical=settings.cutoff_is_clinical,
+        reliable_change_points=settings.reliable_change,
+    )
 
 
 def _setting_error(key: str, problem: str) -> FitError:
@@ -1618,6 +1635,7 @@ class FiguresBuilder:
     def __init__(self, window: Window, settings: ReportSettings) -> None:
         self.window = window
         self.settings = settings
+        self._criteria = {band: settings.criteria_for(band) for band in AgeBand}
         self.episodes_active = self.episodes_opened = self.episodes_closed = 0
         self.sessions = SessionCounts()
         self.closed_sessions: list[int] = []
@@ -1625,6 +1643,11 @@ class FiguresBuilder:
         self.intake_ors: list[float] = []
         self.intake_srs: list[float] = []
         self.pairs: list[tuple[AgeBand, float, float]] = []
+        # The closing day of each entry of closed_sessions and of pairs, so that a trailing
+        # window's builder can split them by month for the trend (see trend()).
+        self.closed_sessions_on: list[date] = []
+        self.pairs_closed_on: list[date] = []
+        self._classified: ClassifiedOutcomes | None = None
         self.dropouts = self.planned = self.unilateral = 0
         self.unilateral_above = self.unilateral_below = 0
         self.alerts_raised = self.alerts_acknowledged = self.alerts_resolved = 0
@@ -1645,11 +1668,15 @@ class FiguresBuilder:
         if not window.contains(facts.closed_on):
             return
         self.episodes_closed += 1
+        closed_on: date = facts.closed_on  # type: ignore[assignment]  # contains() said so
         if facts.attended_sessions >= 1 and facts.last_attended_on is not None:
             self.closed_sessions.append(facts.attended_sessions)
             self.closed_days.append((facts.last_attended_on - facts.opened_on).days)
+            self.closed_sessions_on.append(closed_on)
         if facts.has_outcome_pair:
             self.pairs.append((facts.age_band, facts.intake_ors, facts.last_ors))  # type: ignore[arg-type]
+            self.pairs_closed_on.append(closed_on)
+            self._classified = None
         if is_dropout(
             settings.dropout_rule,
             facts.ending_reason,
@@ -1662,7 +1689,7 @@ class FiguresBuilder:
         elif facts.ending_reason in UNILATERAL_ENDINGS:
             self.unilateral += 1
             if facts.last_ors is not None:
-                criteria = settings.criteria_for(facts.age_band)
+                criteria = self._criteria[facts.age_band]
                 if criteria.cutoff.is_clinical(facts.last_ors, criteria.direction):
                     self.unilateral_below += 1
                 else:
@@ -1696,10 +1723,16 @@ class FiguresBuilder:
 
     # ------------------------------------------------------------------ results
 
+    def classified(self) -> ClassifiedOutcomes:
+        """The window's outcome pairs, classified once (fit_service.domain.change)."""
+        if self._classified is None:
+            self._classified = ClassifiedOutcomes.of(self.pairs, self.settings)
+        return self._classified
+
     def figures(self, reference: SeverityReference | None) -> GroupFigures:
         """Every figure of the group and window; ``reference`` anchors the SA-ES."""
         s = self.sessions
-        classified = ClassifiedOutcomes.of(self.pairs, self.settings)
+        classified = self.classified()
         n_pairs = int(classified.first.size)
         d = pre_post_d(classified.first, classified.last, _OUTCOME_DIRECTION)
         n_clinical = int(classified.clinical_first.size)
@@ -1749,9 +1782,70 @@ class FiguresBuilder:
 
     def trend_point(self, period: str) -> TrendPoint:
         """Recovery and mean sessions of the episodes closed in this (one-month) window."""
-        counts = ClassifiedOutcomes.of(self.pairs, self.settings).counts()
+        counts = self.classified().counts()
         return TrendPoint(
             month=period,
             recovery=counts.share(ChangeCategory.RECOVERED),
             mean_sessions=mean_estimate([float(n) for n in self.closed_sessions]),
+        )
+
+    def trend(self, periods: Sequence[str]) -> tuple[TrendPoint, ...]:
+        """One :meth:`trend_point` per month of ``periods``, from this builder's own facts.
+
+        Every month must lie inside the builder's window (the trailing 12 months' builder
+        holds every episode closed in each of its months), so the trend needs no builder of
+        its own per month, and the pairs are classified once, not once per month. Each
+        episode's category depends on its own scores only, so counting the categories per
+        month gives exactly what classifying each month apart would.
+        """
+        windows = [Window.month(period) for period in periods]
+        if any(
+            w.first_day < self.window.first_day or w.last_day > self.window.last_day
+            for w in windows
+        ):
+            raise ValueError("every trend month must lie inside the builder's window")
+        starts = np.array([w.first_day.toordinal() for w in windows[1:]], dtype=np.int64)
+
+        def month_of(days: Sequence[date]) -> np.ndarray:
+            ordinals = np.fromiter((d.toordinal() for d in days), np.int64, len(days))
+            return np.searchsorted(starts, ordinals, side="right")
+
+        recovered, clinical = self._recovery_by_month(month_of(self.pairs_closed_on), len(windows))
+        session_month = month_of(self.closed_sessions_on)
+        points = []
+        for index, period in enumerate(periods):
+            sessions = [
+                float(n)
+                for n, m in zip(self.closed_sessions, session_month, strict=True)
+                if m == index
+            ]
+            points.append(
+                TrendPoint(
+                    month=period,
+                    recovery=Share(int(recovered[index]), int(clinical[index])),
+                    mean_sessions=mean_estimate(sessions),
+                )
+            )
+        return tuple(points)
+
+    def _recovery_by_month(self, months: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
+        """Per month: recovered, and classified clinical-range intakes (the denominator of
+        :meth:`OutcomeCounts.share`)."""
+        codes = np.full(len(self.pairs), -1, dtype=np.int8)
+        clinical = np.zeros(len(self.pairs), dtype=bool)
+        bands = np.array([p[0].value for p in self.pairs], dtype=object)
+        if self.pairs:
+            first = np.array([p[1] for p in self.pairs], dtype=np.float64)
+            last = np.array([p[2] for p in self.pairs], dtype=np.float64)
+            for band in AgeBand:
+                rows = bands == band.value
+                if rows.any():
+                    result = classify_many(first[rows], last[rows], self._criteria[band])
+                    codes[rows] = result.codes
+                    clinical[rows] = result.clinical_at_intake
+        counted = clinical & (codes >= 0)
+        recovered = counted & (codes == ChangeCategory.RECOVERED.rank)
+        return (
+            np.bincount(months[recovered], minlength=count),
+            np.bincount(months[counted], minlength=count),
         )

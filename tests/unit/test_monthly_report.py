@@ -513,3 +513,32 @@ def test_report_settings_from_mapping_rejects_bad_values(mapping: typing.Any, fi
         ReportSettings.from_mapping(mapping)
     assert caught.value.field == field
     assert caught.value.rule == "invalid_report_setting"
+
+
+def test_trend_from_the_trailing_builder_equals_one_builder_per_month() -> None:
+    """The trend read off the trailing-12 builder (one classification) is point for point
+    what a separate builder per month gives: same recovery share, same mean sessions."""
+    period = "2024-05"
+    settings = ReportSettings()
+    trailing = FiguresBuilder(Window.trailing(period), settings)
+    per_month = {m: FiguresBuilder(Window.month(m), settings) for m in trailing_months(period)}
+    scores = [(15.0, 27.0), (10.0, 16.0), (20.0, 22.0), (30.0, 24.0), (27.0, 33.0)]
+    bands = [ADULT, AgeBand.ADOLESCENT, AgeBand.CHILD]
+    for index in range(60):
+        first, last = scores[index % len(scores)]
+        facts = _closed(
+            first,
+            last,
+            age_band=bands[index % 3],
+            opened_on=date(2023, 5, 1),
+            closed_on=date(2023, 6, 1) + timedelta(days=6 * index),
+            attended_sessions=1 + index % 9,
+            last_attended_on=date(2023, 5, 20),
+            ors_count=1 if index % 7 == 0 else 4,
+        )
+        trailing.add_episode(facts)
+        for builder in per_month.values():
+            builder.add_episode(facts)
+    expected = tuple(builder.trend_point(m) for m, builder in per_month.items())
+    assert trailing.trend(trailing_months(period)) == expected
+    assert any(point.recovery.numerator for point in expected)
