@@ -23,7 +23,7 @@ def _wiring() -> Wiring:
 
 
 def build_worker(
-    wiring: Wiring, *, batch: int, lease_seconds: float
+    wiring: Wiring, *, batch: int, lease_seconds: float, max_send_seconds: float | None = None
 ) -> delivery_worker.DeliveryWorker:
     """The worker with the adapters the settings pick (no SMTP host: e-mail rows wait)."""
     settings = wiring.settings
@@ -35,6 +35,7 @@ def build_worker(
         base_url=settings.public_base_url,
         batch=batch,
         lease=timedelta(seconds=lease_seconds),
+        max_send=timedelta(seconds=max_send_seconds) if max_send_seconds else None,
     )
 
 
@@ -46,13 +47,29 @@ def build_worker(
     default=delivery_worker.DEFAULT_LEASE.total_seconds(),
     show_default=True,
     type=float,
-    help="How long a claimed batch is reserved; must exceed batch x 10 s (sender timeout).",
+    help="How long a claimed batch is reserved; a row with less than --max-send-seconds left "
+    "is renewed before it is sent.",
+)
+@click.option(
+    "--max-send-seconds",
+    default=None,
+    type=float,
+    help="The longest one send may take (default 60 s, at most half the lease); must be "
+    "shorter than the lease.",
 )
 @click.option("--poll-seconds", default=1.0, show_default=True, type=float)
-def worker(once: bool, batch: int, lease_seconds: float, poll_seconds: float) -> None:
+def worker(
+    once: bool,
+    batch: int,
+    lease_seconds: float,
+    max_send_seconds: float | None,
+    poll_seconds: float,
+) -> None:
     """Deliver alert webhooks and e-mails from the outbox (safe to run several at once)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    w = build_worker(_wiring(), batch=batch, lease_seconds=lease_seconds)
+    w = build_worker(
+        _wiring(), batch=batch, lease_seconds=lease_seconds, max_send_seconds=max_send_seconds
+    )
     stop = threading.Event()
 
     def _stop(signum: int, _frame: FrameType | None) -> None:
@@ -69,7 +86,7 @@ def worker(once: bool, batch: int, lease_seconds: float, poll_seconds: float) ->
     s = w.stats
     click.echo(
         f"claimed {s.claimed}, sent {s.sent}, retry later {s.retried}, dead {s.dead}, "
-        f"given back {s.released}"
+        f"given back {s.released}, leases renewed {s.renewed}, lost to another worker {s.lost}"
     )
 
 

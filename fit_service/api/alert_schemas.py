@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC
+from typing import Any
 
 from marshmallow import Schema, fields, validate
 from webargs.fields import DelimitedList
 
-from fit_service.api.schemas import PageArgs, _Base
+from fit_service.api.schemas import PageArgs, _Base, no_control_chars
 from fit_service.domain.alerts import AlertStatus
 from fit_service.domain.guidance import Expectation
 from fit_service.domain.risk import FINDING_KINDS, Severity
 
 _SEVERITIES = [s.label for s in Severity]
-_TEXT = validate.Length(min=1, max=2000)
+#: Free text: C0 control characters are refused (422, rule ``control_character``) before they
+#: reach the database; PostgreSQL cannot store NUL in text at all. Tabs and line breaks stay.
+_TEXT: list[Callable[[Any], Any]] = [validate.Length(min=1, max=2000), no_control_chars]
 
 
 class AlertFeedArgs(PageArgs):
@@ -87,7 +91,7 @@ class GoalSheetIn(_Base):
         required=True, validate=_TEXT, metadata={"description": "The client's own goal."}
     )
     steps = fields.List(
-        fields.String(validate=validate.Length(min=1, max=500)),
+        fields.String(validate=[validate.Length(min=1, max=500), no_control_chars]),
         load_default=list,
         validate=validate.Length(max=20),
         metadata={"description": "The agreed steps the client believes in."},
@@ -110,7 +114,9 @@ class GoalSheetOut(Schema):
 
 
 class WebhookEndpointIn(_Base):
-    url = fields.String(required=True, validate=validate.Length(min=1, max=2000))
+    url = fields.String(
+        required=True, validate=[validate.Length(min=1, max=2000), no_control_chars]
+    )
 
 
 class WebhookEndpointOut(Schema):
@@ -147,7 +153,11 @@ class SettingsOut(Schema):
 
 
 class ClinicianEmailIn(_Base):
-    email = fields.String(required=True, allow_none=True, validate=validate.Length(min=3, max=254))
+    email = fields.String(
+        required=True,
+        allow_none=True,
+        validate=[validate.Length(min=3, max=254), no_control_chars],
+    )
 
 
 class ClinicianEmailOut(Schema):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Any
 
@@ -37,8 +38,15 @@ blp = Blueprint("alerts", __name__, url_prefix="/v1", description="Risk alerts a
 _IF_MATCH = {"If-Match": {"description": "The ETag last read", "schema": {"type": "string"}}}
 
 
+#: Versions are stored as 32-bit integers: an ETag outside 1..2**31-1 names no version, and
+#: must not reach the database (PostgreSQL refuses such a bind with an error, i.e. a 500).
+_MAX_VERSION = 2**31 - 1
+_ETAG = re.compile(r'"?([0-9]{1,20})"?')
+
+
 def if_match() -> int | None:
-    """The version named by ``If-Match`` (``"3"`` or ``W/"3"``); ``None`` when absent."""
+    """The version named by ``If-Match`` (``"3"`` or ``W/"3"``); ``None`` when absent. Anything
+    that is not a version a record can have (garbage, 0, out of range) is stale: 412."""
     raw = request.headers.get("If-Match")
     if raw is None:
         return None
@@ -47,12 +55,11 @@ def if_match() -> int | None:
         raise PreconditionRequired("If-Match must name the ETag you read, not *", field="If-Match")
     if value.startswith("W/"):
         value = value[2:]
-    try:
-        return int(value.strip('"'))
-    except ValueError:
-        raise PreconditionFailed(
-            "If-Match is not an ETag of this record", field="If-Match"
-        ) from None
+    match = _ETAG.fullmatch(value)
+    version = int(match.group(1)) if match else 0
+    if not 1 <= version <= _MAX_VERSION:
+        raise PreconditionFailed("If-Match is not an ETag of this record", field="If-Match")
+    return version
 
 
 def _etag(view: dict[str, Any]) -> dict[str, str]:

@@ -11,7 +11,9 @@ whatever the batch size (``IN`` queries, multi-row writes):
 * always: the clinic's settings with the episodes' alerts (1 query); an ``UPDATE`` of the
   episodes whose risk level or reasons changed;
 * only when an alert opens or escalates: goal sheets (1), clinicians (1), webhook endpoints (1),
-  the alert ``INSERT``/``UPDATE`` and one outbox ``INSERT``;
+  the alert ``INSERT`` and one outbox ``INSERT``;
+* one ``UPDATE`` per alert that escalates, auto-resolves or gets new guidance (few: most calls
+  change no stored alert), each conditional on the version it was decided on (below);
 * the goal sheet only changes the guidance text, so the rules first run without it and are run
   again (pure, in memory) for the few episodes whose alerts open or escalate.
 
@@ -20,18 +22,30 @@ else the rational model (cut-off and reliable change, domain.md §5) — the mod
 :func:`fit_service.services.trajectories.clinic_model`, cached per process and refitted when
 the clinic's count of closed episodes changes (one COUNT per call). The WAI-SR "clinic bottom
 decile" reference is not computed yet, so weak-WAI findings use the labelled heuristic floor.
+
+Concurrency: a clinician may acknowledge, resolve or dismiss an alert between the moment this
+code reads it and the moment it writes. Every ``UPDATE`` of a stored alert here is therefore
+``WHERE id = :id AND version = :read`` with ``version = version + 1`` (the same optimistic check
+:func:`fit_service.services.alerts.change_status` makes), so no state is overwritten and no two
+states share one ETag. On a miss the episode's alerts are read again (this transaction's own
+writes included) and reconciled again, so the clinician's decision wins: a resolved or dismissed
+alert is left alone, an acknowledged one may still be escalated or auto-resolved from its new
+version. After a few misses in a row the episode's remaining alert actions are left to the next
+assessment (logged by row id).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import traceback
 import uuid
 import zoneinfo
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import insert, or_, select, update
@@ -365,10 +379,11 @@ def reassess(
             actions = lifecycle.reconcile(
                 [a.domain() for a in stored[history.row_id]], assessment.findings, obs, settings
             )
-        except (FitError, ValueError):
+        except Exception as exc:  # noqa: BLE001 - any rule bug: KeyError, ZeroDivisionError…
             # Never let a rule bug or odd data refuse the session write; the episode keeps its
-            # previous level and is named (by row id, no client data) in the log.
-            log.exception("risk assessment failed for episode row %s", history.row_id)
+            # previous level and is named (by row id, no client data) in the log. Only pure code
+            # runs in this block (no database call), so the transaction is still usable.
+            log.error("risk assessment failed for episode row %s: %s", history.row_id, _where(exc))
             summary.failed_episodes.append(history.row_id)
             continue
         assessed.append(_Episode(history, obs, assessment, actions))
@@ -389,14 +404,23 @@ def reassess(
             sheet = sheets.get(e.history.row_id)
             if sheet is None:
                 continue
-            e.assessment = assess_episode(e.obs, _context(e.history, today, sheet), settings)
-            e.actions = lifecycle.reconcile(
-                [a.domain() for a in stored[e.history.row_id]],
-                e.assessment.findings,
-                e.obs,
-                settings,
-            )
-    _apply_actions(db, principal, assessed, stored, summary, refresh_guidance)
+            try:
+                assessment = assess_episode(e.obs, _context(e.history, today, sheet), settings)
+                actions = lifecycle.reconcile(
+                    [a.domain() for a in stored[e.history.row_id]],
+                    assessment.findings,
+                    e.obs,
+                    settings,
+                )
+            except Exception as exc:  # noqa: BLE001 - as above; guidance stays sheet-less
+                log.error(
+                    "risk assessment with the goal sheet failed for episode row %s: %s",
+                    e.history.row_id,
+                    _where(exc),
+                )
+                continue
+            e.assessment, e.actions = assessment, actions
+    _apply_actions(db, principal, assessed, stored, summary, refresh_guidance, settings)
     return summary
 
 
@@ -440,6 +464,134 @@ class _Event:
     clinician_id: int | None
 
 
+def _where(exc: BaseException) -> str:
+    """The exception's type and innermost frame, for the log: never its message or locals,
+    which may quote client data."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    if not frames:
+        return type(exc).__name__
+    last = frames[-1]
+    return f"{type(exc).__name__} at {Path(last.filename).name}:{last.lineno} in {last.name}"
+
+
+@dataclass(slots=True)
+class _Pending:
+    """What one call collects while storing alert actions: written after every episode."""
+
+    now: datetime
+    events: list[_Event]
+    entries: list[audit.AuditEntry]
+    summary: AssessmentSummary
+
+
+#: Re-reads of one episode's alerts after version misses before its actions are left for later.
+_RECONCILE_TRIES = 3
+
+
+def _update_alert(db: Session, alert: _Stored, values: Mapping[str, Any]) -> bool:
+    """``UPDATE`` one alert if it is still at the version read; ``False`` when somebody changed
+    it meanwhile (nothing is written then)."""
+    result = db.execute(
+        update(Alert)
+        .where(Alert.id == alert.row_id, Alert.version == alert.version)
+        .values(**values, version=Alert.version + 1)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1  # type: ignore[attr-defined,no-any-return]
+
+
+def _update_stored(
+    db: Session,
+    principal: Principal,
+    e: _Episode,
+    alerts: list[_Stored],
+    settings: RiskSettings,
+    refresh_guidance: bool,
+    out: _Pending,
+) -> None:
+    """Store the episode's escalations, auto-resolutions and (``refresh_guidance``) guidance
+    refreshes, each conditional on the version read (module doc, "Concurrency"). On a miss the
+    episode's alerts are re-read and reconciled again and the new actions applied; after
+    :data:`_RECONCILE_TRIES` attempts ``e.actions`` is emptied (nothing opens either) and the
+    next assessment converges. Leaves ``e.actions`` matching what was stored."""
+    now, events, entries, summary = out.now, out.events, out.entries, out.summary
+    row_id = e.history.row_id
+    done: set[int] = set()  # alerts this call already updated (never bumped twice)
+    for attempt in range(_RECONCILE_TRIES):
+        if attempt:
+            _, fresh = _load_settings_and_alerts(db, principal.clinic_id, [row_id])
+            alerts = fresh[row_id]
+            try:
+                e.actions = lifecycle.reconcile(
+                    [a.domain() for a in alerts], e.assessment.findings, e.obs, settings
+                )
+            except Exception as exc:  # noqa: BLE001 - pure code; see reassess
+                log.error("alert reconcile failed for episode row %s: %s", row_id, _where(exc))
+                e.actions = []
+                return
+        by_id = {str(a.public_id): a for a in alerts}
+        missed = False
+        touched: set[int] = set()
+        for action in e.actions:
+            if isinstance(action, lifecycle.Open):
+                continue
+            a = by_id[action.alert_id]
+            touched.add(a.row_id)
+            if isinstance(action, lifecycle.Escalate):
+                f = action.finding
+                values: dict[str, Any] = {
+                    "severity": int(action.severity),
+                    "session_number": f.session_number,
+                    "evidence": _evidence(f),
+                    "guidance": f.guidance,
+                    "model": f.evidence.get("model"),
+                    "updated_at": now,
+                }
+                if not _update_alert(db, a, values):
+                    missed = True
+                    continue
+                events.append(
+                    _Event(EVENT_ESCALATED, a.public_id, a.kind, action.severity, a.clinician_id)
+                )
+                entries.append(audit.AuditEntry("alert.escalate", "alert", action.alert_id))
+                summary.escalated += 1
+            else:
+                values = {
+                    "status": lifecycle.AlertStatus.AUTO_RESOLVED.value,
+                    "closing_note": action.note,
+                    "closed_at": now,
+                    "updated_at": now,
+                }
+                if not _update_alert(db, a, values):
+                    missed = True
+                    continue
+                entries.append(audit.AuditEntry("alert.auto_resolve", "alert", action.alert_id))
+                summary.auto_resolved += 1
+            done.add(a.row_id)
+        if refresh_guidance:
+            holding = {f.kind: f for f in e.assessment.findings}
+            for a in alerts:
+                finding = holding.get(a.kind)
+                if (
+                    a.status in ("open", "acknowledged")
+                    and finding
+                    and a.row_id not in touched
+                    and a.row_id not in done
+                ):
+                    if not _update_alert(db, a, {"guidance": finding.guidance, "updated_at": now}):
+                        missed = True
+                        continue
+                    done.add(a.row_id)
+                    summary.refreshed += 1
+        if not missed:
+            return
+    log.warning(
+        "alerts of episode row %s changed under every attempt; left to the next assessment",
+        row_id,
+    )
+    e.actions = []
+
+
 def _apply_actions(
     db: Session,
     principal: Principal,
@@ -447,100 +599,53 @@ def _apply_actions(
     stored: Mapping[int, list[_Stored]],
     summary: AssessmentSummary,
     refresh_guidance: bool,
+    settings: RiskSettings,
 ) -> None:
     now = utcnow()
     inserts: list[dict[str, Any]] = []
-    updates: list[dict[str, Any]] = []
     events: list[_Event] = []
     entries: list[audit.AuditEntry] = []
     pending_clinician: list[tuple[dict[str, Any], str | None]] = []
 
     for e in assessed:
-        by_id = {str(a.public_id): a for a in stored[e.history.row_id]}
+        # Updates first: a version miss re-reconciles the episode, which may change its Opens.
+        _update_stored(
+            db,
+            principal,
+            e,
+            stored[e.history.row_id],
+            settings,
+            refresh_guidance,
+            _Pending(now, events, entries, summary),
+        )
         latest_clinician = e.history.sessions[-1].clinician if e.history.sessions else None
-        touched: set[str] = set()
         for action in e.actions:
-            if isinstance(action, lifecycle.Open):
-                f = action.finding
-                public_id = uuid.uuid4()
-                row = {
-                    "public_id": public_id,
-                    "clinic_id": principal.clinic_id,
-                    "episode_id": e.history.row_id,
-                    "client_id": e.history.client_row_id,
-                    "clinician_id": None,  # filled below from the clinicians query
-                    "kind": action.kind,
-                    "leg": f.concern.value,
-                    "severity": int(action.severity),
-                    "status": lifecycle.AlertStatus.OPEN.value,
-                    "session_number": f.session_number,
-                    "evidence": _evidence(f),
-                    "guidance": f.guidance,
-                    "model": f.evidence.get("model"),
-                    "opened_at": now,
-                    "updated_at": now,
-                    "version": 1,
-                }
-                inserts.append(row)
-                pending_clinician.append((row, latest_clinician or e.history.clinician))
-                entries.append(
-                    audit.AuditEntry("alert.open", "alert", str(public_id), status_code=201)
-                )
-                summary.opened += 1
-            elif isinstance(action, lifecycle.Escalate):
-                a = by_id[action.alert_id]
-                f = action.finding
-                touched.add(action.alert_id)
-                updates.append(
-                    {
-                        "id": a.row_id,
-                        "severity": int(action.severity),
-                        "session_number": f.session_number,
-                        "evidence": _evidence(f),
-                        "guidance": f.guidance,
-                        "model": f.evidence.get("model"),
-                        "updated_at": now,
-                        "version": a.version + 1,
-                    }
-                )
-                events.append(
-                    _Event(EVENT_ESCALATED, a.public_id, a.kind, action.severity, a.clinician_id)
-                )
-                entries.append(audit.AuditEntry("alert.escalate", "alert", action.alert_id))
-                summary.escalated += 1
-            else:
-                a = by_id[action.alert_id]
-                touched.add(action.alert_id)
-                updates.append(
-                    {
-                        "id": a.row_id,
-                        "status": lifecycle.AlertStatus.AUTO_RESOLVED.value,
-                        "closing_note": action.note,
-                        "closed_at": now,
-                        "updated_at": now,
-                        "version": a.version + 1,
-                    }
-                )
-                entries.append(audit.AuditEntry("alert.auto_resolve", "alert", action.alert_id))
-                summary.auto_resolved += 1
-        if refresh_guidance:
-            holding = {f.kind: f for f in e.assessment.findings}
-            for a in stored[e.history.row_id]:
-                finding = holding.get(a.kind)
-                if (
-                    a.status in ("open", "acknowledged")
-                    and finding
-                    and str(a.public_id) not in touched
-                ):
-                    updates.append(
-                        {
-                            "id": a.row_id,
-                            "guidance": finding.guidance,
-                            "updated_at": now,
-                            "version": a.version + 1,
-                        }
-                    )
-                    summary.refreshed += 1
+            if not isinstance(action, lifecycle.Open):
+                continue
+            f = action.finding
+            public_id = uuid.uuid4()
+            row = {
+                "public_id": public_id,
+                "clinic_id": principal.clinic_id,
+                "episode_id": e.history.row_id,
+                "client_id": e.history.client_row_id,
+                "clinician_id": None,  # filled below from the clinicians query
+                "kind": action.kind,
+                "leg": f.concern.value,
+                "severity": int(action.severity),
+                "status": lifecycle.AlertStatus.OPEN.value,
+                "session_number": f.session_number,
+                "evidence": _evidence(f),
+                "guidance": f.guidance,
+                "model": f.evidence.get("model"),
+                "opened_at": now,
+                "updated_at": now,
+                "version": 1,
+            }
+            inserts.append(row)
+            pending_clinician.append((row, latest_clinician or e.history.clinician))
+            entries.append(audit.AuditEntry("alert.open", "alert", str(public_id), status_code=201))
+            summary.opened += 1
 
     clinicians = _clinicians(
         db,
@@ -565,9 +670,6 @@ def _apply_actions(
 
     if inserts:
         db.execute(insert(Alert), inserts)
-    # Group by key set: executemany needs the same columns in every row.
-    for keys in {tuple(sorted(u)) for u in updates}:
-        db.execute(update(Alert), [u for u in updates if tuple(sorted(u)) == keys])
     if events:
         summary.deliveries = _enqueue(db, principal.clinic_id, events, clinicians, now)
     if entries:
@@ -660,3 +762,58 @@ def _enqueue(
     if rows:
         db.execute(outbox_insert(db), rows)
     return len(rows)
+
+
+# --------------------------------------------------------------------------- closed episodes
+def closed_episode_note(ending_reason: str | None) -> str:
+    """The system's closing note on an alert whose episode was closed."""
+    reason = f" ({ending_reason})" if ending_reason else ""
+    return f"the episode was closed{reason}; no rule runs on it any more"
+
+
+def resolve_alerts_of_closed_episodes(
+    db: Session, principal: Principal, episode_ids: Sequence[int] | None = None
+) -> int:
+    """Auto-resolve the live (open or acknowledged) alerts of the clinic's closed episodes —
+    only of ``episode_ids`` when given — with a system note naming the ending reason, a version
+    bump and an audit row each, in the caller's transaction. Each ``UPDATE`` is conditional on
+    the version read, so a clinician's concurrent decision wins. Returns how many were closed.
+
+    Used when an episode is closed (:func:`fit_service.services.episodes.close_episode`) and by
+    the scheduled check, which catches any left behind."""
+    query = (
+        select(Alert.id, Alert.public_id, Alert.version, Episode.ending_reason)
+        .join(Episode, Episode.id == Alert.episode_id)
+        .where(
+            Alert.clinic_id == principal.clinic_id,
+            Alert.status.in_(["open", "acknowledged"]),
+            Episode.status != "open",
+        )
+        .order_by(Alert.id)
+    )
+    if episode_ids is not None:
+        query = query.where(Alert.episode_id.in_(list(episode_ids)))
+    now = utcnow()
+    closed = []
+    for r in db.execute(query).all():
+        changed = db.execute(
+            update(Alert)
+            .where(Alert.id == r.id, Alert.version == r.version)
+            .values(
+                status=lifecycle.AlertStatus.AUTO_RESOLVED.value,
+                closing_note=closed_episode_note(r.ending_reason),
+                closed_at=now,
+                updated_at=now,
+                version=Alert.version + 1,
+            )
+            .execution_options(synchronize_session=False)
+        ).rowcount  # type: ignore[attr-defined]
+        if changed:
+            closed.append(r)
+    if closed:
+        audit.record(
+            db,
+            principal,
+            [audit.AuditEntry("alert.auto_resolve", "alert", str(r.public_id)) for r in closed],
+        )
+    return len(closed)

@@ -33,8 +33,11 @@ from fit_service.services import audit
 from fit_service.services.principals import Permission, Principal
 
 SECTIONS = ("risk", "reports", "delivery")
-#: A simple shape check only: deliverability is the SMTP relay's business.
-_EMAIL = re.compile(r"^[^@\s\r\n]{1,64}@[^@\s\r\n]{1,253}\.[^@\s\r\n]{2,}$")
+#: A simple shape check only: deliverability is the SMTP relay's business. No white space and
+#: no control character (NUL cannot be stored by PostgreSQL; CR/LF would break SMTP headers).
+_EMAIL = re.compile(
+    r"^[^@\s\x00-\x1f\x7f]{1,64}@[^@\s\x00-\x1f\x7f]{1,253}\.[^@\s\x00-\x1f\x7f]{2,}$"
+)
 _MAX_FAILING_HOURS = 24 * 30
 
 
@@ -162,7 +165,7 @@ def set_clinician_email(
 ) -> dict[str, Any]:
     """Where a clinician's alert e-mails go (``None`` stops them)."""
     principal.require(Permission.SETTINGS_MANAGE)
-    if email is not None and not _EMAIL.match(email):
+    if email is not None and not _EMAIL.fullmatch(email):
         raise InvalidSettings("not an e-mail address", field="email", rule="email_format")
     result = uow.session.execute(
         update(Clinician)

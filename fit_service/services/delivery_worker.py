@@ -14,9 +14,18 @@ Guarantees and how they are kept:
   the database lock; that is safe with several workers but one worker is the intended set-up.
 * **Stale writers lose.** Recording an outcome is conditional on the row still carrying *this*
   worker's lease, so a worker that overran its lease cannot overwrite the outcome recorded by
-  the worker that took the row over. The lease must therefore exceed the time a batch can take
-  (``batch`` times the sender's timeout, 10 s for webhooks and SMTP): the CLI defaults are 20 rows
-  and a 300 s lease.
+  the worker that took the row over.
+* **Never sent on an expired lease.** A batch can outlive its lease (a receiver or a resolver
+  that answers only at each timeout, for every address of a host). So before each row the worker
+  checks the time left on that row's lease against ``max_send``, the longest one send may take
+  (default :data:`DEFAULT_MAX_SEND`, at most half the lease): with less left it *renews* the
+  row's lease (``UPDATE … WHERE id = :id AND locked_until = :ours``, then a fresh ``now +
+  lease``). If that matches nothing, another worker has claimed the row since our lease ran
+  out: the row is skipped — not sent, not recorded — and counted as ``lost``; it is that
+  worker's now. A row is thus only ever sent with at least ``max_send`` of its lease left. The
+  CLI defaults are 20 rows and a 300 s lease; a 60 s ``max_send`` covers a webhook (DNS, one
+  10 s connect per address, a 10 s answer) or an SMTP exchange in practice, and can be raised
+  with ``--max-send-seconds`` (it must stay below the lease).
 * **Retries over hours.** ``domain.delivery.next_attempt_at`` (5 s, 5 min, 30 min, 2 h, 5 h,
   10 h, 10 h; give up after 48 h); a refused URL or a permanently refused address is dead at
   once. An endpoint without a success for the clinic's ``delivery.failing_after_hours``
@@ -58,6 +67,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_BATCH = 20
 DEFAULT_LEASE = timedelta(seconds=300)
+#: The longest one send is assumed to take (see the module doc); capped at half the lease.
+DEFAULT_MAX_SEND = timedelta(seconds=60)
 
 
 @dataclass(slots=True)
@@ -87,6 +98,8 @@ class WorkerStats:
     retried: int = 0
     dead: int = 0
     released: int = 0
+    renewed: int = 0  # leases extended before a send
+    lost: int = 0  # rows skipped: their lease ran out and another worker claimed them
 
 
 class DeliveryWorker:
@@ -102,6 +115,7 @@ class DeliveryWorker:
         base_url: str,
         batch: int = DEFAULT_BATCH,
         lease: timedelta = DEFAULT_LEASE,
+        max_send: timedelta | None = None,
         policy: RetryPolicy | None = None,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
@@ -109,6 +123,11 @@ class DeliveryWorker:
             raise ValueError("batch must be at least 1")
         if lease <= timedelta(0):
             raise ValueError("lease must be positive")
+        if max_send is None:
+            max_send = min(DEFAULT_MAX_SEND, lease / 2)
+        if not timedelta(0) < max_send < lease:
+            raise ValueError("max_send must be positive and shorter than the lease")
+        self.max_send = max_send
         self._factory = session_factory
         self._webhooks = webhook_sender
         self._email = email_sender
@@ -320,6 +339,29 @@ class DeliveryWorker:
                 )
         self.stats.released += len(rows)
 
+    def _hold(self, row: _Claimed) -> bool:
+        """Make sure ``row`` has at least ``max_send`` of its lease left before it is sent,
+        renewing the lease if not. ``False``: the lease ran out and another worker has claimed
+        the row since, so this worker must neither send nor record it."""
+        now = self._clock()
+        if row.lease - now >= self.max_send:
+            return True
+        lease = now + self.lease
+        with self._factory() as db, db.begin():
+            changed = db.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.id == row.id, OutboxMessage.locked_until == row.lease)
+                .values(locked_until=lease)
+                .execution_options(synchronize_session=False)
+            ).rowcount  # type: ignore[attr-defined]
+        if not changed:
+            log.warning("outbox %s: lease lost before sending; skipped", row.message_id)
+            self.stats.lost += 1
+            return False
+        row.lease = lease
+        self.stats.renewed += 1
+        return True
+
     # ------------------------------------------------------------------ loops
     def run_once(self, stop: threading.Event | None = None) -> int:
         """Claim one batch and work through it; returns how many rows were claimed."""
@@ -328,6 +370,8 @@ class DeliveryWorker:
             if stop is not None and stop.is_set():
                 self._release(claimed[index:])
                 break
+            if not self._hold(row):
+                continue
             try:
                 result = self._send(row, where)
             except Exception:  # the adapters never raise for delivery failures; a bug might

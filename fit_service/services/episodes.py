@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from fit_service.adapters.orm import Client, Clinic, Clinician, Episode, TherapySession, utcnow
 from fit_service.adapters.unit_of_work import UnitOfWork
 from fit_service.domain.errors import Conflict, InvalidSession, NotFound
-from fit_service.services import audit, views
+from fit_service.services import alerting, audit, views
 from fit_service.services.history import load_histories
 from fit_service.services.inputs import EndingReason
 from fit_service.services.principals import Permission, Principal
@@ -73,6 +73,7 @@ def open_episode(
         client_id=client.id,
         clinician_id=clinician_id,
         opened_on=opened_on,
+        opened_explicitly=True,
         status="open",
     )
     db.add(episode)
@@ -133,6 +134,8 @@ def close_episode(
     episode.updated_at = utcnow()
     db.flush()
     audit.record(db, principal, [audit.AuditEntry("episode.close", "episode", str(episode_id))])
+    # No rule runs on a closed episode: its live alerts close with it, in this transaction.
+    alerting.resolve_alerts_of_closed_episodes(db, principal, [episode.id])
     view = views.episode_view(load_histories(db, [episode.id])[episode.id])
     uow.commit()
     return view

@@ -48,7 +48,11 @@ from fit_service.adapters.report_pdf import MonthlyReportPdf
 from fit_service.adapters.report_tabular import to_csv, to_json_dict
 from fit_service.adapters.unit_of_work import UnitOfWork
 from fit_service.domain.errors import FitError, NotFound, PermissionDenied
-from fit_service.domain.instruments import AgeBand
+from fit_service.domain.instruments import (
+    AgeBand,
+    alliance_instrument_for,
+    outcome_instrument_for,
+)
 from fit_service.domain.monthly_report import (
     AlertFacts,
     EpisodeFacts,
@@ -437,9 +441,25 @@ def _client_ratings(clinic_id: int, instruments: tuple[str, ...]) -> Any:
 
 
 def _per_session(clinic_id: int, where: Any) -> Any:
-    """One row per session with its ORS/CORS and SRS/CSRS totals (``None`` when missing)."""
-    outcome = case((Rating.instrument.in_(_OUTCOME), Rating.total))
-    alliance = case((Rating.instrument.in_(_ALLIANCE), Rating.total))
+    """One row per session with its outcome and alliance totals (``None`` when missing).
+
+    The measure is the one normed for the client's age band (CORS/CSRS for children,
+    ORS/SRS otherwise; ``instruments.outcome_instrument_for``), as in the episode views and
+    the risk rules: a child's ORS is not read as if it were a CORS.
+    """
+    child = Client.age_band == AgeBand.CHILD.value
+    adult_outcome = outcome_instrument_for(AgeBand.ADULT).code
+    child_outcome = outcome_instrument_for(AgeBand.CHILD).code
+    adult_alliance = alliance_instrument_for(AgeBand.ADULT).code
+    child_alliance = alliance_instrument_for(AgeBand.CHILD).code
+    outcome = case(
+        (and_(child, Rating.instrument == child_outcome), Rating.total),
+        (and_(~child, Rating.instrument == adult_outcome), Rating.total),
+    )
+    alliance = case(
+        (and_(child, Rating.instrument == child_alliance), Rating.total),
+        (and_(~child, Rating.instrument == adult_alliance), Rating.total),
+    )
     return (
         select(
             S.id,
@@ -453,6 +473,7 @@ def _per_session(clinic_id: int, where: Any) -> Any:
             func.max(alliance).label("srs"),
         )
         .select_from(S)
+        .join(Client, Client.id == S.client_id)
         .outerjoin(
             Rating,
             and_(

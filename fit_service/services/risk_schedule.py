@@ -18,13 +18,16 @@ import zoneinfo
 from collections.abc import Callable
 from datetime import date, datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from fit_service.adapters.orm import Alert, Clinic, Episode, utcnow
+from fit_service.adapters.orm import Clinic, Episode
 from fit_service.adapters.unit_of_work import UnitOfWork
-from fit_service.services import audit
-from fit_service.services.alerting import AssessmentSummary, reassess
+from fit_service.services.alerting import (
+    AssessmentSummary,
+    reassess,
+    resolve_alerts_of_closed_episodes,
+)
 from fit_service.services.history import load_histories
 from fit_service.services.principals import Principal, Role
 
@@ -95,42 +98,9 @@ def _chunk(
 
 
 def _close_out(uow_factory: Callable[[], UnitOfWork], principal: Principal) -> int:
-    """Auto-resolve live alerts of episodes closed since the alert opened."""
+    """Auto-resolve live alerts of episodes closed since the alert opened (closing an episode
+    does so at once; this catches any left behind, e.g. episodes closed before that)."""
     with uow_factory() as uow:
-        db = uow.session
-        rows = db.execute(
-            select(Alert.id, Alert.public_id, Alert.version)
-            .join(Episode, Episode.id == Alert.episode_id)
-            .where(
-                Alert.clinic_id == principal.clinic_id,
-                Alert.status.in_(["open", "acknowledged"]),
-                Episode.status != "open",
-            )
-        ).all()
-        if not rows:
-            return 0
-        now = utcnow()
-        closed = []
-        for r in rows:
-            # Conditional on the version: a clinician's concurrent decision wins.
-            changed = db.execute(
-                update(Alert)
-                .where(Alert.id == r.id, Alert.version == r.version)
-                .values(
-                    status="auto_resolved",
-                    closing_note="the episode was closed; no rule runs on it any more",
-                    closed_at=now,
-                    updated_at=now,
-                    version=r.version + 1,
-                )
-                .execution_options(synchronize_session=False)
-            ).rowcount  # type: ignore[attr-defined]
-            if changed:
-                closed.append(r)
-        audit.record(
-            db,
-            principal,
-            [audit.AuditEntry("alert.auto_resolve", "alert", str(r.public_id)) for r in closed],
-        )
+        closed = resolve_alerts_of_closed_episodes(uow.session, principal)
         uow.commit()
-        return len(closed)
+        return closed

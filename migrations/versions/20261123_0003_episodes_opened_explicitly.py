@@ -20,9 +20,7 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     with op.batch_alter_table("episodes", schema=None) as batch_op:
         batch_op.add_column(
-            sa.Column(
-                "opened_explicitly", sa.Boolean(), server_default=sa.false(), nullable=False
-            )
+            sa.Column("opened_explicitly", sa.Boolean(), server_default=sa.false(), nullable=False)
         )
 
 

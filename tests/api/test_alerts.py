@@ -158,6 +158,32 @@ def test_missing_if_match_is_428_and_stale_is_412(client: FlaskClient, tenant: T
     assert (view["status"], view["version"]) == ("open", 1)
 
 
+@pytest.mark.parametrize(
+    "etag", ['"99999999999999999999"', '"2147483648"', 'W/"9223372036854775808"', '"0"', '"-1"']
+)
+def test_if_match_out_of_the_version_range_is_stale_not_a_server_error(
+    client: FlaskClient, tenant: Tenant, etag: str
+) -> None:
+    """An If-Match no version can have (0, negative, beyond 32 bits) is a 412 on both
+    databases for alerts and goal sheets; it never reaches the database as a 500."""
+    alert_id = rupture(client, tenant)
+    r = act(client, tenant, alert_id, "acknowledge", etag)
+    assert r.status_code == 412, r.json
+    assert r.json["field"] == "If-Match"
+    r = act(client, tenant, alert_id, "resolve", etag, note="Rang the client.")
+    assert r.status_code == 412, r.json
+    episode = client.get(f"/v1/alerts/{alert_id}", headers=tenant.auth("manager")).json[
+        "episode_id"
+    ]
+    sheet = {"goal": "Back to work", "steps": [], "expectation": "to_be_heard"}
+    url = f"/v1/episodes/{episode}/goal-sheet"
+    assert client.put(url, json=sheet, headers=tenant.auth("manager")).status_code == 201
+    r = client.put(url, json=sheet, headers={**tenant.auth("manager"), "If-Match": etag})
+    assert r.status_code == 412, r.json
+    view = client.get(f"/v1/alerts/{alert_id}", headers=tenant.auth("clinician")).json
+    assert (view["status"], view["version"]) == ("open", 2)  # the sheet refreshed its guidance
+
+
 def test_two_clinicians_acting_on_the_same_version_one_wins(
     client: FlaskClient, tenant: Tenant
 ) -> None:

@@ -7,11 +7,14 @@ import dataclasses
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import Engine, select
 
 from fit_service.adapters.orm import Clinician, WebhookEndpoint
 from fit_service.adapters.webhooks import check_secret
+from fit_service.services import clinic_settings
+from fit_service.services.principals import Principal, Role
 from tests.conftest import Tenant, session_payload
 
 TODAY = datetime.now(UTC).date()
@@ -180,3 +183,76 @@ def test_clinician_email_is_set_by_admin(
     with engine.connect() as conn:
         email = conn.scalar(select(Clinician.email).where(Clinician.external_id == "T-1"))
     assert email == "t1@clinic.example"
+
+
+NUL = "\u0000"
+
+
+@pytest.mark.parametrize(
+    ("what", "field"),
+    [
+        ("goal", "goal"),
+        ("steps", "steps[1]"),
+        ("note", "note"),
+        ("reason", "reason"),
+        ("email", "email"),
+        ("url", "url"),
+    ],
+)
+def test_control_characters_in_text_are_a_422_naming_the_field(
+    client: FlaskClient, tenant: Tenant, what: str, field: str
+) -> None:
+    """A NUL in a goal, a step, a resolve note, a dismiss reason, an e-mail address or a
+    webhook URL is refused with 422 control_character naming the field (PostgreSQL would
+    answer a NUL with a 500)."""
+    episode, alert_id = episode_with_goal_alert(client, tenant)
+    manager = tenant.auth("manager")
+    admin = tenant.auth("admin")
+    act = {**tenant.auth("clinician"), "If-Match": '"1"'}
+    request = {
+        "goal": ("put", f"/v1/episodes/{episode}/goal-sheet", {**SHEET, "goal": f"Sleep{NUL}"}),
+        "steps": (
+            "put",
+            f"/v1/episodes/{episode}/goal-sheet",
+            {**SHEET, "steps": ["Keep a diary", f"Call{NUL}"]},
+        ),
+        "note": ("post", f"/v1/alerts/{alert_id}/resolve", {"note": f"Rang{NUL} her."}),
+        "reason": ("post", f"/v1/alerts/{alert_id}/dismiss", {"reason": f"Known{NUL}"}),
+        "email": ("put", "/v1/clinicians/T-1/email", {"email": f"t1{NUL}@clinic.example"}),
+        "url": ("post", "/v1/webhook-endpoints", {"url": f"http://127.0.0.1:8080/h{NUL}ook"}),
+    }[what]
+    method, url, body = request
+    headers = {"goal": manager, "steps": manager, "email": admin, "url": admin}.get(what, act)
+    r = getattr(client, method)(url, json=body, headers=headers)
+    assert r.status_code == 422, r.json
+    assert (r.json["field"], r.json["rule"]) == (field, "control_character")
+    ok = client.get(f"/v1/alerts/{alert_id}", headers=manager).json
+    assert (ok["status"], ok["version"]) == ("open", 1)
+
+
+def test_tabs_and_line_breaks_stay_allowed_in_notes(client: FlaskClient, tenant: Tenant) -> None:
+    """Free text may carry tabs and line breaks: a multi-line resolve note is stored as sent."""
+    _, alert_id = episode_with_goal_alert(client, tenant)
+    note = "Rang the client.\r\n\tAgreed on next steps."
+    r = client.post(
+        f"/v1/alerts/{alert_id}/resolve",
+        json={"note": note},
+        headers={**tenant.auth("clinician"), "If-Match": '"1"'},
+    )
+    assert r.status_code == 200, r.json
+    assert r.json["closing_note"] == note
+
+
+@pytest.mark.parametrize("email", ["t1@clinic.example\n", "t1@clinic.ex\u0000ample", "t1@c.e\x7fx"])
+def test_clinician_email_shape_check_refuses_control_characters(
+    app: Flask, tenant: Tenant, client: FlaskClient, email: str
+) -> None:
+    """The service's own e-mail check (behind the schema) refuses control characters and a
+    trailing line break, which the old pattern let through."""
+    client.post("/v1/sessions", json=session_payload(), headers=tenant.auth())
+    with app.extensions["fit"].uow() as uow:
+        clinic_row = uow.session.scalar(select(Clinician.clinic_id))
+        admin = Principal(clinic_row, None, Role.ADMIN)
+        with pytest.raises(clinic_settings.InvalidSettings) as refused:
+            clinic_settings.set_clinician_email(uow, admin, "T-1", email)
+    assert refused.value.rule == "email_format"

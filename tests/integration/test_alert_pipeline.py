@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import Engine, event, func, select
+from sqlalchemy import Engine, event, func, select, update
 
 from fit_service.adapters.orm import Alert, AuditEvent, Episode, OutboxMessage
 from fit_service.services import alerting, risk_schedule
@@ -210,22 +210,157 @@ def test_scheduled_check_fires_a_long_gap_without_a_new_session(
     assert len(alerts(engine)) == 1
 
 
-def test_closing_the_episode_auto_resolves_its_live_alerts_on_the_next_check(
+def test_closing_the_episode_auto_resolves_its_live_alerts_at_once(
     client: FlaskClient, tenant: Tenant, engine: Engine, app: Flask
 ) -> None:
-    """A live alert on an episode closed since is auto-resolved by the scheduled check."""
+    """Closing an episode auto-resolves its live alerts in the same request (note with the
+    ending reason, version bump, audit row); other episodes' alerts stay open."""
     post(client, tenant, "S1", weeks_ago(3), [ors(18), srs(9.5, 9.5, 9.5, 9.5)])
     view = post(client, tenant, "S2", weeks_ago(2), [ors(19), srs(9.5, 6.0, 8.0, 8.5)])
+    for n, items in (("O1", (9.5, 9.5, 9.5, 9.5)), ("O2", (9.5, 6.0, 8.0, 8.5))):
+        day = weeks_ago(3 if n == "O1" else 2)
+        post(client, tenant, n, day, [ors(18), srs(*items)], client_id="C-2")
+    mine, _ = alerts(engine)
+    acked = client.post(
+        f"/v1/alerts/{mine.public_id}/acknowledge",
+        headers={**tenant.auth("manager"), "If-Match": '"1"'},
+    )
+    assert acked.status_code == 200, acked.json
+
     r = client.post(
         f"/v1/episodes/{view['episode_id']}/close",
-        json={"ending_reason": "planned"},
+        json={"ending_reason": "client_ended"},
         headers=tenant.auth("manager"),
     )
     assert r.status_code == 200, r.json
+    closed, untouched = alerts(engine)
+    assert (closed.status, closed.version) == ("auto_resolved", 3)
+    assert closed.closing_note.startswith("the episode was closed (client_ended)")
+    assert closed.closed_at is not None
+    assert (untouched.status, untouched.version) == ("open", 1)
+    with engine.connect() as conn:
+        audited = set(
+            conn.scalars(
+                select(AuditEvent.record_id).where(AuditEvent.action == "alert.auto_resolve")
+            )
+        )
+    assert audited == {str(closed.public_id)}
+    assert risk_schedule.check_risks(app.extensions["fit"].uow).auto_resolved == 0
+
+
+def test_scheduled_check_auto_resolves_alerts_left_on_closed_episodes(
+    client: FlaskClient, tenant: Tenant, engine: Engine, app: Flask
+) -> None:
+    """A live alert left on an episode closed without closing it (e.g. before that was done at
+    close time) is auto-resolved by the scheduled check, naming the ending reason."""
+    post(client, tenant, "S1", weeks_ago(3), [ors(18), srs(9.5, 9.5, 9.5, 9.5)])
+    post(client, tenant, "S2", weeks_ago(2), [ors(19), srs(9.5, 6.0, 8.0, 8.5)])
+    with engine.begin() as conn:
+        conn.execute(
+            update(Episode).values(status="closed", closed_on=TODAY, ending_reason="planned")
+        )
     assert risk_schedule.check_risks(app.extensions["fit"].uow).auto_resolved == 1
     (alert,) = alerts(engine)
-    assert alert.status == "auto_resolved"
-    assert "episode was closed" in alert.closing_note
+    assert (alert.status, alert.version) == ("auto_resolved", 2)
+    assert "episode was closed (planned)" in alert.closing_note
+
+
+def _stale_alerts(monkeypatch: pytest.MonkeyPatch, app: Flask) -> list[Any]:
+    """Read the episode's alerts now (the pipeline's read); from then on the pipeline's first
+    load returns that read, later loads the database. Returns the list of loads made."""
+    original = alerting._load_settings_and_alerts
+    with app.extensions["fit"].uow() as uow:
+        episode_row, clinic_row = uow.session.execute(select(Episode.id, Episode.clinic_id)).one()
+        snapshot = original(uow.session, clinic_row, [episode_row])
+    loads: list[Any] = []
+
+    def load(db: Any, clinic_id: int, episode_ids: Any) -> Any:
+        loads.append(list(episode_ids))
+        return snapshot if len(loads) == 1 else original(db, clinic_id, episode_ids)
+
+    monkeypatch.setattr(alerting, "_load_settings_and_alerts", load)
+    return loads
+
+
+def test_clinicians_concurrent_resolve_wins_over_the_pipelines_auto_resolve(
+    client: FlaskClient, tenant: Tenant, engine: Engine, app: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pipeline read the alert open (version 1); a clinician resolves it with a note before
+    the pipeline writes its auto-resolve: the version-conditional UPDATE misses, the episode is
+    re-read and re-reconciled, and the clinician's note, status and version 2 stay."""
+    post(client, tenant, "S1", weeks_ago(4), [ors(18), srs(9.5, 9.5, 9.5, 9.5)])
+    post(client, tenant, "S2", weeks_ago(3), [ors(19), srs(9.5, 6.0, 8.0, 8.5)])
+    post(client, tenant, "S3", weeks_ago(2), [ors(21), srs(9.5, 9.5, 9.5, 9.5)])
+    (alert,) = alerts(engine)
+    loads = _stale_alerts(monkeypatch, app)
+    note = "Talked it through with the client; the bond is repaired."
+    r = client.post(
+        f"/v1/alerts/{alert.public_id}/resolve",
+        json={"note": note},
+        headers={**tenant.auth("clinician"), "If-Match": '"1"'},
+    )
+    assert r.status_code == 200, r.json
+
+    post(client, tenant, "S4", weeks_ago(1), [ors(24), srs(9.5, 9.5, 9.5, 9.5)])
+
+    (after,) = alerts(engine)
+    assert (after.status, after.closing_note, after.version) == ("resolved", note, 2)
+    assert len(loads) == 2  # the stale read, then the re-read after the miss
+    with engine.connect() as conn:
+        actions = list(conn.scalars(select(AuditEvent.action)))
+    assert "alert.auto_resolve" not in actions
+
+
+def test_guidance_refresh_after_a_concurrent_acknowledge_bumps_to_a_new_version(
+    client: FlaskClient, tenant: Tenant, engine: Engine, app: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A goal sheet refreshes an alert the pipeline read at version 1 while a clinician
+    acknowledged it (version 2): the refresh lands on top as version 3, still acknowledged —
+    never a second state under ETag "2"."""
+    view = post(client, tenant, "S1", weeks_ago(3), [ors(18), srs(9.5, 9.5, 9.5, 9.5)])
+    post(client, tenant, "S2", weeks_ago(2), [ors(19), srs(9.5, 6.0, 8.0, 8.5)])
+    (alert,) = alerts(engine)
+    _stale_alerts(monkeypatch, app)
+    acked = client.post(
+        f"/v1/alerts/{alert.public_id}/acknowledge",
+        headers={**tenant.auth("clinician"), "If-Match": '"1"'},
+    )
+    assert acked.status_code == 200, acked.json
+    sheet = {"goal": "Back to choir", "steps": ["Call the leader"], "expectation": "to_be_heard"}
+    r = client.put(
+        f"/v1/episodes/{view['episode_id']}/goal-sheet", json=sheet, headers=tenant.auth("manager")
+    )
+    assert r.status_code == 201, r.json
+
+    (after,) = alerts(engine)
+    assert (after.status, after.version) == ("acknowledged", 3)
+    assert "Back to choir" in after.guidance
+
+
+def test_a_rule_bug_never_refuses_the_session_write(
+    client: FlaskClient,
+    tenant: Tenant,
+    engine: Engine,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Any exception from the pure rule code (here a KeyError) leaves the session stored (201)
+    and logs the failure by episode row id, without client data."""
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise KeyError("C-1")
+
+    monkeypatch.setattr(alerting, "assess_episode", broken)
+    with caplog.at_level("ERROR", logger=alerting.__name__):
+        r = client.post("/v1/sessions", json=session_payload(), headers=tenant.auth())
+    assert r.status_code == 201, r.json
+    (record,) = [rec for rec in caplog.records if rec.name == alerting.__name__]
+    message = record.getMessage()
+    assert message.startswith("risk assessment failed for episode row ")
+    assert "KeyError" in message
+    assert "C-1" not in message
+    assert record.exc_info is None
+    assert alerts(engine) == []
 
 
 def test_backfill_batch_is_assessed_with_a_few_queries(

@@ -30,7 +30,8 @@ from standardwebhooks.webhooks import Webhook
 
 from fit_service.adapters.email import SmtpEmailSender, SmtpSettings
 from fit_service.adapters.orm import OutboxMessage, WebhookEndpoint
-from fit_service.adapters.webhooks import HttpWebhookSender
+from fit_service.adapters.webhooks import HttpWebhookSender, RecordingWebhookSender
+from fit_service.domain.delivery import DeliveryResult
 from fit_service.services.delivery_worker import DeliveryWorker
 from tests.conftest import Tenant, session_payload
 
@@ -312,6 +313,86 @@ def test_two_workers_at_once_send_every_message_exactly_once(
     assert len(set(state.ids())) == 30
     assert all(h.payload is not None for h in state.hooks)
     assert all(w.stats.claimed > 0 for w in workers)
+
+
+class SlowSender:
+    """A webhook sender whose every send takes ``seconds`` on the test clock; it notes how much
+    of the row's lease (as stored) was left when the send began, and can run ``during_first``
+    inside the first send (another worker taking over)."""
+
+    def __init__(self, engine: Engine, clock: list[datetime], seconds: float) -> None:
+        self.engine, self.clock, self.seconds = engine, clock, seconds
+        self.sent = RecordingWebhookSender()
+        self.lease_left: list[timedelta] = []
+        self.during_first: Any = None
+
+    def send(self, endpoint: Any, message: Any) -> DeliveryResult:
+        result = self.sent.send(endpoint, message)
+        with self.engine.connect() as conn:
+            locked_until = conn.scalar(
+                select(OutboxMessage.locked_until).where(OutboxMessage.message_id == message.id)
+            )
+        if locked_until is None:  # not leased at all (any more): no time left
+            self.lease_left.append(timedelta.min)
+        else:
+            aware = locked_until if locked_until.tzinfo else locked_until.replace(tzinfo=UTC)
+            self.lease_left.append(aware - self.clock[0])
+        self.clock[0] += timedelta(seconds=self.seconds)
+        if self.during_first is not None and len(self.lease_left) == 1:
+            self.during_first()
+        return result
+
+
+def test_a_lease_too_short_for_the_next_send_is_renewed_first(
+    app: Flask, client: FlaskClient, tenant: Tenant, engine: Engine
+) -> None:
+    """Sends of 50 s under a 120 s lease (max_send 60 s by default): the third row would be
+    sent with 20 s left, so its lease is renewed first; every send starts with at least the
+    send's time left on its lease, and all are delivered once."""
+    register(client, tenant, "http://127.0.0.1:9/hook")
+    raise_alerts(client, tenant, 3)
+    clock = [datetime.now(UTC)]
+    sender = SlowSender(engine, clock, seconds=50)
+    w = worker(app, clock=lambda: clock[0], webhooks=sender, lease=timedelta(seconds=120))
+
+    assert w.run_once() == 3
+    assert len(sender.sent.sent) == 3
+    assert all(left >= timedelta(seconds=50) for left in sender.lease_left), sender.lease_left
+    assert w.stats.renewed == 1
+    assert outbox_status(engine) == {"sent": 3}
+
+
+def test_a_row_whose_lease_was_taken_over_is_never_sent_after_expiry(
+    app: Flask, client: FlaskClient, tenant: Tenant, engine: Engine
+) -> None:
+    """The first send outlives the whole batch's lease and a second worker claims the rows
+    meanwhile: the first worker sends nothing more (the rows are the other worker's), and
+    every message is delivered once in all."""
+    register(client, tenant, "http://127.0.0.1:9/hook")
+    raise_alerts(client, tenant, 3)
+    clock = [datetime.now(UTC)]
+    slow = SlowSender(engine, clock, seconds=400)
+    first = worker(app, clock=lambda: clock[0], webhooks=slow)
+    fast = RecordingWebhookSender()
+    second = worker(app, clock=lambda: clock[0], webhooks=fast)
+    slow.during_first = second.run_once
+
+    assert first.run_once() == 3
+    assert len(slow.sent.sent) == 1  # only the row it started while its lease held
+    assert slow.lease_left == [timedelta(seconds=300)]
+    assert first.stats.lost == 2
+    # The second worker took all three over (the first row again: at least once, same id).
+    assert second.stats.claimed == 3
+    assert len({s.message.id for s in fast.sent}) == 3
+    assert slow.sent.sent[0].message.id in {s.message.id for s in fast.sent}
+    assert outbox_status(engine) == {"sent": 3}
+
+
+def test_max_send_must_be_shorter_than_the_lease(app: Flask) -> None:
+    """A send bound as long as the lease could never be honoured: refused at start."""
+    with pytest.raises(ValueError, match="max_send"):
+        worker(app, lease=timedelta(seconds=60), max_send=timedelta(seconds=60))
+    assert worker(app, lease=timedelta(seconds=2)).max_send == timedelta(seconds=1)
 
 
 def _worker_process(database_url: str, tmp_path: Path, *args: str) -> subprocess.Popen[bytes]:
