@@ -66,7 +66,6 @@ from fit_service.adapters.unit_of_work import UnitOfWork
 from fit_service.domain import alerts as lifecycle
 from fit_service.domain.change import ChangeCriteria
 from fit_service.domain.delivery import build_alert_message, message_id_for
-from fit_service.domain.errors import FitError
 from fit_service.domain.guidance import Expectation
 from fit_service.domain.guidance import GoalSheet as DomainGoalSheet
 from fit_service.domain.instruments import (
@@ -87,7 +86,7 @@ from fit_service.domain.risk import (
     assess_episode,
 )
 from fit_service.domain.trajectory import RationalTrajectory, TrajectoryModel
-from fit_service.services import audit, trajectories
+from fit_service.services import audit, thresholds, trajectories
 from fit_service.services.history import EpisodeHistory
 from fit_service.services.principals import Principal
 
@@ -104,14 +103,9 @@ EVENT_ESCALATED = "alert.escalated"
 
 # --------------------------------------------------------------------------- settings
 def risk_settings(raw: Mapping[str, Any]) -> RiskSettings:
-    """The clinic's risk settings. They are validated when stored (PUT /v1/settings); should a
-    stored value still be refused, the defaults are used and the fact logged, because failing
-    every session write of a clinic over a setting would be worse."""
-    try:
-        return RiskSettings.from_mapping(raw.get("risk") or None)
-    except FitError as exc:
-        log.warning("clinic risk settings refused (%s); using defaults", exc.rule)
-        return RiskSettings()
+    """The clinic's risk settings, sharing cut-offs, reliable change and the SRS concern line
+    with the views and the reports (:mod:`fit_service.services.thresholds`)."""
+    return thresholds.from_settings(raw).risk
 
 
 def clinic_today(principal: Principal) -> date:
@@ -128,12 +122,10 @@ def _rational(age_band: AgeBand, reliable_change: float) -> RationalTrajectory:
 
 
 def _trajectory_model(
-    uow: UnitOfWork, clinic_id: int, band: AgeBand, settings: RiskSettings
+    uow: UnitOfWork, clinic_id: int, band: AgeBand, limits: thresholds.ClinicThresholds
 ) -> TrajectoryModel:
     instrument = outcome_instrument_for(band)
-    criteria = ChangeCriteria.for_instrument(
-        instrument, band, reliable_change_points=settings.reliable_change
-    )
+    criteria = limits.outcome_criteria(band)
     return trajectories.clinic_model(uow, clinic_id, instrument.code, band.value, criteria)
 
 
@@ -188,12 +180,15 @@ def observations(
 
 
 def _context(
-    history: EpisodeHistory, today: date, goal_sheet: DomainGoalSheet | None
+    history: EpisodeHistory,
+    today: date,
+    goal_sheet: DomainGoalSheet | None,
+    limits: thresholds.ClinicThresholds = thresholds.DEFAULT,
 ) -> EpisodeContext:
     band = AgeBand(history.age_band)
     return EpisodeContext(
         intake_outcome=None,  # the first outcome score of the episode
-        clinical_cutoff=outcome_instrument_for(band).cutoff_for(band),
+        clinical_cutoff=limits.clinical_cutoff(band),
         age_band=band,
         today=today,
         goal_sheet=goal_sheet,
@@ -361,20 +356,21 @@ def reassess(
     raw_settings, stored = _load_settings_and_alerts(
         db, principal.clinic_id, [h.row_id for h in open_histories]
     )
-    settings = risk_settings(raw_settings)
+    limits = thresholds.from_settings(raw_settings)
+    settings = limits.risk
     sheets: dict[int, DomainGoalSheet] = {}
     if refresh_guidance:
         sheets = load_goal_sheets(db, [h.row_id for h in open_histories])
 
     models = {
-        band: _trajectory_model(uow, principal.clinic_id, AgeBand(band), settings)
+        band: _trajectory_model(uow, principal.clinic_id, AgeBand(band), limits)
         for band in {h.age_band for h in open_histories}
     }
     assessed: list[_Episode] = []
     for history in open_histories:
         try:
             obs = observations(history, settings, models[history.age_band])
-            context = _context(history, today, sheets.get(history.row_id))
+            context = _context(history, today, sheets.get(history.row_id), limits)
             assessment = assess_episode(obs, context, settings)
             actions = lifecycle.reconcile(
                 [a.domain() for a in stored[history.row_id]], assessment.findings, obs, settings
@@ -405,7 +401,9 @@ def reassess(
             if sheet is None:
                 continue
             try:
-                assessment = assess_episode(e.obs, _context(e.history, today, sheet), settings)
+                assessment = assess_episode(
+                    e.obs, _context(e.history, today, sheet, limits), settings
+                )
                 actions = lifecycle.reconcile(
                     [a.domain() for a in stored[e.history.row_id]],
                     assessment.findings,

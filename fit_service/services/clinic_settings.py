@@ -29,7 +29,7 @@ from fit_service.domain import monthly_report
 from fit_service.domain.delivery import DEFAULT_FAILING_AFTER
 from fit_service.domain.errors import FitError, NotFound
 from fit_service.domain.risk import RiskSettings, Severity
-from fit_service.services import audit
+from fit_service.services import audit, thresholds
 from fit_service.services.principals import Permission, Principal
 
 SECTIONS = ("risk", "reports", "delivery")
@@ -101,6 +101,14 @@ def validate(body: Mapping[str, Any]) -> dict[str, Any]:
         if name in body and not isinstance(body[name], Mapping):
             raise InvalidSettings(f"{name} must be an object", field=name)
     risk = dict(body.get("risk") or {})
+    for key, owner in thresholds.SHARED.items():
+        if key in risk:
+            raise InvalidSettings(
+                f"set reports.{owner} instead: one value serves the episode views, the alerts "
+                "and the reports",
+                field=f"risk.{key}",
+                rule="shared_threshold",
+            )
     try:
         RiskSettings.from_mapping(risk)
     except FitError as exc:
@@ -125,10 +133,7 @@ def _validate_reports(reports: dict[str, Any]) -> None:
 def _view(stored: Mapping[str, Any]) -> dict[str, Any]:
     risk = stored.get("risk") or {}
     delivery = delivery_settings(stored)
-    try:
-        effective = RiskSettings.from_mapping(risk)
-    except FitError:
-        effective = RiskSettings()
+    effective = thresholds.from_settings(stored).risk
     return {
         "risk": dict(risk),
         "reports": dict(stored.get("reports") or {}),

@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from fit_service.adapters.orm import Client, Clinic, Clinician, Episode, TherapySession, utcnow
 from fit_service.adapters.unit_of_work import UnitOfWork
 from fit_service.domain.errors import Conflict, InvalidSession, NotFound
-from fit_service.services import alerting, audit, views
+from fit_service.services import alerting, audit, thresholds, views
 from fit_service.services.history import load_histories
 from fit_service.services.inputs import EndingReason
 from fit_service.services.principals import Permission, Principal
@@ -90,7 +90,10 @@ def open_episode(
         principal,
         [audit.AuditEntry("episode.open", "episode", str(episode.public_id), status_code=201)],
     )
-    view = views.episode_view(load_histories(db, [episode.id])[episode.id])
+    view = views.episode_view(
+        load_histories(db, [episode.id])[episode.id],
+        thresholds.load(db, principal.clinic_id),
+    )
     uow.commit()
     return view
 
@@ -136,6 +139,9 @@ def close_episode(
     audit.record(db, principal, [audit.AuditEntry("episode.close", "episode", str(episode_id))])
     # No rule runs on a closed episode: its live alerts close with it, in this transaction.
     alerting.resolve_alerts_of_closed_episodes(db, principal, [episode.id])
-    view = views.episode_view(load_histories(db, [episode.id])[episode.id])
+    view = views.episode_view(
+        load_histories(db, [episode.id])[episode.id],
+        thresholds.load(db, principal.clinic_id),
+    )
     uow.commit()
     return view

@@ -15,6 +15,7 @@ from fit_service.domain.change import ChangeCriteria, classify
 from fit_service.domain.instruments import AgeBand, Instrument, outcome_instrument_for
 from fit_service.domain.trajectory import RationalTrajectory, TrajectoryModel
 from fit_service.services.history import EpisodeHistory
+from fit_service.services.thresholds import DEFAULT, ClinicThresholds
 
 
 def outcome_series(history: EpisodeHistory, instrument: Instrument) -> list[tuple[int, float]]:
@@ -32,17 +33,21 @@ def intake_of(series: list[tuple[int, float]]) -> tuple[int, float] | None:
     return series[0] if series else None
 
 
-def criteria_for(history: EpisodeHistory) -> tuple[Instrument, ChangeCriteria]:
+def criteria_for(
+    history: EpisodeHistory, limits: ClinicThresholds = DEFAULT
+) -> tuple[Instrument, ChangeCriteria]:
+    """The band's outcome measure and the clinic's criteria for it (services/thresholds)."""
     band = AgeBand(history.age_band)
-    instrument = outcome_instrument_for(band)
-    return instrument, ChangeCriteria.for_instrument(instrument, band)
+    return outcome_instrument_for(band), limits.outcome_criteria(band)
 
 
 def episode_outcome(
-    history: EpisodeHistory, model: TrajectoryModel | None = None
+    history: EpisodeHistory,
+    model: TrajectoryModel | None = None,
+    limits: ClinicThresholds = DEFAULT,
 ) -> dict[str, Any] | None:
     """The episode's outcome so far, or ``None`` before any outcome score."""
-    instrument, criteria = criteria_for(history)
+    instrument, criteria = criteria_for(history, limits)
     series = outcome_series(history, instrument)
     if not series:
         return None

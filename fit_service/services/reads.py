@@ -21,7 +21,7 @@ from fit_service.adapters.orm import (
 )
 from fit_service.adapters.unit_of_work import UnitOfWork
 from fit_service.domain.errors import FitError, NotFound
-from fit_service.services import audit, views
+from fit_service.services import audit, thresholds, views
 from fit_service.services.history import load_histories
 from fit_service.services.principals import Permission, Principal
 
@@ -110,11 +110,12 @@ def get_client(uow: UnitOfWork, principal: Principal, external_id: str) -> dict[
         select(Episode.id).where(Episode.client_id == client.id).order_by(Episode.id)
     ).all()
     histories = load_histories(uow.session, episode_ids)
+    limits = thresholds.load(uow.session, principal.clinic_id)
     view = {
         "client_id": client.external_id,
         "age_band": client.age_band,
         "first_seen": client.created_at.isoformat(),
-        "episodes": [views.episode_view(histories[i]) for i in episode_ids],
+        "episodes": [views.episode_view(histories[i], limits) for i in episode_ids],
     }
     audit.record(uow.session, principal, [audit.AuditEntry("client.read", "client", external_id)])
     uow.commit()

@@ -54,7 +54,7 @@ from fit_service.domain.errors import (
 )
 from fit_service.domain.instruments import REGISTRY, AgeBand, Rater
 from fit_service.domain.scoring import Completeness, Score, missing_items, score
-from fit_service.services import audit, views
+from fit_service.services import audit, thresholds, views
 from fit_service.services.history import EpisodeHistory, load_histories, renumber
 from fit_service.services.inputs import Attendance, SessionInput
 from fit_service.services.principals import Permission, Principal
@@ -533,7 +533,8 @@ def _record(
         } - set(histories)
         if unchanged_eps:
             histories.update(load_histories(uow.session, {e for e in unchanged_eps if e}))
-        rendered = views.sessions_from_histories(histories.values(), wanted)
+        limits = thresholds.load(uow.session, principal.clinic_id)
+        rendered = views.sessions_from_histories(histories.values(), wanted, limits)
         final = [
             ItemResult(
                 r.index,

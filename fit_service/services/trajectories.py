@@ -23,7 +23,7 @@ from fit_service.adapters.unit_of_work import UnitOfWork
 from fit_service.domain.change import ChangeCriteria
 from fit_service.domain.errors import NotFound
 from fit_service.domain.trajectory import EtrSample, TrajectoryModel, select_trajectory_model
-from fit_service.services import audit
+from fit_service.services import audit, thresholds
 from fit_service.services.history import load_histories
 from fit_service.services.outcomes import criteria_for, episode_outcome, intake_of, outcome_series
 from fit_service.services.principals import Permission, Principal
@@ -98,7 +98,8 @@ def episode_trajectory(
     if row is None:
         raise NotFound(f"no episode {episode_id}", field="episode_id")
     history = load_histories(uow.session, [row])[row]
-    instrument, criteria = criteria_for(history)
+    limits = thresholds.load(uow.session, principal.clinic_id)
+    instrument, criteria = criteria_for(history, limits)
     model = clinic_model(uow, principal.clinic_id, instrument.code, history.age_band, criteria)
     series = outcome_series(history, instrument)
     baseline = intake_of(series)
@@ -139,5 +140,5 @@ def episode_trajectory(
         "clinical_cutoff": criteria.cutoff.value,
         "points": points,
         "expected_path": path,
-        "outcome": episode_outcome(history, model),
+        "outcome": episode_outcome(history, model, limits),
     }

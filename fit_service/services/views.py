@@ -14,8 +14,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from fit_service.adapters.orm import TherapySession
-from fit_service.services import outcomes
+from fit_service.services import outcomes, thresholds
 from fit_service.services.history import EpisodeHistory, SessionRecord, load_histories
+from fit_service.services.thresholds import DEFAULT, ClinicThresholds
 
 
 def _first_totals(history: EpisodeHistory) -> dict[tuple[str, str], float]:
@@ -61,7 +62,7 @@ def session_view(
     }
 
 
-def episode_summary(history: EpisodeHistory) -> dict[str, Any]:
+def episode_summary(history: EpisodeHistory, limits: ClinicThresholds = DEFAULT) -> dict[str, Any]:
     return {
         "id": str(history.public_id),
         "client_id": history.client,
@@ -71,7 +72,7 @@ def episode_summary(history: EpisodeHistory) -> dict[str, Any]:
         "closed_on": history.closed_on.isoformat() if history.closed_on else None,
         "ending_reason": history.ending_reason,
         "sessions_attended": sum(1 for s in history.sessions if s.attendance == "attended"),
-        "outcome": outcomes.episode_outcome(history),
+        "outcome": outcomes.episode_outcome(history, limits=limits),
         "risk": {
             "level": history.risk_level,
             "reasons": (history.risk_reasons or {}).get("reasons", []),
@@ -81,15 +82,18 @@ def episode_summary(history: EpisodeHistory) -> dict[str, Any]:
     }
 
 
-def episode_view(history: EpisodeHistory) -> dict[str, Any]:
+def episode_view(history: EpisodeHistory, limits: ClinicThresholds = DEFAULT) -> dict[str, Any]:
     first = _first_totals(history)
-    view = episode_summary(history)
+    view = episode_summary(history, limits)
     view["sessions"] = [session_view(s, history, first) for s in history.sessions]
     return view
 
 
 def sessions_by_public_id(
-    db: Session, clinic_id: int, public_ids: Iterable[uuid.UUID]
+    db: Session,
+    clinic_id: int,
+    public_ids: Iterable[uuid.UUID],
+    limits: ClinicThresholds | None = None,
 ) -> dict[uuid.UUID, dict[str, Any]]:
     """Full session views (with the episode's current status) for the given sessions."""
     ids = list(set(public_ids))
@@ -101,11 +105,14 @@ def sessions_by_public_id(
         )
     ).all()
     histories = load_histories(db, {r.episode_id for r in rows})
-    return sessions_from_histories(histories.values(), set(ids))
+    limits = limits or thresholds.load(db, clinic_id)
+    return sessions_from_histories(histories.values(), set(ids), limits)
 
 
 def sessions_from_histories(
-    histories: Iterable[EpisodeHistory], public_ids: set[uuid.UUID]
+    histories: Iterable[EpisodeHistory],
+    public_ids: set[uuid.UUID],
+    limits: ClinicThresholds = DEFAULT,
 ) -> dict[uuid.UUID, dict[str, Any]]:
     """Session views for ``public_ids`` from already-loaded histories (no queries)."""
     out: dict[uuid.UUID, dict[str, Any]] = {}
@@ -116,7 +123,7 @@ def sessions_from_histories(
             if session.public_id in public_ids:
                 if first is None:
                     first = _first_totals(history)
-                    summary = episode_summary(history)
+                    summary = episode_summary(history, limits)
                 view = session_view(session, history, first)
                 view["episode"] = summary
                 out[session.public_id] = view

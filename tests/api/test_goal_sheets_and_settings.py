@@ -107,12 +107,15 @@ def test_other_clinic_cannot_reach_a_goal_sheet(
 
 
 def test_settings_are_validated_stored_and_applied(client: FlaskClient, tenant: Tenant) -> None:
-    """A bad risk value or unknown section is a 422 naming the field; a good one is stored and
+    """A bad risk value or unknown section is a 422 naming the field; a shared threshold set
+    under risk is refused in favour of its one owner under reports; a good one is stored and
     shows in the effective values; other roles get 403."""
     auth = tenant.auth("admin")
-    r = client.put("/v1/settings", json={"risk": {"srs_concern_total": 99}}, headers=auth)
+    r = client.put("/v1/settings", json={"risk": {"srs_item_concern": 99}}, headers=auth)
     assert r.status_code == 422
-    assert r.json["field"] == "risk.srs_concern_total"
+    assert r.json["field"] == "risk.srs_item_concern"
+    r = client.put("/v1/settings", json={"risk": {"srs_concern_total": 34}}, headers=auth)
+    assert (r.status_code, r.json["rule"]) == (422, "shared_threshold")
     r = client.put("/v1/settings", json={"risk": {"nonsense": 1}}, headers=auth)
     assert r.status_code == 422
     r = client.put("/v1/settings", json={"delivery": {"failing_after_hours": 0}}, headers=auth)
@@ -122,7 +125,7 @@ def test_settings_are_validated_stored_and_applied(client: FlaskClient, tenant: 
     assert r.status_code == 422
     assert r.json["field"] == "reports.min_n"
 
-    good = {"risk": {"srs_concern_total": 34, "alert_min_severity": "medium"}}
+    good = {"risk": {"alert_min_severity": "medium"}, "reports": {"srs_concern": 34}}
     r = client.put("/v1/settings", json=good, headers=auth)
     assert r.status_code == 200, r.json
     got = client.get("/v1/settings", headers=auth).json
