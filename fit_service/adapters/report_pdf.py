@@ -1311,10 +1311,15 @@ def _short_labels(labels: Sequence[str]) -> list[str]:
         "Reliably improved (recovered or improved)": "Reliably improved",
         "Reliably worse (deteriorated or harmed)": "Reliably worse",
         "Dropout (clinic definition)": "Dropout",
-        "Sessions with SRS below 36": "SRS below 36",
         "Severity-adjusted effect size": "Severity-adj. ES",
     }
-    return [short.get(label, label) for label in labels]
+    # "Sessions with SRS below <the clinic's concern line>" -> "SRS below …"
+    return [
+        label.replace("Sessions with SRS", "SRS", 1)
+        if label.startswith("Sessions with SRS below")
+        else short.get(label, label)
+        for label in labels
+    ]
 
 
 def _short_month(period: str) -> str:

@@ -560,6 +560,8 @@ class AllianceSummary:
     hours_to_acknowledge: Estimate
     flagged_episodes_followed_up: int
     flagged_episodes_in_care_after_follow_up: int
+    #: the clinic's SRS concern line the low-SRS share was counted against (domain.md §3)
+    srs_concern: float = 36.0
 
     def __post_init__(self) -> None:
         _non_negative(self)
@@ -867,7 +869,10 @@ class GroupFigures:
                 Count(d.unilateral_without_ors),
             ),
             Metric(
-                "srs_below_concern", "Sessions with SRS below 36", G.ALLIANCE, al.srs_concern_rate
+                "srs_below_concern",
+                f"Sessions with SRS below {al.srs_concern:g}",
+                G.ALLIANCE,
+                al.srs_concern_rate,
             ),
             Metric("alerts_raised", "Alerts raised", G.ALLIANCE, Count(al.alerts_raised)),
             Metric(
@@ -1776,6 +1781,7 @@ class FiguresBuilder:
                 hours_to_acknowledge=median_estimate(self.hours_to_acknowledge),
                 flagged_episodes_followed_up=self.flagged_followed_up,
                 flagged_episodes_in_care_after_follow_up=self.flagged_in_care,
+                srs_concern=self.settings.srs_concern,
             ),
             completeness=CompletenessSummary(s.attended, s.with_ors, s.with_srs),
         )

@@ -90,3 +90,23 @@ def test_a_childs_outcome_is_the_cors_everywhere(client: FlaskClient, tenant: Te
     child = next(b for b in _report(client, tenant)["age_bands"] if b["key"] == "child")
     assert child["month"]["recovered"]["numerator"] == 1
     assert child["month"]["recovered"]["n"] == 1
+
+
+def test_the_report_names_the_clinics_srs_concern_line(client: FlaskClient, tenant: Tenant) -> None:
+    """With the SRS concern line at 34 the report counts and labels against 34, not 36."""
+    client.put(
+        "/v1/settings",
+        json={"reports": {"srs_concern": 34, "min_n": 1}},
+        headers=tenant.auth("admin"),
+    )
+    payload = session_payload(date="2026-10-05")
+    payload["ratings"][1]["items"] = {
+        "relationship": 9,
+        "goals": 8.6,
+        "approach": 8.6,
+        "overall": 8.8,
+    }  # 35.0: below 36, not below 34
+    assert client.post("/v1/sessions", json=payload, headers=tenant.auth()).status_code == 201
+    metric = _report(client, tenant)["overall"]["month"]["srs_below_concern"]
+    assert metric["label"] == "Sessions with SRS below 34"
+    assert (metric["numerator"], metric["n"]) == (0, 1)
