@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from fit_service.adapters.orm import Client, Clinic, Clinician, Episode, TherapySession, utcnow
 from fit_service.adapters.unit_of_work import UnitOfWork
@@ -23,6 +24,18 @@ from fit_service.services.reads import visible_clients
 def _today(uow: UnitOfWork, clinic_id: int) -> date:
     tz = uow.session.scalar(select(Clinic.timezone).where(Clinic.id == clinic_id)) or "UTC"
     return datetime.now(zoneinfo.ZoneInfo(tz)).date()
+
+
+def _flush_or_conflict(db: Session) -> None:
+    """Two requests creating the same client or clinician at once: one wins the unique
+    constraint; the other is told to retry (409) instead of failing with a 500."""
+    try:
+        db.flush()
+    except IntegrityError:
+        raise Conflict(
+            "a concurrent request created the same record; retry the request",
+            rule="concurrent_write",
+        ) from None
 
 
 def open_episode(
@@ -47,15 +60,15 @@ def open_episode(
     if client is None:
         if age_band is None:
             raise InvalidSession(
-                "age_band is required for a new client",
-                field="age_band",
+                "client_age_band is required for a new client",
+                field="client_age_band",
                 rule="required_for_new_client",
             )
         client = Client(
             clinic_id=principal.clinic_id, external_id=client_external_id, age_band=age_band
         )
         db.add(client)
-        db.flush()
+        _flush_or_conflict(db)
     clinician_id = None
     if clinician is not None:
         clinician_id = db.scalar(
@@ -66,7 +79,7 @@ def open_episode(
         if clinician_id is None:
             row = Clinician(clinic_id=principal.clinic_id, external_id=clinician)
             db.add(row)
-            db.flush()
+            _flush_or_conflict(db)
             clinician_id = row.id
     episode = Episode(
         clinic_id=principal.clinic_id,

@@ -320,3 +320,14 @@ def test_client_read_has_episodes_with_scores(client: FlaskClient, tenant: Tenan
     sessions = body["episodes"][0]["sessions"]
     assert [s["number"] for s in sessions] == [1, 2]
     assert all(any(r["instrument"] == "ors" for r in s["ratings"]) for s in sessions)
+
+
+def test_opening_an_episode_for_a_new_client_needs_its_age_band(
+    client: FlaskClient, tenant: Tenant
+) -> None:
+    """POST /v1/episodes for an unknown client without client_age_band names that field."""
+    resp = client.post(
+        "/v1/episodes", json={"client_id": "C-9", "opened_on": "2026-11-02"}, headers=tenant.auth()
+    )
+    assert resp.status_code == 422
+    assert (resp.json["field"], resp.json["rule"]) == ("client_age_band", "required_for_new_client")
