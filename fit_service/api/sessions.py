@@ -37,9 +37,11 @@ def _idempotency() -> tuple[str, str] | None:
     key = request.headers.get("Idempotency-Key")
     if key is None:
         return None
-    if not 1 <= len(key) <= 255:
+    if not 1 <= len(key) <= 255 or not key.isascii() or not key.isprintable():
         raise FitError(
-            "Idempotency-Key must be 1-255 characters", field="Idempotency-Key", rule="length"
+            "Idempotency-Key must be 1-255 printable ASCII characters",
+            field="Idempotency-Key",
+            rule="idempotency_key_format",
         )
     return key, hashlib.sha256(request.get_data()).hexdigest()
 

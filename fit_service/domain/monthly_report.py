@@ -1290,9 +1290,10 @@ def method_notes(settings: ReportSettings) -> tuple[MethodNote, ...]:
         ),
         MethodNote(
             "Outcome categories",
-            "Closed episodes with at least two ORS/CORS totals, the first at the first "
-            "attended session (a missed intake is not replaced by a later score) vs the "
-            "latest; each against its age band's cut-off. Recovered: "
+            "Closed episodes with at least two ORS/CORS totals (the measure normed for the "
+            "client's age band), the episode's first score vs its latest (Jacobson & Truax "
+            "1991; when no score was given at session 1 the first one given is the baseline); "
+            "each against its age band's cut-off. Recovered: "
             "reliable improvement and moved from the clinical to the functional side of the "
             "cut-off. Improved: reliable improvement otherwise. Unchanged. Deteriorated: "
             "reliable worsening. Harmed: reliable worsening that crosses into the clinical "
@@ -1467,9 +1468,9 @@ class Window:
 
 @dataclass(frozen=True, slots=True)
 class EpisodeFacts:
-    """One episode as the report needs it. ``intake_*`` are the totals at the first attended
-    session (a missed intake is not replaced by a later score, as in
-    :mod:`fit_service.domain.change`); ``last_ors`` is the latest ORS/CORS total."""
+    """One episode as the report needs it. ``intake_*`` are the episode's first totals (the
+    baseline, as in :func:`fit_service.services.outcomes.intake_of`); ``last_ors`` is the
+    latest total of the outcome measure normed for the client's age band."""
 
     age_band: AgeBand
     opened_on: date

@@ -67,7 +67,7 @@ from fit_service.domain.monthly_report import (
     fit_reference,
     trailing_months,
 )
-from fit_service.services import audit
+from fit_service.services import audit, thresholds
 from fit_service.services.principals import Permission, Principal, Role
 
 _PERIOD = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
@@ -380,7 +380,8 @@ def compute_report(
     """
     parse_period(period)
     tz = zoneinfo.ZoneInfo(clinic.timezone or "UTC")
-    settings = ReportSettings.from_mapping((clinic.settings or {}).get("reports"))
+    # The same thresholds object the views and alerts use (services/thresholds.py).
+    settings = thresholds.from_settings(clinic.settings).reports
     groups = _Groups(period, settings)
     _add_sessions(db, clinic.id, groups)
     _add_episodes(db, clinic.id, groups)

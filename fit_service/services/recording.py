@@ -28,8 +28,9 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, delete, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import bindparam, delete, func, insert, select, update
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.orm import aliased
 
 from fit_service.adapters.orm import (
     Client,
@@ -227,10 +228,13 @@ def record_sessions(
                     _remember(uow, principal, idempotency, results)
                 uow.commit()
                 return results, False
-        except IntegrityError:
-            # A concurrent request created the same client/session/key first. Everything
-            # here is idempotent, so running again converges; back off a little, and after a
-            # few rounds answer 409 (the EHR retries) rather than fail.
+        except DBAPIError as exc:
+            # A concurrent request created the same client/session/key first, or PostgreSQL
+            # broke a deadlock / serialisation conflict. Everything here is idempotent, so
+            # running again converges; back off a little, and after a few rounds answer 409
+            # (the EHR retries) rather than fail.
+            if not _retryable(exc):
+                raise
             time.sleep(random.uniform(0.005, 0.05) * (attempt + 1))
     raise Conflict(
         "concurrent writes to the same records did not settle; retry the request",
@@ -244,6 +248,15 @@ def record_sessions(
 IDEMPOTENCY_TTL = timedelta(hours=24)
 
 
+_RETRY_SQLSTATES = {"40P01", "40001"}  # deadlock detected, serialization failure
+
+
+def _retryable(exc: DBAPIError) -> bool:
+    return isinstance(exc, IntegrityError) or (
+        getattr(exc.orig, "sqlstate", None) in _RETRY_SQLSTATES
+    )
+
+
 def _replay(
     uow: UnitOfWork, principal: Principal, key: str, request_hash: str
 ) -> list[ItemResult] | None:
@@ -255,9 +268,7 @@ def _replay(
     if row is None:
         return None
     if row.created_at < utcnow() - IDEMPOTENCY_TTL:
-        uow.session.delete(row)  # expired: this request is new
-        uow.session.flush()
-        return None
+        return None  # expired: this request is new (_remember replaces the old record)
     if row.request_hash != request_hash:
         raise IdempotencyKeyReused(
             "this Idempotency-Key was used with a different request body",
@@ -315,6 +326,14 @@ def _answer_replay(
 def _remember(
     uow: UnitOfWork, principal: Principal, idem: tuple[str, str], results: list[ItemResult]
 ) -> None:
+    # Forget this clinic's expired keys (this one included, if it had expired): fingerprints
+    # are kept for IDEMPOTENCY_TTL, not forever. A conditional DELETE is safe under races.
+    uow.session.execute(
+        delete(IdempotencyRecord).where(
+            IdempotencyRecord.clinic_id == principal.clinic_id,
+            IdempotencyRecord.created_at < utcnow() - IDEMPOTENCY_TTL,
+        )
+    )
     uow.session.execute(
         insert(IdempotencyRecord),
         [
@@ -392,8 +411,19 @@ _EPISODE_COLS = (
 # Python than PostgreSQL spends answering it (profiled: ~1.8 ms of an 8 ms request).
 _KEYS = bindparam("keys", expanding=True)
 _CLINIC = bindparam("clinic_id")
+_CLOSED = aliased(Episode)
 _CLIENTS_WITH_OPEN_EPISODE = (
-    select(Client.id.label("client_id"), Client.age_band, *_EPISODE_COLS)
+    select(
+        Client.id.label("client_id"),
+        Client.age_band,
+        *_EPISODE_COLS,
+        # the end of the client's latest closed episode: no new or back-dated episode may
+        # start on or before it (episodes of one client never overlap)
+        select(func.max(_CLOSED.closed_on))
+        .where(_CLOSED.client_id == Client.id, _CLOSED.status == "closed")
+        .scalar_subquery()
+        .label("last_closed_on"),
+    )
     .outerjoin(Episode, (Episode.client_id == Client.id) & (Episode.status == "open"))
     .where(Client.clinic_id == _CLINIC, Client.external_id.in_(_KEYS))
 )
@@ -417,6 +447,7 @@ _SESSIONS_BY_EHR_ID = (
     .join(Episode, Episode.id == TherapySession.episode_id)
     .join(Client, Client.id == Episode.client_id)
     .where(TherapySession.clinic_id == _CLINIC, TherapySession.ehr_session_id.in_(_KEYS))
+    .order_by(TherapySession.ehr_session_id)
     # Two EHR retries revising one session must not both compute revision n+1: on
     # PostgreSQL the second waits here for the first to commit (SQLite serialises writers
     # with BEGIN IMMEDIATE, and SQLAlchemy leaves FOR UPDATE out there).
@@ -430,6 +461,7 @@ class _Loaded:
 
     def __init__(self, uow: UnitOfWork, clinic_id: int, items: Sequence[SessionInput]) -> None:
         self.clients: dict[str, tuple[int, str]] = {}
+        self.last_closed_on: dict[str, date] = {}
         self.clinicians: dict[str, int] = {}
         self.episodes_by_public: dict[uuid.UUID, _EpisodeState] = {}
         self.open_episode: dict[str, _EpisodeState] = {}
@@ -438,11 +470,15 @@ class _Loaded:
         conn = uow.session.connection()
 
         def rows(statement: Any, keys: Iterable[Any]) -> Iterable[Any]:
-            for chunk in _chunks(set(keys)):
+            # Sorted, so concurrent batches lock shared sessions in the same order (no
+            # deadlock between two workers whose set orders differ).
+            for chunk in _chunks(sorted(set(keys), key=str)):
                 yield from conn.execute(statement, {"clinic_id": clinic_id, "keys": chunk})
 
         for row in rows(_CLIENTS_WITH_OPEN_EPISODE, (i.client_id for i in items)):
             self.clients[row.client_key] = (row.client_id, row.age_band)
+            if row.last_closed_on is not None:
+                self.last_closed_on[row.client_key] = row.last_closed_on
             if row.id is not None:
                 self.open_episode[row.client_key] = self._remember(row)
         for tid, ext in rows(_CLINICIANS, (i.clinician_id for i in items)):
@@ -611,6 +647,20 @@ def _plan_item(
             field="date",
             rule="date_before_episode",
         )
+    last_closed = loaded.last_closed_on.get(item.client_id)
+    if (
+        last_closed is not None
+        and item.date <= last_closed
+        and (episode.new or item.date < episode.opened_on)
+    ):
+        # Opening (or moving back) an episode into the period of the client's previous one
+        # would make two episodes overlap; that session belongs to the closed episode.
+        raise InvalidSession(
+            f"session date {item.date} falls within the client's previous episode, which "
+            f"closed on {last_closed}; a closed episode takes no new sessions",
+            field="date",
+            rule="date_in_closed_episode",
+        )
 
     # All checks passed: commit this item's plan.
     if new_client:
@@ -722,7 +772,12 @@ def _write(uow: UnitOfWork, principal: Principal, plan: _Plan, loaded: _Loaded) 
 
     moved = [e for e in loaded.episodes_by_public.values() if e.moved_back and not e.new]
     for e in moved:
-        db.execute(update(Episode).where(Episode.id == e.row_id).values(opened_on=e.opened_on))
+        # Only ever earlier: a concurrent request that moved it further back wins.
+        db.execute(
+            update(Episode)
+            .where(Episode.id == e.row_id, Episode.opened_on > e.opened_on)
+            .values(opened_on=e.opened_on)
+        )
 
     # Sessions: insert the new ones; for revised ones, update in place (history is kept in
     # session_revisions). A session created and revised in the same batch is inserted once

@@ -163,15 +163,16 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_goal_sheets")),
         sa.UniqueConstraint("episode_id", name=op.f("uq_goal_sheets_episode_id")),
     )
-    with op.batch_alter_table("episodes", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("risk_level", sa.String(length=16), nullable=True))
-        batch_op.add_column(sa.Column("risk_reasons", sa.JSON(), nullable=True))
+    # Plain ALTER TABLE ADD/DROP COLUMN (native in SQLite >= 3.35 and PostgreSQL), not batch
+    # mode: batch mode recreates the table, which foreign keys from sessions forbid once the
+    # database holds data.
+    op.add_column("episodes", sa.Column("risk_level", sa.String(length=16), nullable=True))
+    op.add_column("episodes", sa.Column("risk_reasons", sa.JSON(), nullable=True))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("episodes", schema=None) as batch_op:
-        batch_op.drop_column("risk_reasons")
-        batch_op.drop_column("risk_level")
+    op.execute("ALTER TABLE episodes DROP COLUMN risk_reasons")
+    op.execute("ALTER TABLE episodes DROP COLUMN risk_level")
 
     op.drop_table("goal_sheets")
     with op.batch_alter_table("alerts", schema=None) as batch_op:

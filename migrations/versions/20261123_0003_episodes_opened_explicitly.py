@@ -18,12 +18,26 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("episodes", schema=None) as batch_op:
-        batch_op.add_column(
-            sa.Column("opened_explicitly", sa.Boolean(), server_default=sa.false(), nullable=False)
+    # Plain ALTER TABLE ADD/DROP COLUMN (native in SQLite >= 3.35 and PostgreSQL), not batch
+    # mode: batch mode recreates the table, which foreign keys from sessions forbid once the
+    # database holds data.
+    op.add_column(
+        "episodes",
+        sa.Column("opened_explicitly", sa.Boolean(), server_default=sa.false(), nullable=False),
+    )
+    # Episodes that existed before this migration: one whose opening date is not the date of
+    # any of its sessions was opened explicitly (POST /v1/episodes); one opened by its first
+    # session starts on that session's date.
+    op.execute(
+        """
+        UPDATE episodes SET opened_explicitly = true
+        WHERE NOT EXISTS (
+            SELECT 1 FROM sessions
+            WHERE sessions.episode_id = episodes.id AND sessions.date = episodes.opened_on
         )
+        """
+    )
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("episodes", schema=None) as batch_op:
-        batch_op.drop_column("opened_explicitly")
+    op.execute("ALTER TABLE episodes DROP COLUMN opened_explicitly")

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import copy
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
-from sqlalchemy import Engine, func, select, text
+from sqlalchemy import Engine, func, select, text, update
 
-from fit_service.adapters.orm import Rating, SessionRevision, TherapySession
+from fit_service.adapters.orm import IdempotencyRecord, Rating, SessionRevision, TherapySession
 from tests.conftest import Tenant, session_payload
 
 
@@ -331,3 +332,45 @@ def test_opening_an_episode_for_a_new_client_needs_its_age_band(
     )
     assert resp.status_code == 422
     assert (resp.json["field"], resp.json["rule"]) == ("client_age_band", "required_for_new_client")
+
+
+def test_episodes_of_one_client_never_overlap(client: FlaskClient, tenant: Tenant) -> None:
+    """A session dated within the client's previous (closed) episode is refused rather than
+    opening or back-dating a new episode over it."""
+    first = post(client, tenant, session_payload(ehr_session_id="A-1", date="2026-01-10")).json
+    client.post(
+        f"/v1/episodes/{first['episode_id']}/close",
+        json={"ending_reason": "planned", "closed_on": "2026-02-01"},
+        headers=tenant.auth(),
+    )
+    post(client, tenant, session_payload(ehr_session_id="B-1", date="2026-03-01"))
+    inside = post(client, tenant, session_payload(ehr_session_id="B-0", date="2026-01-20"))
+    assert inside.status_code == 422
+    assert (inside.json["field"], inside.json["rule"]) == ("date", "date_in_closed_episode")
+    after = post(client, tenant, session_payload(ehr_session_id="B-00", date="2026-02-10"))
+    assert after.status_code == 201
+    assert after.json["episode"]["opened_on"] == "2026-02-10"
+
+
+def test_an_expired_idempotency_key_starts_afresh(
+    client: FlaskClient, tenant: Tenant, engine: Engine
+) -> None:
+    """After IDEMPOTENCY_TTL a key is forgotten: the same key with another body is accepted
+    (not a 422), and expired records are purged."""
+    from datetime import timedelta  # noqa: PLC0415
+
+    from fit_service.services.recording import IDEMPOTENCY_TTL  # noqa: PLC0415
+
+    assert post(client, tenant, session_payload(), **{"Idempotency-Key": "k-9"}).status_code == 201
+    aged = datetime.now(UTC) - IDEMPOTENCY_TTL - timedelta(minutes=1)
+    with engine.begin() as conn:  # through the typed column, as the service stores it
+        conn.execute(update(IdempotencyRecord).values(created_at=aged))
+    other = post(
+        client,
+        tenant,
+        session_payload(ehr_session_id="S-2", date="2026-11-03"),
+        **{"Idempotency-Key": "k-9"},
+    )
+    assert other.status_code == 201
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM idempotency_records")).scalar_one() == 1

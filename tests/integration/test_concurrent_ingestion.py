@@ -5,9 +5,11 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+import pytest
 from flask import Flask
 from sqlalchemy import Engine, text
 
+from fit_service.services import recording
 from tests.conftest import Tenant, session_payload
 
 WRITERS = 8
@@ -62,3 +64,58 @@ def test_parallel_identical_first_posts(app: Flask, tenant: Tenant, engine: Engi
     with engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM sessions")).scalar_one() == 1
         assert conn.execute(text("SELECT count(*) FROM session_revisions")).scalar_one() == 1
+
+
+def _ors_session(i: int, value: float) -> dict[str, Any]:
+    body = session_payload(ehr_session_id=f"S-{i}", client_id=f"C-{i % 50}", date="2026-11-02")
+    body["ratings"] = [{"instrument": "ors", "total": float(value % 40)}]
+    return body
+
+
+def test_a_deadlock_between_two_batches_is_retried_not_a_500(
+    app: Flask, tenant: Tenant, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two overlapping 1,200-session batches that lock rows in opposite orders (forced here;
+    two workers with different hash seeds could do it) never answer 5xx: PostgreSQL's
+    deadlock victim is retried. (SQLite serialises writers: nothing to test there.)"""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("deadlocks need row locks; SQLite serialises writers")
+    client = app.test_client()
+    seed = [_ors_session(i, 1) for i in range(1200)]
+    assert (
+        client.post(
+            "/v1/sessions/batch", json={"sessions": seed}, headers=tenant.auth()
+        ).status_code
+        == 200
+    )
+    local = threading.local()
+
+    def opposite_chunks(values: Any) -> Any:
+        seq = sorted(values, key=str, reverse=getattr(local, "reverse", False))
+        for start in range(0, len(seq), recording._IN_CHUNK):
+            yield seq[start : start + recording._IN_CHUNK]
+
+    monkeypatch.setattr(recording, "_chunks", opposite_chunks)
+    statuses: list[int] = []
+    for round_ in range(2):
+        a = [_ors_session(i, 2 + 2 * round_) for i in range(1200)]
+        b = [_ors_session(i, 3 + 2 * round_) for i in reversed(range(1200))]
+        barrier = threading.Barrier(2)
+
+        def send(body: list[dict[str, Any]], reverse: bool, barrier: threading.Barrier) -> None:
+            local.reverse = reverse
+            c = app.test_client()
+            barrier.wait()
+            resp = c.post("/v1/sessions/batch", json={"sessions": body}, headers=tenant.auth())
+            statuses.append(resp.status_code)
+
+        threads = [
+            threading.Thread(target=send, args=(a, False, barrier)),
+            threading.Thread(target=send, args=(b, True, barrier)),
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+    assert statuses
+    assert all(s < 500 for s in statuses), statuses

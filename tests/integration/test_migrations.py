@@ -38,3 +38,68 @@ def test_downgrade_to_base_and_upgrade_again(database_url: str) -> None:
             assert migrations.current_revision(conn) == migrations.head_revision()
     finally:
         engine.dispose()
+
+
+def test_upgrading_a_database_that_holds_data(database_url: str) -> None:
+    """From 0001 with a clinic, client, two episodes and a session, upgrading to head keeps the
+    rows (foreign keys hold) and marks the episode with no session on its opening date as
+    opened explicitly."""
+    import uuid  # noqa: PLC0415
+
+    from sqlalchemy import text  # noqa: PLC0415
+
+    engine = make_engine(database_url)
+    try:
+        migrations.downgrade(engine, "0001")
+        u = [str(uuid.uuid4()) for _ in range(4)]
+        with engine.begin() as conn:
+            for statement, params in [
+                (
+                    "INSERT INTO clinics (id, public_id, name, timezone, settings, created_at) "
+                    "VALUES (1, :u0, 'c', 'UTC', '{}', :now)",
+                    {},
+                ),
+                (
+                    "INSERT INTO clients (id, clinic_id, external_id, age_band, created_at) "
+                    "VALUES (1, 1, 'C', 'adult', :now)",
+                    {},
+                ),
+                (
+                    "INSERT INTO clinicians (id, clinic_id, external_id, created_at) "
+                    "VALUES (1, 1, 'T', :now)",
+                    {},
+                ),
+                (
+                    "INSERT INTO episodes (id, public_id, clinic_id, client_id, clinician_id, "
+                    "status, opened_on, created_at, updated_at) VALUES "
+                    "(1, :u1, 1, 1, 1, 'open', '2026-01-05', :now, :now), "
+                    "(2, :u2, 1, 1, 1, 'closed', '2025-01-01', :now, :now)",
+                    {},
+                ),
+                (
+                    "INSERT INTO sessions (id, public_id, clinic_id, episode_id, client_id, "
+                    "clinician_id, ehr_session_id, date, attendance, revision, content_hash, "
+                    "created_at, updated_at) VALUES (1, :u3, 1, 1, 1, 1, 'S', '2026-01-05', "
+                    "'attended', 1, 'h', :now, :now)",
+                    {},
+                ),
+            ]:
+                conn.execute(
+                    text(statement),
+                    {
+                        "u0": u[0],
+                        "u1": u[1],
+                        "u2": u[2],
+                        "u3": u[3],
+                        "now": "2026-01-01 00:00:00+00:00",
+                        **params,
+                    },
+                )
+        migrations.upgrade(engine)
+        with engine.connect() as conn:
+            rows = dict(conn.execute(text("SELECT id, opened_explicitly FROM episodes")).all())
+            assert conn.execute(text("SELECT count(*) FROM sessions")).scalar_one() == 1
+        assert {k: bool(v) for k, v in rows.items()} == {1: False, 2: True}
+        assert _diff(engine) == []
+    finally:
+        engine.dispose()
