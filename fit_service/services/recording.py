@@ -310,6 +310,13 @@ def _answer_replay(
         return results
     wanted = {r.session_id for r in results if r.session_id is not None}
     rendered = views.sessions_by_public_id(uow.session, principal.clinic_id, wanted)
+    return _with_views(results, rendered)
+
+
+def _with_views(
+    results: Iterable[ItemResult], rendered: Mapping[uuid.UUID, dict[str, Any]]
+) -> list[ItemResult]:
+    """The results with each stored session's view attached (rejected items have none)."""
     return [
         ItemResult(
             r.index,
@@ -571,17 +578,7 @@ def _record(
             histories.update(load_histories(uow.session, {e for e in unchanged_eps if e}))
         limits = thresholds.load(uow.session, principal.clinic_id)
         rendered = views.sessions_from_histories(histories.values(), wanted, limits)
-        final = [
-            ItemResult(
-                r.index,
-                r.outcome,
-                r.session_id,
-                r.revision,
-                r.error,
-                rendered.get(r.session_id) if r.session_id else None,
-            )
-            for r in final
-        ]
+        final = _with_views(final, rendered)
     return final
 
 
