@@ -1631,6 +1631,38 @@ def fit_reference(
     )
 
 
+@dataclass(frozen=True, slots=True)
+class EpisodeEnding:
+    """How a closed episode ended, as the dropout block counts it (each field 0 or 1)."""
+
+    dropout: int
+    planned: int
+    unilateral: int
+    unilateral_below: int  # last ORS in the clinical range (below the cut-off)
+    unilateral_above: int
+
+    @classmethod
+    def of(cls, facts: EpisodeFacts, settings: ReportSettings) -> EpisodeEnding:
+        dropout = int(
+            is_dropout(
+                settings.dropout_rule,
+                facts.ending_reason,
+                facts.attended_sessions,
+                settings.dropout_max_sessions,
+            )
+        )
+        if facts.ending_reason in PLANNED_ENDINGS:
+            return cls(dropout, 1, 0, 0, 0)
+        if facts.ending_reason not in UNILATERAL_ENDINGS:
+            return cls(dropout, 0, 0, 0, 0)
+        if facts.last_ors is None:
+            return cls(dropout, 0, 1, 0, 0)
+        criteria = settings.criteria_for(facts.age_band)
+        if criteria.cutoff.is_clinical(facts.last_ors, criteria.direction):
+            return cls(dropout, 0, 1, 1, 0)
+        return cls(dropout, 0, 1, 0, 1)
+
+
 class FiguresBuilder:
     """Collects one group's facts over one window and turns them into :class:`GroupFigures`.
 
@@ -1660,7 +1692,9 @@ class FiguresBuilder:
         self.hours_to_acknowledge: list[float] = []
         self.flagged_followed_up = self.flagged_in_care = 0
 
-    def add_episode(self, facts: EpisodeFacts) -> None:
+    def add_episode(self, facts: EpisodeFacts, ending: EpisodeEnding | None = None) -> None:
+        """``ending``: :meth:`EpisodeEnding.of` the same facts and settings, when the caller
+        hands one episode to several builders (it is the same for all of them)."""
         window, settings = self.window, self.settings
         if not facts.is_active_in(window):
             return
@@ -1683,23 +1717,13 @@ class FiguresBuilder:
             self.pairs.append((facts.age_band, facts.intake_ors, facts.last_ors))  # type: ignore[arg-type]
             self.pairs_closed_on.append(closed_on)
             self._classified = None
-        if is_dropout(
-            settings.dropout_rule,
-            facts.ending_reason,
-            facts.attended_sessions,
-            settings.dropout_max_sessions,
-        ):
-            self.dropouts += 1
-        if facts.ending_reason in PLANNED_ENDINGS:
-            self.planned += 1
-        elif facts.ending_reason in UNILATERAL_ENDINGS:
-            self.unilateral += 1
-            if facts.last_ors is not None:
-                criteria = self._criteria[facts.age_band]
-                if criteria.cutoff.is_clinical(facts.last_ors, criteria.direction):
-                    self.unilateral_below += 1
-                else:
-                    self.unilateral_above += 1
+        if ending is None:
+            ending = EpisodeEnding.of(facts, settings)
+        self.dropouts += ending.dropout
+        self.planned += ending.planned
+        self.unilateral += ending.unilateral
+        self.unilateral_below += ending.unilateral_below
+        self.unilateral_above += ending.unilateral_above
 
     def add_sessions(self, counts: SessionCounts) -> None:
         """Sessions already known to fall in this window and group (an SQL aggregate)."""
@@ -1818,22 +1842,21 @@ class FiguresBuilder:
             return np.searchsorted(starts, ordinals, side="right")
 
         recovered, clinical = self._recovery_by_month(month_of(self.pairs_closed_on), len(windows))
-        session_month = month_of(self.closed_sessions_on)
-        points = []
-        for index, period in enumerate(periods):
-            sessions = [
-                float(n)
-                for n, m in zip(self.closed_sessions, session_month, strict=True)
-                if m == index
-            ]
-            points.append(
-                TrendPoint(
-                    month=period,
-                    recovery=Share(int(recovered[index]), int(clinical[index])),
-                    mean_sessions=mean_estimate(sessions),
-                )
+        # One pass: each month's sessions, in the order they were added (so the means sum the
+        # same numbers in the same order as a per-month filter would).
+        by_month: list[list[float]] = [[] for _ in periods]
+        for n, m in zip(
+            self.closed_sessions, month_of(self.closed_sessions_on).tolist(), strict=True
+        ):
+            by_month[m].append(float(n))
+        return tuple(
+            TrendPoint(
+                month=period,
+                recovery=Share(int(recovered[index]), int(clinical[index])),
+                mean_sessions=mean_estimate(by_month[index]),
             )
-        return tuple(points)
+            for index, period in enumerate(periods)
+        )
 
     def _recovery_by_month(self, months: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
         """Per month: recovered, and classified clinical-range intakes (the denominator of

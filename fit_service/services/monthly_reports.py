@@ -2,13 +2,17 @@
 
 How the figures are gathered (and why it stays fast and small as the history grows):
 
-* **Sessions** are counted by one ``GROUP BY`` over the trailing 12 months: per month, clinician
-  and age band, how many were attended, no-shows and cancelled, and how many attended ones
-  carry an ORS/SRS total (and an SRS below the concern threshold). A few thousand rows at most.
-* **Episodes** come from one streaming pass over *per-episode* rows (``yield_per``), each row
-  already aggregated in SQL from the episode's sessions and ratings: attended sessions, last
-  attended date, intake ORS/SRS (the first score of each), the latest ORS and how many there
-  were. Only episodes active in the trailing 12 months are read, never the whole history.
+* **Sessions and episodes** come from one statement over one materialized read of
+  sessions x ratings (one row per session: each rating is joined by its unique
+  ``(session_id, instrument, rater)``, so nothing is grouped by session): the trailing 12
+  months' sessions plus the earlier sessions of episodes active in that window.
+  One ``GROUP BY`` counts sessions per month bucket, clinician and age band (attended,
+  no-shows, cancelled, attended ones with an ORS/SRS total and an SRS below the concern
+  threshold: a few thousand rows at most); another aggregates each active episode
+  (attended sessions, last attended date, intake ORS/SRS (the first score of each), the
+  latest ORS and how many there were). Both stream back as one ``UNION ALL``
+  (``yield_per``); only episodes active in the trailing 12 months are read, never the
+  whole history.
 * **Alerts** (few) are streamed as rows; episodes' first alerts come from one ``GROUP BY``.
 
 Every row is handed to :class:`~fit_service.domain.monthly_report.FiguresBuilder` objects (one
@@ -39,8 +43,8 @@ from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import and_, case, func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Integer, and_, case, cast, func, literal, null, or_, select, union_all
+from sqlalchemy.orm import Session, aliased
 
 from fit_service.adapters.orm import Alert, Client, Clinic, Clinician, Episode, Rating
 from fit_service.adapters.orm import TherapySession as S
@@ -55,6 +59,7 @@ from fit_service.domain.instruments import (
 )
 from fit_service.domain.monthly_report import (
     AlertFacts,
+    EpisodeEnding,
     EpisodeFacts,
     FiguresBuilder,
     FlaggedEpisode,
@@ -71,10 +76,6 @@ from fit_service.services import audit, thresholds
 from fit_service.services.principals import Permission, Principal, Role
 
 _PERIOD = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
-
-#: Ratings that carry the client's outcome and alliance totals (domain.md §2).
-_OUTCOME = ("ors", "cors")
-_ALLIANCE = ("srs", "csrs")
 
 AGE_BAND_LABELS = {
     AgeBand.CHILD: "Children (6 to 12)",
@@ -332,9 +333,9 @@ class _Group:
         yield self.trailing
         yield self.month
 
-    def add_episode(self, facts: EpisodeFacts) -> None:
-        self.trailing.add_episode(facts)
-        self.month.add_episode(facts)
+    def add_episode(self, facts: EpisodeFacts, ending: EpisodeEnding | None) -> None:
+        self.trailing.add_episode(facts, ending)
+        self.month.add_episode(facts, ending)
 
 
 class _Groups:
@@ -383,8 +384,7 @@ def compute_report(
     # The same thresholds object the views and alerts use (services/thresholds.py).
     settings = thresholds.from_settings(clinic.settings).reports
     groups = _Groups(period, settings)
-    _add_sessions(db, clinic.id, groups)
-    _add_episodes(db, clinic.id, groups)
+    _add_sessions_and_episodes(db, clinic.id, groups)
     _add_alerts(db, clinic.id, groups, tz)
     _add_flagged(db, clinic.id, groups, tz)
 
@@ -431,14 +431,27 @@ def _group_report(
     )
 
 
-def _client_ratings(clinic_id: int, instruments: tuple[str, ...]) -> Any:
-    """Join condition pieces: the client's own completed total of ``instruments``."""
-    return and_(
-        Rating.clinic_id == clinic_id,
-        Rating.instrument.in_(instruments),
-        Rating.rater == "client",
-        Rating.total.is_not(None),
+def _client_total(clinic_id: int, session_id: Any, codes: dict[bool, str]) -> Any:
+    """A ``Rating`` alias joined to the client's own completed total of the measure normed for
+    the client's age band (``codes``: is-a-child -> instrument code), and its join condition.
+
+    ``(session_id, instrument, rater)`` is unique, so the join adds at most one row per
+    session: no ``GROUP BY`` (and no sort) is needed to get one row per session.
+    """
+    rating = aliased(Rating)
+    child = Client.age_band == AgeBand.CHILD.value
+    instrument = case((child, codes[True]), (~child, codes[False]))
+    condition = and_(
+        rating.session_id == session_id,
+        rating.instrument == instrument,
+        # Implied by the line above; spelt out so the planner can filter ratings by it
+        # before joining (half the rows to hash).
+        rating.instrument.in_(sorted(set(codes.values()))),
+        rating.clinic_id == clinic_id,
+        rating.rater == "client",
+        rating.total.is_not(None),
     )
+    return rating, condition
 
 
 def _per_session(clinic_id: int, where: Any) -> Any:
@@ -448,18 +461,21 @@ def _per_session(clinic_id: int, where: Any) -> Any:
     ORS/SRS otherwise; ``instruments.outcome_instrument_for``), as in the episode views and
     the risk rules: a child's ORS is not read as if it were a CORS.
     """
-    child = Client.age_band == AgeBand.CHILD.value
-    adult_outcome = outcome_instrument_for(AgeBand.ADULT).code
-    child_outcome = outcome_instrument_for(AgeBand.CHILD).code
-    adult_alliance = alliance_instrument_for(AgeBand.ADULT).code
-    child_alliance = alliance_instrument_for(AgeBand.CHILD).code
-    outcome = case(
-        (and_(child, Rating.instrument == child_outcome), Rating.total),
-        (and_(~child, Rating.instrument == adult_outcome), Rating.total),
+    outcome, on_outcome = _client_total(
+        clinic_id,
+        S.id,
+        {
+            True: outcome_instrument_for(AgeBand.CHILD).code,
+            False: outcome_instrument_for(AgeBand.ADULT).code,
+        },
     )
-    alliance = case(
-        (and_(child, Rating.instrument == child_alliance), Rating.total),
-        (and_(~child, Rating.instrument == adult_alliance), Rating.total),
+    alliance, on_alliance = _client_total(
+        clinic_id,
+        S.id,
+        {
+            True: alliance_instrument_for(AgeBand.CHILD).code,
+            False: alliance_instrument_for(AgeBand.ADULT).code,
+        },
     )
     return (
         select(
@@ -467,67 +483,30 @@ def _per_session(clinic_id: int, where: Any) -> Any:
             S.episode_id,
             S.clinician_id,
             S.client_id,
+            Client.age_band,
             S.date,
             S.number,
             S.attendance,
-            func.max(outcome).label("ors"),
-            func.max(alliance).label("srs"),
+            outcome.total.label("ors"),
+            alliance.total.label("srs"),
         )
         .select_from(S)
         .join(Client, Client.id == S.client_id)
-        .outerjoin(
-            Rating,
-            and_(
-                Rating.session_id == S.id,
-                _client_ratings(clinic_id, _OUTCOME + _ALLIANCE),
-            ),
-        )
+        .outerjoin(outcome, on_outcome)
+        .outerjoin(alliance, on_alliance)
         .where(S.clinic_id == clinic_id, where)
-        # The other columns depend on the primary key (PostgreSQL allows them by that rule,
-        # SQLite always): grouping by the key alone saves sorting on seven columns.
-        .group_by(S.id)
     )
 
 
-def _add_sessions(db: Session, clinic_id: int, groups: _Groups) -> None:
-    """Session counts of the month and of the trailing 12 months, per clinician and age band:
-    one aggregate query."""
-    window = groups.trailing
-    ps = _per_session(clinic_id, S.date.between(window.first_day, window.last_day)).subquery()
-    # Only the report's month and the trailing 12 months need session counts (the trend is
-    # built from closed episodes), so two buckets suffice.
-    month = case((ps.c.date >= groups.month.first_day, 1), else_=0).label("month")
-    attended = ps.c.attendance == "attended"
-    concern = groups.settings.srs_concern
+def _add_sessions_and_episodes(db: Session, clinic_id: int, groups: _Groups) -> None:
+    """Session counts and per-episode facts from one read of sessions x ratings.
 
-    def count(condition: Any) -> Any:
-        return func.sum(case((condition, 1), else_=0))
-
-    rows = db.execute(
-        select(
-            month,
-            ps.c.clinician_id,
-            Client.age_band,
-            count(attended),
-            count(ps.c.attendance == "no_show"),
-            count(ps.c.attendance == "cancelled"),
-            count(and_(attended, ps.c.ors.is_not(None))),
-            count(and_(attended, ps.c.srs.is_not(None))),
-            count(and_(attended, ps.c.srs < concern)),
-        )
-        .join(Client, Client.id == ps.c.client_id)
-        .group_by(month, ps.c.clinician_id, Client.age_band)
-    )
-    for in_month, clinician_id, band, *numbers in rows:
-        counts = SessionCounts(*(int(n or 0) for n in numbers))
-        for group in groups.of(clinician_id, AgeBand(band)):
-            group.trailing.add_sessions(counts)
-            if in_month:
-                group.month.add_sessions(counts)
-
-
-def _add_episodes(db: Session, clinic_id: int, groups: _Groups) -> None:
-    """One streaming pass over per-episode rows, aggregated in SQL from sessions and ratings."""
+    One statement: the per-session rows (the trailing window's sessions, and every earlier
+    session of an episode active in it) are materialized once; one ``GROUP BY`` over them
+    counts the sessions of the month and of the trailing 12 months per clinician and age
+    band, another aggregates each active episode. The two come back as one stream
+    (``UNION ALL``): the session counts first, then the episodes in id order.
+    """
     window = groups.trailing
     active = and_(
         Episode.clinic_id == clinic_id,
@@ -538,7 +517,13 @@ def _add_episodes(db: Session, clinic_id: int, groups: _Groups) -> None:
     # Read once, used twice below; MATERIALIZED keeps either planner from re-running the
     # sessions x ratings join for the second use.
     per_session = (
-        _per_session(clinic_id, and_(S.episode_id.in_(candidates), S.date <= window.last_day))
+        _per_session(
+            clinic_id,
+            and_(
+                S.date <= window.last_day,
+                or_(S.date >= window.first_day, S.episode_id.in_(candidates)),
+            ),
+        )
         .cte("per_session")
         .prefix_with("MATERIALIZED")
     )
@@ -596,30 +581,71 @@ def _add_episodes(db: Session, clinic_id: int, groups: _Groups) -> None:
         .group_by(marks.c.episode_id, marks.c.attended, marks.c.last_on, marks.c.ors_count)
         .subquery()
     )
-    query = (
+    episodes = (
         select(
+            literal(1).label("kind"),
+            Episode.id.label("key"),
+            Episode.clinician_id,
+            Client.age_band,
             Episode.opened_on,
             Episode.closed_on,
             Episode.ending_reason,
-            Episode.clinician_id,
-            Client.age_band,
             per_episode.c.attended,
             per_episode.c.last_on,
             per_episode.c.intake_ors,
             per_episode.c.last_ors,
             per_episode.c.ors_count,
             per_episode.c.intake_srs,
+            # Distinct labels: the union's columns are named after these.
+            *(cast(null(), Integer).label(f"count_{i}") for i in range(6)),
         )
         .join(Client, Client.id == Episode.client_id)
         .outerjoin(per_episode, per_episode.c.episode_id == Episode.id)
         .where(active)
+    )
+    # Only the report's month and the trailing 12 months need session counts (the trend is
+    # built from closed episodes), so two buckets suffice.
+    month = case((per_session.c.date >= groups.month.first_day, 1), else_=0)
+    concern = groups.settings.srs_concern
+
+    def count(condition: Any) -> Any:
+        return func.sum(case((condition, 1), else_=0))
+
+    sessions = (
+        select(
+            literal(0),
+            month,
+            per_session.c.clinician_id,
+            per_session.c.age_band,
+            *(null() for _ in range(9)),
+            count(attended),
+            count(per_session.c.attendance == "no_show"),
+            count(per_session.c.attendance == "cancelled"),
+            count(and_(attended, per_session.c.ors.is_not(None))),
+            count(and_(attended, per_session.c.srs.is_not(None))),
+            count(and_(attended, per_session.c.srs < concern)),
+        )
+        .where(per_session.c.date >= window.first_day)
+        .group_by(month, per_session.c.clinician_id, per_session.c.age_band)
+    )
+    both = union_all(episodes, sessions).subquery()
+    query = (
+        select(both)
         # A fixed order makes the floats fixed too: the severity reference is a regression
-        # over these rows, and summing in another order moves its last bits.
-        .order_by(Episode.id)
+        # over the episodes, and summing in another order moves its last bits.
+        .order_by(both.c.kind, both.c.key)
         .execution_options(yield_per=_STREAM_ROWS)
     )
     for row in db.execute(query):
-        opened, closed, reason, clinician_id, band, n_attended, last_on = row[:7]
+        kind, key, clinician_id, band = row[:4]
+        if kind == 0:
+            counts = SessionCounts(*(int(n or 0) for n in row[13:]))
+            for group in groups.of(clinician_id, AgeBand(band)):
+                group.trailing.add_sessions(counts)
+                if key:  # the report's month
+                    group.month.add_sessions(counts)
+            continue
+        opened, closed, reason, n_attended, last_on = row[4:9]
         facts = EpisodeFacts(
             age_band=AgeBand(band),
             opened_on=opened,
@@ -627,13 +653,15 @@ def _add_episodes(db: Session, clinic_id: int, groups: _Groups) -> None:
             ending_reason=reason,
             attended_sessions=int(n_attended or 0),
             last_attended_on=_as_date(last_on),
-            intake_ors=row[7],
-            last_ors=row[8],
-            ors_count=int(row[9] or 0),
-            intake_srs=row[10],
+            intake_ors=row[9],
+            last_ors=row[10],
+            ors_count=int(row[11] or 0),
+            intake_srs=row[12],
         )
+        # How it ended is the same in every builder: decided once, not once per builder.
+        ending = None if closed is None else EpisodeEnding.of(facts, groups.settings)
         for group in groups.of(clinician_id, facts.age_band):
-            group.add_episode(facts)
+            group.add_episode(facts, ending)
 
 
 def _as_date(value: Any) -> date | None:

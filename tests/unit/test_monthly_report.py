@@ -24,6 +24,7 @@ from fit_service.domain.monthly_report import (
     ClassifiedOutcomes,
     CompletenessSummary,
     DropoutSummary,
+    EpisodeEnding,
     EpisodeFacts,
     Estimate,
     FiguresBuilder,
@@ -303,6 +304,39 @@ def test_dropout_follows_the_clinic_rule(rule: str, expected: int) -> None:
         1,
         1,
     )
+
+
+@pytest.mark.parametrize("rule", ["unilateral", "stopped_attending", "early_unplanned"])
+def test_an_ending_decided_once_counts_as_the_builder_would(rule: str) -> None:
+    """The service decides each episode's ending once and hands it to every builder; the
+    dropout block must come out as when each builder decides it itself."""
+    settings = ReportSettings.from_mapping({"dropout_definition": rule})
+    episodes = [
+        _closed(15.0, 20.0, ending_reason="client_ended", attended_sessions=5),
+        _closed(15.0, 27.0, ending_reason="stopped_attending"),
+        _closed(15.0, 20.0, ending_reason="stopped_attending", last_ors=None, ors_count=1),
+        _closed(15.0, 20.0, ending_reason="other", attended_sessions=2),
+        _closed(15.0, 20.0, ending_reason="planned", attended_sessions=1),
+        _closed(15.0, 20.0, ending_reason="client_ended", closed_on=date(2024, 4, 30)),
+    ]
+    own = FiguresBuilder(Window.month("2024-05"), settings)
+    given_ending = FiguresBuilder(Window.month("2024-05"), settings)
+    for facts in episodes:
+        own.add_episode(facts)
+        given_ending.add_episode(facts, EpisodeEnding.of(facts, settings))
+    assert given_ending.figures(None) == own.figures(None)
+    assert own.figures(None).dropout.unilateral_without_ors == 1
+
+
+def test_trend_means_take_each_months_sessions_in_the_order_added() -> None:
+    """Each trend month's mean sessions are over the episodes closed that month only."""
+    builder = FiguresBuilder(Window.trailing("2024-05"), ReportSettings())
+    for day, sessions in [(date(2024, 5, 3), 4), (date(2024, 3, 9), 10), (date(2024, 5, 28), 6)]:
+        builder.add_episode(_closed(15.0, 20.0, closed_on=day, attended_sessions=sessions))
+    points = {point.month: point for point in builder.trend(trailing_months("2024-05"))}
+    assert points["2024-05"].mean_sessions == mean_estimate([4.0, 6.0])
+    assert points["2024-03"].mean_sessions == mean_estimate([10.0])
+    assert points["2024-04"].mean_sessions == mean_estimate([])
 
 
 def test_trailing_months_cross_the_year_boundary() -> None:
