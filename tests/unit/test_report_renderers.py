@@ -32,44 +32,13 @@ from fit_service.domain.monthly_report import (
     mean_estimate,
     trailing_months,
 )
+from tests.factories import report_figures
 
 GENERATED = datetime(2024, 6, 3, 7, 30, tzinfo=UTC)
 
 
-def figures(scale: int) -> GroupFigures:
-    """Hand-built, internally consistent figures; every n is proportional to ``scale``."""
-    closed = 4 * scale
-    attended = 20 * scale
-    return GroupFigures(
-        activity=Activity(10 * scale, 3 * scale, closed, attended, 2 * scale, scale),
-        sessions=SessionStats.from_episodes([2, 5, 7, 12] * scale, [20, 45, 60, 120] * scale),
-        intake_ors=mean_estimate([18.0, 21.5, 15.0, 27.0] * scale),
-        intake_srs=mean_estimate([34.0, 36.5, 38.0, 33.0] * scale),
-        outcomes=OutcomeCounts(
-            recovered=scale,
-            improved=scale,
-            unchanged=scale,
-            deteriorated=0,
-            harmed=0,
-            functional_at_intake=scale,
-            functional_at_intake_reliably_worse=0,
-            last_above_cutoff=2 * scale,
-        ),
-        pre_post_d=Estimate(0.62, 3 * scale, 0.41, 0.83),
-        severity_adjusted_es=Estimate(0.7, 3 * scale, 0.45, 0.95),
-        dropout=DropoutSummary(closed, scale, 3 * scale, scale, 0, scale),
-        alliance=AllianceSummary(
-            sessions_with_srs=18 * scale,
-            srs_below_concern=3 * scale,
-            alerts_raised=2 * scale,
-            alerts_acknowledged=2 * scale,
-            alerts_resolved=scale,
-            hours_to_acknowledge=Estimate(12.5, 2 * scale),
-            flagged_episodes_followed_up=2 * scale,
-            flagged_episodes_in_care_after_follow_up=scale,
-        ),
-        completeness=CompletenessSummary(attended, 19 * scale, 18 * scale),
-    )
+def figures(scale: int = 1) -> GroupFigures:
+    return report_figures(scale)
 
 
 def trend(scale: int) -> tuple[TrendPoint, ...]:
