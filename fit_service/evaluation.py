@@ -74,6 +74,14 @@ that repeats session after session counts once):
 * lead time: (L + 1) minus the latest attended session when the first flag was opened.
 * alerts per clinician-week: alerts opened in the measurement window / (clinicians x weeks).
 
+The default row: the clinic's dropout model (fit_service/domain/dropout_model.py) with the rules,
+as the service runs once a clinic has enough closed episodes. The model is fitted only on
+episodes that had *ended* before the day it is used (first on the warm-up, then refitted every
+``REFIT_WEEKS`` weeks), labelled by whether they were dropouts, with its line set by
+``RiskSettings.dropout_alerts_per_clinician_week`` and the intake rate of the previous 12 weeks:
+exactly the data a live clinic would have. Nothing from the measured episodes' futures is used.
+The "rules only" row is a clinic without a model yet.
+
 Ceiling and reference (rows printed beside the rules; neither is a rule set):
 
 * CEILING: for every attended session, the exact log-odds of dropout given the generator's
@@ -102,6 +110,7 @@ from itertools import count
 import numpy as np
 
 from fit_service.domain.alerts import Alert, Open, apply_actions, reconcile
+from fit_service.domain.dropout_model import DropoutModel, TrainingEpisode, fit_dropout_model
 from fit_service.domain.instruments import ORS, AgeBand
 from fit_service.domain.risk import (
     SOURCE_SRS_CONCERN,
@@ -381,6 +390,7 @@ def replay(
     episode: SyntheticEpisode,
     findings_fn: FindingsFn = evaluate_rules,
     settings: RiskSettings | None = None,
+    dropout_model: Callable[[dt.date], DropoutModel | None] | None = None,
 ) -> list[AlertEvent]:
     """Run the rules after every appointment (and on follow-up days) as the service would."""
     settings = settings or RiskSettings()
@@ -395,7 +405,13 @@ def replay(
     checks += [(len(episode.observations), day) for day in episode.followups]
     for upto, today in checks:
         history = episode.observations[:upto]
-        context = EpisodeContext(episode.intake, _ADULT_CUTOFF, AgeBand.ADULT, today)
+        context = EpisodeContext(
+            episode.intake,
+            _ADULT_CUTOFF,
+            AgeBand.ADULT,
+            today,
+            dropout_model=dropout_model(today) if dropout_model else None,
+        )
         findings = findings_fn(history, context, settings)
         actions = reconcile(alerts, findings, history, settings)
         if not actions:
@@ -528,12 +544,75 @@ def outcome_of(episode: SyntheticEpisode) -> EpisodeOutcome:
 
 
 def evaluate(
-    cohort: Cohort, findings_fn: FindingsFn = evaluate_rules, settings: RiskSettings | None = None
+    cohort: Cohort,
+    findings_fn: FindingsFn = evaluate_rules,
+    settings: RiskSettings | None = None,
+    dropout_model: Callable[[dt.date], DropoutModel | None] | None = None,
 ) -> Metrics:
     """Replay every episode live and compute the metrics over the measurement window."""
-    events = [e for ep in cohort.episodes for e in replay(ep, findings_fn, settings)]
+    events = [e for ep in cohort.episodes for e in replay(ep, findings_fn, settings, dropout_model)]
     outcomes = [outcome_of(ep) for ep in cohort.measured]
     return compute_metrics(outcomes, events, cohort.clinician_weeks, cohort.window)
+
+
+# ----------------------------------------------------------------------------- clinic model
+#: weeks before the measurement window over which the clinic's intake rate is taken (the
+#: first warm-up weeks fill empty caseloads, so they would overstate it)
+INTAKE_RATE_WEEKS = 12
+
+
+def clinic_dropout_model(
+    cohort: Cohort, as_of: dt.date, settings: RiskSettings | None = None
+) -> DropoutModel | None:
+    """The model the service would hold on ``as_of``: fitted on the episodes that had *ended*
+    by then, labelled by whether they were dropouts, with the line set by the clinic's alert
+    budget and its intake rate over the previous :data:`INTAKE_RATE_WEEKS` weeks - as
+    :mod:`fit_service.services.dropout_models` does from the database."""
+    settings = settings or RiskSettings()
+    ended = [
+        TrainingEpisode(ep.observations, ep.dropout)
+        for ep in cohort.episodes
+        if max([o.date for o in ep.observations] + list(ep.followups)) < as_of
+    ]
+    a = cohort.assumptions
+    since = as_of - dt.timedelta(weeks=INTAKE_RATE_WEEKS)
+    recent = sum(1 for ep in cohort.episodes if since <= ep.observations[0].date < as_of)
+    return fit_dropout_model(
+        ended,
+        budget_per_clinician_week=settings.dropout_alerts_per_clinician_week,
+        new_episodes_per_clinician_week=recent / (a.clinicians * INTAKE_RATE_WEEKS),
+        item_concern=settings.srs_item_concern,
+        reliable_change=settings.reliable_change,
+    )
+
+
+#: the evaluation refits the clinic model this often (the service refits at least daily, so
+#: this is the more conservative of the two)
+REFIT_WEEKS = 4
+
+
+def clinic_models(
+    cohort: Cohort, settings: RiskSettings | None = None
+) -> Callable[[dt.date], DropoutModel | None]:
+    """The clinic model in force on each day: refitted every :data:`REFIT_WEEKS` weeks from
+    the start of the measurement window on the episodes ended by then (before the window:
+    the first fit, on warm-up episodes only)."""
+    start, end = cohort.window
+    refits: list[tuple[dt.date, DropoutModel | None]] = []
+    day = start
+    while day < end + dt.timedelta(weeks=REFIT_WEEKS):
+        refits.append((day, clinic_dropout_model(cohort, day, settings)))
+        day += dt.timedelta(weeks=REFIT_WEEKS)
+
+    def model_on(today: dt.date) -> DropoutModel | None:
+        current = refits[0][1]
+        for since, model in refits:
+            if since > today:
+                break
+            current = model
+        return current
+
+    return model_on
 
 
 # ----------------------------------------------------------------------------- ceiling
@@ -797,6 +876,8 @@ def _row(name: str, m: Metrics) -> str:
 
 
 CEILING_LABEL = "CEILING (oracle, not a rule set)"
+DEFAULT_LABEL = "default: clinic model + rules"
+RULES_LABEL = "rules only (no clinic model yet)"
 REFERENCE_LABEL = "reference: fitted observable score"
 _HEADER = (
     f"{'rule set':<36} {'sensitivity >=1 ahead':<26} {'sensitivity >=2 ahead':<26} "
@@ -820,10 +901,13 @@ def run(seed: int = 1, assumptions: CohortAssumptions | None = None) -> str:
     cohort = generate_cohort(seed, assumptions)
     a = cohort.assumptions
     s = summarise(cohort)
+    models = clinic_models(cohort)
+    first = models(cohort.window[0])
     rows = [
-        ("our rules, default (alert at high)", evaluate(cohort)),
-        ("our rules, alert at medium+", evaluate(cohort, settings=_alert_at(Severity.MEDIUM))),
-        ("our rules, alert on every finding", evaluate(cohort, settings=_alert_at(Severity.LOW))),
+        (DEFAULT_LABEL, evaluate(cohort, dropout_model=models)),
+        (RULES_LABEL, evaluate(cohort)),
+        ("rules only, alert at medium+", evaluate(cohort, settings=_alert_at(Severity.MEDIUM))),
+        ("rules only, alert on every finding", evaluate(cohort, settings=_alert_at(Severity.LOW))),
     ]
     baseline = evaluate(cohort, srs_below_concern, _alert_at(Severity.MEDIUM))
     ceiling = at_budget(cohort, oracle_scores(cohort))
@@ -857,6 +941,14 @@ def run(seed: int = 1, assumptions: CohortAssumptions | None = None) -> str:
         "optimality); it flags "
         f"{ceiling.flagged_episodes / s.episodes:.0%} of episodes, precision lift over the "
         f"{base_rate:.1%} dropout rate x{(ceiling.precision.value or 0) / base_rate:.2f}.",
+        "clinic dropout model at the window's start: "
+        + (
+            f"{first.label}, alert line {first.line:.0%}, flags {first.flagged_share:.0%} of "
+            f"its training episodes and {first.training_sensitivity:.0%} of their dropouts"
+            if first
+            else "too few closed episodes (the rules alert alone)"
+        )
+        + f"; refitted every {REFIT_WEEKS} weeks on the episodes ended by then.",
         "alerts by kind (default): " + ", ".join(f"{k} {v}" for k, v in ours.by_kind.items()),
         "targets (default row): " + _verdict(ours, baseline),
     ]
@@ -888,7 +980,8 @@ def run_seed_sets(
         for seed in seeds:
             cohort = generate_cohort(seed, assumptions)
             results = {
-                "our rules, default": evaluate(cohort),
+                DEFAULT_LABEL: evaluate(cohort, dropout_model=clinic_models(cohort)),
+                RULES_LABEL: evaluate(cohort),
                 "baseline: SRS < 36": evaluate(
                     cohort, srs_below_concern, _alert_at(Severity.MEDIUM)
                 ),
@@ -903,12 +996,13 @@ def run_seed_sets(
             _HEADER,
             *(_row(name, m) for name, m in pooled.items()),
             "targets (default row): "
-            + _verdict(pooled["our rules, default"], pooled["baseline: SRS < 36"]),
+            + _verdict(pooled[DEFAULT_LABEL], pooled["baseline: SRS < 36"]),
             "",
         ]
     lines.append(
         "reference and CEILING use one alert per episode and the whole budget of "
-        f"{ALERT_BUDGET:g} alerts per clinician-week; our rules also spend alerts on "
-        "deterioration and on clients who have already left (outreach)."
+        f"{ALERT_BUDGET:g} alerts per clinician-week; the default row gives the dropout model "
+        f"{RiskSettings().dropout_alerts_per_clinician_week:g} a week and also alerts on reliable "
+        "deterioration (harm, alerted whatever the dropout risk)."
     )
     return "\n".join(lines)

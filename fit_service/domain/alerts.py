@@ -164,7 +164,7 @@ def _active_by_kind(alerts: Iterable[Alert]) -> dict[str, Alert]:
 def _strongest(findings: Iterable[Finding], minimum: Severity) -> dict[str, Finding]:
     by_kind: dict[str, Finding] = {}
     for f in findings:
-        if f.severity < minimum:
+        if f.severity < minimum or not f.alerts:
             continue
         held = by_kind.get(f.kind)
         if held is None or f.severity > held.severity:

@@ -96,6 +96,10 @@ _KIND_LEAD: Mapping[str, str] = {
     "srs_not_completed": (
         "The session rating was skipped; missing ratings are a dropout signal (domain.md §6)."
     ),
+    "dropout_risk": (
+        "Estimated dropout risk {percent}, at or above this clinic's alert line of {line} "
+        "(its own closed episodes, domain.md §6 signals); what drives it: {signals}."
+    ),
 }
 
 _EXPECTATION_TAILORING: Mapping[Expectation, str] = {

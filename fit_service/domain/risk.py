@@ -26,11 +26,14 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from enum import IntEnum, StrEnum
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fit_service.domain.errors import FitError, InvalidSession
 from fit_service.domain.guidance import GoalSheet, checkpoint_advice, guidance_for
 from fit_service.domain.instruments import SRS, AgeBand, Leg
+
+if TYPE_CHECKING:  # the model module imports this one; the rule only calls its methods
+    from fit_service.domain.dropout_model import DropoutModel
 
 
 class Attendance(StrEnum):
@@ -189,6 +192,10 @@ class EpisodeContext:
     today: dt.date
     goal_sheet: GoalSheet | None = None
     wai_reference: Mapping[int, Mapping[str, float]] | None = None
+    #: the clinic's fitted dropout model (:mod:`fit_service.domain.dropout_model`), when it has
+    #: enough closed episodes; then :func:`dropout_risk` alerts and the signals it combines
+    #: (:data:`DROPOUT_MODEL_KINDS`) are listed but no longer alert one by one.
+    dropout_model: DropoutModel | None = None
 
 
 def _frozen_map(value: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -233,15 +240,30 @@ class RiskSettings:
     #: alliance alerts auto-resolve only after this many consecutive sessions with SRS at or
     #: above ``srs_concern_total`` (issue 4: "SRS >= 36 for two sessions").
     alliance_clear_sessions: int = 2
+    #: HEURISTIC: a reliable-deterioration finding holds until this many outcome scores in a
+    #: row are back within the reliable change (mirrors ``alliance_clear_sessions``).
+    deterioration_clear_sessions: int = 2
     #: findings below this severity are listed (and set the level) but do not open alerts.
     #: Default HIGH: on the synthetic cohort (fit_service/evaluation.py) MEDIUM opens about 8
     #: alerts per clinician-week against a budget of 2; HIGH about 2. A clinic that wants every
     #: actionable finding as an alert sets "medium".
     alert_min_severity: Severity = Severity.HIGH
+    #: dropout-risk alerts a clinician should get a week once the clinic's dropout model is
+    #: fitted (it sets the model's alert line; fit_service/domain/dropout_model.py). HEURISTIC:
+    #: 1.6, so that with deterioration alerts (~0.35) a clinician gets fewer than 2 a week on the
+    #: synthetic cohort (issue 4's budget; ``./dev evaluate-alerts``).
+    dropout_alerts_per_clinician_week: float = 1.6
 
     def __post_init__(self) -> None:
         for name in ("srs_concern_total", "srs_item_concern", "withdrawal_srs_ceiling"):
             _check_range(name, getattr(self, name), 0.0, 40.0)
+        _check_range(
+            "dropout_alerts_per_clinician_week",
+            self.dropout_alerts_per_clinician_week,
+            0.0,
+            50.0,
+            open_low=True,
+        )
         for name in ("srs_decline_points", "reliable_change", "wai_decline_points"):
             _check_range(name, getattr(self, name), 0.0, 40.0, open_low=True)
         _check_range("wai_floor", self.wai_floor, 4.0, 20.0)
@@ -252,6 +274,7 @@ class RiskSettings:
             "withdrawal_min_sessions",
             "max_gap_days",
             "alliance_clear_sessions",
+            "deterioration_clear_sessions",
         ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -327,6 +350,9 @@ class Finding:
     observed_on: dt.date
     evidence: Mapping[str, Any] = field(default_factory=dict)
     guidance: str = ""
+    #: False for a signal the clinic's dropout model already combines: listed, sets the level,
+    #: keeps its alert from auto-resolving, but opens none (see :data:`DROPOUT_MODEL_KINDS`).
+    alerts: bool = True
 
     @property
     def leg(self) -> Concern:
@@ -582,27 +608,40 @@ def weak_wai_subscales(
 def ors_deterioration(
     obs: Sequence[SessionObservation], context: EpisodeContext, settings: RiskSettings
 ) -> list[Finding]:
-    """Latest outcome at least the reliable change below intake (domain.md §3/§4): HIGH."""
+    """An outcome at least the reliable change below intake (domain.md §3/§4): HIGH.
+
+    It holds until ``deterioration_clear_sessions`` outcome scores in a row are back within the
+    reliable change (one better score after a reliable fall is not recovery: the same rule the
+    issue sets for the alliance), and names the latest score that was reliably worse.
+    """
     scored = _with_outcome(obs)
     intake = _intake(obs, context)
     if not scored or intake is None:
         return []
-    latest = scored[-1]
-    change = latest.outcome_total - intake  # type: ignore[operator]
-    if change > -settings.reliable_change:
+    recent = scored[-settings.deterioration_clear_sessions :]
+    worse = [
+        o
+        for o in recent
+        if o.outcome_total - intake <= -settings.reliable_change  # type: ignore[operator]
+    ]
+    if not worse:
         return []
+    at = worse[-1]
+    change = at.outcome_total - intake  # type: ignore[operator]
     return [
         _finding(
             "ors_reliable_deterioration",
             Concern.OUTCOME,
             Severity.HIGH,
-            latest,
+            at,
             context,
             {
-                "outcome_total": latest.outcome_total,
+                "outcome_total": at.outcome_total,
+                "latest_outcome_total": scored[-1].outcome_total,
                 "intake": intake,
                 "change": round(change, 1),
                 "threshold": -settings.reliable_change,
+                "clear_after_sessions": settings.deterioration_clear_sessions,
                 "source": SOURCE_RELIABLE_CHANGE,
             },
         )
@@ -836,6 +875,71 @@ def srs_not_completed(
 
 
 #: every rule, in the order findings are listed
+def dropout_risk(
+    obs: Sequence[SessionObservation], context: EpisodeContext, settings: RiskSettings
+) -> list[Finding]:
+    """The clinic's dropout model puts this episode at or above its alert line (HIGH).
+
+    Only when the clinic has a fitted model (``context.dropout_model``). The finding names what
+    drives the estimate: the weakest SRS leg when the alliance does, else attendance or outcome.
+    """
+    model = context.dropout_model
+    # Judged at attended sessions only (a missed appointment counts at the next one): the line
+    # is set on attended sessions, and a miss alone alerting would spend the budget on clients
+    # who have already left. Until the next session the finding stands as it was.
+    upto = len(obs)
+    while upto and not obs[upto - 1].attended:
+        upto -= 1
+    if model is None or not upto:
+        return []
+    obs = obs[:upto]
+    estimate = model.estimate(obs)
+    if estimate is None or not estimate.flagged:
+        return []
+    concern = estimate.main_concern
+    if concern is Concern.GLOBAL_ALLIANCE:
+        rated = _rated(obs)
+        weak = _weak_legs(rated[-1], settings) if rated else []
+        if weak:
+            concern = _LEG_TO_CONCERN[Leg(weak[0])]
+    evidence = model.evidence(estimate)
+    signals = [s["label"] for s in evidence["signals"][:3]] or ["how early in therapy it is"]
+    return [
+        _finding(
+            "dropout_risk",
+            concern,
+            Severity.HIGH,
+            obs[-1],
+            context,
+            evidence,
+            {
+                "percent": f"{estimate.probability:.0%}",
+                "line": f"{model.line:.0%}",
+                "signals": "; ".join(signals),
+            },
+        )
+    ]
+
+
+#: kinds whose signal the clinic's dropout model combines: with a model they no longer open
+#: alerts one by one (one dropout-risk alert names them instead). Reliable deterioration is not
+#: among them: it is harm, which the clinician must hear of whatever the dropout risk.
+DROPOUT_MODEL_KINDS = frozenset(
+    {
+        "early_low_alliance",
+        "low_alliance",
+        "low_srs_bond",
+        "low_srs_goal",
+        "low_srs_task",
+        "low_srs_global",
+        "srs_decline",
+        "not_on_track",
+        "missed_session",
+        "long_gap",
+        "srs_not_completed",
+    }
+)
+
 RULES: tuple[Rule, ...] = (
     low_alliance,
     low_srs_items,
@@ -848,6 +952,7 @@ RULES: tuple[Rule, ...] = (
     missed_session,
     long_gap,
     srs_not_completed,
+    dropout_risk,
 )
 
 #: every kind a rule can emit (stable ids: stored on alerts, used in settings and reports)
@@ -869,6 +974,7 @@ FINDING_KINDS: tuple[str, ...] = (
     "missed_session",
     "long_gap",
     "srs_not_completed",
+    "dropout_risk",
 )
 
 
@@ -897,7 +1003,10 @@ def evaluate_rules(
     """All findings that hold now, in rule order."""
     settings = settings or RiskSettings()
     check_order(obs)
-    return [f for rule in rules for f in rule(obs, context, settings)]
+    findings = [f for rule in rules for f in rule(obs, context, settings)]
+    if context.dropout_model is None:
+        return findings
+    return [replace(f, alerts=False) if f.kind in DROPOUT_MODEL_KINDS else f for f in findings]
 
 
 def risk_level(findings: Sequence[Finding]) -> RiskLevel:

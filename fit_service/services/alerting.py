@@ -20,8 +20,11 @@ whatever the batch size (``IN`` queries, multi-row writes):
 Trajectory ("not on track") uses the clinic's own ETR once it has enough closed episodes,
 else the rational model (cut-off and reliable change, domain.md §5) — the model comes from
 :func:`fit_service.services.trajectories.clinic_model`, cached per process and refitted when
-the clinic's count of closed episodes changes (one COUNT per call). The WAI-SR "clinic bottom
-decile" reference is not computed yet, so weak-WAI findings use the labelled heuristic floor.
+the clinic's count of closed episodes changes (one COUNT per call). Likewise the clinic's
+dropout model (:mod:`fit_service.services.dropout_models`, one more COUNT): once fitted, one
+dropout-risk alert combines the signals the rules would otherwise alert on one by one. The
+WAI-SR "clinic bottom decile" reference is not computed yet, so weak-WAI findings use the
+labelled heuristic floor.
 
 Concurrency: a clinician may acknowledge, resolve or dismiss an alert between the moment this
 code reads it and the moment it writes. Every ``UPDATE`` of a stored alert here is therefore
@@ -44,7 +47,6 @@ import zoneinfo
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -64,18 +66,14 @@ from fit_service.adapters.orm import (
 )
 from fit_service.adapters.unit_of_work import UnitOfWork
 from fit_service.domain import alerts as lifecycle
-from fit_service.domain.change import ChangeCriteria
 from fit_service.domain.delivery import build_alert_message, message_id_for
+from fit_service.domain.dropout_model import DropoutModel
 from fit_service.domain.guidance import Expectation
 from fit_service.domain.guidance import GoalSheet as DomainGoalSheet
 from fit_service.domain.instruments import (
-    WAI_SR_CLIENT,
     AgeBand,
-    alliance_instrument_for,
-    outcome_instrument_for,
 )
 from fit_service.domain.risk import (
-    Attendance,
     Concern,
     EpisodeContext,
     Finding,
@@ -85,10 +83,10 @@ from fit_service.domain.risk import (
     Severity,
     assess_episode,
 )
-from fit_service.domain.trajectory import RationalTrajectory, TrajectoryModel
-from fit_service.services import audit, thresholds, trajectories
+from fit_service.services import audit, dropout_models, thresholds
 from fit_service.services.history import EpisodeHistory
 from fit_service.services.principals import Principal
+from fit_service.services.risk_inputs import observations, trajectory_model
 
 log = logging.getLogger(__name__)
 
@@ -112,78 +110,12 @@ def clinic_today(principal: Principal) -> date:
     return datetime.now(zoneinfo.ZoneInfo(principal.timezone)).date()
 
 
-# --------------------------------------------------------------------------- observations
-@lru_cache(maxsize=32)
-def _rational(age_band: AgeBand, reliable_change: float) -> RationalTrajectory:
-    criteria = ChangeCriteria.for_instrument(
-        outcome_instrument_for(age_band), age_band, reliable_change_points=reliable_change
-    )
-    return RationalTrajectory(criteria)
-
-
-def _trajectory_model(
-    uow: UnitOfWork, clinic_id: int, band: AgeBand, limits: thresholds.ClinicThresholds
-) -> TrajectoryModel:
-    instrument = outcome_instrument_for(band)
-    criteria = limits.outcome_criteria(band)
-    return trajectories.clinic_model(uow, clinic_id, instrument.code, band.value, criteria)
-
-
-def observations(
-    history: EpisodeHistory, settings: RiskSettings, model: TrajectoryModel | None = None
-) -> list[SessionObservation]:
-    """The episode as the rules see it: outcome by age band (ORS/CORS), SRS/CSRS items,
-    WAI-SR client subscales, and each outcome judged against the trajectory ``model``
-    (the rational one when none is given)."""
-    band = AgeBand(history.age_band)
-    outcome_code = outcome_instrument_for(band).code
-    alliance_code = alliance_instrument_for(band).code
-    model = model or _rational(band, settings.reliable_change)
-    intake: float | None = None
-    out: list[SessionObservation] = []
-    for s in history.sessions:
-        if s.attendance != Attendance.ATTENDED:
-            out.append(SessionObservation(None, s.date, Attendance(s.attendance)))
-            continue
-        outcome = s.rating(outcome_code)
-        alliance = s.rating(alliance_code)
-        wai = s.rating(WAI_SR_CLIENT.code)
-        total = outcome.total if outcome is not None else None
-        trajectory: dict[str, Any] = {}
-        if total is not None:
-            if intake is None:
-                # the first outcome score is the baseline (domain.md §4; outcomes.intake_of)
-                intake = total
-            elif s.number is not None:
-                judged = model.assess(intake, s.number, total)
-                trajectory = {
-                    "expected_outcome": judged.expected,
-                    "band_low": judged.band_low,
-                    "on_track": judged.on_track,
-                    "trajectory_model": judged.model,
-                }
-        out.append(
-            SessionObservation(
-                s.number,
-                s.date,
-                Attendance.ATTENDED,
-                outcome_total=total,
-                alliance_items=(alliance.items or None) if alliance is not None else None,
-                alliance_total=alliance.total if alliance is not None else None,
-                alliance_not_completed=alliance is not None
-                and alliance.completeness == "not_completed",
-                wai_subscales=(wai.subscales or None) if wai is not None else None,
-                **trajectory,
-            )
-        )
-    return out
-
-
 def _context(
     history: EpisodeHistory,
     today: date,
     goal_sheet: DomainGoalSheet | None,
     limits: thresholds.ClinicThresholds = thresholds.DEFAULT,
+    dropout_model: DropoutModel | None = None,
 ) -> EpisodeContext:
     band = AgeBand(history.age_band)
     return EpisodeContext(
@@ -192,6 +124,7 @@ def _context(
         age_band=band,
         today=today,
         goal_sheet=goal_sheet,
+        dropout_model=dropout_model,
     )
 
 
@@ -363,14 +296,15 @@ def reassess(
         sheets = load_goal_sheets(db, [h.row_id for h in open_histories])
 
     models = {
-        band: _trajectory_model(uow, principal.clinic_id, AgeBand(band), limits)
+        band: trajectory_model(uow, principal.clinic_id, AgeBand(band), limits)
         for band in {h.age_band for h in open_histories}
     }
+    dropout = dropout_models.clinic_dropout_model(uow, principal.clinic_id, limits, today)
     assessed: list[_Episode] = []
     for history in open_histories:
         try:
             obs = observations(history, settings, models[history.age_band])
-            context = _context(history, today, sheets.get(history.row_id), limits)
+            context = _context(history, today, sheets.get(history.row_id), limits, dropout)
             assessment = assess_episode(obs, context, settings)
             actions = lifecycle.reconcile(
                 [a.domain() for a in stored[history.row_id]], assessment.findings, obs, settings
@@ -402,7 +336,7 @@ def reassess(
                 continue
             try:
                 assessment = assess_episode(
-                    e.obs, _context(e.history, today, sheet, limits), settings
+                    e.obs, _context(e.history, today, sheet, limits, dropout), settings
                 )
                 actions = lifecycle.reconcile(
                     [a.domain() for a in stored[e.history.row_id]],

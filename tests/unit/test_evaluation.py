@@ -119,7 +119,7 @@ def test_default_cohort_matches_documented_assumptions() -> None:
 def test_run_prints_rules_beside_baseline_and_targets() -> None:
     """The report has our rows, the SRS < 36 baseline and a verdict on every target."""
     text = run(3, SMALL)
-    assert "our rules, default (alert at high)" in text
+    assert "default: clinic model + rules" in text
     assert "baseline: SRS < 36" in text
     assert text.count("met") >= 4
 

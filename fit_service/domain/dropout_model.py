@@ -1,0 +1,332 @@
+"""A clinic's own dropout-risk model: one score from the signals domain.md §6 lists.
+
+Why a model and not only rules: each rule (low SRS, a low item, a missed appointment, ORS worse
+than intake, not on track, a skipped SRS) is weak on its own - early alliance predicts dropout
+with d = .55 (Sharf, Primavera & Diener 2010, domain.md §1), about a 1.2-fold lift at the
+thresholds in use - and alerting on every rule floods clinicians. Combining the signals into one
+estimate per episode, and alerting once when it crosses a line set by the clinic's alert budget,
+catches more dropouts for the same number of alerts. Like the expected treatment response
+(domain.md §5: "fit the clinic's own ... once it has enough closed episodes; until then use the
+rational rules"), the model is fitted on the clinic's **own closed episodes**, labelled by the
+clinic's own dropout definition (domain.md §6: a setting), and only once there are enough of
+them; until then the individual rules alert as before.
+
+The model: logistic regression of "this episode ended in dropout" on the features below,
+one row per attended session of every closed episode (the episode as it looked at that point,
+:func:`appointment_features`), fitted by Newton-Raphson with a small ridge. Its estimate at an
+appointment is the share of the clinic's past episodes looking like this one at that point
+that ended in dropout.
+
+Minimum data: 10 dropouts and 10 non-dropouts per estimated coefficient (Peduzzi et al. 1996,
+J Clin Epidemiol 49:1373, "events per variable"), so 100 of each with the 10 features.
+
+The alert line (:func:`fit_dropout_model`): an episode is flagged the first time its estimate
+reaches the line. The line is the lowest that, over the training episodes, flags no more than
+``budget / new episodes per clinician-week`` of them - so a clinician gets about ``budget``
+dropout-risk alerts a week (``RiskSettings.dropout_alerts_per_clinician_week``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from fit_service.domain.instruments import SRS
+from fit_service.domain.risk import Concern, SessionObservation
+
+#: feature names, in the order of :func:`appointment_features` (after the intercept)
+FEATURES: tuple[str, ...] = (
+    "session_1",
+    "session_2",
+    "session_3",
+    "srs_deficit_mean",
+    "srs_deficit_latest",
+    "srs_item_shortfall",
+    "missed_appointments",
+    "srs_skipped",
+    "ors_worse_than_intake",
+    "not_on_track",
+)
+#: what each (non-timing) feature is about, for explaining an estimate to the clinician
+FEATURE_CONCERNS: Mapping[str, Concern] = {
+    "srs_deficit_mean": Concern.GLOBAL_ALLIANCE,
+    "srs_deficit_latest": Concern.GLOBAL_ALLIANCE,
+    "srs_item_shortfall": Concern.GLOBAL_ALLIANCE,
+    "missed_appointments": Concern.ATTENDANCE,
+    "srs_skipped": Concern.ATTENDANCE,
+    "ors_worse_than_intake": Concern.OUTCOME,
+    "not_on_track": Concern.OUTCOME,
+}
+FEATURE_LABELS: Mapping[str, str] = {
+    "session_1": "first session (dropout is most common early; domain.md §4)",
+    "session_2": "second session",
+    "session_3": "third session",
+    "srs_deficit_mean": "SRS below 40 on average so far",
+    "srs_deficit_latest": "latest SRS below 40",
+    "srs_item_shortfall": "an SRS item below the item line",
+    "missed_appointments": "missed appointments",
+    "srs_skipped": "SRS not completed",
+    "ors_worse_than_intake": "ORS below intake",
+    "not_on_track": "ORS below the expected-response band",
+}
+#: Peduzzi et al. 1996: at least 10 events per estimated coefficient (both outcomes)
+EVENTS_PER_VARIABLE = 10
+MIN_EVENTS = EVENTS_PER_VARIABLE * len(FEATURES)
+SOURCE = (
+    "domain.md §6 signals combined in a logistic model fitted on the clinic's closed episodes "
+    "(labelled by its dropout definition); domain.md §1: early alliance predicts dropout "
+    "(Sharf et al. 2010, d = .55)"
+)
+_RIDGE = 1e-3
+_NEWTON_STEPS = 50
+_SRS_MAX = 40.0
+
+
+def appointment_features(
+    obs: Sequence[SessionObservation],
+    *,
+    item_concern: float,
+    reliable_change: float,
+) -> list[tuple[SessionObservation, np.ndarray]]:
+    """The feature vector (intercept first) as the episode stood at each attended session.
+
+    Signals are those of domain.md §6: how early it is, how low the SRS has been (log of its
+    distance from the 40 ceiling: SRS is ceiling-heavy, so a point lost near 40 says more than
+    one lost near 30), an item below ``item_concern`` (domain.md §3), missed appointments, SRS
+    not completed, ORS below intake in units of ``reliable_change`` and not on track.
+    """
+    rows: list[tuple[SessionObservation, np.ndarray]] = []
+    misses = skips = 0
+    deficits: list[float] = []
+    intake: float | None = None
+    latest_deficit = 0.0
+    shortfall = 0.0
+    worse = 0.0
+    off_track = 0.0
+    session = 0
+    for o in obs:
+        if not o.attended:
+            misses += 1  # counted at the next attended session (rows are attended sessions)
+            continue
+        session = o.session_number or session
+        total = o.srs_total
+        if total is None:
+            skips += 1
+            latest_deficit, shortfall = 0.0, 0.0
+        else:
+            latest_deficit = math.log1p(max(_SRS_MAX - total, 0.0))
+            deficits.append(max(_SRS_MAX - total, 0.0))
+            items = [v for k, v in (o.alliance_items or {}).items() if k in SRS.item_legs]
+            shortfall = max(0.0, item_concern - min(items)) if items else 0.0
+        if o.outcome_total is not None:
+            if intake is None:
+                intake = o.outcome_total
+            worse = max(0.0, intake - o.outcome_total) / reliable_change
+            off_track = float(o.on_track is False)
+        mean_deficit = math.log1p(sum(deficits) / len(deficits)) if deficits else 0.0
+        rows.append(
+            (
+                o,
+                np.array(
+                    [
+                        1.0,
+                        float(session == 1),
+                        float(session == 2),
+                        float(session == 3),
+                        mean_deficit,
+                        latest_deficit,
+                        shortfall,
+                        float(misses),
+                        float(skips),
+                        worse,
+                        off_track,
+                    ]
+                ),
+            )
+        )
+    return rows
+
+
+@dataclass(frozen=True, slots=True)
+class TrainingEpisode:
+    """One closed episode: its observations, whether it ended in dropout, its clinician."""
+
+    observations: tuple[SessionObservation, ...]
+    dropout: bool
+
+
+@dataclass(frozen=True, slots=True)
+class DropoutEstimate:
+    """The model's view of one episode now: estimate, line and what drives it."""
+
+    probability: float
+    line: float
+    #: (feature, contribution to the log-odds), largest first; timing features excluded
+    contributions: tuple[tuple[str, float], ...]
+
+    @property
+    def flagged(self) -> bool:
+        return self.probability >= self.line
+
+    @property
+    def main_concern(self) -> Concern:
+        """What the strongest positive signal is about; attendance when only timing drives it
+        (an early session: the client may not come back)."""
+        for name, value in self.contributions:
+            if value > 0:
+                return FEATURE_CONCERNS[name]
+        return Concern.ATTENDANCE
+
+
+@dataclass(frozen=True, slots=True)
+class DropoutModel:
+    """Fitted weights and the alert line, with what they were fitted on (shown as evidence)."""
+
+    weights: tuple[float, ...]
+    #: alert when the estimated probability of dropout is at least this
+    line: float
+    episodes: int
+    dropouts: int
+    #: share of the training episodes the line flags, and share of their dropouts it flags
+    flagged_share: float
+    training_sensitivity: float
+    budget_per_clinician_week: float
+    item_concern: float
+    reliable_change: float
+
+    @property
+    def label(self) -> str:
+        return f"clinic dropout model ({self.episodes} closed episodes, {self.dropouts} dropouts)"
+
+    def estimate(self, obs: Sequence[SessionObservation]) -> DropoutEstimate | None:
+        """The estimate after the latest appointment; ``None`` before the first one."""
+        rows = appointment_features(
+            obs, item_concern=self.item_concern, reliable_change=self.reliable_change
+        )
+        if not rows:
+            return None
+        x = rows[-1][1]
+        w = np.array(self.weights)
+        log_odds = float(x @ w)
+        parts = [
+            (name, float(w[i + 1] * x[i + 1]))
+            for i, name in enumerate(FEATURES)
+            if name in FEATURE_CONCERNS and x[i + 1] != 0.0
+        ]
+        parts.sort(key=lambda kv: -kv[1])
+        return DropoutEstimate(_sigmoid(log_odds), self.line, tuple(parts))
+
+    def evidence(self, estimate: DropoutEstimate) -> dict[str, Any]:
+        """Plain-JSON evidence for a finding: estimate, line, drivers, what it was fitted on."""
+        return {
+            "probability": round(estimate.probability, 3),
+            "line": round(self.line, 3),
+            "signals": [
+                {"signal": name, "label": FEATURE_LABELS[name], "log_odds": round(v, 2)}
+                for name, v in estimate.contributions
+                if v > 0
+            ],
+            "model": self.label,
+            "training_flagged_share": round(self.flagged_share, 3),
+            "training_sensitivity": round(self.training_sensitivity, 3),
+            "alerts_per_clinician_week": self.budget_per_clinician_week,
+            "source": SOURCE,
+        }
+
+
+def _sigmoid(z: float) -> float:
+    return 1.0 / (1.0 + math.exp(-z)) if z >= 0 else math.exp(z) / (1.0 + math.exp(z))
+
+
+def fit_logistic(x: np.ndarray, y: np.ndarray, ridge: float = _RIDGE) -> np.ndarray:
+    """Maximum-likelihood logistic weights by Newton-Raphson, with a small ridge so that a
+    feature that never varies (no SRS item data, say) cannot make the Hessian singular."""
+    w = np.zeros(x.shape[1])
+    penalty = ridge * np.eye(x.shape[1])
+    penalty[0, 0] = 0.0  # the intercept is not shrunk
+    for _ in range(_NEWTON_STEPS):
+        p = 1.0 / (1.0 + np.exp(-np.clip(x @ w, -30.0, 30.0)))
+        gradient = x.T @ (y - p) - penalty @ w
+        hessian = x.T @ (x * (p * (1.0 - p))[:, None]) + penalty
+        step = np.linalg.solve(hessian, gradient)
+        w = w + step
+        if float(np.max(np.abs(step))) < 1e-8:
+            break
+    return w
+
+
+def allowed_share(budget: float, new_episodes_per_clinician_week: float) -> float:
+    """Share of episodes that may be flagged so that a clinician gets ``budget`` a week."""
+    if new_episodes_per_clinician_week <= 0:
+        return 1.0
+    return min(1.0, budget / new_episodes_per_clinician_week)
+
+
+def fit_dropout_model(
+    episodes: Sequence[TrainingEpisode],
+    *,
+    budget_per_clinician_week: float,
+    new_episodes_per_clinician_week: float,
+    item_concern: float,
+    reliable_change: float,
+) -> DropoutModel | None:
+    """Fit on closed episodes and set the alert line; ``None`` when there are too few
+    dropouts or non-dropouts (:data:`MIN_EVENTS`, Peduzzi et al. 1996)."""
+    dropouts = sum(1 for e in episodes if e.dropout)
+    if dropouts < MIN_EVENTS or len(episodes) - dropouts < MIN_EVENTS:
+        return None
+    blocks: list[np.ndarray] = []
+    labels: list[np.ndarray] = []
+    owners: list[int] = []
+    for index, e in enumerate(episodes):
+        rows = appointment_features(
+            e.observations, item_concern=item_concern, reliable_change=reliable_change
+        )
+        if not rows:
+            continue
+        blocks.append(np.array([r for _, r in rows]))
+        labels.append(np.full(len(rows), float(e.dropout)))
+        owners.extend([index] * len(rows))
+    x = np.vstack(blocks)
+    y = np.concatenate(labels)
+    w = fit_logistic(x, y)
+    # each episode's highest log-odds: it is flagged iff that reaches the line
+    peak = np.full(len(episodes), -np.inf)
+    np.maximum.at(peak, np.array(owners), x @ w)
+    share = allowed_share(budget_per_clinician_week, new_episodes_per_clinician_week)
+    line = _line_for_share(peak[np.isfinite(peak)], share)
+    flagged = peak >= line
+    is_dropout = np.array([e.dropout for e in episodes])
+    return DropoutModel(
+        weights=tuple(float(v) for v in w),
+        line=_sigmoid(line),
+        episodes=len(episodes),
+        dropouts=dropouts,
+        flagged_share=float(flagged.mean()),
+        training_sensitivity=float(flagged[is_dropout].mean()),
+        budget_per_clinician_week=budget_per_clinician_week,
+        item_concern=item_concern,
+        reliable_change=reliable_change,
+    )
+
+
+def _line_for_share(peaks: np.ndarray, share: float) -> float:
+    """The lowest log-odds line flagging at most ``share`` of the episodes (by their peak)."""
+    ordered = np.sort(peaks)[::-1]
+    k = math.floor(share * len(ordered))
+    if k >= len(ordered):
+        return float(ordered[-1])
+    if k == 0:
+        return float(ordered[0]) + 1e-9
+    # between the k-th and (k+1)-th highest peak: exactly k flagged (ties aside)
+    return float((ordered[k - 1] + ordered[k]) / 2.0)
+
+
+def clinician_weeks(first: dt.date, last: dt.date, clinicians: int) -> float:
+    """Clinician-weeks in a period (for the intake rate): whole days / 7 x clinicians."""
+    return max((last - first).days, 1) / 7.0 * clinicians
