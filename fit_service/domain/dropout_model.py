@@ -28,7 +28,6 @@ dropout-risk alerts a week (``RiskSettings.dropout_alerts_per_clinician_week``).
 
 from __future__ import annotations
 
-import datetime as dt
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -316,17 +315,16 @@ def fit_dropout_model(
 
 
 def _line_for_share(peaks: np.ndarray, share: float) -> float:
-    """The lowest log-odds line flagging at most ``share`` of the episodes (by their peak)."""
+    """The lowest log-odds line flagging at most ``share`` of the episodes (by their peak).
+
+    Tied peaks are flagged together or not at all, so with ties the share flagged can fall
+    below ``share`` (never above: it is a budget)."""
     ordered = np.sort(peaks)[::-1]
     k = math.floor(share * len(ordered))
     if k >= len(ordered):
         return float(ordered[-1])
-    if k == 0:
-        return float(ordered[0]) + 1e-9
-    # between the k-th and (k+1)-th highest peak: exactly k flagged (ties aside)
-    return float((ordered[k - 1] + ordered[k]) / 2.0)
-
-
-def clinician_weeks(first: dt.date, last: dt.date, clinicians: int) -> float:
-    """Clinician-weeks in a period (for the intake rate): whole days / 7 x clinicians."""
-    return max((last - first).days, 1) / 7.0 * clinicians
+    first_unflagged = ordered[k]
+    above = ordered[ordered > first_unflagged]
+    if not len(above):
+        return float(first_unflagged) + 1e-9
+    return float((above.min() + first_unflagged) / 2.0)

@@ -1,0 +1,120 @@
+"""A clinic with enough closed episodes gets its own dropout model, fitted from its data through
+the API, and one dropout-risk alert replaces the rule-by-rule alerts it combines."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from flask.testing import FlaskClient
+from sqlalchemy import Engine, select
+
+from fit_service.adapters.orm import Alert, Client, Episode
+from fit_service.domain.dropout_model import MIN_EVENTS
+from fit_service.services import dropout_models
+from tests.conftest import Tenant, session_payload
+
+TODAY = datetime.now(UTC).date()
+HISTORY = 2 * MIN_EVENTS + 40
+
+
+def srs(goals: float, rest: float = 9.6) -> dict[str, Any]:
+    return {
+        "instrument": "srs",
+        "items": {"relationship": rest, "goals": goals, "approach": rest, "overall": rest},
+    }
+
+
+def ors(total: float) -> dict[str, Any]:
+    return {"instrument": "ors", "total": total}
+
+
+def build_history(client: FlaskClient, tenant: Tenant, engine: Engine) -> None:
+    """Closed episodes over 40 weeks: those who ended unilaterally mostly rated the goals leg
+    lower (noisy, so the model has something to learn but not a perfect separation)."""
+    rng = random.Random(11)
+    sessions: list[dict[str, Any]] = []
+    endings: dict[str, str] = {}
+    for c in range(HISTORY):
+        dropout = c % 2 == 0
+        goals = rng.uniform(5.0, 9.0) if dropout == (rng.random() < 0.8) else rng.uniform(9.0, 10)
+        start = TODAY - timedelta(weeks=6 + c % 40, days=c % 5)
+        for k in range(2 if dropout else 4):
+            sessions.append(
+                session_payload(
+                    ehr_session_id=f"H{c}-{k}",
+                    client_id=f"H{c}",
+                    date=(start + timedelta(weeks=k)).isoformat(),
+                    ratings=[ors(18 + k), srs(round(goals, 1))],
+                )
+            )
+        endings[f"H{c}"] = "client_ended" if dropout else "planned"
+    r = client.post("/v1/sessions/batch", json={"sessions": sessions}, headers=tenant.auth())
+    assert r.json["created"] == len(sessions), r.json
+    with engine.connect() as conn:
+        episodes = conn.execute(
+            select(Client.external_id, Episode.public_id).join(
+                Episode, Episode.client_id == Client.id
+            )
+        ).all()
+    for external_id, episode_id in episodes:
+        r = client.post(
+            f"/v1/episodes/{episode_id}/close",
+            json={"ending_reason": endings[external_id]},
+            headers=tenant.auth(),
+        )
+        assert r.status_code == 200, r.json
+
+
+def test_a_clinic_with_history_gets_one_dropout_alert_naming_the_leg(
+    client: FlaskClient, tenant: Tenant, engine: Engine
+) -> None:
+    dropout_models._cache.clear()
+    build_history(client, tenant, engine)
+
+    low = session_payload(
+        ehr_session_id="N1", client_id="NEW-1", date=TODAY.isoformat(), ratings=[ors(15), srs(5.5)]
+    )
+    assert client.post("/v1/sessions", json=low, headers=tenant.auth()).status_code == 201
+    fine = session_payload(
+        ehr_session_id="N2", client_id="NEW-2", date=TODAY.isoformat(), ratings=[ors(15), srs(10)]
+    )
+    assert client.post("/v1/sessions", json=fine, headers=tenant.auth()).status_code == 201
+
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(Client.external_id, Alert.kind, Alert.leg, Alert.severity, Alert.evidence)
+            .join(Client, Client.id == Alert.client_id)
+            .where(Client.external_id.in_(["NEW-1", "NEW-2"]))
+        ).all()
+    # the low goals rating would open early_low_alliance under the rules alone; with the
+    # clinic's model it is one dropout-risk alert on the goal leg, with the model's provenance
+    assert [(r.external_id, r.kind, r.leg, r.severity) for r in rows] == [
+        ("NEW-1", "dropout_risk", "goal", 3)
+    ]
+    evidence = rows[0].evidence
+    assert evidence["model"].startswith(f"clinic dropout model ({HISTORY} closed episodes")
+    assert evidence["probability"] >= evidence["line"]
+    assert evidence["signals"]
+
+    view = client.get("/v1/clients/NEW-1", headers=tenant.auth("manager"))
+    assert view.status_code == 200
+    risk = view.json["episodes"][0]["risk"]
+    assert risk["level"] == "high"
+    reasons = " ".join(risk["reasons"])
+    assert "dropout_risk" in reasons
+    assert "early_low_alliance" in reasons  # still listed: the evidence behind the estimate
+
+
+def test_a_young_clinic_keeps_the_rules(
+    client: FlaskClient, tenant: Tenant, engine: Engine
+) -> None:
+    dropout_models._cache.clear()
+    low = session_payload(
+        ehr_session_id="N1", client_id="NEW-1", date=TODAY.isoformat(), ratings=[ors(15), srs(5.5)]
+    )
+    assert client.post("/v1/sessions", json=low, headers=tenant.auth()).status_code == 201
+    with engine.connect() as conn:
+        kinds = conn.execute(select(Alert.kind)).scalars().all()
+    assert kinds == ["early_low_alliance"]
