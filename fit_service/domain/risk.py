@@ -874,7 +874,6 @@ def srs_not_completed(
     ]
 
 
-#: every rule, in the order findings are listed
 def dropout_risk(
     obs: Sequence[SessionObservation], context: EpisodeContext, settings: RiskSettings
 ) -> list[Finding]:
@@ -940,6 +939,7 @@ DROPOUT_MODEL_KINDS = frozenset(
     }
 )
 
+#: every rule, in the order findings are listed
 RULES: tuple[Rule, ...] = (
     low_alliance,
     low_srs_items,
