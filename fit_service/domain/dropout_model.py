@@ -259,6 +259,29 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, ridge: float = _RIDGE) -> np.ndar
     return w
 
 
+#: columns (intercept = 0) whose weight must not be negative: every domain.md §6 signal says
+#: "more of this, more risk"; timing (session 1/2/3) may go either way
+_RISK_COLUMNS = tuple(i + 1 for i, name in enumerate(FEATURES) if name in FEATURE_CONCERNS)
+
+
+def fit_signs_constrained(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Logistic weights with every risk signal's weight >= 0.
+
+    A negative weight would mean "a lower SRS (or one more missed session) lowers the risk" -
+    noise in a clinic's data, never a finding to act on - and would break the guarantee that a
+    better score never raises the estimate. A signal whose weight comes out negative is dropped
+    (weight 0) and the rest refitted, until none is negative (an active-set method).
+    """
+    active = list(range(x.shape[1]))
+    while True:
+        w = np.zeros(x.shape[1])
+        w[active] = fit_logistic(x[:, active], y)
+        negative = [i for i in _RISK_COLUMNS if i in active and w[i] < 0]
+        if not negative:
+            return w
+        active.remove(min(negative, key=lambda i: w[i]))
+
+
 def allowed_share(budget: float, new_episodes_per_clinician_week: float) -> float:
     """Share of episodes that may be flagged so that a clinician gets ``budget`` a week."""
     if new_episodes_per_clinician_week <= 0:
@@ -293,7 +316,7 @@ def fit_dropout_model(
         owners.extend([index] * len(rows))
     x = np.vstack(blocks)
     y = np.concatenate(labels)
-    w = fit_logistic(x, y)
+    w = fit_signs_constrained(x, y)
     # each episode's highest log-odds: it is flagged iff that reaches the line
     peak = np.full(len(episodes), -np.inf)
     np.maximum.at(peak, np.array(owners), x @ w)

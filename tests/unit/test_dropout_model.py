@@ -8,9 +8,12 @@ import random
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fit_service.domain.alerts import Open, reconcile
 from fit_service.domain.dropout_model import (
+    FEATURE_CONCERNS,
     FEATURES,
     MIN_EVENTS,
     DropoutModel,
@@ -19,6 +22,7 @@ from fit_service.domain.dropout_model import (
     appointment_features,
     fit_dropout_model,
     fit_logistic,
+    fit_signs_constrained,
 )
 from fit_service.domain.instruments import AgeBand
 from fit_service.domain.risk import (
@@ -29,8 +33,10 @@ from fit_service.domain.risk import (
     RiskSettings,
     SessionObservation,
     Severity,
+    assess_episode,
     evaluate_rules,
 )
+from tests.unit.test_risk import SRS_IDS, Row, build, ctx, history, small_bump, srs_item
 
 START = dt.date(2026, 1, 5)
 
@@ -212,3 +218,58 @@ def test_reliable_deterioration_still_alerts_with_a_model_and_holds_until_two_sc
     one_clear = [*obs, srs_session(3, items, ors=19.0)]
     assert holds(one_clear)  # one better score is not recovery
     assert not holds([*one_clear, srs_session(4, items, ors=19.5)])
+
+
+def test_a_signal_with_the_wrong_sign_is_dropped_not_given_a_negative_weight() -> None:
+    """In this sample more missed appointments go with *fewer* dropouts (noise, or a clinic
+    quirk); the fit keeps that signal at 0 rather than learn "missing sessions is protective"."""
+    rng = random.Random(5)
+    rows, labels = [], []
+    for _ in range(2000):
+        deficit = rng.uniform(0, 3)
+        dropout = rng.random() < 1 / (1 + math.exp(-(-1.0 + 1.0 * deficit)))
+        misses = 0.0 if dropout else float(rng.random() < 0.5)
+        row = np.zeros(len(FEATURES) + 1)
+        row[0] = 1.0
+        row[1 + FEATURES.index("srs_deficit_latest")] = deficit
+        row[1 + FEATURES.index("missed_appointments")] = misses
+        rows.append(row)
+        labels.append(float(dropout))
+    x, y = np.array(rows), np.array(labels)
+    free = fit_logistic(x, y)
+    assert (
+        free[1 + FEATURES.index("missed_appointments")] < -1.0
+    )  # what an unconstrained fit learns
+    w = fit_signs_constrained(x, y)
+    assert w[1 + FEATURES.index("missed_appointments")] == 0.0
+    assert w[1 + FEATURES.index("srs_deficit_latest")] > 0.5
+    assert all(w[1 + FEATURES.index(name)] >= 0 for name in FEATURE_CONCERNS)
+
+
+MODEL = fitted()
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    rows=history(),
+    bumps=st.fixed_dictionaries({k: st.one_of(small_bump, srs_item) for k in SRS_IDS}),
+    ors_bump=st.one_of(small_bump, st.integers(0, 400).map(lambda v: v / 10)),
+)
+def test_with_a_clinic_model_a_better_latest_score_never_raises_risk(
+    rows: list[Row], bumps: dict[str, float], ors_bump: float
+) -> None:
+    """Raising the latest SRS items and ORS never raises the dropout estimate or the level."""
+    obs = build(rows)
+    today = obs[-1].date + dt.timedelta(days=3)
+    last_items, last_ors, last_miss = rows[-1]
+    better_items = {k: min(10.0, round(v + bumps[k], 1)) for k, v in last_items.items()}
+    better = build(
+        [*rows[:-1], (better_items, min(40.0, round(last_ors + ors_bump, 1)), last_miss)]
+    )
+    before, after = MODEL.estimate(obs), MODEL.estimate(better)
+    assert before is not None
+    assert after is not None
+    assert after.probability <= before.probability + 1e-12
+    level_before = assess_episode(obs, ctx(today=today, dropout_model=MODEL)).level
+    level_after = assess_episode(better, ctx(today=today, dropout_model=MODEL)).level
+    assert level_after.rank <= level_before.rank
