@@ -22,8 +22,9 @@ else the rational model (cut-off and reliable change, domain.md §5) — the mod
 :func:`fit_service.services.trajectories.clinic_model`, cached per process and refitted when
 the clinic's count of closed episodes changes (one COUNT per call). Likewise the clinic's
 dropout model (:mod:`fit_service.services.dropout_models`, one more COUNT): once fitted, one
-dropout-risk alert combines the signals the rules would otherwise alert on one by one. The
-WAI-SR "clinic bottom decile" reference is not computed yet, so weak-WAI findings use the
+dropout-risk alert combines the signals the rules would otherwise alert on one by one. When an
+episode has WAI-SR ratings, the clinic's bottom decile per subscale and session number
+(:mod:`fit_service.services.alliance_reference`, cached hourly) is the "weak" line, else the
 labelled heuristic floor.
 
 Concurrency: a clinician may acknowledge, resolve or dismiss an alert between the moment this
@@ -70,9 +71,7 @@ from fit_service.domain.delivery import build_alert_message, message_id_for
 from fit_service.domain.dropout_model import DropoutModel
 from fit_service.domain.guidance import Expectation
 from fit_service.domain.guidance import GoalSheet as DomainGoalSheet
-from fit_service.domain.instruments import (
-    AgeBand,
-)
+from fit_service.domain.instruments import WAI_SR_CLIENT, AgeBand
 from fit_service.domain.risk import (
     Concern,
     EpisodeContext,
@@ -83,7 +82,7 @@ from fit_service.domain.risk import (
     Severity,
     assess_episode,
 )
-from fit_service.services import audit, dropout_models, thresholds
+from fit_service.services import alliance_reference, audit, dropout_models, thresholds
 from fit_service.services.history import EpisodeHistory
 from fit_service.services.principals import Principal
 from fit_service.services.risk_inputs import observations, trajectory_model
@@ -116,6 +115,7 @@ def _context(
     goal_sheet: DomainGoalSheet | None,
     limits: thresholds.ClinicThresholds = thresholds.DEFAULT,
     dropout_model: DropoutModel | None = None,
+    wai_reference: Mapping[int, Mapping[str, float]] | None = None,
 ) -> EpisodeContext:
     band = AgeBand(history.age_band)
     return EpisodeContext(
@@ -124,6 +124,7 @@ def _context(
         age_band=band,
         today=today,
         goal_sheet=goal_sheet,
+        wai_reference=wai_reference,
         dropout_model=dropout_model,
     )
 
@@ -300,11 +301,14 @@ def reassess(
         for band in {h.age_band for h in open_histories}
     }
     dropout = dropout_models.clinic_dropout_model(uow, principal.clinic_id, limits, today)
+    wai = None
+    if any(s.rating(WAI_SR_CLIENT.code) for h in open_histories for s in h.sessions):
+        wai = alliance_reference.clinic_wai_reference(uow, principal.clinic_id)
     assessed: list[_Episode] = []
     for history in open_histories:
         try:
             obs = observations(history, settings, models[history.age_band])
-            context = _context(history, today, sheets.get(history.row_id), limits, dropout)
+            context = _context(history, today, sheets.get(history.row_id), limits, dropout, wai)
             assessment = assess_episode(obs, context, settings)
             actions = lifecycle.reconcile(
                 [a.domain() for a in stored[history.row_id]], assessment.findings, obs, settings
@@ -336,7 +340,7 @@ def reassess(
                 continue
             try:
                 assessment = assess_episode(
-                    e.obs, _context(e.history, today, sheet, limits, dropout), settings
+                    e.obs, _context(e.history, today, sheet, limits, dropout, wai), settings
                 )
                 actions = lifecycle.reconcile(
                     [a.domain() for a in stored[e.history.row_id]],
