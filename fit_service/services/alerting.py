@@ -82,7 +82,13 @@ from fit_service.domain.risk import (
     Severity,
     assess_episode,
 )
-from fit_service.services import alliance_reference, audit, dropout_models, thresholds
+from fit_service.services import (
+    alliance_reference,
+    audit,
+    dropout_models,
+    thresholds,
+    trajectories,
+)
 from fit_service.services.history import EpisodeHistory
 from fit_service.services.principals import Principal
 from fit_service.services.risk_inputs import observations, trajectory_model
@@ -296,11 +302,12 @@ def reassess(
     if refresh_guidance:
         sheets = load_goal_sheets(db, [h.row_id for h in open_histories])
 
+    closed = trajectories.closed_episodes(uow, principal.clinic_id)  # one COUNT for both models
     models = {
-        band: trajectory_model(uow, principal.clinic_id, AgeBand(band), limits)
+        band: trajectory_model(uow, principal.clinic_id, AgeBand(band), limits, closed)
         for band in {h.age_band for h in open_histories}
     }
-    dropout = dropout_models.clinic_dropout_model(uow, principal.clinic_id, limits, today)
+    dropout = dropout_models.clinic_dropout_model(uow, principal.clinic_id, limits, today, closed)
     wai = None
     if any(s.rating(WAI_SR_CLIENT.code) for h in open_histories for s in h.sessions):
         wai = alliance_reference.clinic_wai_reference(uow, principal.clinic_id)

@@ -32,7 +32,7 @@ from fit_service.domain.dropout_model import (
 )
 from fit_service.domain.instruments import AgeBand
 from fit_service.domain.monthly_report import is_dropout
-from fit_service.services import thresholds
+from fit_service.services import thresholds, trajectories
 from fit_service.services.history import load_histories
 from fit_service.services.risk_inputs import observations, trajectory_model
 
@@ -47,25 +47,20 @@ _cache: dict[_Key, tuple[float, int, DropoutModel | None]] = {}
 _lock = threading.Lock()
 
 
-def _closed_count(uow: UnitOfWork, clinic_id: int) -> int:
-    return int(
-        uow.session.scalar(
-            select(func.count())
-            .select_from(Episode)
-            .where(Episode.clinic_id == clinic_id, Episode.status == "closed")
-        )
-        or 0
-    )
-
-
 def _stale(fitted_closed: int, closed: int) -> bool:
     return closed - fitted_closed >= max(1, fitted_closed // 10)
 
 
 def clinic_dropout_model(
-    uow: UnitOfWork, clinic_id: int, limits: thresholds.ClinicThresholds, today: date
+    uow: UnitOfWork,
+    clinic_id: int,
+    limits: thresholds.ClinicThresholds,
+    today: date,
+    closed: int | None = None,
 ) -> DropoutModel | None:
-    """The clinic's fitted dropout model, or ``None`` while it has too few closed episodes."""
+    """The clinic's fitted dropout model, or ``None`` while it has too few closed episodes.
+
+    ``closed``: the count of closed episodes when the caller has it (saves a query)."""
     risk, reports = limits.risk, limits.reports
     key: _Key = (
         str(uow.session.get_bind().url),
@@ -76,7 +71,8 @@ def clinic_dropout_model(
         reports.dropout_rule.value,
         reports.dropout_max_sessions,
     )
-    closed = _closed_count(uow, clinic_id)
+    if closed is None:
+        closed = trajectories.closed_episodes(uow, clinic_id)
     hit = _cache.get(key)
     if hit is not None and hit[0] > time.monotonic() and not _stale(hit[1], closed):
         return hit[2]

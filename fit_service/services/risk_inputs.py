@@ -33,11 +33,15 @@ def _rational(age_band: AgeBand, reliable_change: float) -> RationalTrajectory:
 
 
 def trajectory_model(
-    uow: UnitOfWork, clinic_id: int, band: AgeBand, limits: thresholds.ClinicThresholds
+    uow: UnitOfWork,
+    clinic_id: int,
+    band: AgeBand,
+    limits: thresholds.ClinicThresholds,
+    closed: int | None = None,
 ) -> TrajectoryModel:
     instrument = outcome_instrument_for(band)
     criteria = limits.outcome_criteria(band)
-    return trajectories.clinic_model(uow, clinic_id, instrument.code, band.value, criteria)
+    return trajectories.clinic_model(uow, clinic_id, instrument.code, band.value, criteria, closed)
 
 
 def observations(

@@ -35,15 +35,31 @@ _cache: dict[tuple[str, int, str, str, int, ChangeCriteria], tuple[float, Trajec
 _lock = threading.Lock()
 
 
-def clinic_model(
-    uow: UnitOfWork, clinic_id: int, instrument_code: str, age_band: str, criteria: ChangeCriteria
-) -> TrajectoryModel:
-    """The clinic's ETR for an instrument and age band, or the rational fallback."""
-    closed = uow.session.scalar(
-        select(func.count())
-        .select_from(Episode)
-        .where(Episode.clinic_id == clinic_id, Episode.status == "closed")
+def closed_episodes(uow: UnitOfWork, clinic_id: int) -> int:
+    """The clinic's count of closed episodes: what decides whether a cached model is stale."""
+    return int(
+        uow.session.scalar(
+            select(func.count())
+            .select_from(Episode)
+            .where(Episode.clinic_id == clinic_id, Episode.status == "closed")
+        )
+        or 0
     )
+
+
+def clinic_model(
+    uow: UnitOfWork,
+    clinic_id: int,
+    instrument_code: str,
+    age_band: str,
+    criteria: ChangeCriteria,
+    closed: int | None = None,
+) -> TrajectoryModel:
+    """The clinic's ETR for an instrument and age band, or the rational fallback.
+
+    ``closed``: the count of closed episodes when the caller has it (saves a query)."""
+    if closed is None:
+        closed = closed_episodes(uow, clinic_id)
     database = str(uow.session.get_bind().url)
     key = (database, clinic_id, instrument_code, age_band, int(closed or 0), criteria)
     hit = _cache.get(key)
