@@ -245,6 +245,9 @@ class AssessmentSummary:
     deliveries: int = 0
     levels_changed: int = 0
     failed_episodes: list[int] = field(default_factory=list)
+    #: the clinic's thresholds as read for this run (``None`` when nothing was assessed), so a
+    #: caller rendering views in the same transaction need not read the settings again
+    limits: thresholds.ClinicThresholds | None = None
 
     def add(self, other: AssessmentSummary) -> None:
         for name in (
@@ -270,9 +273,10 @@ class _Episode:
 
 def assess_after_write(
     uow: UnitOfWork, principal: Principal, histories: dict[int, EpisodeHistory]
-) -> None:
-    """Run the risk rules over each touched episode and reconcile its alerts."""
-    reassess(uow, principal, histories.values(), clinic_today(principal))
+) -> thresholds.ClinicThresholds | None:
+    """Run the risk rules over each touched episode and reconcile its alerts; returns the
+    clinic's thresholds when it read them (the session views use the same)."""
+    return reassess(uow, principal, histories.values(), clinic_today(principal)).limits
 
 
 def reassess(
@@ -297,6 +301,7 @@ def reassess(
         db, principal.clinic_id, [h.row_id for h in open_histories]
     )
     limits = thresholds.from_settings(raw_settings)
+    summary.limits = limits
     settings = limits.risk
     sheets: dict[int, DomainGoalSheet] = {}
     if refresh_guidance:

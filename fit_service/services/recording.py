@@ -198,6 +198,13 @@ def score_ratings(item: SessionInput) -> list[tuple[str, str, Score]]:
     return scored
 
 
+#: the hook run after the writes, in the same transaction (the risk assessment); it may return
+#: the clinic's thresholds it read, so the session views don't read them again
+OnWritten = Callable[
+    [UnitOfWork, Principal, dict[int, EpisodeHistory]], thresholds.ClinicThresholds | None
+]
+
+
 def record_sessions(
     uow_factory: Callable[[], UnitOfWork],
     principal: Principal,
@@ -205,7 +212,7 @@ def record_sessions(
     *,
     idempotency: tuple[str, str] | None = None,
     detailed: bool = True,
-    on_written: Callable[[UnitOfWork, Principal, dict[int, EpisodeHistory]], None] | None = None,
+    on_written: OnWritten | None = None,
 ) -> tuple[list[ItemResult], bool]:
     """Record ``items`` for the principal's clinic; return one result per item, in order,
     and whether the answer was replayed from an ``Idempotency-Key`` record.
@@ -523,7 +530,7 @@ def _record(
     principal: Principal,
     items: Sequence[SessionInput],
     detailed: bool,
-    on_written: Callable[[UnitOfWork, Principal, dict[int, EpisodeHistory]], None] | None,
+    on_written: OnWritten | None,
 ) -> list[ItemResult]:
     today = _clinic_today(principal)
     loaded = _Loaded(uow, principal.clinic_id, items)
@@ -563,8 +570,9 @@ def _record(
     # Read the touched episodes back once: renumbering, risk rules and the answer all use it.
     histories = load_histories(uow.session, touched)
     renumber(uow.session, histories.values())
+    limits = None
     if on_written is not None and histories:
-        on_written(uow, principal, histories)
+        limits = on_written(uow, principal, histories)
 
     final = [r for r in results if r is not None]
     if detailed:
@@ -576,7 +584,8 @@ def _record(
         } - set(histories)
         if unchanged_eps:
             histories.update(load_histories(uow.session, {e for e in unchanged_eps if e}))
-        limits = thresholds.load(uow.session, principal.clinic_id)
+        if limits is None:
+            limits = thresholds.load(uow.session, principal.clinic_id)
         rendered = views.sessions_from_histories(histories.values(), wanted, limits)
         final = _with_views(final, rendered)
     return final
