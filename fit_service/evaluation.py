@@ -605,7 +605,7 @@ def clinic_models(
         day += dt.timedelta(weeks=REFIT_WEEKS)
 
     def model_on(today: dt.date) -> DropoutModel | None:
-        current = refits[0][1]
+        current = None  # before the first fit (the warm-up): the rules alone
         for since, model in refits:
             if since > today:
                 break

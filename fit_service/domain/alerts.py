@@ -12,7 +12,8 @@ sessions, and returns the actions the service should store. The rules it enforce
   ``RiskSettings.alliance_clear_sessions`` consecutive sessions after its evidence (default two
   sessions at >= 36; issue 4), because one good rating after a rupture is not a repair;
 * a dismissed or resolved alert is not reopened by the same evidence: a new alert of that kind
-  opens only for a finding observed *after* the closed alert's evidence date.
+  opens only for a finding observed *after* the closed alert's evidence date and, when a
+  clinician closed it, after the day they did (:func:`_seen`).
 
 Status machine (:func:`check_transition`)::
 
@@ -69,6 +70,7 @@ _ALLOWED: dict[AlertStatus, frozenset[AlertStatus]] = {
     AlertStatus.DISMISSED: frozenset(),
     AlertStatus.AUTO_RESOLVED: frozenset(),
 }
+_CLOSED_BY_CLINICIAN = frozenset({AlertStatus.RESOLVED, AlertStatus.DISMISSED})
 _NEEDS_TEXT = {
     AlertStatus.RESOLVED: "a resolution note",
     AlertStatus.DISMISSED: "a reason",
@@ -92,6 +94,9 @@ class Alert:
     session_number: int | None
     observed_on: dt.date
     note: str | None = None
+    #: the day a closed alert was closed: evidence dated up to then was before the clinician
+    #: when they resolved or dismissed it
+    closed_on: dt.date | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +177,16 @@ def _strongest(findings: Iterable[Finding], minimum: Severity) -> dict[str, Find
     return by_kind
 
 
+def _seen(alert: Alert) -> dt.date:
+    """The latest evidence date a closed alert covers: its own evidence, and for one a clinician
+    resolved or dismissed, everything up to the day they did (they saw the episode then). An
+    auto-resolved alert covers only its evidence: no one looked, and a backfill of old sessions
+    must still be able to raise a new one."""
+    if alert.closed_on is not None and alert.status in _CLOSED_BY_CLINICIAN:
+        return max(alert.observed_on, alert.closed_on)
+    return alert.observed_on
+
+
 def reconcile(
     alerts: Sequence[Alert],
     findings: Sequence[Finding],
@@ -198,7 +213,7 @@ def reconcile(
                 actions.append(Escalate(alert.alert_id, finding.severity, finding))
             continue
         already_closed = any(
-            a.kind == kind and not a.status.is_active and a.observed_on >= finding.observed_on
+            a.kind == kind and not a.status.is_active and _seen(a) >= finding.observed_on
             for a in alerts
         )
         if not already_closed:

@@ -11,11 +11,12 @@ rational rules"), the model is fitted on the clinic's **own closed episodes**, l
 clinic's own dropout definition (domain.md §6: a setting), and only once there are enough of
 them; until then the individual rules alert as before.
 
-The model: logistic regression of "this episode ended in dropout" on the features below,
-one row per attended session of every closed episode (the episode as it looked at that point,
-:func:`appointment_features`), fitted by Newton-Raphson with a small ridge. Its estimate at an
-appointment is the share of the clinic's past episodes looking like this one at that point
-that ended in dropout.
+The model: logistic regression of "this episode ended in dropout" on the features below, one
+row per appointment (attended or missed) of every closed episode (the episode as it looked at
+that point, :func:`appointment_features`), fitted by Newton-Raphson with a small ridge. Its
+estimate at an appointment is, roughly, the share of the clinic's past appointments looking
+like this one that belonged to an episode ending in dropout (rows are appointments, so long
+episodes weigh more).
 
 Minimum data: 10 dropouts and 10 non-dropouts per estimated coefficient (Peduzzi et al. 1996,
 J Clin Epidemiol 49:1373, "events per variable"), so 100 of each with the 10 features.
@@ -92,12 +93,15 @@ def appointment_features(
     item_concern: float,
     reliable_change: float,
 ) -> list[tuple[SessionObservation, np.ndarray]]:
-    """The feature vector (intercept first) as the episode stood at each attended session.
+    """The feature vector (intercept first) as the episode stood after each appointment.
 
-    Signals are those of domain.md §6: how early it is, how low the SRS has been (log of its
-    distance from the 40 ceiling: SRS is ceiling-heavy, so a point lost near 40 says more than
-    one lost near 30), an item below ``item_concern`` (domain.md §3), missed appointments, SRS
-    not completed, ORS below intake in units of ``reliable_change`` and not on track.
+    Signals (domain.md §6): how early it is (the latest attended session number), how low the
+    SRS has been (log of its distance from the 40 ceiling: SRS is ceiling-heavy, so a point lost
+    near 40 says more than one lost near 30), an SRS item below ``item_concern`` (domain.md §3;
+    from the items given, even when some are blank), missed appointments (a miss counts at once,
+    so a client who stops coming is judged at the no-show), SRS marked not completed (a rating
+    simply not sent is not evidence), ORS below intake in units of ``reliable_change``, and not
+    on track. Falling SRS, WAI-SR, gaps and age are not in the model; their rules alert alone.
     """
     rows: list[tuple[SessionObservation, np.ndarray]] = []
     misses = skips = 0
@@ -110,23 +114,24 @@ def appointment_features(
     session = 0
     for o in obs:
         if not o.attended:
-            misses += 1  # counted at the next attended session (rows are attended sessions)
-            continue
-        session = o.session_number or session
-        total = o.srs_total
-        if total is None:
-            skips += 1
-            latest_deficit, shortfall = 0.0, 0.0
+            misses += 1
         else:
-            latest_deficit = math.log1p(max(_SRS_MAX - total, 0.0))
-            deficits.append(max(_SRS_MAX - total, 0.0))
+            session = o.session_number or session
+            skips += o.alliance_not_completed
+            total = o.srs_total
+            latest_deficit = 0.0
+            if total is not None:
+                latest_deficit = math.log1p(max(_SRS_MAX - total, 0.0))
+                deficits.append(max(_SRS_MAX - total, 0.0))
             items = [v for k, v in (o.alliance_items or {}).items() if k in SRS.item_legs]
             shortfall = max(0.0, item_concern - min(items)) if items else 0.0
-        if o.outcome_total is not None:
-            if intake is None:
-                intake = o.outcome_total
-            worse = max(0.0, intake - o.outcome_total) / reliable_change
-            off_track = float(o.on_track is False)
+            if o.outcome_total is not None:
+                if intake is None:
+                    intake = o.outcome_total
+                worse = max(0.0, intake - o.outcome_total) / reliable_change
+                off_track = float(o.on_track is False)
+        if not session:
+            continue  # nothing attended yet: nothing to judge
         mean_deficit = math.log1p(sum(deficits) / len(deficits)) if deficits else 0.0
         rows.append(
             (
@@ -269,8 +274,9 @@ def fit_signs_constrained(x: np.ndarray, y: np.ndarray) -> np.ndarray:
 
     A negative weight would mean "a lower SRS (or one more missed session) lowers the risk" -
     noise in a clinic's data, never a finding to act on - and would break the guarantee that a
-    better score never raises the estimate. A signal whose weight comes out negative is dropped
-    (weight 0) and the rest refitted, until none is negative (an active-set method).
+    better score never raises the estimate. The most negative signal is dropped (weight 0) and
+    the rest refitted, until none is negative (backward elimination; a dropped signal does not
+    come back).
     """
     active = list(range(x.shape[1]))
     while True:

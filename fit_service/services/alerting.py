@@ -148,6 +148,7 @@ class _Stored:
     observed_on: date
     version: int
     clinician_id: int | None
+    closed_on: date | None = None
 
     def domain(self) -> lifecycle.Alert:
         return lifecycle.Alert(
@@ -158,6 +159,7 @@ class _Stored:
             status=lifecycle.AlertStatus(self.status),
             session_number=self.session_number,
             observed_on=self.observed_on,
+            closed_on=self.closed_on,
         )
 
 
@@ -188,6 +190,7 @@ def _load_settings_and_alerts(
                 Alert.session_number,
                 Alert.evidence,
                 Alert.opened_at,
+                Alert.closed_at,
                 Alert.version,
                 Alert.clinician_id,
             )
@@ -211,6 +214,7 @@ def _load_settings_and_alerts(
                     date.fromisoformat(observed) if observed else r.opened_at.date(),
                     r.version,
                     r.clinician_id,
+                    r.closed_at.date() if r.closed_at else None,
                 )
             )
     return settings, out

@@ -16,6 +16,7 @@ write. ``None`` (too few dropouts for a model, domain module) is cached the same
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from datetime import date, timedelta
@@ -37,13 +38,18 @@ from fit_service.services.history import load_histories
 from fit_service.services.risk_inputs import observations, trajectory_model
 
 MODEL_TTL_SECONDS = 86_400.0
+#: after a failed fit, the rules alone until this many seconds have passed
+RETRY_SECONDS = 600.0
 MAX_TRAINING_EPISODES = 3_000
 #: weeks of intake behind the alert line's "new episodes per clinician-week"
 INTAKE_WEEKS = 12
 _MAX_ENTRIES = 256
 
+log = logging.getLogger(__name__)
+
 _Key = tuple[str, int, float, float, float, str, int]
 _cache: dict[_Key, tuple[float, int, DropoutModel | None]] = {}
+_fitting: dict[_Key, threading.Lock] = {}
 _lock = threading.Lock()
 
 
@@ -76,12 +82,31 @@ def clinic_dropout_model(
     hit = _cache.get(key)
     if hit is not None and hit[0] > time.monotonic() and not _stale(hit[1], closed):
         return hit[2]
-    # a model needs MIN_EVENTS dropouts and as many non-dropouts: don't read fewer episodes
-    model = fit_clinic_model(uow, clinic_id, limits, today) if closed >= 2 * MIN_EVENTS else None
+    # One fit per clinic at a time in this process: requests arriving together wait for it
+    # rather than each loading the same thousands of episodes.
     with _lock:
-        if len(_cache) >= _MAX_ENTRIES:
-            _cache.clear()
-        _cache[key] = (time.monotonic() + MODEL_TTL_SECONDS, closed, model)
+        fitting = _fitting.setdefault(key, threading.Lock())
+    with fitting:
+        hit = _cache.get(key)
+        if hit is not None and hit[0] > time.monotonic() and not _stale(hit[1], closed):
+            return hit[2]
+        ttl = MODEL_TTL_SECONDS
+        model = None
+        # a model needs MIN_EVENTS dropouts and as many non-dropouts: don't read fewer episodes
+        if closed >= 2 * MIN_EVENTS:
+            try:
+                # a savepoint, so that even a failed read leaves the write's transaction usable
+                with uow.session.begin_nested():
+                    model = fit_clinic_model(uow, clinic_id, limits, today)
+            except Exception as exc:  # noqa: BLE001 - odd data must not refuse a session write
+                # The rules alert alone until a retry (clinic row id only, no client data).
+                log.error("dropout model fit failed for clinic row %s: %s", clinic_id, type(exc))
+                ttl = RETRY_SECONDS
+        with _lock:
+            if len(_cache) >= _MAX_ENTRIES:
+                _cache.clear()
+                _fitting.clear()
+            _cache[key] = (time.monotonic() + ttl, closed, model)
     return model
 
 
@@ -122,26 +147,31 @@ def fit_clinic_model(
 
 
 def intake_rate(uow: UnitOfWork, clinic_id: int, today: date) -> float:
-    """New episodes per clinician-week over the last :data:`INTAKE_WEEKS` weeks (fewer when
-    the clinic is younger): episodes opened / (clinicians who saw anyone x weeks)."""
+    """New episodes per clinician-week over the :data:`INTAKE_WEEKS` weeks up to the clinic's
+    latest intake (not up to today: after a backfill of old data, or a quiet month, "the last
+    12 weeks" would hold no intake and the line would flag everyone). Episodes count when they
+    have an attended session (as in training); clinicians when they saw anyone then."""
     db = uow.session
-    first = db.scalar(select(func.min(Episode.opened_on)).where(Episode.clinic_id == clinic_id))
-    if first is None:
+    attended = (
+        select(TherapySession.episode_id, TherapySession.clinician_id, Episode.opened_on)
+        .join(Episode, Episode.id == TherapySession.episode_id)
+        .where(TherapySession.clinic_id == clinic_id, TherapySession.attendance == "attended")
+        .subquery()
+    )
+    first, last = db.execute(
+        select(func.min(attended.c.opened_on), func.max(attended.c.opened_on))
+    ).one()
+    if last is None:
         return 0.0
-    since = max(first, today - timedelta(weeks=INTAKE_WEEKS))
-    weeks = max((today - since).days, 7) / 7.0
-    opened = db.scalar(
-        select(func.count())
-        .select_from(Episode)
-        .where(Episode.clinic_id == clinic_id, Episode.opened_on >= since)
-    )
-    clinicians = db.scalar(
-        select(func.count(distinct(TherapySession.clinician_id))).where(
-            TherapySession.clinic_id == clinic_id,
-            TherapySession.date >= since,
-            TherapySession.attendance == "attended",
-        )
-    )
+    last = min(last, today)
+    since = max(first, last - timedelta(weeks=INTAKE_WEEKS))
+    weeks = max((last - since).days, 7) / 7.0
+    opened, clinicians = db.execute(
+        select(
+            func.count(distinct(attended.c.episode_id)),
+            func.count(distinct(attended.c.clinician_id)),
+        ).where(attended.c.opened_on >= since, attended.c.opened_on <= last)
+    ).one()
     if not clinicians:
         return 0.0
-    return float(opened or 0) / (clinicians * weeks)
+    return float(opened) / (clinicians * weeks)

@@ -248,3 +248,54 @@ def test_resent_history_gives_no_new_actions(
             {a.kind for a in alerts if a.status.is_active}
         )
     assert reconcile(alerts, findings, obs, custom) == []
+
+
+def ors_sess(n: int, ors: float) -> SessionObservation:
+    return SessionObservation(n, day(n - 1), outcome_total=ors)
+
+
+@pytest.mark.parametrize("status", [AlertStatus.DISMISSED, AlertStatus.RESOLVED])
+def test_evidence_the_clinician_saw_when_closing_does_not_reopen(status: AlertStatus) -> None:
+    """Opened on session 2, still holding at session 3 (no action, so its evidence date stays
+    at session 2), dismissed after session 3: neither session 3's evidence nor the held-over
+    finding at session 4 (ORS back within reliable change) opens it again."""
+    ctx = EpisodeContext(None, 25.0, AgeBand.ADULT, day(10))
+    closed = Alert(
+        "a1",
+        "ors_reliable_deterioration",
+        Concern.OUTCOME,
+        Severity.HIGH,
+        status,
+        2,
+        day(1),
+        closed_on=day(2) + dt.timedelta(days=1),
+    )
+    history = [ors_sess(1, 20.0), ors_sess(2, 14.0), ors_sess(3, 13.0)]
+    assert reconcile([closed], evaluate_rules(history, ctx), history) == []
+    held = [*history, ors_sess(4, 19.0)]
+    assert any(f.kind == "ors_reliable_deterioration" for f in evaluate_rules(held, ctx))
+    assert reconcile([closed], evaluate_rules(held, ctx), held) == []
+    # a new fall after the dismissal is new evidence
+    worse = [*held, ors_sess(5, 12.0)]
+    (action,) = reconcile([closed], evaluate_rules(worse, ctx), worse)
+    assert isinstance(action, Open)
+    assert action.finding.session_number == 5
+
+
+def test_an_auto_resolved_alert_does_not_block_backfilled_evidence() -> None:
+    """No one saw an auto-resolved alert: older sessions arriving later can still raise one."""
+    auto = Alert(
+        "a1",
+        "ors_reliable_deterioration",
+        Concern.OUTCOME,
+        Severity.HIGH,
+        AlertStatus.AUTO_RESOLVED,
+        2,
+        day(1),
+        closed_on=day(30),
+    )
+    ctx = EpisodeContext(None, 25.0, AgeBand.ADULT, day(10))
+    history = [ors_sess(1, 20.0), ors_sess(2, 14.0), ors_sess(3, 20.0), ors_sess(4, 20.0)]
+    history += [ors_sess(5, 13.0)]
+    (action,) = reconcile([auto], evaluate_rules(history, ctx), history)
+    assert isinstance(action, Open)

@@ -30,6 +30,7 @@ from fit_service.domain.risk import (
     Attendance,
     Concern,
     EpisodeContext,
+    Finding,
     RiskSettings,
     SessionObservation,
     Severity,
@@ -62,16 +63,30 @@ def context(model: DropoutModel | None) -> EpisodeContext:
 
 
 def cohort(n: int, seed: int = 3) -> list[TrainingEpisode]:
-    """Episodes whose dropout odds rise with the SRS deficit (known direction, noisy)."""
+    """Episodes whose dropout odds rise with every signal (known direction, noisy): SRS deficit,
+    missed appointments, skipped SRS and ORS falling below intake."""
     rng = random.Random(seed)
     episodes = []
     for _ in range(n):
         deficit = rng.uniform(0.0, 8.0)
-        dropout = rng.random() < 1 / (1 + math.exp(-(-2.0 + 0.5 * deficit)))
+        misses = rng.random() < 0.3
+        skip = rng.random() < 0.2
+        fall = rng.uniform(0.0, 8.0) if rng.random() < 0.3 else 0.0
+        logit = -2.5 + 0.5 * deficit + 1.0 * misses + 0.8 * skip + 0.2 * fall
+        dropout = rng.random() < 1 / (1 + math.exp(-logit))
         items = (10 - deficit / 4,) * 4
-        sessions = 2 if dropout else 5
-        obs = tuple(srs_session(k, items) for k in range(1, sessions + 1))
-        episodes.append(TrainingEpisode(obs, dropout))
+        obs: list[SessionObservation] = [srs_session(1, items, ors=20.0)]
+        if misses:
+            obs.append(missed(1))
+        second = srs_session(2, items, ors=20.0 - fall)
+        if skip:
+            second = SessionObservation(
+                2, second.date, outcome_total=20.0 - fall, alliance_not_completed=True
+            )
+        obs.append(second)
+        if not dropout:
+            obs += [srs_session(k, items, ors=21.0) for k in range(3, 6)]
+        episodes.append(TrainingEpisode(tuple(obs), dropout))
     return episodes
 
 
@@ -124,25 +139,38 @@ def test_the_line_flags_the_share_the_budget_allows(budget: float, rate: float) 
     assert model.training_sensitivity > model.flagged_share  # better than flagging at random
 
 
-def test_features_count_misses_and_skips_at_the_next_attended_session() -> None:
+def test_features_count_a_miss_at_once_and_only_marked_skips() -> None:
+    """A no-show is a row of its own (the client may not come back); an SRS marked not
+    completed is a skip, an SRS not sent is not; a low item counts even with one blank."""
     obs = [
         srs_session(1, (9, 9, 9, 9), ors=20.0),
         missed(1),
-        SessionObservation(2, START + dt.timedelta(weeks=2), outcome_total=12.0),
+        SessionObservation(
+            2, START + dt.timedelta(weeks=2), outcome_total=12.0, alliance_not_completed=True
+        ),
+        SessionObservation(
+            3,
+            START + dt.timedelta(weeks=3),
+            alliance_items={"relationship": 9.0, "goals": 3.0, "approach": 9.0},
+        ),
     ]
     rows = appointment_features(obs, item_concern=9.5, reliable_change=5.0)
-    assert [o.session_number for o, _ in rows] == [1, 2]
-    first = dict(zip(FEATURES, rows[0][1][1:], strict=True))
-    second = dict(zip(FEATURES, rows[1][1][1:], strict=True))
+    assert [o.session_number for o, _ in rows] == [1, None, 2, 3]
+    first, at_miss, second, third = (dict(zip(FEATURES, r[1:], strict=True)) for _, r in rows)
     assert first["session_1"] == 1.0
     assert first["missed_appointments"] == 0.0
     assert first["srs_deficit_latest"] == pytest.approx(math.log1p(4.0))
     assert first["srs_item_shortfall"] == pytest.approx(0.5)
-    assert second["missed_appointments"] == 1.0
+    # the no-show: same state as session 1, one miss more
+    assert at_miss["session_1"] == 1.0
+    assert at_miss["missed_appointments"] == 1.0
+    assert at_miss["srs_deficit_latest"] == first["srs_deficit_latest"]
     assert second["srs_skipped"] == 1.0
     assert second["srs_deficit_latest"] == 0.0  # no SRS this session: the skip carries it
     assert second["srs_deficit_mean"] == pytest.approx(math.log1p(4.0))
     assert second["ors_worse_than_intake"] == pytest.approx(8.0 / 5.0)
+    assert third["srs_skipped"] == 1.0  # items sent, not marked skipped: no new skip
+    assert third["srs_item_shortfall"] == pytest.approx(6.5)  # goals 3 with a blank item
 
 
 def fitted() -> DropoutModel:
@@ -187,16 +215,25 @@ def test_a_flagged_episode_gets_one_dropout_alert_naming_the_weak_leg() -> None:
     assert all(not f.alerts for f in findings if f.kind in DROPOUT_MODEL_KINDS)
 
 
-def test_below_the_line_nothing_alerts_and_a_miss_is_judged_at_the_next_session() -> None:
+def test_below_the_line_nothing_alerts_and_a_no_show_can_raise_the_alert_at_once() -> None:
+    """A client who stops coming is judged at the no-show: outreach before the next one."""
     model = fitted()
+
+    def risk(obs: list[SessionObservation]) -> list[Finding]:
+        return [f for f in evaluate_rules(obs, context(model)) if f.kind == "dropout_risk"]
+
     good = [srs_session(1, (10.0, 10.0, 10.0, 10.0))]
-    assert not [f for f in evaluate_rules(good, context(model)) if f.kind == "dropout_risk"]
-    low = [srs_session(1, (9.0, 4.0, 8.0, 8.0))]
-    before = [f for f in evaluate_rules(low, context(model)) if f.kind == "dropout_risk"]
-    after = [
-        f for f in evaluate_rules([*low, missed(1)], context(model)) if f.kind == "dropout_risk"
-    ]
-    assert before == after  # the missed appointment neither adds nor clears the finding
+    assert not risk(good)
+    # a middling first session below the line; two no-shows after it cross it
+    middling = next(
+        [srs_session(1, (v, v, v, v))]
+        for v in (9.9, 9.8, 9.7, 9.6, 9.5, 9.4, 9.3, 9.2, 9.1, 9.0)
+        if not risk([srs_session(1, (v, v, v, v))])
+        and risk([srs_session(1, (v, v, v, v)), missed(1), missed(2)])
+    )
+    (finding,) = risk([*middling, missed(1), missed(2)])
+    assert finding.session_number is None  # observed at the no-show
+    assert finding.evidence["signals"][0]["signal"] == "missed_appointments"
 
 
 def test_reliable_deterioration_still_alerts_with_a_model_and_holds_until_two_scores_clear() -> (
