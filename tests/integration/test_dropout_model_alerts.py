@@ -118,3 +118,63 @@ def test_a_young_clinic_keeps_the_rules(
     with engine.connect() as conn:
         kinds = conn.execute(select(Alert.kind)).scalars().all()
     assert kinds == ["early_low_alliance"]
+
+
+def test_one_clinics_model_is_not_another_clinics(
+    client: FlaskClient, tenant: Tenant, other_tenant: Tenant, engine: Engine
+) -> None:
+    """The model is per clinic: a clinic without history keeps its rules beside one with it."""
+    dropout_models._cache.clear()
+    build_history(client, tenant, engine)
+    for who, n in ((tenant, "A"), (other_tenant, "B")):
+        body = session_payload(
+            ehr_session_id=f"N-{n}",
+            client_id=f"NEW-{n}",
+            date=TODAY.isoformat(),
+            ratings=[ors(15), srs(5.5)],
+        )
+        assert client.post("/v1/sessions", json=body, headers=who.auth()).status_code == 201
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(Client.external_id, Alert.kind)
+            .join(Client, Client.id == Alert.client_id)
+            .where(Client.external_id.in_(["NEW-A", "NEW-B"]))
+            .order_by(Client.external_id)
+        ).all()
+    assert [tuple(r) for r in rows] == [("NEW-A", "dropout_risk"), ("NEW-B", "early_low_alliance")]
+
+
+def test_a_failed_fit_leaves_the_rules_alerting_and_the_write_standing(
+    client: FlaskClient,
+    tenant: Tenant,
+    engine: Engine,
+    monkeypatch: Any,
+    caplog: Any,
+) -> None:
+    dropout_models._cache.clear()
+    build_history(client, tenant, engine)
+    dropout_models._cache.clear()
+
+    def broken(*args: Any) -> None:
+        raise ZeroDivisionError("odd data")
+
+    monkeypatch.setattr(dropout_models, "fit_clinic_model", broken)
+    body = session_payload(
+        ehr_session_id="N1", client_id="NEW-1", date=TODAY.isoformat(), ratings=[ors(15), srs(5.5)]
+    )
+    with caplog.at_level("ERROR", logger=dropout_models.__name__):
+        r = client.post("/v1/sessions", json=body, headers=tenant.auth())
+    assert r.status_code == 201
+    assert "dropout model fit failed for clinic row" in caplog.text
+    assert "NEW-1" not in caplog.text
+    with engine.connect() as conn:
+        kinds = (
+            conn.execute(
+                select(Alert.kind)
+                .join(Client, Client.id == Alert.client_id)
+                .where(Client.external_id == "NEW-1")
+            )
+            .scalars()
+            .all()
+        )
+    assert kinds == ["early_low_alliance"]
