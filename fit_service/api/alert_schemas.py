@@ -62,7 +62,12 @@ class AlertOut(Schema):
         metadata={"description": "The numbers behind the finding, with sources."}
     )
     guidance = fields.String()
-    model = fields.String(allow_none=True, metadata={"description": "Trajectory model, if any."})
+    model = fields.String(
+        allow_none=True,
+        metadata={
+            "description": "The model behind the finding (trajectory or dropout model), if any."
+        },
+    )
     opened_at = fields.String()
     updated_at = fields.String()
     acknowledged_at = fields.String(allow_none=True)

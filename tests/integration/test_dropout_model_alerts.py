@@ -98,6 +98,14 @@ def test_a_clinic_with_history_gets_one_dropout_alert_naming_the_leg(
     assert evidence["probability"] >= evidence["line"]
     assert evidence["signals"]
 
+    feed = client.get("/v1/alerts", headers=tenant.auth("manager"))
+    assert feed.status_code == 200
+    (item,) = [a for a in feed.json["items"] if a["kind"] == "dropout_risk"]
+    assert item["leg"] == "goal"
+    assert item["model"] == evidence["model"]
+    assert item["evidence"]["signals"][0]["label"]
+    assert "Estimated dropout risk" in item["guidance"]
+
     view = client.get("/v1/clients/NEW-1", headers=tenant.auth("manager"))
     assert view.status_code == 200
     risk = view.json["episodes"][0]["risk"]
