@@ -1603,8 +1603,83 @@ class ClassifiedOutcomes:
             clinical_last=last[clinical_first],
         )
 
+    @classmethod
+    def of_classified(
+        cls, pairs: Sequence[tuple[AgeBand, float, float]], outcomes: Sequence[EpisodeOutcome]
+    ) -> ClassifiedOutcomes:
+        """What :meth:`of` gives for ``pairs`` when each pair's :class:`EpisodeOutcome` is
+        already known: nothing is classified again (a pair's category depends on its own
+        scores only). The score arrays keep :meth:`of`'s order, grouped by age band in
+        :class:`AgeBand` order and in the given order within a band, so every sum over them
+        (effect sizes, the severity reference) adds the same numbers in the same order."""
+        if not pairs:
+            return _NO_OUTCOMES
+        count = len(pairs)
+        bands = np.fromiter((_BAND_ORDER[p[0]] for p in pairs), np.int8, count)
+        order = np.argsort(bands, kind="stable")
+        first = np.fromiter((p[1] for p in pairs), np.float64, count)[order]
+        last = np.fromiter((p[2] for p in pairs), np.float64, count)[order]
+        codes = np.fromiter((o.code for o in outcomes), np.int8, count)
+        clinical = np.fromiter((o.clinical_at_intake for o in outcomes), np.bool_, count)
+        clinical_first = clinical[order]
+        return cls(
+            # Counting is order-free: no need to reorder the codes.
+            summary=ChangeSummary.from_codes(codes, clinical),
+            last_above_cutoff=sum(o.last_above_cutoff for o in outcomes),
+            first=first,
+            last=last,
+            clinical_first=first[clinical_first],
+            clinical_last=last[clinical_first],
+        )
+
     def counts(self) -> OutcomeCounts:
         return OutcomeCounts.from_summary(self.summary, self.last_above_cutoff)
+
+
+#: Position of each age band in :class:`AgeBand`'s order (the order pairs are pooled in).
+_BAND_ORDER = {band: index for index, band in enumerate(AgeBand)}
+
+
+@dataclass(frozen=True, slots=True)
+class EpisodeOutcome:
+    """How an episode's first and last ORS classify (fit_service.domain.change): the same in
+    every group and window the episode is counted in, so decided once per episode (like
+    :class:`EpisodeEnding`) rather than once per builder."""
+
+    code: int  # a ChangeCategory rank, or -1 when not classifiable
+    clinical_at_intake: bool
+    last_above_cutoff: bool
+
+
+def classify_outcomes(
+    episodes: Sequence[EpisodeFacts], settings: ReportSettings
+) -> list[EpisodeOutcome | None]:
+    """:class:`EpisodeOutcome` of each episode with an outcome pair (``None`` for the rest),
+    classified with one vectorised call per age band (``classify_many``, row for row what
+    :meth:`ClassifiedOutcomes.of` computes)."""
+    found: list[EpisodeOutcome | None] = [None] * len(episodes)
+    for band in AgeBand:
+        rows = [
+            index
+            for index, facts in enumerate(episodes)
+            if facts.age_band is band and facts.has_outcome_pair
+        ]
+        if not rows:
+            continue
+        criteria = settings.criteria_for(band)
+        x1 = np.fromiter((episodes[i].intake_ors for i in rows), np.float64, len(rows))  # type: ignore[misc]
+        x2 = np.fromiter((episodes[i].last_ors for i in rows), np.float64, len(rows))  # type: ignore[misc]
+        result = classify_many(x1, x2, criteria)
+        above = ~clinical_mask(x2, criteria)
+        for index, code, clinical, is_above in zip(
+            rows,
+            result.codes.tolist(),
+            result.clinical_at_intake.tolist(),
+            above.tolist(),
+            strict=True,
+        ):
+            found[index] = EpisodeOutcome(code, clinical, is_above)
+    return found
 
 
 _NO_OUTCOMES = ClassifiedOutcomes(
@@ -1673,7 +1748,6 @@ class FiguresBuilder:
     def __init__(self, window: Window, settings: ReportSettings) -> None:
         self.window = window
         self.settings = settings
-        self._criteria = {band: settings.criteria_for(band) for band in AgeBand}
         self.episodes_active = self.episodes_opened = self.episodes_closed = 0
         self.sessions = SessionCounts()
         self.closed_sessions: list[int] = []
@@ -1681,6 +1755,7 @@ class FiguresBuilder:
         self.intake_ors: list[float] = []
         self.intake_srs: list[float] = []
         self.pairs: list[tuple[AgeBand, float, float]] = []
+        self.pair_outcomes: list[EpisodeOutcome] = []
         # The closing day of each entry of closed_sessions and of pairs, so that a trailing
         # window's builder can split them by month for the trend (see trend()).
         self.closed_sessions_on: list[date] = []
@@ -1692,9 +1767,15 @@ class FiguresBuilder:
         self.hours_to_acknowledge: list[float] = []
         self.flagged_followed_up = self.flagged_in_care = 0
 
-    def add_episode(self, facts: EpisodeFacts, ending: EpisodeEnding | None = None) -> None:
-        """``ending``: :meth:`EpisodeEnding.of` the same facts and settings, when the caller
-        hands one episode to several builders (it is the same for all of them)."""
+    def add_episode(
+        self,
+        facts: EpisodeFacts,
+        ending: EpisodeEnding | None = None,
+        outcome: EpisodeOutcome | None = None,
+    ) -> None:
+        """``ending`` and ``outcome``: :meth:`EpisodeEnding.of` and :func:`classify_outcomes`
+        of the same facts and settings, when the caller hands one episode to several builders
+        (they are the same for all of them)."""
         window, settings = self.window, self.settings
         if not facts.is_active_in(window):
             return
@@ -1714,7 +1795,11 @@ class FiguresBuilder:
             self.closed_days.append((facts.last_attended_on - facts.opened_on).days)
             self.closed_sessions_on.append(closed_on)
         if facts.has_outcome_pair:
+            if outcome is None:
+                outcome = classify_outcomes([facts], settings)[0]
+                assert outcome is not None  # it has an outcome pair
             self.pairs.append((facts.age_band, facts.intake_ors, facts.last_ors))  # type: ignore[arg-type]
+            self.pair_outcomes.append(outcome)
             self.pairs_closed_on.append(closed_on)
             self._classified = None
         if ending is None:
@@ -1756,7 +1841,7 @@ class FiguresBuilder:
     def classified(self) -> ClassifiedOutcomes:
         """The window's outcome pairs, classified once (fit_service.domain.change)."""
         if self._classified is None:
-            self._classified = ClassifiedOutcomes.of(self.pairs, self.settings)
+            self._classified = ClassifiedOutcomes.of_classified(self.pairs, self.pair_outcomes)
         return self._classified
 
     def figures(self, reference: SeverityReference | None) -> GroupFigures:
@@ -1860,19 +1945,10 @@ class FiguresBuilder:
 
     def _recovery_by_month(self, months: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
         """Per month: recovered, and classified clinical-range intakes (the denominator of
-        :meth:`OutcomeCounts.share`)."""
-        codes = np.full(len(self.pairs), -1, dtype=np.int8)
-        clinical = np.zeros(len(self.pairs), dtype=bool)
-        bands = np.array([p[0].value for p in self.pairs], dtype=object)
-        if self.pairs:
-            first = np.array([p[1] for p in self.pairs], dtype=np.float64)
-            last = np.array([p[2] for p in self.pairs], dtype=np.float64)
-            for band in AgeBand:
-                rows = bands == band.value
-                if rows.any():
-                    result = classify_many(first[rows], last[rows], self._criteria[band])
-                    codes[rows] = result.codes
-                    clinical[rows] = result.clinical_at_intake
+        :meth:`OutcomeCounts.share`), from the pairs' outcomes as they were added."""
+        size = len(self.pair_outcomes)
+        codes = np.fromiter((o.code for o in self.pair_outcomes), np.int8, size)
+        clinical = np.fromiter((o.clinical_at_intake for o in self.pair_outcomes), np.bool_, size)
         counted = clinical & (codes >= 0)
         recovered = counted & (codes == ChangeCategory.RECOVERED.rank)
         return (
