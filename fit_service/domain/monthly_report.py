@@ -1654,16 +1654,17 @@ class EpisodeOutcome:
 def classify_outcomes(
     episodes: Sequence[EpisodeFacts], settings: ReportSettings
 ) -> list[EpisodeOutcome | None]:
-    """:class:`EpisodeOutcome` of each episode with an outcome pair (``None`` for the rest),
-    classified with one vectorised call per age band (``classify_many``, row for row what
-    :meth:`ClassifiedOutcomes.of` computes)."""
+    """:class:`EpisodeOutcome` of each closed episode with an outcome pair (``None`` for the
+    rest: only closed episodes' outcomes are counted), classified with one vectorised call per
+    age band (``classify_many``, row for row what :meth:`ClassifiedOutcomes.of` computes)."""
     found: list[EpisodeOutcome | None] = [None] * len(episodes)
+    pending = [
+        index
+        for index, facts in enumerate(episodes)
+        if facts.closed_on is not None and facts.has_outcome_pair
+    ]
     for band in AgeBand:
-        rows = [
-            index
-            for index, facts in enumerate(episodes)
-            if facts.age_band is band and facts.has_outcome_pair
-        ]
+        rows = [index for index in pending if episodes[index].age_band is band]
         if not rows:
             continue
         criteria = settings.criteria_for(band)

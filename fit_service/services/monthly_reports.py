@@ -655,16 +655,21 @@ def _add_sessions_and_episodes(db: Session, clinic_id: int, groups: _Groups) -> 
 def _add_session_counts(groups: _Groups, row: Any) -> None:
     _kind, month, clinician_id, band = row[:4]
     counts = SessionCounts(*(int(n or 0) for n in row[13:]))
-    for group in groups.of(clinician_id, AgeBand(band)):
+    for group in groups.of(clinician_id, _BANDS[band]):
         group.trailing.add_sessions(counts)
         if month:  # the report's month
             group.month.add_sessions(counts)
 
 
+#: Age bands by their stored value (a dict lookup; ``AgeBand(value)`` costs several times
+#: more, once per streamed row).
+_BANDS = {band.value: band for band in AgeBand}
+
+
 def _episode_facts(row: Any) -> EpisodeFacts:
     band, opened, closed, reason, n_attended, last_on = row[3:9]
     return EpisodeFacts(
-        age_band=AgeBand(band),
+        age_band=_BANDS[band],
         opened_on=opened,
         closed_on=closed,
         ending_reason=reason,
@@ -732,7 +737,7 @@ def _add_alerts(db: Session, clinic_id: int, groups: _Groups, tz: zoneinfo.ZoneI
             if closed_at is not None and status == "resolved"
             else None,
         )
-        for group in groups.of(clinician_id, AgeBand(band)):
+        for group in groups.of(clinician_id, _BANDS[band]):
             for builder in group.builders():
                 builder.add_alert(alert)
 
@@ -768,6 +773,6 @@ def _add_flagged(db: Session, clinic_id: int, groups: _Groups, tz: zoneinfo.Zone
         flagged = FlaggedEpisode(
             first_flag_on=first_at.astimezone(tz).date(), last_attended_on=_as_date(last_on)
         )
-        for group in groups.of(clinician_id, AgeBand(band)):
+        for group in groups.of(clinician_id, _BANDS[band]):
             for builder in group.builders():
                 builder.add_flagged(flagged)
