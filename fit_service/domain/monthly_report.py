@@ -25,6 +25,7 @@ Pure: standard library only (the import-linter contract in ``pyproject.toml`` ho
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 import re
 import statistics
@@ -146,15 +147,29 @@ def session_histogram(session_counts: Iterable[int]) -> tuple[int, ...]:
     An episode closed with no attended session is not a treatment episode and raises, so the
     aggregation has to decide about it explicitly instead of a silent "0" bin.
     """
-    counts = [0] * len(SESSION_BINS)
-    for sessions in session_counts:
-        if sessions < 1:
-            raise ValueError("sessions per closed episode must be at least 1")
-        for index, (_label, low, high) in enumerate(SESSION_BINS):
-            if sessions >= low and (high is None or sessions <= high):
-                counts[index] += 1
-                break
-    return tuple(counts)
+    sessions = np.fromiter(session_counts, dtype=np.int64)
+    if not sessions.size:
+        return (0,) * len(SESSION_BINS)
+    if int(sessions.min()) < 1:
+        raise ValueError("sessions per closed episode must be at least 1")
+    # The bins are contiguous (checked below), so a bin is the last one starting at or below
+    # the count: one vectorised lookup instead of a loop over episodes and bins.
+    index = np.searchsorted(_BIN_LOWS, sessions, side="right") - 1
+    return tuple(np.bincount(index, minlength=len(SESSION_BINS)).tolist())
+
+
+def _bin_lows() -> np.ndarray:
+    """Each bin's lowest count, after checking the bins leave no gap and the last is open."""
+    contiguous = all(
+        high is not None and high + 1 == following[1]
+        for (_label, _low, high), following in itertools.pairwise(SESSION_BINS)
+    )
+    if not contiguous or SESSION_BINS[-1][2] is not None:
+        raise ValueError("SESSION_BINS must be contiguous and open-ended")
+    return np.array([low for _label, low, _high in SESSION_BINS], dtype=np.int64)
+
+
+_BIN_LOWS = _bin_lows()
 
 
 def month_label(period: str) -> str:
@@ -170,7 +185,10 @@ def trailing_months(period: str, count: int = 12) -> tuple[str, ...]:
     return tuple(f"{i // 12:04d}-{i % 12 + 1:02d}" for i in range(index - count + 1, index + 1))
 
 
+@functools.lru_cache(maxsize=256)
 def _parse_period(period: str) -> tuple[int, int]:
+    # Cached: a report parses the same dozen periods thousands of times (every trend point
+    # and month window checks its own).
     match = _PERIOD.match(period)
     if match is None:
         raise ValueError(f"period must look like YYYY-MM, got {period!r}")
@@ -400,12 +418,14 @@ class SessionStats:
         cls, sessions_per_episode: Sequence[int], days_in_treatment: Sequence[int]
     ) -> SessionStats:
         """Build the block from one number per closed episode (the aggregation's usual input)."""
+        sessions = [float(s) for s in sessions_per_episode]
+        days = [float(d) for d in days_in_treatment]
         return cls(
-            per_episode_mean=mean_estimate([float(s) for s in sessions_per_episode]),
-            per_episode_median=median_estimate([float(s) for s in sessions_per_episode]),
+            per_episode_mean=mean_estimate(sessions),
+            per_episode_median=median_estimate(sessions),
             histogram=session_histogram(sessions_per_episode),
-            days_mean=mean_estimate([float(d) for d in days_in_treatment]),
-            days_median=median_estimate([float(d) for d in days_in_treatment]),
+            days_mean=mean_estimate(days),
+            days_median=median_estimate(days),
         )
 
     @classmethod
