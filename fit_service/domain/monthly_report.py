@@ -1688,8 +1688,8 @@ def classify_outcomes(
         if not rows:
             continue
         criteria = settings.criteria_for(band)
-        x1 = np.fromiter((episodes[i].intake_ors for i in rows), np.float64, len(rows))  # type: ignore[misc]
-        x2 = np.fromiter((episodes[i].last_ors for i in rows), np.float64, len(rows))  # type: ignore[misc]
+        x1 = np.fromiter((episodes[i].intake_ors for i in rows), np.float64, len(rows))
+        x2 = np.fromiter((episodes[i].last_ors for i in rows), np.float64, len(rows))
         result = classify_many(x1, x2, criteria)
         above = ~clinical_mask(x2, criteria)
         for index, code, clinical, is_above in zip(

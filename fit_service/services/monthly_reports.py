@@ -87,6 +87,10 @@ AGE_BAND_LABELS = {
 
 _STREAM_ROWS = 2000
 
+#: Age bands by their stored value (a dict lookup; ``AgeBand(value)`` costs several times
+#: more, once per streamed row).
+_BANDS = {band.value: band for band in AgeBand}
+
 
 # --------------------------------------------------------------------------- formats
 
@@ -659,11 +663,6 @@ def _add_session_counts(groups: _Groups, row: Any) -> None:
         group.trailing.add_sessions(counts)
         if month:  # the report's month
             group.month.add_sessions(counts)
-
-
-#: Age bands by their stored value (a dict lookup; ``AgeBand(value)`` costs several times
-#: more, once per streamed row).
-_BANDS = {band.value: band for band in AgeBand}
 
 
 def _episode_facts(row: Any) -> EpisodeFacts:
