@@ -280,19 +280,29 @@ class Share:
         """The number alone ("65.0%"), or "too few (n=4)"."""
         if self.is_too_few(min_n):
             return _too_few(self.denominator)
-        return f"{100 * self.numerator / self.denominator:.{decimals}f}%"
+        return self._value_text(decimals)
 
     def display_detail(self, min_n: int = DEFAULT_MIN_N, decimals: int = 1) -> str:
         """What qualifies the number ("n=40, 95% CI 50.5-77.4"); empty when suppressed."""
         if self.is_too_few(min_n):
             return ""
-        low, high = self.ci or (0.0, 0.0)
-        low_text, high_text = f"{100 * low:.{decimals}f}", f"{100 * high:.{decimals}f}"
-        return f"n={self.denominator:,}, 95% CI {low_text}{DASH}{high_text}"
+        return self._detail_text(decimals)
 
     def display(self, min_n: int = DEFAULT_MIN_N, decimals: int = 1) -> str:
         """The one printed form: "65.0% (n=40, 95% CI 49.5-77.9)" or "too few (n=4)"."""
-        return _join(self.display_value(min_n, decimals), self.display_detail(min_n, decimals))
+        # What _join(display_value, display_detail) gives, deciding "too few" once: the JSON
+        # export prints this for every cell of every group.
+        if self.is_too_few(min_n):
+            return _too_few(self.denominator)
+        return f"{self._value_text(decimals)} ({self._detail_text(decimals)})"
+
+    def _value_text(self, decimals: int) -> str:
+        return f"{100 * self.numerator / self.denominator:.{decimals}f}%"
+
+    def _detail_text(self, decimals: int) -> str:
+        low, high = self.ci or (0.0, 0.0)
+        low_text, high_text = f"{100 * low:.{decimals}f}", f"{100 * high:.{decimals}f}"
+        return f"n={self.denominator:,}, 95% CI {low_text}{DASH}{high_text}"
 
 
 @dataclass(frozen=True, slots=True)
