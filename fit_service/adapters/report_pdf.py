@@ -18,7 +18,7 @@ from __future__ import annotations
 import io
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from functools import partial
+from functools import lru_cache, partial
 from typing import Any
 
 from reportlab.graphics.charts.barcharts import VerticalBarChart
@@ -1281,7 +1281,7 @@ class _Lines(Flowable):
             self._lines = [
                 (line, font, size, colour)
                 for text, font, size, colour in self._runs
-                for line in simpleSplit(text, font, size, availWidth)
+                for line in _split_lines(text, font, size, availWidth)
             ]
             self._wrapped_at = availWidth
         self.width, self.height = availWidth, self._leading * len(self._lines)
@@ -1294,6 +1294,14 @@ class _Lines(Flowable):
             canvas.setFont(font, size)
             canvas.setFillColor(colour)
             canvas.drawString(0, y, line)
+
+
+@lru_cache(maxsize=4096)
+def _split_lines(text: str, font: str, size: float, width: float) -> tuple[str, ...]:
+    """``simpleSplit``, remembered: a large clinic's tables repeat the same few cell texts
+    ("too few (n=3)", "0", column widths) thousands of times, and measuring each word's width
+    is the costly part. A pure function of its arguments (fonts are registered once)."""
+    return tuple(simpleSplit(text, font, size, width))
 
 
 def _esc(text: str) -> str:

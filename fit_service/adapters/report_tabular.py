@@ -65,13 +65,15 @@ def value_cell(value: Value, min_n: int, decimals: int = 1) -> dict[str, Any]:
         return {"kind": "count", "value": value.value, "display": value.display()}
     too_few = value.is_too_few(min_n)
     if isinstance(value, Share):
+        # The interval is read once (not once per end): this runs for every cell.
+        low, high = (None, None) if too_few else (value.ci or (None, None))
         return {
             "kind": "proportion",
             "value": None if too_few else value.value,
             "numerator": None if too_few else value.numerator,
             "n": value.n,
-            "ci_low": None if too_few else value.ci_low,
-            "ci_high": None if too_few else value.ci_high,
+            "ci_low": low,
+            "ci_high": high,
             "too_few": too_few,
             "display": value.display(min_n, decimals),
         }

@@ -25,6 +25,7 @@ Pure: standard library only (the import-linter contract in ``pyproject.toml`` ho
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 import re
 import statistics
@@ -146,15 +147,29 @@ def session_histogram(session_counts: Iterable[int]) -> tuple[int, ...]:
     An episode closed with no attended session is not a treatment episode and raises, so the
     aggregation has to decide about it explicitly instead of a silent "0" bin.
     """
-    counts = [0] * len(SESSION_BINS)
-    for sessions in session_counts:
-        if sessions < 1:
-            raise ValueError("sessions per closed episode must be at least 1")
-        for index, (_label, low, high) in enumerate(SESSION_BINS):
-            if sessions >= low and (high is None or sessions <= high):
-                counts[index] += 1
-                break
-    return tuple(counts)
+    sessions = np.fromiter(session_counts, dtype=np.int64)
+    if not sessions.size:
+        return (0,) * len(SESSION_BINS)
+    if int(sessions.min()) < 1:
+        raise ValueError("sessions per closed episode must be at least 1")
+    # The bins are contiguous (checked below), so a bin is the last one starting at or below
+    # the count: one vectorised lookup instead of a loop over episodes and bins.
+    index = np.searchsorted(_BIN_LOWS, sessions, side="right") - 1
+    return tuple(np.bincount(index, minlength=len(SESSION_BINS)).tolist())
+
+
+def _bin_lows() -> np.ndarray:
+    """Each bin's lowest count, after checking the bins leave no gap and the last is open."""
+    contiguous = all(
+        high is not None and high + 1 == following[1]
+        for (_label, _low, high), following in itertools.pairwise(SESSION_BINS)
+    )
+    if not contiguous or SESSION_BINS[-1][2] is not None:
+        raise ValueError("SESSION_BINS must be contiguous and open-ended")
+    return np.array([low for _label, low, _high in SESSION_BINS], dtype=np.int64)
+
+
+_BIN_LOWS = _bin_lows()
 
 
 def month_label(period: str) -> str:
@@ -170,7 +185,10 @@ def trailing_months(period: str, count: int = 12) -> tuple[str, ...]:
     return tuple(f"{i // 12:04d}-{i % 12 + 1:02d}" for i in range(index - count + 1, index + 1))
 
 
+@functools.lru_cache(maxsize=256)
 def _parse_period(period: str) -> tuple[int, int]:
+    # Cached: a report parses the same dozen periods thousands of times (every trend point
+    # and month window checks its own).
     match = _PERIOD.match(period)
     if match is None:
         raise ValueError(f"period must look like YYYY-MM, got {period!r}")
@@ -262,19 +280,29 @@ class Share:
         """The number alone ("65.0%"), or "too few (n=4)"."""
         if self.is_too_few(min_n):
             return _too_few(self.denominator)
-        return f"{100 * self.numerator / self.denominator:.{decimals}f}%"
+        return self._value_text(decimals)
 
     def display_detail(self, min_n: int = DEFAULT_MIN_N, decimals: int = 1) -> str:
         """What qualifies the number ("n=40, 95% CI 50.5-77.4"); empty when suppressed."""
         if self.is_too_few(min_n):
             return ""
-        low, high = self.ci or (0.0, 0.0)
-        low_text, high_text = f"{100 * low:.{decimals}f}", f"{100 * high:.{decimals}f}"
-        return f"n={self.denominator:,}, 95% CI {low_text}{DASH}{high_text}"
+        return self._detail_text(decimals)
 
     def display(self, min_n: int = DEFAULT_MIN_N, decimals: int = 1) -> str:
         """The one printed form: "65.0% (n=40, 95% CI 49.5-77.9)" or "too few (n=4)"."""
-        return _join(self.display_value(min_n, decimals), self.display_detail(min_n, decimals))
+        # What _join(display_value, display_detail) gives, deciding "too few" once: the JSON
+        # export prints this for every cell of every group.
+        if self.is_too_few(min_n):
+            return _too_few(self.denominator)
+        return f"{self._value_text(decimals)} ({self._detail_text(decimals)})"
+
+    def _value_text(self, decimals: int) -> str:
+        return f"{100 * self.numerator / self.denominator:.{decimals}f}%"
+
+    def _detail_text(self, decimals: int) -> str:
+        low, high = self.ci or (0.0, 0.0)
+        low_text, high_text = f"{100 * low:.{decimals}f}", f"{100 * high:.{decimals}f}"
+        return f"n={self.denominator:,}, 95% CI {low_text}{DASH}{high_text}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -400,12 +428,14 @@ class SessionStats:
         cls, sessions_per_episode: Sequence[int], days_in_treatment: Sequence[int]
     ) -> SessionStats:
         """Build the block from one number per closed episode (the aggregation's usual input)."""
+        sessions = [float(s) for s in sessions_per_episode]
+        days = [float(d) for d in days_in_treatment]
         return cls(
-            per_episode_mean=mean_estimate([float(s) for s in sessions_per_episode]),
-            per_episode_median=median_estimate([float(s) for s in sessions_per_episode]),
+            per_episode_mean=mean_estimate(sessions),
+            per_episode_median=median_estimate(sessions),
             histogram=session_histogram(sessions_per_episode),
-            days_mean=mean_estimate([float(d) for d in days_in_treatment]),
-            days_median=median_estimate([float(d) for d in days_in_treatment]),
+            days_mean=mean_estimate(days),
+            days_median=median_estimate(days),
         )
 
     @classmethod
@@ -1603,8 +1633,84 @@ class ClassifiedOutcomes:
             clinical_last=last[clinical_first],
         )
 
+    @classmethod
+    def of_classified(
+        cls, pairs: Sequence[tuple[AgeBand, float, float]], outcomes: Sequence[EpisodeOutcome]
+    ) -> ClassifiedOutcomes:
+        """What :meth:`of` gives for ``pairs`` when each pair's :class:`EpisodeOutcome` is
+        already known: nothing is classified again (a pair's category depends on its own
+        scores only). The score arrays keep :meth:`of`'s order, grouped by age band in
+        :class:`AgeBand` order and in the given order within a band, so every sum over them
+        (effect sizes, the severity reference) adds the same numbers in the same order."""
+        if not pairs:
+            return _NO_OUTCOMES
+        count = len(pairs)
+        bands = np.fromiter((_BAND_ORDER[p[0]] for p in pairs), np.int8, count)
+        order = np.argsort(bands, kind="stable")
+        first = np.fromiter((p[1] for p in pairs), np.float64, count)[order]
+        last = np.fromiter((p[2] for p in pairs), np.float64, count)[order]
+        codes = np.fromiter((o.code for o in outcomes), np.int8, count)
+        clinical = np.fromiter((o.clinical_at_intake for o in outcomes), np.bool_, count)
+        clinical_first = clinical[order]
+        return cls(
+            # Counting is order-free: no need to reorder the codes.
+            summary=ChangeSummary.from_codes(codes, clinical),
+            last_above_cutoff=sum(o.last_above_cutoff for o in outcomes),
+            first=first,
+            last=last,
+            clinical_first=first[clinical_first],
+            clinical_last=last[clinical_first],
+        )
+
     def counts(self) -> OutcomeCounts:
         return OutcomeCounts.from_summary(self.summary, self.last_above_cutoff)
+
+
+#: Position of each age band in :class:`AgeBand`'s order (the order pairs are pooled in).
+_BAND_ORDER = {band: index for index, band in enumerate(AgeBand)}
+
+
+@dataclass(frozen=True, slots=True)
+class EpisodeOutcome:
+    """How an episode's first and last ORS classify (fit_service.domain.change): the same in
+    every group and window the episode is counted in, so decided once per episode (like
+    :class:`EpisodeEnding`) rather than once per builder."""
+
+    code: int  # a ChangeCategory rank, or -1 when not classifiable
+    clinical_at_intake: bool
+    last_above_cutoff: bool
+
+
+def classify_outcomes(
+    episodes: Sequence[EpisodeFacts], settings: ReportSettings
+) -> list[EpisodeOutcome | None]:
+    """:class:`EpisodeOutcome` of each closed episode with an outcome pair (``None`` for the
+    rest: only closed episodes' outcomes are counted), classified with one vectorised call per
+    age band (``classify_many``, row for row what :meth:`ClassifiedOutcomes.of` computes)."""
+    found: list[EpisodeOutcome | None] = [None] * len(episodes)
+    pending = [
+        index
+        for index, facts in enumerate(episodes)
+        if facts.closed_on is not None and facts.has_outcome_pair
+    ]
+    for band in AgeBand:
+        rows = [index for index in pending if episodes[index].age_band is band]
+        if not rows:
+            continue
+        criteria = settings.criteria_for(band)
+        x1 = np.fromiter((episodes[i].intake_ors for i in rows), np.float64, len(rows))
+        x2 = np.fromiter((episodes[i].last_ors for i in rows), np.float64, len(rows))
+        result = classify_many(x1, x2, criteria)
+        above = ~clinical_mask(x2, criteria)
+        for index, code, clinical, is_above in zip(
+            rows,
+            result.codes.tolist(),
+            result.clinical_at_intake.tolist(),
+            above.tolist(),
+            strict=True,
+        ):
+            found[index] = EpisodeOutcome(code, clinical, is_above)
+    return found
 
 
 _NO_OUTCOMES = ClassifiedOutcomes(
@@ -1673,7 +1779,6 @@ class FiguresBuilder:
     def __init__(self, window: Window, settings: ReportSettings) -> None:
         self.window = window
         self.settings = settings
-        self._criteria = {band: settings.criteria_for(band) for band in AgeBand}
         self.episodes_active = self.episodes_opened = self.episodes_closed = 0
         self.sessions = SessionCounts()
         self.closed_sessions: list[int] = []
@@ -1681,6 +1786,7 @@ class FiguresBuilder:
         self.intake_ors: list[float] = []
         self.intake_srs: list[float] = []
         self.pairs: list[tuple[AgeBand, float, float]] = []
+        self.pair_outcomes: list[EpisodeOutcome] = []
         # The closing day of each entry of closed_sessions and of pairs, so that a trailing
         # window's builder can split them by month for the trend (see trend()).
         self.closed_sessions_on: list[date] = []
@@ -1692,9 +1798,15 @@ class FiguresBuilder:
         self.hours_to_acknowledge: list[float] = []
         self.flagged_followed_up = self.flagged_in_care = 0
 
-    def add_episode(self, facts: EpisodeFacts, ending: EpisodeEnding | None = None) -> None:
-        """``ending``: :meth:`EpisodeEnding.of` the same facts and settings, when the caller
-        hands one episode to several builders (it is the same for all of them)."""
+    def add_episode(
+        self,
+        facts: EpisodeFacts,
+        ending: EpisodeEnding | None = None,
+        outcome: EpisodeOutcome | None = None,
+    ) -> None:
+        """``ending`` and ``outcome``: :meth:`EpisodeEnding.of` and :func:`classify_outcomes`
+        of the same facts and settings, when the caller hands one episode to several builders
+        (they are the same for all of them)."""
         window, settings = self.window, self.settings
         if not facts.is_active_in(window):
             return
@@ -1714,7 +1826,11 @@ class FiguresBuilder:
             self.closed_days.append((facts.last_attended_on - facts.opened_on).days)
             self.closed_sessions_on.append(closed_on)
         if facts.has_outcome_pair:
+            if outcome is None:
+                outcome = classify_outcomes([facts], settings)[0]
+                assert outcome is not None  # it has an outcome pair
             self.pairs.append((facts.age_band, facts.intake_ors, facts.last_ors))  # type: ignore[arg-type]
+            self.pair_outcomes.append(outcome)
             self.pairs_closed_on.append(closed_on)
             self._classified = None
         if ending is None:
@@ -1756,7 +1872,7 @@ class FiguresBuilder:
     def classified(self) -> ClassifiedOutcomes:
         """The window's outcome pairs, classified once (fit_service.domain.change)."""
         if self._classified is None:
-            self._classified = ClassifiedOutcomes.of(self.pairs, self.settings)
+            self._classified = ClassifiedOutcomes.of_classified(self.pairs, self.pair_outcomes)
         return self._classified
 
     def figures(self, reference: SeverityReference | None) -> GroupFigures:
@@ -1860,19 +1976,10 @@ class FiguresBuilder:
 
     def _recovery_by_month(self, months: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
         """Per month: recovered, and classified clinical-range intakes (the denominator of
-        :meth:`OutcomeCounts.share`)."""
-        codes = np.full(len(self.pairs), -1, dtype=np.int8)
-        clinical = np.zeros(len(self.pairs), dtype=bool)
-        bands = np.array([p[0].value for p in self.pairs], dtype=object)
-        if self.pairs:
-            first = np.array([p[1] for p in self.pairs], dtype=np.float64)
-            last = np.array([p[2] for p in self.pairs], dtype=np.float64)
-            for band in AgeBand:
-                rows = bands == band.value
-                if rows.any():
-                    result = classify_many(first[rows], last[rows], self._criteria[band])
-                    codes[rows] = result.codes
-                    clinical[rows] = result.clinical_at_intake
+        :meth:`OutcomeCounts.share`), from the pairs' outcomes as they were added."""
+        size = len(self.pair_outcomes)
+        codes = np.fromiter((o.code for o in self.pair_outcomes), np.int8, size)
+        clinical = np.fromiter((o.clinical_at_intake for o in self.pair_outcomes), np.bool_, size)
         counted = clinical & (codes >= 0)
         recovered = counted & (codes == ChangeCategory.RECOVERED.rank)
         return (

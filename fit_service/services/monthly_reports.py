@@ -61,6 +61,7 @@ from fit_service.domain.monthly_report import (
     AlertFacts,
     EpisodeEnding,
     EpisodeFacts,
+    EpisodeOutcome,
     FiguresBuilder,
     FlaggedEpisode,
     GroupFigures,
@@ -69,6 +70,7 @@ from fit_service.domain.monthly_report import (
     ReportSettings,
     SessionCounts,
     Window,
+    classify_outcomes,
     fit_reference,
     trailing_months,
 )
@@ -84,6 +86,10 @@ AGE_BAND_LABELS = {
 }
 
 _STREAM_ROWS = 2000
+
+#: Age bands by their stored value (a dict lookup; ``AgeBand(value)`` costs several times
+#: more, once per streamed row).
+_BANDS = {band.value: band for band in AgeBand}
 
 
 # --------------------------------------------------------------------------- formats
@@ -333,9 +339,11 @@ class _Group:
         yield self.trailing
         yield self.month
 
-    def add_episode(self, facts: EpisodeFacts, ending: EpisodeEnding | None) -> None:
-        self.trailing.add_episode(facts, ending)
-        self.month.add_episode(facts, ending)
+    def add_episode(
+        self, facts: EpisodeFacts, ending: EpisodeEnding | None, outcome: EpisodeOutcome | None
+    ) -> None:
+        self.trailing.add_episode(facts, ending, outcome)
+        self.month.add_episode(facts, ending, outcome)
 
 
 class _Groups:
@@ -636,32 +644,55 @@ def _add_sessions_and_episodes(db: Session, clinic_id: int, groups: _Groups) -> 
         .order_by(both.c.kind, both.c.key)
         .execution_options(yield_per=_STREAM_ROWS)
     )
-    for row in db.execute(query):
-        kind, key, clinician_id, band = row[:4]
-        if kind == 0:
-            counts = SessionCounts(*(int(n or 0) for n in row[13:]))
-            for group in groups.of(clinician_id, AgeBand(band)):
-                group.trailing.add_sessions(counts)
-                if key:  # the report's month
-                    group.month.add_sessions(counts)
-            continue
-        opened, closed, reason, n_attended, last_on = row[4:9]
-        facts = EpisodeFacts(
-            age_band=AgeBand(band),
-            opened_on=opened,
-            closed_on=closed,
-            ending_reason=reason,
-            attended_sessions=int(n_attended or 0),
-            last_attended_on=_as_date(last_on),
-            intake_ors=row[9],
-            last_ors=row[10],
-            ors_count=int(row[11] or 0),
-            intake_srs=row[12],
-        )
-        # How it ended is the same in every builder: decided once, not once per builder.
-        ending = None if closed is None else EpisodeEnding.of(facts, groups.settings)
+    # Core, not ORM, execution: the rows are plain tuples either way, and the ORM's result
+    # processing costs more per row than everything done with the row below.
+    for rows in db.connection().execute(query).partitions():
+        episodes: list[tuple[int | None, EpisodeFacts]] = []
+        for row in rows:
+            if row[0] == 0:
+                _add_session_counts(groups, row)
+            else:
+                episodes.append((row[2], _episode_facts(row)))
+        _add_episodes(groups, episodes)
+
+
+def _add_session_counts(groups: _Groups, row: Any) -> None:
+    _kind, month, clinician_id, band = row[:4]
+    counts = SessionCounts(*(int(n or 0) for n in row[13:]))
+    for group in groups.of(clinician_id, _BANDS[band]):
+        group.trailing.add_sessions(counts)
+        if month:  # the report's month
+            group.month.add_sessions(counts)
+
+
+def _episode_facts(row: Any) -> EpisodeFacts:
+    band, opened, closed, reason, n_attended, last_on = row[3:9]
+    return EpisodeFacts(
+        age_band=_BANDS[band],
+        opened_on=opened,
+        closed_on=closed,
+        ending_reason=reason,
+        attended_sessions=int(n_attended or 0),
+        last_attended_on=_as_date(last_on),
+        intake_ors=row[9],
+        last_ors=row[10],
+        ors_count=int(row[11] or 0),
+        intake_srs=row[12],
+    )
+
+
+def _add_episodes(groups: _Groups, episodes: list[tuple[int | None, EpisodeFacts]]) -> None:
+    """Hand one streamed batch of episodes (clinician id, facts) to their groups' builders.
+
+    How an episode ended and how its outcome classifies are the same in every builder:
+    decided once per episode (the outcomes with one vectorised call per batch), not once per
+    builder.
+    """
+    outcomes = classify_outcomes([facts for _clinician, facts in episodes], groups.settings)
+    for (clinician_id, facts), outcome in zip(episodes, outcomes, strict=True):
+        ending = None if facts.closed_on is None else EpisodeEnding.of(facts, groups.settings)
         for group in groups.of(clinician_id, facts.age_band):
-            group.add_episode(facts, ending)
+            group.add_episode(facts, ending, outcome)
 
 
 def _as_date(value: Any) -> date | None:
@@ -678,7 +709,7 @@ def _add_alerts(db: Session, clinic_id: int, groups: _Groups, tz: zoneinfo.ZoneI
     def within(column: Any) -> Any:
         return and_(column >= start, column < end)
 
-    rows = db.execute(
+    rows = db.connection().execute(
         select(
             Alert.clinician_id,
             Client.age_band,
@@ -705,7 +736,7 @@ def _add_alerts(db: Session, clinic_id: int, groups: _Groups, tz: zoneinfo.ZoneI
             if closed_at is not None and status == "resolved"
             else None,
         )
-        for group in groups.of(clinician_id, AgeBand(band)):
+        for group in groups.of(clinician_id, _BANDS[band]):
             for builder in group.builders():
                 builder.add_alert(alert)
 
@@ -730,7 +761,7 @@ def _add_flagged(db: Session, clinic_id: int, groups: _Groups, tz: zoneinfo.Zone
         .correlate(Episode)
         .scalar_subquery()
     )
-    rows = db.execute(
+    rows = db.connection().execute(
         select(first_flag.c.first_at, Episode.clinician_id, Client.age_band, last_attended)
         .join(Episode, Episode.id == first_flag.c.episode_id)
         .join(Client, Client.id == Episode.client_id)
@@ -741,6 +772,6 @@ def _add_flagged(db: Session, clinic_id: int, groups: _Groups, tz: zoneinfo.Zone
         flagged = FlaggedEpisode(
             first_flag_on=first_at.astimezone(tz).date(), last_attended_on=_as_date(last_on)
         )
-        for group in groups.of(clinician_id, AgeBand(band)):
+        for group in groups.of(clinician_id, _BANDS[band]):
             for builder in group.builders():
                 builder.add_flagged(flagged)

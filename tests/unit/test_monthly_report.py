@@ -35,6 +35,7 @@ from fit_service.domain.monthly_report import (
     Share,
     TrendPoint,
     Window,
+    classify_outcomes,
     fit_reference,
     mean_estimate,
     method_notes,
@@ -185,6 +186,39 @@ def _closed(first: float, last: float, **changes: typing.Any) -> EpisodeFacts:
         intake_srs=35.0,
     )
     return dataclasses.replace(base, **changes)
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(list(AgeBand)),
+            st.floats(0, 40, allow_nan=False),
+            st.floats(0, 40, allow_nan=False),
+        ),
+        max_size=40,
+    )
+)
+def test_outcomes_classified_once_equal_classifying_the_pairs(
+    pairs: list[tuple[AgeBand, float, float]],
+) -> None:
+    """Per-episode outcomes (decided once, then pooled by each builder) give exactly what
+    classifying a builder's pairs gives: same counts, same score arrays in the same order
+    (the effect sizes sum them in that order)."""
+    settings = ReportSettings()
+    facts = [_closed(first, last, age_band=band) for band, first, last in pairs]
+    outcomes = classify_outcomes(facts, settings)
+    assert all(outcome is not None for outcome in outcomes)
+    pooled = ClassifiedOutcomes.of_classified(pairs, outcomes)  # type: ignore[arg-type]
+    direct = ClassifiedOutcomes.of(pairs, settings)
+    assert pooled.counts() == direct.counts()
+    for name in ("first", "last", "clinical_first", "clinical_last"):
+        assert getattr(pooled, name).tobytes() == getattr(direct, name).tobytes(), name
+
+
+def test_only_closed_episodes_with_two_scores_get_an_outcome() -> None:
+    open_episode = _closed(12.0, 30.0, closed_on=None)
+    one_score = _closed(12.0, 12.0, ors_count=1)
+    assert classify_outcomes([open_episode, one_score], ReportSettings()) == [None, None]
 
 
 def test_pre_post_d_is_mean_change_over_intake_sd() -> None:
