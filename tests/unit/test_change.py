@@ -25,7 +25,8 @@ from fit_service.domain.change import (
 )
 from fit_service.domain.instruments import CORS, ORS, SRS, AgeBand, Direction
 
-TESTDATA = Path(__file__).resolve().parents[2].parent / "shared" / "testdata"
+#: outside reference data, vendored (tests/data/README.md says where it comes from)
+TESTDATA = Path(__file__).resolve().parents[1] / "data"
 
 HIGHER = Direction.HIGHER_IS_BETTER
 LOWER = Direction.LOWER_IS_BETTER
