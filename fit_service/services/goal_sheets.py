@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from fit_service.adapters.orm import Client, Episode, GoalSheet, utcnow
+from fit_service.adapters.orm import GoalSheet, utcnow
 from fit_service.adapters.unit_of_work import UnitOfWork
 from fit_service.domain.errors import (
     NotFound,
@@ -25,18 +25,7 @@ from fit_service.domain.guidance import Expectation
 from fit_service.services import alerting, audit
 from fit_service.services.history import load_histories
 from fit_service.services.principals import Permission, Principal
-from fit_service.services.reads import visible_clients
-
-
-def _episode_row(uow: UnitOfWork, principal: Principal, episode_id: uuid.UUID) -> int:
-    row = uow.session.scalar(
-        select(Episode.id)
-        .join(Client, Client.id == Episode.client_id)
-        .where(visible_clients(principal), Episode.public_id == episode_id)
-    )
-    if row is None:
-        raise NotFound(f"no episode {episode_id}", field="episode_id")
-    return row
+from fit_service.services.reads import visible_episode_row
 
 
 def _view(episode_id: uuid.UUID, sheet: Any) -> dict[str, Any]:
@@ -65,7 +54,7 @@ def _sheet(uow: UnitOfWork, episode_row: int) -> Any:
 
 def get_goal_sheet(uow: UnitOfWork, principal: Principal, episode_id: uuid.UUID) -> dict[str, Any]:
     principal.require(Permission.ALERTS_READ)
-    episode_row = _episode_row(uow, principal, episode_id)
+    episode_row = visible_episode_row(uow, principal, episode_id)
     sheet = _sheet(uow, episode_row)
     if sheet is None:
         raise NotFound(f"episode {episode_id} has no goal sheet yet", field="episode_id")
@@ -88,7 +77,7 @@ def put_goal_sheet(
     """Create or replace the sheet; returns its view and whether it was created."""
     principal.require(Permission.GOALS_WRITE)
     db = uow.session
-    episode_row = _episode_row(uow, principal, episode_id)
+    episode_row = visible_episode_row(uow, principal, episode_id)
     current = _sheet(uow, episode_row)
     now = utcnow()
     values = {

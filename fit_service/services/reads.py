@@ -186,6 +186,18 @@ def list_sessions(
     return Page(items, encode_cursor(page[-1].id) if len(rows) > limit else None)
 
 
+def visible_episode_row(uow: UnitOfWork, principal: Principal, episode_id: uuid.UUID) -> int:
+    """The row id of an episode the principal may see; 404 otherwise (never says it exists)."""
+    row = uow.session.scalar(
+        select(Episode.id)
+        .join(Client, Client.id == Episode.client_id)
+        .where(visible_clients(principal), Episode.public_id == episode_id)
+    )
+    if row is None:
+        raise NotFound(f"no episode {episode_id}", field="episode_id")
+    return row
+
+
 def _session_row(uow: UnitOfWork, principal: Principal, session_id: uuid.UUID) -> int:
     row = uow.session.scalar(
         select(TherapySession.id)

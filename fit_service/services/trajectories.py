@@ -21,13 +21,12 @@ from sqlalchemy import func, select
 from fit_service.adapters.orm import Client, Episode, Rating, TherapySession
 from fit_service.adapters.unit_of_work import UnitOfWork
 from fit_service.domain.change import ChangeCriteria
-from fit_service.domain.errors import NotFound
 from fit_service.domain.trajectory import EtrSample, TrajectoryModel, select_trajectory_model
 from fit_service.services import audit, thresholds
 from fit_service.services.history import load_histories
 from fit_service.services.outcomes import criteria_for, episode_outcome, intake_of, outcome_series
 from fit_service.services.principals import Permission, Principal
-from fit_service.services.reads import visible_clients
+from fit_service.services.reads import visible_episode_row
 
 MODEL_TTL_SECONDS = 3600.0
 _MAX_ENTRIES = 256
@@ -106,13 +105,7 @@ def episode_trajectory(
 ) -> dict[str, Any]:
     """Scores session by session with the expected path and band, ready to draw."""
     principal.require(Permission.CLIENTS_READ, Permission.OWN_CLIENTS_READ)
-    row = uow.session.scalar(
-        select(Episode.id)
-        .join(Client, Client.id == Episode.client_id)
-        .where(visible_clients(principal), Episode.public_id == episode_id)
-    )
-    if row is None:
-        raise NotFound(f"no episode {episode_id}", field="episode_id")
+    row = visible_episode_row(uow, principal, episode_id)
     history = load_histories(uow.session, [row])[row]
     limits = thresholds.load(uow.session, principal.clinic_id)
     instrument, criteria = criteria_for(history, limits)
