@@ -209,12 +209,26 @@ class DropoutModel:
 
     def estimate(self, obs: Sequence[SessionObservation]) -> DropoutEstimate | None:
         """The estimate after the latest appointment; ``None`` before the first one."""
+        recent = self.recent_estimates(obs, 1)
+        return recent[0] if recent else None
+
+    def recent_estimates(
+        self, obs: Sequence[SessionObservation], count: int
+    ) -> list[DropoutEstimate | None]:
+        """The estimates after each of the last ``count`` appointments, latest first, from one
+        pass over the history (``None`` for an appointment before the first attended one)."""
         rows = appointment_features(
             obs, item_concern=self.item_concern, reliable_change=self.reliable_change
         )
-        if not rows:
-            return None
-        x = rows[-1][1]
+        out: list[DropoutEstimate | None] = []
+        for back in range(min(count, len(obs))):
+            row = rows[len(rows) - 1 - back] if back < len(rows) else None
+            # every appointment from the first attended one on has a row: match by identity
+            same = row is not None and row[0] is obs[len(obs) - 1 - back]
+            out.append(self._estimate_row(row[1]) if same and row is not None else None)
+        return out
+
+    def _estimate_row(self, x: np.ndarray) -> DropoutEstimate:
         w = np.array(self.weights)
         log_odds = float(x @ w)
         parts = [

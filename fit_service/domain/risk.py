@@ -894,10 +894,7 @@ def dropout_risk(
     # held over, it keeps a live alert open but opens none.
     held = 0
     estimate = None
-    for back in range(settings.alliance_clear_sessions):
-        if back >= len(obs):
-            break
-        candidate = model.estimate(obs[: len(obs) - back])
+    for back, candidate in enumerate(model.recent_estimates(obs, settings.alliance_clear_sessions)):
         if candidate is not None and candidate.flagged:
             estimate, held = candidate, back
             break

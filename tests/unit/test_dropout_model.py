@@ -310,3 +310,19 @@ def test_with_a_clinic_model_a_better_latest_score_never_raises_risk(
     level_before = assess_episode(obs, ctx(today=today, dropout_model=MODEL)).level
     level_after = assess_episode(better, ctx(today=today, dropout_model=MODEL)).level
     assert level_after.rank <= level_before.rank
+
+
+def test_recent_estimates_equal_estimates_of_the_shorter_histories() -> None:
+    """One pass gives what re-estimating each truncated history gives (the rule's hold uses it)."""
+    obs = [
+        srs_session(1, (9.0, 7.0, 9.0, 9.0)),
+        missed(1),
+        srs_session(2, (9.5, 9.0, 9.0, 9.0)),
+        missed(3),
+    ]
+    recent = MODEL.recent_estimates(obs, 4)
+    assert recent == [MODEL.estimate(obs[: len(obs) - back]) for back in range(4)]
+    assert recent[0] is not None
+    assert recent[1] is not None
+    assert recent[1].probability < recent[0].probability  # the no-show raised it
+    assert MODEL.recent_estimates([missed(0), *obs], 5)[4] is None  # before the first session
