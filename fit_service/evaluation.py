@@ -80,6 +80,12 @@ episodes that had *ended* before the day it is used (first on the warm-up, then 
 ``REFIT_WEEKS`` weeks), labelled by whether they were dropouts, with its line set by
 ``RiskSettings.dropout_alerts_per_clinician_week`` and the intake rate of the previous 12 weeks:
 exactly the data a live clinic would have. Nothing from the measured episodes' futures is used.
+The model is judged after every appointment; at a missed one a new alert needs odds
+``dropout_missed_odds_factor`` times the line's, and an appointment older than ``max_gap_days``
+(the 28-day follow-up check) opens none. Reliable deterioration alerts once confirmed (two
+scores in a row, or 10 points). ``dropout_alerts_per_clinician_week`` was chosen on the
+calibration seeds only (the largest keeping all alerts at or below 2 per clinician-week); the
+held-out seeds are the figures to quote.
 The "rules only" row is a clinic without a model yet.
 
 Ceiling and reference (rows printed beside the rules; neither is a rule set):
@@ -583,6 +589,7 @@ def clinic_dropout_model(
         new_episodes_per_clinician_week=recent / (a.clinicians * INTAKE_RATE_WEEKS),
         item_concern=settings.srs_item_concern,
         reliable_change=settings.reliable_change,
+        missed_odds_factor=settings.dropout_missed_odds_factor,
     )
 
 
@@ -812,6 +819,10 @@ class CohortSummary:
     deteriorated: float
     #: dropouts whose last attended session was session 1: only session-1 data can flag them
     dropouts_after_first: int = 0
+    #: of the episodes *not* reliably worse at their end: share with some ORS score reliably
+    #: below intake on the way, and share meeting the HIGH deterioration rule (confirmed/large)
+    unchanged_crossing_once: float = 0.0
+    unchanged_crossing_high: float = 0.0
 
 
 def summarise(cohort: Cohort) -> CohortSummary:
@@ -823,6 +834,8 @@ def summarise(cohort: Cohort) -> CohortSummary:
     early: dict[bool, list[float]] = {True: [], False: []}
     misses: dict[bool, list[int]] = {True: [0, 0], False: [0, 0]}
     improved = deteriorated = completers = 0
+    settings = RiskSettings()
+    crossing = [0, 0, 0]  # not worse at the end: all, crossing once, meeting the HIGH rule
     for ep in eps:
         rated = [
             t
@@ -840,6 +853,18 @@ def summarise(cohort: Cohort) -> CohortSummary:
         if not ep.dropout:
             completers += 1
             improved += change >= ORS.reliable_change_points  # type: ignore[operator]
+        if change > -settings.reliable_change:
+            scores = [o.outcome_total - ep.intake for o in ep.observations if o.attended]  # type: ignore[operator]
+            worse = [c <= -settings.reliable_change for c in scores]
+            runs = [
+                all(worse[i - k] for k in range(settings.deterioration_confirm_scores))
+                for i in range(settings.deterioration_confirm_scores - 1, len(worse))
+            ]
+            crossing[0] += 1
+            crossing[1] += any(worse)
+            crossing[2] += any(runs) or any(
+                c <= -settings.deterioration_large_points for c in scores
+            )
     drop, comp = early[True], early[False]
     pooled = math.sqrt(
         ((len(drop) - 1) * statistics.variance(drop) + (len(comp) - 1) * statistics.variance(comp))
@@ -859,6 +884,8 @@ def summarise(cohort: Cohort) -> CohortSummary:
         dropouts_after_first=sum(
             1 for ep in eps if ep.dropout and ep.last_session.session_number == 1
         ),
+        unchanged_crossing_once=crossing[1] / max(crossing[0], 1),
+        unchanged_crossing_high=crossing[2] / max(crossing[0], 1),
     )
 
 
@@ -925,7 +952,9 @@ def run(seed: int = 1, assumptions: CohortAssumptions | None = None) -> str:
         f"SRS totals 36-40 {s.srs_share_36_40:.0%}; mean sessions {s.mean_sessions:.1f}; "
         f"missed appts {s.miss_rate_dropouts:.0%} dropouts vs {s.miss_rate_completers:.0%} "
         f"completers; withdrawal-pattern clients {s.withdrawal}; completers reliably improved "
-        f"{s.improved_completers:.0%}; reliably worse {s.deteriorated:.0%} (5-10%)",
+        f"{s.improved_completers:.0%}; reliably worse {s.deteriorated:.0%} (5-10%); of the "
+        f"others, {s.unchanged_crossing_once:.1%} had a score reliably below intake on the way, "
+        f"{s.unchanged_crossing_high:.1%} two in a row or 10 below (the deterioration alert)",
         "",
         _HEADER,
         *(_row(name, m) for name, m in rows),

@@ -25,6 +25,14 @@ The alert line (:func:`fit_dropout_model`): an episode is flagged the first time
 reaches the line. The line is the lowest that, over the training episodes, flags no more than
 ``budget / new episodes per clinician-week`` of them - so a clinician gets about ``budget``
 dropout-risk alerts a week (``RiskSettings.dropout_alerts_per_clinician_week``).
+
+At a missed appointment the estimate is computed too (a miss raises it at once), but a new alert
+needs odds ``missed_odds_factor`` times the line's (``RiskSettings.dropout_missed_odds_factor``):
+the clinician already sees the miss in their own calendar, so an alert there must add something
+- that this miss, after what came before, makes dropout clearly likely. Many misses come from
+clients who have in fact already left; an alert at each would spend the budget on outreach that
+no longer prevents anything the alert could have prevented a session earlier. The training line
+judges missed appointments the same way, so the budget still holds.
 """
 
 from __future__ import annotations
@@ -172,10 +180,18 @@ class DropoutEstimate:
     line: float
     #: (feature, contribution to the log-odds), largest first; timing features excluded
     contributions: tuple[tuple[str, float], ...]
+    #: the line a *new* alert needs here: ``line``, or the stricter one at a missed appointment
+    opening_line: float
 
     @property
     def flagged(self) -> bool:
+        """At or above the line: the episode is at risk (an open alert holds)."""
         return self.probability >= self.line
+
+    @property
+    def opens(self) -> bool:
+        """High enough to open an alert here (see the module docstring on missed appointments)."""
+        return self.probability >= self.opening_line
 
     @property
     def main_concern(self) -> Concern:
@@ -202,6 +218,8 @@ class DropoutModel:
     budget_per_clinician_week: float
     item_concern: float
     reliable_change: float
+    #: a new alert at a missed appointment needs odds this many times the line's
+    missed_odds_factor: float = 1.0
 
     @property
     def label(self) -> str:
@@ -225,10 +243,21 @@ class DropoutModel:
             row = rows[len(rows) - 1 - back] if back < len(rows) else None
             # every appointment from the first attended one on has a row: match by identity
             same = row is not None and row[0] is obs[len(obs) - 1 - back]
-            out.append(self._estimate_row(row[1]) if same and row is not None else None)
+            if same and row is not None:
+                out.append(self._estimate_row(row[1], attended=row[0].attended))
+            else:
+                out.append(None)
         return out
 
-    def _estimate_row(self, x: np.ndarray) -> DropoutEstimate:
+    @property
+    def missed_line(self) -> float:
+        """The probability a new alert needs at a missed appointment."""
+        if self.line >= 1.0:
+            return 1.0
+        odds = self.missed_odds_factor * self.line / (1.0 - self.line)
+        return odds / (1.0 + odds)
+
+    def _estimate_row(self, x: np.ndarray, *, attended: bool) -> DropoutEstimate:
         w = np.array(self.weights)
         log_odds = float(x @ w)
         parts = [
@@ -237,7 +266,8 @@ class DropoutModel:
             if name in FEATURE_CONCERNS and x[i + 1] != 0.0
         ]
         parts.sort(key=lambda kv: -kv[1])
-        return DropoutEstimate(_sigmoid(log_odds), self.line, tuple(parts))
+        opening = self.line if attended else self.missed_line
+        return DropoutEstimate(_sigmoid(log_odds), self.line, tuple(parts), opening)
 
     def evidence(self, estimate: DropoutEstimate) -> dict[str, Any]:
         """Plain-JSON evidence for a finding: estimate, line, drivers, what it was fitted on."""
@@ -249,6 +279,7 @@ class DropoutModel:
                 for name, v in estimate.contributions
                 if v > 0
             ],
+            "line_at_missed_appointment": round(self.missed_line, 3),
             "model": self.label,
             "training_flagged_share": round(self.flagged_share, 3),
             "training_sensitivity": round(self.training_sensitivity, 3),
@@ -316,15 +347,21 @@ def fit_dropout_model(
     new_episodes_per_clinician_week: float,
     item_concern: float,
     reliable_change: float,
+    missed_odds_factor: float = 1.0,
 ) -> DropoutModel | None:
     """Fit on closed episodes and set the alert line; ``None`` when there are too few
-    dropouts or non-dropouts (:data:`MIN_EVENTS`, Peduzzi et al. 1996)."""
+    dropouts or non-dropouts (:data:`MIN_EVENTS`, Peduzzi et al. 1996).
+
+    The line is set on where each episode would first *open* an alert: at an attended session
+    its estimate meets the line, at a missed one its odds meet ``missed_odds_factor`` times the
+    line's (so a missed row's log-odds count less by ``log(missed_odds_factor)``)."""
     dropouts = sum(1 for e in episodes if e.dropout)
     if dropouts < MIN_EVENTS or len(episodes) - dropouts < MIN_EVENTS:
         return None
     blocks: list[np.ndarray] = []
     labels: list[np.ndarray] = []
     owners: list[int] = []
+    missed: list[bool] = []
     for index, e in enumerate(episodes):
         rows = appointment_features(
             e.observations, item_concern=item_concern, reliable_change=reliable_change
@@ -334,12 +371,14 @@ def fit_dropout_model(
         blocks.append(np.array([r for _, r in rows]))
         labels.append(np.full(len(rows), float(e.dropout)))
         owners.extend([index] * len(rows))
+        missed.extend(not o.attended for o, _ in rows)
     x = np.vstack(blocks)
     y = np.concatenate(labels)
     w = fit_signs_constrained(x, y)
-    # each episode's highest log-odds: it is flagged iff that reaches the line
+    # each episode's highest log-odds as the alert judges it: flagged iff that reaches the line
+    judged = x @ w - np.where(np.array(missed), math.log(missed_odds_factor), 0.0)
     peak = np.full(len(episodes), -np.inf)
-    np.maximum.at(peak, np.array(owners), x @ w)
+    np.maximum.at(peak, np.array(owners), judged)
     share = allowed_share(budget_per_clinician_week, new_episodes_per_clinician_week)
     line = _line_for_share(peak[np.isfinite(peak)], share)
     flagged = peak >= line
@@ -354,6 +393,7 @@ def fit_dropout_model(
         budget_per_clinician_week=budget_per_clinician_week,
         item_concern=item_concern,
         reliable_change=reliable_change,
+        missed_odds_factor=missed_odds_factor,
     )
 
 

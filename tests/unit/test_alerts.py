@@ -275,11 +275,13 @@ def test_evidence_the_clinician_saw_when_closing_does_not_reopen(status: AlertSt
     held = [*history, ors_sess(4, 19.0)]
     assert any(f.kind == "ors_reliable_deterioration" for f in evaluate_rules(held, ctx))
     assert reconcile([closed], evaluate_rules(held, ctx), held) == []
-    # a new fall after the dismissal is new evidence
+    # a new fall after the dismissal is new evidence (confirmed by a second score: HIGH)
     worse = [*held, ors_sess(5, 12.0)]
+    assert reconcile([closed], evaluate_rules(worse, ctx), worse) == []  # one score: MEDIUM
+    worse.append(ors_sess(6, 13.0))
     (action,) = reconcile([closed], evaluate_rules(worse, ctx), worse)
     assert isinstance(action, Open)
-    assert action.finding.session_number == 5
+    assert action.finding.session_number == 6
 
 
 def test_an_auto_resolved_alert_does_not_block_backfilled_evidence() -> None:
@@ -296,6 +298,6 @@ def test_an_auto_resolved_alert_does_not_block_backfilled_evidence() -> None:
     )
     ctx = EpisodeContext(None, 25.0, AgeBand.ADULT, day(10))
     history = [ors_sess(1, 20.0), ors_sess(2, 14.0), ors_sess(3, 20.0), ors_sess(4, 20.0)]
-    history += [ors_sess(5, 13.0)]
+    history += [ors_sess(5, 13.0), ors_sess(6, 14.0)]
     (action,) = reconcile([auto], evaluate_rules(history, ctx), history)
     assert isinstance(action, Open)

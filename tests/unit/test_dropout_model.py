@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import random
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -58,7 +59,7 @@ def missed(week: int) -> SessionObservation:
 
 def context(model: DropoutModel | None) -> EpisodeContext:
     return EpisodeContext(
-        None, 25.0, AgeBand.ADULT, START + dt.timedelta(weeks=30), None, None, model
+        None, 25.0, AgeBand.ADULT, START + dt.timedelta(weeks=2), None, None, model
     )
 
 
@@ -236,6 +237,103 @@ def test_below_the_line_nothing_alerts_and_a_no_show_can_raise_the_alert_at_once
     assert finding.evidence["signals"][0]["signal"] == "missed_appointments"
 
 
+def test_at_a_missed_appointment_a_new_alert_needs_the_stricter_line_an_open_one_holds() -> None:
+    """Above the plain line but below the missed-appointment line (odds x factor): listed and
+    holding, not opening; at or above it, opening. An alert opened at the session before holds
+    through the miss."""
+    model = fitted()
+    factor = model.missed_odds_factor
+    assert factor == 1.0  # fitted() keeps the default of the domain function
+    strict = replace(model, missed_odds_factor=3.0)
+    odds = strict.missed_line / (1 - strict.missed_line)
+    assert odds == pytest.approx(3.0 * model.line / (1 - model.line))
+
+    def after_misses(v: float, misses: int) -> list[SessionObservation]:
+        return [srs_session(1, (v, v, v, v)), *(missed(w) for w in range(1, misses + 1))]
+
+    def finding(m: DropoutModel, obs: list[SessionObservation]) -> Finding | None:
+        found = [f for f in evaluate_rules(obs, context(m)) if f.kind == "dropout_risk"]
+        return found[0] if found else None
+
+    grid = [round(10.0 - k / 10, 1) for k in range(0, 60)]
+    # a first session below the line whose misses take it above the line, not above the strict one
+    between = next(
+        (v, n)
+        for v in grid
+        for n in (1, 2, 3)
+        if finding(strict, after_misses(v, 0)) is None
+        and (f := finding(strict, after_misses(v, n))) is not None
+        and f.evidence["probability"] < strict.missed_line
+    )
+    listed = finding(strict, after_misses(*between))
+    assert listed is not None
+    assert not listed.alerts
+    assert listed.evidence["line_at_missed_appointment"] == round(strict.missed_line, 3)
+    assert finding(model, after_misses(*between)).alerts  # type: ignore[union-attr]
+    # far enough above: the miss opens the alert for outreach at once
+    above = next(
+        after_misses(v, n)
+        for v in grid
+        for n in (1, 2, 3)
+        if (f := finding(strict, after_misses(v, n))) is not None
+        and f.alerts
+        and f.session_number is None
+    )
+    assert finding(strict, above).evidence["probability"] >= strict.missed_line  # type: ignore[union-attr]
+    # a session above the line, then a miss: the open alert holds (a finding stays listed)
+    flagged = next(v for v in grid if (f := finding(strict, after_misses(v, 0))) and f.alerts)
+    held = finding(strict, after_misses(flagged, 1))
+    assert held is not None
+
+
+def test_training_line_judges_missed_appointments_as_the_rule_does() -> None:
+    """With a missed-appointment factor the line is set on where episodes would first *open* an
+    alert, so the share of training episodes flagged stays within the budget's share."""
+    episodes = cohort(800)
+    share = allowed_share(1.0, 2.0)
+    lines = []
+    for factor in (1.0, 3.0):
+        model = fit_dropout_model(
+            episodes,
+            budget_per_clinician_week=1.0,
+            new_episodes_per_clinician_week=2.0,
+            item_concern=9.0,
+            reliable_change=5.0,
+            missed_odds_factor=factor,
+        )
+        assert model is not None
+        assert model.missed_odds_factor == factor
+        assert 0.8 * share <= model.flagged_share <= share
+        # replaying the rule over each training episode opens as often as the line promised
+        opened = sum(
+            any(
+                e is not None and e.opens
+                for k in range(1, len(ep.observations) + 1)
+                for e in model.recent_estimates(ep.observations[:k], 1)
+            )
+            for ep in episodes
+        )
+        assert opened == round(model.flagged_share * len(episodes))
+        lines.append(model.line)
+    # misses count for less, so the same share needs a line no higher
+    assert lines[1] <= lines[0]
+
+
+def test_an_appointment_older_than_the_gap_setting_opens_no_dropout_alert() -> None:
+    """A backfill of old sessions (or a daily re-check long after the appointment) lists the
+    estimate but opens nothing: it was judged when the appointment was recorded."""
+    model = fitted()
+    obs = [srs_session(1, (9.0, 4.0, 8.0, 8.0))]
+    late = EpisodeContext(
+        None, 25.0, AgeBand.ADULT, START + dt.timedelta(days=22), None, None, model
+    )
+    (stale,) = [f for f in evaluate_rules(obs, late) if f.kind == "dropout_risk"]
+    assert not stale.alerts
+    on_time = replace(late, today=START + dt.timedelta(days=21))
+    (fresh,) = [f for f in evaluate_rules(obs, on_time) if f.kind == "dropout_risk"]
+    assert fresh.alerts
+
+
 def test_reliable_deterioration_still_alerts_with_a_model_and_holds_until_two_scores_clear() -> (
     None
 ):
@@ -244,7 +342,11 @@ def test_reliable_deterioration_still_alerts_with_a_model_and_holds_until_two_sc
     obs = [srs_session(1, items, ors=20.0), srs_session(2, items, ors=14.0)]
     findings = evaluate_rules(obs, context(model))
     opened = {a.kind for a in reconcile([], findings, obs) if isinstance(a, Open)}
-    assert "ors_reliable_deterioration" in opened
+    assert "ors_reliable_deterioration" not in opened  # one score: listed (MEDIUM), no alert
+    obs.append(srs_session(3, items, ors=14.5))
+    findings = evaluate_rules(obs, context(model))
+    opened = {a.kind for a in reconcile([], findings, obs) if isinstance(a, Open)}
+    assert "ors_reliable_deterioration" in opened  # confirmed by a second score
 
     def holds(history: list[SessionObservation]) -> bool:
         return any(
@@ -252,9 +354,9 @@ def test_reliable_deterioration_still_alerts_with_a_model_and_holds_until_two_sc
             for f in evaluate_rules(history, context(None), RiskSettings())
         )
 
-    one_clear = [*obs, srs_session(3, items, ors=19.0)]
+    one_clear = [*obs, srs_session(4, items, ors=19.0)]
     assert holds(one_clear)  # one better score is not recovery
-    assert not holds([*one_clear, srs_session(4, items, ors=19.5)])
+    assert not holds([*one_clear, srs_session(5, items, ors=19.5)])
 
 
 def test_a_signal_with_the_wrong_sign_is_dropped_not_given_a_negative_weight() -> None:

@@ -189,6 +189,39 @@ def test_reliable_deterioration_is_five_points_below_intake(latest: float, fires
     assert ("ors_reliable_deterioration" in found) is fires
 
 
+@pytest.mark.parametrize(
+    ("scores", "severity"),
+    [
+        ((15.0,), Severity.MEDIUM),  # one score reliably worse: listed, no alert
+        ((15.0, 15.0), Severity.HIGH),  # confirmed by the next score
+        ((15.0, 15.1), None),  # the next is back within the reliable change: holds, MEDIUM
+        ((10.1,), Severity.MEDIUM),  # 9.9 below intake: still one score
+        ((10.0,), Severity.HIGH),  # 10 below intake (twice the reliable change): at once
+        ((15.0, 18.0, 15.0), Severity.MEDIUM),  # not in a row
+    ],
+)
+def test_reliable_deterioration_alerts_when_confirmed_or_large(
+    scores: tuple[float, ...], severity: Severity | None
+) -> None:
+    """Severity grades the evidence: one reliably worse score MEDIUM, two in a row or a fall of
+    ``deterioration_large_points`` HIGH (the severity that opens alerts by default)."""
+    obs = [sess(1), *(sess(n, ors=v) for n, v in enumerate(scores, start=2))]
+    found = kinds(obs)["ors_reliable_deterioration"]
+    assert found.severity is (severity or Severity.MEDIUM)
+    assert found.alerts is (severity is not None)  # held over from an earlier score: no opening
+    assert found.evidence["alert_after_scores"] == 2
+
+
+def test_deterioration_confirmation_is_a_clinic_setting() -> None:
+    """With ``deterioration_confirm_scores`` = 1 a single reliably worse score is HIGH."""
+    found = kinds([sess(1), sess(2, ors=15.0)], deterioration_confirm_scores=1)
+    assert found["ors_reliable_deterioration"].severity is Severity.HIGH
+    with pytest.raises(FitError):
+        RiskSettings(deterioration_confirm_scores=0)
+    with pytest.raises(FitError):
+        RiskSettings(dropout_missed_odds_factor=0.5)
+
+
 def test_not_on_track_uses_precomputed_flag_and_names_model() -> None:
     """on_track False at the latest ORS fires and says which model judged it."""
     obs = [sess(1), sess(2, on_track=False, band_low=21.0, trajectory_model="clinic_etr_v1")]
