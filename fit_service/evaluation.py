@@ -80,12 +80,13 @@ episodes that had *ended* before the day it is used (first on the warm-up, then 
 ``REFIT_WEEKS`` weeks), labelled by whether they were dropouts, with its line set by
 ``RiskSettings.dropout_alerts_per_clinician_week`` and the intake rate of the previous 12 weeks:
 exactly the data a live clinic would have. Nothing from the measured episodes' futures is used.
-The model is judged after every appointment; at a missed one a new alert needs odds
-``dropout_missed_odds_factor`` times the line's, and an appointment older than ``max_gap_days``
-(the 28-day follow-up check) opens none. Reliable deterioration alerts once confirmed (two
-scores in a row, or 10 points). ``dropout_alerts_per_clinician_week`` was chosen on the
-calibration seeds only (the largest keeping all alerts at or below 2 per clinician-week); the
-held-out seeds are the figures to quote.
+The model is judged after every appointment; at a missed one without an alliance concern at
+the session before, a new alert needs odds ``dropout_missed_odds_factor`` times the line's, and
+the 28-day follow-up (a scheduled re-check) opens no dropout alert. Reliable deterioration
+alerts once confirmed (two scores in a row, or 10 points).
+``dropout_alerts_per_clinician_week`` was chosen on the calibration seeds only (the largest
+keeping all alerts at or below 2 per clinician-week); the held-out seeds are the figures to
+quote.
 The "rules only" row is a clinic without a model yet.
 
 Ceiling and reference (rows printed beside the rules; neither is a rule set):
@@ -407,9 +408,10 @@ def replay(
     def new_id() -> str:
         return f"{episode.episode_id}-a{next(ids)}"
 
-    checks = [(i + 1, o.date) for i, o in enumerate(episode.observations)]
-    checks += [(len(episode.observations), day) for day in episode.followups]
-    for upto, today in checks:
+    # (appointments so far, day, a scheduled re-check rather than a recorded appointment)
+    checks = [(i + 1, o.date, False) for i, o in enumerate(episode.observations)]
+    checks += [(len(episode.observations), day, True) for day in episode.followups]
+    for upto, today, recheck in checks:
         history = episode.observations[:upto]
         context = EpisodeContext(
             episode.intake,
@@ -417,6 +419,7 @@ def replay(
             AgeBand.ADULT,
             today,
             dropout_model=dropout_model(today) if dropout_model else None,
+            recheck=recheck,
         )
         findings = findings_fn(history, context, settings)
         actions = reconcile(alerts, findings, history, settings)
@@ -589,6 +592,7 @@ def clinic_dropout_model(
         new_episodes_per_clinician_week=recent / (a.clinicians * INTAKE_RATE_WEEKS),
         item_concern=settings.srs_item_concern,
         reliable_change=settings.reliable_change,
+        srs_concern_total=settings.srs_concern_total,
         missed_odds_factor=settings.dropout_missed_odds_factor,
     )
 
@@ -863,7 +867,8 @@ def summarise(cohort: Cohort) -> CohortSummary:
             crossing[0] += 1
             crossing[1] += any(worse)
             crossing[2] += any(runs) or any(
-                c <= -settings.deterioration_large_points for c in scores
+                c <= -settings.deterioration_large_multiple * settings.reliable_change
+                for c in scores
             )
     drop, comp = early[True], early[False]
     pooled = math.sqrt(
@@ -985,26 +990,37 @@ def run(seed: int = 1, assumptions: CohortAssumptions | None = None) -> str:
 
 
 CALIBRATION_SEEDS = (1, 2, 3, 4, 5)
-HELD_OUT_SEEDS = (11, 12, 13, 14, 15)
+#: held out until 2026-11-23, then looked at while choosing the budget: no longer a clean test
+DEVELOPMENT_SEEDS = (11, 12, 13, 14, 15)
+#: held out: first run once, after the 2026-11-23 budget had been fixed on the calibration seeds
+HELD_OUT_SEEDS = (21, 22, 23, 24, 25)
 
 
 def run_seed_sets(
     calibration: Sequence[int] = CALIBRATION_SEEDS,
     held_out: Sequence[int] = HELD_OUT_SEEDS,
     assumptions: CohortAssumptions | None = None,
+    *,
+    development: Sequence[int] = (),
 ) -> str:
-    """Pooled rows over the calibration seeds and over the held-out seeds, side by side.
+    """Pooled rows over the calibration seeds, any development seeds and the held-out seeds.
 
-    Anything fitted or calibrated (the fitted reference score) uses the calibration seeds only;
-    the held-out rows are the honest figures.
+    Anything fitted or calibrated (the fitted reference score, the default budget) uses the
+    calibration seeds only; the held-out rows are the honest figures. Development seeds were
+    once held out but have been looked at while choosing settings: printed for continuity.
     """
     weights = fit_observable_reference(calibration)
+    dev = f"; development {', '.join(map(str, development))}" if development else ""
     lines = [
-        f"Pooled over seeds: calibration {', '.join(map(str, calibration))}; held out "
+        f"Pooled over seeds: calibration {', '.join(map(str, calibration))}{dev}; held out "
         f"{', '.join(map(str, held_out))} (the reference score is fitted on calibration only)",
         "",
     ]
-    for label, seeds in (("calibration", calibration), ("held out", held_out)):
+    sets = [("calibration", calibration)]
+    if development:
+        sets.append(("development (seen while tuning, not held out)", development))
+    sets.append(("held out", held_out))
+    for label, seeds in sets:
         per: dict[str, list[Metrics]] = {}
         for seed in seeds:
             cohort = generate_cohort(seed, assumptions)
@@ -1032,6 +1048,6 @@ def run_seed_sets(
         "reference and CEILING use one alert per episode and the whole budget of "
         f"{ALERT_BUDGET:g} alerts per clinician-week; the default row gives the dropout model "
         f"{RiskSettings().dropout_alerts_per_clinician_week:g} a week and also alerts on reliable "
-        "deterioration (harm, alerted whatever the dropout risk)."
+        "deterioration once confirmed (harm, alerted whatever the dropout risk)."
     )
     return "\n".join(lines)

@@ -26,13 +26,15 @@ reaches the line. The line is the lowest that, over the training episodes, flags
 ``budget / new episodes per clinician-week`` of them - so a clinician gets about ``budget``
 dropout-risk alerts a week (``RiskSettings.dropout_alerts_per_clinician_week``).
 
-At a missed appointment the estimate is computed too (a miss raises it at once), but a new alert
-needs odds ``missed_odds_factor`` times the line's (``RiskSettings.dropout_missed_odds_factor``):
-the clinician already sees the miss in their own calendar, so an alert there must add something
-- that this miss, after what came before, makes dropout clearly likely. Many misses come from
-clients who have in fact already left; an alert at each would spend the budget on outreach that
-no longer prevents anything the alert could have prevented a session earlier. The training line
-judges missed appointments the same way, so the budget still holds.
+At a missed appointment the estimate is computed too (a miss raises it at once). After a
+session with an alliance concern (SRS total below the concern line or an item below the item
+line: domain.md §6, "no-shows ... stronger after a low SRS") the miss is judged at the line like
+any appointment: that is the moment for outreach. After a session without one, a new alert needs
+odds ``missed_odds_factor`` times the line's (``RiskSettings.dropout_missed_odds_factor``): the
+clinician sees the miss in their own calendar, so an alert there must add something, and many
+such misses come from clients who have already left, where an alert spends the budget on
+nothing an earlier alert could not have done. The training line judges missed appointments the
+same way, so the budget still holds.
 """
 
 from __future__ import annotations
@@ -93,6 +95,28 @@ SOURCE = (
 _RIDGE = 1e-3
 _NEWTON_STEPS = 50
 _SRS_MAX = 40.0
+
+
+def strict_rows(
+    obs: Sequence[SessionObservation], *, srs_concern_total: float, item_concern: float
+) -> list[bool]:
+    """For each row of :func:`appointment_features`: is it a missed appointment whose latest
+    attended session showed no alliance concern (so a new alert needs the stricter line)?"""
+    out: list[bool] = []
+    concern = False
+    session = 0
+    for o in obs:
+        if o.attended:
+            session = o.session_number or session
+            total = o.srs_total
+            items = [v for k, v in (o.alliance_items or {}).items() if k in SRS.item_legs]
+            concern = (total is not None and total < srs_concern_total) or (
+                bool(items) and min(items) < item_concern
+            )
+        if not session:
+            continue
+        out.append(not o.attended and not concern)
+    return out
 
 
 def appointment_features(
@@ -218,8 +242,11 @@ class DropoutModel:
     budget_per_clinician_week: float
     item_concern: float
     reliable_change: float
-    #: a new alert at a missed appointment needs odds this many times the line's
-    missed_odds_factor: float = 1.0
+    #: SRS total below this is an alliance concern (then a miss is judged at the plain line)
+    srs_concern_total: float
+    #: a new alert at a missed appointment without an alliance concern before it needs odds
+    #: this many times the line's
+    missed_odds_factor: float
 
     @property
     def label(self) -> str:
@@ -238,13 +265,16 @@ class DropoutModel:
         rows = appointment_features(
             obs, item_concern=self.item_concern, reliable_change=self.reliable_change
         )
+        strict = strict_rows(
+            obs, srs_concern_total=self.srs_concern_total, item_concern=self.item_concern
+        )
         out: list[DropoutEstimate | None] = []
         for back in range(min(count, len(obs))):
             row = rows[len(rows) - 1 - back] if back < len(rows) else None
             # every appointment from the first attended one on has a row: match by identity
             same = row is not None and row[0] is obs[len(obs) - 1 - back]
             if same and row is not None:
-                out.append(self._estimate_row(row[1], attended=row[0].attended))
+                out.append(self._estimate_row(row[1], strict=strict[len(rows) - 1 - back]))
             else:
                 out.append(None)
         return out
@@ -257,7 +287,7 @@ class DropoutModel:
         odds = self.missed_odds_factor * self.line / (1.0 - self.line)
         return odds / (1.0 + odds)
 
-    def _estimate_row(self, x: np.ndarray, *, attended: bool) -> DropoutEstimate:
+    def _estimate_row(self, x: np.ndarray, *, strict: bool) -> DropoutEstimate:
         w = np.array(self.weights)
         log_odds = float(x @ w)
         parts = [
@@ -266,7 +296,7 @@ class DropoutModel:
             if name in FEATURE_CONCERNS and x[i + 1] != 0.0
         ]
         parts.sort(key=lambda kv: -kv[1])
-        opening = self.line if attended else self.missed_line
+        opening = self.missed_line if strict else self.line
         return DropoutEstimate(_sigmoid(log_odds), self.line, tuple(parts), opening)
 
     def evidence(self, estimate: DropoutEstimate) -> dict[str, Any]:
@@ -347,21 +377,23 @@ def fit_dropout_model(
     new_episodes_per_clinician_week: float,
     item_concern: float,
     reliable_change: float,
-    missed_odds_factor: float = 1.0,
+    srs_concern_total: float,
+    missed_odds_factor: float,
 ) -> DropoutModel | None:
     """Fit on closed episodes and set the alert line; ``None`` when there are too few
     dropouts or non-dropouts (:data:`MIN_EVENTS`, Peduzzi et al. 1996).
 
-    The line is set on where each episode would first *open* an alert: at an attended session
-    its estimate meets the line, at a missed one its odds meet ``missed_odds_factor`` times the
-    line's (so a missed row's log-odds count less by ``log(missed_odds_factor)``)."""
+    The line is set on where each episode would first *open* an alert: at an attended session,
+    or a miss after an alliance concern, its estimate meets the line; at another miss its odds
+    meet ``missed_odds_factor`` times the line's (that row's log-odds count less by
+    ``log(missed_odds_factor)``; :func:`strict_rows`)."""
     dropouts = sum(1 for e in episodes if e.dropout)
     if dropouts < MIN_EVENTS or len(episodes) - dropouts < MIN_EVENTS:
         return None
     blocks: list[np.ndarray] = []
     labels: list[np.ndarray] = []
     owners: list[int] = []
-    missed: list[bool] = []
+    strict: list[bool] = []
     for index, e in enumerate(episodes):
         rows = appointment_features(
             e.observations, item_concern=item_concern, reliable_change=reliable_change
@@ -371,12 +403,16 @@ def fit_dropout_model(
         blocks.append(np.array([r for _, r in rows]))
         labels.append(np.full(len(rows), float(e.dropout)))
         owners.extend([index] * len(rows))
-        missed.extend(not o.attended for o, _ in rows)
+        strict.extend(
+            strict_rows(
+                e.observations, srs_concern_total=srs_concern_total, item_concern=item_concern
+            )
+        )
     x = np.vstack(blocks)
     y = np.concatenate(labels)
     w = fit_signs_constrained(x, y)
     # each episode's highest log-odds as the alert judges it: flagged iff that reaches the line
-    judged = x @ w - np.where(np.array(missed), math.log(missed_odds_factor), 0.0)
+    judged = x @ w - np.where(np.array(strict), math.log(missed_odds_factor), 0.0)
     peak = np.full(len(episodes), -np.inf)
     np.maximum.at(peak, np.array(owners), judged)
     share = allowed_share(budget_per_clinician_week, new_episodes_per_clinician_week)
@@ -393,6 +429,7 @@ def fit_dropout_model(
         budget_per_clinician_week=budget_per_clinician_week,
         item_concern=item_concern,
         reliable_change=reliable_change,
+        srs_concern_total=srs_concern_total,
         missed_odds_factor=missed_odds_factor,
     )
 

@@ -196,6 +196,9 @@ class EpisodeContext:
     #: enough closed episodes; then :func:`dropout_risk` alerts and the signals it combines
     #: (:data:`DROPOUT_MODEL_KINDS`) are listed but no longer alert one by one.
     dropout_model: DropoutModel | None = None
+    #: True when the rules run on the schedule (time-based signals), not because an appointment
+    #: was recorded: then the dropout model opens no alert (see :func:`dropout_risk`).
+    recheck: bool = False
 
 
 def _frozen_map(value: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -249,12 +252,12 @@ class RiskSettings:
     #: comparison; over an episode's six or so scores an unchanged client crosses it once by
     #: chance (on the synthetic cohort, seeds 1-5: about 6% of the clients not reliably worse
     #: at the end crossed it on the way, about 2% twice in a row or by
-    #: ``deterioration_large_points``; ``./dev evaluate-alerts`` prints this per seed, beside 6%
+    #: ``deterioration_large_multiple``; ``./dev evaluate-alerts`` prints this per seed, beside 6%
     #: reliably worse at the end). 1 restores alerting on a single score.
     deterioration_confirm_scores: int = 2
-    #: HEURISTIC: a single score at least this far below intake is HIGH at once (twice the
-    #: 5-point reliable change, domain.md §3: beyond what measurement error explains).
-    deterioration_large_points: float = 10.0
+    #: HEURISTIC: a single score at least this many reliable changes below intake is HIGH at
+    #: once (2 x 5 points, domain.md §3: beyond what measurement error explains).
+    deterioration_large_multiple: float = 2.0
     #: findings below this severity are listed (and set the level) but do not open alerts.
     #: Default HIGH: on the synthetic cohort (fit_service/evaluation.py) MEDIUM opens about 8
     #: alerts per clinician-week against a budget of 2; HIGH about 2. A clinic that wants every
@@ -262,11 +265,11 @@ class RiskSettings:
     alert_min_severity: Severity = Severity.HIGH
     #: dropout-risk alerts a clinician should get a week once the clinic's dropout model is
     #: fitted (it sets the model's alert line; fit_service/domain/dropout_model.py). HEURISTIC:
-    #: 1.78, the largest value (in steps of 0.01 from 1.75; 1.8 gave 2.01) keeping all alerts -
-    #: with confirmed deterioration (~0.16) and re-opened ones - at or below 2 per
-    #: clinician-week (issue 4's budget) on the evaluation's calibration seeds 1-5
-    #: (``./dev evaluate-alerts``); the held-out seeds were not consulted.
-    dropout_alerts_per_clinician_week: float = 1.78
+    #: 1.76, chosen on the evaluation's calibration seeds 1-5 (``./dev evaluate-alerts``) as the
+    #: largest value (steps of 0.01) whose pooled rate of *all* alerts - with confirmed
+    #: deterioration (~0.16) and re-opened ones - stays at or below issue 4's budget of 2 per
+    #: clinician-week by 1.645 standard errors of that rate across seeds (1.973 + 0.025).
+    dropout_alerts_per_clinician_week: float = 1.76
     #: HEURISTIC: at a missed appointment a new dropout-risk alert needs the model's odds to be
     #: this many times its line's (the clinician sees the miss already; see
     #: fit_service/domain/dropout_model.py). An alert already open holds at the plain line.
@@ -282,14 +285,12 @@ class RiskSettings:
             50.0,
             open_low=True,
         )
-        _check_range(
-            "dropout_missed_odds_factor", self.dropout_missed_odds_factor, 1.0, 1000.0
-        )
+        _check_range("dropout_missed_odds_factor", self.dropout_missed_odds_factor, 1.0, 1000.0)
+        _check_range("deterioration_large_multiple", self.deterioration_large_multiple, 1.0, 10.0)
         for name in (
             "srs_decline_points",
             "reliable_change",
             "wai_decline_points",
-            "deterioration_large_points",
         ):
             _check_range(name, getattr(self, name), 0.0, 40.0, open_low=True)
         _check_range("wai_floor", self.wai_floor, 4.0, 20.0)
@@ -638,11 +639,13 @@ def ors_deterioration(
     """An outcome at least the reliable change below intake (domain.md §3/§4).
 
     MEDIUM for one such score; HIGH (an alert) once ``deterioration_confirm_scores`` scores in
-    a row are reliably worse, or one is ``deterioration_large_points`` below intake: a single
-    crossing of a 95% bound, tested at every session, is often noise (see the setting). It
-    holds until ``deterioration_clear_sessions`` outcome scores in a row are back within the
-    reliable change (one better score after a reliable fall is not recovery: the same rule the
-    issue sets for the alliance), and names the latest score that was reliably worse.
+    a row are reliably worse, or one is ``deterioration_large_multiple`` reliable changes below
+    intake: a single crossing of a 95% bound, tested at every session, is often noise (see the
+    setting). It holds until ``deterioration_clear_sessions`` outcome scores in a row are back
+    within the reliable change (one better score after a reliable fall is not recovery: the
+    same rule the issue sets for the alliance), and names the latest score that was reliably
+    worse. HIGH when any score still holding the finding ends a confirming run or is a large
+    fall, so a better score can only lower the severity, whatever the settings.
     """
     scored = _with_outcome(obs)
     intake = _intake(obs, context)
@@ -656,14 +659,22 @@ def ors_deterioration(
     worse = [i for i in recent if reliably_worse[i]]
     if not worse:
         return []
-    at_index = worse[-1]
-    at = scored[at_index]
+    at = scored[worse[-1]]
     change = at.outcome_total - intake  # type: ignore[operator]
-    run = 0  # reliably worse scores in a row, ending at ``at``
-    while at_index - run >= 0 and reliably_worse[at_index - run]:
-        run += 1
+    large_fall = settings.deterioration_large_multiple * settings.reliable_change
+
+    def run_to(i: int) -> int:  # reliably worse scores in a row, ending at score i
+        run = 0
+        while i - run >= 0 and reliably_worse[i - run]:
+            run += 1
+        return run
+
+    run = max(run_to(i) for i in worse)
+    large = any(
+        scored[i].outcome_total - intake <= -large_fall  # type: ignore[operator]
+        for i in worse
+    )
     confirmed = run >= settings.deterioration_confirm_scores
-    large = change <= -settings.deterioration_large_points
     finding = _finding(
         "ors_reliable_deterioration",
         Concern.OUTCOME,
@@ -678,7 +689,7 @@ def ors_deterioration(
             "threshold": -settings.reliable_change,
             "scores_in_a_row": run,
             "alert_after_scores": settings.deterioration_confirm_scores,
-            "alert_at_change": -settings.deterioration_large_points,
+            "alert_at_change": -large_fall,
             "clear_after_sessions": settings.deterioration_clear_sessions,
             "source": SOURCE_RELIABLE_CHANGE,
         },
@@ -925,15 +936,15 @@ def dropout_risk(
     model = context.dropout_model
     if model is None or not obs:
         return []
-    # Judged after every appointment: a no-show raises the estimate at once; a client who
-    # stops coming after a poor session is flagged at the miss when the model's odds reach the
-    # stricter missed-appointment line (``dropout_missed_odds_factor``). Like an alliance alert,
-    # it holds until the estimate has been below the line at ``alliance_clear_sessions``
-    # appointments in a row (one better session is not a repair); held over, or above the line
-    # but below the missed-appointment line, it keeps a live alert open but opens none.
-    # Nor does it open on an appointment more than ``max_gap_days`` before today (a backfill of
-    # old sessions, or a daily re-check after a refit moved the line): the estimate was judged
-    # when that appointment was recorded, and after the gap the long-gap rule speaks.
+    # Judged after every appointment: a no-show raises the estimate at once. A miss after a
+    # session with an alliance concern is judged at the line (outreach now); a miss after one
+    # without needs the stricter missed-appointment line (``dropout_missed_odds_factor``;
+    # fit_service/domain/dropout_model.py says why). Like an alliance alert, it holds until the
+    # estimate has been below the line at ``alliance_clear_sessions`` appointments in a row (one
+    # better session is not a repair); held over, or between the two lines at a miss, it keeps
+    # a live alert open but opens none. On the daily re-check (``context.recheck``) it opens
+    # nothing: the estimate was judged when the appointment was recorded, and a refit moving
+    # the line is not news about the client.
     held = 0
     estimate = None
     for back, candidate in enumerate(model.recent_estimates(obs, settings.alliance_clear_sessions)):
@@ -942,8 +953,7 @@ def dropout_risk(
             break
     if estimate is None:
         return []
-    current = (context.today - obs[-1].date).days <= settings.max_gap_days
-    opens = not held and estimate.opens and current
+    opens = not held and estimate.opens and not context.recheck
     obs = obs[: len(obs) - held]
     concern = estimate.main_concern
     if concern is Concern.GLOBAL_ALLIANCE:
@@ -971,8 +981,9 @@ def dropout_risk(
 
 #: kinds whose signal the clinic's dropout model combines: with a model they no longer open
 #: alerts one by one (one dropout-risk alert names them instead). Reliable deterioration is not
-#: among them: it is harm, which the clinician must hear of whatever the dropout risk. Nor are
-#: the signals the model does not encode (SRS decline, WAI-SR, long gaps): they alert alone.
+#: among them: it is harm, which the clinician hears of (once confirmed, see
+#: :func:`ors_deterioration`) whatever the dropout risk. Nor are the signals the model does not
+#: encode (SRS decline, WAI-SR, long gaps): they keep their own findings and severities.
 DROPOUT_MODEL_KINDS = frozenset(
     {
         "early_low_alliance",

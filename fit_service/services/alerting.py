@@ -122,6 +122,7 @@ def _context(
     limits: thresholds.ClinicThresholds = thresholds.DEFAULT,
     dropout_model: DropoutModel | None = None,
     wai_reference: Mapping[int, Mapping[str, float]] | None = None,
+    recheck: bool = False,
 ) -> EpisodeContext:
     band = AgeBand(history.age_band)
     return EpisodeContext(
@@ -132,6 +133,7 @@ def _context(
         goal_sheet=goal_sheet,
         wai_reference=wai_reference,
         dropout_model=dropout_model,
+        recheck=recheck,
     )
 
 
@@ -290,10 +292,13 @@ def reassess(
     today: date,
     *,
     refresh_guidance: bool = False,
+    recheck: bool = False,
 ) -> AssessmentSummary:
     """Assess open episodes as of ``today``; store levels, alert actions and deliveries in the
     caller's transaction (the caller commits). ``refresh_guidance`` also rewrites the guidance
-    of live alerts whose finding still holds (after the goal sheet changed)."""
+    of live alerts whose finding still holds (after the goal sheet changed). ``recheck``: no
+    appointment was recorded (the daily schedule, a goal-sheet edit), so the dropout model
+    opens no alert (:func:`fit_service.domain.risk.dropout_risk`)."""
     db = uow.session
     summary = AssessmentSummary()
     open_histories = [
@@ -324,7 +329,9 @@ def reassess(
     for history in open_histories:
         try:
             obs = observations(history, settings, models[history.age_band])
-            context = _context(history, today, sheets.get(history.row_id), limits, dropout, wai)
+            context = _context(
+                history, today, sheets.get(history.row_id), limits, dropout, wai, recheck
+            )
             assessment = assess_episode(obs, context, settings)
             actions = lifecycle.reconcile(
                 [a.domain() for a in stored[history.row_id]], assessment.findings, obs, settings
@@ -356,7 +363,9 @@ def reassess(
                 continue
             try:
                 assessment = assess_episode(
-                    e.obs, _context(e.history, today, sheet, limits, dropout, wai), settings
+                    e.obs,
+                    _context(e.history, today, sheet, limits, dropout, wai, recheck),
+                    settings,
                 )
                 actions = lifecycle.reconcile(
                     [a.domain() for a in stored[e.history.row_id]],

@@ -47,7 +47,7 @@ _MAX_ENTRIES = 256
 
 log = logging.getLogger(__name__)
 
-_Key = tuple[str, int, float, float, float, float, str, int]
+_Key = tuple[str, int, float, float, float, float, float, str, int]
 _cache: dict[_Key, tuple[float, int, DropoutModel | None]] = {}
 _fitting: dict[_Key, threading.Lock] = {}
 _lock = threading.Lock()
@@ -72,6 +72,7 @@ def clinic_dropout_model(
         str(uow.session.get_bind().url),
         clinic_id,
         risk.srs_item_concern,
+        risk.srs_concern_total,
         risk.reliable_change,
         risk.dropout_alerts_per_clinician_week,
         risk.dropout_missed_odds_factor,
@@ -144,6 +145,7 @@ def fit_clinic_model(
         new_episodes_per_clinician_week=intake_rate(uow, clinic_id, today),
         item_concern=limits.risk.srs_item_concern,
         reliable_change=limits.risk.reliable_change,
+        srs_concern_total=limits.risk.srs_concern_total,
         missed_odds_factor=limits.risk.dropout_missed_odds_factor,
     )
 

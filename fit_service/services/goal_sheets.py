@@ -142,7 +142,12 @@ def put_goal_sheet(
     # Live alerts' guidance quotes the goal and the steps: bring it up to date now.
     histories = load_histories(db, [episode_row])
     alerting.reassess(
-        uow, principal, histories.values(), alerting.clinic_today(principal), refresh_guidance=True
+        uow,
+        principal,
+        histories.values(),
+        alerting.clinic_today(principal),
+        refresh_guidance=True,
+        recheck=True,
     )
     view = {
         "episode_id": str(episode_id),

@@ -87,7 +87,7 @@ def _chunk(
                 if not ids:
                     return AssessmentSummary(), None
                 histories = load_histories(uow.session, ids)
-                summary = reassess(uow, principal, histories.values(), today)
+                summary = reassess(uow, principal, histories.values(), today, recheck=True)
                 uow.commit()
                 return summary, ids[-1]
         except IntegrityError:

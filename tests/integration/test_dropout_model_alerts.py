@@ -7,6 +7,7 @@ import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import Engine, select
 
@@ -97,6 +98,8 @@ def test_a_clinic_with_history_gets_one_dropout_alert_naming_the_leg(
     assert evidence["model"].startswith(f"clinic dropout model ({HISTORY} closed episodes")
     assert evidence["probability"] >= evidence["line"]
     assert evidence["signals"]
+    # the clinic's missed-appointment setting reached the fit (default 3, odds ratio)
+    assert missed_odds_ratio(evidence) == pytest.approx(3.0, rel=0.02)
 
     feed = client.get("/v1/alerts", headers=tenant.auth("manager"))
     assert feed.status_code == 200
@@ -113,6 +116,48 @@ def test_a_clinic_with_history_gets_one_dropout_alert_naming_the_leg(
     reasons = " ".join(risk["reasons"])
     assert "dropout_risk" in reasons
     assert "early_low_alliance" in reasons  # still listed: the evidence behind the estimate
+
+
+def missed_odds_ratio(evidence: dict[str, Any]) -> float:
+    line, missed = evidence["line"], evidence["line_at_missed_appointment"]
+    return (missed / (1 - missed)) / (line / (1 - line))
+
+
+def test_the_missed_appointment_setting_refits_the_model(
+    client: FlaskClient, tenant: Tenant, engine: Engine
+) -> None:
+    """Changing ``risk.dropout_missed_odds_factor`` gives a model fitted with the new factor
+    (it is part of the cache key and passed to the fit), not the cached one."""
+    dropout_models._cache.clear()
+    build_history(client, tenant, engine)
+    # a write before the change fits and caches the model with the default factor
+    fine = session_payload(
+        ehr_session_id="N0", client_id="NEW-0", date=TODAY.isoformat(), ratings=[ors(15), srs(10)]
+    )
+    assert client.post("/v1/sessions", json=fine, headers=tenant.auth()).status_code == 201
+    assert any(model is not None for _, _, model in dropout_models._cache.values())
+    r = client.put(
+        "/v1/settings",
+        json={"risk": {"dropout_missed_odds_factor": 6}},
+        headers=tenant.auth("admin"),
+    )
+    assert r.status_code == 200, r.json
+    assert r.json["risk"]["dropout_missed_odds_factor"] == 6
+    low = session_payload(
+        ehr_session_id="N1", client_id="NEW-1", date=TODAY.isoformat(), ratings=[ors(15), srs(5.5)]
+    )
+    assert client.post("/v1/sessions", json=low, headers=tenant.auth()).status_code == 201
+    with engine.connect() as conn:
+        (evidence,) = (
+            conn.execute(
+                select(Alert.evidence)
+                .join(Client, Client.id == Alert.client_id)
+                .where(Client.external_id == "NEW-1", Alert.kind == "dropout_risk")
+            )
+            .scalars()
+            .all()
+        )
+    assert missed_odds_ratio(evidence) == pytest.approx(6.0, rel=0.02)
 
 
 def test_a_young_clinic_keeps_the_rules(

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fit_service.domain.alerts import Open, reconcile
+from fit_service.domain.alerts import Open, apply_actions, reconcile
 from fit_service.domain.dropout_model import (
     FEATURE_CONCERNS,
     FEATURES,
@@ -113,6 +113,8 @@ def test_too_few_dropouts_for_ten_events_per_variable_gives_no_model() -> None:
         new_episodes_per_clinician_week=2.0,
         item_concern=9.0,
         reliable_change=5.0,
+        srs_concern_total=36.0,
+        missed_odds_factor=1.0,
     )
     assert fit_dropout_model(dropouts[: MIN_EVENTS - 1] + others, **kw) is None
     assert fit_dropout_model(dropouts[:MIN_EVENTS] + others, **kw) is not None
@@ -126,6 +128,8 @@ def test_the_line_flags_the_share_the_budget_allows(budget: float, rate: float) 
         new_episodes_per_clinician_week=rate,
         item_concern=9.0,
         reliable_change=5.0,
+        srs_concern_total=36.0,
+        missed_odds_factor=1.0,
     )
     assert model is not None
     share = allowed_share(budget, rate)
@@ -181,6 +185,8 @@ def fitted() -> DropoutModel:
         new_episodes_per_clinician_week=2.0,
         item_concern=9.0,
         reliable_change=5.0,
+        srs_concern_total=36.0,
+        missed_odds_factor=1.0,
     )
     assert model is not None
     return model
@@ -238,52 +244,77 @@ def test_below_the_line_nothing_alerts_and_a_no_show_can_raise_the_alert_at_once
 
 
 def test_at_a_missed_appointment_a_new_alert_needs_the_stricter_line_an_open_one_holds() -> None:
-    """Above the plain line but below the missed-appointment line (odds x factor): listed and
-    holding, not opening; at or above it, opening. An alert opened at the session before holds
-    through the miss."""
+    """After a session without an alliance concern, a miss that takes the estimate above the
+    plain line but not the missed-appointment line (odds x factor) is listed and holds an open
+    alert, but opens none; at or above the stricter line it opens. After a session *with* a
+    concern, the same miss is judged at the plain line: outreach now."""
     model = fitted()
-    factor = model.missed_odds_factor
-    assert factor == 1.0  # fitted() keeps the default of the domain function
+    assert model.missed_odds_factor == 1.0
     strict = replace(model, missed_odds_factor=3.0)
     odds = strict.missed_line / (1 - strict.missed_line)
     assert odds == pytest.approx(3.0 * model.line / (1 - model.line))
 
-    def after_misses(v: float, misses: int) -> list[SessionObservation]:
-        return [srs_session(1, (v, v, v, v)), *(missed(w) for w in range(1, misses + 1))]
+    def after_misses(first: SessionObservation, misses: int) -> list[SessionObservation]:
+        return [first, *(missed(w) for w in range(1, misses + 1))]
 
     def finding(m: DropoutModel, obs: list[SessionObservation]) -> Finding | None:
         found = [f for f in evaluate_rules(obs, context(m)) if f.kind == "dropout_risk"]
         return found[0] if found else None
 
-    grid = [round(10.0 - k / 10, 1) for k in range(0, 60)]
-    # a first session below the line whose misses take it above the line, not above the strict one
+    # no concern: SRS total >= 36 and every item >= 9
+    calm = [srs_session(1, (v, v, v, v)) for v in (10.0, 9.8, 9.6, 9.4, 9.2, 9.0)]
     between = next(
-        (v, n)
-        for v in grid
-        for n in (1, 2, 3)
-        if finding(strict, after_misses(v, 0)) is None
-        and (f := finding(strict, after_misses(v, n))) is not None
+        (first, n)
+        for first in calm
+        for n in range(1, 6)
+        if finding(strict, [first]) is None
+        and (f := finding(strict, after_misses(first, n))) is not None
         and f.evidence["probability"] < strict.missed_line
     )
     listed = finding(strict, after_misses(*between))
     assert listed is not None
     assert not listed.alerts
     assert listed.evidence["line_at_missed_appointment"] == round(strict.missed_line, 3)
-    assert finding(model, after_misses(*between)).alerts  # type: ignore[union-attr]
-    # far enough above: the miss opens the alert for outreach at once
+    plain = finding(model, after_misses(*between))
+    assert plain is not None
+    assert plain.alerts  # with factor 1 the same miss opens
     above = next(
-        after_misses(v, n)
-        for v in grid
-        for n in (1, 2, 3)
-        if (f := finding(strict, after_misses(v, n))) is not None
-        and f.alerts
-        and f.session_number is None
+        after_misses(first, n)
+        for first in calm
+        for n in range(1, 8)
+        if (f := finding(strict, after_misses(first, n))) is not None and f.alerts
     )
-    assert finding(strict, above).evidence["probability"] >= strict.missed_line  # type: ignore[union-attr]
-    # a session above the line, then a miss: the open alert holds (a finding stays listed)
-    flagged = next(v for v in grid if (f := finding(strict, after_misses(v, 0))) and f.alerts)
-    held = finding(strict, after_misses(flagged, 1))
-    assert held is not None
+    opened = finding(strict, above)
+    assert opened is not None
+    assert opened.session_number is None  # at the miss
+    assert opened.evidence["probability"] >= strict.missed_line
+
+    # a concern (one item below 9) at the session before: judged at the plain line
+    worried = [srs_session(1, (9.6, v, 9.6, 9.6)) for v in (8.9, 8.5, 8.0, 7.5, 7.0, 6.5, 6.0, 5.0)]
+    case = next(
+        (first, n)
+        for first in worried
+        for n in (1, 2, 3)
+        if finding(strict, [first]) is None
+        and (f := finding(strict, after_misses(first, n))) is not None
+        and f.evidence["probability"] < strict.missed_line
+    )
+    outreach = finding(strict, after_misses(*case))
+    assert outreach is not None
+    assert outreach.alerts
+
+    # an alert opened at a session above the line holds through a miss that stays above it
+    flagged = next(
+        first for first in calm + worried if (f := finding(strict, [first])) and f.alerts
+    )
+    opened_alerts = apply_actions(
+        [], reconcile([], evaluate_rules([flagged], context(strict)), [flagged]), lambda: "a1"
+    )
+    assert [a.kind for a in opened_alerts] == ["dropout_risk"]
+    later = after_misses(flagged, 1)
+    assert finding(strict, later) is not None
+    # neither a second alert nor an auto-resolve
+    assert reconcile(opened_alerts, evaluate_rules(later, context(strict)), later) == []
 
 
 def test_training_line_judges_missed_appointments_as_the_rule_does() -> None:
@@ -299,6 +330,7 @@ def test_training_line_judges_missed_appointments_as_the_rule_does() -> None:
             new_episodes_per_clinician_week=2.0,
             item_concern=9.0,
             reliable_change=5.0,
+            srs_concern_total=36.0,
             missed_odds_factor=factor,
         )
         assert model is not None
@@ -319,19 +351,21 @@ def test_training_line_judges_missed_appointments_as_the_rule_does() -> None:
     assert lines[1] <= lines[0]
 
 
-def test_an_appointment_older_than_the_gap_setting_opens_no_dropout_alert() -> None:
-    """A backfill of old sessions (or a daily re-check long after the appointment) lists the
-    estimate but opens nothing: it was judged when the appointment was recorded."""
+def test_a_scheduled_recheck_lists_the_estimate_but_opens_no_dropout_alert() -> None:
+    """The daily re-check (or a goal-sheet edit) records no appointment: the estimate was judged
+    when the appointment was written, and a refit moving the line is not news about the client.
+    A late-entered session is still judged when it is written, however old its date."""
     model = fitted()
     obs = [srs_session(1, (9.0, 4.0, 8.0, 8.0))]
-    late = EpisodeContext(
-        None, 25.0, AgeBand.ADULT, START + dt.timedelta(days=22), None, None, model
+    months_later = EpisodeContext(
+        None, 25.0, AgeBand.ADULT, START + dt.timedelta(days=120), None, None, model
     )
-    (stale,) = [f for f in evaluate_rules(obs, late) if f.kind == "dropout_risk"]
-    assert not stale.alerts
-    on_time = replace(late, today=START + dt.timedelta(days=21))
-    (fresh,) = [f for f in evaluate_rules(obs, on_time) if f.kind == "dropout_risk"]
-    assert fresh.alerts
+    (written,) = [f for f in evaluate_rules(obs, months_later) if f.kind == "dropout_risk"]
+    assert written.alerts
+    recheck = replace(months_later, recheck=True)
+    (listed,) = [f for f in evaluate_rules(obs, recheck) if f.kind == "dropout_risk"]
+    assert not listed.alerts
+    assert listed.evidence == written.evidence
 
 
 def test_reliable_deterioration_still_alerts_with_a_model_and_holds_until_two_scores_clear() -> (

@@ -203,8 +203,8 @@ def test_reliable_deterioration_is_five_points_below_intake(latest: float, fires
 def test_reliable_deterioration_alerts_when_confirmed_or_large(
     scores: tuple[float, ...], severity: Severity | None
 ) -> None:
-    """Severity grades the evidence: one reliably worse score MEDIUM, two in a row or a fall of
-    ``deterioration_large_points`` HIGH (the severity that opens alerts by default)."""
+    """Severity grades the evidence: one reliably worse score MEDIUM; two in a row, or a fall of
+    ``deterioration_large_multiple`` reliable changes, HIGH (what opens alerts by default)."""
     obs = [sess(1), *(sess(n, ors=v) for n, v in enumerate(scores, start=2))]
     found = kinds(obs)["ors_reliable_deterioration"]
     assert found.severity is (severity or Severity.MEDIUM)
@@ -513,23 +513,55 @@ def build(
     return obs
 
 
+#: defaults and settings a clinic may choose that change which scores hold a finding
+RISK_VARIANTS = (
+    RiskSettings(),
+    RiskSettings(deterioration_confirm_scores=3),
+    RiskSettings(deterioration_clear_sessions=3),
+    RiskSettings(deterioration_confirm_scores=1, deterioration_large_multiple=1.5),
+    RiskSettings(alliance_clear_sessions=3, deterioration_confirm_scores=4),
+)
+
+
 @settings(max_examples=500, deadline=None)
 @given(
     rows=history(),
     bumps=st.fixed_dictionaries({k: st.one_of(small_bump, srs_item) for k in SRS_IDS}),
     ors_bump=st.one_of(small_bump, st.integers(0, 400).map(lambda v: v / 10)),
+    risk_settings=st.sampled_from(RISK_VARIANTS),
 )
 def test_better_latest_score_never_raises_level(
     rows: list[Row],
     bumps: dict[str, float],
     ors_bump: float,
+    risk_settings: RiskSettings,
 ) -> None:
-    """Raising the latest session's SRS items and ORS (all else equal) never raises the level."""
+    """Raising the latest session's SRS items and ORS (all else equal) never raises the level,
+    under the default settings and under other settings a clinic may choose."""
     obs = build(rows)
     today = obs[-1].date + dt.timedelta(days=3)
-    before = assess_episode(obs, ctx(today=today)).level
+    before = assess_episode(obs, ctx(today=today), risk_settings).level
     last_its, last_ors, last_miss = rows[-1]
     better_items = {k: min(10.0, round(v + bumps[k], 1)) for k, v in last_its.items()}
     better_rows = [*rows[:-1], (better_items, min(40.0, round(last_ors + ors_bump, 1)), last_miss)]
-    after = assess_episode(build(better_rows), ctx(today=today)).level
+    after = assess_episode(build(better_rows), ctx(today=today), risk_settings).level
     assert after.rank <= before.rank
+
+
+@pytest.mark.parametrize(
+    ("settings_", "scores"),
+    [
+        (RiskSettings(deterioration_confirm_scores=3), (9.0, 14.0)),
+        (RiskSettings(deterioration_clear_sessions=3), (9.0, 18.0, 14.0)),
+    ],
+)
+def test_deterioration_stays_high_while_a_large_fall_holds_it(
+    settings_: RiskSettings, scores: tuple[float, ...]
+) -> None:
+    """A large fall still holding the finding keeps it HIGH whatever the latest score (before,
+    only the latest reliably worse score was judged, so a *better* latest score could turn
+    MEDIUM into HIGH)."""
+    for latest in (scores[-1], scores[-1] + 2.0):
+        obs = [sess(1), *(sess(n, ors=v) for n, v in enumerate((*scores[:-1], latest), start=2))]
+        found = {f.kind: f for f in evaluate_rules(obs, ctx(today=obs[-1].date), settings_)}
+        assert found["ors_reliable_deterioration"].severity is Severity.HIGH
