@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
+import orjson
+from sqlalchemy import Text, bindparam, cast, select, update
 from sqlalchemy.orm import Session
 
 from fit_service.adapters.orm import Client, Clinician, Episode, Rating, TherapySession
@@ -96,7 +97,7 @@ _EPISODES = (
     .outerjoin(Clinician, Clinician.id == Episode.clinician_id)
     .where(Episode.id.in_(_IDS))
 )
-_SESSIONS_WITH_RATINGS = (
+_SESSIONS = (
     select(
         TherapySession.id,
         TherapySession.episode_id,
@@ -108,29 +109,33 @@ _SESSIONS_WITH_RATINGS = (
         TherapySession.revision,
         Clinician.external_id,
         TherapySession.updated_at,
+    )
+    .join(Clinician, Clinician.id == TherapySession.clinician_id)
+    .where(TherapySession.episode_id.in_(_IDS))
+    .order_by(TherapySession.episode_id, TherapySession.date, TherapySession.id)
+)
+# Ratings apart from their sessions: joined, every session's columns came back once per rating
+# and the wide rows made PostgreSQL sort on disk. The JSON columns come back as text and are
+# decoded here with orjson (the driver's JSON loader was most of the read's time).
+_RATINGS = (
+    select(
+        Rating.session_id,
         Rating.instrument,
         Rating.rater,
         Rating.completeness,
         Rating.total,
-        Rating.items,
-        Rating.subscales,
+        cast(Rating.items, Text),
+        cast(Rating.subscales, Text),
     )
-    .join(Clinician, Clinician.id == TherapySession.clinician_id)
-    .outerjoin(Rating, Rating.session_id == TherapySession.id)
+    .join(TherapySession, TherapySession.id == Rating.session_id)
     .where(TherapySession.episode_id.in_(_IDS))
-    .order_by(
-        TherapySession.episode_id,
-        TherapySession.date,
-        TherapySession.id,
-        Rating.instrument,
-        Rating.rater,
-    )
+    .order_by(Rating.session_id, Rating.instrument, Rating.rater)
 )
 
 
 def load_histories(db: Session, episode_ids: Iterable[int]) -> dict[int, EpisodeHistory]:
     """Episodes by row id, each with its sessions in date order and their current ratings
-    (two queries for any number of episodes)."""
+    (three queries for any number of episodes)."""
     ids = sorted(set(episode_ids))
     out: dict[int, EpisodeHistory] = {}
     conn = db.connection()
@@ -151,34 +156,30 @@ def load_histories(db: Session, episode_ids: Iterable[int]) -> dict[int, Episode
                 row.risk_level,
                 row.risk_reasons,
             )
-    # Sessions with their ratings in one LEFT JOIN, ordered as the episode unfolded.
+    by_id: dict[int, SessionRecord] = {}
     for chunk in _chunks(ids):
-        current: SessionRecord | None = None
-        for row in conn.execute(_SESSIONS_WITH_RATINGS, {"ids": chunk}):
-            if current is None or current.row_id != row.id:
-                current = SessionRecord(
-                    row.id,
-                    row.public_id,
-                    row.ehr_session_id,
-                    row.date,
-                    row.number,
-                    row.attendance,
-                    row.revision,
-                    row.external_id,
-                    row.updated_at,
+        for row in conn.execute(_SESSIONS, {"ids": chunk}).all():
+            (sid, eid, public_id, ehr_id, day, number, attendance, revision, clinician, at) = row
+            record = SessionRecord(
+                sid, public_id, ehr_id, day, number, attendance, revision, clinician, at
+            )
+            by_id[sid] = record
+            out[eid].sessions.append(record)
+    loads = orjson.loads
+    for chunk in _chunks(ids):
+        for sid, instrument, rater, completeness, total, items, subscales in conn.execute(
+            _RATINGS, {"ids": chunk}
+        ).all():
+            by_id[sid].ratings.append(
+                RatingRecord(
+                    instrument,
+                    rater,
+                    completeness,
+                    total,
+                    None if items is None else loads(items),
+                    None if subscales is None else loads(subscales),
                 )
-                out[row.episode_id].sessions.append(current)
-            if row.instrument is not None:
-                current.ratings.append(
-                    RatingRecord(
-                        row.instrument,
-                        row.rater,
-                        row.completeness,
-                        row.total,
-                        row.items,
-                        row.subscales,
-                    )
-                )
+            )
     return out
 
 
