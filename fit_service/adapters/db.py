@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
 
 import orjson
 import psycopg
-from sqlalchemy import JSON, Column, Engine, Table, create_engine, event, insert, text
+from sqlalchemy import (
+    JSON,
+    Column,
+    ColumnElement,
+    Connection,
+    Engine,
+    Table,
+    any_,
+    bindparam,
+    create_engine,
+    event,
+    insert,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
@@ -86,10 +100,10 @@ def insert_rows(db: Session, table: Table, rows: Sequence[Mapping[str, Any]]) ->
 
     On PostgreSQL through ``COPY``: a backfill batch writes thousands of ratings, revisions
     and audit rows, and COPY takes a tenth of the time of a pipelined executemany (measured:
-    2,000 ratings ~100 ms as INSERTs). Elsewhere, or for a few rows, an executemany INSERT. JSON columns are
-    serialised as the engine would (Python ``None`` becomes JSON ``null``, SQLAlchemy's
-    default). Errors come out as SQLAlchemy's exceptions (``IntegrityError``…), as from any
-    statement, so callers' retry logic holds.
+    2,000 ratings ~100 ms as INSERTs). Elsewhere, or for a few rows, an executemany INSERT.
+    JSON columns are serialised as the engine would (Python ``None`` becomes JSON ``null``,
+    SQLAlchemy's default). Errors come out as SQLAlchemy's exceptions (``IntegrityError``…),
+    as from any statement, so callers' retry logic holds.
     """
     if not rows:
         return
@@ -152,3 +166,26 @@ def _default(column: Column[Any]) -> Any:
 
 
 _NEXT_IDS = text("SELECT nextval(pg_get_serial_sequence(:table, 'id')) FROM generate_series(1, :n)")
+
+
+#: builds the condition "``column`` is one of the keys passed as parameter ``name``"
+KeyMatch = Callable[[ColumnElement[Any], str], ColumnElement[bool]]
+_Statement = TypeVar("_Statement")
+
+
+def _any_of(column: ColumnElement[Any], name: str) -> ColumnElement[bool]:
+    return column == any_(bindparam(name, type_=ARRAY(column.type)))
+
+
+def _in(column: ColumnElement[Any], name: str) -> ColumnElement[bool]:
+    return column.in_(bindparam(name, expanding=True))
+
+
+def by_dialect(build: Callable[[KeyMatch], _Statement]) -> Callable[[Connection], _Statement]:
+    """Build a statement that looks rows up by a list of keys once per dialect; return the
+    picker for a connection. On PostgreSQL the keys go as one array (``col = ANY(:keys)``),
+    elsewhere as an expanded ``IN``. With the array the statement's text is the same for any
+    number of keys, so neither SQLAlchemy (rendering 900 placeholders) nor psycopg (parsing a
+    statement too long for its cache) redoes that work on every backfill batch."""
+    postgresql, other = build(_any_of), build(_in)
+    return lambda conn: postgresql if conn.dialect.name == "postgresql" else other

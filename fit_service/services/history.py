@@ -16,6 +16,7 @@ import orjson
 from sqlalchemy import Text, bindparam, cast, select, update
 from sqlalchemy.orm import Session
 
+from fit_service.adapters.db import by_dialect
 from fit_service.adapters.orm import Client, Clinician, Episode, Rating, TherapySession
 
 _CHUNK = 900
@@ -75,61 +76,67 @@ def _chunks(values: Iterable[Any]) -> Iterable[list[Any]]:
         yield seq[start : start + _CHUNK]
 
 
-_IDS = bindparam("ids", expanding=True)
-# Built once (see recording.py: building a select costs more than running it).
-_EPISODES = (
-    select(
-        Episode.id,
-        Episode.public_id,
-        Episode.clinic_id,
-        Episode.client_id,
-        Client.external_id,
-        Client.age_band,
-        Episode.status,
-        Episode.opened_on,
-        Episode.closed_on,
-        Episode.ending_reason,
-        Clinician.external_id.label("clinician"),
-        Episode.risk_level,
-        Episode.risk_reasons,
+# Built once (see recording.py: building a select costs more than running it); by_dialect: the
+# ids go as one array on PostgreSQL.
+_EPISODES = by_dialect(
+    lambda ids_match: (
+        select(
+            Episode.id,
+            Episode.public_id,
+            Episode.clinic_id,
+            Episode.client_id,
+            Client.external_id,
+            Client.age_band,
+            Episode.status,
+            Episode.opened_on,
+            Episode.closed_on,
+            Episode.ending_reason,
+            Clinician.external_id.label("clinician"),
+            Episode.risk_level,
+            Episode.risk_reasons,
+        )
+        .join(Client, Client.id == Episode.client_id)
+        .outerjoin(Clinician, Clinician.id == Episode.clinician_id)
+        .where(ids_match(Episode.id, "ids"))
     )
-    .join(Client, Client.id == Episode.client_id)
-    .outerjoin(Clinician, Clinician.id == Episode.clinician_id)
-    .where(Episode.id.in_(_IDS))
 )
-_SESSIONS = (
-    select(
-        TherapySession.id,
-        TherapySession.episode_id,
-        TherapySession.public_id,
-        TherapySession.ehr_session_id,
-        TherapySession.date,
-        TherapySession.number,
-        TherapySession.attendance,
-        TherapySession.revision,
-        Clinician.external_id,
-        TherapySession.updated_at,
+_SESSIONS = by_dialect(
+    lambda ids_match: (
+        select(
+            TherapySession.id,
+            TherapySession.episode_id,
+            TherapySession.public_id,
+            TherapySession.ehr_session_id,
+            TherapySession.date,
+            TherapySession.number,
+            TherapySession.attendance,
+            TherapySession.revision,
+            Clinician.external_id,
+            TherapySession.updated_at,
+        )
+        .join(Clinician, Clinician.id == TherapySession.clinician_id)
+        .where(ids_match(TherapySession.episode_id, "ids"))
+        .order_by(TherapySession.episode_id, TherapySession.date, TherapySession.id)
     )
-    .join(Clinician, Clinician.id == TherapySession.clinician_id)
-    .where(TherapySession.episode_id.in_(_IDS))
-    .order_by(TherapySession.episode_id, TherapySession.date, TherapySession.id)
 )
 # Ratings apart from their sessions: joined, every session's columns came back once per rating
 # and the wide rows made PostgreSQL sort on disk. The JSON columns come back as text and are
 # decoded here with orjson (the driver's JSON loader was most of the read's time).
-_RATINGS = (
-    select(
-        Rating.session_id,
-        Rating.instrument,
-        Rating.rater,
-        Rating.completeness,
-        Rating.total,
-        cast(Rating.items, Text),
-        cast(Rating.subscales, Text),
+_RATINGS = by_dialect(
+    lambda ids_match: (
+        select(
+            Rating.session_id,
+            Rating.instrument,
+            Rating.rater,
+            Rating.completeness,
+            Rating.total,
+            cast(Rating.items, Text),
+            cast(Rating.subscales, Text),
+        )
+        .join(TherapySession, TherapySession.id == Rating.session_id)
+        .where(ids_match(TherapySession.episode_id, "ids"))
+        .order_by(Rating.session_id, Rating.instrument, Rating.rater)
     )
-    .join(TherapySession, TherapySession.id == Rating.session_id)
-    .where(TherapySession.episode_id.in_(_IDS))
-    .order_by(Rating.session_id, Rating.instrument, Rating.rater)
 )
 
 
@@ -140,7 +147,7 @@ def load_histories(db: Session, episode_ids: Iterable[int]) -> dict[int, Episode
     out: dict[int, EpisodeHistory] = {}
     conn = db.connection()
     for chunk in _chunks(ids):
-        for row in conn.execute(_EPISODES, {"ids": chunk}):
+        for row in conn.execute(_EPISODES(conn), {"ids": chunk}):
             out[row.id] = EpisodeHistory(
                 row.id,
                 row.public_id,
@@ -158,7 +165,7 @@ def load_histories(db: Session, episode_ids: Iterable[int]) -> dict[int, Episode
             )
     by_id: dict[int, SessionRecord] = {}
     for chunk in _chunks(ids):
-        for row in conn.execute(_SESSIONS, {"ids": chunk}).all():
+        for row in conn.execute(_SESSIONS(conn), {"ids": chunk}).all():
             (sid, eid, public_id, ehr_id, day, number, attendance, revision, clinician, at) = row
             record = SessionRecord(
                 sid, public_id, ehr_id, day, number, attendance, revision, clinician, at
@@ -168,7 +175,7 @@ def load_histories(db: Session, episode_ids: Iterable[int]) -> dict[int, Episode
     loads = orjson.loads
     for chunk in _chunks(ids):
         for sid, instrument, rater, completeness, total, items, subscales in conn.execute(
-            _RATINGS, {"ids": chunk}
+            _RATINGS(conn), {"ids": chunk}
         ).all():
             by_id[sid].ratings.append(
                 RatingRecord(

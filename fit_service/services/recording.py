@@ -28,11 +28,11 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import aliased
 
-from fit_service.adapters.db import insert_rows, insert_rows_returning_ids
+from fit_service.adapters.db import by_dialect, insert_rows, insert_rows_returning_ids
 from fit_service.adapters.orm import (
     Client,
     Clinician,
@@ -428,58 +428,68 @@ _EPISODE_COLS = (
 
 # The hot-path statements are built once: constructing and cache-keying a select costs more
 # Python than PostgreSQL spends answering it (profiled: ~1.8 ms of an 8 ms request).
-_KEYS = bindparam("keys", expanding=True)
+# (by_dialect: the keys go as one array on PostgreSQL.)
 _CLINIC = bindparam("clinic_id")
 _CLOSED = aliased(Episode)
 _STORED = aliased(TherapySession)
-_CLIENTS_WITH_OPEN_EPISODE = (
-    select(
-        Client.id.label("client_id"),
-        Client.age_band,
-        *_EPISODE_COLS,
-        # the end of the client's latest closed episode: no new or back-dated episode may
-        # start on or before it (episodes of one client never overlap)
-        select(func.max(_CLOSED.closed_on))
-        .where(_CLOSED.client_id == Client.id, _CLOSED.status == "closed")
-        .scalar_subquery()
-        .label("last_closed_on"),
-        select(func.count())
-        .where(_STORED.episode_id == Episode.id, _STORED.attendance == "attended")
-        .scalar_subquery()
-        .label("attended"),
-        select(func.max(_STORED.date))
-        .where(_STORED.episode_id == Episode.id)
-        .scalar_subquery()
-        .label("last_date"),
+_CLIENTS_WITH_OPEN_EPISODE = by_dialect(
+    lambda keys_match: (
+        select(
+            Client.id.label("client_id"),
+            Client.age_band,
+            *_EPISODE_COLS,
+            # the end of the client's latest closed episode: no new or back-dated episode may
+            # start on or before it (episodes of one client never overlap)
+            select(func.max(_CLOSED.closed_on))
+            .where(_CLOSED.client_id == Client.id, _CLOSED.status == "closed")
+            .scalar_subquery()
+            .label("last_closed_on"),
+            select(func.count())
+            .where(_STORED.episode_id == Episode.id, _STORED.attendance == "attended")
+            .scalar_subquery()
+            .label("attended"),
+            select(func.max(_STORED.date))
+            .where(_STORED.episode_id == Episode.id)
+            .scalar_subquery()
+            .label("last_date"),
+        )
+        .outerjoin(Episode, (Episode.client_id == Client.id) & (Episode.status == "open"))
+        .where(Client.clinic_id == _CLINIC, keys_match(Client.external_id, "keys"))
     )
-    .outerjoin(Episode, (Episode.client_id == Client.id) & (Episode.status == "open"))
-    .where(Client.clinic_id == _CLINIC, Client.external_id.in_(_KEYS))
 )
-_CLINICIANS = select(Clinician.id, Clinician.external_id).where(
-    Clinician.clinic_id == _CLINIC, Clinician.external_id.in_(_KEYS)
-)
-_EPISODES_BY_PUBLIC_ID = (
-    select(*_EPISODE_COLS)
-    .join(Client, Client.id == Episode.client_id)
-    .where(Episode.clinic_id == _CLINIC, Episode.public_id.in_(_KEYS))
-)
-_SESSIONS_BY_EHR_ID = (
-    select(
-        TherapySession.id.label("session_id"),
-        TherapySession.public_id.label("session_public_id"),
-        TherapySession.ehr_session_id,
-        TherapySession.content_hash,
-        TherapySession.revision,
-        *_EPISODE_COLS,
+_CLINICIANS = by_dialect(
+    lambda keys_match: select(Clinician.id, Clinician.external_id).where(
+        Clinician.clinic_id == _CLINIC, keys_match(Clinician.external_id, "keys")
     )
-    .join(Episode, Episode.id == TherapySession.episode_id)
-    .join(Client, Client.id == Episode.client_id)
-    .where(TherapySession.clinic_id == _CLINIC, TherapySession.ehr_session_id.in_(_KEYS))
-    .order_by(TherapySession.ehr_session_id)
-    # Two EHR retries revising one session must not both compute revision n+1: on
-    # PostgreSQL the second waits here for the first to commit (SQLite serialises writers
-    # with BEGIN IMMEDIATE, and SQLAlchemy leaves FOR UPDATE out there).
-    .with_for_update(of=TherapySession)
+)
+_EPISODES_BY_PUBLIC_ID = by_dialect(
+    lambda keys_match: (
+        select(*_EPISODE_COLS)
+        .join(Client, Client.id == Episode.client_id)
+        .where(Episode.clinic_id == _CLINIC, keys_match(Episode.public_id, "keys"))
+    )
+)
+_SESSIONS_BY_EHR_ID = by_dialect(
+    lambda keys_match: (
+        select(
+            TherapySession.id.label("session_id"),
+            TherapySession.public_id.label("session_public_id"),
+            TherapySession.ehr_session_id,
+            TherapySession.content_hash,
+            TherapySession.revision,
+            *_EPISODE_COLS,
+        )
+        .join(Episode, Episode.id == TherapySession.episode_id)
+        .join(Client, Client.id == Episode.client_id)
+        .where(
+            TherapySession.clinic_id == _CLINIC, keys_match(TherapySession.ehr_session_id, "keys")
+        )
+        .order_by(TherapySession.ehr_session_id)
+        # Two EHR retries revising one session must not both compute revision n+1: on
+        # PostgreSQL the second waits here for the first to commit (SQLite serialises writers
+        # with BEGIN IMMEDIATE, and SQLAlchemy leaves FOR UPDATE out there).
+        .with_for_update(of=TherapySession)
+    )
 )
 
 
@@ -497,11 +507,11 @@ class _Loaded:
         self._by_row: dict[int, _EpisodeState] = {}
         conn = uow.session.connection()
 
-        def rows(statement: Any, keys: Iterable[Any]) -> Iterable[Any]:
+        def rows(statement: Callable[[Connection], Any], keys: Iterable[Any]) -> Iterable[Any]:
             # Sorted, so concurrent batches lock shared sessions in the same order (no
             # deadlock between two workers whose set orders differ).
             for chunk in _chunks(sorted(set(keys), key=str)):
-                yield from conn.execute(statement, {"clinic_id": clinic_id, "keys": chunk})
+                yield from conn.execute(statement(conn), {"clinic_id": clinic_id, "keys": chunk})
 
         for row in rows(_CLIENTS_WITH_OPEN_EPISODE, (i.client_id for i in items)):
             self.clients[row.client_key] = (row.client_id, row.age_band)
