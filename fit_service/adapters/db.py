@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -25,6 +26,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
+from sqlalchemy.sql.dml import Insert, ReturningInsert
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -109,14 +111,14 @@ def insert_rows(db: Session, table: Table, rows: Sequence[Mapping[str, Any]]) ->
         return
     conn = db.connection()
     if conn.dialect.name != "postgresql" or len(rows) < _COPY_FROM:
-        conn.execute(insert(table), rows)
+        conn.execute(_insert(table), rows)
         return
     given = list(rows[0])
     # COPY skips SQLAlchemy's Python-side column defaults (ids, timestamps, flags): apply
     # them here, per row as an INSERT would.
     defaults = [c for c in table.columns if c.name not in rows[0] and c.default is not None]
     if any(not (d.default.is_scalar or d.default.is_callable) for d in defaults):
-        conn.execute(insert(table), rows)
+        conn.execute(_insert(table), rows)
         return
     columns = given + [c.name for c in defaults]
     is_json = [isinstance(table.c[name].type, JSON) for name in columns]
@@ -149,14 +151,22 @@ def insert_rows_returning_ids(
         return []
     conn = db.connection()
     if conn.dialect.name != "postgresql" or len(rows) < _COPY_FROM:
-        return list(
-            conn.execute(
-                insert(table).returning(table.c.id, sort_by_parameter_order=True), rows
-            ).scalars()
-        )
+        return list(conn.execute(_insert_returning_id(table), rows).scalars())
     ids = sorted(conn.execute(_NEXT_IDS, {"table": table.name, "n": len(rows)}).scalars())
     insert_rows(db, table, [{"id": i, **row} for i, row in zip(ids, rows, strict=True)])
     return ids
+
+
+# Built once per table: building and cache-keying a statement costs more Python than a one-row
+# INSERT takes (see services/recording.py).
+@functools.cache
+def _insert(table: Table) -> Insert:
+    return insert(table)
+
+
+@functools.cache
+def _insert_returning_id(table: Table) -> ReturningInsert[tuple[int]]:
+    return insert(table).returning(table.c.id, sort_by_parameter_order=True)
 
 
 def _default(column: Column[Any]) -> Any:
