@@ -6,9 +6,9 @@ Why it is shaped as *plan, then write*:
 
 * every check (scores, dates, episode state, tenancy) runs before anything is written, so a
   rejected item never leaves a half-created client or episode behind;
-* the existing state for the whole batch is loaded with a handful of ``IN`` queries and the
-  writes go out as multi-row INSERTs, so a 1,000-session backfill costs a few dozen round trips
-  rather than thousands;
+* the existing state for the whole batch is loaded with a handful of key-list queries and the
+  writes go out in bulk (COPY on PostgreSQL, multi-row INSERTs elsewhere), so a 1,000-session
+  backfill costs a few dozen round trips rather than thousands;
 * re-sending is safe: a session whose canonical content hashes the same as what is stored is
   answered from storage, and changed content becomes a new revision (the old one is kept);
 * two requests racing to create the same client hit a unique constraint; the whole use case is
@@ -494,7 +494,7 @@ _SESSIONS_BY_EHR_ID = by_dialect(
 
 
 class _Loaded:
-    """The existing rows a batch refers to: three joined ``IN`` queries (four when explicit
+    """The existing rows a batch refers to: three joined key-list queries (four when explicit
     episode ids are sent), whatever the batch size."""
 
     def __init__(self, uow: UnitOfWork, clinic_id: int, items: Sequence[SessionInput]) -> None:
@@ -785,7 +785,7 @@ def _numbers_in_order(to_insert: list[_Final], revised: list[_Final]) -> dict[st
 
 
 def _write(uow: UnitOfWork, principal: Principal, plan: _Plan, loaded: _Loaded) -> set[int]:
-    """Apply the plan with multi-row statements; return the touched episodes' row ids."""
+    """Apply the plan with bulk statements; return the touched episodes' row ids."""
     db = uow.session
     clinic_id = principal.clinic_id
     now = utcnow()
