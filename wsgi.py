@@ -1,5 +1,19 @@
 """WSGI entry point: ``gunicorn wsgi:app`` or ``flask --app wsgi run``."""
 
+import gc
+
 from fit_service.app import create_app
 
 app = create_app()
+
+# Garbage-collector settings for the serving process (each gunicorn worker imports this module
+# itself, so this runs once per worker). A 1,000-session backfill batch allocates hundreds of
+# thousands of objects that live until the response: with the default thresholds that set off
+# two or three full collections per batch, each walking every live object, the ~145,000
+# start-up ones included. Measured in-process per batch: GC ~0.7-1.2 s with the defaults,
+# ~0.3 s with the start-up objects frozen, ~0.1 s frozen and with a young generation of 50,000.
+# What is loaded by now (modules, the app, schemas, prebuilt statements) lives as long as the
+# process, so it leaves the collector's sight; the larger young generation only delays the
+# collection of cyclic garbage (reference counting frees the rest at once).
+gc.freeze()
+gc.set_threshold(50_000, 20, 20)

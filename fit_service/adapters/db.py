@@ -2,12 +2,31 @@
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
 
 import orjson
-from sqlalchemy import Engine, create_engine, event
+import psycopg
+from sqlalchemy import (
+    JSON,
+    Column,
+    ColumnElement,
+    Connection,
+    Engine,
+    Table,
+    any_,
+    bindparam,
+    create_engine,
+    event,
+    insert,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
+from sqlalchemy.sql.dml import Insert, ReturningInsert
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -71,3 +90,112 @@ def _sqlite_begin_immediate(engine: Engine) -> None:
     @event.listens_for(engine, "begin")
     def _begin(conn: Any) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+#: Fewer rows go in as an INSERT: a COPY (and drawing ids first) costs extra round trips, which
+#: a single session's write would feel.
+_COPY_FROM = 32
+
+
+def insert_rows(db: Session, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Insert many rows (all with the same keys) into ``table`` in the session's transaction.
+
+    On PostgreSQL through ``COPY``: a backfill batch writes thousands of ratings, revisions
+    and audit rows, and COPY takes a tenth of the time of a pipelined executemany (measured:
+    2,000 ratings ~100 ms as INSERTs). Elsewhere, or for a few rows, an executemany INSERT.
+    JSON columns are serialised as the engine would (Python ``None`` becomes JSON ``null``,
+    SQLAlchemy's default). Errors come out as SQLAlchemy's exceptions (``IntegrityError``…),
+    as from any statement, so callers' retry logic holds.
+    """
+    if not rows:
+        return
+    conn = db.connection()
+    if conn.dialect.name != "postgresql" or len(rows) < _COPY_FROM:
+        conn.execute(_insert(table), rows)
+        return
+    given = list(rows[0])
+    # COPY skips SQLAlchemy's Python-side column defaults (ids, timestamps, flags): apply
+    # them here, per row as an INSERT would.
+    defaults = [c for c in table.columns if c.name not in rows[0] and c.default is not None]
+    if any(not (d.default.is_scalar or d.default.is_callable) for d in defaults):
+        conn.execute(_insert(table), rows)
+        return
+    columns = given + [c.name for c in defaults]
+    is_json = [isinstance(table.c[name].type, JSON) for name in columns]
+    statement = f"COPY {table.name} ({', '.join(columns)}) FROM STDIN"
+    driver = conn.connection.driver_connection
+    try:
+        with driver.cursor() as cursor, cursor.copy(statement) as copy:
+            for row in rows:
+                values = [row[name] for name in given]
+                values += [_default(c) for c in defaults]
+                copy.write_row(
+                    [
+                        _json_dumps(value) if json else value
+                        for value, json in zip(values, is_json, strict=True)
+                    ]
+                )
+    except psycopg.Error as exc:
+        raise DBAPIError.instance(
+            statement, None, exc, psycopg.Error, hide_parameters=True
+        ) from exc
+
+
+def insert_rows_returning_ids(
+    db: Session, table: Table, rows: Sequence[Mapping[str, Any]]
+) -> list[int]:
+    """Insert rows and return their new ``id`` values in row order (ascending, as an INSERT
+    would assign them). On PostgreSQL the ids are drawn from the table's sequence first and
+    the rows go in by ``COPY`` (see :func:`insert_rows`)."""
+    if not rows:
+        return []
+    conn = db.connection()
+    if conn.dialect.name != "postgresql" or len(rows) < _COPY_FROM:
+        return list(conn.execute(_insert_returning_id(table), rows).scalars())
+    ids = sorted(conn.execute(_NEXT_IDS, {"table": table.name, "n": len(rows)}).scalars())
+    insert_rows(db, table, [{"id": i, **row} for i, row in zip(ids, rows, strict=True)])
+    return ids
+
+
+# Built once per table: building and cache-keying a statement costs more Python than a one-row
+# INSERT takes (see services/recording.py).
+@functools.cache
+def _insert(table: Table) -> Insert:
+    return insert(table)
+
+
+@functools.cache
+def _insert_returning_id(table: Table) -> ReturningInsert[tuple[int]]:
+    return insert(table).returning(table.c.id, sort_by_parameter_order=True)
+
+
+def _default(column: Column[Any]) -> Any:
+    default = column.default
+    assert default is not None
+    return default.arg(None) if default.is_callable else default.arg  # type: ignore[attr-defined]
+
+
+_NEXT_IDS = text("SELECT nextval(pg_get_serial_sequence(:table, 'id')) FROM generate_series(1, :n)")
+
+
+#: builds the condition "``column`` is one of the keys passed as parameter ``name``"
+KeyMatch = Callable[[ColumnElement[Any], str], ColumnElement[bool]]
+_Statement = TypeVar("_Statement")
+
+
+def _any_of(column: ColumnElement[Any], name: str) -> ColumnElement[bool]:
+    return column == any_(bindparam(name, type_=ARRAY(column.type)))
+
+
+def _in(column: ColumnElement[Any], name: str) -> ColumnElement[bool]:
+    return column.in_(bindparam(name, expanding=True))
+
+
+def by_dialect(build: Callable[[KeyMatch], _Statement]) -> Callable[[Connection], _Statement]:
+    """Build a statement that looks rows up by a list of keys once per dialect; return the
+    picker for a connection. On PostgreSQL the keys go as one array (``col = ANY(:keys)``),
+    elsewhere as an expanded ``IN``. With the array the statement's text is the same for any
+    number of keys, so neither SQLAlchemy (rendering 900 placeholders) nor psycopg (parsing a
+    statement too long for its cache) redoes that work on every backfill batch."""
+    postgresql, other = build(_any_of), build(_in)
+    return lambda conn: postgresql if conn.dialect.name == "postgresql" else other

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from sqlalchemy import insert
 from sqlalchemy.orm import Session, sessionmaker
 
+from fit_service.adapters.db import insert_rows
 from fit_service.adapters.orm import AuditEvent, utcnow
 from fit_service.services.principals import Principal
 
-_INSERT = insert(AuditEvent.__table__)
 _MAX = 64  # audit_events.action / record_id column length
 
 
@@ -39,7 +39,7 @@ class AuditEntry:
 
 
 def record(db: Session, principal: Principal, entries: Iterable[AuditEntry]) -> None:
-    """Add audit rows for ``principal`` to the current transaction (one multi-row INSERT)."""
+    """Add audit rows for ``principal`` to the current transaction (one COPY/INSERT)."""
     now = utcnow()
     rows = [
         {
@@ -56,8 +56,7 @@ def record(db: Session, principal: Principal, entries: Iterable[AuditEntry]) -> 
         }
         for e in entries
     ]
-    if rows:
-        db.connection().execute(_INSERT, rows)
+    insert_rows(db, AuditEvent.__table__, rows)
 
 
 def record_refusal(

@@ -12,9 +12,11 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
+import orjson
+from sqlalchemy import Text, bindparam, cast, select, update
 from sqlalchemy.orm import Session
 
+from fit_service.adapters.db import by_dialect
 from fit_service.adapters.orm import Client, Clinician, Episode, Rating, TherapySession
 
 _CHUNK = 900
@@ -74,68 +76,100 @@ def _chunks(values: Iterable[Any]) -> Iterable[list[Any]]:
         yield seq[start : start + _CHUNK]
 
 
-_IDS = bindparam("ids", expanding=True)
-# Built once (see recording.py: building a select costs more than running it).
-_EPISODES = (
-    select(
-        Episode.id,
-        Episode.public_id,
-        Episode.clinic_id,
-        Episode.client_id,
-        Client.external_id,
-        Client.age_band,
-        Episode.status,
-        Episode.opened_on,
-        Episode.closed_on,
-        Episode.ending_reason,
-        Clinician.external_id.label("clinician"),
-        Episode.risk_level,
-        Episode.risk_reasons,
-    )
-    .join(Client, Client.id == Episode.client_id)
-    .outerjoin(Clinician, Clinician.id == Episode.clinician_id)
-    .where(Episode.id.in_(_IDS))
-)
-_SESSIONS_WITH_RATINGS = (
-    select(
-        TherapySession.id,
-        TherapySession.episode_id,
-        TherapySession.public_id,
-        TherapySession.ehr_session_id,
-        TherapySession.date,
-        TherapySession.number,
-        TherapySession.attendance,
-        TherapySession.revision,
-        Clinician.external_id,
-        TherapySession.updated_at,
-        Rating.instrument,
-        Rating.rater,
-        Rating.completeness,
-        Rating.total,
-        Rating.items,
-        Rating.subscales,
-    )
-    .join(Clinician, Clinician.id == TherapySession.clinician_id)
-    .outerjoin(Rating, Rating.session_id == TherapySession.id)
-    .where(TherapySession.episode_id.in_(_IDS))
-    .order_by(
-        TherapySession.episode_id,
-        TherapySession.date,
-        TherapySession.id,
-        Rating.instrument,
-        Rating.rater,
+# Built once (see recording.py: building a select costs more than running it); by_dialect: the
+# ids go as one array on PostgreSQL.
+_EPISODES = by_dialect(
+    lambda ids_match: (
+        select(
+            Episode.id,
+            Episode.public_id,
+            Episode.clinic_id,
+            Episode.client_id,
+            Client.external_id,
+            Client.age_band,
+            Episode.status,
+            Episode.opened_on,
+            Episode.closed_on,
+            Episode.ending_reason,
+            Clinician.external_id.label("clinician"),
+            Episode.risk_level,
+            Episode.risk_reasons,
+        )
+        .join(Client, Client.id == Episode.client_id)
+        .outerjoin(Clinician, Clinician.id == Episode.clinician_id)
+        .where(ids_match(Episode.id, "ids"))
     )
 )
+_SESSION_COLS = (
+    TherapySession.id,
+    TherapySession.episode_id,
+    TherapySession.public_id,
+    TherapySession.ehr_session_id,
+    TherapySession.date,
+    TherapySession.number,
+    TherapySession.attendance,
+    TherapySession.revision,
+    Clinician.external_id,
+    TherapySession.updated_at,
+)
+# The JSON columns come back as text and are decoded here with orjson (the driver's JSON
+# loader was most of a batch read's time).
+_RATING_COLS = (
+    Rating.instrument,
+    Rating.rater,
+    Rating.completeness,
+    Rating.total,
+    cast(Rating.items, Text),
+    cast(Rating.subscales, Text),
+)
+_SESSIONS = by_dialect(
+    lambda ids_match: (
+        select(*_SESSION_COLS)
+        .join(Clinician, Clinician.id == TherapySession.clinician_id)
+        .where(ids_match(TherapySession.episode_id, "ids"))
+        .order_by(TherapySession.episode_id, TherapySession.date, TherapySession.id)
+    )
+)
+# Many episodes (a batch): ratings apart from their sessions. Joined, every session's columns
+# came back once per rating, and the wide rows made PostgreSQL sort 20,000 of them on disk.
+_RATINGS = by_dialect(
+    lambda ids_match: (
+        select(Rating.session_id, *_RATING_COLS)
+        .join(TherapySession, TherapySession.id == Rating.session_id)
+        .where(ids_match(TherapySession.episode_id, "ids"))
+        .order_by(Rating.session_id, Rating.instrument, Rating.rater)
+    )
+)
+
+
+# A few episodes (a single session's write, a read): sessions and ratings in one LEFT JOIN,
+# one round trip less.
+_SESSIONS_WITH_RATINGS = by_dialect(
+    lambda ids_match: (
+        select(*_SESSION_COLS, *_RATING_COLS)
+        .join(Clinician, Clinician.id == TherapySession.clinician_id)
+        .outerjoin(Rating, Rating.session_id == TherapySession.id)
+        .where(ids_match(TherapySession.episode_id, "ids"))
+        .order_by(
+            TherapySession.episode_id,
+            TherapySession.date,
+            TherapySession.id,
+            Rating.instrument,
+            Rating.rater,
+        )
+    )
+)
+_FEW_EPISODES = 8
 
 
 def load_histories(db: Session, episode_ids: Iterable[int]) -> dict[int, EpisodeHistory]:
     """Episodes by row id, each with its sessions in date order and their current ratings
-    (two queries for any number of episodes)."""
+    (two queries for a few episodes, three for many)."""
     ids = sorted(set(episode_ids))
     out: dict[int, EpisodeHistory] = {}
     conn = db.connection()
     for chunk in _chunks(ids):
-        for row in conn.execute(_EPISODES, {"ids": chunk}):
+        for row in conn.execute(_EPISODES(conn), {"ids": chunk}):
             out[row.id] = EpisodeHistory(
                 row.id,
                 row.public_id,
@@ -151,35 +185,45 @@ def load_histories(db: Session, episode_ids: Iterable[int]) -> dict[int, Episode
                 row.risk_level,
                 row.risk_reasons,
             )
-    # Sessions with their ratings in one LEFT JOIN, ordered as the episode unfolded.
-    for chunk in _chunks(ids):
+    if not ids:
+        return out
+    if len(ids) <= _FEW_EPISODES:
         current: SessionRecord | None = None
-        for row in conn.execute(_SESSIONS_WITH_RATINGS, {"ids": chunk}):
-            if current is None or current.row_id != row.id:
-                current = SessionRecord(
-                    row.id,
-                    row.public_id,
-                    row.ehr_session_id,
-                    row.date,
-                    row.number,
-                    row.attendance,
-                    row.revision,
-                    row.external_id,
-                    row.updated_at,
-                )
-                out[row.episode_id].sessions.append(current)
-            if row.instrument is not None:
-                current.ratings.append(
-                    RatingRecord(
-                        row.instrument,
-                        row.rater,
-                        row.completeness,
-                        row.total,
-                        row.items,
-                        row.subscales,
-                    )
-                )
+        for row in conn.execute(_SESSIONS_WITH_RATINGS(conn), {"ids": ids}).all():
+            if current is None or current.row_id != row[0]:
+                current = _session(row)
+                out[row[1]].sessions.append(current)
+            if row[10] is not None:
+                current.ratings.append(_rating(row[10:]))
+        return out
+    by_id: dict[int, SessionRecord] = {}
+    for chunk in _chunks(ids):
+        for row in conn.execute(_SESSIONS(conn), {"ids": chunk}).all():
+            record = by_id[row[0]] = _session(row)
+            out[row[1]].sessions.append(record)
+    for chunk in _chunks(ids):
+        for row in conn.execute(_RATINGS(conn), {"ids": chunk}).all():
+            by_id[row[0]].ratings.append(_rating(row[1:]))
     return out
+
+
+def _session(row: Any) -> SessionRecord:
+    """A SessionRecord from a row starting with _SESSION_COLS."""
+    (sid, _episode, public_id, ehr_id, day, number, attendance, revision, clinician, at) = row[:10]
+    return SessionRecord(sid, public_id, ehr_id, day, number, attendance, revision, clinician, at)
+
+
+def _rating(row: Any) -> RatingRecord:
+    """A RatingRecord from the _RATING_COLS of a row."""
+    instrument, rater, completeness, total, items, subscales = row
+    return RatingRecord(
+        instrument,
+        rater,
+        completeness,
+        total,
+        None if items is None else orjson.loads(items),
+        None if subscales is None else orjson.loads(subscales),
+    )
 
 
 _SESSIONS_TABLE = TherapySession.__table__

@@ -6,9 +6,9 @@ Why it is shaped as *plan, then write*:
 
 * every check (scores, dates, episode state, tenancy) runs before anything is written, so a
   rejected item never leaves a half-created client or episode behind;
-* the existing state for the whole batch is loaded with a handful of ``IN`` queries and the
-  writes go out as multi-row INSERTs, so a 1,000-session backfill costs a few dozen round trips
-  rather than thousands;
+* the existing state for the whole batch is loaded with a handful of key-list queries and the
+  writes go out in bulk (COPY on PostgreSQL, multi-row INSERTs elsewhere), so a 1,000-session
+  backfill costs a few dozen round trips rather than thousands;
 * re-sending is safe: a session whose canonical content hashes the same as what is stored is
   answered from storage, and changed content becomes a new revision (the old one is kept);
 * two requests racing to create the same client hit a unique constraint; the whole use case is
@@ -28,10 +28,11 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import aliased
 
+from fit_service.adapters.db import by_dialect, insert_rows, insert_rows_returning_ids
 from fit_service.adapters.orm import (
     Client,
     Clinician,
@@ -87,6 +88,10 @@ class _EpisodeState:
     new: bool = False
     explicit: bool = False
     moved_back: bool = False  # opened_on moved to an earlier backfilled session
+    # What is stored of the episode, when known: attended sessions and the latest date (lets
+    # sessions appended in date order be numbered before they are inserted).
+    attended: int | None = None
+    last_date: date | None = None
 
 
 @dataclass(slots=True)
@@ -423,54 +428,73 @@ _EPISODE_COLS = (
 
 # The hot-path statements are built once: constructing and cache-keying a select costs more
 # Python than PostgreSQL spends answering it (profiled: ~1.8 ms of an 8 ms request).
-_KEYS = bindparam("keys", expanding=True)
+# (by_dialect: the keys go as one array on PostgreSQL.)
 _CLINIC = bindparam("clinic_id")
 _CLOSED = aliased(Episode)
-_CLIENTS_WITH_OPEN_EPISODE = (
-    select(
-        Client.id.label("client_id"),
-        Client.age_band,
-        *_EPISODE_COLS,
-        # the end of the client's latest closed episode: no new or back-dated episode may
-        # start on or before it (episodes of one client never overlap)
-        select(func.max(_CLOSED.closed_on))
-        .where(_CLOSED.client_id == Client.id, _CLOSED.status == "closed")
-        .scalar_subquery()
-        .label("last_closed_on"),
+_STORED = aliased(TherapySession)
+_CLIENTS_WITH_OPEN_EPISODE = by_dialect(
+    lambda keys_match: (
+        select(
+            Client.id.label("client_id"),
+            Client.age_band,
+            *_EPISODE_COLS,
+            # the end of the client's latest closed episode: no new or back-dated episode may
+            # start on or before it (episodes of one client never overlap)
+            select(func.max(_CLOSED.closed_on))
+            .where(_CLOSED.client_id == Client.id, _CLOSED.status == "closed")
+            .scalar_subquery()
+            .label("last_closed_on"),
+            select(func.count())
+            .where(_STORED.episode_id == Episode.id, _STORED.attendance == "attended")
+            .scalar_subquery()
+            .label("attended"),
+            select(func.max(_STORED.date))
+            .where(_STORED.episode_id == Episode.id)
+            .scalar_subquery()
+            .label("last_date"),
+        )
+        .outerjoin(Episode, (Episode.client_id == Client.id) & (Episode.status == "open"))
+        .where(Client.clinic_id == _CLINIC, keys_match(Client.external_id, "keys"))
     )
-    .outerjoin(Episode, (Episode.client_id == Client.id) & (Episode.status == "open"))
-    .where(Client.clinic_id == _CLINIC, Client.external_id.in_(_KEYS))
 )
-_CLINICIANS = select(Clinician.id, Clinician.external_id).where(
-    Clinician.clinic_id == _CLINIC, Clinician.external_id.in_(_KEYS)
-)
-_EPISODES_BY_PUBLIC_ID = (
-    select(*_EPISODE_COLS)
-    .join(Client, Client.id == Episode.client_id)
-    .where(Episode.clinic_id == _CLINIC, Episode.public_id.in_(_KEYS))
-)
-_SESSIONS_BY_EHR_ID = (
-    select(
-        TherapySession.id.label("session_id"),
-        TherapySession.public_id.label("session_public_id"),
-        TherapySession.ehr_session_id,
-        TherapySession.content_hash,
-        TherapySession.revision,
-        *_EPISODE_COLS,
+_CLINICIANS = by_dialect(
+    lambda keys_match: select(Clinician.id, Clinician.external_id).where(
+        Clinician.clinic_id == _CLINIC, keys_match(Clinician.external_id, "keys")
     )
-    .join(Episode, Episode.id == TherapySession.episode_id)
-    .join(Client, Client.id == Episode.client_id)
-    .where(TherapySession.clinic_id == _CLINIC, TherapySession.ehr_session_id.in_(_KEYS))
-    .order_by(TherapySession.ehr_session_id)
-    # Two EHR retries revising one session must not both compute revision n+1: on
-    # PostgreSQL the second waits here for the first to commit (SQLite serialises writers
-    # with BEGIN IMMEDIATE, and SQLAlchemy leaves FOR UPDATE out there).
-    .with_for_update(of=TherapySession)
+)
+_EPISODES_BY_PUBLIC_ID = by_dialect(
+    lambda keys_match: (
+        select(*_EPISODE_COLS)
+        .join(Client, Client.id == Episode.client_id)
+        .where(Episode.clinic_id == _CLINIC, keys_match(Episode.public_id, "keys"))
+    )
+)
+_SESSIONS_BY_EHR_ID = by_dialect(
+    lambda keys_match: (
+        select(
+            TherapySession.id.label("session_id"),
+            TherapySession.public_id.label("session_public_id"),
+            TherapySession.ehr_session_id,
+            TherapySession.content_hash,
+            TherapySession.revision,
+            *_EPISODE_COLS,
+        )
+        .join(Episode, Episode.id == TherapySession.episode_id)
+        .join(Client, Client.id == Episode.client_id)
+        .where(
+            TherapySession.clinic_id == _CLINIC, keys_match(TherapySession.ehr_session_id, "keys")
+        )
+        .order_by(TherapySession.ehr_session_id)
+        # Two EHR retries revising one session must not both compute revision n+1: on
+        # PostgreSQL the second waits here for the first to commit (SQLite serialises writers
+        # with BEGIN IMMEDIATE, and SQLAlchemy leaves FOR UPDATE out there).
+        .with_for_update(of=TherapySession)
+    )
 )
 
 
 class _Loaded:
-    """The existing rows a batch refers to: three joined ``IN`` queries (four when explicit
+    """The existing rows a batch refers to: three joined key-list queries (four when explicit
     episode ids are sent), whatever the batch size."""
 
     def __init__(self, uow: UnitOfWork, clinic_id: int, items: Sequence[SessionInput]) -> None:
@@ -483,18 +507,20 @@ class _Loaded:
         self._by_row: dict[int, _EpisodeState] = {}
         conn = uow.session.connection()
 
-        def rows(statement: Any, keys: Iterable[Any]) -> Iterable[Any]:
+        def rows(statement: Callable[[Connection], Any], keys: Iterable[Any]) -> Iterable[Any]:
             # Sorted, so concurrent batches lock shared sessions in the same order (no
             # deadlock between two workers whose set orders differ).
             for chunk in _chunks(sorted(set(keys), key=str)):
-                yield from conn.execute(statement, {"clinic_id": clinic_id, "keys": chunk})
+                yield from conn.execute(statement(conn), {"clinic_id": clinic_id, "keys": chunk})
 
         for row in rows(_CLIENTS_WITH_OPEN_EPISODE, (i.client_id for i in items)):
             self.clients[row.client_key] = (row.client_id, row.age_band)
             if row.last_closed_on is not None:
                 self.last_closed_on[row.client_key] = row.last_closed_on
             if row.id is not None:
-                self.open_episode[row.client_key] = self._remember(row)
+                state = self._remember(row)
+                state.attended, state.last_date = row.attended, row.last_date
+                self.open_episode[row.client_key] = state
         for tid, ext in rows(_CLINICIANS, (i.clinician_id for i in items)):
             self.clinicians[ext] = tid
         for row in rows(_EPISODES_BY_PUBLIC_ID, (i.episode_id for i in items if i.episode_id)):
@@ -718,19 +744,56 @@ def _choose_episode(
         return open_episode
     # First contact (or first since the last episode closed): open one on the session date.
     return _EpisodeState(
-        None, uuid.uuid4(), item.client_id, "open", item.date, item.clinician_id, new=True
+        None,
+        uuid.uuid4(),
+        item.client_id,
+        "open",
+        item.date,
+        item.clinician_id,
+        new=True,
+        attended=0,
     )
 
 
+_Final = tuple[SessionInput, dict[str, Any], str, _SessionState]
+
+
+def _numbers_in_order(to_insert: list[_Final], revised: list[_Final]) -> dict[str, int]:
+    """Numbers for new attended sessions appended after their episode's stored ones (the
+    usual backfill, oldest first), so the renumbering after the read-back has nothing to
+    update. Anything else (a back-dated session, a revision in the same episode, an episode
+    reached by explicit id) is left to :func:`renumber`, which sets every number right."""
+    skip = {id(state.episode) for *_, state in revised}
+    groups: dict[int, list[SessionInput]] = {}
+    for item, _content, _digest, state in to_insert:
+        groups.setdefault(id(state.episode), []).append(item)
+    episodes = {id(state.episode): state.episode for *_, state in to_insert}
+    numbers: dict[str, int] = {}
+    for key, items in groups.items():
+        episode = episodes[key]
+        if episode.attended is None or key in skip:
+            continue
+        if episode.last_date is not None and any(i.date < episode.last_date for i in items):
+            continue
+        n = episode.attended
+        # Stable sort: same-date sessions keep insertion order, which is their id order.
+        for item in sorted(items, key=lambda i: i.date):
+            if item.attendance is Attendance.ATTENDED:
+                n += 1
+                numbers[item.ehr_session_id] = n
+    return numbers
+
+
 def _write(uow: UnitOfWork, principal: Principal, plan: _Plan, loaded: _Loaded) -> set[int]:
-    """Apply the plan with multi-row statements; return the touched episodes' row ids."""
+    """Apply the plan with bulk statements; return the touched episodes' row ids."""
     db = uow.session
     clinic_id = principal.clinic_id
     now = utcnow()
     if plan.new_clients:
         keys = list(plan.new_clients)
-        ids = db.scalars(
-            insert(Client.__table__).returning(Client.__table__.c.id, sort_by_parameter_order=True),
+        ids = insert_rows_returning_ids(
+            db,
+            Client.__table__,
             [
                 {
                     "clinic_id": clinic_id,
@@ -740,25 +803,23 @@ def _write(uow: UnitOfWork, principal: Principal, plan: _Plan, loaded: _Loaded) 
                 }
                 for k in keys
             ],
-        ).all()
+        )
         for k, i in zip(keys, ids, strict=True):
             loaded.clients[k] = (i, plan.new_clients[k])
     for key, band in plan.age_band_updates.items():
         db.execute(update(Client).where(Client.id == loaded.clients[key][0]).values(age_band=band))
     if plan.new_clinicians:
         keys = sorted(plan.new_clinicians)
-        ids = db.scalars(
-            insert(Clinician.__table__).returning(
-                Clinician.__table__.c.id, sort_by_parameter_order=True
-            ),
+        ids = insert_rows_returning_ids(
+            db,
+            Clinician.__table__,
             [{"clinic_id": clinic_id, "external_id": k, "created_at": now} for k in keys],
-        ).all()
+        )
         loaded.clinicians.update(zip(keys, ids, strict=True))
     if plan.new_episodes:
-        ids = db.scalars(
-            insert(Episode.__table__).returning(
-                Episode.__table__.c.id, sort_by_parameter_order=True
-            ),
+        ids = insert_rows_returning_ids(
+            db,
+            Episode.__table__,
             [
                 {
                     "public_id": e.public_id,
@@ -772,7 +833,7 @@ def _write(uow: UnitOfWork, principal: Principal, plan: _Plan, loaded: _Loaded) 
                 }
                 for e in plan.new_episodes
             ],
-        ).all()
+        )
         for e, i in zip(plan.new_episodes, ids, strict=True):
             e.row_id = i
 
@@ -788,16 +849,16 @@ def _write(uow: UnitOfWork, principal: Principal, plan: _Plan, loaded: _Loaded) 
     # Sessions: insert the new ones; for revised ones, update in place (history is kept in
     # session_revisions). A session created and revised in the same batch is inserted once
     # with its final content; each item's revision row is still written.
-    final_content: dict[str, tuple[SessionInput, dict[str, Any], str, _SessionState]] = {}
+    final_content: dict[str, _Final] = {}
     for w in plan.writes:
         final_content[w.item.ehr_session_id] = (w.item, w.content, w.digest, w.state)
     to_insert = [v for v in final_content.values() if v[3].row_id is None]
     revised = [v for v in final_content.values() if v[3].row_id is not None]
     if to_insert:
-        ids = db.scalars(
-            insert(TherapySession.__table__).returning(
-                TherapySession.__table__.c.id, sort_by_parameter_order=True
-            ),
+        numbers = _numbers_in_order(to_insert, revised)
+        ids = insert_rows_returning_ids(
+            db,
+            TherapySession.__table__,
             [
                 {
                     "public_id": state.public_id,
@@ -808,6 +869,7 @@ def _write(uow: UnitOfWork, principal: Principal, plan: _Plan, loaded: _Loaded) 
                     "ehr_session_id": item.ehr_session_id,
                     "date": item.date,
                     "attendance": item.attendance.value,
+                    "number": numbers.get(item.ehr_session_id),
                     "revision": state.revision,
                     "content_hash": digest,
                     "created_at": now,
@@ -815,7 +877,7 @@ def _write(uow: UnitOfWork, principal: Principal, plan: _Plan, loaded: _Loaded) 
                 }
                 for item, _content, digest, state in to_insert
             ],
-        ).all()
+        )
         for v, i in zip(to_insert, ids, strict=True):
             v[3].row_id = i
     for item, _content, digest, state in revised:
@@ -846,8 +908,7 @@ def _write(uow: UnitOfWork, principal: Principal, plan: _Plan, loaded: _Loaded) 
         }
         for w in plan.writes
     ]
-    if revision_rows:
-        db.execute(insert(SessionRevision.__table__), revision_rows)
+    insert_rows(db, SessionRevision.__table__, revision_rows)
 
     rating_rows = [
         {
@@ -863,8 +924,7 @@ def _write(uow: UnitOfWork, principal: Principal, plan: _Plan, loaded: _Loaded) 
         for _item, content, _digest, state in final_content.values()
         for r in content["ratings"]
     ]
-    if rating_rows:
-        db.execute(insert(Rating.__table__), rating_rows)
+    insert_rows(db, Rating.__table__, rating_rows)
 
     touched = {w.state.episode.row_id for w in plan.writes}
     return {i for i in touched if i is not None}

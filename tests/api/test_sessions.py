@@ -272,6 +272,56 @@ def test_batch_of_a_thousand_with_bad_items(
     assert _counts(engine)["session_revisions"] == BATCH_SIZE - len(bad_indexes)
 
 
+def test_bulk_batches_number_sessions_by_date(
+    client: FlaskClient, tenant: Tenant, engine: Engine
+) -> None:
+    """Batches large enough for the bulk write path store the same session numbers as one
+    post at a time would: in date order, no-shows unnumbered, back-dated sessions shifting
+    the later ones, and every session with its ratings and one revision."""
+
+    def item(c: int, day: int, attendance: str = "attended") -> dict[str, Any]:
+        p = session_payload(
+            ehr_session_id=f"N-{c}-{day}",
+            client_id=f"C-{c}",
+            date=f"2026-03-{day:02d}",
+            attendance=attendance,
+        )
+        if attendance != "attended":
+            p["ratings"] = []
+        return p
+
+    # 8 clients x 5 sessions, in date order; client 0 misses one, client 1 has two on one day.
+    first = [item(c, day) for day in (2, 9, 16, 23, 24) for c in range(8)]
+    first[8] = item(0, 9, "no_show")
+    first[-7] = item(1, 23)  # (1, 24) -> a second session for client 1 on the 23rd
+    first[-7]["ehr_session_id"] = "N-1-23b"
+    # Later: each client's next session, and one back-dated session for client 2.
+    second = [item(c, day) for day in (26, 27, 28, 30) for c in range(8)] + [item(2, 5)]
+    for batch in (first, second):
+        resp = client.post("/v1/sessions/batch", json={"sessions": batch}, headers=tenant.auth())
+        assert resp.json["created"] == len(batch), resp.json
+
+    with engine.connect() as conn:
+        stored = conn.execute(
+            text(
+                "SELECT c.external_id, s.ehr_session_id, s.attendance, s.number"
+                " FROM sessions s JOIN clients c ON c.id = s.client_id"
+                " ORDER BY c.external_id, s.date, s.id"
+            )
+        ).all()
+    counts = _counts(engine)
+    expected_number: dict[str, int] = {}
+    for client_id in {row[0] for row in stored}:
+        attended = [r for r in stored if r[0] == client_id and r[2] == "attended"]
+        expected_number.update({r[1]: n for n, r in enumerate(attended, start=1)})
+    assert [(r[1], r[3]) for r in stored] == [(r[1], expected_number.get(r[1])) for r in stored]
+    assert expected_number["N-1-23b"] == expected_number["N-1-23"] + 1
+    assert expected_number["N-2-9"] == 3  # after the back-dated 5th
+    total = len(first) + len(second)
+    assert (counts["sessions"], counts["session_revisions"]) == (total, total)
+    assert counts["ratings"] == 2 * (total - 1)  # the no-show has none
+
+
 def test_batch_revising_one_session_twice(client: FlaskClient, tenant: Tenant) -> None:
     """Two versions of one session in a batch give revisions 1 and 2, in input order."""
     v1 = session_payload()
