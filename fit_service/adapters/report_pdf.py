@@ -16,14 +16,15 @@ PDF base-14 Helvetica lacks).
 from __future__ import annotations
 
 import io
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache, partial
 from typing import Any
 
+from reportlab import rl_config
 from reportlab.graphics.charts.barcharts import VerticalBarChart
 from reportlab.graphics.charts.linecharts import HorizontalLineChart
-from reportlab.graphics.shapes import Circle, Drawing, Line, Rect, String
+from reportlab.graphics.shapes import Drawing, Rect, String
 from reportlab.graphics.widgets.markers import makeMarker
 from reportlab.lib import colors
 from reportlab.lib.enums import TA_LEFT, TA_RIGHT
@@ -138,7 +139,15 @@ _OUTCOME_ORDER: tuple[ChangeCategory, ...] = tuple(reversed(ChangeCategory))
 
 
 def _register_fonts(layout: Layout) -> None:
-    """Register the bundled Vera TTFs once per process (ReportLab's registry is global)."""
+    """Register the bundled Vera TTFs once per process (ReportLab's registry is global).
+
+    Also switch off ReportLab's ASCII85 stream encoding (a process-wide setting, and this is
+    the process's only PDF writer): its pure-Python encoder took a tenth of a large report's
+    rendering time, for streams that are zlib-compressed binary anyway (ASCII85 makes them
+    a quarter larger). Set here, before any page is drawn, so every PDF of the process is written
+    the same way.
+    """
+    rl_config.useA85 = 0
     registered = set(pdfmetrics.getRegisteredFontNames())
     for name, filename in layout.font_files:
         if name not in registered:
@@ -707,9 +716,26 @@ class MonthlyReportPdf:
         font = layout.font_bold if bold else layout.font
         return _Lines([(text, font, size, layout.ink)], size * 1.3)
 
-    def _table(self, rows: list[list[Any]], widths: Sequence[float]) -> Table:
+    def _table(
+        self,
+        rows: list[list[Any]],
+        widths: Sequence[float],
+        *,
+        lines_below_header: bool = False,
+    ) -> Table:
+        """The report's table style. ``lines_below_header``: every row after the header is
+        :class:`_Lines` cells (the per-group tables), drawn by :class:`_LinesTable`."""
         layout = self.layout
-        table = Table(rows, colWidths=list(widths), repeatRows=1)
+        table: Table
+        if lines_below_header:
+            table = _LinesTable(
+                rows,
+                colWidths=list(widths),
+                rowHeights=[None, *_LinesTable.heights_of(rows[1:], widths)],
+                repeatRows=1,
+            )
+        else:
+            table = Table(rows, colWidths=list(widths), repeatRows=1)
         commands: list[tuple[Any, ...]] = [
             ("VALIGN", (0, 0), (-1, -1), "TOP"),
             ("BACKGROUND", (0, 0), (-1, 0), layout.primary),
@@ -757,7 +783,7 @@ class MonthlyReportPdf:
             flow += [
                 Spacer(0, 2 * mm),
                 Paragraph(_esc(caption), s["caption"]),
-                self._table(rows, widths),
+                self._table(rows, widths, lines_below_header=True),
             ]
         return flow
 
@@ -946,9 +972,13 @@ class MonthlyReportPdf:
         )
         return drawing
 
-    def _forest_plot(self, report: MonthlyReport, groups: Sequence[GroupReport]) -> Drawing:
+    def _forest_plot(self, report: MonthlyReport, groups: Sequence[GroupReport]) -> _Sketch:
         """Point and 95% interval per clinician against the clinic's value: a comparison that
-        shows its uncertainty instead of a league table."""
+        shows its uncertainty instead of a league table.
+
+        A :class:`_Sketch`, not a graphics ``Drawing``: a large clinic's plots hold thousands
+        of shapes, and the Drawing renderer's per-shape state tracking cost more than the
+        rest of the page."""
         layout = self.layout
         min_n = report.min_n
         row_h = layout.forest_row_height
@@ -956,65 +986,43 @@ class MonthlyReportPdf:
         label_w, value_w = 90.0, 130.0
         plot_x0, plot_x1 = label_w, width - value_w - 8
         height = row_h * (len(groups) + 1) + 22
-        drawing = Drawing(width, height)
+        drawing = _Sketch(width, height)
         top = height - 6
 
         def x_of(share: float) -> float:
             return plot_x0 + share * (plot_x1 - plot_x0)
 
         base = 14.0
-        drawing.add(Line(plot_x0, base, plot_x1, base, strokeColor=layout.muted, strokeWidth=0.5))
+        drawing.line(plot_x0, base, plot_x1, base, layout.muted, 0.5)
         for tick in (0, 25, 50, 75, 100):
             x = x_of(tick / 100)
-            drawing.add(Line(x, base, x, top, strokeColor=layout.rule, strokeWidth=0.4))
-            drawing.add(
-                String(
-                    x,
-                    base - 9,
-                    f"{tick}%",
-                    fontName=layout.font,
-                    fontSize=layout.size_tiny,
-                    fillColor=layout.muted,
-                    textAnchor="middle",
-                )
+            drawing.line(x, base, x, top, layout.rule, 0.4)
+            drawing.string(
+                x, base - 9, f"{tick}%", layout.font, layout.size_tiny, layout.muted, "middle"
             )
         if report.scope is Scope.CLINIC:
             clinic = report.overall.trailing_12.outcomes.reliable_improvement
             if not clinic.is_too_few(min_n) and clinic.value is not None:
                 x = x_of(clinic.value)
-                drawing.add(
-                    Line(
-                        x,
-                        base,
-                        x,
-                        top,
-                        strokeColor=layout.notice_border,
-                        strokeWidth=1,
-                        strokeDashArray=[3, 2],
-                    )
-                )
-                drawing.add(
-                    String(
-                        x + 3,
-                        top - 7,
-                        f"clinic {clinic.display_value(min_n)}",
-                        fontName=layout.font,
-                        fontSize=layout.size_tiny,
-                        fillColor=layout.notice_border,
-                    )
+                drawing.line(x, base, x, top, layout.notice_border, 1, dash=(3, 2))
+                drawing.string(
+                    x + 3,
+                    top - 7,
+                    f"clinic {clinic.display_value(min_n)}",
+                    layout.font,
+                    layout.size_tiny,
+                    layout.notice_border,
                 )
         for index, group in enumerate(groups):
             y = top - row_h * (index + 1)
             share = group.trailing_12.outcomes.reliable_improvement
-            drawing.add(
-                String(
-                    0,
-                    y - 3,
-                    _fit_text(group.label, layout.font, layout.size_small, label_w - 6),
-                    fontName=layout.font,
-                    fontSize=layout.size_small,
-                    fillColor=layout.ink,
-                )
+            drawing.string(
+                0,
+                y - 3,
+                _fit_text(group.label, layout.font, layout.size_small, label_w - 6),
+                layout.font,
+                layout.size_small,
+                layout.ink,
             )
             text = share.display_value(min_n)
             if share.is_too_few(min_n) or share.ci is None or share.value is None:
@@ -1022,42 +1030,12 @@ class MonthlyReportPdf:
             else:
                 low, high = share.ci
                 colour = layout.ink
-                drawing.add(
-                    Line(x_of(low), y, x_of(high), y, strokeColor=layout.primary, strokeWidth=1.6)
-                )
+                drawing.line(x_of(low), y, x_of(high), y, layout.primary, 1.6)
                 for end in (low, high):
-                    drawing.add(
-                        Line(
-                            x_of(end),
-                            y - 3,
-                            x_of(end),
-                            y + 3,
-                            strokeColor=layout.primary,
-                            strokeWidth=1,
-                        )
-                    )
-                drawing.add(
-                    Circle(
-                        x_of(share.value),
-                        y,
-                        3,
-                        fillColor=layout.primary,
-                        strokeColor=colors.white,
-                        strokeWidth=0.6,
-                    )
-                )
+                    drawing.line(x_of(end), y - 3, x_of(end), y + 3, layout.primary, 1)
+                drawing.circle(x_of(share.value), y, 3, layout.primary, colors.white, 0.6)
                 text = f"{text} (n={share.n:,})"
-            drawing.add(
-                String(
-                    width,
-                    y - 3,
-                    text,
-                    fontName=layout.font,
-                    fontSize=layout.size_small,
-                    fillColor=colour,
-                    textAnchor="end",
-                )
-            )
+            drawing.string(width, y - 3, text, layout.font, layout.size_small, colour, "end")
         return drawing
 
     def _empty_chart(self, drawing: Drawing, width: float, height: float, text: str) -> None:
@@ -1262,6 +1240,153 @@ class MonthlyReportPdf:
 # -------------------------------------------------------------------- helpers
 
 
+class _Sketch(Flowable):
+    """A fixed-size picture of lines, circles and strings drawn straight onto the canvas:
+    what a graphics ``Drawing`` of plain shapes shows, without its renderer's per-shape state
+    tracking. Shapes are drawn in the order added, then every string, in the order added, in
+    one text object (strings are placed as the Drawing renderer places them: ``textAnchor``
+    "start", "middle" or "end")."""
+
+    def __init__(self, width: float, height: float) -> None:
+        super().__init__()
+        self.width, self.height = width, height
+        self._shapes: list[tuple[Any, ...]] = []
+        self._strings: list[tuple[float, float, str, str, float, Colour]] = []
+
+    def line(
+        self,
+        x1: float,
+        y1: float,
+        x2: float,
+        y2: float,
+        colour: Colour,
+        width: float,
+        *,
+        dash: tuple[float, ...] | None = None,
+    ) -> None:
+        self._shapes.append(("line", (x1, y1, x2, y2), colour, width, dash))
+
+    def circle(
+        self, x: float, y: float, r: float, fill: Colour, stroke: Colour, width: float
+    ) -> None:
+        self._shapes.append(("circle", (x, y, r), stroke, width, None, fill))
+
+    def string(
+        self,
+        x: float,
+        y: float,
+        text: str,
+        font: str,
+        size: float,
+        colour: Colour,
+        anchor: str = "start",
+    ) -> None:
+        if anchor != "start":
+            shift = pdfmetrics.stringWidth(text, font, size)
+            x -= shift if anchor == "end" else shift * 0.5
+        self._strings.append((x, y, text, font, size, colour))
+
+    def wrap(self, availWidth: float, availHeight: float) -> tuple[float, float]:
+        return self.width, self.height
+
+    def draw(self) -> None:
+        canvas = self.canv
+        stroke: tuple[Colour, float, tuple[float, ...] | None] | None = None
+        for kind, args, colour, width, dash, *fill in self._shapes:
+            if stroke != (colour, width, dash):
+                canvas.setStrokeColor(colour)
+                canvas.setLineWidth(width)
+                canvas.setDash(list(dash) if dash else [])
+                stroke = (colour, width, dash)
+            if kind == "line":
+                canvas.line(*args)
+            else:
+                canvas.setFillColor(fill[0])
+                canvas.circle(*args, stroke=1, fill=1)
+        text = canvas.beginText()
+        font: tuple[str, float] | None = None
+        colour_now: Colour | None = None
+        for x, y, line, line_font, size, colour in self._strings:
+            if (line_font, size) != font:
+                text.setFont(line_font, size)
+                font = (line_font, size)
+            if colour is not colour_now:
+                text.setFillColor(colour)
+                colour_now = colour
+            text.setTextOrigin(x, y)
+            text._textOut(line)  # see _LinesTable.draw
+        canvas.drawText(text)
+
+
+class _LinesTable(Table):
+    """A :class:`Table` whose rows after the header are all :class:`_Lines` cells (the
+    per-group tables: thousands of cells in a large clinic), laid out and drawn cheaply.
+
+    * Their row heights are computed once, up front (:meth:`heights_of`, the same sums
+      ReportLab's ``_calc_height`` makes), instead of wrapping every cell again each time the
+      table is split across a page.
+    * Their text is drawn after the table's backgrounds, as one text object per table piece
+      (a font or colour operator only where it changes), not one translated text object per
+      cell and line. Every line lands where ``_Lines.drawOn`` would put it, in the same order.
+
+    Assumes the style of :meth:`MonthlyReportPdf._table`: cells aligned top left, the same
+    paddings everywhere, no spans.
+    """
+
+    #: The style's paddings (``MonthlyReportPdf._table``).
+    _PAD_X, _PAD_Y = 4, 3
+
+    @classmethod
+    def heights_of(cls, rows: Sequence[Sequence[_Lines]], widths: Sequence[float]) -> list[float]:
+        """Each row's height as ``Table._calc_height`` would compute it: the tallest cell
+        wrapped to the column's width less the paddings, plus the paddings."""
+        pad_x, pad_y = cls._PAD_X, cls._PAD_Y
+        return [
+            max(
+                cell.wrap(width - pad_x - pad_x, 0)[1]
+                for cell, width in zip(row, widths, strict=True)
+            )
+            + (pad_y + pad_y)
+            for row in rows
+        ]
+
+    def draw(self) -> None:
+        self._pending: list[tuple[float, float, _Lines]] = []
+        super().draw()
+        canvas = self.canv
+        canvas.saveState()  # the text object's colours must not leak into what follows
+        text = canvas.beginText()
+        font: tuple[str, float] | None = None
+        colour: Colour | None = None
+        for x, y, cell in self._pending:
+            for line, line_font, size, line_colour, line_y in cell.placed(x, y):
+                if (line_font, size) != font:
+                    text.setFont(line_font, size)
+                    font = (line_font, size)
+                if line_colour is not colour:
+                    text.setFillColor(line_colour)
+                    colour = line_colour
+                text.setTextOrigin(x, line_y)
+                # _textOut, not textOut: the latter measures the string to advance a cursor
+                # that is never used (every line sets its own origin).
+                text._textOut(line)
+        canvas.drawText(text)
+        canvas.restoreState()
+
+    def _drawCell(
+        self, cellval: Any, cellstyle: Any, pos: tuple[float, float], size: tuple[float, float]
+    ) -> None:
+        cell = cellval[0] if isinstance(cellval, list | tuple) and len(cellval) == 1 else cellval
+        if not isinstance(cell, _Lines):
+            super()._drawCell(cellval, cellstyle, pos, size)
+            return
+        (colpos, rowpos), (colwidth, rowheight) = pos, size
+        # Table._drawCell for one flowable aligned top left (no space before or after).
+        _width, height = cell.wrap(colwidth - cellstyle.leftPadding - cellstyle.rightPadding, 0)
+        y = rowpos + rowheight - cellstyle.topPadding
+        self._pending.append((colpos + cellstyle.leftPadding, y - height, cell))
+
+
 class _Lines(Flowable):
     """Runs of plain text, each in its own font, size and colour, each starting a new line and
     wrapped at spaces to the cell's width: a table cell without Paragraph's mini-HTML parsing
@@ -1287,13 +1412,36 @@ class _Lines(Flowable):
         self.width, self.height = availWidth, self._leading * len(self._lines)
         return self.width, self.height
 
-    def draw(self) -> None:
-        canvas = self.canv
+    def drawOn(self, canvas: Canvas, x: float, y: float, _sW: float = 0) -> None:
+        """All lines in one text object placed at the cell's page coordinates.
+
+        Flowable.drawOn would translate the canvas (q/cm/Q) and ``draw`` would open one text
+        object per line, each re-selecting the font: most of the time spent drawing a large
+        clinic's tables. The lines land where they did before, so the text reads the same.
+        """
+        x = self._hAlignAdjust(x, _sW)
+        if not self._lines:
+            return
+        canvas.saveState()  # the text object's colours must not leak into what follows
+        text = canvas.beginText()
+        for line, font, size, colour, line_y in self.placed(x, y):
+            text.setFont(font, size)
+            text.setFillColor(colour)
+            text.setTextOrigin(x, line_y)
+            text._textOut(line)  # see _LinesTable.draw
+        canvas.drawText(text)
+        canvas.restoreState()
+
+    def placed(self, x: float, y: float) -> Iterator[tuple[str, str, float, Colour, float]]:
+        """Each wrapped line with its baseline when the cell's bottom left is at (x, y)."""
+        if not self._lines:
+            return
+        top = y + self.height - self._lines[0][2]
         for index, (line, font, size, colour) in enumerate(self._lines):
-            y = self.height - self._lines[0][2] - index * self._leading
-            canvas.setFont(font, size)
-            canvas.setFillColor(colour)
-            canvas.drawString(0, y, line)
+            yield line, font, size, colour, top - index * self._leading
+
+    def draw(self) -> None:
+        self.drawOn(self.canv, 0, 0)
 
 
 @lru_cache(maxsize=4096)

@@ -1807,39 +1807,76 @@ class FiguresBuilder:
         """``ending`` and ``outcome``: :meth:`EpisodeEnding.of` and :func:`classify_outcomes`
         of the same facts and settings, when the caller hands one episode to several builders
         (they are the same for all of them)."""
-        window, settings = self.window, self.settings
+        FiguresBuilder.add_episode_to((self,), facts, ending, outcome)
+
+    @staticmethod
+    def add_episode_to(
+        builders: Sequence[FiguresBuilder],
+        facts: EpisodeFacts,
+        ending: EpisodeEnding | None = None,
+        outcome: EpisodeOutcome | None = None,
+    ) -> None:
+        """:meth:`add_episode` on each of ``builders``, which share one window and settings
+        (one group each: clinic, age band, clinician): what the episode counts as in that
+        window is decided once, not once per builder."""
+        if not builders:
+            return
+        window, settings = builders[0].window, builders[0].settings
+        for builder in builders:
+            same_window = builder.window is window or builder.window == window
+            if not same_window or not (
+                builder.settings is settings or builder.settings == settings
+            ):
+                raise ValueError("add_episode_to needs builders of one window and settings")
         if not facts.is_active_in(window):
             return
-        self.episodes_active += 1
-        if window.contains(facts.opened_on):
-            self.episodes_opened += 1
-            if facts.intake_ors is not None:
-                self.intake_ors.append(facts.intake_ors)
-            if facts.intake_srs is not None:
-                self.intake_srs.append(facts.intake_srs)
+        opened = window.contains(facts.opened_on)
+        intake_ors = facts.intake_ors if opened else None
+        intake_srs = facts.intake_srs if opened else None
         if not window.contains(facts.closed_on):
+            for builder in builders:
+                builder.episodes_active += 1
+                if opened:
+                    builder.episodes_opened += 1
+                    if intake_ors is not None:
+                        builder.intake_ors.append(intake_ors)
+                    if intake_srs is not None:
+                        builder.intake_srs.append(intake_srs)
             return
-        self.episodes_closed += 1
         closed_on: date = facts.closed_on  # type: ignore[assignment]  # contains() said so
-        if facts.attended_sessions >= 1 and facts.last_attended_on is not None:
-            self.closed_sessions.append(facts.attended_sessions)
-            self.closed_days.append((facts.last_attended_on - facts.opened_on).days)
-            self.closed_sessions_on.append(closed_on)
+        counted = facts.attended_sessions >= 1 and facts.last_attended_on is not None
+        days = (facts.last_attended_on - facts.opened_on).days if counted else 0  # type: ignore[operator]
+        pair: tuple[AgeBand, float, float] | None = None
         if facts.has_outcome_pair:
             if outcome is None:
                 outcome = classify_outcomes([facts], settings)[0]
                 assert outcome is not None  # it has an outcome pair
-            self.pairs.append((facts.age_band, facts.intake_ors, facts.last_ors))  # type: ignore[arg-type]
-            self.pair_outcomes.append(outcome)
-            self.pairs_closed_on.append(closed_on)
-            self._classified = None
+            pair = (facts.age_band, facts.intake_ors, facts.last_ors)  # type: ignore[assignment]
         if ending is None:
             ending = EpisodeEnding.of(facts, settings)
-        self.dropouts += ending.dropout
-        self.planned += ending.planned
-        self.unilateral += ending.unilateral
-        self.unilateral_below += ending.unilateral_below
-        self.unilateral_above += ending.unilateral_above
+        for builder in builders:
+            builder.episodes_active += 1
+            if opened:
+                builder.episodes_opened += 1
+                if intake_ors is not None:
+                    builder.intake_ors.append(intake_ors)
+                if intake_srs is not None:
+                    builder.intake_srs.append(intake_srs)
+            builder.episodes_closed += 1
+            if counted:
+                builder.closed_sessions.append(facts.attended_sessions)
+                builder.closed_days.append(days)
+                builder.closed_sessions_on.append(closed_on)
+            if pair is not None:
+                builder.pairs.append(pair)
+                builder.pair_outcomes.append(outcome)  # type: ignore[arg-type]
+                builder.pairs_closed_on.append(closed_on)
+                builder._classified = None
+            builder.dropouts += ending.dropout
+            builder.planned += ending.planned
+            builder.unilateral += ending.unilateral
+            builder.unilateral_below += ending.unilateral_below
+            builder.unilateral_above += ending.unilateral_above
 
     def add_sessions(self, counts: SessionCounts) -> None:
         """Sessions already known to fall in this window and group (an SQL aggregate)."""

@@ -61,7 +61,6 @@ from fit_service.domain.monthly_report import (
     AlertFacts,
     EpisodeEnding,
     EpisodeFacts,
-    EpisodeOutcome,
     FiguresBuilder,
     FlaggedEpisode,
     GroupFigures,
@@ -339,12 +338,6 @@ class _Group:
         yield self.trailing
         yield self.month
 
-    def add_episode(
-        self, facts: EpisodeFacts, ending: EpisodeEnding | None, outcome: EpisodeOutcome | None
-    ) -> None:
-        self.trailing.add_episode(facts, ending, outcome)
-        self.month.add_episode(facts, ending, outcome)
-
 
 class _Groups:
     """Builders per group, created on first use: clinic, each clinician, each age band."""
@@ -357,6 +350,7 @@ class _Groups:
         self.clinic = self._new()
         self.clinicians: dict[int, _Group] = {}
         self.bands: dict[AgeBand, _Group] = {}
+        self._builders: dict[tuple[int | None, AgeBand], tuple[list[FiguresBuilder], ...]] = {}
 
     def _new(self) -> _Group:
         return _Group(
@@ -372,6 +366,21 @@ class _Groups:
                 group = self.clinicians[clinician_id] = self._new()
             found.append(group)
         return tuple(found)
+
+    def builders_of(
+        self, clinician_id: int | None, band: AgeBand
+    ) -> tuple[list[FiguresBuilder], list[FiguresBuilder]]:
+        """The trailing and the month builders of :meth:`of`'s groups (remembered: asked
+        once per episode)."""
+        key = (clinician_id, band)
+        found = self._builders.get(key)
+        if found is None:
+            groups = self.of(clinician_id, band)
+            found = self._builders[key] = (
+                [group.trailing for group in groups],
+                [group.month for group in groups],
+            )
+        return found  # type: ignore[return-value]
 
 
 def compute_report(
@@ -689,10 +698,12 @@ def _add_episodes(groups: _Groups, episodes: list[tuple[int | None, EpisodeFacts
     builder.
     """
     outcomes = classify_outcomes([facts for _clinician, facts in episodes], groups.settings)
+    add_to = FiguresBuilder.add_episode_to
     for (clinician_id, facts), outcome in zip(episodes, outcomes, strict=True):
         ending = None if facts.closed_on is None else EpisodeEnding.of(facts, groups.settings)
-        for group in groups.of(clinician_id, facts.age_band):
-            group.add_episode(facts, ending, outcome)
+        trailing, month = groups.builders_of(clinician_id, facts.age_band)
+        add_to(trailing, facts, ending, outcome)
+        add_to(month, facts, ending, outcome)
 
 
 def _as_date(value: Any) -> date | None:
