@@ -13,7 +13,7 @@ from sqlalchemy import Engine, select
 
 from fit_service.adapters.orm import Alert, Client, Episode
 from fit_service.domain.dropout_model import MIN_EVENTS
-from fit_service.services import dropout_models
+from fit_service.services import dropout_models, risk_schedule
 from tests.conftest import Tenant, session_payload
 
 TODAY = datetime.now(UTC).date()
@@ -158,6 +158,47 @@ def test_the_missed_appointment_setting_refits_the_model(
             .all()
         )
     assert missed_odds_ratio(evidence) == pytest.approx(6.0, rel=0.02)
+
+
+def test_the_daily_recheck_opens_no_dropout_alert_a_recorded_session_does(
+    client: FlaskClient, tenant: Tenant, engine: Engine
+) -> None:
+    """After a bigger budget lowers the line, the daily schedule re-judges an open episode: the
+    estimate is listed on the episode, but only a newly recorded appointment opens the alert
+    (a refit moving the line is not news about the client)."""
+    dropout_models._cache.clear()
+    build_history(client, tenant, engine)
+    middling = session_payload(
+        ehr_session_id="N1", client_id="NEW-1", date=TODAY.isoformat(), ratings=[ors(15), srs(9.9)]
+    )
+    assert client.post("/v1/sessions", json=middling, headers=tenant.auth()).status_code == 201
+
+    def dropout_alerts() -> int:
+        with engine.connect() as conn:
+            return len(
+                conn.execute(
+                    select(Alert.id)
+                    .join(Client, Client.id == Alert.client_id)
+                    .where(Client.external_id == "NEW-1", Alert.kind == "dropout_risk")
+                ).all()
+            )
+
+    assert dropout_alerts() == 0  # below the clinic's line at the default budget
+    r = client.put(
+        "/v1/settings",
+        json={"risk": {"dropout_alerts_per_clinician_week": 40}},
+        headers=tenant.auth("admin"),
+    )
+    assert r.status_code == 200, r.json
+    risk_schedule.check_risks(client.application.extensions["fit"].uow, today=TODAY)
+    assert dropout_alerts() == 0
+    view = client.get("/v1/clients/NEW-1", headers=tenant.auth("manager"))
+    assert "dropout_risk" in " ".join(view.json["episodes"][0]["risk"]["reasons"])
+    later = session_payload(
+        ehr_session_id="N2", client_id="NEW-1", date=TODAY.isoformat(), ratings=[ors(15), srs(5.0)]
+    )
+    assert client.post("/v1/sessions", json=later, headers=tenant.auth()).status_code == 201
+    assert dropout_alerts() == 1
 
 
 def test_a_young_clinic_keeps_the_rules(
