@@ -71,7 +71,7 @@ _RULES = {
     "Not a valid mapping type.": "type_object",
     "Invalid input type.": "type_object",
     "Invalid JSON body.": "malformed_json",
-    "Control characters are not allowed.": "control_character",
+    "Control characters and unpaired surrogates are not allowed.": "control_character",
 }
 
 

@@ -18,10 +18,12 @@ from marshmallow import RAISE, Schema, ValidationError, fields, post_load, valid
 from fit_service.domain.instruments import REGISTRY, AgeBand, Rater
 from fit_service.services.inputs import Attendance, EndingReason, RatingInput, SessionInput
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# Control characters, and lone UTF-16 surrogates (JSON "\ud800" decodes to one; no database
+# driver can encode it, so it must be refused here, not fail as a 500 at the insert).
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
 
 
-CONTROL_CHARACTER_MESSAGE = "Control characters are not allowed."
+CONTROL_CHARACTER_MESSAGE = "Control characters and unpaired surrogates are not allowed."
 
 
 def no_control_chars(value: str) -> None:
@@ -43,6 +45,12 @@ class StrictBoolean(fields.Boolean):
 
     truthy = frozenset({True})
     falsy = frozenset({False})
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:
+        # 1 == True in Python, so the sets above alone would let 1, 0, 1.0 and 0.0 through
+        if type(value) is not bool:
+            raise self.make_error("invalid", input=value)
+        return value
 
 
 class _Base(Schema):

@@ -132,11 +132,12 @@ _SESSIONS = by_dialect(
 )
 # Many episodes (a batch): ratings apart from their sessions. Joined, every session's columns
 # came back once per rating, and the wide rows made PostgreSQL sort 20,000 of them on disk.
+# Looked up by the ids of the sessions just read, not by episode: a session another writer
+# commits between the two statements must not bring ratings without their session.
 _RATINGS = by_dialect(
     lambda ids_match: (
         select(Rating.session_id, *_RATING_COLS)
-        .join(TherapySession, TherapySession.id == Rating.session_id)
-        .where(ids_match(TherapySession.episode_id, "ids"))
+        .where(ids_match(Rating.session_id, "ids"))
         .order_by(Rating.session_id, Rating.instrument, Rating.rater)
     )
 )
@@ -201,7 +202,7 @@ def load_histories(db: Session, episode_ids: Iterable[int]) -> dict[int, Episode
         for row in conn.execute(_SESSIONS(conn), {"ids": chunk}).all():
             record = by_id[row[0]] = _session(row)
             out[row[1]].sessions.append(record)
-    for chunk in _chunks(ids):
+    for chunk in _chunks(by_id):
         for row in conn.execute(_RATINGS(conn), {"ids": chunk}).all():
             by_id[row[0]].ratings.append(_rating(row[1:]))
     return out

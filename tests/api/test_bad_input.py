@@ -155,6 +155,13 @@ CASES: list[tuple[str, dict[str, Any], int, str, str | None]] = [
         "ratings[0].not_completed",
     ),
     (
+        "not_completed as 1",
+        session_payload(ratings=[{"instrument": "srs", "not_completed": 1}]),
+        422,
+        "type_boolean",
+        "ratings[0].not_completed",
+    ),
+    (
         "unknown episode id",
         session_payload(episode_id="3f0c7f0e-8c53-4a4e-9a43-2a0b7b1c5d11"),
         404,
@@ -259,6 +266,24 @@ def test_nul_in_a_string_is_a_422_not_a_500(client: FlaskClient, tenant: Tenant)
     )
     assert resp.status_code == 422
     assert (resp.json["field"], resp.json["rule"]) == ("ehr_session_id", "control_character")
+
+
+def test_a_lone_surrogate_is_a_422_and_sinks_no_batch(client: FlaskClient, tenant: Tenant) -> None:
+    """JSON "\\ud800" decodes to an unpaired surrogate that no database driver can encode: it is
+    refused at the boundary (it was a 500, and sank the whole batch)."""
+    bad = session_payload(ehr_session_id="S-\ud800")
+    resp = client.post("/v1/sessions", json=bad, headers=tenant.auth())
+    assert resp.status_code == 422
+    assert (resp.json["field"], resp.json["rule"]) == ("ehr_session_id", "control_character")
+    good = [session_payload(ehr_session_id=f"S-{i}", client_id=f"C-{i}") for i in range(40)]
+    resp = client.post(
+        "/v1/sessions/batch",
+        json={"sessions": [*good[:20], bad, *good[20:]]},
+        headers=tenant.auth(),
+    )
+    assert resp.status_code == 200, resp.json
+    assert resp.json["created"] == 40
+    assert resp.json["results"][20]["status"] == 422
 
 
 def test_nul_in_a_path_is_not_found(client: FlaskClient, tenant: Tenant) -> None:

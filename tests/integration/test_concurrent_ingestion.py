@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, event, text
 
 from fit_service.services import recording
 from tests.conftest import Tenant, session_payload
@@ -119,3 +119,52 @@ def test_a_deadlock_between_two_batches_is_retried_not_a_500(
             t.join(120)
     assert statuses
     assert all(s < 500 for s in statuses), statuses
+
+
+def test_a_session_committed_between_the_history_reads_of_a_batch_is_not_a_500(
+    app: Flask, tenant: Tenant, engine: Engine, database_url: str
+) -> None:
+    """A batch reads its episodes' sessions, then their ratings, in two statements. A live
+    post for one of those clients that commits in between (here: forced right after the
+    sessions statement) must not bring ratings without their session (it was a KeyError and a
+    500 for the whole batch). (SQLite: the batch holds the write lock, nothing can commit.)"""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("SQLite serialises writers: nothing can commit between the two reads")
+    client = app.test_client()
+    seed = [
+        session_payload(ehr_session_id=f"S-{i}", client_id=f"C-{i}", date="2026-10-01")
+        for i in range(10)
+    ]
+    r = client.post("/v1/sessions/batch", json={"sessions": seed}, headers=tenant.auth())
+    assert r.status_code == 200
+    fired: list[int] = []
+
+    def between(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        head = statement.split("FROM")[0]
+        if fired or "ORDER BY sessions.episode_id, sessions.date" not in statement:
+            return
+        if "ratings" in head:
+            return  # the one-statement read of a few episodes
+        live = session_payload(ehr_session_id="LIVE-1", client_id="C-0", date="2026-10-03")
+
+        def post() -> None:
+            resp = app.test_client().post("/v1/sessions", json=live, headers=tenant.auth())
+            fired.append(resp.status_code)
+
+        t = threading.Thread(target=post)
+        t.start()
+        t.join(30)
+
+    app_engine = app.extensions["fit"].engine
+    event.listen(app_engine, "after_cursor_execute", between)
+    try:
+        batch = [
+            session_payload(ehr_session_id=f"T-{i}", client_id=f"C-{i}", date="2026-10-02")
+            for i in range(10)
+        ]
+        r = client.post("/v1/sessions/batch", json={"sessions": batch}, headers=tenant.auth())
+    finally:
+        event.remove(app_engine, "after_cursor_execute", between)
+    assert fired == [201]  # the live post committed while the batch was between its reads
+    assert r.status_code == 200, r.json
+    assert r.json["created"] == 10
