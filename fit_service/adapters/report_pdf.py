@@ -16,7 +16,7 @@ PDF base-14 Helvetica lacks).
 from __future__ import annotations
 
 import io
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache, partial
 from typing import Any
@@ -1303,19 +1303,29 @@ class _Sketch(Flowable):
             else:
                 canvas.setFillColor(fill[0])
                 canvas.circle(*args, stroke=1, fill=1)
-        text = canvas.beginText()
-        font: tuple[str, float] | None = None
-        colour_now: Colour | None = None
-        for x, y, line, line_font, size, colour in self._strings:
-            if (line_font, size) != font:
-                text.setFont(line_font, size)
-                font = (line_font, size)
-            if colour is not colour_now:
-                text.setFillColor(colour)
-                colour_now = colour
-            text.setTextOrigin(x, y)
-            text._textOut(line)  # see _LinesTable.draw
-        canvas.drawText(text)
+        _draw_strings(canvas, self._strings)
+
+
+def _draw_strings(
+    canvas: Canvas, strings: Iterable[tuple[float, float, str, str, float, Colour]]
+) -> None:
+    """Draw (x, y, text, font, size, colour) strings as one text object, with a font or colour
+    operator only where it changes (far cheaper than a text object per string)."""
+    text = canvas.beginText()
+    font: tuple[str, float] | None = None
+    colour_now: Colour | None = None
+    for x, y, line, line_font, size, colour in strings:
+        if (line_font, size) != font:
+            text.setFont(line_font, size)
+            font = (line_font, size)
+        if colour is not colour_now:
+            text.setFillColor(colour)
+            colour_now = colour
+        text.setTextOrigin(x, y)
+        # _textOut, not textOut: the latter measures the string to advance a cursor that is
+        # never used (every string sets its own origin).
+        text._textOut(line)
+    canvas.drawText(text)
 
 
 class _LinesTable(Table):
@@ -1355,22 +1365,14 @@ class _LinesTable(Table):
         super().draw()
         canvas = self.canv
         canvas.saveState()  # the text object's colours must not leak into what follows
-        text = canvas.beginText()
-        font: tuple[str, float] | None = None
-        colour: Colour | None = None
-        for x, y, cell in self._pending:
-            for line, line_font, size, line_colour, line_y in cell.placed(x, y):
-                if (line_font, size) != font:
-                    text.setFont(line_font, size)
-                    font = (line_font, size)
-                if line_colour is not colour:
-                    text.setFillColor(line_colour)
-                    colour = line_colour
-                text.setTextOrigin(x, line_y)
-                # _textOut, not textOut: the latter measures the string to advance a cursor
-                # that is never used (every line sets its own origin).
-                text._textOut(line)
-        canvas.drawText(text)
+        _draw_strings(
+            canvas,
+            (
+                (x, line_y, line, font, size, colour)
+                for x, y, cell in self._pending
+                for line, font, size, colour, line_y in cell.placed(x, y)
+            ),
+        )
         canvas.restoreState()
 
     def _drawCell(
