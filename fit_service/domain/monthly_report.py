@@ -1833,15 +1833,15 @@ class FiguresBuilder:
         opened = window.contains(facts.opened_on)
         intake_ors = facts.intake_ors if opened else None
         intake_srs = facts.intake_srs if opened else None
+        for builder in builders:
+            builder.episodes_active += 1
+            if opened:
+                builder.episodes_opened += 1
+                if intake_ors is not None:
+                    builder.intake_ors.append(intake_ors)
+                if intake_srs is not None:
+                    builder.intake_srs.append(intake_srs)
         if not window.contains(facts.closed_on):
-            for builder in builders:
-                builder.episodes_active += 1
-                if opened:
-                    builder.episodes_opened += 1
-                    if intake_ors is not None:
-                        builder.intake_ors.append(intake_ors)
-                    if intake_srs is not None:
-                        builder.intake_srs.append(intake_srs)
             return
         closed_on: date = facts.closed_on  # type: ignore[assignment]  # contains() said so
         counted = facts.attended_sessions >= 1 and facts.last_attended_on is not None
@@ -1855,13 +1855,6 @@ class FiguresBuilder:
         if ending is None:
             ending = EpisodeEnding.of(facts, settings)
         for builder in builders:
-            builder.episodes_active += 1
-            if opened:
-                builder.episodes_opened += 1
-                if intake_ors is not None:
-                    builder.intake_ors.append(intake_ors)
-                if intake_srs is not None:
-                    builder.intake_srs.append(intake_srs)
             builder.episodes_closed += 1
             if counted:
                 builder.closed_sessions.append(facts.attended_sessions)
