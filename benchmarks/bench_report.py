@@ -57,6 +57,7 @@ from fit_service.adapters.orm import (  # noqa: E402
 from fit_service.adapters.report_pdf import LAYOUT, MonthlyReportPdf  # noqa: E402
 from fit_service.adapters.unit_of_work import UnitOfWork  # noqa: E402
 from fit_service.domain.monthly_report import Window  # noqa: E402
+from fit_service.services import session_totals  # noqa: E402
 from fit_service.services.monthly_reports import FORMATS, build_monthly_report  # noqa: E402
 from fit_service.services.principals import Principal, Role  # noqa: E402
 
@@ -126,6 +127,8 @@ def history(episodes: int, seed: int = 1) -> Iterator[tuple[str, list[dict[str, 
                         "content_hash": "0" * 64,
                         "created_at": now,
                         "updated_at": now,
+                        # Filled below from this session's ratings, as the write path does.
+                        **dict.fromkeys(session_totals.COLUMNS),
                     }
                 )
                 if attended:
@@ -140,6 +143,7 @@ def history(episodes: int, seed: int = 1) -> Iterator[tuple[str, list[dict[str, 
                         ),
                     ):
                         if rng.random() < share:
+                            sessions[-1][session_totals.column_for(code)] = total
                             rating_id += 1
                             ratings.append(
                                 {

@@ -175,6 +175,14 @@ class TherapySession(Base):
     content_hash: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # The client's own totals of the four brief scales, copied from this session's ratings
+    # whenever they are written (services/session_totals.py), so the monthly report reads
+    # one table instead of joining every session to its ratings twice. ``ratings`` stays the
+    # record; these are None when the client gave no total on that scale.
+    ors_total: Mapped[float | None] = mapped_column(Float)
+    cors_total: Mapped[float | None] = mapped_column(Float)
+    srs_total: Mapped[float | None] = mapped_column(Float)
+    csrs_total: Mapped[float | None] = mapped_column(Float)
 
 
 class SessionRevision(Base):

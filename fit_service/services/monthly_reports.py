@@ -2,15 +2,16 @@
 
 How the figures are gathered (and why it stays fast and small as the history grows):
 
-* **Sessions and episodes** come from one statement over one materialized read of
-  sessions x ratings (one row per session: each rating is joined by its unique
-  ``(session_id, instrument, rater)``, so nothing is grouped by session): the trailing 12
+* **Sessions and episodes** come from one statement over one materialized read of the
+  sessions (each row carries the client's ORS/CORS/SRS/CSRS totals, copied from its ratings
+  when written: services/session_totals.py, so no join to ``ratings``): the trailing 12
   months' sessions plus the earlier sessions of episodes active in that window.
   One ``GROUP BY`` counts sessions per month bucket, clinician and age band (attended,
   no-shows, cancelled, attended ones with an ORS/SRS total and an SRS below the concern
   threshold: a few thousand rows at most); another aggregates each active episode
   (attended sessions, last attended date, intake ORS/SRS (the first score of each), the
-  latest ORS and how many there were). Both stream back as one ``UNION ALL``
+  latest ORS and how many there were; first and last in one pass, see ``_NumberedTotal``).
+  Both stream back as one ``UNION ALL``
   (``yield_per``); only episodes active in the trailing 12 months are read, never the
   whole history.
 * **Alerts** (few) are streamed as rows; episodes' first alerts come from one ``GROUP BY``.
@@ -44,9 +45,9 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Integer, and_, case, cast, func, literal, null, or_, select, union_all
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session
 
-from fit_service.adapters.orm import Alert, Client, Clinic, Clinician, Episode, Rating
+from fit_service.adapters.orm import Alert, Client, Clinic, Clinician, Episode
 from fit_service.adapters.orm import TherapySession as S
 from fit_service.adapters.report_pdf import MonthlyReportPdf
 from fit_service.adapters.report_tabular import to_csv, to_json_dict
@@ -73,7 +74,7 @@ from fit_service.domain.monthly_report import (
     fit_reference,
     trailing_months,
 )
-from fit_service.services import audit, thresholds
+from fit_service.services import audit, session_totals, thresholds
 from fit_service.services.principals import Permission, Principal, Role
 
 _PERIOD = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
@@ -448,27 +449,15 @@ def _group_report(
     )
 
 
-def _client_total(clinic_id: int, session_id: Any, codes: dict[bool, str]) -> Any:
-    """A ``Rating`` alias joined to the client's own completed total of the measure normed for
-    the client's age band (``codes``: is-a-child -> instrument code), and its join condition.
-
-    ``(session_id, instrument, rater)`` is unique, so the join adds at most one row per
-    session: no ``GROUP BY`` (and no sort) is needed to get one row per session.
-    """
-    rating = aliased(Rating)
+def _client_total(codes: dict[bool, str]) -> Any:
+    """The session's client-rated total of the measure normed for the client's age band
+    (``codes``: is-a-child -> instrument code), from the totals kept on the session row
+    (services/session_totals.py): no join to ``ratings``."""
     child = Client.age_band == AgeBand.CHILD.value
-    instrument = case((child, codes[True]), (~child, codes[False]))
-    condition = and_(
-        rating.session_id == session_id,
-        rating.instrument == instrument,
-        # Implied by the line above; spelt out so the planner can filter ratings by it
-        # before joining (half the rows to hash).
-        rating.instrument.in_(sorted(set(codes.values()))),
-        rating.clinic_id == clinic_id,
-        rating.rater == "client",
-        rating.total.is_not(None),
-    )
-    return rating, condition
+    columns = {
+        is_child: getattr(S, session_totals.column_for(code)) for is_child, code in codes.items()
+    }
+    return case((child, columns[True]), else_=columns[False])
 
 
 def _per_session(clinic_id: int, where: Any) -> Any:
@@ -478,48 +467,73 @@ def _per_session(clinic_id: int, where: Any) -> Any:
     ORS/SRS otherwise; ``instruments.outcome_instrument_for``), as in the episode views and
     the risk rules: a child's ORS is not read as if it were a CORS.
     """
-    outcome, on_outcome = _client_total(
-        clinic_id,
-        S.id,
+    outcome = _client_total(
         {
             True: outcome_instrument_for(AgeBand.CHILD).code,
             False: outcome_instrument_for(AgeBand.ADULT).code,
-        },
+        }
     )
-    alliance, on_alliance = _client_total(
-        clinic_id,
-        S.id,
+    alliance = _client_total(
         {
             True: alliance_instrument_for(AgeBand.CHILD).code,
             False: alliance_instrument_for(AgeBand.ADULT).code,
-        },
+        }
     )
     return (
         select(
-            S.id,
             S.episode_id,
             S.clinician_id,
-            S.client_id,
             Client.age_band,
             S.date,
             S.number,
             S.attendance,
-            outcome.total.label("ors"),
-            alliance.total.label("srs"),
+            outcome.label("ors"),
+            alliance.label("srs"),
         )
         .select_from(S)
         .join(Client, Client.id == S.client_id)
-        .outerjoin(outcome, on_outcome)
-        .outerjoin(alliance, on_alliance)
         .where(S.clinic_id == clinic_id, where)
     )
 
 
+class _NumberedTotal:
+    """A session's number and a total packed into one integer, ``number * SPAN + steps``.
+
+    Why: the intake score is the total of the episode's *first* scored session and the latest
+    the total of its *last*; ``MIN``/``MAX`` of the packed value pick that session and carry
+    its total along, in the same ``GROUP BY`` pass. (A self-join back to the sessions did the
+    same at a third of the report's database time; ``ROW_NUMBER()`` windows were slower
+    still.) Exact, not approximate: every total the service stores is rounded to its scale's
+    resolution (0.1 for ORS/CORS/SRS/CSRS, domain.md §2; services/recording validates it), so
+    ``round(total * STEPS)`` is an integer in ``[0, SPAN)`` and :meth:`total` gives back the
+    same float (the nearest double to ``steps / STEPS``, which is what was stored).
+    """
+
+    SCALES = (
+        outcome_instrument_for(AgeBand.ADULT),
+        outcome_instrument_for(AgeBand.CHILD),
+        alliance_instrument_for(AgeBand.ADULT),
+        alliance_instrument_for(AgeBand.CHILD),
+    )
+    STEPS = 10 ** max(scale.decimals for scale in SCALES)
+    SPAN = round(max(scale.total_max for scale in SCALES) * STEPS) + 1
+    assert min(scale.total_min for scale in SCALES) >= 0, "packing needs totals >= 0"
+
+    @classmethod
+    def sql(cls, number: Any, total: Any) -> Any:
+        return number * cls.SPAN + cast(func.round(total * cls.STEPS), Integer)
+
+    @classmethod
+    def total(cls, packed: int | None) -> float | None:
+        return None if packed is None else (int(packed) % cls.SPAN) / cls.STEPS
+
+
 def _add_sessions_and_episodes(db: Session, clinic_id: int, groups: _Groups) -> None:
-    """Session counts and per-episode facts from one read of sessions x ratings.
+    """Session counts and per-episode facts from one read of the sessions.
 
     One statement: the per-session rows (the trailing window's sessions, and every earlier
-    session of an episode active in it) are materialized once; one ``GROUP BY`` over them
+    session of an episode active in it, with the client's totals kept on each session row)
+    are materialized once; one ``GROUP BY`` over them
     counts the sessions of the month and of the trailing 12 months per clinician and age
     band, another aggregates each active episode. The two come back as one stream
     (``UNION ALL``): the session counts first, then the episodes in id order.
@@ -532,7 +546,7 @@ def _add_sessions_and_episodes(db: Session, clinic_id: int, groups: _Groups) -> 
     )
     candidates = select(Episode.id).where(active)
     # Read once, used twice below; MATERIALIZED keeps either planner from re-running the
-    # sessions x ratings join for the second use.
+    # read (and its join to clients) for the second use.
     per_session = (
         _per_session(
             clinic_id,
@@ -545,57 +559,23 @@ def _add_sessions_and_episodes(db: Session, clinic_id: int, groups: _Groups) -> 
         .prefix_with("MATERIALIZED")
     )
     attended = per_session.c.attendance == "attended"
-
-    def number_where(score: Any) -> Any:
-        return case((score.is_not(None), per_session.c.number))
-
-    # Which sessions carry the intake and the latest ORS and the intake SRS: the episode's
-    # first and last session (by number) with a total. Only attended sessions are numbered
-    # and only they carry ratings (services/recording refuses ratings on any other), so the
-    # baseline is the episode's first score, as everywhere else (services/outcomes.intake_of;
-    # domain.md §4). Plain MIN/MAX instead of ROW_NUMBER() windows: one sort fewer per
-    # window, several times faster on both databases.
-    marks = (
+    # The intake and the latest ORS and the intake SRS: the totals of the episode's first and
+    # last session (by number) with a score. Only attended sessions are numbered and only they
+    # carry ratings (services/recording refuses ratings on any other), so the baseline is the
+    # episode's first score, as everywhere else (services/outcomes.intake_of; domain.md §4).
+    ors = _NumberedTotal.sql(per_session.c.number, per_session.c.ors)
+    srs = _NumberedTotal.sql(per_session.c.number, per_session.c.srs)
+    per_episode = (
         select(
             per_session.c.episode_id,
             func.sum(case((attended, 1), else_=0)).label("attended"),
             func.max(case((attended, per_session.c.date))).label("last_on"),
-            func.min(number_where(per_session.c.ors)).label("first_ors_at"),
-            func.max(number_where(per_session.c.ors)).label("last_ors_at"),
+            func.min(ors).label("intake_ors"),
+            func.max(ors).label("last_ors"),
             func.count(per_session.c.ors).label("ors_count"),
-            func.min(number_where(per_session.c.srs)).label("first_srs_at"),
+            func.min(srs).label("intake_srs"),
         )
         .group_by(per_session.c.episode_id)
-        .subquery()
-    )
-    scored = per_session.alias("scored")
-    per_episode = (
-        select(
-            marks.c.episode_id,
-            marks.c.attended,
-            marks.c.last_on,
-            func.max(case((scored.c.number == marks.c.first_ors_at, scored.c.ors))).label(
-                "intake_ors"
-            ),
-            func.max(case((scored.c.number == marks.c.last_ors_at, scored.c.ors))).label(
-                "last_ors"
-            ),
-            marks.c.ors_count,
-            func.max(case((scored.c.number == marks.c.first_srs_at, scored.c.srs))).label(
-                "intake_srs"
-            ),
-        )
-        .select_from(marks)
-        .outerjoin(
-            scored,
-            and_(
-                scored.c.episode_id == marks.c.episode_id,
-                scored.c.number.in_(
-                    [marks.c.first_ors_at, marks.c.last_ors_at, marks.c.first_srs_at]
-                ),
-            ),
-        )
-        .group_by(marks.c.episode_id, marks.c.attended, marks.c.last_on, marks.c.ors_count)
         .subquery()
     )
     episodes = (
@@ -683,10 +663,10 @@ def _episode_facts(row: Any) -> EpisodeFacts:
         ending_reason=reason,
         attended_sessions=int(n_attended or 0),
         last_attended_on=_as_date(last_on),
-        intake_ors=row[9],
-        last_ors=row[10],
+        intake_ors=_NumberedTotal.total(row[9]),
+        last_ors=_NumberedTotal.total(row[10]),
         ors_count=int(row[11] or 0),
-        intake_srs=row[12],
+        intake_srs=_NumberedTotal.total(row[12]),
     )
 
 

@@ -56,7 +56,7 @@ from fit_service.domain.errors import (
 )
 from fit_service.domain.instruments import REGISTRY, AgeBand, Rater
 from fit_service.domain.scoring import Completeness, Score, missing_items, score
-from fit_service.services import audit, thresholds, views
+from fit_service.services import audit, session_totals, thresholds, views
 from fit_service.services.history import EpisodeHistory, load_histories, renumber
 from fit_service.services.inputs import Attendance, SessionInput
 from fit_service.services.principals import Permission, Principal
@@ -874,13 +874,14 @@ def _write(uow: UnitOfWork, principal: Principal, plan: _Plan, loaded: _Loaded) 
                     "content_hash": digest,
                     "created_at": now,
                     "updated_at": now,
+                    **session_totals.columns_for(content["ratings"]),
                 }
-                for item, _content, digest, state in to_insert
+                for item, content, digest, state in to_insert
             ],
         )
         for v, i in zip(to_insert, ids, strict=True):
             v[3].row_id = i
-    for item, _content, digest, state in revised:
+    for item, content, digest, state in revised:
         db.execute(
             update(TherapySession)
             .where(TherapySession.id == state.row_id)
@@ -891,6 +892,7 @@ def _write(uow: UnitOfWork, principal: Principal, plan: _Plan, loaded: _Loaded) 
                 revision=state.revision,
                 content_hash=digest,
                 updated_at=now,
+                **session_totals.columns_for(content["ratings"]),
             )
         )
     if revised:

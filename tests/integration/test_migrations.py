@@ -41,9 +41,9 @@ def test_downgrade_to_base_and_upgrade_again(database_url: str) -> None:
 
 
 def test_upgrading_a_database_that_holds_data(database_url: str) -> None:
-    """From 0001 with a clinic, client, two episodes and a session, upgrading to head keeps the
-    rows (foreign keys hold) and marks the episode with no session on its opening date as
-    opened explicitly."""
+    """From 0001 with a clinic, client, two episodes and a rated session, upgrading to head
+    keeps the rows (foreign keys hold), marks the episode with no session on its opening date
+    as opened explicitly (0003) and copies the client's totals onto the session (0004)."""
     import uuid  # noqa: PLC0415
 
     from sqlalchemy import text  # noqa: PLC0415
@@ -83,6 +83,14 @@ def test_upgrading_a_database_that_holds_data(database_url: str) -> None:
                     "'attended', 1, 'h', :now, :now)",
                     {},
                 ),
+                (
+                    "INSERT INTO ratings (id, session_id, clinic_id, instrument, rater, "
+                    "completeness, total) VALUES (1, 1, 1, 'ors', 'client', 'complete', 23.4), "
+                    "(2, 1, 1, 'srs', 'therapist', 'complete', 30), "
+                    "(3, 1, 1, 'srs', 'client', 'complete', 35.5), "
+                    "(4, 1, 1, 'cors', 'client', 'partial', NULL)",
+                    {},
+                ),
             ]:
                 conn.execute(
                     text(statement),
@@ -99,6 +107,11 @@ def test_upgrading_a_database_that_holds_data(database_url: str) -> None:
         with engine.connect() as conn:
             rows = dict(conn.execute(text("SELECT id, opened_explicitly FROM episodes")).all())
             assert conn.execute(text("SELECT count(*) FROM sessions")).scalar_one() == 1
+            totals = conn.execute(
+                text("SELECT ors_total, cors_total, srs_total, csrs_total FROM sessions")
+            ).one()
+        # 0004 copied the client's own totals (not the therapist's SRS, not a blank CORS).
+        assert tuple(totals) == (23.4, None, 35.5, None)
         assert {k: bool(v) for k, v in rows.items()} == {1: False, 2: True}
         assert _diff(engine) == []
     finally:
