@@ -15,6 +15,7 @@ PDF base-14 Helvetica lacks).
 
 from __future__ import annotations
 
+import importlib
 import io
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -26,7 +27,7 @@ from reportlab.graphics.charts.barcharts import VerticalBarChart
 from reportlab.graphics.charts.linecharts import HorizontalLineChart
 from reportlab.graphics.shapes import Drawing, Rect, String
 from reportlab.graphics.widgets.markers import makeMarker
-from reportlab.lib import colors
+from reportlab.lib import colors, rl_accel
 from reportlab.lib.enums import TA_LEFT, TA_RIGHT
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import ParagraphStyle
@@ -138,6 +139,52 @@ LAYOUT = Layout()
 _OUTCOME_ORDER: tuple[ChangeCategory, ...] = tuple(reversed(ChangeCategory))
 
 
+#: The ReportLab modules on this renderer's path that bound ``fp_str`` (its number formatter for
+#: PDF operators) at import time: :func:`_cache_fp_str` replaces it in each.
+_FP_STR_MODULES: tuple[str, ...] = (
+    "reportlab.lib.colors",
+    "reportlab.pdfbase.pdfdoc",
+    "reportlab.pdfbase.ttfonts",
+    "reportlab.pdfgen.canvas",
+    "reportlab.pdfgen.pathobject",
+    "reportlab.pdfgen.textobject",
+    "reportlab.platypus.flowables",
+    "reportlab.platypus.tables",
+    "reportlab.graphics.shapes",
+)
+
+
+def _cache_fp_str() -> None:
+    """Make ReportLab format each number tuple once per process, not once per operator.
+
+    Without its C extension (``rl_accel``, not a dependency here: it rounds differently, so the
+    bytes would depend on whether it is installed) ReportLab formats every coordinate, size and
+    colour of every operator with the pure-Python ``fp_str``: a fifth of a large report's
+    rendering time, for values that repeat endlessly (column positions, row baselines, the
+    palette, font sizes). Each module that imported ``fp_str`` gets a memoized wrapper of the
+    very same function, so every string, and hence every PDF byte, is unchanged. The cache is
+    bounded; arguments that cannot be hashed (a list of numbers) are formatted uncached.
+    Idempotent: a second call finds the wrapper already in place.
+    """
+    original = rl_accel.fp_str
+    if getattr(original, "_fit_cached", False):
+        return
+    cached = lru_cache(maxsize=1 << 16)(original)
+
+    def fp_str(*numbers: Any) -> str:
+        try:
+            return cached(*numbers)
+        except TypeError:  # unhashable, e.g. fp_str([r, g, b])
+            return original(*numbers)
+
+    fp_str._fit_cached = True  # type: ignore[attr-defined]
+    rl_accel.fp_str = fp_str
+    for name in _FP_STR_MODULES:
+        module = importlib.import_module(name)
+        if getattr(module, "fp_str", None) is original:
+            module.fp_str = fp_str  # type: ignore[attr-defined]
+
+
 def _register_fonts(layout: Layout) -> None:
     """Register the bundled Vera TTFs once per process (ReportLab's registry is global).
 
@@ -145,9 +192,10 @@ def _register_fonts(layout: Layout) -> None:
     the process's only PDF writer): its pure-Python encoder took a tenth of a large report's
     rendering time, for streams that are zlib-compressed binary anyway (ASCII85 makes them
     a quarter larger). Set here, before any page is drawn, so every PDF of the process is written
-    the same way.
+    the same way; likewise the memoized number formatting of :func:`_cache_fp_str`.
     """
     rl_config.useA85 = 0
+    _cache_fp_str()
     registered = set(pdfmetrics.getRegisteredFontNames())
     for name, filename in layout.font_files:
         if name not in registered:
