@@ -1581,6 +1581,10 @@ class _TextCell(Flowable):
         runs = self._runs
         if len(runs) == 1:
             text, font, size, colour = runs[0]
+            if _esc(text) != text:
+                # Each entity (&amp; &lt; &gt;) is a fragment of its own to ReportLab's parser,
+                # and a paragraph of several fragments breaks its lines by other rules.
+                return None
             lines = _paragraph_lines(text, font, size, width, self._style.spaceShrinkage)
             if lines is None:
                 return None
