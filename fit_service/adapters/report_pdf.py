@@ -1403,17 +1403,17 @@ class _LinesTable(Table):
     """A :class:`Table` (every table of the report body) whose plain-text cells, :class:`_Lines`
     and :class:`_TextCell`, are laid out and drawn cheaply.
 
-    * Their text is drawn after the table's backgrounds, as one text object per table piece
-      (a font or colour operator only where it changes), not one translated text object per
-      cell and line. Every line lands where the cell's own ``drawOn`` (and the Paragraph it
-      stands for) would put it, in the same order.
+    * Their text is drawn after the table's backgrounds and rules, as one text object per
+      run of such cells (a font or colour operator only where it changes), not one translated
+      text object per cell and line. Every line lands where the cell's own ``drawOn`` (and
+      the Paragraph it stands for) would put it; cells are drawn in Table's order.
     * When every row after the header is :class:`_Lines` cells (the per-group tables:
       thousands of cells in a large clinic), their row heights can be computed once, up front
       (:meth:`heights_of`, the same sums ReportLab's ``_calc_height`` makes), instead of
       wrapping every cell again each time the table is split across a page.
 
     Other cells (a :class:`_TextCell` that had to be a Paragraph after all, a Paragraph) are
-    drawn by :class:`Table` as usual. Assumes the style of :meth:`MonthlyReportPdf._table`:
+    drawn by :class:`Table`, in their turn. Assumes the style of :meth:`MonthlyReportPdf._table`:
     cells aligned top left, the same paddings everywhere, no spans.
     """
 
@@ -1435,32 +1435,40 @@ class _LinesTable(Table):
         ]
 
     def draw(self) -> None:
-        self._pending: list[tuple[float, float, _Lines | _TextCell]] = []
+        # Table.draw paints the backgrounds and rules and hands each cell to _drawCell, which
+        # only notes it down; the cells are then drawn here, in Table's order (so text is
+        # extracted in reading order), consecutive plain-text cells as one text object.
+        self._pending: list[tuple[float, float, _Lines | _TextCell] | tuple[Any, ...]] = []
         super().draw()
-        if not self._pending:
-            return
         canvas = self.canv
-        canvas.saveState()  # the text object's colours must not leak into what follows
-        _draw_strings(
-            canvas, (string for x, y, cell in self._pending for string in cell.placed(x, y))
-        )
+        canvas.saveState()  # the text objects' colours must not leak into what follows
+        strings: list[_Placed] = []
+        for item in self._pending:
+            if len(item) == 3:
+                x, y, cell = item
+                strings += cell.placed(x, y)
+                continue
+            if strings:
+                _draw_strings(canvas, strings)
+                strings = []
+            super()._drawCell(*item)
+        if strings:
+            _draw_strings(canvas, strings)
         canvas.restoreState()
 
     def _drawCell(
         self, cellval: Any, cellstyle: Any, pos: tuple[float, float], size: tuple[float, float]
     ) -> None:
         cell = cellval[0] if isinstance(cellval, list | tuple) and len(cellval) == 1 else cellval
-        if not isinstance(cell, _Lines | _TextCell):
-            super()._drawCell(cellval, cellstyle, pos, size)
-            return
-        (colpos, rowpos), (colwidth, rowheight) = pos, size
-        # Table._drawCell for one flowable aligned top left (no space before or after).
-        _width, height = cell.wrap(colwidth - cellstyle.leftPadding - cellstyle.rightPadding, 0)
-        if not cell.fast:
-            super()._drawCell(cellval, cellstyle, pos, size)
-            return
-        y = rowpos + rowheight - cellstyle.topPadding
-        self._pending.append((colpos + cellstyle.leftPadding, y - height, cell))
+        if isinstance(cell, _Lines | _TextCell):
+            (colpos, rowpos), (colwidth, rowheight) = pos, size
+            # Table._drawCell for one flowable aligned top left (no space before or after).
+            _width, height = cell.wrap(colwidth - cellstyle.leftPadding - cellstyle.rightPadding, 0)
+            if cell.fast:
+                y = rowpos + rowheight - cellstyle.topPadding
+                self._pending.append((colpos + cellstyle.leftPadding, y - height, cell))
+                return
+        self._pending.append((cellval, cellstyle, pos, size))
 
 
 class _Lines(Flowable):
