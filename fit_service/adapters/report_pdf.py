@@ -423,8 +423,10 @@ class MonthlyReportPdf:
         ]
         header = ["Figure", report.period_label, "Trailing 12 months", "Literature reference"]
         rows: list[list[Any]] = [[self._plain(h, "th") for h in header]]
+        # One metrics() per window: metric(key) builds the whole list for every key.
+        by_key, by_key_12 = _by_key(month), _by_key(trailing)
         for key in HEADLINE_KEYS:
-            metric, metric_12 = month.metric(key), trailing.metric(key)
+            metric, metric_12 = by_key[key], by_key_12[key]
             benchmark = report.benchmark_for(key)
             reference: Any = ""
             if benchmark is not None:
@@ -691,8 +693,9 @@ class MonthlyReportPdf:
             "srs_below_concern",
         )
         cells = []
+        by_key = _by_key(month)
         for key in keys:
-            metric = month.metric(key)
+            metric = by_key[key]
             value = metric.display_value(report.min_n)
             detail = metric.display_detail(report.min_n) or " "
             style = s["kpi"] if not metric.is_too_few(report.min_n) else s["kpi_small"]
@@ -837,13 +840,13 @@ class MonthlyReportPdf:
             (report.period_label, lambda g: g.month),
             (f"Trailing 12 months ({self._trailing_label(report)})", lambda g: g.trailing_12),
         )
+        first = _by_key(groups[0].month)
         for caption, pick in windows:
-            labels = [m.label for m in (groups[0].month.metric(k) for k in keys)]
+            labels = [first[k].label for k in keys]
             header = [title, *_short_labels(labels)]
             rows: list[list[Any]] = [[self._plain(h, "th") for h in header]]
             for group in groups:
-                # One metrics() per group and window (metric(key) would build it per key).
-                by_key = {m.key: m for m in pick(group).metrics()}
+                by_key = _by_key(pick(group))
                 rows.append(
                     [self._text_cell(group.label, bold=True)]
                     + [self._figure_cell(by_key[k], report.min_n) for k in keys]
@@ -1577,7 +1580,13 @@ class _TextCell(Flowable):
         if self._layout is None:
             if self._paragraph is None:
                 self._paragraph = Paragraph(self._markup, self._style)
-            self.width, self.height = self._paragraph.wrap(availWidth, availHeight)
+                self._paragraph_at: float | None = None
+            # A table wraps each cell several times at the same width; Paragraph would break
+            # its lines afresh every time (its line breaking does not depend on the height).
+            if self._paragraph_at != availWidth:
+                self._paragraph.wrap(availWidth, availHeight)
+                self._paragraph_at = availWidth
+            self.width, self.height = self._paragraph.width, self._paragraph.height
         else:
             self.width = availWidth
             self.height = self._leading * (self._layout[-1][1] + 1)
@@ -1693,6 +1702,12 @@ def _split_lines(text: str, font: str, size: float, width: float) -> tuple[str, 
     ("too few (n=3)", "0", column widths) thousands of times, and measuring each word's width
     is the costly part. A pure function of its arguments (fonts are registered once)."""
     return tuple(simpleSplit(text, font, size, width))
+
+
+def _by_key(figures: GroupFigures) -> dict[str, Metric]:
+    """A window's metrics by key, from one ``metrics()`` call (``metric(key)`` builds the
+    whole list for each key it is asked for)."""
+    return {metric.key: metric for metric in figures.metrics()}
 
 
 def _esc(text: str) -> str:
