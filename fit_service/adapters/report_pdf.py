@@ -36,6 +36,7 @@ from reportlab.lib.utils import simpleSplit
 from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.pdfgen.canvas import Canvas
+from reportlab.pdfgen.textobject import PDFTextObject
 from reportlab.platypus import (
     BaseDocTemplate,
     CondPageBreak,
@@ -226,6 +227,8 @@ class _NumberedCanvas(Canvas):
     ) -> None:
         super().__init__(*args, **kwargs)
         self._pages: list[dict[str, Any]] = []
+        #: This document's :class:`_MemoText` memo (subset assignments are per document).
+        self.text_memo: dict[tuple[Any, ...], tuple[str, int]] = {}
         self._footer_left = footer_left
         self._layout = layout
         self.setDateFormatter(lambda *_ignored: pdf_date)
@@ -1385,7 +1388,11 @@ _Placed = tuple[float, float, str, str, float, Colour]
 def _draw_strings(canvas: Canvas, strings: Iterable[_Placed]) -> None:
     """Draw (x, y, text, font, size, colour) strings as one text object, with a font or colour
     operator only where it changes (far cheaper than a text object per string)."""
-    text = canvas.beginText()
+    text = (
+        _MemoText(canvas, canvas.text_memo)
+        if isinstance(canvas, _NumberedCanvas)
+        else canvas.beginText()
+    )
     font: tuple[str, float] | None = None
     colour_now: Colour | None = None
     for x, y, line, line_font, size, colour in strings:
@@ -1400,6 +1407,32 @@ def _draw_strings(canvas: Canvas, strings: Iterable[_Placed]) -> None:
         # never used (every string sets its own origin).
         text._textOut(line)
     canvas.drawText(text)
+
+
+class _MemoText(PDFTextObject):
+    """A text object that writes each string's operators once per document.
+
+    ``_formatText`` (the operators that show a string: its bytes split into the font's subsets,
+    escaped, with a font operator where the subset changes) was most of the cost of drawing a
+    large clinic's tables, and their strings repeat ("0", "too few (n=3)", the same labels on
+    every page). Its result depends on the font, size, leading, the subset in use before and
+    the text, and on the document's subset assignments, which are fixed for a character once it
+    has been written; its only effect on the text object is the subset in use after. So the
+    memo (one per document: :attr:`_NumberedCanvas.text_memo`) stores both, keyed by all
+    five, and the operators are the same as without it.
+    """
+
+    def __init__(self, canvas: Canvas, memo: dict[tuple[Any, ...], tuple[str, int]]) -> None:
+        super().__init__(canvas)
+        self._memo = memo
+
+    def _formatText(self, text: str) -> str:
+        key = (self._fontname, self._fontsize, self._leading, self._curSubset, text)
+        known = self._memo.get(key)
+        if known is None:
+            known = self._memo[key] = (super()._formatText(text), self._curSubset)
+        code, self._curSubset = known
+        return code
 
 
 class _LinesTable(Table):
