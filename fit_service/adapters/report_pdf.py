@@ -11,6 +11,13 @@ document id and timestamps, and the creation date is the report's own ``generate
 the clock). Fonts are the Bitstream Vera TTFs that ship inside ReportLab, embedded as subsets, so
 the output doesn't depend on the host's fonts (and Vera has the minus, ≥ and √ glyphs that the
 PDF base-14 Helvetica lacks).
+
+Speed: a large clinic's report is dozens of pages of tables, so the renderer takes a few
+shortcuts past ReportLab's general machinery, each checked to give the same text at the same
+positions: plain-text table cells skip Paragraph when they provably lay out as it would
+(:class:`_TextCell`, :class:`_Lines`), tables draw their cells' strings as one text object
+(:class:`_LinesTable`, :class:`_MemoText`), forest plots are drawn straight onto the canvas
+(:class:`_Sketch`), and ReportLab's number formatting is memoized (:func:`_cache_fp_str`).
 """
 
 from __future__ import annotations
