@@ -11,10 +11,18 @@ document id and timestamps, and the creation date is the report's own ``generate
 the clock). Fonts are the Bitstream Vera TTFs that ship inside ReportLab, embedded as subsets, so
 the output doesn't depend on the host's fonts (and Vera has the minus, ≥ and √ glyphs that the
 PDF base-14 Helvetica lacks).
+
+Speed: a large clinic's report is dozens of pages of tables, so the renderer takes a few
+shortcuts past ReportLab's general machinery, each checked to give the same text at the same
+positions: plain-text table cells skip Paragraph when they provably lay out as it would
+(:class:`_TextCell`, :class:`_Lines`), tables draw their cells' strings as one text object
+(:class:`_LinesTable`, :class:`_MemoText`), forest plots are drawn straight onto the canvas
+(:class:`_Sketch`), and ReportLab's number formatting is memoized (:func:`_cache_fp_str`).
 """
 
 from __future__ import annotations
 
+import importlib
 import io
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -26,7 +34,7 @@ from reportlab.graphics.charts.barcharts import VerticalBarChart
 from reportlab.graphics.charts.linecharts import HorizontalLineChart
 from reportlab.graphics.shapes import Drawing, Rect, String
 from reportlab.graphics.widgets.markers import makeMarker
-from reportlab.lib import colors
+from reportlab.lib import colors, rl_accel
 from reportlab.lib.enums import TA_LEFT, TA_RIGHT
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import ParagraphStyle
@@ -35,6 +43,7 @@ from reportlab.lib.utils import simpleSplit
 from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.pdfgen.canvas import Canvas
+from reportlab.pdfgen.textobject import PDFTextObject
 from reportlab.platypus import (
     BaseDocTemplate,
     CondPageBreak,
@@ -138,6 +147,52 @@ LAYOUT = Layout()
 _OUTCOME_ORDER: tuple[ChangeCategory, ...] = tuple(reversed(ChangeCategory))
 
 
+#: The ReportLab modules on this renderer's path that bound ``fp_str`` (its number formatter for
+#: PDF operators) at import time: :func:`_cache_fp_str` replaces it in each.
+_FP_STR_MODULES: tuple[str, ...] = (
+    "reportlab.lib.colors",
+    "reportlab.pdfbase.pdfdoc",
+    "reportlab.pdfbase.ttfonts",
+    "reportlab.pdfgen.canvas",
+    "reportlab.pdfgen.pathobject",
+    "reportlab.pdfgen.textobject",
+    "reportlab.platypus.flowables",
+    "reportlab.platypus.tables",
+    "reportlab.graphics.shapes",
+)
+
+
+def _cache_fp_str() -> None:
+    """Make ReportLab format each number tuple once per process, not once per operator.
+
+    Without its C extension (``rl_accel``, not a dependency here: it rounds differently, so the
+    bytes would depend on whether it is installed) ReportLab formats every coordinate, size and
+    colour of every operator with the pure-Python ``fp_str``: a fifth of a large report's
+    rendering time, for values that repeat endlessly (column positions, row baselines, the
+    palette, font sizes). Each module that imported ``fp_str`` gets a memoized wrapper of the
+    very same function, so every string, and hence every PDF byte, is unchanged. The cache is
+    bounded; arguments that cannot be hashed (a list of numbers) are formatted uncached.
+    Idempotent: a second call finds the wrapper already in place.
+    """
+    original = rl_accel.fp_str
+    if getattr(original, "_fit_cached", False):
+        return
+    cached = lru_cache(maxsize=1 << 16)(original)
+
+    def fp_str(*numbers: Any) -> str:
+        try:
+            return cached(*numbers)
+        except TypeError:  # unhashable, e.g. fp_str([r, g, b])
+            return original(*numbers)
+
+    fp_str._fit_cached = True  # type: ignore[attr-defined]
+    rl_accel.fp_str = fp_str
+    for name in _FP_STR_MODULES:
+        module = importlib.import_module(name)
+        if getattr(module, "fp_str", None) is original:
+            module.fp_str = fp_str  # type: ignore[attr-defined]
+
+
 def _register_fonts(layout: Layout) -> None:
     """Register the bundled Vera TTFs once per process (ReportLab's registry is global).
 
@@ -145,9 +200,10 @@ def _register_fonts(layout: Layout) -> None:
     the process's only PDF writer): its pure-Python encoder took a tenth of a large report's
     rendering time, for streams that are zlib-compressed binary anyway (ASCII85 makes them
     a quarter larger). Set here, before any page is drawn, so every PDF of the process is written
-    the same way.
+    the same way; likewise the memoized number formatting of :func:`_cache_fp_str`.
     """
     rl_config.useA85 = 0
+    _cache_fp_str()
     registered = set(pdfmetrics.getRegisteredFontNames())
     for name, filename in layout.font_files:
         if name not in registered:
@@ -178,6 +234,8 @@ class _NumberedCanvas(Canvas):
     ) -> None:
         super().__init__(*args, **kwargs)
         self._pages: list[dict[str, Any]] = []
+        #: This document's :class:`_MemoText` memo (subset assignments are per document).
+        self.text_memo: dict[tuple[Any, ...], tuple[str, int]] = {}
         self._footer_left = footer_left
         self._layout = layout
         self.setDateFormatter(lambda *_ignored: pdf_date)
@@ -374,20 +432,26 @@ class MonthlyReportPdf:
             Spacer(0, 4 * mm),
         ]
         header = ["Figure", report.period_label, "Trailing 12 months", "Literature reference"]
-        rows: list[list[Any]] = [[Paragraph(h, s["th"]) for h in header]]
+        rows: list[list[Any]] = [[self._plain(h, "th") for h in header]]
+        # One metrics() per window: metric(key) builds the whole list for every key.
+        by_key, by_key_12 = _by_key(month), _by_key(trailing)
         for key in HEADLINE_KEYS:
-            metric, metric_12 = month.metric(key), trailing.metric(key)
+            metric, metric_12 = by_key[key], by_key_12[key]
             benchmark = report.benchmark_for(key)
             reference: Any = ""
             if benchmark is not None:
-                reference = Paragraph(
+                reference = _TextCell(
                     f"{_esc(benchmark.text)}<br/><font size={layout.size_tiny} "
                     f"color='{layout.muted.hexval()}'><i>{_esc(benchmark.source)}</i></font>",
                     s["cell"],
+                    [
+                        (benchmark.text, layout.font, s["cell"].fontSize, layout.ink),
+                        (benchmark.source, layout.font_italic, layout.size_tiny, layout.muted),
+                    ],
                 )
             rows.append(
                 [
-                    Paragraph(_esc(metric.label), s["cell"]),
+                    self._plain(metric.label),
                     self._value_cell(metric, report.min_n),
                     self._value_cell(metric_12, report.min_n),
                     reference,
@@ -454,16 +518,16 @@ class MonthlyReportPdf:
         for topic in MetricGroup:
             rows: list[list[Any]] = [
                 [
-                    Paragraph(_esc(topic.value), s["th"]),
-                    Paragraph(report.period_label, s["th"]),
-                    Paragraph("Trailing 12 months", s["th"]),
+                    self._plain(topic.value, "th"),
+                    self._plain(report.period_label, "th"),
+                    self._plain("Trailing 12 months", "th"),
                 ]
             ]
             for metric, metric_12 in pairs:
                 if metric.group is topic:
                     rows.append(
                         [
-                            Paragraph(_esc(metric.label), s["cell"]),
+                            self._plain(metric.label),
                             self._value_cell(metric, min_n, inline=True),
                             self._value_cell(metric_12, min_n, inline=True),
                         ]
@@ -540,21 +604,18 @@ class MonthlyReportPdf:
                 s["lead"],
             ),
             self._table(
-                [[Paragraph("Setting", s["th"]), Paragraph("Value used", s["th"])]]
-                + [
-                    [Paragraph(k, s["cell"]), Paragraph(_esc(v), s["cell"])]
-                    for k, v in setting_rows
-                ],
+                [[self._plain("Setting", "th"), self._plain("Value used", "th")]]
+                + [[self._plain(k), self._plain(v)] for k, v in setting_rows],
                 _widths(layout.frame_width, (0.28, 0.72)),
             ),
             Spacer(0, 4 * mm),
         ]
-        rows: list[list[Any]] = [[Paragraph(h, s["th"]) for h in ("Term", "Definition", "Source")]]
+        rows: list[list[Any]] = [[self._plain(h, "th") for h in ("Term", "Definition", "Source")]]
         rows += [
             [
-                Paragraph(f"<b>{_esc(note.term)}</b>", s["cell"]),
-                Paragraph(_esc(note.definition), s["cell"]),
-                Paragraph(f"<i>{_esc(note.source)}</i>", s["cell_muted"]),
+                self._plain(note.term, emphasis="b"),
+                self._plain(note.definition),
+                self._plain(note.source, "cell_muted", emphasis="i"),
             ]
             for note in method_notes(settings)
         ]
@@ -564,18 +625,16 @@ class MonthlyReportPdf:
             Paragraph("Literature references printed beside the headline figures", s["h2"]),
         ]
         ref_rows: list[list[Any]] = [
-            [Paragraph(h, s["th"]) for h in ("Figure", "Reference", "Source")]
+            [self._plain(h, "th") for h in ("Figure", "Reference", "Source")]
         ]
         labels = {m.key: m.label for m in report.overall.month.metrics()}
         for benchmark in report.benchmarks:
             text = benchmark.text + (f". {benchmark.note}" if benchmark.note else "")
             ref_rows.append(
                 [
-                    Paragraph(
-                        _esc(labels.get(benchmark.metric_key, benchmark.metric_key)), s["cell"]
-                    ),
-                    Paragraph(_esc(text), s["cell"]),
-                    Paragraph(f"<i>{_esc(benchmark.source)}</i>", s["cell_muted"]),
+                    self._plain(labels.get(benchmark.metric_key, benchmark.metric_key)),
+                    self._plain(text),
+                    self._plain(benchmark.source, "cell_muted", emphasis="i"),
                 ]
             )
         flow.append(self._table(ref_rows, _widths(layout.frame_width, (0.26, 0.46, 0.28))))
@@ -644,8 +703,9 @@ class MonthlyReportPdf:
             "srs_below_concern",
         )
         cells = []
+        by_key = _by_key(month)
         for key in keys:
-            metric = month.metric(key)
+            metric = by_key[key]
             value = metric.display_value(report.min_n)
             detail = metric.display_detail(report.min_n) or " "
             style = s["kpi"] if not metric.is_too_few(report.min_n) else s["kpi_small"]
@@ -677,23 +737,44 @@ class MonthlyReportPdf:
         table.setStyle(TableStyle(commands))
         return table
 
-    def _value_cell(self, metric: Metric, min_n: int, *, inline: bool = False) -> Paragraph:
-        """Value in bold over its qualifier: extracted text reads exactly as ``display()``."""
-        s = self._styles
-        value = _esc(metric.display_value(min_n))
+    def _value_cell(self, metric: Metric, min_n: int, *, inline: bool = False) -> _TextCell:
+        """Value in bold over its qualifier (beside it when ``inline``): extracted text reads
+        exactly as ``display()``."""
+        layout = self.layout
+        style = self._styles["cell"]
+        size = style.fontSize
+        muted = layout.muted.hexval()
+        value = metric.display_value(min_n)
         detail = metric.display_detail(min_n)
-        if metric.is_too_few(min_n) or metric.display_value(min_n).startswith("not computable"):
-            return Paragraph(
-                f"<font color='{self.layout.muted.hexval()}'>{value}</font>", s["cell"]
+        if metric.is_too_few(min_n) or value.startswith("not computable"):
+            return _TextCell(
+                f"<font color='{muted}'>{_esc(value)}</font>",
+                style,
+                [(value, layout.font, size, layout.muted)],
             )
         if not detail:
-            return Paragraph(f"<b>{value}</b>", s["cell"])
+            return _TextCell(
+                f"<b>{_esc(value)}</b>", style, [(value, layout.font_bold, size, layout.ink)]
+            )
         join = " " if inline else "<br/>"
-        return Paragraph(
-            f"<b>{value}</b>{join}<font size={self.layout.size_tiny} "
-            f"color='{self.layout.muted.hexval()}'>({_esc(detail)})</font>",
-            s["cell"],
+        markup = (
+            f"<b>{_esc(value)}</b>{join}<font size={layout.size_tiny} "
+            f"color='{muted}'>({_esc(detail)})</font>"
         )
+        runs = [
+            (value, layout.font_bold, size, layout.ink),
+            *([(" ", layout.font, size, layout.ink)] if inline else []),
+            (f"({detail})", layout.font, layout.size_tiny, layout.muted),
+        ]
+        return _TextCell(markup, style, runs, inline=inline)
+
+    def _plain(self, text: str, style_name: str = "cell", *, emphasis: str = "") -> _TextCell:
+        """``text`` in one paragraph style, in bold (``emphasis="b"``) or italic (``"i"``)."""
+        layout = self.layout
+        style = self._styles[style_name]
+        font = {"": style.fontName, "b": layout.font_bold, "i": layout.font_italic}[emphasis]
+        markup = f"<{emphasis}>{_esc(text)}</{emphasis}>" if emphasis else _esc(text)
+        return _TextCell(markup, style, [(text, font, style.fontSize, style.textColor)])
 
     def _figure_cell(self, metric: Metric, min_n: int) -> _Lines:
         """What :meth:`_value_cell` shows (value in bold over its muted qualifier, or a muted
@@ -723,8 +804,9 @@ class MonthlyReportPdf:
         *,
         lines_below_header: bool = False,
     ) -> Table:
-        """The report's table style. ``lines_below_header``: every row after the header is
-        :class:`_Lines` cells (the per-group tables), drawn by :class:`_LinesTable`."""
+        """The report's table style, drawn by :class:`_LinesTable`. ``lines_below_header``:
+        every row after the header is :class:`_Lines` cells (the per-group tables), whose row
+        heights are computed up front."""
         layout = self.layout
         table: Table
         if lines_below_header:
@@ -735,7 +817,7 @@ class MonthlyReportPdf:
                 repeatRows=1,
             )
         else:
-            table = Table(rows, colWidths=list(widths), repeatRows=1)
+            table = _LinesTable(rows, colWidths=list(widths), repeatRows=1)
         commands: list[tuple[Any, ...]] = [
             ("VALIGN", (0, 0), (-1, -1), "TOP"),
             ("BACKGROUND", (0, 0), (-1, 0), layout.primary),
@@ -768,13 +850,13 @@ class MonthlyReportPdf:
             (report.period_label, lambda g: g.month),
             (f"Trailing 12 months ({self._trailing_label(report)})", lambda g: g.trailing_12),
         )
+        first = _by_key(groups[0].month)
         for caption, pick in windows:
-            labels = [m.label for m in (groups[0].month.metric(k) for k in keys)]
+            labels = [first[k].label for k in keys]
             header = [title, *_short_labels(labels)]
-            rows: list[list[Any]] = [[Paragraph(_esc(h), s["th"]) for h in header]]
+            rows: list[list[Any]] = [[self._plain(h, "th") for h in header]]
             for group in groups:
-                # One metrics() per group and window (metric(key) would build it per key).
-                by_key = {m.key: m for m in pick(group).metrics()}
+                by_key = _by_key(pick(group))
                 rows.append(
                     [self._text_cell(group.label, bold=True)]
                     + [self._figure_cell(by_key[k], report.min_n) for k in keys]
@@ -1306,12 +1388,18 @@ class _Sketch(Flowable):
         _draw_strings(canvas, self._strings)
 
 
-def _draw_strings(
-    canvas: Canvas, strings: Iterable[tuple[float, float, str, str, float, Colour]]
-) -> None:
+#: A string placed on the page: (x, baseline y, text, font, size, colour).
+_Placed = tuple[float, float, str, str, float, Colour]
+
+
+def _draw_strings(canvas: Canvas, strings: Iterable[_Placed]) -> None:
     """Draw (x, y, text, font, size, colour) strings as one text object, with a font or colour
     operator only where it changes (far cheaper than a text object per string)."""
-    text = canvas.beginText()
+    text = (
+        _MemoText(canvas, canvas.text_memo)
+        if isinstance(canvas, _NumberedCanvas)
+        else canvas.beginText()
+    )
     font: tuple[str, float] | None = None
     colour_now: Colour | None = None
     for x, y, line, line_font, size, colour in strings:
@@ -1328,19 +1416,48 @@ def _draw_strings(
     canvas.drawText(text)
 
 
+class _MemoText(PDFTextObject):
+    """A text object that writes each string's operators once per document.
+
+    ``_formatText`` (the operators that show a string: its bytes split into the font's subsets,
+    escaped, with a font operator where the subset changes) was most of the cost of drawing a
+    large clinic's tables, and their strings repeat ("0", "too few (n=3)", the same labels on
+    every page). Its result depends on the font, size, leading, the subset in use before and
+    the text, and on the document's subset assignments, which are fixed for a character once it
+    has been written; its only effect on the text object is the subset in use after. So the
+    memo (one per document: :attr:`_NumberedCanvas.text_memo`) stores both, keyed by all
+    five, and the operators are the same as without it.
+    """
+
+    def __init__(self, canvas: Canvas, memo: dict[tuple[Any, ...], tuple[str, int]]) -> None:
+        super().__init__(canvas)
+        self._memo = memo
+
+    def _formatText(self, text: str) -> str:
+        key = (self._fontname, self._fontsize, self._leading, self._curSubset, text)
+        known = self._memo.get(key)
+        if known is None:
+            known = self._memo[key] = (super()._formatText(text), self._curSubset)
+        code, self._curSubset = known
+        return code
+
+
 class _LinesTable(Table):
-    """A :class:`Table` whose rows after the header are all :class:`_Lines` cells (the
-    per-group tables: thousands of cells in a large clinic), laid out and drawn cheaply.
+    """A :class:`Table` (every table of the report body) whose plain-text cells, :class:`_Lines`
+    and :class:`_TextCell`, are laid out and drawn cheaply.
 
-    * Their row heights are computed once, up front (:meth:`heights_of`, the same sums
-      ReportLab's ``_calc_height`` makes), instead of wrapping every cell again each time the
-      table is split across a page.
-    * Their text is drawn after the table's backgrounds, as one text object per table piece
-      (a font or colour operator only where it changes), not one translated text object per
-      cell and line. Every line lands where ``_Lines.drawOn`` would put it, in the same order.
+    * Their text is drawn after the table's backgrounds and rules, as one text object per
+      run of such cells (a font or colour operator only where it changes), not one translated
+      text object per cell and line. Every line lands where the cell's own ``drawOn`` (and
+      the Paragraph it stands for) would put it; cells are drawn in Table's order.
+    * When every row after the header is :class:`_Lines` cells (the per-group tables:
+      thousands of cells in a large clinic), their row heights can be computed once, up front
+      (:meth:`heights_of`, the same sums ReportLab's ``_calc_height`` makes), instead of
+      wrapping every cell again each time the table is split across a page.
 
-    Assumes the style of :meth:`MonthlyReportPdf._table`: cells aligned top left, the same
-    paddings everywhere, no spans.
+    Other cells (a :class:`_TextCell` that had to be a Paragraph after all, a Paragraph) are
+    drawn by :class:`Table`, in their turn. Assumes the style of :meth:`MonthlyReportPdf._table`:
+    cells aligned top left, the same paddings everywhere, no spans.
     """
 
     #: The style's paddings (``MonthlyReportPdf._table``).
@@ -1361,32 +1478,40 @@ class _LinesTable(Table):
         ]
 
     def draw(self) -> None:
-        self._pending: list[tuple[float, float, _Lines]] = []
+        # Table.draw paints the backgrounds and rules and hands each cell to _drawCell, which
+        # only notes it down; the cells are then drawn here, in Table's order (so text is
+        # extracted in reading order), consecutive plain-text cells as one text object.
+        self._pending: list[tuple[float, float, _Lines | _TextCell] | tuple[Any, ...]] = []
         super().draw()
         canvas = self.canv
-        canvas.saveState()  # the text object's colours must not leak into what follows
-        _draw_strings(
-            canvas,
-            (
-                (x, line_y, line, font, size, colour)
-                for x, y, cell in self._pending
-                for line, font, size, colour, line_y in cell.placed(x, y)
-            ),
-        )
+        canvas.saveState()  # the text objects' colours must not leak into what follows
+        strings: list[_Placed] = []
+        for item in self._pending:
+            if len(item) == 3:
+                x, y, cell = item
+                strings += cell.placed(x, y)
+                continue
+            if strings:
+                _draw_strings(canvas, strings)
+                strings = []
+            super()._drawCell(*item)
+        if strings:
+            _draw_strings(canvas, strings)
         canvas.restoreState()
 
     def _drawCell(
         self, cellval: Any, cellstyle: Any, pos: tuple[float, float], size: tuple[float, float]
     ) -> None:
         cell = cellval[0] if isinstance(cellval, list | tuple) and len(cellval) == 1 else cellval
-        if not isinstance(cell, _Lines):
-            super()._drawCell(cellval, cellstyle, pos, size)
-            return
-        (colpos, rowpos), (colwidth, rowheight) = pos, size
-        # Table._drawCell for one flowable aligned top left (no space before or after).
-        _width, height = cell.wrap(colwidth - cellstyle.leftPadding - cellstyle.rightPadding, 0)
-        y = rowpos + rowheight - cellstyle.topPadding
-        self._pending.append((colpos + cellstyle.leftPadding, y - height, cell))
+        if isinstance(cell, _Lines | _TextCell):
+            (colpos, rowpos), (colwidth, rowheight) = pos, size
+            # Table._drawCell for one flowable aligned top left (no space before or after).
+            _width, height = cell.wrap(colwidth - cellstyle.leftPadding - cellstyle.rightPadding, 0)
+            if cell.fast:
+                y = rowpos + rowheight - cellstyle.topPadding
+                self._pending.append((colpos + cellstyle.leftPadding, y - height, cell))
+                return
+        self._pending.append((cellval, cellstyle, pos, size))
 
 
 class _Lines(Flowable):
@@ -1414,6 +1539,9 @@ class _Lines(Flowable):
         self.width, self.height = availWidth, self._leading * len(self._lines)
         return self.width, self.height
 
+    #: Always laid out here (see :attr:`_TextCell.fast`).
+    fast = True
+
     def drawOn(self, canvas: Canvas, x: float, y: float, _sW: float = 0) -> None:
         """All lines in one text object placed at the cell's page coordinates.
 
@@ -1421,29 +1549,191 @@ class _Lines(Flowable):
         object per line, each re-selecting the font: most of the time spent drawing a large
         clinic's tables. The lines land where they did before, so the text reads the same.
         """
-        x = self._hAlignAdjust(x, _sW)
-        if not self._lines:
-            return
-        canvas.saveState()  # the text object's colours must not leak into what follows
-        text = canvas.beginText()
-        for line, font, size, colour, line_y in self.placed(x, y):
-            text.setFont(font, size)
-            text.setFillColor(colour)
-            text.setTextOrigin(x, line_y)
-            text._textOut(line)  # see _LinesTable.draw
-        canvas.drawText(text)
-        canvas.restoreState()
+        _draw_placed(canvas, self.placed(self._hAlignAdjust(x, _sW), y))
 
-    def placed(self, x: float, y: float) -> Iterator[tuple[str, str, float, Colour, float]]:
-        """Each wrapped line with its baseline when the cell's bottom left is at (x, y)."""
+    def placed(self, x: float, y: float) -> Iterator[_Placed]:
+        """Each wrapped line at its baseline, when the cell's bottom left is at (x, y)."""
         if not self._lines:
             return
         top = y + self.height - self._lines[0][2]
         for index, (line, font, size, colour) in enumerate(self._lines):
-            yield line, font, size, colour, top - index * self._leading
+            yield x, top - index * self._leading, line, font, size, colour
 
     def draw(self) -> None:
         self.drawOn(self.canv, 0, 0)
+
+
+class _TextCell(Flowable):
+    """A table cell that stands for ``Paragraph(markup, style)`` and, whenever it can tell
+    that its plain-text runs lay out exactly as that Paragraph would at the width it is given,
+    skips the Paragraph: no mini-HTML parsing, no fragment-by-fragment line breaking, and its
+    strings join the table's single text object (:class:`_LinesTable`). Paragraph cells were
+    the most expensive part of drawing the summary, all-figures and methods tables.
+
+    ``runs`` are (text, font, size, colour), the fragments the markup makes, and say what the
+    Paragraph draws:
+
+    * one run: the text in one style, broken into lines as ReportLab breaks a single-fragment
+      Paragraph (:func:`_paragraph_lines`);
+    * several runs, ``inline=False``: each run on a line of its own (``<br/>`` between them),
+      used only when each fits on its line, so no line breaking is involved;
+    * several runs, ``inline=True``: one after another on one line (a run may be a space: the
+      space between two differently styled words is drawn in its own fragment's font), used
+      only when all of them fit on the line.
+
+    Otherwise, say a label wider than its column or a word that ReportLab would split, the
+    cell is the Paragraph (built on demand) and is drawn as one. Every line is placed where
+    the Paragraph places it: left aligned, the style's leading, the first baseline the
+    largest font size below the top.
+    """
+
+    #: Room left at a line's end before a multi-run line counts as fitting: ReportLab measures
+    #: the space after a word in that word's font (up to a quarter point wider than the drawn
+    #: space), and sums widths in another order than ``stringWidth``.
+    _FIT_MARGIN = 1.0
+
+    def __init__(
+        self,
+        markup: str,
+        style: ParagraphStyle,
+        runs: Sequence[tuple[str, str, float, Colour]],
+        *,
+        inline: bool = False,
+    ) -> None:
+        super().__init__()
+        self._markup, self._style, self._runs, self._inline = markup, style, runs, inline
+        self._leading: float = style.leading
+        self.spaceBefore, self.spaceAfter = style.spaceBefore, style.spaceAfter
+        self._layout: list[tuple[float, int, str, str, float, Colour]] | None = None
+        self._paragraph: Paragraph | None = None
+        self._wrapped_at: float | None = None
+
+    @property
+    def fast(self) -> bool:
+        """Laid out here (True) or by the Paragraph (False), at the last width wrapped to."""
+        return self._layout is not None
+
+    def wrap(self, availWidth: float, availHeight: float) -> tuple[float, float]:
+        if availWidth != self._wrapped_at:
+            self._layout = self._lay_out(availWidth)
+            self._wrapped_at = availWidth
+        if self._layout is None:
+            if self._paragraph is None:
+                self._paragraph = Paragraph(self._markup, self._style)
+                self._paragraph_at: float | None = None
+            # A table wraps each cell several times at the same width; Paragraph would break
+            # its lines afresh every time (its line breaking does not depend on the height).
+            if self._paragraph_at != availWidth:
+                self._paragraph.wrap(availWidth, availHeight)
+                self._paragraph_at = availWidth
+            self.width, self.height = self._paragraph.width, self._paragraph.height
+        else:
+            self.width = availWidth
+            self.height = self._leading * (self._layout[-1][1] + 1)
+        return self.width, self.height
+
+    def _lay_out(self, width: float) -> list[tuple[float, int, str, str, float, Colour]] | None:
+        """(x offset, line number, text, font, size, colour) per string, or None when only
+        the Paragraph itself would be sure to lay the runs out right."""
+        runs = self._runs
+        if len(runs) == 1:
+            text, font, size, colour = runs[0]
+            if _esc(text) != text:
+                # Each entity (&amp; &lt; &gt;) is a fragment of its own to ReportLab's parser,
+                # and a paragraph of several fragments breaks its lines by other rules.
+                return None
+            lines = _paragraph_lines(text, font, size, width, self._style.spaceShrinkage)
+            if lines is None:
+                return None
+            return [(0.0, index, line, font, size, colour) for index, line in enumerate(lines)]
+        widths = [pdfmetrics.stringWidth(text, font, size) for text, font, size, _c in runs]
+        room = width - self._FIT_MARGIN
+        if not self._inline:
+            if max(widths) > room:
+                return None
+            return [(0.0, index, *run) for index, run in enumerate(runs)]
+        if sum(widths) > room:
+            return None
+        offsets = [sum(widths[:index]) for index in range(len(runs))]
+        return [(offset, 0, *run) for offset, run in zip(offsets, runs, strict=True)]
+
+    def placed(self, x: float, y: float) -> Iterator[_Placed]:
+        """Each string at its baseline, when the cell's bottom left is at (x, y)."""
+        layout = self._layout
+        if not layout:
+            return
+        # The largest size on the first line sets its baseline (Paragraph's line metrics).
+        top = y + self.height - max(size for _x, line, _t, _f, size, _c in layout if line == 0)
+        for dx, line, text, font, size, colour in layout:
+            yield x + dx, top - line * self._leading, text, font, size, colour
+
+    def drawOn(self, canvas: Canvas, x: float, y: float, _sW: float = 0) -> None:
+        if self._paragraph is not None and self._layout is None:
+            self._paragraph.drawOn(canvas, x, y, _sW)
+            return
+        _draw_placed(canvas, self.placed(self._hAlignAdjust(x, _sW), y))
+
+    def draw(self) -> None:
+        self.drawOn(self.canv, 0, 0)
+
+
+def _draw_placed(canvas: Canvas, strings: Iterable[_Placed]) -> None:
+    """Draw a cell's own strings (outside a :class:`_LinesTable`) without leaking colours."""
+    strings = list(strings)
+    if strings:
+        canvas.saveState()
+        _draw_strings(canvas, strings)
+        canvas.restoreState()
+
+
+@lru_cache(maxsize=4096)
+def _paragraph_lines(
+    text: str, font: str, size: float, width: float, shrinkage: float
+) -> tuple[str, ...] | None:
+    """The lines ReportLab's ``Paragraph.breakLines`` makes of a single-fragment, left-aligned
+    paragraph ``text`` at ``width``, or None where it would do more than this replicates.
+
+    Its rule for one fragment (``kind == 0``) with hyphenation off, the default: words are
+    split at spaces and added to a line while the line's width (words plus one space between
+    each) stays within ``width``, which may be exceeded by ``shrinkage`` of a space width per
+    word already on the line; a word that does not fit starts the next line. The same widths
+    summed in the same order, so the same decisions. None for text that Paragraph would first
+    normalise (other whitespace than single spaces, soft hyphens), when a word is wider than
+    the line (Paragraph splits such a word) and when a line runs over into its shrinkage
+    (Paragraph squeezes its spaces). Remembered: the methods appendix and the labels are the
+    same in every report of a process.
+    """
+    if not text or text != " ".join(text.split()) or "\xad" in text:
+        return None
+    space = pdfmetrics.stringWidth(" ", font, size)
+    shrink = shrinkage * space
+    lines: list[str] = []
+    line: list[str] = []
+    current = -space
+
+    def squeezed() -> bool:
+        # Paragraph draws a line that runs over (into its shrinkage) with a negative word
+        # spacing: left to the Paragraph.
+        return width - current <= -1e-8 and len(line) > 1
+
+    for word in text.split(" "):
+        word_width = pdfmetrics.stringWidth(word, font, size)
+        new_width = current + space + word_width
+        if new_width > width + shrink * len(line):
+            if word_width > width:
+                return None
+            if line:
+                if squeezed():
+                    return None
+                lines.append(" ".join(line))
+                line, current = [word], word_width
+                continue
+        line.append(word)
+        current = new_width
+    if squeezed():
+        return None
+    lines.append(" ".join(line))
+    return tuple(lines)
 
 
 @lru_cache(maxsize=4096)
@@ -1452,6 +1742,12 @@ def _split_lines(text: str, font: str, size: float, width: float) -> tuple[str, 
     ("too few (n=3)", "0", column widths) thousands of times, and measuring each word's width
     is the costly part. A pure function of its arguments (fonts are registered once)."""
     return tuple(simpleSplit(text, font, size, width))
+
+
+def _by_key(figures: GroupFigures) -> dict[str, Metric]:
+    """A window's metrics by key, from one ``metrics()`` call (``metric(key)`` builds the
+    whole list for each key it is asked for)."""
+    return {metric.key: metric for metric in figures.metrics()}
 
 
 def _esc(text: str) -> str:
