@@ -233,6 +233,13 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=6000)
     parser.add_argument("--backends", default="sqlite,postgresql")
     args = parser.parse_args()
+    if shutil.which("pdftotext") is None:
+        # pypdf's text differs from pdftotext's: a file written with one does not compare
+        # with a file written with the other.
+        print(
+            "warning: pdftotext not found (Debian: poppler-utils); PDF text via pypdf",
+            file=sys.stderr,
+        )
     with tempfile.TemporaryDirectory() as workdir, args.output.open("w") as out:
         for backend in args.backends.split(","):
             engine = build(backend, args.episodes, Path(workdir))
