@@ -133,9 +133,22 @@ def _complete_pairs(first: npt.ArrayLike, last: npt.ArrayLike) -> tuple[FloatArr
     return x1[keep], x2[keep]
 
 
+#: Relative size below which a computed SD is floating-point noise, not spread: ``np.std`` of
+#: identical non-integers (e.g. three intakes of 30.1) is ~4e-15, not 0, and dividing by it
+#: gave a d of 7e14. Real spread on a 0.1-step scale is orders of magnitude larger (one score
+#: 0.1 off among 10,000 identical ones: SD 1e-3).
+_NOISE = 1e-9
+
+
+def _no_spread(sd: float, values: FloatArray) -> bool:
+    """Is ``sd`` (of ``values``) zero up to floating-point noise?"""
+    scale = max(1.0, float(np.max(np.abs(values)))) if values.size else 1.0
+    return sd <= _NOISE * scale
+
+
 def _pearson_r(x1: FloatArray, x2: FloatArray) -> float | None:
     s1, s2 = float(np.std(x1)), float(np.std(x2))
-    if s1 == 0.0 or s2 == 0.0:
+    if _no_spread(s1, x1) or _no_spread(s2, x2):
         return None
     return float(np.mean((x1 - x1.mean()) * (x2 - x2.mean())) / (s1 * s2))
 
@@ -147,7 +160,7 @@ def _d_with_ci(
     if n < 2:
         return None
     sd_intake = float(np.std(x1, ddof=1))  # sample SD (n - 1), as in domain.md §4
-    if sd_intake == 0.0:
+    if _no_spread(sd_intake, x1):
         return None
     d = direction.sign * float(np.mean(x2 - x1)) / sd_intake
     r = _pearson_r(x1, x2)
@@ -217,7 +230,7 @@ class SeverityReference:
         x1, x2, cov = _clinical_sample(first, last, criteria, covariate)
         columns = [np.ones_like(x1), x1] + ([cov] if cov is not None else [])
         design = np.column_stack(columns)
-        if x1.size <= design.shape[1] or float(np.std(x1)) == 0.0:
+        if x1.size <= design.shape[1] or _no_spread(float(np.std(x1)), x1):
             return None
         coef = np.linalg.lstsq(design, x2, rcond=None)[0]
         return cls(

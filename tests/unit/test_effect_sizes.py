@@ -67,11 +67,25 @@ def test_pre_post_d_leaves_out_incomplete_pairs() -> None:
 
 
 @pytest.mark.parametrize(
-    ("first", "last"), [([], []), ([20.0], [25.0]), ([20.0, 20.0, 20.0], [21.0, 25.0, 30.0])]
+    ("first", "last"),
+    [
+        ([], []),
+        ([20.0], [25.0]),
+        ([20.0, 20.0, 20.0], [21.0, 25.0, 30.0]),
+        # np.std of these is ~4e-15, not 0: once a d of 7e14 (found in review)
+        ([30.1, 30.1, 30.1], [32.0, 33.0, 34.5]),
+    ],
 )
 def test_pre_post_d_undefined_without_spread(first: list[float], last: list[float]) -> None:
     """Fewer than two pairs, or identical intakes, have no d rather than a misleading one."""
     assert pre_post_d(first, last, Direction.HIGHER_IS_BETTER) is None
+
+
+def test_pre_post_d_without_end_spread_up_to_float_noise_has_no_ci() -> None:
+    """Identical non-integer last scores (SD ~1e-15 in floating point) have no correlation."""
+    es = pre_post_d([10.0, 14.0, 12.0], [30.1, 30.1, 30.1], Direction.HIGHER_IS_BETTER)
+    assert es is not None
+    assert es.ci_low is None
 
 
 def test_pre_post_d_without_end_spread_has_no_ci() -> None:
