@@ -9,7 +9,7 @@ from flask.cli import AppGroup
 from fit_service.adapters import migrations
 from fit_service.api.context import Wiring
 from fit_service.domain.errors import FitError
-from fit_service.services import clinics
+from fit_service.services import clinics, session_totals
 from fit_service.services.principals import Role
 
 fit = AppGroup("fit", help="fit-service administration.")
@@ -31,6 +31,20 @@ def migrate(revision: str) -> None:
     """Bring the database schema to the latest (or the given) migration."""
     migrations.upgrade(_wiring().engine, revision)
     click.echo(f"database at migration {revision}")
+
+
+@fit.command("recompute-session-totals")
+def recompute_session_totals() -> None:
+    """Copy every session's client ORS/CORS/SRS/CSRS totals from its ratings again.
+
+    Migration 0004 copies them once; run this after an upgrade from a release before 0004
+    once no instance of that release is still writing (sessions it wrote after the migration
+    lack the copies the monthly report reads). Idempotent.
+    """
+    with _wiring().uow() as uow:
+        session_totals.recompute(uow.session.connection())
+        uow.commit()
+    click.echo("session totals recomputed from ratings")
 
 
 @fit.command("create-clinic")

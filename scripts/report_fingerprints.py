@@ -3,7 +3,7 @@
     python scripts/report_fingerprints.py out.txt [--episodes 6000] [--backends sqlite,postgresql]
 
 Builds the benchmark's seeded history (``benchmarks/bench_report.py``), roughened so more paths
-are taken (a second clinic, episodes without a clinician, clinician-rated and blank ratings, a
+are taken (a second clinic, episodes without a clinician, therapist-rated and blank ratings, a
 child's ORS beside the CORS, resolved and dismissed alerts), then renders JSON, CSV and PDF for
 several settings and time-zone variants x months x views (the clinic and clinicians' pages) and
 writes one line per report: SHA-256 of the JSON, of the CSV, of the PDF's text (``pdftotext
@@ -121,7 +121,7 @@ def roughened(episodes: int) -> list[tuple[str, list[dict[str, Any]]]]:
                     {
                         **row,
                         "id": next_rating + len(extra),
-                        "rater": "clinician",
+                        "rater": "therapist",
                         "total": round(rng.uniform(0, 40), 1),
                     }
                 )

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, select, update
 
 from fit_service.adapters.orm import TherapySession
 from fit_service.services import session_totals
@@ -105,3 +106,56 @@ def test_totals_follow_new_sessions_batches_and_revisions(
     assert stored["S-1"] == (12.4, None, None, None)
     assert stored["K-1"] == (None, None, None, 31.0)
     assert stored == _recomputed(engine)
+
+
+def test_large_batches_and_revisions_within_one_batch(
+    client: FlaskClient, tenant: Tenant, engine: Engine
+) -> None:
+    """A backfill-sized batch (PostgreSQL writes it with COPY) where some sessions appear twice,
+    the second time corrected: each is stored once, with its final content's totals."""
+    items = [
+        session_payload(
+            ehr_session_id=f"B-{i}",
+            client_id=f"C-{i % 7}",
+            date=f"2026-10-{1 + i % 28:02d}",
+            ratings=[
+                {"instrument": "ors", "total": round(10 + i / 10, 1)},
+                {"instrument": "srs", "total": 30.0 + i % 10},
+            ],
+        )
+        for i in range(60)
+    ]
+    corrections = [{**items[i], "ratings": [{"instrument": "ors", "total": 39.9}]} for i in (3, 40)]
+    resp = client.post(
+        "/v1/sessions/batch", json={"sessions": items + corrections}, headers=tenant.auth()
+    )
+    assert resp.status_code == 200, resp.json
+    assert resp.json["rejected"] == 0, resp.json
+    stored = _stored(engine)
+    assert len(stored) == 60
+    assert stored["B-3"] == (39.9, None, None, None)
+    assert stored["B-40"] == (39.9, None, None, None)
+    assert stored["B-5"] == (10.5, None, 35.0, None)
+    assert stored == _recomputed(engine)
+
+
+def test_cli_rewrites_totals_a_previous_release_left_empty(
+    app: Flask, client: FlaskClient, tenant: Tenant, engine: Engine
+) -> None:
+    """Sessions written by a release before migration 0004 (no copies) get them back from
+    ``fit recompute-session-totals``; correct copies stay as they are."""
+    client.post("/v1/sessions", json=session_payload(), headers=tenant.auth())
+    client.post("/v1/sessions", json=session_payload(ehr_session_id="S-2"), headers=tenant.auth())
+    with engine.begin() as conn:
+        conn.execute(
+            update(TherapySession)
+            .where(TherapySession.ehr_session_id == "S-2")
+            .values(dict.fromkeys(COLUMNS))
+        )
+    assert _stored(engine)["S-2"] == (None, None, None, None)
+    result = app.test_cli_runner().invoke(args=["fit", "recompute-session-totals"])
+    assert result.exit_code == 0, result.output
+    assert _stored(engine) == {
+        "S-1": (18.6, None, 36.6, None),
+        "S-2": (18.6, None, 36.6, None),
+    }

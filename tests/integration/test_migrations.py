@@ -85,10 +85,10 @@ def test_upgrading_a_database_that_holds_data(database_url: str) -> None:
                 ),
                 (
                     "INSERT INTO ratings (id, session_id, clinic_id, instrument, rater, "
-                    "completeness, total) VALUES (1, 1, 1, 'ors', 'client', 'complete', 23.4), "
-                    "(2, 1, 1, 'srs', 'therapist', 'complete', 30), "
-                    "(3, 1, 1, 'srs', 'client', 'complete', 35.5), "
-                    "(4, 1, 1, 'cors', 'client', 'partial', NULL)",
+                    "completeness, total) VALUES (1, 1, 1, 'ors', 'client', 'total_only', 23.4), "
+                    "(2, 1, 1, 'srs', 'therapist', 'total_only', 30), "
+                    "(3, 1, 1, 'srs', 'client', 'total_only', 35.5), "
+                    "(4, 1, 1, 'cors', 'client', 'incomplete', NULL)",
                     {},
                 ),
             ]:
