@@ -432,6 +432,19 @@ _EPISODE_COLS = (
 _CLINIC = bindparam("clinic_id")
 _CLOSED = aliased(Episode)
 _STORED = aliased(TherapySession)
+# Two requests adding sessions to one client's open episode must not both number theirs n+1:
+# on PostgreSQL each first locks the clients it writes for, and only then reads their open
+# episodes' session counts (READ COMMITTED: that later statement sees what the lock holder
+# committed). SQLite serialises writers with BEGIN IMMEDIATE (SQLAlchemy leaves FOR UPDATE
+# out there). A deadlock between batches locking in different orders is retried (_record).
+_LOCK_CLIENTS = by_dialect(
+    lambda keys_match: (
+        select(Client.id)
+        .where(Client.clinic_id == _CLINIC, keys_match(Client.external_id, "keys"))
+        .order_by(Client.id)
+        .with_for_update()
+    )
+)
 _CLIENTS_WITH_OPEN_EPISODE = by_dialect(
     lambda keys_match: (
         select(
@@ -513,7 +526,10 @@ class _Loaded:
             for chunk in _chunks(sorted(set(keys), key=str)):
                 yield from conn.execute(statement(conn), {"clinic_id": clinic_id, "keys": chunk})
 
-        for row in rows(_CLIENTS_WITH_OPEN_EPISODE, (i.client_id for i in items)):
+        client_keys = [i.client_id for i in items]
+        if conn.dialect.name == "postgresql":
+            list(rows(_LOCK_CLIENTS, client_keys))  # the locks are what count, not the rows
+        for row in rows(_CLIENTS_WITH_OPEN_EPISODE, client_keys):
             self.clients[row.client_key] = (row.client_id, row.age_band)
             if row.last_closed_on is not None:
                 self.last_closed_on[row.client_key] = row.last_closed_on

@@ -121,13 +121,15 @@ def test_a_deadlock_between_two_batches_is_retried_not_a_500(
     assert all(s < 500 for s in statuses), statuses
 
 
-def test_a_session_committed_between_the_history_reads_of_a_batch_is_not_a_500(
+def test_a_live_post_for_a_client_a_batch_is_writing_waits_for_the_batch(
     app: Flask, tenant: Tenant, engine: Engine, database_url: str
 ) -> None:
     """A batch reads its episodes' sessions, then their ratings, in two statements. A live
-    post for one of those clients that commits in between (here: forced right after the
-    sessions statement) must not bring ratings without their session (it was a KeyError and a
-    500 for the whole batch). (SQLite: the batch holds the write lock, nothing can commit.)"""
+    post for one of those clients, sent right after the sessions statement, once committed
+    in between (ratings without their session: a KeyError, a 500 for the whole batch; fixed
+    by reading ratings by the sessions' ids). Now the batch holds its clients' row locks, so
+    the live post waits, then commits after it with the next session number.
+    (SQLite: the batch holds the write lock, nothing can commit.)"""
     if not database_url.startswith("postgresql"):
         pytest.skip("SQLite serialises writers: nothing can commit between the two reads")
     client = app.test_client()
@@ -138,10 +140,12 @@ def test_a_session_committed_between_the_history_reads_of_a_batch_is_not_a_500(
     r = client.post("/v1/sessions/batch", json={"sessions": seed}, headers=tenant.auth())
     assert r.status_code == 200
     fired: list[int] = []
+    committed_between: list[bool] = []
+    threads: list[threading.Thread] = []
 
     def between(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
         head = statement.split("FROM")[0]
-        if fired or "ORDER BY sessions.episode_id, sessions.date" not in statement:
+        if threads or "ORDER BY sessions.episode_id, sessions.date" not in statement:
             return
         if "ratings" in head:
             return  # the one-statement read of a few episodes
@@ -152,8 +156,10 @@ def test_a_session_committed_between_the_history_reads_of_a_batch_is_not_a_500(
             fired.append(resp.status_code)
 
         t = threading.Thread(target=post)
+        threads.append(t)
         t.start()
-        t.join(30)
+        t.join(1.0)  # without the lock it commits here (it did, in well under a second)
+        committed_between.append(bool(fired))
 
     app_engine = app.extensions["fit"].engine
     event.listen(app_engine, "after_cursor_execute", between)
@@ -165,6 +171,42 @@ def test_a_session_committed_between_the_history_reads_of_a_batch_is_not_a_500(
         r = client.post("/v1/sessions/batch", json={"sessions": batch}, headers=tenant.auth())
     finally:
         event.remove(app_engine, "after_cursor_execute", between)
-    assert fired == [201]  # the live post committed while the batch was between its reads
+    for t in threads:
+        t.join(30)
+    assert committed_between == [False]
     assert r.status_code == 200, r.json
     assert r.json["created"] == 10
+    assert fired == [201]
+    with engine.connect() as conn:
+        numbers = conn.execute(
+            text(
+                "SELECT s.ehr_session_id, s.number FROM sessions s "
+                "JOIN clients c ON c.id = s.client_id WHERE c.external_id = 'C-0' "
+                "ORDER BY s.number"
+            )
+        ).all()
+    assert [tuple(n) for n in numbers] == [("S-0", 1), ("T-0", 2), ("LIVE-1", 3)]
+
+
+def test_parallel_new_sessions_of_one_episode_get_distinct_numbers(
+    app: Flask, tenant: Tenant, engine: Engine
+) -> None:
+    """Eight new sessions of one client's open episode posted at once are numbered 2..9, not
+    all 2 (found in review: each request counted the episode's sessions before the others
+    committed; now the client's row lock orders them)."""
+    client = app.test_client()
+    first = session_payload(ehr_session_id="E-0", date="2026-10-01")
+    assert client.post("/v1/sessions", json=first, headers=tenant.auth()).status_code == 201
+    bodies = [
+        session_payload(
+            ehr_session_id=f"E-{n}",
+            date="2026-10-02",
+            ratings=[{"instrument": "ors", "total": float(n)}],
+        )
+        for n in range(1, WRITERS + 1)
+    ]
+    statuses = _post_all(app, tenant, bodies)
+    assert sorted(statuses) == [201] * WRITERS, statuses
+    with engine.connect() as conn:
+        numbers = [n for (n,) in conn.execute(text("SELECT number FROM sessions ORDER BY number"))]
+    assert numbers == list(range(1, WRITERS + 2))
