@@ -27,9 +27,10 @@ from __future__ import annotations
 import functools
 import itertools
 import math
+import operator
 import re
 import statistics
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from enum import StrEnum
@@ -124,12 +125,18 @@ def mean_estimate(values: Sequence[float]) -> Estimate:
     n = len(values)
     if n == 0:
         return Estimate.none()
-    mean = statistics.fmean(values)
+    # What statistics.fmean does for a sized input (fsum, then divide), without its argument
+    # handling: a report takes thousands of these means.
+    mean = math.fsum(values) / n
     if n < 2:
         return Estimate(value=mean, n=n)
     # Sample SD in floats (statistics.stdev is exact but converts to fractions: slow for a
     # report with hundreds of groups, and no more accurate at the one decimal printed).
-    sd = math.sqrt(math.fsum((x - mean) ** 2 for x in values) / (n - 1))
+    # The squares are exactly ``(x - mean) ** 2`` (``pow``, not ``d * d``: libm's pow(d, 2) and
+    # d * d differ in the last bit for some d), computed by map() in C rather than by a
+    # generator; fsum is exactly rounded, so the order of the terms cannot matter.
+    squares = map(pow, map(operator.sub, values, itertools.repeat(mean)), itertools.repeat(2))
+    sd = math.sqrt(math.fsum(squares) / (n - 1))
     half = t_quantile_975(n - 1) * sd / math.sqrt(n)
     return Estimate(value=mean, n=n, ci_low=mean - half, ci_high=mean + half)
 
@@ -645,10 +652,24 @@ class CompletenessSummary:
 
 
 def _non_negative(obj: object) -> None:
-    for name in obj.__dataclass_fields__:  # type: ignore[attr-defined]
-        value = getattr(obj, name)
+    names, values_of = _fields_of(type(obj))
+    for name, value in zip(names, values_of(obj), strict=True):
         if isinstance(value, int) and value < 0:
             raise ValueError(f"{type(obj).__name__}.{name} cannot be negative")
+
+
+@functools.cache
+def _fields_of(cls: type) -> tuple[tuple[str, ...], Callable[[object], tuple[Any, ...]]]:
+    """A dataclass's field names and one getter returning all their values.
+
+    Looked up once per class: :func:`_non_negative` runs for every block of every group's
+    figures (thousands per report), and ``getattr`` by name per field was a visible cost.
+    """
+    names = tuple(cls.__dataclass_fields__)  # type: ignore[attr-defined]
+    if len(names) == 1:  # attrgetter of one name returns the value, not a 1-tuple
+        (only,) = names
+        return names, lambda obj: (getattr(obj, only),)
+    return names, operator.attrgetter(*names)
 
 
 # --------------------------------------------------------------------------------------------
@@ -1709,8 +1730,14 @@ def classify_outcomes(
             above.tolist(),
             strict=True,
         ):
-            found[index] = EpisodeOutcome(code, clinical, is_above)
+            found[index] = _outcome(code, clinical, is_above)
     return found
+
+
+@functools.cache
+def _outcome(code: int, clinical_at_intake: bool, last_above_cutoff: bool) -> EpisodeOutcome:
+    """One shared instance per possible outcome (a few dozen; immutable), not one per episode."""
+    return EpisodeOutcome(code, clinical_at_intake, last_above_cutoff)
 
 
 _NO_OUTCOMES = ClassifiedOutcomes(
@@ -1758,15 +1785,24 @@ class EpisodeEnding:
             )
         )
         if facts.ending_reason in PLANNED_ENDINGS:
-            return cls(dropout, 1, 0, 0, 0)
+            return _ending(dropout, 1, 0, 0, 0)
         if facts.ending_reason not in UNILATERAL_ENDINGS:
-            return cls(dropout, 0, 0, 0, 0)
+            return _ending(dropout, 0, 0, 0, 0)
         if facts.last_ors is None:
-            return cls(dropout, 0, 1, 0, 0)
+            return _ending(dropout, 0, 1, 0, 0)
         criteria = settings.criteria_for(facts.age_band)
         if criteria.cutoff.is_clinical(facts.last_ors, criteria.direction):
-            return cls(dropout, 0, 1, 1, 0)
-        return cls(dropout, 0, 1, 0, 1)
+            return _ending(dropout, 0, 1, 1, 0)
+        return _ending(dropout, 0, 1, 0, 1)
+
+
+@functools.cache
+def _ending(
+    dropout: int, planned: int, unilateral: int, unilateral_below: int, unilateral_above: int
+) -> EpisodeEnding:
+    """One shared instance per possible ending (a handful): :meth:`EpisodeEnding.of` runs for
+    every closed episode, and the value is immutable, so it need not be built each time."""
+    return EpisodeEnding(dropout, planned, unilateral, unilateral_below, unilateral_above)
 
 
 class FiguresBuilder:
