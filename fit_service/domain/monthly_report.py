@@ -472,6 +472,10 @@ class SessionStats:
         return sum(self.histogram)
 
 
+#: Each category's rank (:attr:`ChangeCategory.rank` looks it up in a tuple on every call).
+_RANK = {category: category.rank for category in ChangeCategory}
+
+
 @dataclass(frozen=True, slots=True)
 class OutcomeCounts:
     """Closed episodes with at least two ORS/CORS totals, by change category.
@@ -521,6 +525,35 @@ class OutcomeCounts:
             functional_at_intake=functional.n,
             functional_at_intake_reliably_worse=functional.counts[ChangeCategory.DETERIORATED]
             + functional.counts[ChangeCategory.HARMED],
+            last_above_cutoff=last_above_cutoff,
+        )
+
+    @classmethod
+    def from_codes(
+        cls, codes: np.ndarray, clinical_at_intake: np.ndarray, last_above_cutoff: int
+    ) -> OutcomeCounts:
+        """``from_summary(ChangeSummary.from_codes(codes, clinical_at_intake), last_above_cutoff)``
+        with one ``bincount``: ``codes`` are :attr:`ChangeCategory.rank` values or -1 (not
+        classifiable), as :func:`~fit_service.domain.change.classify_many` gives them.
+
+        A report counts the outcomes of 400-odd builders, and building the summary's three
+        per-category mappings was most of that work (tests pin the two paths together).
+        """
+        classified = codes >= 0
+        size = len(ChangeCategory)
+        # Functional-range intakes count into bins 0..4, clinical-range ones into 5..9.
+        keys = codes[classified].astype(np.int64) + size * clinical_at_intake[classified]
+        bins = np.bincount(keys, minlength=2 * size).tolist()
+        functional, clinical = bins[:size], bins[size:]
+        return cls(
+            recovered=clinical[_RANK[ChangeCategory.RECOVERED]],
+            improved=clinical[_RANK[ChangeCategory.IMPROVED]],
+            unchanged=clinical[_RANK[ChangeCategory.UNCHANGED]],
+            deteriorated=clinical[_RANK[ChangeCategory.DETERIORATED]],
+            harmed=clinical[_RANK[ChangeCategory.HARMED]],
+            functional_at_intake=sum(functional),
+            functional_at_intake_reliably_worse=functional[_RANK[ChangeCategory.DETERIORATED]]
+            + functional[_RANK[ChangeCategory.HARMED]],
             last_above_cutoff=last_above_cutoff,
         )
 
@@ -671,9 +704,9 @@ class CompletenessSummary:
 
 def _non_negative(obj: object) -> None:
     names, values_of = _fields_of(type(obj))
-    for name, value in zip(names, values_of(obj), strict=True):
+    for index, value in enumerate(values_of(obj)):
         if isinstance(value, int) and value < 0:
-            raise ValueError(f"{type(obj).__name__}.{name} cannot be negative")
+            raise ValueError(f"{type(obj).__name__}.{names[index]} cannot be negative")
 
 
 @functools.cache
@@ -1713,17 +1746,26 @@ def _pool(
     """:meth:`ClassifiedOutcomes.of_classified` from columns, one row per pair in the order
     added: ``bands`` as positions in :class:`AgeBand`, ``codes`` and ``clinical`` from each
     pair's :class:`EpisodeOutcome`."""
-    order = np.argsort(bands, kind="stable")
-    first, last, clinical_first = first[order], last[order], clinical[order]
+    first, last, clinical_first, clinical_last = _pooled_scores(bands, first, last, clinical)
     return ClassifiedOutcomes(
         # Counting is order-free: no need to reorder the codes.
         summary=ChangeSummary.from_codes(codes, clinical),
         last_above_cutoff=last_above_cutoff,
         first=first,
         last=last,
-        clinical_first=first[clinical_first],
-        clinical_last=last[clinical_first],
+        clinical_first=clinical_first,
+        clinical_last=clinical_last,
     )
+
+
+def _pooled_scores(
+    bands: np.ndarray, first: np.ndarray, last: np.ndarray, clinical: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """First and last scores in :meth:`ClassifiedOutcomes.of`'s order (by age band in
+    :class:`AgeBand` order, then as added), all and those of clinical-range intakes."""
+    order = np.argsort(bands, kind="stable")
+    first, last, clinical_first = first[order], last[order], clinical[order]
+    return first, last, first[clinical_first], last[clinical_first]
 
 
 @dataclass(frozen=True, slots=True)
@@ -1880,14 +1922,19 @@ class _ClosedColumns:
 
 @dataclass(frozen=True, slots=True, eq=False)
 class _PairColumns:
-    """A builder's outcome pairs, classified and pooled once; the codes and closing days in
-    the order added are kept for the trend."""
+    """A builder's outcome pairs, counted and pooled once (what :class:`ClassifiedOutcomes`
+    holds, without its per-category summary); codes and closing days in the order added are
+    kept for the trend."""
 
     rows: int
-    classified: ClassifiedOutcomes
-    codes: np.ndarray  # int8
-    clinical: np.ndarray  # bool
-    closed_on: np.ndarray  # int64 ordinals
+    counts: OutcomeCounts
+    first: np.ndarray  # pooled order, as ClassifiedOutcomes
+    last: np.ndarray
+    clinical_first: np.ndarray
+    clinical_last: np.ndarray
+    codes: np.ndarray  # int8, order added
+    clinical: np.ndarray  # bool, order added
+    closed_on: np.ndarray  # int64 ordinals, order added
 
 
 _EMPTY_INTS = np.zeros(0, dtype=np.int64)
@@ -1980,9 +2027,9 @@ class FiguresBuilder:
             return
         window, settings = builders[0].window, builders[0].settings
         for builder in builders:
-            same_window = builder.window is window or builder.window == window
-            if not same_window or not (
-                builder.settings is settings or builder.settings == settings
+            # Identity first: the caller's builders share the very same objects.
+            if (builder.window is not window or builder.settings is not settings) and (
+                builder.window != window or builder.settings != settings
             ):
                 raise ValueError("add_episode_to needs builders of one window and settings")
         if not facts.is_active_in(window):
@@ -2089,46 +2136,65 @@ class FiguresBuilder:
         if rows:
             codes = _column(rows, _CODE, np.int8)
             clinical = _column(rows, _CLINICAL, np.bool_)
-            classified = _pool(
-                _column(rows, _BAND, np.int8),
-                _column(rows, _FIRST, np.float64),
-                _column(rows, _LAST, np.float64),
+            above = sum(map(operator.itemgetter(_ABOVE), rows))
+            columns = _PairColumns(
+                len(rows),
+                OutcomeCounts.from_codes(codes, clinical, above),
+                *_pooled_scores(
+                    _column(rows, _BAND, np.int8),
+                    _column(rows, _FIRST, np.float64),
+                    _column(rows, _LAST, np.float64),
+                    clinical,
+                ),
                 codes,
                 clinical,
-                sum(map(operator.itemgetter(_ABOVE), rows)),
-            )
-            columns = _PairColumns(
-                len(rows), classified, codes, clinical, _column(rows, _CLOSED_ON, np.int64)
+                _column(rows, _CLOSED_ON, np.int64),
             )
         else:
+            no_scores = np.zeros(0, np.float64)
             columns = _PairColumns(
-                0, _NO_OUTCOMES, np.zeros(0, np.int8), np.zeros(0, np.bool_), _EMPTY_INTS
+                0,
+                OutcomeCounts.empty(),
+                *(no_scores,) * 4,
+                np.zeros(0, np.int8),
+                np.zeros(0, np.bool_),
+                _EMPTY_INTS,
             )
         self._pair_columns_cache = columns
         return columns
 
     def classified(self) -> ClassifiedOutcomes:
         """The window's outcome pairs, classified once (fit_service.domain.change)."""
-        return self._pair_columns().classified
+        pairs = self._pair_columns()
+        if not pairs.rows:
+            return _NO_OUTCOMES
+        return ClassifiedOutcomes(
+            summary=ChangeSummary.from_codes(pairs.codes, pairs.clinical),
+            last_above_cutoff=pairs.counts.last_above_cutoff,
+            first=pairs.first,
+            last=pairs.last,
+            clinical_first=pairs.clinical_first,
+            clinical_last=pairs.clinical_last,
+        )
 
     def figures(self, reference: SeverityReference | None) -> GroupFigures:
         """Every figure of the group and window; ``reference`` anchors the SA-ES."""
         s = self.sessions
         closed = self._closed_columns()
-        classified = self.classified()
-        n_pairs = int(classified.first.size)
-        n_clinical = int(classified.clinical_first.size)
+        pairs = self._pair_columns()
+        n_pairs = int(pairs.first.size)
+        n_clinical = int(pairs.clinical_first.size)
         # pre_post_d is None below two pairs, severity_adjusted_es without a clinical-range
         # pair (both check that first); deciding it here skips their fixed numpy cost in the
         # many small groups (a clinician's month), with the same result.
         d = None
         if n_pairs >= 2:
-            d = pre_post_d(classified.first, classified.last, _OUTCOME_DIRECTION)
+            d = pre_post_d(pairs.first, pairs.last, _OUTCOME_DIRECTION)
         sa_es = None
         if reference is not None and n_clinical:
             sa_es = severity_adjusted_es(
-                classified.clinical_first,
-                classified.clinical_last,
+                pairs.clinical_first,
+                pairs.clinical_last,
                 _preselected_criteria(self.settings),
                 reference=reference,
             )
@@ -2145,7 +2211,7 @@ class FiguresBuilder:
             sessions=SessionStats.from_arrays(closed.sessions, closed.days),
             intake_ors=mean_estimate([ors for ors, _srs in self._opened if ors is not None]),
             intake_srs=mean_estimate([srs for _ors, srs in self._opened if srs is not None]),
-            outcomes=classified.counts(),
+            outcomes=pairs.counts,
             pre_post_d=Estimate.of_effect_size(d, n_pairs),
             severity_adjusted_es=Estimate.of_effect_size(sa_es, n_clinical),
             dropout=DropoutSummary(
@@ -2172,7 +2238,7 @@ class FiguresBuilder:
 
     def trend_point(self, period: str) -> TrendPoint:
         """Recovery and mean sessions of the episodes closed in this (one-month) window."""
-        counts = self.classified().counts()
+        counts = self._pair_columns().counts
         return TrendPoint(
             month=period,
             recovery=counts.share(ChangeCategory.RECOVERED),
