@@ -29,7 +29,6 @@ import itertools
 import math
 import operator
 import re
-import statistics
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
@@ -130,22 +129,65 @@ def mean_estimate(values: Sequence[float]) -> Estimate:
     mean = math.fsum(values) / n
     if n < 2:
         return Estimate(value=mean, n=n)
-    # Sample SD in floats (statistics.stdev is exact but converts to fractions: slow for a
-    # report with hundreds of groups, and no more accurate at the one decimal printed).
     # The squares are exactly ``(x - mean) ** 2`` (``pow``, not ``d * d``: libm's pow(d, 2) and
     # d * d differ in the last bit for some d), computed by map() in C rather than by a
     # generator; fsum is exactly rounded, so the order of the terms cannot matter.
     squares = map(pow, map(operator.sub, values, itertools.repeat(mean)), itertools.repeat(2))
-    sd = math.sqrt(math.fsum(squares) / (n - 1))
+    return _with_t_interval(mean, n, math.fsum(squares))
+
+
+def _with_t_interval(mean: float, n: int, sum_of_squares: float) -> Estimate:
+    """The mean's :class:`Estimate`, given the sum of squared deviations from it (n >= 2)."""
+    # Sample SD in floats (statistics.stdev is exact but converts to fractions: slow for a
+    # report with hundreds of groups, and no more accurate at the one decimal printed).
+    sd = math.sqrt(sum_of_squares / (n - 1))
     half = t_quantile_975(n - 1) * sd / math.sqrt(n)
     return Estimate(value=mean, n=n, ci_low=mean - half, ci_high=mean + half)
 
 
-def median_estimate(values: Sequence[float]) -> Estimate:
-    """Median with its n and no interval (a median CI needs order statistics we don't print)."""
-    if not values:
+#: Below this many values :func:`mean_estimate_of_array` takes :func:`mean_estimate`'s path:
+#: ``np.unique``'s fixed cost would be more than it saves.
+_FEW_VALUES = 64
+
+
+def mean_estimate_of_array(values: np.ndarray) -> Estimate:
+    """:func:`mean_estimate` of ``values.tolist()`` (as floats), to the last bit, for the
+    report's large samples of numbers that repeat: sessions, days, scores with one decimal.
+
+    Each *distinct* value's squared deviation is computed once and handed to ``fsum`` as often
+    as the value occurs. ``fsum`` is exactly rounded, so only the multiset of its terms, not
+    their order, decides the result, and that multiset is the same as :func:`mean_estimate`'s.
+    (Computing ``pow`` once per value was most of the time of the report's means.)
+    """
+    floats = values.astype(np.float64, copy=False)
+    n = int(floats.size)
+    if n < _FEW_VALUES:
+        return mean_estimate(floats.tolist())
+    mean = math.fsum(floats.tolist()) / n
+    distinct, counts = np.unique(floats, return_counts=True)
+    squares = map(
+        pow, map(operator.sub, distinct.tolist(), itertools.repeat(mean)), itertools.repeat(2)
+    )
+    terms = itertools.chain.from_iterable(map(itertools.repeat, squares, counts.tolist()))
+    return _with_t_interval(mean, n, math.fsum(terms))
+
+
+def median_estimate(values: Sequence[float] | np.ndarray) -> Estimate:
+    """Median with its n and no interval (a median CI needs order statistics we don't print).
+
+    ``values`` are finite numbers (a NaN has no place in a sorted order).
+    """
+    n = len(values)
+    if n == 0:
         return Estimate.none()
-    return Estimate(value=float(statistics.median(values)), n=len(values))
+    # statistics.median: the middle value, or the mean of the middle two, of sorted(values).
+    # A stable np.sort gives the very same order (equal values keep their order, as in
+    # sorted()) in C; the middle two are then added and halved in Python floats, as there.
+    ordered = np.sort(np.asarray(values, dtype=np.float64), kind="stable")
+    middle = n // 2
+    if n % 2:
+        return Estimate(value=float(ordered[middle]), n=n)
+    return Estimate(value=(float(ordered[middle - 1]) + float(ordered[middle])) / 2, n=n)
 
 
 def session_histogram(session_counts: Iterable[int]) -> tuple[int, ...]:
@@ -453,14 +495,12 @@ class SessionStats:
     def from_arrays(cls, sessions: np.ndarray, days: np.ndarray) -> SessionStats:
         """:meth:`from_episodes` of two integer arrays (a builder's columns): the same figures,
         without converting item by item."""
-        sessions_f = sessions.astype(np.float64).tolist()
-        days_f = days.astype(np.float64).tolist()
         return cls(
-            per_episode_mean=mean_estimate(sessions_f),
-            per_episode_median=median_estimate(sessions_f),
+            per_episode_mean=mean_estimate_of_array(sessions),
+            per_episode_median=median_estimate(sessions),
             histogram=_histogram(sessions),
-            days_mean=mean_estimate(days_f),
-            days_median=median_estimate(days_f),
+            days_mean=mean_estimate_of_array(days),
+            days_median=median_estimate(days),
         )
 
     @classmethod
@@ -2209,8 +2249,12 @@ class FiguresBuilder:
                 cancellations=s.cancellations,
             ),
             sessions=SessionStats.from_arrays(closed.sessions, closed.days),
-            intake_ors=mean_estimate([ors for ors, _srs in self._opened if ors is not None]),
-            intake_srs=mean_estimate([srs for _ors, srs in self._opened if srs is not None]),
+            intake_ors=mean_estimate_of_array(
+                np.array([ors for ors, _srs in self._opened if ors is not None], np.float64)
+            ),
+            intake_srs=mean_estimate_of_array(
+                np.array([srs for _ors, srs in self._opened if srs is not None], np.float64)
+            ),
             outcomes=pairs.counts,
             pre_post_d=Estimate.of_effect_size(d, n_pairs),
             severity_adjusted_es=Estimate.of_effect_size(sa_es, n_clinical),
@@ -2242,9 +2286,7 @@ class FiguresBuilder:
         return TrendPoint(
             month=period,
             recovery=counts.share(ChangeCategory.RECOVERED),
-            mean_sessions=mean_estimate(
-                self._closed_columns().sessions.astype(np.float64).tolist()
-            ),
+            mean_sessions=mean_estimate_of_array(self._closed_columns().sessions),
         )
 
     def trend(self, periods: Sequence[str]) -> tuple[TrendPoint, ...]:
@@ -2267,17 +2309,17 @@ class FiguresBuilder:
             pairs, np.searchsorted(starts, pairs.closed_on, side="right"), len(windows)
         )
         closed = self._closed_columns()
-        months = np.searchsorted(starts, closed.closed_on, side="right").tolist()
-        # One pass: each month's sessions, in the order they were added (so the means sum the
-        # same numbers in the same order as a per-month filter would).
-        by_month: list[list[float]] = [[] for _ in windows]
-        for n, m in zip(closed.sessions.astype(np.float64).tolist(), months, strict=True):
-            by_month[m].append(n)
+        # Each month's sessions as one slice: sorted by month (stably, so within a month in
+        # the order added, as a per-month filter would give them).
+        months = np.searchsorted(starts, closed.closed_on, side="right")
+        order = np.argsort(months, kind="stable")
+        bounds = np.searchsorted(months[order], np.arange(len(windows) + 1)).tolist()
+        sessions = closed.sessions[order]
         return tuple(
             TrendPoint(
                 month=period,
                 recovery=Share(int(recovered[index]), int(clinical[index])),
-                mean_sessions=mean_estimate(by_month[index]),
+                mean_sessions=mean_estimate_of_array(sessions[bounds[index] : bounds[index + 1]]),
             )
             for index, period in enumerate(periods)
         )

@@ -38,6 +38,8 @@ from fit_service.domain.monthly_report import (
     classify_outcomes,
     fit_reference,
     mean_estimate,
+    mean_estimate_of_array,
+    median_estimate,
     t_quantile_975,
     trailing_months,
 )
@@ -95,6 +97,29 @@ def _old_mean_estimate(values: list[float]) -> Estimate:
 def test_mean_estimate_is_bit_for_bit_the_generator_version(values: list[float]) -> None:
     """The C-level squares and sums give the very same floats as the generator did."""
     assert mean_estimate(values) == _old_mean_estimate(values)
+
+
+@given(
+    st.lists(st.integers(0, 40), max_size=300)
+    | st.lists(st.integers(0, 400).map(lambda x: x / 10), max_size=300)
+    | st.lists(st.floats(-1e6, 1e6, allow_nan=False), max_size=300)
+)
+def test_mean_of_an_array_is_bit_for_bit_the_generator_version(values: list[float]) -> None:
+    """Squares of distinct values counted by multiplicity give the very same floats, above
+    and below the size where the array path starts."""
+    assert mean_estimate_of_array(np.array(values)) == _old_mean_estimate(
+        [float(v) for v in values]
+    )
+
+
+@given(st.lists(st.integers(0, 60) | st.floats(-1e3, 1e3, allow_nan=False), max_size=80))
+def test_median_estimate_is_statistics_median(values: list[float]) -> None:
+    """The np.sort median is statistics.median's, whether given a list or an array."""
+    expected = (
+        Estimate(float(statistics.median(values)), len(values)) if values else Estimate.none()
+    )
+    assert median_estimate(values) == expected
+    assert median_estimate(np.array(values, dtype=np.float64)) == expected
 
 
 @given(
