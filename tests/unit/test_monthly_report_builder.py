@@ -44,6 +44,7 @@ from fit_service.domain.monthly_report import (
     trailing_months,
 )
 
+T = typing.TypeVar("T")
 PERIOD = "2024-05"
 MONTH = Window.month(PERIOD)
 ENDINGS = ["planned", "client_ended", "stopped_attending", "transferred", "other", None]
@@ -93,7 +94,7 @@ def _old_mean_estimate(values: list[float]) -> Estimate:
     return Estimate(value=mean, n=n, ci_low=mean - half, ci_high=mean + half)
 
 
-def _samples(elements: st.SearchStrategy[float]) -> st.SearchStrategy[list[float]]:
+def _samples(elements: st.SearchStrategy[T]) -> st.SearchStrategy[list[T]]:
     """Small lists, and lists long enough for mean_estimate_of_array's np.unique path."""
     return st.lists(elements, max_size=70) | st.lists(elements, min_size=64, max_size=400)
 
@@ -146,7 +147,7 @@ def test_outcome_counts_from_codes_equal_the_summary_path(
     assert OutcomeCounts.from_codes(codes, clinical, above) == expected
 
 
-@given(_samples(st.tuples(st.integers(1, 60), st.integers(0, 400))))  # type: ignore[arg-type]
+@given(_samples(st.tuples(st.integers(1, 60), st.integers(0, 400))))
 def test_session_stats_from_arrays_equal_from_episodes(rows: list[tuple[int, int]]) -> None:
     sessions = [s for s, _d in rows]
     days = [d for _s, d in rows]
