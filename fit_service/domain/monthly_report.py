@@ -27,9 +27,9 @@ from __future__ import annotations
 import functools
 import itertools
 import math
+import operator
 import re
-import statistics
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from enum import StrEnum
@@ -124,21 +124,70 @@ def mean_estimate(values: Sequence[float]) -> Estimate:
     n = len(values)
     if n == 0:
         return Estimate.none()
-    mean = statistics.fmean(values)
+    # What statistics.fmean does for a sized input (fsum, then divide), without its argument
+    # handling: a report takes thousands of these means.
+    mean = math.fsum(values) / n
     if n < 2:
         return Estimate(value=mean, n=n)
+    # The squares are exactly ``(x - mean) ** 2`` (``pow``, not ``d * d``: libm's pow(d, 2) and
+    # d * d differ in the last bit for some d), computed by map() in C rather than by a
+    # generator; fsum is exactly rounded, so the order of the terms cannot matter.
+    squares = map(pow, map(operator.sub, values, itertools.repeat(mean)), itertools.repeat(2))
+    return _with_t_interval(mean, n, math.fsum(squares))
+
+
+def _with_t_interval(mean: float, n: int, sum_of_squares: float) -> Estimate:
+    """The mean's :class:`Estimate`, given the sum of squared deviations from it (n >= 2)."""
     # Sample SD in floats (statistics.stdev is exact but converts to fractions: slow for a
     # report with hundreds of groups, and no more accurate at the one decimal printed).
-    sd = math.sqrt(math.fsum((x - mean) ** 2 for x in values) / (n - 1))
+    sd = math.sqrt(sum_of_squares / (n - 1))
     half = t_quantile_975(n - 1) * sd / math.sqrt(n)
     return Estimate(value=mean, n=n, ci_low=mean - half, ci_high=mean + half)
 
 
-def median_estimate(values: Sequence[float]) -> Estimate:
-    """Median with its n and no interval (a median CI needs order statistics we don't print)."""
-    if not values:
+#: Below this many values :func:`mean_estimate_of_array` takes :func:`mean_estimate`'s path:
+#: ``np.unique``'s fixed cost would be more than it saves.
+_FEW_VALUES = 64
+
+
+def mean_estimate_of_array(values: np.ndarray) -> Estimate:
+    """:func:`mean_estimate` of ``values.tolist()`` (as floats), to the last bit, for the
+    report's large samples of numbers that repeat: sessions, days, scores with one decimal.
+
+    Each *distinct* value's squared deviation is computed once and handed to ``fsum`` as often
+    as the value occurs. ``fsum`` is exactly rounded, so only the multiset of its terms, not
+    their order, decides the result, and that multiset is the same as :func:`mean_estimate`'s.
+    (Computing ``pow`` once per value was most of the time of the report's means.)
+    """
+    floats = values.astype(np.float64, copy=False)
+    n = int(floats.size)
+    if n < _FEW_VALUES:
+        return mean_estimate(floats.tolist())
+    mean = math.fsum(floats.tolist()) / n
+    distinct, counts = np.unique(floats, return_counts=True)
+    squares = map(
+        pow, map(operator.sub, distinct.tolist(), itertools.repeat(mean)), itertools.repeat(2)
+    )
+    terms = itertools.chain.from_iterable(map(itertools.repeat, squares, counts.tolist()))
+    return _with_t_interval(mean, n, math.fsum(terms))
+
+
+def median_estimate(values: Sequence[float] | np.ndarray) -> Estimate:
+    """Median with its n and no interval (a median CI needs order statistics we don't print).
+
+    ``values`` are finite numbers (a NaN has no place in a sorted order).
+    """
+    n = len(values)
+    if n == 0:
         return Estimate.none()
-    return Estimate(value=float(statistics.median(values)), n=len(values))
+    # statistics.median: the middle value, or the mean of the middle two, of sorted(values).
+    # A stable np.sort gives the very same order (equal values keep their order, as in
+    # sorted()) in C; the middle two are then added and halved in Python floats, as there.
+    ordered = np.sort(np.asarray(values, dtype=np.float64), kind="stable")
+    middle = n // 2
+    if n % 2:
+        return Estimate(value=float(ordered[middle]), n=n)
+    return Estimate(value=(float(ordered[middle - 1]) + float(ordered[middle])) / 2, n=n)
 
 
 def session_histogram(session_counts: Iterable[int]) -> tuple[int, ...]:
@@ -147,7 +196,11 @@ def session_histogram(session_counts: Iterable[int]) -> tuple[int, ...]:
     An episode closed with no attended session is not a treatment episode and raises, so the
     aggregation has to decide about it explicitly instead of a silent "0" bin.
     """
-    sessions = np.fromiter(session_counts, dtype=np.int64)
+    return _histogram(np.fromiter(session_counts, dtype=np.int64))
+
+
+def _histogram(sessions: np.ndarray) -> tuple[int, ...]:
+    """:func:`session_histogram` of an integer array."""
     if not sessions.size:
         return (0,) * len(SESSION_BINS)
     if int(sessions.min()) < 1:
@@ -439,12 +492,28 @@ class SessionStats:
         )
 
     @classmethod
+    def from_arrays(cls, sessions: np.ndarray, days: np.ndarray) -> SessionStats:
+        """:meth:`from_episodes` of two integer arrays (a builder's columns): the same figures,
+        without converting item by item."""
+        return cls(
+            per_episode_mean=mean_estimate_of_array(sessions),
+            per_episode_median=median_estimate(sessions),
+            histogram=_histogram(sessions),
+            days_mean=mean_estimate_of_array(days),
+            days_median=median_estimate(days),
+        )
+
+    @classmethod
     def empty(cls) -> SessionStats:
         return cls.from_episodes([], [])
 
     @property
     def episodes(self) -> int:
         return sum(self.histogram)
+
+
+#: Each category's rank (:attr:`ChangeCategory.rank` looks it up in a tuple on every call).
+_RANK = {category: category.rank for category in ChangeCategory}
 
 
 @dataclass(frozen=True, slots=True)
@@ -496,6 +565,35 @@ class OutcomeCounts:
             functional_at_intake=functional.n,
             functional_at_intake_reliably_worse=functional.counts[ChangeCategory.DETERIORATED]
             + functional.counts[ChangeCategory.HARMED],
+            last_above_cutoff=last_above_cutoff,
+        )
+
+    @classmethod
+    def from_codes(
+        cls, codes: np.ndarray, clinical_at_intake: np.ndarray, last_above_cutoff: int
+    ) -> OutcomeCounts:
+        """``from_summary(ChangeSummary.from_codes(codes, clinical_at_intake), last_above_cutoff)``
+        with one ``bincount``: ``codes`` are :attr:`ChangeCategory.rank` values or -1 (not
+        classifiable), as :func:`~fit_service.domain.change.classify_many` gives them.
+
+        A report counts the outcomes of 400-odd builders, and building the summary's three
+        per-category mappings was most of that work (tests pin the two paths together).
+        """
+        classified = codes >= 0
+        size = len(ChangeCategory)
+        # Functional-range intakes count into bins 0..4, clinical-range ones into 5..9.
+        keys = codes[classified].astype(np.int64) + size * clinical_at_intake[classified]
+        bins = np.bincount(keys, minlength=2 * size).tolist()
+        functional, clinical = bins[:size], bins[size:]
+        return cls(
+            recovered=clinical[_RANK[ChangeCategory.RECOVERED]],
+            improved=clinical[_RANK[ChangeCategory.IMPROVED]],
+            unchanged=clinical[_RANK[ChangeCategory.UNCHANGED]],
+            deteriorated=clinical[_RANK[ChangeCategory.DETERIORATED]],
+            harmed=clinical[_RANK[ChangeCategory.HARMED]],
+            functional_at_intake=sum(functional),
+            functional_at_intake_reliably_worse=functional[_RANK[ChangeCategory.DETERIORATED]]
+            + functional[_RANK[ChangeCategory.HARMED]],
             last_above_cutoff=last_above_cutoff,
         )
 
@@ -645,10 +743,24 @@ class CompletenessSummary:
 
 
 def _non_negative(obj: object) -> None:
-    for name in obj.__dataclass_fields__:  # type: ignore[attr-defined]
-        value = getattr(obj, name)
+    names, values_of = _fields_of(type(obj))
+    for index, value in enumerate(values_of(obj)):
         if isinstance(value, int) and value < 0:
-            raise ValueError(f"{type(obj).__name__}.{name} cannot be negative")
+            raise ValueError(f"{type(obj).__name__}.{names[index]} cannot be negative")
+
+
+@functools.cache
+def _fields_of(cls: type) -> tuple[tuple[str, ...], Callable[[object], tuple[Any, ...]]]:
+    """A dataclass's field names and one getter returning all their values.
+
+    Looked up once per class: :func:`_non_negative` runs for every block of every group's
+    figures (thousands per report), and ``getattr`` by name per field was a visible cost.
+    """
+    names = tuple(cls.__dataclass_fields__)  # type: ignore[attr-defined]
+    if len(names) == 1:  # attrgetter of one name returns the value, not a 1-tuple
+        (only,) = names
+        return names, lambda obj: (getattr(obj, only),)
+    return names, operator.attrgetter(*names)
 
 
 # --------------------------------------------------------------------------------------------
@@ -1581,6 +1693,7 @@ class FlaggedEpisode:
 _OUTCOME_DIRECTION = Direction.HIGHER_IS_BETTER
 
 
+@functools.lru_cache(maxsize=64)
 def _preselected_criteria(settings: ReportSettings) -> ChangeCriteria:
     """Criteria for a sample already restricted to clinical-range intakes, each judged against
     its own age band's cut-off. effect_sizes filters by one cut-off; a cut-off above the
@@ -1645,21 +1758,13 @@ class ClassifiedOutcomes:
         if not pairs:
             return _NO_OUTCOMES
         count = len(pairs)
-        bands = np.fromiter((_BAND_ORDER[p[0]] for p in pairs), np.int8, count)
-        order = np.argsort(bands, kind="stable")
-        first = np.fromiter((p[1] for p in pairs), np.float64, count)[order]
-        last = np.fromiter((p[2] for p in pairs), np.float64, count)[order]
-        codes = np.fromiter((o.code for o in outcomes), np.int8, count)
-        clinical = np.fromiter((o.clinical_at_intake for o in outcomes), np.bool_, count)
-        clinical_first = clinical[order]
-        return cls(
-            # Counting is order-free: no need to reorder the codes.
-            summary=ChangeSummary.from_codes(codes, clinical),
-            last_above_cutoff=sum(o.last_above_cutoff for o in outcomes),
-            first=first,
-            last=last,
-            clinical_first=first[clinical_first],
-            clinical_last=last[clinical_first],
+        return _pool(
+            np.fromiter((_BAND_ORDER[p[0]] for p in pairs), np.int8, count),
+            np.fromiter((p[1] for p in pairs), np.float64, count),
+            np.fromiter((p[2] for p in pairs), np.float64, count),
+            np.fromiter((o.code for o in outcomes), np.int8, count),
+            np.fromiter((o.clinical_at_intake for o in outcomes), np.bool_, count),
+            sum(o.last_above_cutoff for o in outcomes),
         )
 
     def counts(self) -> OutcomeCounts:
@@ -1668,6 +1773,39 @@ class ClassifiedOutcomes:
 
 #: Position of each age band in :class:`AgeBand`'s order (the order pairs are pooled in).
 _BAND_ORDER = {band: index for index, band in enumerate(AgeBand)}
+
+
+def _pool(
+    bands: np.ndarray,
+    first: np.ndarray,
+    last: np.ndarray,
+    codes: np.ndarray,
+    clinical: np.ndarray,
+    last_above_cutoff: int,
+) -> ClassifiedOutcomes:
+    """:meth:`ClassifiedOutcomes.of_classified` from columns, one row per pair in the order
+    added: ``bands`` as positions in :class:`AgeBand`, ``codes`` and ``clinical`` from each
+    pair's :class:`EpisodeOutcome`."""
+    first, last, clinical_first, clinical_last = _pooled_scores(bands, first, last, clinical)
+    return ClassifiedOutcomes(
+        # Counting is order-free: no need to reorder the codes.
+        summary=ChangeSummary.from_codes(codes, clinical),
+        last_above_cutoff=last_above_cutoff,
+        first=first,
+        last=last,
+        clinical_first=clinical_first,
+        clinical_last=clinical_last,
+    )
+
+
+def _pooled_scores(
+    bands: np.ndarray, first: np.ndarray, last: np.ndarray, clinical: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """First and last scores in :meth:`ClassifiedOutcomes.of`'s order (by age band in
+    :class:`AgeBand` order, then as added), all and those of clinical-range intakes."""
+    order = np.argsort(bands, kind="stable")
+    first, last, clinical_first = first[order], last[order], clinical[order]
+    return first, last, first[clinical_first], last[clinical_first]
 
 
 @dataclass(frozen=True, slots=True)
@@ -1709,8 +1847,14 @@ def classify_outcomes(
             above.tolist(),
             strict=True,
         ):
-            found[index] = EpisodeOutcome(code, clinical, is_above)
+            found[index] = _outcome(code, clinical, is_above)
     return found
+
+
+@functools.cache
+def _outcome(code: int, clinical_at_intake: bool, last_above_cutoff: bool) -> EpisodeOutcome:
+    """One shared instance per possible outcome (a few dozen; immutable), not one per episode."""
+    return EpisodeOutcome(code, clinical_at_intake, last_above_cutoff)
 
 
 _NO_OUTCOMES = ClassifiedOutcomes(
@@ -1758,45 +1902,145 @@ class EpisodeEnding:
             )
         )
         if facts.ending_reason in PLANNED_ENDINGS:
-            return cls(dropout, 1, 0, 0, 0)
+            return _ending(dropout, 1, 0, 0, 0)
         if facts.ending_reason not in UNILATERAL_ENDINGS:
-            return cls(dropout, 0, 0, 0, 0)
+            return _ending(dropout, 0, 0, 0, 0)
         if facts.last_ors is None:
-            return cls(dropout, 0, 1, 0, 0)
+            return _ending(dropout, 0, 1, 0, 0)
         criteria = settings.criteria_for(facts.age_band)
         if criteria.cutoff.is_clinical(facts.last_ors, criteria.direction):
-            return cls(dropout, 0, 1, 1, 0)
-        return cls(dropout, 0, 1, 0, 1)
+            return _ending(dropout, 0, 1, 1, 0)
+        return _ending(dropout, 0, 1, 0, 1)
+
+
+@functools.cache
+def _ending(
+    dropout: int, planned: int, unilateral: int, unilateral_below: int, unilateral_above: int
+) -> EpisodeEnding:
+    """One shared instance per possible ending (a handful): :meth:`EpisodeEnding.of` runs for
+    every closed episode, and the value is immutable, so it need not be built each time."""
+    return EpisodeEnding(dropout, planned, unilateral, unilateral_below, unilateral_above)
+
+
+# An episode closed in a window, as every builder of that window counts it: made once per
+# episode and window by FiguresBuilder.add_episode_to and shared by the builders it is handed
+# to (clinic, age band, clinician), so handing it on is one append per builder; each builder
+# pulls its rows apart into columns once, when asked for figures (_column). A plain tuple of
+# numbers on purpose: the garbage collector stops tracking such a tuple (not a NamedTuple,
+# nor a tuple holding an enum), and a report keeps tens of thousands of them.
+_ClosedEpisode = tuple[int, int, int, int, int, int, int, int]
+_CLOSED_ON = 0  # ordinal of the closing day (the trend's month); the same in _OutcomePair
+_SESSIONS = 1  # attended sessions; 0: not counted (no attended session on record)
+_DAYS = 2  # from opening to the last attended session; 0 when not counted
+_ENDINGS = range(3, 8)  # EpisodeEnding's five fields, each 0 or 1, in field order
+
+# A closed episode's outcome pair and how it classified, shared (and untracked) the same way:
+# closing day, age band (its index in AgeBand, the order pairs are pooled in), first and last
+# score, and EpisodeOutcome's three fields.
+_OutcomePair = tuple[int, int, float, float, int, bool, bool]
+_BAND, _FIRST, _LAST, _CODE, _CLINICAL, _ABOVE = range(1, 7)
+
+
+def _column(rows: Sequence[tuple[Any, ...]], index: int, dtype: type) -> np.ndarray:
+    """Item ``index`` of every row, as an array. map() and itemgetter run in C and, unlike
+    ``zip(*rows)``, make no iterator object per row."""
+    return np.fromiter(map(operator.itemgetter(index), rows), dtype, len(rows))
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class _ClosedColumns:
+    """A builder's closed episodes as columns: what :meth:`FiguresBuilder.figures` and
+    :meth:`FiguresBuilder.trend` both read, pulled apart once."""
+
+    rows: int  # closed episodes (counted or not)
+    sessions: np.ndarray  # int64, of the counted episodes, in the order added
+    days: np.ndarray  # int64, same rows
+    closed_on: np.ndarray  # int64 ordinals, same rows
+    #: dropouts, planned, unilateral, unilateral below and above the cut-off, over all rows
+    endings: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class _PairColumns:
+    """A builder's outcome pairs, counted and pooled once (what :class:`ClassifiedOutcomes`
+    holds, without its per-category summary); codes and closing days in the order added are
+    kept for the trend."""
+
+    rows: int
+    counts: OutcomeCounts
+    first: np.ndarray  # pooled order, as ClassifiedOutcomes
+    last: np.ndarray
+    clinical_first: np.ndarray
+    clinical_last: np.ndarray
+    codes: np.ndarray  # int8, order added
+    clinical: np.ndarray  # bool, order added
+    closed_on: np.ndarray  # int64 ordinals, order added
+
+
+_EMPTY_INTS = np.zeros(0, dtype=np.int64)
+_EMPTY_INTS.flags.writeable = False
+
+
+@functools.lru_cache(maxsize=64)
+def _trend_months(periods: tuple[str, ...]) -> tuple[tuple[Window, ...], np.ndarray]:
+    """The month windows of ``periods`` and the first-day ordinals of all but the first (the
+    edges a closing day is sorted into); the same for every builder of a report."""
+    windows = tuple(Window.month(period) for period in periods)
+    starts = np.array([w.first_day.toordinal() for w in windows[1:]], dtype=np.int64)
+    starts.flags.writeable = False  # shared through the cache
+    return windows, starts
 
 
 class FiguresBuilder:
     """Collects one group's facts over one window and turns them into :class:`GroupFigures`.
 
     Facts outside the window are ignored, so a caller may hand every builder every fact of its
-    group. Memory: a few numbers per *closed* episode of the window, never the history.
+    group. Memory: a few numbers per episode opened or closed in the window, never the history.
+
+    Episodes are kept as rows shared with the other builders of the window
+    (:meth:`add_episode_to`), and turned into columns when figures are asked for: a report
+    hands each episode to six builders, so per-builder work at that point is what costs.
     """
 
     def __init__(self, window: Window, settings: ReportSettings) -> None:
         self.window = window
         self.settings = settings
-        self.episodes_active = self.episodes_opened = self.episodes_closed = 0
-        self.sessions = SessionCounts()
-        self.closed_sessions: list[int] = []
-        self.closed_days: list[int] = []
-        self.intake_ors: list[float] = []
-        self.intake_srs: list[float] = []
-        self.pairs: list[tuple[AgeBand, float, float]] = []
-        self.pair_outcomes: list[EpisodeOutcome] = []
-        # The closing day of each entry of closed_sessions and of pairs, so that a trailing
-        # window's builder can split them by month for the trend (see trend()).
-        self.closed_sessions_on: list[date] = []
-        self.pairs_closed_on: list[date] = []
-        self._classified: ClassifiedOutcomes | None = None
-        self.dropouts = self.planned = self.unilateral = 0
-        self.unilateral_above = self.unilateral_below = 0
+        self.episodes_active = 0
+        #: (intake ORS, intake SRS), either may be None, of each episode opened in the window
+        self._opened: list[tuple[float | None, float | None]] = []
+        self._closed: list[_ClosedEpisode] = []
+        self._pairs: list[_OutcomePair] = []
+        self._session_counts: list[SessionCounts] = []
+        # Columns of _closed and _pairs, remembered with the row count they were made from:
+        # rows are only ever appended, so an equal count means they are current.
+        self._closed_columns_cache: _ClosedColumns | None = None
+        self._pair_columns_cache: _PairColumns | None = None
         self.alerts_raised = self.alerts_acknowledged = self.alerts_resolved = 0
         self.hours_to_acknowledge: list[float] = []
         self.flagged_followed_up = self.flagged_in_care = 0
+
+    @property
+    def episodes_opened(self) -> int:
+        return len(self._opened)
+
+    @property
+    def episodes_closed(self) -> int:
+        return len(self._closed)
+
+    @property
+    def pairs(self) -> list[tuple[AgeBand, float, float]]:
+        """(age band, first, last ORS) of each closed episode with an outcome pair, in the
+        order added (what :func:`fit_reference` takes)."""
+        bands = tuple(AgeBand)
+        return [(bands[p[_BAND]], p[_FIRST], p[_LAST]) for p in self._pairs]
+
+    @property
+    def sessions(self) -> SessionCounts:
+        """The sum of everything given to :meth:`add_sessions` (integers: order-free)."""
+        if not self._session_counts:
+            return SessionCounts()
+        _names, values_of = _fields_of(SessionCounts)
+        return SessionCounts(*map(sum, zip(*map(values_of, self._session_counts), strict=True)))
 
     def add_episode(
         self,
@@ -1818,62 +2062,67 @@ class FiguresBuilder:
     ) -> None:
         """:meth:`add_episode` on each of ``builders``, which share one window and settings
         (one group each: clinic, age band, clinician): what the episode counts as in that
-        window is decided once, not once per builder."""
+        window is decided once, not once per builder, and handed to each as one shared row."""
         if not builders:
             return
         window, settings = builders[0].window, builders[0].settings
         for builder in builders:
-            same_window = builder.window is window or builder.window == window
-            if not same_window or not (
-                builder.settings is settings or builder.settings == settings
+            # Identity first: the caller's builders share the very same objects.
+            if (builder.window is not window or builder.settings is not settings) and (
+                builder.window != window or builder.settings != settings
             ):
                 raise ValueError("add_episode_to needs builders of one window and settings")
         if not facts.is_active_in(window):
             return
-        opened = window.contains(facts.opened_on)
-        intake_ors = facts.intake_ors if opened else None
-        intake_srs = facts.intake_srs if opened else None
         for builder in builders:
             builder.episodes_active += 1
-            if opened:
-                builder.episodes_opened += 1
-                if intake_ors is not None:
-                    builder.intake_ors.append(intake_ors)
-                if intake_srs is not None:
-                    builder.intake_srs.append(intake_srs)
-        if not window.contains(facts.closed_on):
+        # Active, so opened_on <= last_day and closed_on (if any) >= first_day: one comparison
+        # each is what window.contains() would decide.
+        if facts.opened_on >= window.first_day:
+            intakes = (facts.intake_ors, facts.intake_srs)
+            for builder in builders:
+                builder._opened.append(intakes)
+        closed_on = facts.closed_on
+        if closed_on is None or closed_on > window.last_day:
             return
-        closed_on: date = facts.closed_on  # type: ignore[assignment]  # contains() said so
-        counted = facts.attended_sessions >= 1 and facts.last_attended_on is not None
-        days = (facts.last_attended_on - facts.opened_on).days if counted else 0  # type: ignore[operator]
-        pair: tuple[AgeBand, float, float] | None = None
-        if facts.has_outcome_pair:
-            if outcome is None:
-                outcome = classify_outcomes([facts], settings)[0]
-                assert outcome is not None  # it has an outcome pair
-            pair = (facts.age_band, facts.intake_ors, facts.last_ors)  # type: ignore[assignment]
         if ending is None:
             ending = EpisodeEnding.of(facts, settings)
+        closed_day = closed_on.toordinal()
+        counted = facts.attended_sessions >= 1 and facts.last_attended_on is not None
+        closed: _ClosedEpisode = (
+            closed_day,
+            facts.attended_sessions if counted else 0,
+            (facts.last_attended_on - facts.opened_on).days if counted else 0,  # type: ignore[operator]
+            ending.dropout,
+            ending.planned,
+            ending.unilateral,
+            ending.unilateral_below,
+            ending.unilateral_above,
+        )
         for builder in builders:
-            builder.episodes_closed += 1
-            if counted:
-                builder.closed_sessions.append(facts.attended_sessions)
-                builder.closed_days.append(days)
-                builder.closed_sessions_on.append(closed_on)
-            if pair is not None:
-                builder.pairs.append(pair)
-                builder.pair_outcomes.append(outcome)  # type: ignore[arg-type]
-                builder.pairs_closed_on.append(closed_on)
-                builder._classified = None
-            builder.dropouts += ending.dropout
-            builder.planned += ending.planned
-            builder.unilateral += ending.unilateral
-            builder.unilateral_below += ending.unilateral_below
-            builder.unilateral_above += ending.unilateral_above
+            builder._closed.append(closed)
+        if not facts.has_outcome_pair:
+            return
+        if outcome is None:
+            outcome = classify_outcomes([facts], settings)[0]
+            assert outcome is not None  # it has an outcome pair
+        pair: _OutcomePair = (
+            closed_day,
+            _BAND_ORDER[facts.age_band],
+            facts.intake_ors,  # type: ignore[assignment]  # has_outcome_pair said so
+            facts.last_ors,  # type: ignore[assignment]
+            outcome.code,
+            outcome.clinical_at_intake,
+            outcome.last_above_cutoff,
+        )
+        for builder in builders:
+            builder._pairs.append(pair)
 
     def add_sessions(self, counts: SessionCounts) -> None:
         """Sessions already known to fall in this window and group (an SQL aggregate)."""
-        self.sessions += counts
+        # Kept and summed once (see sessions): adding SessionCounts here built and checked a
+        # new one per call, thousands of times per report.
+        self._session_counts.append(counts)
 
     def add_alert(self, alert: AlertFacts) -> None:
         window = self.window
@@ -1899,49 +2148,123 @@ class FiguresBuilder:
 
     # ------------------------------------------------------------------ results
 
+    def _closed_columns(self) -> _ClosedColumns:
+        cached = self._closed_columns_cache
+        rows = self._closed
+        if cached is not None and cached.rows == len(rows):
+            return cached
+        if rows:
+            sessions = _column(rows, _SESSIONS, np.int64)
+            counted = sessions >= 1
+            columns = _ClosedColumns(
+                rows=len(rows),
+                sessions=sessions[counted],
+                days=_column(rows, _DAYS, np.int64)[counted],
+                closed_on=_column(rows, _CLOSED_ON, np.int64)[counted],
+                endings=tuple(sum(map(operator.itemgetter(i), rows)) for i in _ENDINGS),
+            )
+        else:
+            columns = _ClosedColumns(0, _EMPTY_INTS, _EMPTY_INTS, _EMPTY_INTS, (0,) * 5)
+        self._closed_columns_cache = columns
+        return columns
+
+    def _pair_columns(self) -> _PairColumns:
+        cached = self._pair_columns_cache
+        rows = self._pairs
+        if cached is not None and cached.rows == len(rows):
+            return cached
+        if rows:
+            codes = _column(rows, _CODE, np.int8)
+            clinical = _column(rows, _CLINICAL, np.bool_)
+            above = sum(map(operator.itemgetter(_ABOVE), rows))
+            columns = _PairColumns(
+                len(rows),
+                OutcomeCounts.from_codes(codes, clinical, above),
+                *_pooled_scores(
+                    _column(rows, _BAND, np.int8),
+                    _column(rows, _FIRST, np.float64),
+                    _column(rows, _LAST, np.float64),
+                    clinical,
+                ),
+                codes,
+                clinical,
+                _column(rows, _CLOSED_ON, np.int64),
+            )
+        else:
+            no_scores = np.zeros(0, np.float64)
+            columns = _PairColumns(
+                0,
+                OutcomeCounts.empty(),
+                *(no_scores,) * 4,
+                np.zeros(0, np.int8),
+                np.zeros(0, np.bool_),
+                _EMPTY_INTS,
+            )
+        self._pair_columns_cache = columns
+        return columns
+
     def classified(self) -> ClassifiedOutcomes:
         """The window's outcome pairs, classified once (fit_service.domain.change)."""
-        if self._classified is None:
-            self._classified = ClassifiedOutcomes.of_classified(self.pairs, self.pair_outcomes)
-        return self._classified
+        pairs = self._pair_columns()
+        if not pairs.rows:
+            return _NO_OUTCOMES
+        return ClassifiedOutcomes(
+            summary=ChangeSummary.from_codes(pairs.codes, pairs.clinical),
+            last_above_cutoff=pairs.counts.last_above_cutoff,
+            first=pairs.first,
+            last=pairs.last,
+            clinical_first=pairs.clinical_first,
+            clinical_last=pairs.clinical_last,
+        )
 
     def figures(self, reference: SeverityReference | None) -> GroupFigures:
         """Every figure of the group and window; ``reference`` anchors the SA-ES."""
         s = self.sessions
-        classified = self.classified()
-        n_pairs = int(classified.first.size)
-        d = pre_post_d(classified.first, classified.last, _OUTCOME_DIRECTION)
-        n_clinical = int(classified.clinical_first.size)
+        closed = self._closed_columns()
+        pairs = self._pair_columns()
+        n_pairs = int(pairs.first.size)
+        n_clinical = int(pairs.clinical_first.size)
+        # pre_post_d is None below two pairs, severity_adjusted_es without a clinical-range
+        # pair (both check that first); deciding it here skips their fixed numpy cost in the
+        # many small groups (a clinician's month), with the same result.
+        d = None
+        if n_pairs >= 2:
+            d = pre_post_d(pairs.first, pairs.last, _OUTCOME_DIRECTION)
         sa_es = None
-        if reference is not None:
+        if reference is not None and n_clinical:
             sa_es = severity_adjusted_es(
-                classified.clinical_first,
-                classified.clinical_last,
+                pairs.clinical_first,
+                pairs.clinical_last,
                 _preselected_criteria(self.settings),
                 reference=reference,
             )
+        dropouts, planned, unilateral, unilateral_below, unilateral_above = closed.endings
         return GroupFigures(
             activity=Activity(
                 episodes_active=self.episodes_active,
-                episodes_opened=self.episodes_opened,
-                episodes_closed=self.episodes_closed,
+                episodes_opened=len(self._opened),
+                episodes_closed=closed.rows,
                 sessions_attended=s.attended,
                 no_shows=s.no_shows,
                 cancellations=s.cancellations,
             ),
-            sessions=SessionStats.from_episodes(self.closed_sessions, self.closed_days),
-            intake_ors=mean_estimate(self.intake_ors),
-            intake_srs=mean_estimate(self.intake_srs),
-            outcomes=classified.counts(),
+            sessions=SessionStats.from_arrays(closed.sessions, closed.days),
+            intake_ors=mean_estimate_of_array(
+                np.array([ors for ors, _srs in self._opened if ors is not None], np.float64)
+            ),
+            intake_srs=mean_estimate_of_array(
+                np.array([srs for _ors, srs in self._opened if srs is not None], np.float64)
+            ),
+            outcomes=pairs.counts,
             pre_post_d=Estimate.of_effect_size(d, n_pairs),
             severity_adjusted_es=Estimate.of_effect_size(sa_es, n_clinical),
             dropout=DropoutSummary(
-                closed_episodes=self.episodes_closed,
-                dropouts=self.dropouts,
-                planned_endings=self.planned,
-                unilateral_endings=self.unilateral,
-                unilateral_last_ors_above_cutoff=self.unilateral_above,
-                unilateral_last_ors_below_cutoff=self.unilateral_below,
+                closed_episodes=closed.rows,
+                dropouts=dropouts,
+                planned_endings=planned,
+                unilateral_endings=unilateral,
+                unilateral_last_ors_above_cutoff=unilateral_above,
+                unilateral_last_ors_below_cutoff=unilateral_below,
             ),
             alliance=AllianceSummary(
                 sessions_with_srs=s.with_srs,
@@ -1959,11 +2282,11 @@ class FiguresBuilder:
 
     def trend_point(self, period: str) -> TrendPoint:
         """Recovery and mean sessions of the episodes closed in this (one-month) window."""
-        counts = self.classified().counts()
+        counts = self._pair_columns().counts
         return TrendPoint(
             month=period,
             recovery=counts.share(ChangeCategory.RECOVERED),
-            mean_sessions=mean_estimate([float(n) for n in self.closed_sessions]),
+            mean_sessions=mean_estimate_of_array(self._closed_columns().sessions),
         )
 
     def trend(self, periods: Sequence[str]) -> tuple[TrendPoint, ...]:
@@ -1975,44 +2298,41 @@ class FiguresBuilder:
         episode's category depends on its own scores only, so counting the categories per
         month gives exactly what classifying each month apart would.
         """
-        windows = [Window.month(period) for period in periods]
+        windows, starts = _trend_months(tuple(periods))
         if any(
             w.first_day < self.window.first_day or w.last_day > self.window.last_day
             for w in windows
         ):
             raise ValueError("every trend month must lie inside the builder's window")
-        starts = np.array([w.first_day.toordinal() for w in windows[1:]], dtype=np.int64)
-
-        def month_of(days: Sequence[date]) -> np.ndarray:
-            ordinals = np.fromiter((d.toordinal() for d in days), np.int64, len(days))
-            return np.searchsorted(starts, ordinals, side="right")
-
-        recovered, clinical = self._recovery_by_month(month_of(self.pairs_closed_on), len(windows))
-        # One pass: each month's sessions, in the order they were added (so the means sum the
-        # same numbers in the same order as a per-month filter would).
-        by_month: list[list[float]] = [[] for _ in periods]
-        for n, m in zip(
-            self.closed_sessions, month_of(self.closed_sessions_on).tolist(), strict=True
-        ):
-            by_month[m].append(float(n))
+        pairs = self._pair_columns()
+        recovered, clinical = _recovery_by_month(
+            pairs, np.searchsorted(starts, pairs.closed_on, side="right"), len(windows)
+        )
+        closed = self._closed_columns()
+        # Each month's sessions as one slice: sorted by month (stably, so within a month in
+        # the order added, as a per-month filter would give them).
+        months = np.searchsorted(starts, closed.closed_on, side="right")
+        order = np.argsort(months, kind="stable")
+        bounds = np.searchsorted(months[order], np.arange(len(windows) + 1)).tolist()
+        sessions = closed.sessions[order]
         return tuple(
             TrendPoint(
                 month=period,
                 recovery=Share(int(recovered[index]), int(clinical[index])),
-                mean_sessions=mean_estimate(by_month[index]),
+                mean_sessions=mean_estimate_of_array(sessions[bounds[index] : bounds[index + 1]]),
             )
             for index, period in enumerate(periods)
         )
 
-    def _recovery_by_month(self, months: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
-        """Per month: recovered, and classified clinical-range intakes (the denominator of
-        :meth:`OutcomeCounts.share`), from the pairs' outcomes as they were added."""
-        size = len(self.pair_outcomes)
-        codes = np.fromiter((o.code for o in self.pair_outcomes), np.int8, size)
-        clinical = np.fromiter((o.clinical_at_intake for o in self.pair_outcomes), np.bool_, size)
-        counted = clinical & (codes >= 0)
-        recovered = counted & (codes == ChangeCategory.RECOVERED.rank)
-        return (
-            np.bincount(months[recovered], minlength=count),
-            np.bincount(months[counted], minlength=count),
-        )
+
+def _recovery_by_month(
+    pairs: _PairColumns, months: np.ndarray, count: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per month: recovered, and classified clinical-range intakes (the denominator of
+    :meth:`OutcomeCounts.share`), from the pairs' outcomes as they were added."""
+    counted = pairs.clinical & (pairs.codes >= 0)
+    recovered = counted & (pairs.codes == ChangeCategory.RECOVERED.rank)
+    return (
+        np.bincount(months[recovered], minlength=count),
+        np.bincount(months[counted], minlength=count),
+    )
