@@ -521,7 +521,8 @@ class _NumberedTotal:
     )
     STEPS = 10 ** max(scale.decimals for scale in SCALES)
     SPAN = round(max(scale.total_max for scale in SCALES) * STEPS) + 1
-    assert min(scale.total_min for scale in SCALES) >= 0, "packing needs totals >= 0"
+    if min(scale.total_min for scale in SCALES) < 0:  # checked at import, not an assert (-O)
+        raise RuntimeError("packing a session number with a total needs totals >= 0")
 
     @classmethod
     def sql(cls, number: Any, total: Any) -> Any:

@@ -436,7 +436,8 @@ _STORED = aliased(TherapySession)
 # on PostgreSQL each first locks the clients it writes for, and only then reads their open
 # episodes' session counts (READ COMMITTED: that later statement sees what the lock holder
 # committed). SQLite serialises writers with BEGIN IMMEDIATE (SQLAlchemy leaves FOR UPDATE
-# out there). A deadlock between batches locking in different orders is retried (_record).
+# out there). A deadlock between batches locking in different orders is retried
+# (record_sessions).
 _LOCK_CLIENTS = by_dialect(
     lambda keys_match: (
         select(Client.id)

@@ -5,9 +5,10 @@ sessions of its active episodes). Joining each of those sessions to its ratings,
 about half of the report's database time; with the four totals on the session row the read
 is one table (and the client's age band). ``ratings`` stays the record of what was rated:
 these columns are a copy, written in the same statement as the session
-(:func:`columns_for`) and re-derivable from the ratings at any time (:func:`recompute`, used
-by the migration that added them, by benchmark and fingerprint scripts that write ratings
-directly, and by the tests as the independent calculation).
+(:func:`columns_for`) and re-derivable from the ratings at any time (:func:`recompute`, behind
+``fit recompute-session-totals``; used by the fingerprint script, which writes ratings
+directly, and by the tests as the independent calculation; migration 0004 did the same in its
+own frozen SQL).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 from sqlalchemy import Connection, select, update
 
 from fit_service.adapters.orm import Rating, TherapySession
-from fit_service.domain.instruments import CORS, CSRS, ORS, SRS
+from fit_service.domain.instruments import CORS, CSRS, ORS, SRS, Rater
 
 #: Session column -> the instrument whose client-rated total it copies.
 COLUMNS: dict[str, str] = {
@@ -31,7 +32,7 @@ _BY_INSTRUMENT = {code: column for column, code in COLUMNS.items()}
 
 #: Only the client's own ratings are copied: a therapist-rated SRS is not the client's view
 #: of the alliance (the report, like the risk rules, reads the client's).
-CLIENT = "client"
+CLIENT = Rater.CLIENT.value
 
 
 def column_for(instrument_code: str) -> str:
