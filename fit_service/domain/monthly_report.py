@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from fit_service.domain.change import (
+    NOT_CLASSIFIABLE,
     ChangeCategory,
     ChangeCriteria,
     ChangeSummary,
@@ -1922,35 +1923,184 @@ def _ending(
     return EpisodeEnding(dropout, planned, unilateral, unilateral_below, unilateral_above)
 
 
-# An episode closed in a window, as every builder of that window counts it: made once per
-# episode and window by FiguresBuilder.add_episode_to and shared by the builders it is handed
-# to (clinic, age band, clinician), so handing it on is one append per builder; each builder
-# pulls its rows apart into columns once, when asked for figures (_column). A plain tuple of
-# numbers on purpose: the garbage collector stops tracking such a tuple (not a NamedTuple,
-# nor a tuple holding an enum), and a report keeps tens of thousands of them.
-_ClosedEpisode = tuple[int, int, int, int, int, int, int, int]
-_CLOSED_ON = 0  # ordinal of the closing day (the trend's month); the same in _OutcomePair
-_SESSIONS = 1  # attended sessions; 0: not counted (no attended session on record)
-_DAYS = 2  # from opening to the last attended session; 0 when not counted
-_ENDINGS = range(3, 8)  # EpisodeEnding's five fields, each 0 or 1, in field order
+#: An :class:`EpisodeTable` date column's value for "no such date" (still open; no attended
+#: session): below every real ordinal, so it never falls in a window.
+NO_DAY = -1
 
-# A closed episode's outcome pair and how it classified, shared (and untracked) the same way:
-# closing day, age band (its index in AgeBand, the order pairs are pooled in), first and last
-# score, and EpisodeOutcome's three fields.
-_OutcomePair = tuple[int, int, float, float, int, bool, bool]
-_BAND, _FIRST, _LAST, _CODE, _CLINICAL, _ABOVE = range(1, 7)
+#: Ending reasons by code in :attr:`EpisodeTable.reasons` (none recorded is code 0).
+_ENDING_FIELDS = 5  # EpisodeEnding's fields, in field order
 
 
-def _column(rows: Sequence[tuple[Any, ...]], index: int, dtype: type) -> np.ndarray:
-    """Item ``index`` of every row, as an array. map() and itemgetter run in C and, unlike
-    ``zip(*rows)``, make no iterator object per row."""
-    return np.fromiter(map(operator.itemgetter(index), rows), dtype, len(rows))
+@dataclass(frozen=True, slots=True, eq=False)
+class EpisodeTable:
+    """Many episodes' facts as columns, one row per episode in the order they are added: what
+    :class:`EpisodeFacts` holds, plus how each closed episode ended and how its outcome pair
+    classifies (:class:`EpisodeEnding`, :class:`EpisodeOutcome`), decided once for every
+    group and window and vectorised.
+
+    Why columns: a clinic-month report hands ~13,000 episodes to the builders of three groups
+    (clinic, age band, clinician) in two windows. Deciding what each counts as with array
+    masks per group kind and window (:meth:`FiguresBuilder.add_table_to`), instead of with
+    one object per episode handed to six builders, is what keeps this part of the report
+    cheap; the figures come out the same, to the last bit (the builders see the same numbers
+    in the same order).
+    """
+
+    band: np.ndarray  # int8, position in AgeBand
+    opened_on: np.ndarray  # int64 ordinals
+    closed_on: np.ndarray  # int64 ordinals; NO_DAY while open
+    #: attended sessions and days from opening to the last attended session, of episodes
+    #: that count for session statistics (at least one attended session on record); else 0
+    sessions: np.ndarray
+    days: np.ndarray
+    intake_ors: np.ndarray  # float64; NaN when none
+    intake_srs: np.ndarray
+    last_ors: np.ndarray
+    #: closed with an outcome pair (EpisodeFacts.has_outcome_pair)
+    paired: np.ndarray
+    #: (rows, 5) int64: EpisodeEnding's fields of each closed episode; zeros while open
+    endings: np.ndarray
+    #: EpisodeOutcome's fields of each paired episode (code -1 and False elsewhere)
+    codes: np.ndarray  # int8
+    clinical: np.ndarray  # bool
+    above: np.ndarray  # bool
+
+    def __len__(self) -> int:
+        return int(self.band.size)
+
+    @classmethod
+    def build(
+        cls,
+        settings: ReportSettings,
+        *,
+        band: np.ndarray,
+        opened_on: np.ndarray,
+        closed_on: np.ndarray,
+        ending_reason: Sequence[str | None],
+        attended: np.ndarray,
+        last_attended_on: np.ndarray,
+        intake_ors: np.ndarray,
+        last_ors: np.ndarray,
+        ors_count: np.ndarray,
+        intake_srs: np.ndarray,
+    ) -> EpisodeTable:
+        """The table of columns as :class:`EpisodeFacts` holds them: ``band`` as positions in
+        :class:`AgeBand`, dates as ordinals (:data:`NO_DAY` for none), scores as floats
+        (``NaN`` for none)."""
+        band = np.asarray(band, np.int8)
+        opened_on = np.asarray(opened_on, np.int64)
+        closed_on = np.asarray(closed_on, np.int64)
+        attended = np.asarray(attended, np.int64)
+        last_on = np.asarray(last_attended_on, np.int64)
+        first, last = np.asarray(intake_ors, np.float64), np.asarray(last_ors, np.float64)
+        closed = closed_on != NO_DAY
+        # EpisodeFacts.has_outcome_pair, of closed episodes (only theirs are counted)
+        paired = closed & ~np.isnan(first) & ~np.isnan(last) & (np.asarray(ors_count) >= 2)
+        counted = (attended >= 1) & (last_on != NO_DAY)
+        codes = np.full(band.size, NOT_CLASSIFIABLE, np.int8)
+        clinical = np.zeros(band.size, np.bool_)
+        above = np.zeros(band.size, np.bool_)
+        last_clinical = np.zeros(band.size, np.bool_)
+        for index, age_band in enumerate(AgeBand):
+            rows = band == index
+            if not rows.any():
+                continue
+            criteria = settings.criteria_for(age_band)
+            # NaN (no last score) is not clinical; only unilateral endings with a score use it
+            last_clinical[rows] = clinical_mask(last[rows], criteria)
+            pairs = np.flatnonzero(rows & paired)
+            if pairs.size:
+                # classify_outcomes, row for row: one vectorised call per age band
+                result = classify_many(first[pairs], last[pairs], criteria)
+                codes[pairs] = result.codes
+                clinical[pairs] = result.clinical_at_intake
+                above[pairs] = ~last_clinical[pairs]
+        return cls(
+            band=band,
+            opened_on=opened_on,
+            closed_on=closed_on,
+            sessions=np.where(counted, attended, 0),
+            days=np.where(counted, last_on - opened_on, 0),
+            intake_ors=first,
+            intake_srs=np.asarray(intake_srs, np.float64),
+            last_ors=last,
+            paired=paired,
+            endings=_endings(settings, closed, ending_reason, attended, last, last_clinical),
+            codes=codes,
+            clinical=clinical,
+            above=above,
+        )
+
+    @classmethod
+    def of(cls, episodes: Sequence[EpisodeFacts], settings: ReportSettings) -> EpisodeTable:
+        """The table of ``episodes`` (for callers holding :class:`EpisodeFacts`: tests, and
+        :meth:`FiguresBuilder.add_episode`)."""
+
+        def ordinal(day: date | None) -> int:
+            return NO_DAY if day is None else day.toordinal()
+
+        def score(value: float | None) -> float:
+            return math.nan if value is None else value
+
+        return cls.build(
+            settings,
+            band=np.array([_BAND_ORDER[e.age_band] for e in episodes], np.int8),
+            opened_on=np.array([e.opened_on.toordinal() for e in episodes], np.int64),
+            closed_on=np.array([ordinal(e.closed_on) for e in episodes], np.int64),
+            ending_reason=[e.ending_reason for e in episodes],
+            attended=np.array([e.attended_sessions for e in episodes], np.int64),
+            last_attended_on=np.array([ordinal(e.last_attended_on) for e in episodes], np.int64),
+            intake_ors=np.array([score(e.intake_ors) for e in episodes], np.float64),
+            last_ors=np.array([score(e.last_ors) for e in episodes], np.float64),
+            ors_count=np.array([e.ors_count for e in episodes], np.int64),
+            intake_srs=np.array([score(e.intake_srs) for e in episodes], np.float64),
+        )
+
+
+def _endings(
+    settings: ReportSettings,
+    closed: np.ndarray,
+    reasons: Sequence[str | None],
+    attended: np.ndarray,
+    last_ors: np.ndarray,
+    last_clinical: np.ndarray,
+) -> np.ndarray:
+    """:meth:`EpisodeEnding.of` of every closed episode, as rows of its five fields.
+
+    Whether an ending is a dropout depends on the reason and, for one rule, on the attended
+    sessions: :func:`is_dropout` is asked once per distinct pair (a few dozen), not per
+    episode, so the rule stays in that one function."""
+    endings = np.zeros((closed.size, _ENDING_FIELDS), np.int64)
+    rows = np.flatnonzero(closed)
+    if not rows.size:
+        return endings
+    reason_of = [reasons[i] for i in rows.tolist()]
+    distinct = sorted(set(reason_of), key=lambda r: (r is not None, r or ""))
+    codes = np.array([distinct.index(r) for r in reason_of], np.int64)
+    sessions = attended[rows]
+    rule, max_sessions = settings.dropout_rule, settings.dropout_max_sessions
+    pairs, where = np.unique(np.stack([codes, sessions]), axis=1, return_inverse=True)
+    dropout = np.array(
+        [is_dropout(rule, distinct[code], count, max_sessions) for code, count in pairs.T.tolist()],
+        np.int64,
+    )[where.reshape(-1)]
+    planned = np.isin(codes, [i for i, r in enumerate(distinct) if r in PLANNED_ENDINGS])
+    unilateral = np.isin(codes, [i for i, r in enumerate(distinct) if r in UNILATERAL_ENDINGS])
+    scored = unilateral & ~np.isnan(last_ors[rows])
+    below = scored & last_clinical[rows]
+    endings[rows] = np.stack([dropout, planned, unilateral, below, scored & ~below], axis=1)
+    return endings
+
+
+#: Positions of one group's rows in an EpisodeTable, by what they count as in one window:
+#: (table, active, opened in the window, closed in it, closed in it with an outcome pair).
+_Part = tuple[EpisodeTable, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
 
 @dataclass(frozen=True, slots=True, eq=False)
 class _ClosedColumns:
     """A builder's closed episodes as columns: what :meth:`FiguresBuilder.figures` and
-    :meth:`FiguresBuilder.trend` both read, pulled apart once."""
+    :meth:`FiguresBuilder.trend` both read, pulled together once."""
 
     rows: int  # closed episodes (counted or not)
     sessions: np.ndarray  # int64, of the counted episodes, in the order added
@@ -1975,10 +2125,31 @@ class _PairColumns:
     codes: np.ndarray  # int8, order added
     clinical: np.ndarray  # bool, order added
     closed_on: np.ndarray  # int64 ordinals, order added
+    bands: np.ndarray  # int8, order added
+    first_added: np.ndarray  # float64, order added
+    last_added: np.ndarray
 
 
 _EMPTY_INTS = np.zeros(0, dtype=np.int64)
 _EMPTY_INTS.flags.writeable = False
+
+
+def _gather(parts: Sequence[_Part], which: int, column: str) -> np.ndarray:
+    """``column`` of the rows at position ``which`` of each part, in the order added."""
+    pieces = [getattr(part[0], column)[part[which]] for part in parts]
+    return pieces[0] if len(pieces) == 1 else np.concatenate(pieces)
+
+
+def _by_group(mask: np.ndarray, groups: np.ndarray, keys: np.ndarray) -> list[np.ndarray]:
+    """For each of ``keys``: the rows (ascending) where ``mask`` holds and ``groups`` is that
+    key. One stable sort, so each group's rows keep the order they were added in."""
+    rows = np.flatnonzero(mask)
+    of_rows = groups[rows]
+    order = np.argsort(of_rows, kind="stable")
+    rows, of_rows = rows[order], of_rows[order]
+    low = np.searchsorted(of_rows, keys, side="left").tolist()
+    high = np.searchsorted(of_rows, keys, side="right").tolist()
+    return [rows[a:b] for a, b in zip(low, high, strict=True)]
 
 
 @functools.lru_cache(maxsize=64)
@@ -1991,48 +2162,69 @@ def _trend_months(periods: tuple[str, ...]) -> tuple[tuple[Window, ...], np.ndar
     return windows, starts
 
 
+_ACTIVE, _OPENED, _CLOSED, _PAIRED = 1, 2, 3, 4  # positions in a _Part
+
+
 class FiguresBuilder:
     """Collects one group's facts over one window and turns them into :class:`GroupFigures`.
 
     Facts outside the window are ignored, so a caller may hand every builder every fact of its
-    group. Memory: a few numbers per episode opened or closed in the window, never the history.
+    group. Memory: a few numbers per episode active in the window, never the history.
 
-    Episodes are kept as rows shared with the other builders of the window
-    (:meth:`add_episode_to`), and turned into columns when figures are asked for: a report
-    hands each episode to six builders, so per-builder work at that point is what costs.
+    Episodes arrive as rows of an :class:`EpisodeTable` shared by every group
+    (:meth:`add_table_to`), or one by one (:meth:`add_episode`); they are pulled together into
+    columns when figures are asked for.
     """
 
     def __init__(self, window: Window, settings: ReportSettings) -> None:
         self.window = window
         self.settings = settings
-        self.episodes_active = 0
-        #: (intake ORS, intake SRS), either may be None, of each episode opened in the window
-        self._opened: list[tuple[float | None, float | None]] = []
-        self._closed: list[_ClosedEpisode] = []
-        self._pairs: list[_OutcomePair] = []
+        self._parts: list[_Part] = []
+        self._pending: list[EpisodeFacts] = []
         self._session_counts: list[SessionCounts] = []
-        # Columns of _closed and _pairs, remembered with the row count they were made from:
-        # rows are only ever appended, so an equal count means they are current.
-        self._closed_columns_cache: _ClosedColumns | None = None
-        self._pair_columns_cache: _PairColumns | None = None
+        # Columns of _parts, remembered with the part count they were made from: parts are
+        # only ever appended, so an equal count means they are current.
+        self._closed_columns_cache: tuple[int, _ClosedColumns] | None = None
+        self._pair_columns_cache: tuple[int, _PairColumns] | None = None
         self.alerts_raised = self.alerts_acknowledged = self.alerts_resolved = 0
         self.hours_to_acknowledge: list[float] = []
         self.flagged_followed_up = self.flagged_in_care = 0
 
+    def _all_parts(self) -> list[_Part]:
+        """The parts, after turning episodes added one by one into a part of their own."""
+        if self._pending:
+            pending, self._pending = self._pending, []
+            table = EpisodeTable.of(pending, self.settings)
+            FiguresBuilder.add_table_to({0: self}, table, np.zeros(len(table), np.int64))
+        return self._parts
+
+    @property
+    def episodes_active(self) -> int:
+        return sum(int(part[_ACTIVE].size) for part in self._all_parts())
+
     @property
     def episodes_opened(self) -> int:
-        return len(self._opened)
+        return sum(int(part[_OPENED].size) for part in self._all_parts())
 
     @property
     def episodes_closed(self) -> int:
-        return len(self._closed)
+        return sum(int(part[_CLOSED].size) for part in self._all_parts())
 
     @property
     def pairs(self) -> list[tuple[AgeBand, float, float]]:
         """(age band, first, last ORS) of each closed episode with an outcome pair, in the
         order added (what :func:`fit_reference` takes)."""
         bands = tuple(AgeBand)
-        return [(bands[p[_BAND]], p[_FIRST], p[_LAST]) for p in self._pairs]
+        columns = self._pair_columns()
+        return [
+            (bands[band], first, last)
+            for band, first, last in zip(
+                columns.bands.tolist(),
+                columns.first_added.tolist(),
+                columns.last_added.tolist(),
+                strict=True,
+            )
+        ]
 
     @property
     def sessions(self) -> SessionCounts:
@@ -2042,81 +2234,40 @@ class FiguresBuilder:
         _names, values_of = _fields_of(SessionCounts)
         return SessionCounts(*map(sum, zip(*map(values_of, self._session_counts), strict=True)))
 
-    def add_episode(
-        self,
-        facts: EpisodeFacts,
-        ending: EpisodeEnding | None = None,
-        outcome: EpisodeOutcome | None = None,
-    ) -> None:
-        """``ending`` and ``outcome``: :meth:`EpisodeEnding.of` and :func:`classify_outcomes`
-        of the same facts and settings, when the caller hands one episode to several builders
-        (they are the same for all of them)."""
-        FiguresBuilder.add_episode_to((self,), facts, ending, outcome)
+    def add_episode(self, facts: EpisodeFacts) -> None:
+        """One episode (its ending and outcome are decided with the next batch, as a table)."""
+        self._pending.append(facts)
 
     @staticmethod
-    def add_episode_to(
-        builders: Sequence[FiguresBuilder],
-        facts: EpisodeFacts,
-        ending: EpisodeEnding | None = None,
-        outcome: EpisodeOutcome | None = None,
+    def add_table_to(
+        builders: Mapping[int, FiguresBuilder], table: EpisodeTable, groups: np.ndarray
     ) -> None:
-        """:meth:`add_episode` on each of ``builders``, which share one window and settings
-        (one group each: clinic, age band, clinician): what the episode counts as in that
-        window is decided once, not once per builder, and handed to each as one shared row."""
+        """Hand each row of ``table`` to the builder of its group (``groups[row]``, a key of
+        ``builders``; rows of other groups, e.g. ``-1``, are skipped). The builders share one
+        window and settings (one group kind: clinic, age bands or clinicians): what a row
+        counts as in that window is decided once for all of them, by array masks."""
         if not builders:
             return
-        window, settings = builders[0].window, builders[0].settings
-        for builder in builders:
-            # Identity first: the caller's builders share the very same objects.
+        first = next(iter(builders.values()))
+        window, settings = first.window, first.settings
+        for builder in builders.values():
             if (builder.window is not window or builder.settings is not settings) and (
                 builder.window != window or builder.settings != settings
             ):
-                raise ValueError("add_episode_to needs builders of one window and settings")
-        if not facts.is_active_in(window):
-            return
-        for builder in builders:
-            builder.episodes_active += 1
-        # Active, so opened_on <= last_day and closed_on (if any) >= first_day: one comparison
-        # each is what window.contains() would decide.
-        if facts.opened_on >= window.first_day:
-            intakes = (facts.intake_ors, facts.intake_srs)
-            for builder in builders:
-                builder._opened.append(intakes)
-        closed_on = facts.closed_on
-        if closed_on is None or closed_on > window.last_day:
-            return
-        if ending is None:
-            ending = EpisodeEnding.of(facts, settings)
-        closed_day = closed_on.toordinal()
-        counted = facts.attended_sessions >= 1 and facts.last_attended_on is not None
-        closed: _ClosedEpisode = (
-            closed_day,
-            facts.attended_sessions if counted else 0,
-            (facts.last_attended_on - facts.opened_on).days if counted else 0,  # type: ignore[operator]
-            ending.dropout,
-            ending.planned,
-            ending.unilateral,
-            ending.unilateral_below,
-            ending.unilateral_above,
-        )
-        for builder in builders:
-            builder._closed.append(closed)
-        if not facts.has_outcome_pair:
-            return
-        if outcome is None:
-            outcome = classify_outcomes([facts], settings)[0]
-            assert outcome is not None  # it has an outcome pair
-        pair: _OutcomePair = (
-            closed_day,
-            _BAND_ORDER[facts.age_band],
-            facts.intake_ors,  # type: ignore[assignment]  # has_outcome_pair said so
-            facts.last_ors,  # type: ignore[assignment]
-            outcome.code,
-            outcome.clinical_at_intake,
-            outcome.last_above_cutoff,
-        )
-        for builder in builders:
-            builder._pairs.append(pair)
+                raise ValueError("add_table_to needs builders of one window and settings")
+            builder._all_parts()  # keep the order episodes were added in
+        start, end = window.first_day.toordinal(), window.last_day.toordinal()
+        closed_on = table.closed_on
+        # EpisodeFacts.is_active_in: opened by the window's end, not closed before its start
+        active = (table.opened_on <= end) & ((closed_on == NO_DAY) | (closed_on >= start))
+        closed = active & (closed_on != NO_DAY) & (closed_on <= end)
+        masks = (active, active & (table.opened_on >= start), closed, closed & table.paired)
+        keys = np.fromiter(builders, np.int64, len(builders))
+        split = [_by_group(mask, groups, keys) for mask in masks]
+        for position, builder in enumerate(builders.values()):
+            rows = [per_key[position] for per_key in split]
+            if rows[0].size:  # every other mask is within ``active``
+                builder._parts.append((table, *rows))
 
     def add_sessions(self, counts: SessionCounts) -> None:
         """Sessions already known to fall in this window and group (an SQL aggregate)."""
@@ -2149,46 +2300,50 @@ class FiguresBuilder:
     # ------------------------------------------------------------------ results
 
     def _closed_columns(self) -> _ClosedColumns:
+        parts = self._all_parts()
         cached = self._closed_columns_cache
-        rows = self._closed
-        if cached is not None and cached.rows == len(rows):
-            return cached
+        if cached is not None and cached[0] == len(parts):
+            return cached[1]
+        rows = sum(int(part[_CLOSED].size) for part in parts)
         if rows:
-            sessions = _column(rows, _SESSIONS, np.int64)
+            sessions = _gather(parts, _CLOSED, "sessions")
             counted = sessions >= 1
+            endings = _gather(parts, _CLOSED, "endings")
             columns = _ClosedColumns(
-                rows=len(rows),
+                rows=rows,
                 sessions=sessions[counted],
-                days=_column(rows, _DAYS, np.int64)[counted],
-                closed_on=_column(rows, _CLOSED_ON, np.int64)[counted],
-                endings=tuple(sum(map(operator.itemgetter(i), rows)) for i in _ENDINGS),
+                days=_gather(parts, _CLOSED, "days")[counted],
+                closed_on=_gather(parts, _CLOSED, "closed_on")[counted],
+                endings=tuple(endings.sum(axis=0).tolist()),
             )
         else:
             columns = _ClosedColumns(0, _EMPTY_INTS, _EMPTY_INTS, _EMPTY_INTS, (0,) * 5)
-        self._closed_columns_cache = columns
+        self._closed_columns_cache = (len(parts), columns)
         return columns
 
     def _pair_columns(self) -> _PairColumns:
+        parts = self._all_parts()
         cached = self._pair_columns_cache
-        rows = self._pairs
-        if cached is not None and cached.rows == len(rows):
-            return cached
+        if cached is not None and cached[0] == len(parts):
+            return cached[1]
+        rows = sum(int(part[_PAIRED].size) for part in parts)
         if rows:
-            codes = _column(rows, _CODE, np.int8)
-            clinical = _column(rows, _CLINICAL, np.bool_)
-            above = sum(map(operator.itemgetter(_ABOVE), rows))
+            codes = _gather(parts, _PAIRED, "codes")
+            clinical = _gather(parts, _PAIRED, "clinical")
+            above = int(np.count_nonzero(_gather(parts, _PAIRED, "above")))
+            bands = _gather(parts, _PAIRED, "band")
+            first = _gather(parts, _PAIRED, "intake_ors")
+            last = _gather(parts, _PAIRED, "last_ors")
             columns = _PairColumns(
-                len(rows),
+                rows,
                 OutcomeCounts.from_codes(codes, clinical, above),
-                *_pooled_scores(
-                    _column(rows, _BAND, np.int8),
-                    _column(rows, _FIRST, np.float64),
-                    _column(rows, _LAST, np.float64),
-                    clinical,
-                ),
+                *_pooled_scores(bands, first, last, clinical),
                 codes,
                 clinical,
-                _column(rows, _CLOSED_ON, np.int64),
+                _gather(parts, _PAIRED, "closed_on"),
+                bands,
+                first,
+                last,
             )
         else:
             no_scores = np.zeros(0, np.float64)
@@ -2199,9 +2354,20 @@ class FiguresBuilder:
                 np.zeros(0, np.int8),
                 np.zeros(0, np.bool_),
                 _EMPTY_INTS,
+                np.zeros(0, np.int8),
+                no_scores,
+                no_scores,
             )
-        self._pair_columns_cache = columns
+        self._pair_columns_cache = (len(parts), columns)
         return columns
+
+    def _intakes(self, column: str) -> np.ndarray:
+        """Intake scores of the episodes opened in the window, those on record, in order."""
+        parts = self._all_parts()
+        if not parts:
+            return np.zeros(0, np.float64)
+        scores = _gather(parts, _OPENED, column)
+        return scores[~np.isnan(scores)]
 
     def classified(self) -> ClassifiedOutcomes:
         """The window's outcome pairs, classified once (fit_service.domain.change)."""
@@ -2242,19 +2408,15 @@ class FiguresBuilder:
         return GroupFigures(
             activity=Activity(
                 episodes_active=self.episodes_active,
-                episodes_opened=len(self._opened),
+                episodes_opened=self.episodes_opened,
                 episodes_closed=closed.rows,
                 sessions_attended=s.attended,
                 no_shows=s.no_shows,
                 cancellations=s.cancellations,
             ),
             sessions=SessionStats.from_arrays(closed.sessions, closed.days),
-            intake_ors=mean_estimate_of_array(
-                np.array([ors for ors, _srs in self._opened if ors is not None], np.float64)
-            ),
-            intake_srs=mean_estimate_of_array(
-                np.array([srs for _ors, srs in self._opened if srs is not None], np.float64)
-            ),
+            intake_ors=mean_estimate_of_array(self._intakes("intake_ors")),
+            intake_srs=mean_estimate_of_array(self._intakes("intake_srs")),
             outcomes=pairs.counts,
             pre_post_d=Estimate.of_effect_size(d, n_pairs),
             severity_adjusted_es=Estimate.of_effect_size(sa_es, n_clinical),

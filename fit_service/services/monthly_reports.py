@@ -16,9 +16,11 @@ How the figures are gathered (and why it stays fast and small as the history gro
   whole history.
 * **Alerts** (few) are streamed as rows; episodes' first alerts come from one ``GROUP BY``.
 
-Every row is handed to :class:`~fit_service.domain.monthly_report.FiguresBuilder` objects (one
-per group and window); what a row counts as, and every rate, interval, category and effect
-size, is decided in the domain. This module only reads, routes and renders.
+Session counts go to :class:`~fit_service.domain.monthly_report.FiguresBuilder` objects (one
+per group and window) row by row; the episodes go as one
+:class:`~fit_service.domain.monthly_report.EpisodeTable` of columns, split by group there. What
+a row counts as, and every rate, interval, category and effect size, is decided in the domain.
+This module only reads, routes and renders.
 
 Which dates count: sessions by their date, episodes by ``opened_on``/``closed_on`` (plain
 dates), alerts by their timestamps converted to the clinic's time zone. Sessions dated after
@@ -33,16 +35,18 @@ by the CLI or downloaded from the API.
 from __future__ import annotations
 
 import hashlib
+import operator
 import os
 import re
 import uuid
 import zoneinfo
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import orjson
 from sqlalchemy import Integer, and_, case, cast, func, literal, null, or_, select, union_all
 from sqlalchemy.orm import Session
@@ -59,9 +63,9 @@ from fit_service.domain.instruments import (
     outcome_instrument_for,
 )
 from fit_service.domain.monthly_report import (
+    NO_DAY,
     AlertFacts,
-    EpisodeEnding,
-    EpisodeFacts,
+    EpisodeTable,
     FiguresBuilder,
     FlaggedEpisode,
     GroupFigures,
@@ -70,7 +74,6 @@ from fit_service.domain.monthly_report import (
     ReportSettings,
     SessionCounts,
     Window,
-    classify_outcomes,
     fit_reference,
     trailing_months,
 )
@@ -90,6 +93,8 @@ _STREAM_ROWS = 2000
 #: Age bands by their stored value (a dict lookup; ``AgeBand(value)`` costs several times
 #: more, once per streamed row).
 _BANDS = {band.value: band for band in AgeBand}
+#: Their positions in AgeBand's order (EpisodeTable's band column).
+_BAND_INDEX = {band.value: index for index, band in enumerate(AgeBand)}
 
 
 # --------------------------------------------------------------------------- formats
@@ -355,7 +360,6 @@ class _Groups:
         self.clinic = self._new()
         self.clinicians: dict[int, _Group] = {}
         self.bands: dict[AgeBand, _Group] = {}
-        self._builders: dict[tuple[int | None, AgeBand], tuple[list[FiguresBuilder], ...]] = {}
 
     def _new(self) -> _Group:
         return _Group(
@@ -363,29 +367,23 @@ class _Groups:
             month=FiguresBuilder(self.month, self.settings),
         )
 
-    def of(self, clinician_id: int | None, band: AgeBand) -> tuple[_Group, ...]:
-        found = [self.clinic, self.bands.get(band) or self.bands.setdefault(band, self._new())]
-        if clinician_id is not None:
-            group = self.clinicians.get(clinician_id)
-            if group is None:
-                group = self.clinicians[clinician_id] = self._new()
-            found.append(group)
-        return tuple(found)
+    def clinician(self, clinician_id: int) -> _Group:
+        group = self.clinicians.get(clinician_id)
+        if group is None:
+            group = self.clinicians[clinician_id] = self._new()
+        return group
 
-    def builders_of(
-        self, clinician_id: int | None, band: AgeBand
-    ) -> tuple[list[FiguresBuilder], list[FiguresBuilder]]:
-        """The trailing and the month builders of :meth:`of`'s groups (remembered: asked
-        once per episode)."""
-        key = (clinician_id, band)
-        found = self._builders.get(key)
-        if found is None:
-            groups = self.of(clinician_id, band)
-            found = self._builders[key] = (
-                [group.trailing for group in groups],
-                [group.month for group in groups],
-            )
-        return found  # type: ignore[return-value]
+    def band(self, band: AgeBand) -> _Group:
+        group = self.bands.get(band)
+        if group is None:
+            group = self.bands[band] = self._new()
+        return group
+
+    def of(self, clinician_id: int | None, band: AgeBand) -> tuple[_Group, ...]:
+        found = [self.clinic, self.band(band)]
+        if clinician_id is not None:
+            found.append(self.clinician(clinician_id))
+        return tuple(found)
 
 
 def compute_report(
@@ -532,6 +530,14 @@ class _NumberedTotal:
     def total(cls, packed: int | None) -> float | None:
         return None if packed is None else (int(packed) % cls.SPAN) / cls.STEPS
 
+    @classmethod
+    def totals(cls, packed: Iterable[int | None]) -> np.ndarray:
+        """:meth:`total` of each, as floats (``NaN`` for ``None``). The same numbers: packed
+        values are far below 2**53, so float64 holds them exactly, ``%`` is exact and the
+        division rounds as Python's does."""
+        values = np.array(list(packed), dtype=np.float64)  # None -> NaN
+        return np.mod(values, cls.SPAN) / cls.STEPS
+
 
 def _add_sessions_and_episodes(db: Session, clinic_id: int, groups: _Groups) -> None:
     """Session counts and per-episode facts from one read of the sessions.
@@ -640,14 +646,14 @@ def _add_sessions_and_episodes(db: Session, clinic_id: int, groups: _Groups) -> 
     )
     # Core, not ORM, execution: the rows are plain tuples either way, and the ORM's result
     # processing costs more per row than everything done with the row below.
+    episodes: list[Any] = []
     for rows in db.connection().execute(query).partitions():
-        episodes: list[tuple[int | None, EpisodeFacts]] = []
         for row in rows:
             if row[0] == 0:
                 _add_session_counts(groups, row)
             else:
-                episodes.append((row[2], _episode_facts(row)))
-        _add_episodes(groups, episodes)
+                episodes.append(row)
+    _add_episodes(groups, episodes)
 
 
 def _add_session_counts(groups: _Groups, row: Any) -> None:
@@ -659,36 +665,49 @@ def _add_session_counts(groups: _Groups, row: Any) -> None:
             group.month.add_sessions(counts)
 
 
-def _episode_facts(row: Any) -> EpisodeFacts:
-    band, opened, closed, reason, n_attended, last_on = row[3:9]
-    return EpisodeFacts(
-        age_band=_BANDS[band],
-        opened_on=opened,
-        closed_on=closed,
-        ending_reason=reason,
-        attended_sessions=int(n_attended or 0),
-        last_attended_on=_as_date(last_on),
-        intake_ors=_NumberedTotal.total(row[9]),
-        last_ors=_NumberedTotal.total(row[10]),
-        ors_count=int(row[11] or 0),
-        intake_srs=_NumberedTotal.total(row[12]),
+def _add_episodes(groups: _Groups, rows: list[Any]) -> None:
+    """Hand the active episodes (rows of the statement above, in id order) to the builders of
+    their groups in both windows: one :class:`EpisodeTable` of columns, which the domain
+    splits by group with array masks (what each episode counts as is decided there)."""
+    count = len(rows)
+    if not count:
+        return
+    table = EpisodeTable.build(
+        groups.settings,
+        band=np.fromiter(map(_BAND_INDEX.__getitem__, _items(rows, 3)), np.int8, count),
+        opened_on=np.fromiter(map(date.toordinal, _items(rows, 4)), np.int64, count),
+        closed_on=np.fromiter(map(_ordinal, _items(rows, 5)), np.int64, count),
+        ending_reason=list(_items(rows, 6)),
+        attended=np.fromiter((n or 0 for n in _items(rows, 7)), np.int64, count),
+        last_attended_on=np.fromiter(
+            (_ordinal(_as_date(day)) for day in _items(rows, 8)), np.int64, count
+        ),
+        intake_ors=_NumberedTotal.totals(_items(rows, 9)),
+        last_ors=_NumberedTotal.totals(_items(rows, 10)),
+        ors_count=np.fromiter((n or 0 for n in _items(rows, 11)), np.int64, count),
+        intake_srs=_NumberedTotal.totals(_items(rows, 12)),
     )
+    clinician_ids = list(_items(rows, 2))
+    # Groups are made in the order their first episode comes (as one by one would).
+    position = {cid: i for i, cid in enumerate(dict.fromkeys(clinician_ids)) if cid is not None}
+    clinician_of = np.fromiter((position.get(cid, -1) for cid in clinician_ids), np.int64, count)
+    clinicians = {i: groups.clinician(cid) for cid, i in position.items()}
+    bands = {i: groups.band(band) for i, band in enumerate(AgeBand) if (table.band == i).any()}
+    everyone = np.zeros(count, np.int64)
+    for window in ("trailing", "month"):
+        add = FiguresBuilder.add_table_to
+        add({0: getattr(groups.clinic, window)}, table, everyone)
+        add({i: getattr(group, window) for i, group in bands.items()}, table, table.band)
+        add({i: getattr(group, window) for i, group in clinicians.items()}, table, clinician_of)
 
 
-def _add_episodes(groups: _Groups, episodes: list[tuple[int | None, EpisodeFacts]]) -> None:
-    """Hand one streamed batch of episodes (clinician id, facts) to their groups' builders.
+def _items(rows: list[Any], index: int) -> Iterator[Any]:
+    """Column ``index`` of ``rows`` (map and itemgetter run in C)."""
+    return map(operator.itemgetter(index), rows)
 
-    How an episode ended and how its outcome classifies are the same in every builder:
-    decided once per episode (the outcomes with one vectorised call per batch), not once per
-    builder.
-    """
-    outcomes = classify_outcomes([facts for _clinician, facts in episodes], groups.settings)
-    add_to = FiguresBuilder.add_episode_to
-    for (clinician_id, facts), outcome in zip(episodes, outcomes, strict=True):
-        ending = None if facts.closed_on is None else EpisodeEnding.of(facts, groups.settings)
-        trailing, month = groups.builders_of(clinician_id, facts.age_band)
-        add_to(trailing, facts, ending, outcome)
-        add_to(month, facts, ending, outcome)
+
+def _ordinal(day: date | None) -> int:
+    return NO_DAY if day is None else day.toordinal()
 
 
 def _as_date(value: Any) -> date | None:

@@ -25,6 +25,7 @@ from fit_service.domain.monthly_report import (
     CompletenessSummary,
     EpisodeEnding,
     EpisodeFacts,
+    EpisodeTable,
     Estimate,
     FiguresBuilder,
     GroupFigures,
@@ -293,25 +294,34 @@ def test_dropout_follows_the_clinic_rule(rule: str, expected: int) -> None:
 
 
 @pytest.mark.parametrize("rule", ["unilateral", "stopped_attending", "early_unplanned"])
-def test_an_ending_decided_once_counts_as_the_builder_would(rule: str) -> None:
-    """The service decides each episode's ending once and hands it to every builder; the
-    dropout block must come out as when each builder decides it itself."""
+def test_table_endings_equal_each_episodes_own_ending(rule: str) -> None:
+    """EpisodeTable decides every closed episode's ending with array masks; each row must be
+    what EpisodeEnding.of decides for that episode alone (every reason, with and without a
+    last score on either side of the cut-off, a child's CORS cut-off, few and many sessions)."""
     settings = ReportSettings.from_mapping({"dropout_definition": rule})
     episodes = [
-        _closed(15.0, 20.0, ending_reason="client_ended", attended_sessions=5),
-        _closed(15.0, 27.0, ending_reason="stopped_attending"),
-        _closed(15.0, 20.0, ending_reason="stopped_attending", last_ors=None, ors_count=1),
-        _closed(15.0, 20.0, ending_reason="other", attended_sessions=2),
-        _closed(15.0, 20.0, ending_reason="planned", attended_sessions=1),
-        _closed(15.0, 20.0, ending_reason="client_ended", closed_on=date(2024, 4, 30)),
+        _closed(first, last, ending_reason=reason, attended_sessions=sessions, age_band=band)
+        for reason in (None, "planned", "client_ended", "stopped_attending", "transferred", "other")
+        for sessions in (0, 1, 2, 3, 7)
+        for band in AgeBand
+        for first, last in ((15.0, 20.0), (15.0, 27.0), (12.0, 31.9), (15.0, 32.0))
     ]
-    own = FiguresBuilder(Window.month("2024-05"), settings)
-    given_ending = FiguresBuilder(Window.month("2024-05"), settings)
+    episodes += [
+        _closed(15.0, 20.0, ending_reason="stopped_attending", last_ors=None, ors_count=1),
+        _closed(15.0, 20.0, ending_reason="client_ended", closed_on=None),
+    ]
+    table = EpisodeTable.of(episodes, settings)
+    for row, facts in enumerate(episodes):
+        want = (
+            (0,) * 5
+            if facts.closed_on is None
+            else dataclasses.astuple(EpisodeEnding.of(facts, settings))
+        )
+        assert tuple(table.endings[row].tolist()) == want, facts
+    builder = FiguresBuilder(Window.month("2024-05"), settings)
     for facts in episodes:
-        own.add_episode(facts)
-        given_ending.add_episode(facts, EpisodeEnding.of(facts, settings))
-    assert given_ending.figures(None) == own.figures(None)
-    assert own.figures(None).dropout.unilateral_without_ors == 1
+        builder.add_episode(facts)
+    assert builder.figures(None).dropout.unilateral_without_ors == 1
 
 
 def test_trend_means_take_each_months_sessions_in_the_order_added() -> None:

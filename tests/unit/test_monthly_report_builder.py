@@ -27,6 +27,7 @@ from fit_service.domain.monthly_report import (
     ClassifiedOutcomes,
     EpisodeEnding,
     EpisodeFacts,
+    EpisodeTable,
     Estimate,
     FiguresBuilder,
     OutcomeCounts,
@@ -35,7 +36,6 @@ from fit_service.domain.monthly_report import (
     SessionStats,
     Window,
     _preselected_criteria,
-    classify_outcomes,
     fit_reference,
     mean_estimate,
     mean_estimate_of_array,
@@ -195,23 +195,27 @@ def _expected_figures(
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(episodes(), max_size=40), st.sampled_from(["unilateral", "early_unplanned"]))
+@given(
+    st.lists(st.tuples(episodes(), st.integers(-1, 2)), max_size=40),
+    st.sampled_from(["unilateral", "early_unplanned"]),
+)
 def test_builder_figures_equal_the_item_by_item_figures(
-    facts: list[EpisodeFacts], rule: str
+    grouped: list[tuple[EpisodeFacts, int]], rule: str
 ) -> None:
-    """Every figure of a builder fed through add_episode_to (shared rows, precomputed endings
-    and outcomes) equals the item-by-item computation, floats included."""
+    """Every figure of builders fed one EpisodeTable split by group (array masks, endings and
+    outcomes decided once for the table) equals the item-by-item computation over each group's
+    own episodes, floats included; rows of no group (-1) count nowhere."""
     settings_ = ReportSettings.from_mapping({"dropout_definition": rule})
     reference = fit_reference(
         [(AgeBand.ADULT, 10.0 + i, 18.0 + (i * 7) % 11) for i in range(20)], settings_
     )
-    shared = [FiguresBuilder(MONTH, settings_) for _ in range(3)]
-    outcomes = classify_outcomes(facts, settings_)
-    for f, outcome in zip(facts, outcomes, strict=True):
-        ending = None if f.closed_on is None else EpisodeEnding.of(f, settings_)
-        FiguresBuilder.add_episode_to(shared, f, ending, outcome)
-    expected = _expected_figures(facts, settings_, reference)
-    for builder in shared:
+    facts = [f for f, _group in grouped]
+    builders = {group: FiguresBuilder(MONTH, settings_) for group in range(3)}
+    table = EpisodeTable.of(facts, settings_)
+    FiguresBuilder.add_table_to(builders, table, np.array([g for _f, g in grouped], np.int64))
+    for group, builder in builders.items():
+        own = [f for f, g in grouped if g == group]
+        expected = _expected_figures(own, settings_, reference)
         got = builder.figures(reference)
         a = got.activity
         assert (a.episodes_active, a.episodes_opened, a.episodes_closed) == expected["activity"]
@@ -283,8 +287,9 @@ def test_builders_of_another_window_are_refused() -> None:
     episode = EpisodeFacts(
         AgeBand.ADULT, date(2024, 5, 1), None, None, 0, None, None, None, 0, None
     )
+    table = EpisodeTable.of([episode], ReportSettings())
     with pytest.raises(ValueError, match="one window"):
-        FiguresBuilder.add_episode_to([month, trailing], episode)
+        FiguresBuilder.add_table_to({0: month, 1: trailing}, table, np.zeros(1, np.int64))
 
 
 def test_negative_counts_still_name_the_field() -> None:
