@@ -69,6 +69,7 @@ from fit_service.domain.monthly_report import (
     Metric,
     MetricGroup,
     MonthlyReport,
+    OutcomeCounts,
     Scope,
     Share,
     TrendPoint,
@@ -121,12 +122,6 @@ class Layout:
     secondary: Colour = field(default_factory=lambda: _hex("#8fb3d6"))
     notice: Colour = field(default_factory=lambda: _hex("#fff4e0"))
     notice_border: Colour = field(default_factory=lambda: _hex("#e0a54a"))
-    #: recovered, improved, unchanged, deteriorated, harmed
-    outcome_colours: tuple[Colour, ...] = field(
-        default_factory=lambda: tuple(
-            _hex(c) for c in ("#1b7f5b", "#7cc39a", "#b9c1cc", "#e9a03b", "#c8553d")
-        )
-    )
 
     chart_height: float = 124.0
     small_chart_height: float = 118.0
@@ -143,8 +138,12 @@ class Layout:
 
 LAYOUT = Layout()
 
-#: Outcome categories best first, the order of ``Layout.outcome_colours``.
-_OUTCOME_ORDER: tuple[ChangeCategory, ...] = tuple(reversed(ChangeCategory))
+#: The categories of clinical-range intakes, best first (the outcome chart's bars). Harm is
+#: not among them: only an episode that started in the
+#: functional range can cross into the clinical range, so harm is reported with that group.
+_OUTCOME_ORDER: tuple[ChangeCategory, ...] = tuple(
+    c for c in reversed(ChangeCategory) if c is not ChangeCategory.HARMED
+)
 
 
 #: The ReportLab modules on this renderer's path that bound ``fp_str`` (its number formatter for
@@ -494,9 +493,9 @@ class MonthlyReportPdf:
             Paragraph("Outcome categories (clinical-range intakes)", s["h2"]),
             self._outcome_chart(group, report.min_n, report.period_label),
             Paragraph(
-                f"Started in the functional range (reported apart): "
-                f"{group.month.outcomes.functional_at_intake} this month, "
-                f"{group.trailing_12.outcomes.functional_at_intake} in the trailing 12 months.",
+                "Started in the functional range (reported apart): "
+                f"{_functional_note(group.month.outcomes)} this month, "
+                f"{_functional_note(group.trailing_12.outcomes)} in the trailing 12 months.",
                 s["note"],
             ),
         ]
@@ -1755,6 +1754,13 @@ def _esc(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+def _functional_note(outcomes: OutcomeCounts) -> str:
+    """How many started functional, and how many of them were harmed (reliably worse into
+    the clinical range: only they can be, so the chart of clinical-range intakes has no
+    harm bar)."""
+    return f"{outcomes.functional_at_intake:,} ({outcomes.harmed:,} harmed)"
+
+
 def _widths(total: float, fractions: Sequence[float]) -> list[float]:
     return [total * f for f in fractions]
 
@@ -1763,7 +1769,7 @@ def _short_labels(labels: Sequence[str]) -> list[str]:
     short = {
         "Episodes closed": "Closed episodes",
         "Reliably improved (recovered or improved)": "Reliably improved",
-        "Reliably worse (deteriorated or harmed)": "Reliably worse",
+        "Reliably worse (all intakes)": "Reliably worse",
         "Dropout (clinic definition)": "Dropout",
         "Severity-adjusted effect size": "Severity-adj. ES",
     }

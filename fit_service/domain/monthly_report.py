@@ -524,11 +524,14 @@ class OutcomeCounts:
     Categories are :class:`~fit_service.domain.change.ChangeCategory`, from the classifier in
     :mod:`fit_service.domain.change`.
 
-    The five category counts cover clinical-range intakes only. Episodes that started in the
-    functional range can't "recover" and are counted apart (domain.md §4: "never silently in
-    the denominator"); how many of them reliably worsened is kept because that is harm too.
-    ``last_above_cutoff`` counts *all* these episodes (either intake group) whose last score is
-    on the functional side of the cut-off.
+    ``recovered`` to ``deteriorated`` cover clinical-range intakes. Episodes that started in
+    the functional range can't "recover" and are counted apart (domain.md §4: "never silently
+    in the denominator"): how many of them reliably worsened, and how many of those are
+    ``harmed`` (the worsening crossed into the clinical range, domain.md §4; only an episode
+    that started functional can cross, so harm is a share of that group, never of the
+    clinical-range intakes, where it would be 0 by definition). ``last_above_cutoff`` counts
+    *all* these episodes (either intake group) whose last score is on the functional side of
+    the cut-off.
     """
 
     recovered: int
@@ -544,6 +547,8 @@ class OutcomeCounts:
         _non_negative(self)
         if self.functional_at_intake_reliably_worse > self.functional_at_intake:
             raise ValueError("more functional-intake episodes worsened than there are")
+        if self.harmed > self.functional_at_intake_reliably_worse:
+            raise ValueError("harmed episodes are functional-intake episodes that worsened")
         if self.last_above_cutoff > self.episodes:
             raise ValueError("more episodes above the cut-off than episodes")
 
@@ -561,8 +566,10 @@ class OutcomeCounts:
             recovered=clinical[ChangeCategory.RECOVERED],
             improved=clinical[ChangeCategory.IMPROVED],
             unchanged=clinical[ChangeCategory.UNCHANGED],
-            deteriorated=clinical[ChangeCategory.DETERIORATED],
-            harmed=clinical[ChangeCategory.HARMED],
+            # A clinical-range intake cannot cross into the clinical range: its reliable
+            # worsening is "deteriorated" (the classifier never says harmed there).
+            deteriorated=clinical[ChangeCategory.DETERIORATED] + clinical[ChangeCategory.HARMED],
+            harmed=functional.counts[ChangeCategory.HARMED],
             functional_at_intake=functional.n,
             functional_at_intake_reliably_worse=functional.counts[ChangeCategory.DETERIORATED]
             + functional.counts[ChangeCategory.HARMED],
@@ -590,8 +597,9 @@ class OutcomeCounts:
             recovered=clinical[_RANK[ChangeCategory.RECOVERED]],
             improved=clinical[_RANK[ChangeCategory.IMPROVED]],
             unchanged=clinical[_RANK[ChangeCategory.UNCHANGED]],
-            deteriorated=clinical[_RANK[ChangeCategory.DETERIORATED]],
-            harmed=clinical[_RANK[ChangeCategory.HARMED]],
+            deteriorated=clinical[_RANK[ChangeCategory.DETERIORATED]]
+            + clinical[_RANK[ChangeCategory.HARMED]],
+            harmed=functional[_RANK[ChangeCategory.HARMED]],
             functional_at_intake=sum(functional),
             functional_at_intake_reliably_worse=functional[_RANK[ChangeCategory.DETERIORATED]]
             + functional[_RANK[ChangeCategory.HARMED]],
@@ -600,14 +608,17 @@ class OutcomeCounts:
 
     @property
     def clinical_at_intake(self) -> int:
-        return self.recovered + self.improved + self.unchanged + self.deteriorated + self.harmed
+        return self.recovered + self.improved + self.unchanged + self.deteriorated
 
     @property
     def episodes(self) -> int:
         return self.clinical_at_intake + self.functional_at_intake
 
     def share(self, category: ChangeCategory) -> Share:
-        """One category as a share of clinical-range intakes."""
+        """One category as a share of its intake group: harmed of functional-range intakes (the
+        only ones that can cross into the clinical range), the others of clinical-range ones."""
+        if category is ChangeCategory.HARMED:
+            return Share(self.harmed, self.functional_at_intake)
         return Share(getattr(self, category.value), self.clinical_at_intake)
 
     @property
@@ -617,8 +628,9 @@ class OutcomeCounts:
 
     @property
     def reliable_deterioration(self) -> Share:
-        """Deteriorated or harmed, of clinical-range intakes."""
-        return Share(self.deteriorated + self.harmed, self.clinical_at_intake)
+        """Reliably worse, of *all* episodes with an outcome pair (either intake group): the
+        population of the literature's "about 5-10% of clients" (domain.md §4)."""
+        return Share(self.deteriorated + self.functional_at_intake_reliably_worse, self.episodes)
 
 
 @dataclass(frozen=True, slots=True)
@@ -944,13 +956,10 @@ class GroupFigures:
             Metric("recovered", "Recovered", G.OUTCOMES, o.share(cat.RECOVERED)),
             Metric("improved", "Improved (not recovered)", G.OUTCOMES, o.share(cat.IMPROVED)),
             Metric("unchanged", "Unchanged", G.OUTCOMES, o.share(cat.UNCHANGED)),
-            Metric(
-                "deteriorated", "Deteriorated (not harmed)", G.OUTCOMES, o.share(cat.DETERIORATED)
-            ),
-            Metric("harmed", "Harmed", G.OUTCOMES, o.share(cat.HARMED)),
+            Metric("deteriorated", "Deteriorated", G.OUTCOMES, o.share(cat.DETERIORATED)),
             Metric(
                 "reliable_deterioration",
-                "Reliably worse (deteriorated or harmed)",
+                "Reliably worse (all intakes)",
                 G.OUTCOMES,
                 o.reliable_deterioration,
             ),
@@ -965,6 +974,12 @@ class GroupFigures:
                 "Functional at intake: reliably worse",
                 G.OUTCOMES,
                 Share(o.functional_at_intake_reliably_worse, o.functional_at_intake),
+            ),
+            Metric(
+                "harmed",
+                "Functional at intake: harmed",
+                G.OUTCOMES,
+                o.share(cat.HARMED),
             ),
             Metric(
                 "last_ors_above_cutoff",
@@ -1330,7 +1345,8 @@ LITERATURE_BENCHMARKS: tuple[Benchmark, ...] = (
         metric_key="reliable_improvement",
         text=f"about 20% in routine care; 57.6{DASH}67.2% in trials",
         source="Hansen, Lambert & Forman 2002",
-        low=0.576,
+        note="Range: from routine care (about 20%) to the trials' upper end.",
+        low=0.20,
         high=0.672,
     ),
     Benchmark(
@@ -1342,10 +1358,10 @@ LITERATURE_BENCHMARKS: tuple[Benchmark, ...] = (
     ),
     Benchmark(
         metric_key="pre_post_d",
-        text="≥ 0.8 large; < 0.3 small",
-        source="Seidel, Miller & Chow 2014",
+        text="0.2 small, 0.5 medium, 0.8 large",
+        source="Cohen 1988 (conventions)",
         note="Reading guide, not a target.",
-        low=0.3,
+        low=0.2,
         high=0.8,
     ),
     Benchmark(
@@ -1410,7 +1426,8 @@ def method_notes(settings: ReportSettings) -> tuple[MethodNote, ...]:
             "rates: of scheduled sessions (attended + no-show + cancelled). Sessions per "
             "closed episode (attended sessions) and days in treatment (opening to last "
             "attended session): episodes closed in the window with at least one attended "
-            "session. Mean intake ORS and SRS: the totals at the first attended session of "
+            "session. Mean intake ORS and SRS: each episode's first ORS/CORS and first "
+            "SRS/CSRS total on record (normally from its first attended session), over "
             "episodes opened in the window.",
             "ICCE report indices (domain.md §4)",
         ),
@@ -1440,9 +1457,12 @@ def method_notes(settings: ReportSettings) -> tuple[MethodNote, ...]:
             "reliable improvement and moved from the clinical to the functional side of the "
             "cut-off. Improved: reliable improvement otherwise. Unchanged. Deteriorated: "
             "reliable worsening. Harmed: reliable worsening that crosses into the clinical "
-            "range. Percentages are of clinical-range intakes; episodes that started in the "
-            "functional range cannot recover and are reported apart. 'Last ORS above the "
-            "cut-off' counts both groups.",
+            "range, which only an episode that started in the functional range can do. "
+            "Recovered, improved, unchanged and deteriorated are percentages of "
+            "clinical-range intakes; episodes that started in the functional range cannot "
+            "recover and are reported apart, with the shares of them reliably worse and "
+            "harmed. 'Reliably worse (all intakes)' and 'Last ORS above the cut-off' count "
+            "both groups.",
             "Jacobson & Truax 1991; R package clinicalsignificance (domain.md §4)",
         ),
         MethodNote(
@@ -1455,11 +1475,14 @@ def method_notes(settings: ReportSettings) -> tuple[MethodNote, ...]:
             "Severity-adjusted effect size",
             "Clinical-range intakes only. Last ORS regressed on first ORS in the reference "
             f"sample ({s.severity_reference}); the group's mean residual is added to the "
-            "reference mean change and divided by the reference intake SD. 95% CI "
-            "± 1.96·SD(residuals)/(√n·reference intake SD), reference held fixed. ≥ 0.8 is "
-            "read as large, < 0.3 as small. "
-            "Against the clinic's own data the clinic figure equals its pre-post d by "
-            "construction; it compares clinicians and age bands fairly.",
+            "reference mean change and divided by the reference intake SD. The whole clinic "
+            "over the trailing 12 months is its own reference sample: its figure is the "
+            "pre-post d of its clinical-range intakes, with that d's interval (Becker 1988). "
+            "Every other group (clinicians, age bands, the month): 95% CI "
+            "± 1.96·SD(residuals)/(√n·reference intake SD), the reference held fixed, which "
+            "leaves out the reference's own sampling error (small while the reference holds "
+            "many more episodes than the group). ≥ 0.8 is read as large, < 0.3 as small. It "
+            "compares clinicians and age bands with different intake severity fairly.",
             "Seidel, Miller & Chow 2014",
         ),
         MethodNote(
@@ -2383,8 +2406,16 @@ class FiguresBuilder:
             clinical_last=pairs.clinical_last,
         )
 
-    def figures(self, reference: SeverityReference | None) -> GroupFigures:
-        """Every figure of the group and window; ``reference`` anchors the SA-ES."""
+    def figures(
+        self, reference: SeverityReference | None, *, own_reference: bool = False
+    ) -> GroupFigures:
+        """Every figure of the group and window; ``reference`` anchors the SA-ES.
+
+        ``own_reference``: this group's pairs are the very sample ``reference`` was fitted on
+        (the clinic's trailing 12 months). Its SA-ES is then computed as its own reference
+        (effect_sizes: the clinical-range pre-post d with its Becker interval), not against
+        the fitted reference held fixed, whose interval would leave out the sampling error
+        of the reference's mean change, which here is the whole estimate."""
         s = self.sessions
         closed = self._closed_columns()
         pairs = self._pair_columns()
@@ -2402,7 +2433,7 @@ class FiguresBuilder:
                 pairs.clinical_first,
                 pairs.clinical_last,
                 _preselected_criteria(self.settings),
-                reference=reference,
+                reference=None if own_reference else reference,
             )
         dropouts, planned, unilateral, unilateral_below, unilateral_above = closed.endings
         return GroupFigures(

@@ -432,7 +432,9 @@ def compute_report(
         clinic_name=clinic.name,
         period=period,
         generated_at=_generated_at(period, tz, now),
-        overall=_group_report("clinic", "Whole clinic", groups.clinic, groups.periods, reference),
+        overall=_group_report(
+            "clinic", "Whole clinic", groups.clinic, groups.periods, reference, is_reference=True
+        ),
         clinicians=tuple(clinicians),
         age_bands=tuple(bands),
         settings=settings,
@@ -440,13 +442,21 @@ def compute_report(
 
 
 def _group_report(
-    key: str, label: str, group: _Group, periods: tuple[str, ...], reference: Any
+    key: str,
+    label: str,
+    group: _Group,
+    periods: tuple[str, ...],
+    reference: Any,
+    *,
+    is_reference: bool = False,
 ) -> GroupReport:
+    """``is_reference``: the group's trailing 12 months are the sample ``reference`` was
+    fitted on (the whole clinic's), so its SA-ES is its own-reference figure."""
     return GroupReport(
         key=key,
         label=label,
         month=group.month.figures(reference),
-        trailing_12=group.trailing.figures(reference),
+        trailing_12=group.trailing.figures(reference, own_reference=is_reference),
         trend=group.trailing.trend(periods),
     )
 

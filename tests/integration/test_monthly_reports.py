@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import math
 import random
 import re
 import statistics
@@ -276,8 +277,8 @@ def expected_figures(episodes: Iterable[Ep], window: tuple[date, date]) -> dict[
     out["intake_ors_mean"] = (statistics.fmean(intake_ors) if intake_ors else None, len(intake_ors))
     out["intake_srs_mean"] = (statistics.fmean(intake_srs) if intake_srs else None, len(intake_srs))
 
-    categories = dict.fromkeys(["recovered", "improved", "unchanged", "deteriorated", "harmed"], 0)
-    functional = functional_worse = above = 0
+    categories = dict.fromkeys(["recovered", "improved", "unchanged", "deteriorated"], 0)
+    functional = functional_worse = harmed = above = 0
     pairs, clinical_pairs = [], []
     planned = unilateral = uni_above = uni_below = dropouts = 0
     for ep, vs in closed:
@@ -302,6 +303,7 @@ def expected_figures(episodes: Iterable[Ep], window: tuple[date, date]) -> dict[
             else:
                 functional += 1
                 functional_worse += category in ("deteriorated", "harmed")
+                harmed += category == "harmed"
         planned += ep.ending == "planned"
         if ep.ending in ("client_ended", "stopped_attending"):
             unilateral += 1
@@ -314,12 +316,12 @@ def expected_figures(episodes: Iterable[Ep], window: tuple[date, date]) -> dict[
     for name, value in categories.items():
         out[name] = (value, n_clinical)
     out["reliable_improvement"] = (categories["recovered"] + categories["improved"], n_clinical)
-    out["reliable_deterioration"] = (
-        categories["deteriorated"] + categories["harmed"],
-        n_clinical,
-    )
+    # Reliably worse over both intake groups; harm (crossing into the clinical range) is
+    # possible only from a functional-range start, so it is a share of that group.
+    out["reliable_deterioration"] = (categories["deteriorated"] + functional_worse, len(pairs))
     out["functional_at_intake"] = functional
     out["functional_at_intake_reliably_worse"] = (functional_worse, functional)
+    out["harmed"] = (harmed, functional)
     out["last_ors_above_cutoff"] = (above, len(pairs))
     if len(pairs) >= 2:
         change = [b - a for a, b in pairs]
@@ -392,6 +394,10 @@ def assert_figures_equal(cells: dict[str, Any], expected: dict[str, Any], where:
 @pytest.fixture
 def history(app: Flask, client: FlaskClient, engine: Engine, tenant: Tenant) -> list[Ep]:
     episodes = seeded_history()
+    # Harm: a functional-range start (adult cut-off 25) reliably worse and into the clinical
+    # range, closed in the report's month (the seeded episodes hold none).
+    visits = [Visit(date(2026, 9, 7), ors=30.0, srs=36.0), Visit(date(2026, 9, 21), ors=18.0)]
+    episodes.append(Ep("C-HARM", "adult", "T-2", visits, "planned", date(2026, 10, 2)))
     load_history(client, engine, tenant, episodes)
     return episodes
 
@@ -432,11 +438,21 @@ def test_json_equals_an_independent_calculation(
     # The fixture exercises the figures it claims to: none of these may be vacuous.
     month = data["overall"]["month"]
     trailing = data["overall"]["trailing_12"]
+    # The whole clinic's 12 months are the reference sample itself: the interval is that
+    # sample's pre-post d interval (Becker 1988), not one that holds the reference fixed.
+    x, y = [a for a, _ in reference], [b for _, b in reference]
+    n, d = len(reference), statistics.fmean(b - a for a, b in reference) / statistics.stdev(x)
+    half = 1.959963984540054 * math.sqrt(
+        2 * (1 - statistics.correlation(x, y)) / n + d * d / (2 * n)
+    )
+    sa = trailing["severity_adjusted_es"]
+    assert (sa["value"], sa["ci_low"], sa["ci_high"]) == pytest.approx((d, d - half, d + half))
     assert month["episodes_closed"]["value"] >= 3
     assert trailing["reliable_improvement"]["n"] >= 10
     assert trailing["alerts_acknowledged"]["value"] >= 2
     assert trailing["flagged_in_care_after_follow_up"]["n"] >= 2
     assert trailing["unilateral_endings"]["numerator"] >= 2
+    assert trailing["harmed"]["numerator"] >= 1  # a functional-range start that crossed
     assert month["no_show_rate"]["numerator"] + month["cancellation_rate"]["numerator"] >= 1
 
 

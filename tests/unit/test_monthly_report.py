@@ -173,6 +173,27 @@ def test_outcome_counts_keep_functional_intakes_out_of_the_denominator() -> None
     assert counts.last_above_cutoff == 2
 
 
+def test_harm_is_a_share_of_functional_intakes_and_worsening_counts_everyone() -> None:
+    """Harm (reliably worse into the clinical range) can only happen to a functional-range
+    start, so it is a share of those; a clinical-range start that worsens is deteriorated;
+    "reliably worse" counts both groups, as the literature's 5-10% of clients does."""
+    counts = ClassifiedOutcomes.of(
+        [
+            (ADULT, 30.0, 18.0),  # functional -> clinical, 12 worse: harmed
+            (ADULT, 34.0, 28.0),  # functional, 6 worse, stays functional: deteriorated
+            (ADULT, 31.0, 32.0),  # functional, unchanged
+            (ADULT, 20.0, 12.0),  # clinical, 8 worse: deteriorated (cannot cross)
+            (ADULT, 15.0, 27.0),  # clinical -> functional: recovered
+        ],
+        ReportSettings(),
+    ).counts()
+    assert counts.share(ChangeCategory.HARMED) == Share(1, 3)
+    assert counts.share(ChangeCategory.DETERIORATED) == Share(1, 2)
+    assert counts.functional_at_intake_reliably_worse == 2
+    assert counts.reliable_deterioration == Share(3, 5)
+    assert counts.clinical_at_intake == 2
+
+
 def _closed(first: float, last: float, **changes: typing.Any) -> EpisodeFacts:
     base = EpisodeFacts(
         age_band=ADULT,
