@@ -5,6 +5,7 @@ Nothing happens at import time; tests build apps with their own :class:`Settings
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import uuid
@@ -22,9 +23,14 @@ from fit_service.domain.errors import FitError
 from fit_service.services.audit import AuditEntry, record_refusal
 from fit_service.services.clinics import KeyCache
 
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._\-]{1,64}$")
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._\-]{1,64}\Z")  # \Z: "$" would allow a trailing "\n"
 _BODY_METHODS = {"POST", "PUT", "PATCH"}
 _CONTROL_IN_PATH = re.compile(r"[\x00-\x1f\x7f]")
+#: A RecursionError while serving a JSON body nested deeper than this is blamed on the body.
+#: Nothing this API takes nests more than a few levels; Python's parser gives up near 1,000.
+_JSON_DEPTH_BLAMED = 100
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_NOT_A_BRACKET = re.compile(rb"[^\[\]{}]+")
 
 
 class ProblemApi(Api):
@@ -88,7 +94,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         if (
             request.method in _BODY_METHODS
             and request.path.startswith("/v1/")
-            and request.content_length
+            and _has_body()
             and request.mimetype != "application/json"
         ):
             body = problems.problem_dict(
@@ -117,10 +123,68 @@ def create_app(settings: Settings | None = None) -> Flask:
         _audit_refusal(body["status"], body["rule"])
         return problems.problem_response(body, headers)
 
+    @app.errorhandler(RecursionError)
+    @app.errorhandler(ValueError)
+    def _unreadable_json(error: Exception) -> Response:
+        # webargs maps a JSONDecodeError to 400 but lets the parser's other failures through:
+        # a body nested thousands of levels deep (RecursionError) or an integer of more than
+        # 4,300 digits (ValueError). They are the body's fault, so a 400, not a 500; anything
+        # else goes on to the 500 it always was.
+        reason = _unreadable_json_body(error)
+        if reason is None:
+            raise error
+        body = problems.malformed_json(reason)
+        _audit_refusal(body["status"], body["rule"])
+        return problems.problem_response(body)
+
     from fit_service import cli  # noqa: PLC0415 - CLI imports the app's pieces, not vice versa
 
     cli.register(app)
     return app
+
+
+def _has_body() -> bool:
+    """Does the request carry a body? A chunked one has no Content-Length, yet is a body."""
+    if request.content_length:
+        return True
+    return "chunked" in request.headers.get("Transfer-Encoding", "").lower()
+
+
+def _unreadable_json_body(error: Exception) -> str | None:
+    """Why the request's JSON body cannot be read, when that is what ``error`` came from;
+    ``None`` when the body is not to blame. Runs on the error path only: parsing the body
+    again there costs nothing on the requests that succeed."""
+    if request.mimetype != "application/json" or not request.path.startswith("/v1/"):
+        return None
+    data = request.get_data(cache=True)
+    if isinstance(error, RecursionError):
+        depth = _json_nesting_depth(data)
+        if depth <= _JSON_DEPTH_BLAMED:
+            return None
+        return f"it nests {depth} levels deep, too deep to read"
+    try:
+        json.loads(data.decode())  # as webargs reads it: UTF-8
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return None  # webargs answers these itself: not where this error came from
+    except RecursionError:
+        return "it nests too deep to read"
+    except ValueError:
+        # the one other ValueError the parser raises: an integer past Python's digit limit
+        return "a number in it has too many digits to read"
+    return None
+
+
+def _json_nesting_depth(data: bytes) -> int:
+    """How deep arrays and objects nest in a JSON text (brackets inside strings ignored)."""
+    brackets = _NOT_A_BRACKET.sub(b"", _JSON_STRING.sub(b"", data))
+    depth = deepest = 0
+    for byte in brackets:
+        if byte in b"[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        else:
+            depth -= 1
+    return deepest
 
 
 def _audit_refusal(status: int, rule: str) -> None:

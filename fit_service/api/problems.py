@@ -114,6 +114,12 @@ def problem_response(body: Mapping[str, Any], headers: Mapping[str, str] | None 
     return resp
 
 
+def malformed_json(reason: str) -> dict[str, Any]:
+    """The 400 for a body the JSON parser cannot read, shaped like webargs' own (same rule)."""
+    detail = f"the request body is not valid JSON: {reason}"
+    return problem_dict(400, detail, [{"field": None, "rule": "malformed_json", "detail": detail}])
+
+
 def from_fit_error(error: FitError) -> dict[str, Any]:
     status = status_for(error)
     return problem_dict(

@@ -15,11 +15,11 @@ from typing import Any
 from flask import Response, g, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
-from marshmallow import RAISE, Schema, fields, validate
+from marshmallow import RAISE, Schema, fields
 
 from fit_service.api import problems
 from fit_service.api.context import principal, run, wiring
-from fit_service.api.schemas import ProblemOut
+from fit_service.api.schemas import EXTERNAL_ID, ProblemOut
 from fit_service.services import audit, monthly_reports
 
 blp = Blueprint("reports", __name__, url_prefix="/v1", description="Monthly benchmark reports")
@@ -33,10 +33,7 @@ class ReportArgs(Schema):
 
     clinician = fields.String(
         load_default=None,
-        validate=validate.And(
-            validate.Length(min=1, max=64),
-            validate.Regexp(r"^[A-Za-z0-9._:\-]+$", error="letters, digits and . _ : - only"),
-        ),
+        validate=EXTERNAL_ID,  # the sessions' own rule, so a trailing newline is refused too
         metadata={"description": "EHR clinician id: that clinician's page (managers only)."},
     )
 

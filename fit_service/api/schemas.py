@@ -33,10 +33,19 @@ def no_control_chars(value: str) -> None:
         raise ValidationError(CONTROL_CHARACTER_MESSAGE)
 
 
-_EXTERNAL_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:\-]+$")
-_EXTERNAL_ID = validate.And(
+def no_control_chars_in_keys(value: Mapping[str, Any]) -> None:
+    """The same rule for a mapping's keys (rating item ids): a key is echoed in errors and
+    kept in stored answers, so a NUL or a lone surrogate in one must not get further."""
+    if any(_CONTROL.search(key) for key in value if isinstance(key, str)):
+        raise ValidationError(CONTROL_CHARACTER_MESSAGE)
+
+
+# \Z, not $: "$" also matches before a trailing newline, and "C-1\n" would be a second client.
+_EXTERNAL_ID_PATTERN = re.compile(r"[A-Za-z0-9._:\-]+\Z")
+_EXTERNAL_ID_MESSAGE = "letters, digits and . _ : - only"
+EXTERNAL_ID = validate.And(
     validate.Length(min=1, max=64),
-    validate.Regexp(_EXTERNAL_ID_PATTERN, error="letters, digits and . _ : - only"),
+    validate.Regexp(_EXTERNAL_ID_PATTERN, error=_EXTERNAL_ID_MESSAGE),
 )
 
 
@@ -74,6 +83,7 @@ class RatingIn(_Base):
         keys=fields.String(),
         values=fields.Raw(allow_none=False),
         load_default=None,
+        validate=no_control_chars_in_keys,
         metadata={
             "description": "Item scores by neutral item id (ORS: individual, interpersonal, "
             "social, overall; SRS: relationship, goals, approach, overall; WAI-SR: "
@@ -95,7 +105,7 @@ class SessionIn(_Base):
     )
     client_id = fields.String(
         required=True,
-        validate=_EXTERNAL_ID,
+        validate=EXTERNAL_ID,
         metadata={"description": "The EHR's pseudonymous client id (never a name)."},
     )
     client_age_band = fields.String(
@@ -103,7 +113,7 @@ class SessionIn(_Base):
         validate=validate.OneOf([a.value for a in AgeBand]),
         metadata={"description": "Required the first time a client is seen."},
     )
-    clinician_id = fields.String(required=True, validate=_EXTERNAL_ID)
+    clinician_id = fields.String(required=True, validate=EXTERNAL_ID)
     episode_id = fields.UUID(
         load_default=None,
         metadata={"description": "Defaults to the client's open episode (opened if none)."},
@@ -217,7 +227,7 @@ def _fast_rating(raw: Any) -> RatingInput | None:
     if items is not None:
         if type(items) is not dict or None in items.values():
             return None
-        if not all(type(k) is str for k in items):
+        if not all(type(k) is str and not _CONTROL.search(k) for k in items):
             return None
         items = dict(items)  # the schema's Dict field returns a copy
     not_completed = raw.get("not_completed", False)
@@ -336,7 +346,7 @@ class PageArgs(_Base):
 
 
 class SessionPageArgs(PageArgs):
-    client_id = fields.String(load_default=None, validate=_EXTERNAL_ID)
+    client_id = fields.String(load_default=None, validate=EXTERNAL_ID)
 
 
 class ClientListItem(Schema):
@@ -378,9 +388,9 @@ class RevisionOut(Schema):
 
 
 class EpisodeOpenIn(_Base):
-    client_id = fields.String(required=True, validate=_EXTERNAL_ID)
+    client_id = fields.String(required=True, validate=EXTERNAL_ID)
     opened_on = fields.Date(required=True)
-    clinician_id = fields.String(load_default=None, validate=_EXTERNAL_ID)
+    clinician_id = fields.String(load_default=None, validate=EXTERNAL_ID)
     client_age_band = fields.String(
         load_default=None, validate=validate.OneOf([a.value for a in AgeBand])
     )

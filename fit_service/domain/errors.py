@@ -8,6 +8,19 @@ and the ``rule`` it broke, because an integrator fixing a payload needs both.
 from __future__ import annotations
 
 
+def encodable(text: str) -> str:
+    """``text`` with any unpaired UTF-16 surrogate spelled as its ``\\udXXX`` escape.
+
+    Errors often name what was sent (``items.<id>``), and JSON's "\\ud800" decodes to a lone
+    surrogate that no UTF-8 encoder takes: an error carrying one could be rendered but not
+    stored (the Idempotency-Key record keeps each item's error, and storing it was a 500 that
+    lost the whole batch). Every other character is kept as it is.
+    """
+    if text.isascii():  # the common case, and no surrogate can hide in it
+        return text
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 class FitError(Exception):
     """Root of every error the service raises on purpose."""
 
@@ -15,11 +28,30 @@ class FitError(Exception):
     rule: str = "error"
 
     def __init__(self, detail: str, *, field: str | None = None, rule: str | None = None) -> None:
+        detail = encodable(detail)
         super().__init__(detail)
         self.detail = detail
         self.field = field
         if rule is not None:
             self.rule = rule
+
+    # Properties, so text set later (callers prefix ``field`` with the rating's path) is made
+    # encodable too: every error that may be stored passes through here.
+    @property
+    def detail(self) -> str:
+        return self._detail
+
+    @detail.setter
+    def detail(self, value: str) -> None:
+        self._detail = encodable(value)
+
+    @property
+    def field(self) -> str | None:
+        return self._field
+
+    @field.setter
+    def field(self, value: str | None) -> None:
+        self._field = encodable(value) if value is not None else None
 
 
 class InvalidRating(FitError):

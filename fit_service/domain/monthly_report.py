@@ -89,7 +89,7 @@ SESSION_BINS: tuple[tuple[str, int, int | None], ...] = (
     ("21+", 21, None),
 )
 
-_PERIOD = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+_PERIOD = re.compile(r"(\d{4})-(0[1-9]|1[0-2])\Z")  # \Z: "$" lets "2024-05\n" through
 _MONTH_NAMES = (
     "January", "February", "March", "April", "May", "June",
     "July", "August", "September", "October", "November", "December",

@@ -52,7 +52,9 @@ class Score:
         return self.total is not None
 
 
-def _check_number(instrument: Instrument, field_name: str, value: object) -> float:
+def _check_number(
+    instrument: Instrument, field_name: str, value: object, *, range_rule: str
+) -> float:
     # bool is an int subclass in Python; a JSON `true` is not a rating.
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ItemOutOfRange(
@@ -60,10 +62,26 @@ def _check_number(instrument: Instrument, field_name: str, value: object) -> flo
             field=field_name,
             rule="item_not_a_number",
         )
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError:
+        # JSON integers have no size limit and Python reads them exactly: one of 400 digits
+        # has no float, and lies beyond any scale's range. (Not echoed: it is 400 digits.)
+        raise ItemOutOfRange(
+            f"{field_name} is an integer far outside {instrument.code}'s range",
+            field=field_name,
+            rule=range_rule,
+        ) from None
     if not math.isfinite(number):
         raise ItemOutOfRange(f"{field_name} must be a finite number", field=field_name)
     return number
+
+
+def _on_grid(instrument: Instrument, number: float) -> bool:
+    """Is ``number`` a whole number of the instrument's steps? With a tolerance, because
+    0.1 steps are not exact in binary (20.1 / 0.1 is 201.00000000000003)."""
+    steps = number / instrument.resolution
+    return abs(steps - round(steps)) <= 1e-6
 
 
 def check_item(instrument: Instrument, item_id: str, value: object) -> float:
@@ -75,15 +93,14 @@ def check_item(instrument: Instrument, item_id: str, value: object) -> float:
             f"items are {', '.join(instrument.item_ids)}",
             field=field_name,
         )
-    number = _check_number(instrument, field_name, value)
+    number = _check_number(instrument, field_name, value, range_rule=ItemOutOfRange.rule)
     if not instrument.item_min <= number <= instrument.item_max:
         raise ItemOutOfRange(
             f"{instrument.code} items range from {instrument.item_min:g} to "
             f"{instrument.item_max:g}; got {number:g}",
             field=field_name,
         )
-    steps = number / instrument.resolution
-    if abs(steps - round(steps)) > 1e-6:
+    if not _on_grid(instrument, number):
         raise ItemOutOfRange(
             f"{instrument.code} items are recorded in steps of {instrument.resolution:g}; "
             f"got {number:g}",
@@ -93,14 +110,36 @@ def check_item(instrument: Instrument, item_id: str, value: object) -> float:
     return round(number, instrument.decimals)
 
 
-def check_total(instrument: Instrument, value: object) -> float:
-    number = _check_number(instrument, "total", value)
+def _total_in_range(instrument: Instrument, value: object) -> float:
+    number = _check_number(instrument, "total", value, range_rule="total_out_of_range")
     if not instrument.total_min <= number <= instrument.total_max:
         raise ItemOutOfRange(
             f"{instrument.code} totals range from {instrument.total_min:g} to "
             f"{instrument.total_max:g}; got {number:g}",
             field="total",
             rule="total_out_of_range",
+        )
+    return number
+
+
+def check_total(instrument: Instrument, value: object) -> float:
+    """Validate a total sent beside its items: only its range here; :func:`score` compares
+    it with the items' sum (within half a step), and the sum is what is stored."""
+    return round(_total_in_range(instrument, value), instrument.decimals)
+
+
+def check_stored_total(instrument: Instrument, value: object) -> float:
+    """Validate a total stored as sent (a total-only rating): in range and on the
+    instrument's grid. Rounding 20.05 to 20.1 would store a score nobody gave, and the reports
+    rely on every stored total being a whole number of steps (services/monthly_reports.py
+    ``_NumberedTotal``); so an off-grid total is refused, like an off-grid item."""
+    number = _total_in_range(instrument, value)
+    if not _on_grid(instrument, number):
+        raise ItemOutOfRange(
+            f"{instrument.code} totals are recorded in steps of {instrument.resolution:g}; "
+            f"got {number:g}",
+            field="total",
+            rule="total_resolution",
         )
     return round(number, instrument.decimals)
 
@@ -128,7 +167,9 @@ def score(
                 f"{instrument.code}: send items, a total, or not_completed: true",
                 field="items",
             )
-        return Score(instrument.code, Completeness.TOTAL_ONLY, check_total(instrument, total))
+        return Score(
+            instrument.code, Completeness.TOTAL_ONLY, check_stored_total(instrument, total)
+        )
 
     checked = {item_id: check_item(instrument, item_id, v) for item_id, v in items.items()}
     # Preserve the registry's item order so stored JSON and hashes are canonical.

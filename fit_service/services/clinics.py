@@ -201,6 +201,10 @@ def authenticate(
     cache: KeyCache | None = None,
 ) -> Principal | None:
     """The principal a bearer token stands for, or ``None`` (unknown, malformed, revoked)."""
+    if not (token.isascii() and token.isprintable()):
+        # Keys are URL-safe ASCII; anything else is no key. Refused before the query because
+        # PostgreSQL cannot even compare text holding a NUL (psycopg raises: it was a 500).
+        return None
     parts = token.split("_", 2)
     if len(parts) != 3 or parts[0] != _KEY_PREFIX:
         return None

@@ -80,7 +80,7 @@ from fit_service.domain.monthly_report import (
 from fit_service.services import audit, session_totals, thresholds
 from fit_service.services.principals import Permission, Principal, Role
 
-_PERIOD = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+_PERIOD = re.compile(r"(\d{4})-(0[1-9]|1[0-2])\Z")  # \Z: "$" lets "2024-05\n" through
 
 AGE_BAND_LABELS = {
     AgeBand.CHILD: "Children (6 to 12)",

@@ -3,6 +3,8 @@ changes (the table contents are compared before and after every attempt)."""
 
 from __future__ import annotations
 
+import io
+import json
 from typing import Any
 
 import pytest
@@ -160,6 +162,62 @@ CASES: list[tuple[str, dict[str, Any], int, str, str | None]] = [
         422,
         "type_boolean",
         "ratings[0].not_completed",
+    ),
+    (
+        "ORS item a 400-digit integer",
+        session_payload(ratings=[_ors(individual=10**400)]),
+        422,
+        "item_out_of_range",
+        "ratings[0].items.individual",
+    ),
+    (
+        "ORS total a 400-digit integer",
+        session_payload(ratings=[{"instrument": "ors", "total": 10**400}]),
+        422,
+        "total_out_of_range",
+        "ratings[0].total",
+    ),
+    (
+        "ORS total-only 20.05 (finer than a tenth)",
+        session_payload(ratings=[{"instrument": "ors", "total": 20.05}]),
+        422,
+        "total_resolution",
+        "ratings[0].total",
+    ),
+    (
+        "WAI-SR total-only 30.5 (finer than a point)",
+        session_payload(ratings=[{"instrument": "wai_sr_client", "total": 30.5}]),
+        422,
+        "total_resolution",
+        "ratings[0].total",
+    ),
+    (
+        "item id with a lone surrogate",
+        session_payload(ratings=[_ors(**{"\ud800": 1})]),
+        422,
+        "control_character",
+        "ratings[0].items",
+    ),
+    (
+        "item id with a NUL",
+        session_payload(ratings=[_ors(**{"individual\u0000": 1})]),
+        422,
+        "control_character",
+        "ratings[0].items",
+    ),
+    (
+        "client id with a trailing newline",
+        session_payload(client_id="C-1\n"),
+        422,
+        "invalid",
+        "client_id",
+    ),
+    (
+        "clinician id with a trailing newline",
+        session_payload(clinician_id="T-1\n"),
+        422,
+        "invalid",
+        "clinician_id",
     ),
     (
         "unknown episode id",
@@ -322,3 +380,274 @@ def test_long_ehr_id_in_a_refused_item_is_audited_without_error(
     assert len(ids) == 1
     assert ids[0].startswith("E" * 40)
     assert len(ids[0]) <= 64
+
+
+def _rows_kept(
+    before: dict[str, list[tuple[Any, ...]]], after: dict[str, list[tuple[Any, ...]]]
+) -> bool:
+    """Every row stored before is still there, unchanged (new rows may follow it)."""
+    return all(after[t][: len(before[t])] == before[t] for t in _TABLES)
+
+
+# One bad item each, as found by review: each was a 500 that lost the good items of its batch,
+# or (the ids) silently created a second client / clinician.
+BAD_BATCH_ITEMS: list[tuple[str, dict[str, Any], str, str]] = [
+    (
+        "400-digit item",
+        session_payload(ehr_session_id="S-bad", ratings=[_ors(individual=10**400)]),
+        "item_out_of_range",
+        "ratings[0].items.individual",
+    ),
+    (
+        "400-digit total",
+        session_payload(ehr_session_id="S-bad", ratings=[{"instrument": "ors", "total": 10**400}]),
+        "total_out_of_range",
+        "ratings[0].total",
+    ),
+    (
+        "total-only 20.05",
+        session_payload(ehr_session_id="S-bad", ratings=[{"instrument": "ors", "total": 20.05}]),
+        "total_resolution",
+        "ratings[0].total",
+    ),
+    (
+        "lone surrogate item id",
+        session_payload(ehr_session_id="S-bad", ratings=[_ors(**{"\ud800": 1})]),
+        "control_character",
+        "ratings[0].items",
+    ),
+    (
+        "client id with newline",
+        session_payload(ehr_session_id="S-bad", client_id="C-1\n"),
+        "invalid",
+        "client_id",
+    ),
+]
+
+
+@pytest.mark.parametrize("idempotency_key", [None, "batch-key-1"], ids=["plain", "idempotent"])
+@pytest.mark.parametrize(
+    ("label", "bad", "rule", "field"), BAD_BATCH_ITEMS, ids=[c[0] for c in BAD_BATCH_ITEMS]
+)
+def test_a_bad_batch_item_is_rejected_alone(
+    client: FlaskClient,
+    tenant: Tenant,
+    engine: Engine,
+    label: str,
+    bad: dict[str, Any],
+    rule: str,
+    field: str,
+    idempotency_key: str | None,
+) -> None:
+    """In a batch (with or without an Idempotency-Key), the bad item is rejected naming its
+    field and rule, the good item beside it is created, rows already stored stay unchanged,
+    and a retry with the same key replays the same answer."""
+    stored = client.post(
+        "/v1/sessions", json=session_payload(ehr_session_id="S-0"), headers=tenant.auth()
+    )
+    assert stored.status_code == 201
+    before = _snapshot(engine)
+    headers = tenant.auth()
+    if idempotency_key is not None:
+        headers["Idempotency-Key"] = idempotency_key
+    good = session_payload(ehr_session_id="S-good", client_id="C-2")
+    body = {"sessions": [good, bad]}
+    resp = client.post("/v1/sessions/batch", json=body, headers=headers)
+    assert resp.status_code == 200, resp.json
+    first, second = resp.json["results"]
+    assert (first["outcome"], first["status"]) == ("created", 201)
+    assert (second["outcome"], second["status"]) == ("rejected", 422)
+    assert (second["problem"]["rule"], second["problem"]["field"]) == (rule, field)
+    after = _snapshot(engine)
+    assert _rows_kept(before, after)
+    assert len(after["sessions"]) == len(before["sessions"]) + 1
+    assert [r.external_id for r in _clients(engine)] == ["C-1", "C-2"]
+    if idempotency_key is not None:
+        again = client.post("/v1/sessions/batch", json=body, headers=headers)
+        assert again.headers.get("Idempotent-Replayed") == "true"
+        assert [r["outcome"] for r in again.json["results"]] == ["created", "rejected"]
+        assert _snapshot(engine) == after
+
+
+def _clients(engine: Engine) -> list[Any]:
+    with engine.connect() as conn:
+        return list(conn.execute(text("SELECT external_id FROM clients ORDER BY id")))
+
+
+@pytest.mark.parametrize("key", ["\ud800", "individual\u0000"], ids=["surrogate", "nul"])
+def test_a_control_character_in_an_item_id_with_an_idempotency_key_is_a_422(
+    client: FlaskClient, tenant: Tenant, engine: Engine, key: str
+) -> None:
+    """A single session whose item id holds a lone surrogate or a NUL, sent with an
+    Idempotency-Key, is a 422 control_character naming the items (it was a 500: the error
+    text could not be stored in the key's record); a retry answers the same."""
+    before = _snapshot(engine)
+    headers = {**tenant.auth(), "Idempotency-Key": "k"}
+    payload = session_payload(ratings=[_ors(**{key: 1})])
+    for _ in range(2):
+        resp = client.post("/v1/sessions", json=payload, headers=headers)
+        assert resp.status_code == 422, resp.json
+        assert resp.mimetype == "application/problem+json"
+        assert (resp.json["rule"], resp.json["field"]) == ("control_character", "ratings[0].items")
+    assert _snapshot(engine) == before
+
+
+def test_an_error_naming_a_lone_surrogate_can_be_remembered_for_its_idempotency_key(
+    app: Flask, tenant: Tenant
+) -> None:
+    """Below the HTTP checks too (the CLI, the benchmark): an item id with a lone surrogate is
+    rejected as unknown_item, the error is stored with the Idempotency-Key's record (the
+    surrogate spelled as its escape) and replayed from it, instead of failing the write."""
+    from datetime import date  # noqa: PLC0415
+
+    from fit_service.services import clinics  # noqa: PLC0415
+    from fit_service.services.inputs import RatingInput, SessionInput  # noqa: PLC0415
+    from fit_service.services.recording import record_sessions  # noqa: PLC0415
+
+    wiring = app.extensions["fit"]
+    principal = clinics.authenticate(wiring.session_factory, tenant.keys["ingest"])
+    assert principal is not None
+    bad = SessionInput(
+        "S-1", "C-1", "T-1", date(2026, 11, 2), client_age_band="adult",
+        ratings=(RatingInput("ors", items={"\ud800": 1}),),
+    )  # fmt: skip
+    good = SessionInput("S-2", "C-1", "T-1", date(2026, 11, 2), client_age_band="adult")
+    results, replayed = record_sessions(wiring.uow, principal, [bad, good], idempotency=("k", "h"))
+    assert not replayed
+    assert [r.outcome for r in results] == ["rejected", "created"]
+    assert results[0].error is not None
+    assert (results[0].error.rule, results[0].error.field) == (
+        "unknown_item",
+        "ratings[0].items.\\ud800",
+    )
+    again, replayed = record_sessions(wiring.uow, principal, [bad, good], idempotency=("k", "h"))
+    assert replayed
+    assert [r.outcome for r in again] == ["rejected", "created"]
+    assert again[0].error is not None
+    assert again[0].error.field == "ratings[0].items.\\ud800"
+
+
+_DEEP = "[" * 100_000 + "]" * 100_000
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/v1/sessions", _DEEP),
+        ("/v1/sessions/batch", _DEEP),
+        ("/v1/episodes", _DEEP),
+        ("/v1/sessions/batch", '{"sessions": [' + "[" * 5000 + "]" * 5000 + "]}"),
+        ("/v1/sessions", '{"ehr_session_id": "S-1", "client_id": 1' + "0" * 5000 + "}"),
+    ],
+    ids=["session", "batch", "episode", "batch-item", "5000-digit-integer"],
+)
+def test_json_the_parser_cannot_read_is_400(
+    client: FlaskClient, tenant: Tenant, engine: Engine, path: str, body: str
+) -> None:
+    """A body nested thousands of levels deep (RecursionError in the parser) or holding an
+    integer past Python's 4,300-digit limit is a 400 malformed_json problem, not a 500, and
+    nothing stored changes."""
+    before = _snapshot(engine)
+    resp = client.post(path, data=body, content_type="application/json", headers=tenant.auth())
+    assert resp.status_code == 400, resp.json
+    assert resp.mimetype == "application/problem+json"
+    assert resp.json["rule"] == "malformed_json"
+    assert _snapshot(engine) == before
+
+
+def test_a_moderately_nested_batch_item_is_rejected_alone(
+    client: FlaskClient, tenant: Tenant
+) -> None:
+    """A batch item nested 50 levels deep is readable JSON: only that item is rejected."""
+    nested = '{"a": ' * 50 + "1" + "}" * 50
+    good = json.dumps(session_payload())
+    resp = client.post(
+        "/v1/sessions/batch",
+        data=f'{{"sessions": [{good}, {nested}]}}',
+        content_type="application/json",
+        headers=tenant.auth(),
+    )
+    assert resp.status_code == 200, resp.json
+    assert [r["outcome"] for r in resp.json["results"]] == ["created", "rejected"]
+
+
+def test_a_recursion_error_not_caused_by_the_body_stays_a_500(
+    client: FlaskClient, tenant: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only the body is blamed with a 400: a RecursionError (or ValueError) while serving a
+    shallow, readable body is still the service's own 500."""
+    from fit_service.api import sessions  # noqa: PLC0415
+
+    for error in (RecursionError("deep"), ValueError("bad")):
+
+        def fail(*_: Any, error: Exception = error, **__: Any) -> Any:
+            raise error
+
+        monkeypatch.setattr(sessions, "record_sessions", fail)
+        resp = client.post("/v1/sessions", json=session_payload(), headers=tenant.auth())
+        assert resp.status_code == 500
+        assert resp.json["rule"] == "internal_error"
+
+
+def test_a_chunked_body_of_the_wrong_type_is_415(client: FlaskClient, tenant: Tenant) -> None:
+    """A chunked body (no Content-Length) that is not JSON is a 415 naming Content-Type, like
+    any other body (it was taken for no body: 422 'required' on every field); a chunked JSON
+    body is still read and recorded."""
+
+    def post_chunked(content_type: str) -> Any:
+        return client.post(
+            "/v1/sessions",
+            input_stream=io.BytesIO(json.dumps(session_payload()).encode()),
+            headers={
+                **tenant.auth(),
+                "Content-Type": content_type,
+                "Transfer-Encoding": "chunked",
+            },
+            # what gunicorn and werkzeug's server set for a chunked request they de-chunked
+            environ_overrides={"wsgi.input_terminated": True},
+        )
+
+    resp = post_chunked("text/plain")
+    assert resp.status_code == 415, resp.json
+    assert (resp.json["rule"], resp.json["field"]) == ("content_type", "Content-Type")
+    resp = post_chunked("application/json")
+    assert resp.status_code == 201, resp.json
+
+
+@pytest.mark.parametrize(
+    "token", ["fit_\x00ab_cd", "fit_ab_c\x00d", "fit_ab\x1f_cd", "fit_ab_cd\x7f"]
+)
+def test_a_control_character_in_the_api_key_is_a_401(
+    client: FlaskClient, tenant: Tenant, token: str
+) -> None:
+    """An Authorization header whose key holds a NUL or another control character is a 401
+    invalid_api_key (the NUL was a 500 on PostgreSQL, which cannot compare text holding it)."""
+    resp = client.get("/v1/clients", headers={"Authorization": f"Bearer {token}"})
+    assert resp.status_code == 401, resp.json
+    assert resp.json["rule"] == "invalid_api_key"
+    assert client.get("/v1/clients", headers=tenant.auth()).status_code == 200
+
+
+def test_ids_with_a_trailing_newline_are_refused_everywhere(
+    client: FlaskClient, tenant: Tenant, engine: Engine
+) -> None:
+    """ "$" in the id pattern matched before a trailing newline: "C-1\\n" opened an episode for
+    a second client, and listed or reported as a distinct id. Now 422 naming the field."""
+    before = _snapshot(engine)
+    resp = client.post(
+        "/v1/episodes",
+        json={"client_id": "C-2\n", "opened_on": "2026-11-01", "client_age_band": "adult"},
+        headers=tenant.auth(),
+    )
+    assert resp.status_code == 422, resp.json
+    assert (resp.json["rule"], resp.json["field"]) == ("invalid", "client_id")
+    resp = client.get("/v1/sessions", query_string={"client_id": "C-1\n"}, headers=tenant.auth())
+    assert resp.status_code == 422, resp.json
+    resp = client.get(
+        "/v1/reports/monthly/2026-10",
+        query_string={"clinician": "T-1\n"},
+        headers={**tenant.auth("manager"), "Accept": "application/json"},
+    )
+    assert resp.status_code == 422, resp.json
+    assert resp.json["field"] == "query.clinician"
+    assert _snapshot(engine) == before

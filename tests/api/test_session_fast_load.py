@@ -49,6 +49,8 @@ edge_values = st.sampled_from(
         [],
         {},
         {"individual": None},
+        {"individual\x00": 5},
+        {"\ud800": 5},
     ]
 )
 json_values = st.recursive(
@@ -143,3 +145,21 @@ def test_usual_sessions_take_the_shortcut(body: dict[str, Any]) -> None:
     assert fast is not None
     assert fast == _schema_load(body)
     assert SessionIn().load(body) == fast
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        session_payload(ratings=[{"instrument": "ors", "items": {"individual\x00": 5}}]),
+        session_payload(ratings=[{"instrument": "ors", "items": {"\ud800": 5}}]),
+        session_payload(client_id="C-1\n"),
+        session_payload(clinician_id="T-1\n"),
+    ],
+    ids=["nul-item-id", "surrogate-item-id", "client-id-newline", "clinician-id-newline"],
+)
+def test_the_shortcut_leaves_bad_ids_to_the_schema(body: dict[str, Any]) -> None:
+    """An item id with a NUL or a lone surrogate, or an id with a trailing newline, does not
+    take the shortcut, and the schema refuses it."""
+    assert fast_session(body) is None
+    with pytest.raises(ValidationError):
+        _schema_load(body)

@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from fit_service.domain.errors import (
+    FitError,
     InvalidRating,
     ItemOutOfRange,
     MissingItems,
@@ -21,6 +22,7 @@ from fit_service.domain.instruments import (
     SRS,
     WAI_SR_CLIENT,
     AgeBand,
+    Instrument,
     Leg,
     outcome_instrument_for,
 )
@@ -185,3 +187,61 @@ def test_every_registered_instrument_scores_its_maximum() -> None:
 def test_clinical_cutoffs_by_age_band(band: AgeBand, total: float, clinical: bool) -> None:
     """Clinical range is total < 25 (adult), < 28 (adolescent), < 32 (CORS) — domain.md §3."""
     assert outcome_instrument_for(band).is_clinical(total, band) is clinical
+
+
+@pytest.mark.parametrize(
+    "value", [10**400, -(10**400), 10**309], ids=["400 digits", "-400 digits", "10**309"]
+)
+def test_an_integer_beyond_any_float_is_out_of_range(value: int) -> None:
+    """A JSON integer too large for a float (400 digits) is ItemOutOfRange for an item and for
+    a total, each under its own range rule; it was an OverflowError (a 500)."""
+    items = {"individual": value, "interpersonal": 5, "social": 5, "overall": 5}
+    with pytest.raises(ItemOutOfRange) as err:
+        score(ORS, items)
+    assert (err.value.rule, err.value.field) == ("item_out_of_range", "items.individual")
+    with pytest.raises(ItemOutOfRange) as err:
+        score(ORS, None, value)
+    assert (err.value.rule, err.value.field) == ("total_out_of_range", "total")
+
+
+@pytest.mark.parametrize(
+    ("instrument", "total"),
+    [(ORS, 20.05), (ORS, 0.01), (ORS, 39.99), (SRS, 35.95), (WAI_SR_CLIENT, 30.5)],
+    ids=lambda v: getattr(v, "code", str(v)),
+)
+def test_a_total_only_off_the_scales_grid_is_refused(instrument: Instrument, total: float) -> None:
+    """A total sent alone is stored as sent, so it must be a whole number of the scale's steps
+    (ORS/SRS tenths, WAI-SR whole points): 20.05 is total_resolution, not stored as 20.1."""
+    with pytest.raises(ItemOutOfRange) as err:
+        score(instrument, None, total)
+    assert (err.value.rule, err.value.field) == ("total_resolution", "total")
+
+
+def test_every_tenth_is_a_valid_total_only() -> None:
+    """Every ORS total in tenths, 0.0 to 40.0 (20.1 included, though 20.1 / 0.1 is not exactly
+    201 in binary), is accepted and stored as that tenth."""
+    for n in range(401):
+        result = score(ORS, None, n / 10)
+        assert (result.completeness, result.total) == (Completeness.TOTAL_ONLY, n / 10)
+
+
+def test_a_total_beside_its_items_keeps_its_half_step_tolerance() -> None:
+    """With items, the sent total is only compared with their sum (within half a step) and the
+    sum is what is stored, so no grid rule applies to it: 18.65 beside items summing to 18.6
+    is accepted and the total is 18.6."""
+    items = {"individual": 4.5, "interpersonal": 5, "social": 4.1, "overall": 5}
+    assert score(ORS, items, 18.65).total == 18.6
+
+
+def test_an_error_naming_a_lone_surrogate_is_encodable() -> None:
+    """An unknown item id holding a lone surrogate gives an error whose field and detail encode
+    as UTF-8 (the surrogate spelled as its escape), so the error can be stored; set later (as
+    the recording prefixes the rating's path), the field is made encodable too."""
+    with pytest.raises(UnknownItem) as err:
+        score(ORS, {"\ud800": 1})
+    assert err.value.field == "items.\\ud800"
+    err.value.field = "ratings[0].\udfff"
+    assert err.value.field == "ratings[0].\\udfff"
+    for text in (err.value.field, err.value.detail, str(err.value)):
+        text.encode()  # no UnicodeEncodeError
+    assert FitError("é 😀", field="ä").detail == "é 😀"  # everything else is kept
