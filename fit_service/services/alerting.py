@@ -173,15 +173,19 @@ def _chunks(values: Iterable[Any]) -> Iterable[list[Any]]:
 
 def _load_settings_and_alerts(
     db: Session, clinic_id: int, episode_ids: Sequence[int]
-) -> tuple[dict[str, Any], dict[int, list[_Stored]]]:
-    """The clinic's settings and every alert of the episodes, in one round trip per chunk
-    (clinics LEFT JOIN alerts: the hot path pays for one query, not two)."""
+) -> tuple[dict[str, Any], dict[int, list[_Stored]], int]:
+    """The clinic's settings, every alert of the episodes and the clinic's count of closed
+    episodes (what the cached trajectory and dropout models are checked against), in one
+    round trip per chunk (clinics LEFT JOIN alerts: the hot path pays for one query, not
+    three)."""
     settings: dict[str, Any] = {}
+    closed = 0
     out: dict[int, list[_Stored]] = {i: [] for i in episode_ids}
     for chunk in _chunks(episode_ids):
         for r in db.execute(
             select(
                 Clinic.settings,
+                trajectories.closed_episodes_count(clinic_id).label("closed_episodes"),
                 Alert.id,
                 Alert.public_id,
                 Alert.episode_id,
@@ -201,6 +205,7 @@ def _load_settings_and_alerts(
             .where(Clinic.id == clinic_id)
         ):
             settings = dict(r.settings or {})
+            closed = int(r.closed_episodes or 0)
             if r.id is None:
                 continue
             observed = (r.evidence or {}).get("observed_on")
@@ -219,7 +224,7 @@ def _load_settings_and_alerts(
                     r.closed_at.date() if r.closed_at else None,
                 )
             )
-    return settings, out
+    return settings, out, closed
 
 
 def load_goal_sheets(db: Session, episode_ids: Iterable[int]) -> dict[int, DomainGoalSheet]:
@@ -306,7 +311,7 @@ def reassess(
     ]
     if not open_histories:
         return summary
-    raw_settings, stored = _load_settings_and_alerts(
+    raw_settings, stored, closed = _load_settings_and_alerts(
         db, principal.clinic_id, [h.row_id for h in open_histories]
     )
     limits = thresholds.from_settings(raw_settings)
@@ -316,7 +321,6 @@ def reassess(
     if refresh_guidance:
         sheets = load_goal_sheets(db, [h.row_id for h in open_histories])
 
-    closed = trajectories.closed_episodes(uow, principal.clinic_id)  # one COUNT for both models
     models = {
         band: trajectory_model(uow, principal.clinic_id, AgeBand(band), limits, closed)
         for band in {h.age_band for h in open_histories}
@@ -494,7 +498,7 @@ def _update_stored(
     done: set[int] = set()  # alerts this call already updated (never bumped twice)
     for attempt in range(_RECONCILE_TRIES):
         if attempt:
-            _, fresh = _load_settings_and_alerts(db, principal.clinic_id, [row_id])
+            _, fresh, _ = _load_settings_and_alerts(db, principal.clinic_id, [row_id])
             alerts = fresh[row_id]
             try:
                 e.actions = lifecycle.reconcile(

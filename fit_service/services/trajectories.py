@@ -34,16 +34,20 @@ _cache: dict[tuple[str, int, str, str, int, ChangeCriteria], tuple[float, Trajec
 _lock = threading.Lock()
 
 
+def closed_episodes_count(clinic_id: int) -> Any:
+    """The clinic's count of closed episodes as a scalar subquery (uncorrelated: evaluated once
+    per statement), for a caller that reads it beside other columns in one round trip."""
+    return (
+        select(func.count())
+        .select_from(Episode)
+        .where(Episode.clinic_id == clinic_id, Episode.status == "closed")
+        .scalar_subquery()
+    )
+
+
 def closed_episodes(uow: UnitOfWork, clinic_id: int) -> int:
     """The clinic's count of closed episodes: what decides whether a cached model is stale."""
-    return int(
-        uow.session.scalar(
-            select(func.count())
-            .select_from(Episode)
-            .where(Episode.clinic_id == clinic_id, Episode.status == "closed")
-        )
-        or 0
-    )
+    return int(uow.session.scalar(select(closed_episodes_count(clinic_id))) or 0)
 
 
 def clinic_model(
