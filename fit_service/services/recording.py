@@ -77,6 +77,15 @@ class ItemResult:
     view: dict[str, Any] | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class RefusedItem:
+    """A batch item refused before it reached this module (the HTTP schema): only what the
+    audit trail records of it, never its content (no scores in the audit)."""
+
+    record_id: str  # its EHR session id when readable, else its place in the batch
+    status_code: int
+
+
 @dataclass(slots=True)
 class _EpisodeState:
     row_id: int | None
@@ -218,12 +227,15 @@ def record_sessions(
     idempotency: tuple[str, str] | None = None,
     detailed: bool = True,
     on_written: OnWritten | None = None,
+    refused: Sequence[RefusedItem] = (),
 ) -> tuple[list[ItemResult], bool]:
     """Record ``items`` for the principal's clinic; return one result per item, in order,
     and whether the answer was replayed from an ``Idempotency-Key`` record.
 
     ``idempotency`` is ``(key, request_hash)``; ``on_written`` runs in the same transaction
     after the writes with the touched episodes' histories (risk rules and alerts hook in).
+    ``refused`` are items the caller refused before they became ``items``: they are audited
+    as rejections in the same transaction as the rest, so every item leaves an audit row.
     """
     principal.require(Permission.SESSIONS_WRITE)
     for attempt in range(_RETRIES):
@@ -232,10 +244,10 @@ def record_sessions(
                 if idempotency is not None:
                     replay = _replay(uow, principal, *idempotency)
                     if replay is not None:
-                        replay = _answer_replay(uow, principal, items, replay, detailed)
+                        replay = _answer_replay(uow, principal, items, replay, detailed, refused)
                         uow.commit()
                         return replay, True
-                results = _record(uow, principal, items, detailed, on_written)
+                results = _record(uow, principal, items, detailed, on_written, refused)
                 if idempotency is not None:
                     _remember(uow, principal, idempotency, results)
                 uow.commit()
@@ -295,9 +307,11 @@ def _answer_replay(
     items: Sequence[SessionInput],
     results: list[ItemResult],
     detailed: bool,
+    refused: Sequence[RefusedItem],
 ) -> list[ItemResult]:
     """A replay is a read of what was stored: audited like one, and rendered from storage
-    (the record keeps ids and outcomes only, never scores)."""
+    (the record keeps ids and outcomes only, never scores). Items the caller refused again
+    are audited as the rejections they are."""
 
     def record_id(r: ItemResult) -> str | None:
         if r.session_id is not None:
@@ -316,7 +330,8 @@ def _answer_replay(
                 _status_for(r),
             )
             for r in results
-        ],
+        ]
+        + _refusal_entries(refused),
     )
     if not detailed:
         return results
@@ -574,6 +589,7 @@ def _record(
     items: Sequence[SessionInput],
     detailed: bool,
     on_written: OnWritten | None,
+    refused: Sequence[RefusedItem] = (),
 ) -> list[ItemResult]:
     today = _clinic_today(principal)
     loaded = _Loaded(uow, principal.clinic_id, items)
@@ -608,7 +624,8 @@ def _record(
             )
             for r in results
             if r is not None
-        ],
+        ]
+        + _refusal_entries(refused),
     )
     # Read the touched episodes back once: renumbering, risk rules and the answer all use it.
     histories = load_histories(uow.session, touched)
@@ -632,6 +649,15 @@ def _record(
         rendered = views.sessions_from_histories(histories.values(), wanted, limits)
         final = _with_views(final, rendered)
     return final
+
+
+def _refusal_entries(refused: Iterable[RefusedItem]) -> list[audit.AuditEntry]:
+    """The audit rows of items refused before the domain saw them, worded like the rows of
+    items the domain refuses."""
+    return [
+        audit.AuditEntry("session.reject", "session", r.record_id, "rejected", r.status_code)
+        for r in refused
+    ]
 
 
 def _status_for(r: ItemResult) -> int:

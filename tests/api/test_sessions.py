@@ -424,3 +424,22 @@ def test_an_expired_idempotency_key_starts_afresh(
     assert other.status_code == 201
     with engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM idempotency_records")).scalar_one() == 1
+
+
+def _batch(client: FlaskClient, tenant: Tenant, items: list[Any], **headers: str) -> Any:
+    return client.post(
+        "/v1/sessions/batch", json={"sessions": items}, headers={**tenant.auth(), **headers}
+    )
+
+
+@pytest.mark.parametrize(("bad", "rule"), [(None, "not_null"), (5, "type_object")])
+def test_a_null_batch_item_is_refused_alone(
+    client: FlaskClient, tenant: Tenant, engine: Engine, bad: Any, rule: str
+) -> None:
+    """A null (or non-object) batch item is refused on its own; the valid item is stored."""
+    resp = _batch(client, tenant, [session_payload(), bad])
+    assert resp.status_code == 200, resp.json
+    results = resp.json["results"]
+    assert [r["outcome"] for r in results] == ["created", "rejected"]
+    assert (results[1]["status"], results[1]["problem"]["rule"]) == (422, rule)
+    assert _counts(engine)["sessions"] == 1
