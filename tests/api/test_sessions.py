@@ -443,3 +443,32 @@ def test_a_null_batch_item_is_refused_alone(
     assert [r["outcome"] for r in results] == ["created", "rejected"]
     assert (results[1]["status"], results[1]["problem"]["rule"]) == (422, rule)
     assert _counts(engine)["sessions"] == 1
+
+
+def test_an_explicit_episode_cannot_overlap_the_clients_closed_one(
+    client: FlaskClient, tenant: Tenant, engine: Engine
+) -> None:
+    """POST /v1/episodes opening on or before the end of the client's closed episode is a 422
+    naming opened_on, stores nothing, and later sessions in that period stay refused."""
+    first = post(client, tenant, session_payload(ehr_session_id="A-1", date="2026-09-01")).json
+    closed = client.post(
+        f"/v1/episodes/{first['episode_id']}/close",
+        json={"ending_reason": "planned", "closed_on": "2026-10-01"},
+        headers=tenant.auth(),
+    )
+    assert closed.status_code == 200, closed.json
+    before = _counts(engine)
+    for opened_on in ("2026-05-01", "2026-09-15", "2026-10-01"):
+        resp = client.post(
+            "/v1/episodes", json={"client_id": "C-1", "opened_on": opened_on}, headers=tenant.auth()
+        )
+        assert resp.status_code == 422, (opened_on, resp.json)
+        assert resp.mimetype == "application/problem+json"
+        assert (resp.json["field"], resp.json["rule"]) == ("opened_on", "date_in_closed_episode")
+    assert _counts(engine) == before
+    inside = post(client, tenant, session_payload(ehr_session_id="A-2", date="2026-06-01"))
+    assert (inside.status_code, inside.json["rule"]) == (422, "date_in_closed_episode")
+    after = client.post(
+        "/v1/episodes", json={"client_id": "C-1", "opened_on": "2026-10-02"}, headers=tenant.auth()
+    )
+    assert after.status_code == 201, after.json
