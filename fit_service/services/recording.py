@@ -57,7 +57,12 @@ from fit_service.domain.errors import (
 from fit_service.domain.instruments import REGISTRY, AgeBand, Rater
 from fit_service.domain.scoring import Completeness, Score, missing_items, score
 from fit_service.services import audit, session_totals, thresholds, views
-from fit_service.services.history import EpisodeHistory, load_histories, renumber
+from fit_service.services.history import (
+    EpisodeHistory,
+    load_histories,
+    renumber,
+    start_at_first_session,
+)
 from fit_service.services.inputs import Attendance, SessionInput
 from fit_service.services.principals import Permission, Principal
 
@@ -96,7 +101,6 @@ class _EpisodeState:
     clinician_key: str | None
     new: bool = False
     explicit: bool = False
-    moved_back: bool = False  # opened_on moved to an earlier backfilled session
     # What is stored of the episode, when known: attended sessions and the latest date (lets
     # sessions appended in date order be numbered before they are inserted).
     attended: int | None = None
@@ -630,6 +634,9 @@ def _record(
     # Read the touched episodes back once: renumbering, risk rules and the answer all use it.
     histories = load_histories(uow.session, touched)
     renumber(uow.session, histories.values())
+    # Before the risk rules and the views read the histories, so they see the corrected
+    # start. Safe from concurrent writers: every session write locks its client first.
+    start_at_first_session(uow.session, histories.values())
     limits = None
     if on_written is not None and histories:
         limits = on_written(uow, principal, histories)
@@ -746,9 +753,10 @@ def _plan_item(
         plan.new_clinicians.add(item.clinician_id)
     if item.date < episode.opened_on:
         # An episode opened by its first session: a backfilled earlier session is its real
-        # start (backfills arrive in any order).
+        # start (backfills arrive in any order). Only a new episode's row takes this date;
+        # a stored one's start is set from its sessions after the write (history.
+        # start_at_first_session), which also covers a first session moved later.
         episode.opened_on = item.date
-        episode.moved_back = True
     if episode.new and episode not in plan.new_episodes:
         plan.new_episodes.append(episode)
         loaded.open_episode[item.client_id] = episode
@@ -879,15 +887,6 @@ def _write(uow: UnitOfWork, principal: Principal, plan: _Plan, loaded: _Loaded) 
         )
         for e, i in zip(plan.new_episodes, ids, strict=True):
             e.row_id = i
-
-    moved = [e for e in loaded.episodes_by_public.values() if e.moved_back and not e.new]
-    for e in moved:
-        # Only ever earlier: a concurrent request that moved it further back wins.
-        db.execute(
-            update(Episode)
-            .where(Episode.id == e.row_id, Episode.opened_on > e.opened_on)
-            .values(opened_on=e.opened_on)
-        )
 
     # Sessions: insert the new ones; for revised ones, update in place (history is kept in
     # session_revisions). A session created and revised in the same batch is inserted once

@@ -472,3 +472,48 @@ def test_an_explicit_episode_cannot_overlap_the_clients_closed_one(
         "/v1/episodes", json={"client_id": "C-1", "opened_on": "2026-10-02"}, headers=tenant.auth()
     )
     assert after.status_code == 201, after.json
+
+
+def test_correcting_the_first_session_later_moves_the_episode_start(
+    client: FlaskClient, tenant: Tenant
+) -> None:
+    """An episode opened by its first session starts at its earliest session even when that
+    session's date is corrected to a later one, alone or with later sessions stored."""
+    one = post(client, tenant, session_payload(ehr_session_id="A-1", date="2026-01-05")).json
+    moved = post(client, tenant, session_payload(ehr_session_id="A-1", date="2026-11-02"))
+    assert (moved.status_code, moved.json["revision"]) == (200, 2)
+    assert moved.json["episode"]["opened_on"] == "2026-11-02"
+    episode = client.get("/v1/clients/C-1", headers=tenant.auth()).json["episodes"][0]
+    assert (episode["id"], episode["opened_on"]) == (one["episode_id"], "2026-11-02")
+
+    for ehr_id, day in (("B-1", "2026-01-05"), ("B-2", "2026-01-12"), ("B-3", "2026-01-19")):
+        post(client, tenant, session_payload(ehr_session_id=ehr_id, client_id="C-2", date=day))
+    # In a batch, so the batch path moves it as well as the single-session one.
+    resp = _batch(
+        client, tenant, [session_payload(ehr_session_id="B-1", client_id="C-2", date="2026-01-26")]
+    )
+    assert resp.json["revised"] == 1, resp.json
+    episode = client.get("/v1/clients/C-2", headers=tenant.auth()).json["episodes"][0]
+    assert episode["opened_on"] == "2026-01-12"
+    assert [(s["ehr_session_id"], s["number"]) for s in episode["sessions"]] == [
+        ("B-2", 1),
+        ("B-3", 2),
+        ("B-1", 3),
+    ]
+
+
+def test_an_explicitly_opened_episode_keeps_its_date_when_sessions_move(
+    client: FlaskClient, tenant: Tenant
+) -> None:
+    """An episode opened by POST /v1/episodes keeps its opened_on when its first session is
+    corrected to a later date."""
+    opened = client.post(
+        "/v1/episodes",
+        json={"client_id": "C-1", "client_age_band": "adult", "opened_on": "2026-01-01"},
+        headers=tenant.auth(),
+    )
+    assert opened.status_code == 201, opened.json
+    post(client, tenant, session_payload(ehr_session_id="A-1", date="2026-01-05"))
+    moved = post(client, tenant, session_payload(ehr_session_id="A-1", date="2026-02-01"))
+    assert moved.status_code == 200, moved.json
+    assert moved.json["episode"]["opened_on"] == "2026-01-01"
