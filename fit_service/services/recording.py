@@ -745,10 +745,17 @@ def _plan_item(
         )
 
     # All checks passed: commit this item's plan.
-    if new_client:
-        plan.new_clients[item.client_id] = band or ""
-    elif band is not None and known is not None and known[1] != band:
-        plan.age_band_updates[item.client_id] = band
+    # The band each accepted item names wins over earlier ones, as when sent one at a time.
+    if known is None:
+        # first seen here, or a later item for a client this batch creates (a new client's
+        # first item always has a band: checked above)
+        if band is not None:
+            plan.new_clients[item.client_id] = band
+    elif band is not None:
+        if band != known[1]:
+            plan.age_band_updates[item.client_id] = band
+        else:  # back to the stored band after an earlier item of the batch changed it
+            plan.age_band_updates.pop(item.client_id, None)
     if item.clinician_id not in loaded.clinicians:
         plan.new_clinicians.add(item.clinician_id)
     if item.date < episode.opened_on:

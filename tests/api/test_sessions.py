@@ -517,3 +517,32 @@ def test_an_explicitly_opened_episode_keeps_its_date_when_sessions_move(
     moved = post(client, tenant, session_payload(ehr_session_id="A-1", date="2026-02-01"))
     assert moved.status_code == 200, moved.json
     assert moved.json["episode"]["opened_on"] == "2026-01-01"
+
+
+@pytest.mark.parametrize(
+    ("stored", "bands", "expected"),
+    [
+        (None, ["adult", "adolescent"], "adolescent"),  # a client new in this batch
+        (None, ["adult", None], "adult"),  # no band later: the earlier one stays
+        ("adult", ["adolescent", "adult"], "adult"),  # back to the stored band
+        ("adult", ["child", "adolescent"], "adolescent"),
+    ],
+)
+def test_a_batch_sets_the_age_band_as_one_at_a_time_would(
+    client: FlaskClient,
+    tenant: Tenant,
+    stored: str | None,
+    bands: list[str | None],
+    expected: str,
+) -> None:
+    """Within a batch, the last age band sent for a client wins, as when sent one by one."""
+    if stored is not None:
+        seed = session_payload(ehr_session_id="P-0", date="2026-10-01", client_age_band=stored)
+        assert post(client, tenant, seed).status_code == 201
+    items = [
+        session_payload(ehr_session_id=f"P-{n}", date=f"2026-11-0{n}", client_age_band=band)
+        for n, band in enumerate(bands, start=1)
+    ]
+    resp = _batch(client, tenant, items)
+    assert [r["outcome"] for r in resp.json["results"]] == ["created"] * len(items), resp.json
+    assert client.get("/v1/clients/C-1", headers=tenant.auth()).json["age_band"] == expected
