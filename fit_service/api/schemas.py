@@ -238,7 +238,8 @@ def _fast_rating(raw: Any) -> RatingInput | None:
 
 class BatchIn(_Base):
     sessions = fields.List(
-        fields.Raw(),
+        # null items too: each is refused on its own (sessions._load_items), not the batch
+        fields.Raw(allow_none=True),
         required=True,
         validate=validate.Length(min=1),
         metadata={"description": "Sessions as for POST /v1/sessions; each validated alone."},

@@ -26,7 +26,7 @@ from fit_service.api.schemas import (
 from fit_service.domain.errors import FitError, PayloadTooLarge
 from fit_service.services import alerting, reads
 from fit_service.services.inputs import SessionInput
-from fit_service.services.recording import ItemResult, record_sessions
+from fit_service.services.recording import ItemResult, RefusedItem, record_sessions
 
 blp = Blueprint("sessions", __name__, url_prefix="/v1", description="Therapy sessions and ratings")
 
@@ -100,7 +100,7 @@ class SessionBatch(MethodView):
                 field="sessions",
                 rule="batch_too_large",
             )
-        valid, invalid = _load_items(raw)
+        valid, invalid, refused = _load_items(raw)
         results, replayed = record_sessions(
             wiring().uow,
             principal(),
@@ -108,6 +108,7 @@ class SessionBatch(MethodView):
             idempotency=_idempotency(),
             detailed=False,
             on_written=alerting.assess_after_write,
+            refused=refused,
         )
         merged: list[dict[str, Any]] = [{}] * len(raw)
         for index, error_body in invalid.items():
@@ -140,20 +141,47 @@ def _batch_item(index: int, result: ItemResult) -> dict[str, Any]:
     }
 
 
-def _load_items(raw: list[Any]) -> tuple[list[tuple[int, SessionInput]], dict[int, dict]]:
-    """Validate each batch item on its own, so one bad item cannot sink the batch."""
+def _load_items(
+    raw: list[Any],
+) -> tuple[list[tuple[int, SessionInput]], dict[int, dict], list[RefusedItem]]:
+    """Validate each batch item on its own, so one bad item cannot sink the batch.
+
+    Returns the loaded items with their indexes, the problem body of each refused one, and
+    what the audit trail records of the refused ones (they never reach the domain, which
+    audits the rest)."""
     schema = SessionIn()
     valid: list[tuple[int, SessionInput]] = []
     invalid: dict[int, dict[str, Any]] = {}
+    refused: list[RefusedItem] = []
     for index, item in enumerate(raw):
         try:
+            if item is None:
+                # marshmallow would word it "Invalid input type."; say what it is instead
+                raise ValidationError(_NULL_ITEM)
             valid.append((index, schema.load(item)))
         except ValidationError as exc:
             errors = list(problems.flatten_messages(exc.messages))
             invalid[index] = problems.problem_dict(
                 422, "; ".join(f"{e['field']}: {e['detail']}" for e in errors[:5]), errors
             )
-    return valid, invalid
+            refused.append(
+                RefusedItem(_refused_record_id(index, item, exc), invalid[index]["status"])
+            )
+    return valid, invalid, refused
+
+
+_NULL_ITEM = "Field may not be null."
+
+
+def _refused_record_id(index: int, item: Any, exc: ValidationError) -> str:
+    """What names a schema-refused item in the audit trail: its EHR session id when that
+    field itself passed validation (a refused id may hold characters no column can store),
+    else its place in the batch. Never anything else of the item: no scores in the audit."""
+    ehr_id = item.get("ehr_session_id") if isinstance(item, dict) else None
+    messages = exc.messages if isinstance(exc.messages, dict) else {}
+    if isinstance(ehr_id, str) and "ehr_session_id" not in messages:
+        return ehr_id
+    return f"sessions[{index}]"
 
 
 def _limit(args: dict[str, Any]) -> int:

@@ -98,6 +98,7 @@ def open_episode(
             field="client_id",
             rule="one_open_episode",
         ) from None
+    _refuse_overlap_with_closed(db, client.id, opened_on)
     audit.record(
         db,
         principal,
@@ -109,6 +110,26 @@ def open_episode(
     )
     uow.commit()
     return view
+
+
+def _refuse_overlap_with_closed(db: Session, client_id: int, opened_on: date) -> None:
+    """Episodes of one client never overlap: a new episode may not start on or before the
+    end of the client's latest closed one (the rule recording applies to sessions, see
+    recording._CLIENTS_WITH_OPEN_EPISODE). Checked after the insert: on PostgreSQL the
+    insert waits for a concurrent close of the client's open episode (the one-open-episode
+    index), so this read sees that close too. The caller's transaction rolls back on refusal."""
+    last_closed = db.scalar(
+        select(func.max(Episode.closed_on)).where(
+            Episode.client_id == client_id, Episode.status == "closed"
+        )
+    )
+    if last_closed is not None and opened_on <= last_closed:
+        raise InvalidSession(
+            f"opened_on {opened_on} falls within the client's previous episode, which closed "
+            f"on {last_closed}; a new episode starts after it",
+            field="opened_on",
+            rule="date_in_closed_episode",
+        )
 
 
 def close_episode(

@@ -17,7 +17,14 @@ from sqlalchemy import Text, bindparam, cast, select, update
 from sqlalchemy.orm import Session
 
 from fit_service.adapters.db import by_dialect
-from fit_service.adapters.orm import Client, Clinician, Episode, Rating, TherapySession
+from fit_service.adapters.orm import (
+    Client,
+    Clinician,
+    Episode,
+    Rating,
+    TherapySession,
+    utcnow,
+)
 
 _CHUNK = 900
 
@@ -68,6 +75,8 @@ class EpisodeHistory:
     risk_level: str | None = None
     risk_reasons: dict[str, Any] | None = None
     sessions: list[SessionRecord] = field(default_factory=list)
+    #: opened by POST /v1/episodes (its date is a fact), not by its first session
+    opened_explicitly: bool = False
 
 
 def _chunks(values: Iterable[Any]) -> Iterable[list[Any]]:
@@ -94,6 +103,7 @@ _EPISODES = by_dialect(
             Clinician.external_id.label("clinician"),
             Episode.risk_level,
             Episode.risk_reasons,
+            Episode.opened_explicitly,
         )
         .join(Client, Client.id == Episode.client_id)
         .outerjoin(Clinician, Clinician.id == Episode.clinician_id)
@@ -185,6 +195,7 @@ def load_histories(db: Session, episode_ids: Iterable[int]) -> dict[int, Episode
                 row.clinician,
                 row.risk_level,
                 row.risk_reasons,
+                opened_explicitly=row.opened_explicitly,
             )
     if not ids:
         return out
@@ -252,3 +263,31 @@ def renumber(db: Session, histories: Iterable[EpisodeHistory]) -> None:
                 changes.append({"row_id": s.row_id, "new_number": new})
     if changes:
         db.connection().execute(_RENUMBER, changes)
+
+
+_EPISODES_TABLE = Episode.__table__
+_RESTART = (
+    update(_EPISODES_TABLE)
+    .where(_EPISODES_TABLE.c.id == bindparam("row_id"))
+    .values(opened_on=bindparam("new_opened_on"), updated_at=bindparam("now"))
+)
+
+
+def start_at_first_session(db: Session, histories: Iterable[EpisodeHistory]) -> None:
+    """An episode opened by its first session starts on its earliest session's date,
+    whichever way that moved: a backfilled earlier session moves it back, and the first
+    session corrected to a later date moves it forward (otherwise the episode would claim
+    weeks of care that never happened, and its length in the views and reports would be
+    wrong). An episode opened explicitly keeps its date: that is a fact the EHR sent. Sets
+    ``opened_on`` in the histories too, and updates only changed rows, in one executemany."""
+    changes = []
+    now = utcnow()
+    for history in histories:
+        if history.opened_explicitly or not history.sessions:
+            continue
+        first = history.sessions[0].date  # sessions are loaded in date order
+        if first != history.opened_on:
+            history.opened_on = first
+            changes.append({"row_id": history.row_id, "new_opened_on": first, "now": now})
+    if changes:
+        db.connection().execute(_RESTART, changes)

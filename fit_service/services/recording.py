@@ -57,7 +57,12 @@ from fit_service.domain.errors import (
 from fit_service.domain.instruments import REGISTRY, AgeBand, Rater
 from fit_service.domain.scoring import Completeness, Score, missing_items, score
 from fit_service.services import audit, session_totals, thresholds, views
-from fit_service.services.history import EpisodeHistory, load_histories, renumber
+from fit_service.services.history import (
+    EpisodeHistory,
+    load_histories,
+    renumber,
+    start_at_first_session,
+)
 from fit_service.services.inputs import Attendance, SessionInput
 from fit_service.services.principals import Permission, Principal
 
@@ -77,6 +82,15 @@ class ItemResult:
     view: dict[str, Any] | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class RefusedItem:
+    """A batch item refused before it reached this module (the HTTP schema): only what the
+    audit trail records of it, never its content (no scores in the audit)."""
+
+    record_id: str  # its EHR session id when readable, else its place in the batch
+    status_code: int
+
+
 @dataclass(slots=True)
 class _EpisodeState:
     row_id: int | None
@@ -87,7 +101,6 @@ class _EpisodeState:
     clinician_key: str | None
     new: bool = False
     explicit: bool = False
-    moved_back: bool = False  # opened_on moved to an earlier backfilled session
     # What is stored of the episode, when known: attended sessions and the latest date (lets
     # sessions appended in date order be numbered before they are inserted).
     attended: int | None = None
@@ -218,12 +231,15 @@ def record_sessions(
     idempotency: tuple[str, str] | None = None,
     detailed: bool = True,
     on_written: OnWritten | None = None,
+    refused: Sequence[RefusedItem] = (),
 ) -> tuple[list[ItemResult], bool]:
     """Record ``items`` for the principal's clinic; return one result per item, in order,
     and whether the answer was replayed from an ``Idempotency-Key`` record.
 
     ``idempotency`` is ``(key, request_hash)``; ``on_written`` runs in the same transaction
     after the writes with the touched episodes' histories (risk rules and alerts hook in).
+    ``refused`` are items the caller refused before they became ``items``: they are audited
+    as rejections in the same transaction as the rest, so every item leaves an audit row.
     """
     principal.require(Permission.SESSIONS_WRITE)
     for attempt in range(_RETRIES):
@@ -232,10 +248,10 @@ def record_sessions(
                 if idempotency is not None:
                     replay = _replay(uow, principal, *idempotency)
                     if replay is not None:
-                        replay = _answer_replay(uow, principal, items, replay, detailed)
+                        replay = _answer_replay(uow, principal, items, replay, detailed, refused)
                         uow.commit()
                         return replay, True
-                results = _record(uow, principal, items, detailed, on_written)
+                results = _record(uow, principal, items, detailed, on_written, refused)
                 if idempotency is not None:
                     _remember(uow, principal, idempotency, results)
                 uow.commit()
@@ -295,9 +311,11 @@ def _answer_replay(
     items: Sequence[SessionInput],
     results: list[ItemResult],
     detailed: bool,
+    refused: Sequence[RefusedItem],
 ) -> list[ItemResult]:
     """A replay is a read of what was stored: audited like one, and rendered from storage
-    (the record keeps ids and outcomes only, never scores)."""
+    (the record keeps ids and outcomes only, never scores). Items the caller refused again
+    are audited as the rejections they are."""
 
     def record_id(r: ItemResult) -> str | None:
         if r.session_id is not None:
@@ -316,7 +334,8 @@ def _answer_replay(
                 _status_for(r),
             )
             for r in results
-        ],
+        ]
+        + _refusal_entries(refused),
     )
     if not detailed:
         return results
@@ -574,6 +593,7 @@ def _record(
     items: Sequence[SessionInput],
     detailed: bool,
     on_written: OnWritten | None,
+    refused: Sequence[RefusedItem] = (),
 ) -> list[ItemResult]:
     today = _clinic_today(principal)
     loaded = _Loaded(uow, principal.clinic_id, items)
@@ -608,11 +628,15 @@ def _record(
             )
             for r in results
             if r is not None
-        ],
+        ]
+        + _refusal_entries(refused),
     )
     # Read the touched episodes back once: renumbering, risk rules and the answer all use it.
     histories = load_histories(uow.session, touched)
     renumber(uow.session, histories.values())
+    # Before the risk rules and the views read the histories, so they see the corrected
+    # start. Safe from concurrent writers: every session write locks its client first.
+    start_at_first_session(uow.session, histories.values())
     limits = None
     if on_written is not None and histories:
         limits = on_written(uow, principal, histories)
@@ -632,6 +656,15 @@ def _record(
         rendered = views.sessions_from_histories(histories.values(), wanted, limits)
         final = _with_views(final, rendered)
     return final
+
+
+def _refusal_entries(refused: Iterable[RefusedItem]) -> list[audit.AuditEntry]:
+    """The audit rows of items refused before the domain saw them, worded like the rows of
+    items the domain refuses."""
+    return [
+        audit.AuditEntry("session.reject", "session", r.record_id, "rejected", r.status_code)
+        for r in refused
+    ]
 
 
 def _status_for(r: ItemResult) -> int:
@@ -712,17 +745,25 @@ def _plan_item(
         )
 
     # All checks passed: commit this item's plan.
-    if new_client:
-        plan.new_clients[item.client_id] = band or ""
-    elif band is not None and known is not None and known[1] != band:
-        plan.age_band_updates[item.client_id] = band
+    # The band each accepted item names wins over earlier ones, as when sent one at a time.
+    if known is None:
+        # first seen here, or a later item for a client this batch creates (a new client's
+        # first item always has a band: checked above)
+        if band is not None:
+            plan.new_clients[item.client_id] = band
+    elif band is not None:
+        if band != known[1]:
+            plan.age_band_updates[item.client_id] = band
+        else:  # back to the stored band after an earlier item of the batch changed it
+            plan.age_band_updates.pop(item.client_id, None)
     if item.clinician_id not in loaded.clinicians:
         plan.new_clinicians.add(item.clinician_id)
     if item.date < episode.opened_on:
         # An episode opened by its first session: a backfilled earlier session is its real
-        # start (backfills arrive in any order).
+        # start (backfills arrive in any order). Only a new episode's row takes this date;
+        # a stored one's start is set from its sessions after the write (history.
+        # start_at_first_session), which also covers a first session moved later.
         episode.opened_on = item.date
-        episode.moved_back = True
     if episode.new and episode not in plan.new_episodes:
         plan.new_episodes.append(episode)
         loaded.open_episode[item.client_id] = episode
@@ -853,15 +894,6 @@ def _write(uow: UnitOfWork, principal: Principal, plan: _Plan, loaded: _Loaded) 
         )
         for e, i in zip(plan.new_episodes, ids, strict=True):
             e.row_id = i
-
-    moved = [e for e in loaded.episodes_by_public.values() if e.moved_back and not e.new]
-    for e in moved:
-        # Only ever earlier: a concurrent request that moved it further back wins.
-        db.execute(
-            update(Episode)
-            .where(Episode.id == e.row_id, Episode.opened_on > e.opened_on)
-            .values(opened_on=e.opened_on)
-        )
 
     # Sessions: insert the new ones; for revised ones, update in place (history is kept in
     # session_revisions). A session created and revised in the same batch is inserted once

@@ -424,3 +424,125 @@ def test_an_expired_idempotency_key_starts_afresh(
     assert other.status_code == 201
     with engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM idempotency_records")).scalar_one() == 1
+
+
+def _batch(client: FlaskClient, tenant: Tenant, items: list[Any], **headers: str) -> Any:
+    return client.post(
+        "/v1/sessions/batch", json={"sessions": items}, headers={**tenant.auth(), **headers}
+    )
+
+
+@pytest.mark.parametrize(("bad", "rule"), [(None, "not_null"), (5, "type_object")])
+def test_a_null_batch_item_is_refused_alone(
+    client: FlaskClient, tenant: Tenant, engine: Engine, bad: Any, rule: str
+) -> None:
+    """A null (or non-object) batch item is refused on its own; the valid item is stored."""
+    resp = _batch(client, tenant, [session_payload(), bad])
+    assert resp.status_code == 200, resp.json
+    results = resp.json["results"]
+    assert [r["outcome"] for r in results] == ["created", "rejected"]
+    assert (results[1]["status"], results[1]["problem"]["rule"]) == (422, rule)
+    assert _counts(engine)["sessions"] == 1
+
+
+def test_an_explicit_episode_cannot_overlap_the_clients_closed_one(
+    client: FlaskClient, tenant: Tenant, engine: Engine
+) -> None:
+    """POST /v1/episodes opening on or before the end of the client's closed episode is a 422
+    naming opened_on, stores nothing, and later sessions in that period stay refused."""
+    first = post(client, tenant, session_payload(ehr_session_id="A-1", date="2026-09-01")).json
+    closed = client.post(
+        f"/v1/episodes/{first['episode_id']}/close",
+        json={"ending_reason": "planned", "closed_on": "2026-10-01"},
+        headers=tenant.auth(),
+    )
+    assert closed.status_code == 200, closed.json
+    before = _counts(engine)
+    for opened_on in ("2026-05-01", "2026-09-15", "2026-10-01"):
+        resp = client.post(
+            "/v1/episodes", json={"client_id": "C-1", "opened_on": opened_on}, headers=tenant.auth()
+        )
+        assert resp.status_code == 422, (opened_on, resp.json)
+        assert resp.mimetype == "application/problem+json"
+        assert (resp.json["field"], resp.json["rule"]) == ("opened_on", "date_in_closed_episode")
+    assert _counts(engine) == before
+    inside = post(client, tenant, session_payload(ehr_session_id="A-2", date="2026-06-01"))
+    assert (inside.status_code, inside.json["rule"]) == (422, "date_in_closed_episode")
+    after = client.post(
+        "/v1/episodes", json={"client_id": "C-1", "opened_on": "2026-10-02"}, headers=tenant.auth()
+    )
+    assert after.status_code == 201, after.json
+
+
+def test_correcting_the_first_session_later_moves_the_episode_start(
+    client: FlaskClient, tenant: Tenant
+) -> None:
+    """An episode opened by its first session starts at its earliest session even when that
+    session's date is corrected to a later one, alone or with later sessions stored."""
+    one = post(client, tenant, session_payload(ehr_session_id="A-1", date="2026-01-05")).json
+    moved = post(client, tenant, session_payload(ehr_session_id="A-1", date="2026-11-02"))
+    assert (moved.status_code, moved.json["revision"]) == (200, 2)
+    assert moved.json["episode"]["opened_on"] == "2026-11-02"
+    episode = client.get("/v1/clients/C-1", headers=tenant.auth()).json["episodes"][0]
+    assert (episode["id"], episode["opened_on"]) == (one["episode_id"], "2026-11-02")
+
+    for ehr_id, day in (("B-1", "2026-01-05"), ("B-2", "2026-01-12"), ("B-3", "2026-01-19")):
+        post(client, tenant, session_payload(ehr_session_id=ehr_id, client_id="C-2", date=day))
+    # In a batch, so the batch path moves it as well as the single-session one.
+    resp = _batch(
+        client, tenant, [session_payload(ehr_session_id="B-1", client_id="C-2", date="2026-01-26")]
+    )
+    assert resp.json["revised"] == 1, resp.json
+    episode = client.get("/v1/clients/C-2", headers=tenant.auth()).json["episodes"][0]
+    assert episode["opened_on"] == "2026-01-12"
+    assert [(s["ehr_session_id"], s["number"]) for s in episode["sessions"]] == [
+        ("B-2", 1),
+        ("B-3", 2),
+        ("B-1", 3),
+    ]
+
+
+def test_an_explicitly_opened_episode_keeps_its_date_when_sessions_move(
+    client: FlaskClient, tenant: Tenant
+) -> None:
+    """An episode opened by POST /v1/episodes keeps its opened_on when its first session is
+    corrected to a later date."""
+    opened = client.post(
+        "/v1/episodes",
+        json={"client_id": "C-1", "client_age_band": "adult", "opened_on": "2026-01-01"},
+        headers=tenant.auth(),
+    )
+    assert opened.status_code == 201, opened.json
+    post(client, tenant, session_payload(ehr_session_id="A-1", date="2026-01-05"))
+    moved = post(client, tenant, session_payload(ehr_session_id="A-1", date="2026-02-01"))
+    assert moved.status_code == 200, moved.json
+    assert moved.json["episode"]["opened_on"] == "2026-01-01"
+
+
+@pytest.mark.parametrize(
+    ("stored", "bands", "expected"),
+    [
+        (None, ["adult", "adolescent"], "adolescent"),  # a client new in this batch
+        (None, ["adult", None], "adult"),  # no band later: the earlier one stays
+        ("adult", ["adolescent", "adult"], "adult"),  # back to the stored band
+        ("adult", ["child", "adolescent"], "adolescent"),
+    ],
+)
+def test_a_batch_sets_the_age_band_as_one_at_a_time_would(
+    client: FlaskClient,
+    tenant: Tenant,
+    stored: str | None,
+    bands: list[str | None],
+    expected: str,
+) -> None:
+    """Within a batch, the last age band sent for a client wins, as when sent one by one."""
+    if stored is not None:
+        seed = session_payload(ehr_session_id="P-0", date="2026-10-01", client_age_band=stored)
+        assert post(client, tenant, seed).status_code == 201
+    items = [
+        session_payload(ehr_session_id=f"P-{n}", date=f"2026-11-0{n}", client_age_band=band)
+        for n, band in enumerate(bands, start=1)
+    ]
+    resp = _batch(client, tenant, items)
+    assert [r["outcome"] for r in resp.json["results"]] == ["created"] * len(items), resp.json
+    assert client.get("/v1/clients/C-1", headers=tenant.auth()).json["age_band"] == expected

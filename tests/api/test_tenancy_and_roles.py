@@ -176,3 +176,35 @@ def test_audit_trail_is_append_only(client: FlaskClient, tenant: Tenant, engine:
         with pytest.raises(DBAPIError), engine.begin() as conn:
             conn.execute(text(statement))
     assert _audit(engine)
+
+
+def test_batch_items_refused_by_the_schema_are_audited_without_scores(
+    client: FlaskClient, tenant: Tenant, engine: Engine
+) -> None:
+    """Every batch item refused by the schema leaves a session.reject row naming its EHR id
+    (or, when that is unreadable, its index), with no scores, on first send and on replay."""
+    unknown_field = session_payload(ehr_session_id="X-1", foo=1)
+    bad_id = session_payload(ehr_session_id="X\x002")
+    items = [unknown_field, session_payload(ehr_session_id="X-3"), None, bad_id]
+    for _ in range(2):  # the second is an Idempotency-Key replay
+        resp = client.post(
+            "/v1/sessions/batch",
+            json={"sessions": items},
+            headers={**tenant.auth(), "Idempotency-Key": "k-audit"},
+        )
+        assert resp.status_code == 200, resp.json
+        assert (resp.json["created"], resp.json["rejected"]) == (1, 3)
+    rows = _audit(engine)
+    refusals = sorted(r[1:4] for r in rows if r[0] == "session.reject")
+    once = [
+        ("X-1", "rejected", 422),
+        ("sessions[2]", "rejected", 422),
+        ("sessions[3]", "rejected", 422),
+    ]
+    assert refusals == sorted(2 * once)
+    actions = [r[0] for r in rows]
+    assert (actions.count("session.created"), actions.count("session.replay")) == (1, 1)
+    flat = repr(rows)
+    assert "18.6" not in flat
+    assert "4.5" not in flat
+    assert "individual" not in flat
