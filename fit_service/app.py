@@ -90,6 +90,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         if _CONTROL_IN_PATH.search(request.path):
             # No record id contains one, and PostgreSQL cannot even compare text with NUL.
             body = problems.problem_dict(404, "no such resource", rule="not_found", field="path")
+            _audit_refusal(body["status"], body["rule"])
             return problems.problem_response(body)
         if (
             request.method in _BODY_METHODS
@@ -103,6 +104,9 @@ def create_app(settings: Settings | None = None) -> Flask:
                 rule="content_type",
                 field="Content-Type",
             )
+            # Answered before authentication: audited as the other unauthenticated refusals
+            # are, without a principal (the key is not looked at for a body never read).
+            _audit_refusal(body["status"], body["rule"])
             return problems.problem_response(body)
         if request.blueprint in authenticated:
             auth.authenticate_request()
@@ -196,15 +200,16 @@ def _audit_refusal(status: int, rule: str) -> None:
     from fit_service.api.context import wiring  # noqa: PLC0415
 
     record_id = next(iter((request.view_args or {}).values()), None)
+    action = f"{request.method} {request.url_rule or request.path}"
     outcome = {401: "unauthenticated", 403: "forbidden", 404: "not_found"}.get(status, "rejected")
     try:
         record_refusal(
             wiring().session_factory,
             g.get("principal"),
             AuditEntry(
-                f"{request.method} {request.url_rule or request.path}",
+                _escape_controls(action),
                 None,
-                str(record_id) if record_id is not None else None,
+                _escape_controls(str(record_id)) if record_id is not None else None,
                 outcome,
                 status,
             ),
@@ -212,3 +217,9 @@ def _audit_refusal(status: int, rule: str) -> None:
         )
     except Exception:
         logging.getLogger(__name__).exception("could not audit a refused request")
+
+
+def _escape_controls(value: str) -> str:
+    """A refused path's control characters written as ``\\xNN`` for the audit row: PostgreSQL
+    cannot store a NUL in text, and a raw one would lose the refusal's row."""
+    return _CONTROL_IN_PATH.sub(lambda m: f"\\x{ord(m.group()):02x}", value)

@@ -5,9 +5,11 @@ from __future__ import annotations
 import click
 from flask import Flask
 from flask.cli import AppGroup
+from marshmallow import ValidationError
 
 from fit_service.adapters import migrations
 from fit_service.api.context import Wiring
+from fit_service.api.schemas import EXTERNAL_ID
 from fit_service.domain.errors import FitError
 from fit_service.services import clinics, session_totals
 from fit_service.services.principals import Role
@@ -75,6 +77,8 @@ def list_clinics() -> None:
 @click.option("--clinician", default=None, help="EHR clinician id (clinician keys only).")
 def create_key(clinic_id: str, role: str, name: str, clinician: str | None) -> None:
     """Issue an API key. The key is printed once and stored only as a hash."""
+    if clinician:
+        _check_clinician_id(clinician)
     try:
         with _wiring().uow() as uow:
             issued = clinics.create_api_key(uow, clinic_id, Role(role), name, clinician)
@@ -84,6 +88,18 @@ def create_key(clinic_id: str, role: str, name: str, clinician: str | None) -> N
     click.echo(f"{issued.role.value} key for clinic {issued.clinic_id} (prefix {issued.prefix}):")
     click.echo(issued.secret)
     click.echo("Store it now: it cannot be shown again.", err=True)
+
+
+def _check_clinician_id(clinician: str) -> None:
+    """The id ingestion accepts (the API's own rule): a key bound to another would match no
+    clinician the EHR ever sends."""
+    try:
+        EXTERNAL_ID(clinician)
+    except ValidationError as exc:
+        messages = "; ".join(str(m) for m in exc.messages)
+        raise click.ClickException(
+            f"clinician id {clinician!r} is not an EHR id: {messages} (clinician: external_id)"
+        ) from None
 
 
 @fit.command("revoke-key")

@@ -7,9 +7,13 @@ pass their own :class:`Settings` and no import has side effects.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 _TRUE = {"1", "true", "yes", "on"}
 #: FIT_ variables read by the tooling (./dev, the test suite), not by the service itself.
@@ -24,6 +28,11 @@ TOOLING_VARIABLES = frozenset(
     }
 )
 _FALSE = {"0", "false", "no", "off", ""}
+#: C0 controls and DEL: in FIT_SMTP_FROM a CR/LF would start a header of its own.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+#: local@domain, neither part empty, no whitespace or characters that would make it more
+#: than one plain address (a display name, a second address, a comment).
+_ADDRESS = re.compile(r"[^@\s<>()\[\]\\,;:\"]+@[^@\s<>()\[\]\\,;:\"]+\Z")
 
 
 class ConfigError(Exception):
@@ -88,6 +97,7 @@ class Settings:
                 "FIT_DATABASE_URL for PostgreSQL must use the psycopg 3 driver: "
                 "postgresql+psycopg://…"
             )
+        self._check_database_url()
         for name in ("max_body_bytes", "max_batch_items", "page_size", "max_page_size"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"FIT_{name.upper()} must be a positive integer")
@@ -95,6 +105,48 @@ class Settings:
             raise ConfigError("FIT_PAGE_SIZE must not exceed FIT_MAX_PAGE_SIZE")
         if self.log_level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
             raise ConfigError("FIT_LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR")
+        if self.key_cache_seconds < 0:
+            raise ConfigError("FIT_KEY_CACHE_SECONDS must be 0 (no cache) or a positive integer")
+        self._check_smtp()
+
+    def _check_database_url(self) -> None:
+        """An in-memory SQLite database would lose every record when the process ends (and
+        each connection would see a database of its own)."""
+        if not self.is_sqlite:
+            return
+        try:
+            url = make_url(self.database_url)
+        except ArgumentError:
+            raise ConfigError("FIT_DATABASE_URL is not a valid database URL") from None
+        if url.database in (None, "", ":memory:") or url.query.get("mode") == "memory":
+            raise ConfigError(
+                "FIT_DATABASE_URL must name an SQLite file (sqlite:///path/fit.sqlite3): "
+                "an in-memory database loses all data when the process ends"
+            )
+
+    def _check_smtp(self) -> None:
+        """Settings that would make every e-mail fail (or go out other than intended)."""
+        if not 1 <= self.smtp_port <= 65535:
+            raise ConfigError(
+                f"FIT_SMTP_PORT must be a port number (1-65535); got {self.smtp_port}"
+            )
+        if _CONTROL.search(self.smtp_from):
+            raise ConfigError(
+                "FIT_SMTP_FROM must not contain control characters (a line break would start "
+                "another mail header)"
+            )
+        if not (self.smtp_from.isascii() and _ADDRESS.match(self.smtp_from)):
+            # Bare and ASCII: the Message-ID takes its domain from it, and a non-ASCII sender
+            # needs SMTPUTF8, which many relays refuse (every e-mail would then fail).
+            raise ConfigError(
+                "FIT_SMTP_FROM must be a plain ASCII e-mail address such as fit@clinic.example "
+                f"(no display name); got {self.smtp_from!r}"
+            )
+        if bool(self.smtp_username) != bool(self.smtp_password):
+            raise ConfigError(
+                "FIT_SMTP_USERNAME and FIT_SMTP_PASSWORD go together: set both to log in to the "
+                "relay, or neither"
+            )
 
     @property
     def is_sqlite(self) -> bool:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
 import orjson
@@ -89,7 +90,33 @@ def _sqlite_begin_immediate(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        if conn.get_execution_options().get(_PLAIN_READ):
+            conn.exec_driver_sql("BEGIN")  # deferred: a reader, never queued behind a writer
+        else:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+#: Execution option of :func:`plain_read` connections (the begin hook above looks for it).
+_PLAIN_READ = "fit_plain_read"
+#: How long a :func:`plain_read` on SQLite waits for a lock before giving up, in milliseconds.
+PLAIN_READ_BUSY_TIMEOUT_MS = 1000
+
+
+@contextlib.contextmanager
+def plain_read(engine: Engine) -> Iterator[Connection]:
+    """A connection for reads only that does not queue for the write lock (/readyz).
+
+    On SQLite every other transaction begins IMMEDIATE and so waits, up to ``busy_timeout``
+    (10 s), for any writer to finish; a plain BEGIN reads the last committed state at once (WAL)
+    and waits at most :data:`PLAIN_READ_BUSY_TIMEOUT_MS` when it must. A busy database is not a
+    down one. Writing through this connection is a mistake. Elsewhere: an ordinary connection.
+    """
+    with engine.connect() as conn:
+        if conn.dialect.name == "sqlite":
+            conn.execution_options(**{_PLAIN_READ: True})
+            # NullPool: this connection is closed on release, the shorter wait goes with it.
+            conn.exec_driver_sql(f"PRAGMA busy_timeout = {PLAIN_READ_BUSY_TIMEOUT_MS}")
+        yield conn
 
 
 #: Fewer rows go in as an INSERT: a COPY (and drawing ids first) costs extra round trips, which

@@ -181,6 +181,35 @@ def _parse_ip(text: str) -> IPAddress:
     return ipaddress.ip_address(text.split("%", 1)[0])
 
 
+def _unsendable_character(url: str) -> str | None:
+    """Why ``url`` cannot go into an HTTP request line as written, or ``None``.
+
+    Whitespace and control characters: http.client refuses them at send time (InvalidURL,
+    retried for two days), and a URL with a space was never what the receiver meant.
+    Non-ASCII in the path, query or fragment is refused rather than percent-encoded here: the
+    request line is ASCII (RFC 9112), and encoding on the service's side would send a URL other
+    than the one registered and shown back (UTF-8? already encoded parts encoded twice?). The
+    clinic registers the encoded form (``/caf%C3%A9``) and sees exactly what is sent. A
+    non-ASCII *host* stays allowed: it is sent in its IDNA form, as every client does.
+    """
+    if any(ch.isspace() or not ch.isprintable() for ch in url):
+        return "webhook URL must not contain spaces or control characters"
+    if url.isascii():
+        return None
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None  # malformed: the caller says so
+    userinfo, _, host_and_port = parts.netloc.rpartition("@")
+    port = host_and_port.rpartition("]")[2].partition(":")[2]  # an IDN holds no ":" or "]"
+    if not (parts.scheme + userinfo + port + parts.path + parts.query + parts.fragment).isascii():
+        return (
+            "webhook URL must be ASCII outside its host name: percent-encode other characters "
+            "(e.g. é as %C3%A9)"
+        )
+    return None
+
+
 def check_webhook_url(
     url: str, *, allow_private: bool = False, resolver: Resolver = resolve_host
 ) -> CheckedUrl:
@@ -190,8 +219,12 @@ def check_webhook_url(
     Call it when a clinic registers the URL (to refuse early, with a clear error) *and* before
     every send (DNS can change in between). Only ``http``/``https``; no credentials in the URL;
     every resolved address must be public unless ``allow_private`` (tests, on-premises
-    receivers) — one private record among public ones is a classic bypass.
+    receivers) — one private record among public ones is a classic bypass. Whitespace and
+    control characters are refused anywhere, and non-ASCII characters outside the host name:
+    the request line carries the URL as it is (see :func:`_unsendable_character`).
     """
+    if reason := _unsendable_character(url):
+        raise InvalidWebhookUrl(reason, field="url")
     try:
         parts = urlsplit(url)
         port = parts.port
@@ -332,6 +365,11 @@ class HttpWebhookSender:
             status = conn.getresponse().status
         except TimeoutError:
             result = DeliveryResult.failed("timeout")
+        except (http.client.InvalidURL, ValueError) as exc:
+            # The request cannot even be written (a URL or header http.client refuses, text it
+            # cannot encode): it never will be, so no retry. Registration refuses such URLs; a
+            # row stored before that check must still not raise out of here.
+            result = DeliveryResult.failed(type(exc).__name__, retryable=False)
         except (OSError, http.client.HTTPException) as exc:
             result = DeliveryResult.failed(type(exc).__name__)
         else:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Any
 
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, ValidationError, fields, validate
 from webargs.fields import DelimitedList
 
 from fit_service.api.schemas import PageArgs, _Base, no_control_chars
@@ -18,6 +18,17 @@ _SEVERITIES = [s.label for s in Severity]
 #: Free text: C0 control characters are refused (422, rule ``control_character``) before they
 #: reach the database; PostgreSQL cannot store NUL in text at all. Tabs and line breaks stay.
 _TEXT: list[Callable[[Any], Any]] = [validate.Length(min=1, max=2000), no_control_chars]
+
+
+def utc_representable(value: datetime) -> None:
+    """Refuse a time that leaves Python's years 1 to 9999 once converted to UTC (the column
+    stores UTC): 0001-01-01T00:00+01:00 is still year 0 there, and was a 500 at the query."""
+    try:
+        value.astimezone(UTC)
+    except OverflowError:
+        raise ValidationError(
+            "Out of range: the time must fall within the years 1 to 9999 in UTC."
+        ) from None
 
 
 class AlertFeedArgs(PageArgs):
@@ -34,11 +45,13 @@ class AlertFeedArgs(PageArgs):
     since = fields.AwareDateTime(
         load_default=None,
         default_timezone=UTC,
+        validate=utc_representable,
         metadata={"description": "Opened at or after (ISO 8601; UTC when no offset)."},
     )
     until = fields.AwareDateTime(
         load_default=None,
         default_timezone=UTC,
+        validate=utc_representable,
         metadata={"description": "Opened before (ISO 8601; UTC when no offset)."},
     )
 

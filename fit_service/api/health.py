@@ -6,6 +6,7 @@ from typing import Any
 
 from flask import Blueprint
 
+from fit_service.adapters.db import plain_read
 from fit_service.adapters.migrations import current_revision, head_revision
 from fit_service.api.context import wiring
 
@@ -21,7 +22,8 @@ def healthz() -> Any:
 def readyz() -> Any:
     head = head_revision()
     try:
-        with wiring().engine.connect() as conn:
+        # A plain read: on SQLite it must not queue behind a writer (busy is not down).
+        with plain_read(wiring().engine) as conn:
             current = current_revision(conn)
     except Exception as exc:  # noqa: BLE001 - any failure to reach the DB means "not ready"
         return {

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import InstrumentedAttribute, Session, sessionmaker
 
 from fit_service.adapters.orm import ApiKey, Clinic, Clinician, utcnow
 from fit_service.adapters.unit_of_work import UnitOfWork
@@ -21,6 +21,25 @@ from fit_service.domain.errors import Conflict, FitError, NotFound
 from fit_service.services.principals import Principal, Role
 
 _KEY_PREFIX = "fit"
+
+
+def _column_length(column: InstrumentedAttribute[str]) -> int:
+    """The declared length of a String column: PostgreSQL refuses longer values (DataError)."""
+    return int(column.type.length)  # type: ignore[attr-defined]
+
+
+_CLINIC_NAME_MAX = _column_length(Clinic.name)
+_KEY_NAME_MAX = _column_length(ApiKey.name)
+_CLINICIAN_ID_MAX = _column_length(Clinician.external_id)
+
+
+def _check_length(value: str, limit: int, field: str) -> None:
+    if len(value) > limit:
+        raise FitError(
+            f"{field} is {len(value)} characters long; at most {limit} are allowed",
+            field=field,
+            rule="max_length",
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +77,7 @@ def hash_key(secret: str) -> str:
 def create_clinic(uow: UnitOfWork, name: str, timezone: str = "UTC") -> ClinicInfo:
     if not name.strip():
         raise FitError("a clinic needs a name", field="name", rule="required")
+    _check_length(name.strip(), _CLINIC_NAME_MAX, "name")
     try:
         zoneinfo.ZoneInfo(timezone)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
@@ -95,7 +115,14 @@ def create_api_key(
     name: str = "",
     clinician: str | None = None,
 ) -> IssuedKey:
-    """Issue a key for one clinic. A clinician key is bound to one clinician (by EHR id)."""
+    """Issue a key for one clinic. A clinician key is bound to one clinician (by EHR id).
+
+    Lengths are checked here; the clinician id's form (the API's external-id rule) is the
+    caller's to check: :mod:`fit_service.api.schemas` holds that rule (see ``fit create-key``).
+    """
+    _check_length(name, _KEY_NAME_MAX, "name")
+    if clinician is not None:
+        _check_length(clinician, _CLINICIAN_ID_MAX, "clinician")
     db = uow.session
     clinic = _clinic_by_public_id(db, clinic_id)
     clinician_row_id: int | None = None

@@ -80,7 +80,14 @@ from fit_service.domain.monthly_report import (
 from fit_service.services import audit, session_totals, thresholds
 from fit_service.services.principals import Permission, Principal, Role
 
-_PERIOD = re.compile(r"(\d{4})-(0[1-9]|1[0-2])\Z")  # \Z: "$" lets "2024-05\n" through
+#: [0-9], not \d: \d also matches other scripts' digits (full-width U+FF10-U+FF19 gave a report,
+#: with them in its file name). \Z: "$" lets "2024-05\n" through.
+_PERIOD = re.compile(r"([0-9]{4})-(0[1-9]|1[0-2])\Z")
+#: The earliest month a report is made for. The measures date from 2000 (ORS) and 2003 (SRS),
+#: so no real rating is older; 1900 still leaves room for a misdated backfill, and keeps the
+#: report's arithmetic (a trailing window reaching 11 months back, clinic-local midnights up
+#: to a day off UTC) well clear of year 1, below which Python's dates end (it was a 500).
+_FIRST_YEAR = 1900
 
 AGE_BAND_LABELS = {
     AgeBand.CHILD: "Children (6 to 12)",
@@ -139,6 +146,7 @@ FORMATS: tuple[ReportFormat, ...] = (
 
 
 def parse_period(month: str) -> tuple[int, int]:
+    """(year, month) of a YYYY-MM period in ASCII digits, from :data:`_FIRST_YEAR` on."""
     match = _PERIOD.match(month or "")
     if match is None:
         raise FitError(
@@ -146,7 +154,14 @@ def parse_period(month: str) -> tuple[int, int]:
             field="month",
             rule="month_format",
         )
-    return int(match.group(1)), int(match.group(2))
+    year, number = int(match.group(1)), int(match.group(2))
+    if year < _FIRST_YEAR:
+        raise FitError(
+            f"month must be {_FIRST_YEAR}-01 or later, not {month!r}",
+            field="month",
+            rule="month_format",
+        )
+    return year, number
 
 
 def _local_midnight_utc(day: date, tz: zoneinfo.ZoneInfo) -> datetime:
@@ -283,6 +298,8 @@ def archive_monthly_reports(
     """Render every clinic's report (default: each clinic's last month, in its own zone) and
     write ``<dir>/<clinic id>/<YYYY-MM>/report.{pdf,json,csv}`` plus ``SHA256SUMS``.
 
+    A ``month`` that has not started yet in some clinic's zone is refused (FitError,
+    ``month_in_future``, as the API answers) before anything is written.
     One transaction per clinic, so one clinic's failure leaves the others' files in place.
     Files are written to a temporary name and renamed, so a reader never sees half a file;
     the same data gives byte-identical files (see the module docstring on ``generated_at``).
@@ -294,6 +311,16 @@ def archive_monthly_reports(
         clinics = uow.session.execute(
             select(Clinic.id, Clinic.public_id, Clinic.timezone).order_by(Clinic.id)
         ).all()
+    if month is not None:
+        # The API's rule (month_in_future), in each clinic's own zone, checked for all of them
+        # before any file is written: a month not yet started anywhere it would be archived
+        # is refused as a whole rather than archived for some clinics only.
+        for _clinic_id, public_id, tz_name in clinics:
+            try:
+                _check_period(month, now.astimezone(zoneinfo.ZoneInfo(tz_name or "UTC")).date())
+            except FitError as exc:
+                exc.detail = f"{exc.detail} (clinic {public_id}, {tz_name or 'UTC'})"
+                raise
     archived = []
     for clinic_id, public_id, tz_name in clinics:
         tz = zoneinfo.ZoneInfo(tz_name or "UTC")

@@ -220,3 +220,21 @@ def test_unknown_alert_is_404(client: FlaskClient, tenant: Tenant) -> None:
     )
     assert r.status_code == 404
     assert r.json["rule"] == "not_found"
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("since", "0001-01-01T00:00:00+01:00"), ("until", "9999-12-31T23:59:59-01:00")],
+)
+def test_a_feed_time_outside_the_utc_calendar_is_422_not_500(
+    client: FlaskClient, tenant: Tenant, name: str, value: str
+) -> None:
+    """A since/until that leaves years 1 to 9999 once converted to UTC is a 422 on that field."""
+    r = client.get("/v1/alerts", query_string={name: value}, headers=tenant.auth("manager"))
+    assert r.status_code == 422
+    assert r.mimetype == "application/problem+json"
+    assert (r.json["field"], r.json["rule"]) == (f"query.{name}", "invalid")
+    assert "years 1 to 9999" in r.json["detail"]
+    edge = {"since": "0001-01-01T00:00:00+00:00", "until": "9999-12-31T23:59:59+00:00"}[name]
+    ok = client.get("/v1/alerts", query_string={name: edge}, headers=tenant.auth("manager"))
+    assert ok.status_code == 200, ok.json

@@ -259,3 +259,29 @@ def test_clinician_email_shape_check_refuses_control_characters(
         with pytest.raises(clinic_settings.InvalidSettings) as refused:
             clinic_settings.set_clinician_email(uow, admin, "T-1", email)
     assert refused.value.rule == "email_format"
+
+
+@pytest.mark.parametrize(
+    ("url", "why"),
+    [
+        ("http://127.0.0.1:9/café", "percent-encode"),
+        ("http://127.0.0.1:9/x?q=é", "percent-encode"),
+        ("http://127.0.0.1:9/a b", "spaces or control characters"),
+        ("http://127.0.0.1:9/a\tb", "spaces or control characters"),
+        ("http://127.0.0.1:9/a\u00a0b", "spaces or control characters"),
+    ],
+)
+def test_webhook_urls_that_could_never_be_sent_are_refused(
+    client: FlaskClient, tenant: Tenant, engine: Engine, url: str, why: str
+) -> None:
+    """A URL with whitespace, a control character or non-ASCII outside the host is a 422 on
+    'url' (it was stored, then failed or raised at every send); the encoded form is fine."""
+    auth = tenant.auth("admin")
+    r = client.post("/v1/webhook-endpoints", json={"url": url}, headers=auth)
+    assert r.status_code == 422, r.json
+    assert (r.json["field"], r.json["rule"]) == ("url", "invalid_webhook_url")
+    assert why in r.json["detail"]
+    with engine.connect() as conn:
+        assert conn.scalar(select(WebhookEndpoint.id)) is None
+    encoded = {"url": "http://127.0.0.1:9/caf%C3%A9?q=%C3%A9"}
+    assert client.post("/v1/webhook-endpoints", json=encoded, headers=auth).status_code == 201

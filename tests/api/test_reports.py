@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from flask.testing import FlaskClient
@@ -12,6 +13,7 @@ from fit_service.adapters.orm import AuditEvent
 from tests.conftest import Tenant, session_payload
 
 URL = "/v1/reports/monthly/2026-10"
+_FULL_WIDTH_2026_11 = "\uff12\uff10\uff12\uff16-11"  # digits \d matches, int() reads
 
 
 def _post(client: FlaskClient, tenant: Tenant, **changes: Any) -> None:
@@ -70,14 +72,35 @@ def test_unsupported_accept_is_a_406_problem(client: FlaskClient, tenant: Tenant
     assert (body["rule"], body["field"]) == ("not_acceptable", "Accept")
 
 
-@pytest.mark.parametrize("month", ["2026-13", "2026-1", "october", "2026-00"])
+@pytest.mark.parametrize(
+    "month",
+    [
+        "2026-13",
+        "2026-1",
+        "october",
+        "2026-00",
+        "0000-01",
+        "0001-01",
+        "1899-12",
+        _FULL_WIDTH_2026_11,
+    ],
+)
 def test_malformed_month_is_422_naming_the_field(
     client: FlaskClient, tenant: Tenant, month: str
 ) -> None:
-    """A month that is not YYYY-MM is a 422 problem on field 'month'."""
-    response = _get(client, tenant, url=f"/v1/reports/monthly/{month}", Accept="application/json")
+    """A month that is not YYYY-MM in ASCII digits from 1900 on is a 422 on field 'month'."""
+    url = f"/v1/reports/monthly/{quote(month)}"
+    response = _get(client, tenant, url=url, Accept="application/json")
     assert response.status_code == 422
     assert (response.get_json()["field"], response.get_json()["rule"]) == ("month", "month_format")
+    assert "Content-Disposition" not in response.headers
+
+
+def test_the_first_reportable_month_is_served(client: FlaskClient, tenant: Tenant) -> None:
+    """1900-01, the earliest month reported on, is a valid (empty) report, not an error."""
+    response = _get(client, tenant, url="/v1/reports/monthly/1900-01", Accept="application/json")
+    assert response.status_code == 200, response.get_json()
+    assert response.get_json()["period"] == "1900-01"
 
 
 def test_future_month_is_422(client: FlaskClient, tenant: Tenant) -> None:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from pathlib import Path
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import text
 
+from fit_service.adapters import migrations
 from fit_service.app import create_app
 from fit_service.config import ConfigError, Settings
 
@@ -29,6 +33,27 @@ def test_readyz_is_503_before_migrations(tmp_path: Path) -> None:
     assert resp.status_code == 503
     assert resp.json["schema"]["current"] is None
     app.extensions["fit"].engine.dispose()
+
+
+def test_readyz_answers_at_once_while_another_connection_writes(tmp_path: Path) -> None:
+    """On SQLite a writer holding the lock does not make /readyz wait 10 s and say
+    "unreachable": the probe only reads, and a busy database is not a down one."""
+    path = tmp_path / "busy.sqlite3"
+    app = create_app(Settings(database_url=f"sqlite:///{path}", instance_path=tmp_path))
+    migrations.upgrade(app.extensions["fit"].engine)
+    writer = sqlite3.connect(path, isolation_level=None)
+    try:
+        writer.execute("BEGIN IMMEDIATE")  # e.g. a long backfill batch
+        started = time.monotonic()
+        resp = app.test_client().get("/readyz")
+        elapsed = time.monotonic() - started
+        writer.execute("ROLLBACK")
+    finally:
+        writer.close()
+        app.extensions["fit"].engine.dispose()
+    assert resp.status_code == 200, resp.json
+    assert resp.json["database"] == "reachable"
+    assert elapsed < 2
 
 
 def test_openapi_document_is_generated_from_schemas(client: FlaskClient) -> None:
@@ -63,12 +88,37 @@ def test_create_app_makes_no_connection_at_import(tmp_path: Path) -> None:
         ({"FIT_MAX_BATCH_ITEMS": "lots"}, "FIT_MAX_BATCH_ITEMS"),
         ({"FIT_DATABSE_URL": "sqlite://"}, "unknown setting"),
         ({"FIT_WEBHOOKS_ALLOW_PRIVATE": "maybe"}, "true or false"),
+        ({"FIT_DATABASE_URL": "sqlite://"}, "FIT_DATABASE_URL must name an SQLite file"),
+        ({"FIT_DATABASE_URL": "sqlite:///:memory:"}, "FIT_DATABASE_URL must name an SQLite file"),
+        ({"FIT_KEY_CACHE_SECONDS": "-5"}, "FIT_KEY_CACHE_SECONDS"),
+        ({"FIT_SMTP_PORT": "0"}, "FIT_SMTP_PORT"),
+        ({"FIT_SMTP_PORT": "70000"}, "FIT_SMTP_PORT"),
+        ({"FIT_SMTP_FROM": "fit@x\r\nBcc: a@b"}, "FIT_SMTP_FROM must not contain control"),
+        ({"FIT_SMTP_FROM": "not an address"}, "FIT_SMTP_FROM must be a plain ASCII e-mail"),
+        ({"FIT_SMTP_FROM": "FIT <fit@x.example>"}, "FIT_SMTP_FROM must be a plain ASCII e-mail"),
+        ({"FIT_SMTP_PASSWORD": "hunter2"}, "FIT_SMTP_USERNAME and FIT_SMTP_PASSWORD go together"),
+        ({"FIT_SMTP_USERNAME": "fit"}, "FIT_SMTP_USERNAME and FIT_SMTP_PASSWORD go together"),
     ],
 )
 def test_bad_settings_fail_at_start_with_a_clear_message(env: dict[str, str], message: str) -> None:
     """A malformed FIT_* variable stops start-up with a message naming it."""
     with pytest.raises(ConfigError, match=message):
         Settings.from_env(env)
+
+
+def test_settings_at_the_edges_of_the_checks_are_accepted() -> None:
+    """The values next to the refused ones still start the service."""
+    settings = Settings.from_env(
+        {
+            "FIT_KEY_CACHE_SECONDS": "0",
+            "FIT_SMTP_PORT": "65535",
+            "FIT_SMTP_FROM": "fit@clinic.example",
+            "FIT_SMTP_USERNAME": "fit",
+            "FIT_SMTP_PASSWORD": "hunter2",
+            "FIT_DATABASE_URL": "sqlite:////tmp/fit.sqlite3",
+        }
+    )
+    assert (settings.key_cache_seconds, settings.smtp_port) == (0, 65535)
 
 
 def test_tooling_variables_are_not_settings_errors() -> None:
@@ -99,3 +149,39 @@ def test_cli_creates_clinic_and_keys(app: Flask) -> None:
     assert prefix in listed
     assert "revoked" in listed
     assert secret not in listed
+
+
+def _key_count(app: Flask) -> int:
+    with app.extensions["fit"].engine.connect() as conn:
+        return int(conn.scalar(text("SELECT count(*) FROM api_keys")) or 0)
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["create-clinic", "x" * 201], "(name: max_length)"),
+        (
+            ["create-key", "{clinic}", "--role", "manager", "--name", "n" * 201],
+            "(name: max_length)",
+        ),
+        (["create-key", "{clinic}", "--role", "clinician", "--clinician", "T" * 65], "clinician"),
+        (["create-key", "{clinic}", "--role", "clinician", "--clinician", "T 1 bad"], "clinician"),
+    ],
+)
+def test_cli_refuses_what_the_database_or_ingestion_would(
+    app: Flask, args: list[str], expected: str
+) -> None:
+    """Names longer than their columns and clinician ids ingestion would refuse are CLI errors
+    (exit 1, no traceback, nothing stored), not a DataError or a key bound to no one."""
+    runner = app.test_cli_runner()
+    made = runner.invoke(args=["fit", "create-clinic", "c" * 200])  # the longest name fits
+    assert made.exit_code == 0, made.output
+    clinic_id = made.output.split()[2]
+    keys_before = _key_count(app)
+    out = runner.invoke(args=["fit", *(a.replace("{clinic}", clinic_id) for a in args)])
+    assert out.exit_code == 1, out.output
+    assert isinstance(out.exception, SystemExit)  # a ClickException, not a crash
+    assert expected in out.output
+    assert _key_count(app) == keys_before
+    listed = runner.invoke(args=["fit", "list-clinics"]).output
+    assert "x" * 201 not in listed

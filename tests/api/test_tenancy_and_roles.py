@@ -208,3 +208,25 @@ def test_batch_items_refused_by_the_schema_are_audited_without_scores(
     assert "18.6" not in flat
     assert "4.5" not in flat
     assert "individual" not in flat
+
+
+def test_refusals_answered_before_authentication_are_audited(
+    client: FlaskClient, tenant: Tenant, other_tenant: Tenant, engine: Engine
+) -> None:
+    """A 415 (wrong body type) and a 404 for a control character in the path are audited too,
+    as anonymous (the key is not looked at), the control character escaped."""
+    created = client.post("/v1/sessions", json=session_payload(), headers=tenant.auth()).json
+    episode = created["episode_id"]
+    before = len(_audit(engine))
+    plain = {"data": "a=1", "content_type": "text/plain"}
+    assert client.post("/v1/sessions", headers=tenant.auth(), **plain).status_code == 415
+    close = f"/v1/episodes/{episode}/close"
+    assert client.post(close, headers=other_tenant.auth(), **plain).status_code == 415
+    assert client.get("/v1/clients/C%01", headers=tenant.auth("manager")).status_code == 404
+    assert client.get("/v1/clients/C%00x", headers=tenant.auth("manager")).status_code == 404
+    assert _audit(engine)[before:] == [
+        ("POST /v1/sessions", None, "rejected", 415, "anonymous"),
+        ("POST /v1/episodes/<uuid:episode_id>/close", episode, "rejected", 415, "anonymous"),
+        ("GET /v1/clients/<string:client_id>", "C\\x01", "not_found", 404, "anonymous"),
+        ("GET /v1/clients/<string:client_id>", "C\\x00x", "not_found", 404, "anonymous"),
+    ]

@@ -18,8 +18,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from standardwebhooks.webhooks import Webhook
 
+from fit_service.adapters import webhooks
 from fit_service.adapters.webhooks import (
     USER_AGENT,
+    CheckedUrl,
     HttpWebhookSender,
     UnsafeWebhookUrl,
     WebhookEndpoint,
@@ -259,3 +261,40 @@ def test_connection_goes_to_the_checked_address_with_the_name_as_host(
     (req,) = receiver.state.requests
     assert req.headers["Host"] == f"hook.invalid:{receiver.port}"
     Webhook(secret).verify(req.body, req.headers)
+
+
+@pytest.mark.parametrize("path", ["/café", "/a b", "/a\tb"])
+def test_a_stored_url_that_cannot_be_sent_is_a_permanent_failure(
+    secret: str, message: WebhookMessage, path: str
+) -> None:
+    """send() never raises: a URL stored before registration refused such characters fails
+    for good (no two days of retries), rather than with UnicodeEncodeError or InvalidURL."""
+    result = HttpWebhookSender(allow_private=True, timeout=1).send(
+        WebhookEndpoint(f"http://127.0.0.1:9{path}", secret), message
+    )
+    assert (result.delivered, result.retryable) == (False, False)
+
+
+def test_a_request_http_client_cannot_write_is_a_permanent_failure(
+    monkeypatch: pytest.MonkeyPatch, secret: str, message: WebhookMessage
+) -> None:
+    """Should a target ever pass the checks that http.client cannot write, send() still
+    answers (not retryable) instead of raising."""
+    unsendable = CheckedUrl("http", "127.0.0.1", 9, "/café", ("127.0.0.1",))
+    monkeypatch.setattr(webhooks, "check_webhook_url", lambda *_a, **_k: unsendable)
+    result = HttpWebhookSender(allow_private=True, timeout=1).send(
+        WebhookEndpoint("http://127.0.0.1:9/", secret), message
+    )
+    assert (result.delivered, result.reason, result.retryable) == (
+        False,
+        "UnicodeEncodeError",
+        False,
+    )
+
+
+def test_an_international_host_name_is_still_accepted() -> None:
+    """Non-ASCII is refused outside the host only: a host name goes out in its IDNA form."""
+    checked = check_webhook_url(
+        "https://bücher.example/hook", resolver=lambda host, port: ["93.184.215.14"]
+    )
+    assert (checked.host, checked.target) == ("xn--bcher-kva.example", "/hook")

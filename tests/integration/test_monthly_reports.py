@@ -28,8 +28,9 @@ from pypdf import PdfReader
 from sqlalchemy import Engine, delete, insert, select, update
 
 from fit_service.adapters.orm import Alert, Client, Clinic, Episode
+from fit_service.domain.errors import FitError
 from fit_service.domain.monthly_report import HEADLINE_KEYS
-from fit_service.services import monthly_reports
+from fit_service.services import clinics, monthly_reports
 from tests.conftest import Tenant
 
 PERIOD = "2026-10"
@@ -652,3 +653,43 @@ def test_archive_defaults_to_last_month_and_settings_dir(app: Flask, tenant: Ten
     bad = app.test_cli_runner().invoke(args=["fit", "reports", "archive", "--month", "2026-13"])
     assert bad.exit_code != 0
     assert "month_format" in bad.output
+
+
+@pytest.mark.parametrize(
+    ("month", "rule"),
+    [("2999-01", "month_in_future"), ("0000-01", "month_format"), ("0001-01", "month_format")],
+)
+def test_archive_refuses_a_future_or_impossible_month_with_a_clear_error(
+    app: Flask, tenant: Tenant, tmp_path: Path, month: str, rule: str
+) -> None:
+    """`fit reports archive --month` for a month not yet started, or before 1900, exits non-zero
+    with the rule (no traceback) and writes nothing."""
+    out = tmp_path / "archive"
+    result = app.test_cli_runner().invoke(
+        args=["fit", "reports", "archive", "--month", month, "--dir", str(out)]
+    )
+    assert result.exit_code == 1, result.output
+    assert isinstance(result.exception, SystemExit)  # a ClickException, not a crash
+    assert f"(month: {rule})" in result.output
+    assert not out.exists()
+
+
+def test_archive_checks_the_month_has_begun_in_every_clinics_zone(
+    app: Flask, tmp_path: Path
+) -> None:
+    """A month begun in Kiritimati (UTC+14) but not yet in Honolulu is refused as a whole,
+    naming the clinic, before any file is written; once begun everywhere it is archived."""
+    wiring = app.extensions["fit"]
+    for name, zone in (("Ahead", "Pacific/Kiritimati"), ("Behind", "Pacific/Honolulu")):
+        with wiring.uow() as uow:
+            clinics.create_clinic(uow, name, zone)
+    out = tmp_path / "archive"
+    eve = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)  # 1 Dec 02:00 ahead, 30 Nov 02:00 behind
+    with pytest.raises(FitError) as refused:
+        monthly_reports.archive_monthly_reports(wiring.uow, out, "2026-12", now=eve)
+    assert (refused.value.field, refused.value.rule) == ("month", "month_in_future")
+    assert "Pacific/Honolulu" in refused.value.detail
+    assert not out.exists()
+    later = eve + timedelta(hours=22)  # 1 Dec 00:00 in Honolulu
+    archived = monthly_reports.archive_monthly_reports(wiring.uow, out, "2026-12", now=later)
+    assert [a.period for a in archived] == ["2026-12", "2026-12"]
