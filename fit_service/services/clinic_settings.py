@@ -9,7 +9,10 @@ clinicians' e-mail addresses alerts are sent to.
 * ``reports``: overrides of the monthly report settings, checked by
   ``ReportSettings.from_mapping``;
 * ``delivery``: ``failing_after_hours`` — how long an endpoint may fail without one success
-  before it is shown as failing (default 24 h, ``domain.delivery.DEFAULT_FAILING_AFTER``).
+  before it is shown as failing (default 24 h, ``domain.delivery.DEFAULT_FAILING_AFTER``; one
+  minute to 30 days).
+
+Whole-number risk settings have upper bounds too (:data:`thresholds.RISK_INT_MAX`).
 """
 
 from __future__ import annotations
@@ -39,6 +42,11 @@ _EMAIL = re.compile(
     r"^[^@\s\x00-\x1f\x7f]{1,64}@[^@\s\x00-\x1f\x7f]{1,253}\.[^@\s\x00-\x1f\x7f]{2,}$"
 )
 _MAX_FAILING_HOURS = 24 * 30
+#: One minute. Shorter is no health signal: the worker retries a failed delivery after 5 s and
+#: then 5 min (domain.delivery.DEFAULT_RETRY_DELAYS), so a shorter period marks an endpoint
+#: failing on its first failed attempt; and a tiny value (1e-300 h) rounds to a zero timedelta,
+#: which the delivery policy cannot take at all.
+_MIN_FAILING_HOURS = 1 / 60
 
 
 class InvalidSettings(FitError):
@@ -65,9 +73,10 @@ class DeliverySettings:
             raise InvalidSettings(
                 "failing_after_hours must be a number", field="delivery.failing_after_hours"
             )
-        if not 0 < hours <= _MAX_FAILING_HOURS:
+        if not _MIN_FAILING_HOURS <= hours <= _MAX_FAILING_HOURS:
             raise InvalidSettings(
-                f"failing_after_hours must be in (0, {_MAX_FAILING_HOURS}]",
+                f"failing_after_hours must be from {_MIN_FAILING_HOURS:.4g} (one minute) to "
+                f"{_MAX_FAILING_HOURS}",
                 field="delivery.failing_after_hours",
             )
         return cls(timedelta(hours=float(hours)))
@@ -110,6 +119,7 @@ def validate(body: Mapping[str, Any]) -> dict[str, Any]:
                 rule="shared_threshold",
             )
     try:
+        thresholds.check_risk_bounds(risk)
         RiskSettings.from_mapping(risk)
     except FitError as exc:
         raise InvalidSettings(exc.detail, field=f"risk.{exc.field}", rule=exc.rule) from None
@@ -122,6 +132,14 @@ def validate(body: Mapping[str, Any]) -> dict[str, Any]:
 
 def _validate_reports(reports: dict[str, Any]) -> None:
     try:
+        for key, value in reports.items():
+            # before ReportSettings, whose range check cannot take an int beyond a float
+            if isinstance(value, int) and abs(value) > thresholds.MAX_NUMBER:
+                raise FitError(
+                    f"reports.{key} is out of range",
+                    field=f"reports.{key}",
+                    rule="invalid_report_setting",
+                )
         monthly_report.ReportSettings.from_mapping(reports)
     except FitError as exc:
         field = exc.field or "reports"
@@ -133,13 +151,14 @@ def _validate_reports(reports: dict[str, Any]) -> None:
 def _view(stored: Mapping[str, Any]) -> dict[str, Any]:
     risk = stored.get("risk") or {}
     delivery = delivery_settings(stored)
-    effective = thresholds.from_settings(stored).risk
+    effective = thresholds.from_settings(stored)
     return {
         "risk": dict(risk),
         "reports": dict(stored.get("reports") or {}),
         "delivery": dict(stored.get("delivery") or {}),
         "effective": {
-            "risk": _effective_risk(effective),
+            "risk": _effective_risk(effective.risk),
+            "reports": effective.reports.as_mapping(),
             "delivery": {"failing_after_hours": delivery.failing_after.total_seconds() / 3600},
         },
     }

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from fit_service.adapters.orm import Client, Clinic, Clinician, Episode, TherapySession, utcnow
 from fit_service.adapters.unit_of_work import UnitOfWork
 from fit_service.domain.errors import Conflict, InvalidSession, NotFound
-from fit_service.services import alerting, audit, thresholds, views
+from fit_service.services import alerting, audit, thresholds, trajectories, views
 from fit_service.services.history import load_histories
 from fit_service.services.inputs import EndingReason
 from fit_service.services.principals import Permission, Principal
@@ -173,9 +173,9 @@ def close_episode(
     audit.record(db, principal, [audit.AuditEntry("episode.close", "episode", str(episode_id))])
     # No rule runs on a closed episode: its live alerts close with it, in this transaction.
     alerting.resolve_alerts_of_closed_episodes(db, principal, [episode.id])
-    view = views.episode_view(
-        load_histories(db, [episode.id])[episode.id],
-        thresholds.load(db, principal.clinic_id),
-    )
+    history = load_histories(db, [episode.id])[episode.id]
+    limits, closed_count = trajectories.limits_and_closed(uow, principal.clinic_id)
+    models = trajectories.models_for(uow, principal.clinic_id, [history], limits, closed_count)
+    view = views.episode_view(history, limits, models)
     uow.commit()
     return view

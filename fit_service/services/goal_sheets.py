@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from fit_service.adapters.orm import GoalSheet, utcnow
 from fit_service.adapters.unit_of_work import UnitOfWork
 from fit_service.domain.errors import (
+    FitError,
     NotFound,
     PreconditionFailed,
     PreconditionRequired,
@@ -52,6 +53,16 @@ def _sheet(uow: UnitOfWork, episode_row: int) -> Any:
     ).first()
 
 
+def _require_text(goal: str, steps: list[str]) -> None:
+    """A goal or a step of white space only says nothing and would be quoted as empty in the
+    alerts' guidance: refused (422), as a blank resolve or dismiss note is."""
+    if not goal.strip():
+        raise FitError("goal must not be blank", field="goal", rule="blank_text")
+    for i, step in enumerate(steps):
+        if not step.strip():
+            raise FitError("a step must not be blank", field=f"steps[{i}]", rule="blank_text")
+
+
 def get_goal_sheet(uow: UnitOfWork, principal: Principal, episode_id: uuid.UUID) -> dict[str, Any]:
     principal.require(Permission.ALERTS_READ)
     episode_row = visible_episode_row(uow, principal, episode_id)
@@ -76,13 +87,14 @@ def put_goal_sheet(
 ) -> tuple[dict[str, Any], bool]:
     """Create or replace the sheet; returns its view and whether it was created."""
     principal.require(Permission.GOALS_WRITE)
+    _require_text(goal, steps)
     db = uow.session
     episode_row = visible_episode_row(uow, principal, episode_id)
     current = _sheet(uow, episode_row)
     now = utcnow()
     values = {
         "goal": goal.strip(),
-        "steps": {"steps": [s.strip() for s in steps if s.strip()]},
+        "steps": {"steps": [s.strip() for s in steps]},
         "expectation": expectation.value,
         "updated_at": now,
     }

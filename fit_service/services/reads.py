@@ -21,7 +21,7 @@ from fit_service.adapters.orm import (
 )
 from fit_service.adapters.unit_of_work import UnitOfWork
 from fit_service.domain.errors import FitError, NotFound
-from fit_service.services import audit, thresholds, views
+from fit_service.services import audit, trajectories, views
 from fit_service.services.history import load_histories
 from fit_service.services.principals import Permission, Principal
 
@@ -110,12 +110,13 @@ def get_client(uow: UnitOfWork, principal: Principal, external_id: str) -> dict[
         select(Episode.id).where(Episode.client_id == client.id).order_by(Episode.id)
     ).all()
     histories = load_histories(uow.session, episode_ids)
-    limits = thresholds.load(uow.session, principal.clinic_id)
+    limits, closed = trajectories.limits_and_closed(uow, principal.clinic_id)
+    models = trajectories.models_for(uow, principal.clinic_id, histories.values(), limits, closed)
     view = {
         "client_id": client.external_id,
         "age_band": client.age_band,
         "first_seen": client.created_at.isoformat(),
-        "episodes": [views.episode_view(histories[i], limits) for i in episode_ids],
+        "episodes": [views.episode_view(histories[i], limits, models) for i in episode_ids],
     }
     audit.record(uow.session, principal, [audit.AuditEntry("client.read", "client", external_id)])
     uow.commit()
@@ -212,7 +213,7 @@ def _session_row(uow: UnitOfWork, principal: Principal, session_id: uuid.UUID) -
 def get_session(uow: UnitOfWork, principal: Principal, session_id: uuid.UUID) -> dict[str, Any]:
     principal.require(Permission.CLIENTS_READ, Permission.OWN_CLIENTS_READ)
     _session_row(uow, principal, session_id)
-    view = views.sessions_by_public_id(uow.session, principal.clinic_id, [session_id])[session_id]
+    view = views.sessions_by_public_id(uow, principal.clinic_id, [session_id])[session_id]
     audit.record(
         uow.session, principal, [audit.AuditEntry("session.read", "session", str(session_id))]
     )

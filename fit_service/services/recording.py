@@ -56,7 +56,7 @@ from fit_service.domain.errors import (
 )
 from fit_service.domain.instruments import REGISTRY, AgeBand, Rater
 from fit_service.domain.scoring import Completeness, Score, missing_items, score
-from fit_service.services import audit, session_totals, thresholds, views
+from fit_service.services import audit, session_totals, thresholds, trajectories, views
 from fit_service.services.history import (
     EpisodeHistory,
     load_histories,
@@ -340,7 +340,7 @@ def _answer_replay(
     if not detailed:
         return results
     wanted = {r.session_id for r in results if r.session_id is not None}
-    rendered = views.sessions_by_public_id(uow.session, principal.clinic_id, wanted)
+    rendered = views.sessions_by_public_id(uow, principal.clinic_id, wanted)
     return _with_views(results, rendered)
 
 
@@ -651,9 +651,14 @@ def _record(
         } - set(histories)
         if unchanged_eps:
             histories.update(load_histories(uow.session, {e for e in unchanged_eps if e}))
+        closed: int | None = None
         if limits is None:
-            limits = thresholds.load(uow.session, principal.clinic_id)
-        rendered = views.sessions_from_histories(histories.values(), wanted, limits)
+            limits, closed = trajectories.limits_and_closed(uow, principal.clinic_id)
+        # the clinic's trajectory models, as the risk rules judged (cached: a COUNT at most)
+        models = trajectories.models_for(
+            uow, principal.clinic_id, histories.values(), limits, closed
+        )
+        rendered = views.sessions_from_histories(histories.values(), wanted, limits, models)
         final = _with_views(final, rendered)
     return final
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from sqlalchemy import select
@@ -30,6 +30,44 @@ log = logging.getLogger(__name__)
 
 #: risk-section key -> the reports-section key that owns the value
 SHARED = {"reliable_change": "reliable_change", "srs_concern_total": "srs_concern"}
+
+_SESSIONS = 100
+#: Upper bounds of the whole-number risk settings (``RiskSettings`` checks only ``>= 1``).
+#: Session numbers and counts stop at 100, where the reports' ``dropout_max_sessions`` and the
+#: trajectory horizon stop (two years of weekly sessions; past it no episode could reach the
+#: checkpoint). A gap stops at 365 days, as the reports' ``follow_up_days``: a year without a
+#: session is no "lengthening gap" left to flag. Without a bound a huge integer was stored and
+#: then could not be written back as JSON (64-bit), failing the settings and every alert.
+RISK_INT_MAX = {
+    "early_window_sessions": _SESSIONS,
+    "discuss_checkpoint": _SESSIONS,
+    "change_checkpoint": _SESSIONS,
+    "withdrawal_min_sessions": _SESSIONS,
+    "alliance_clear_sessions": _SESSIONS,
+    "deterioration_clear_sessions": _SESSIONS,
+    "deterioration_confirm_scores": _SESSIONS,
+    "max_gap_days": 365,
+}
+#: No number setting comes near this (the largest range ends at 1000); an integer beyond it
+#: cannot be converted to a float exactly, or at all past ~1e308.
+MAX_NUMBER = 2**53
+
+
+def check_risk_bounds(risk: Mapping[str, Any]) -> None:
+    """Refuse (``FitError`` naming the key) an integer above its bound in :data:`RISK_INT_MAX`,
+    or any integer too large to be a number (before ``RiskSettings`` converts it)."""
+    known = {f.name for f in fields(RiskSettings)}
+    for key, value in risk.items():
+        if key not in known or isinstance(value, bool) or not isinstance(value, int):
+            continue  # RiskSettings names an unknown key and a wrong type
+        high = RISK_INT_MAX.get(key)
+        if high is not None and value > high:
+            detail = f"must be a whole number from 1 to {high}"
+        elif abs(value) > MAX_NUMBER:
+            detail = "is out of range"
+        else:
+            continue
+        raise FitError(f"risk setting {key}: {detail}", field=key, rule="invalid_risk_setting")
 
 
 @dataclass(frozen=True)
@@ -61,6 +99,7 @@ def from_settings(raw: Mapping[str, Any] | None) -> ClinicThresholds:
     risk_raw = {k: v for k, v in (raw.get("risk") or {}).items() if k not in SHARED}
     risk_raw.update({k: getattr(reports, v) for k, v in SHARED.items()})
     try:
+        check_risk_bounds(risk_raw)
         risk = RiskSettings.from_mapping(risk_raw)
     except FitError as exc:
         log.warning("clinic risk settings refused (%s); using defaults", exc.rule)

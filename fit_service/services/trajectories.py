@@ -14,19 +14,20 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import func, select
 
-from fit_service.adapters.orm import Client, Episode, Rating, TherapySession
+from fit_service.adapters.orm import Client, Clinic, Episode, Rating, TherapySession
 from fit_service.adapters.unit_of_work import UnitOfWork
 from fit_service.domain.change import ChangeCriteria
+from fit_service.domain.instruments import Instrument
 from fit_service.domain.trajectory import EtrSample, TrajectoryModel, select_trajectory_model
-from fit_service.services import audit, thresholds
-from fit_service.services.history import load_histories
+from fit_service.services import audit, reads, thresholds
+from fit_service.services.history import EpisodeHistory, load_histories
 from fit_service.services.outcomes import criteria_for, episode_outcome, intake_of, outcome_series
 from fit_service.services.principals import Permission, Principal
-from fit_service.services.reads import visible_episode_row
 
 MODEL_TTL_SECONDS = 3600.0
 _MAX_ENTRIES = 256
@@ -104,16 +105,58 @@ def clinic_model(
     return model
 
 
+def limits_and_closed(uow: UnitOfWork, clinic_id: int) -> tuple[thresholds.ClinicThresholds, int]:
+    """The clinic's thresholds and its count of closed episodes, read in one statement."""
+    row = uow.session.execute(
+        select(Clinic.settings, closed_episodes_count(clinic_id)).where(Clinic.id == clinic_id)
+    ).first()
+    if row is None:
+        return thresholds.from_settings(None), 0
+    return thresholds.from_settings(row[0]), int(row[1] or 0)
+
+
+def models_for(
+    uow: UnitOfWork,
+    clinic_id: int,
+    histories: Iterable[EpisodeHistory],
+    limits: thresholds.ClinicThresholds,
+    closed: int | None = None,
+) -> dict[str, TrajectoryModel]:
+    """Age band -> the clinic's model (:func:`clinic_model`), for the bands of ``histories``
+    that have an outcome score: the model the risk rules (``risk_inputs.trajectory_model``) and
+    the trajectory endpoint judge by, so the episode views give the same verdict.
+
+    No query when no history has a score; else one COUNT unless ``closed`` is given (the fitted
+    models come from the per-process cache)."""
+    wanted: dict[str, tuple[Instrument, ChangeCriteria]] = {}
+    for history in histories:
+        if history.age_band in wanted:
+            continue
+        instrument, criteria = criteria_for(history, limits)
+        if outcome_series(history, instrument):
+            wanted[history.age_band] = (instrument, criteria)
+    if not wanted:
+        return {}
+    if closed is None:
+        closed = closed_episodes(uow, clinic_id)
+    return {
+        band: clinic_model(uow, clinic_id, instrument.code, band, criteria, closed)
+        for band, (instrument, criteria) in wanted.items()
+    }
+
+
 def episode_trajectory(
     uow: UnitOfWork, principal: Principal, episode_id: uuid.UUID, horizon: int = 20
 ) -> dict[str, Any]:
     """Scores session by session with the expected path and band, ready to draw."""
     principal.require(Permission.CLIENTS_READ, Permission.OWN_CLIENTS_READ)
-    row = visible_episode_row(uow, principal, episode_id)
+    row = reads.visible_episode_row(uow, principal, episode_id)
     history = load_histories(uow.session, [row])[row]
-    limits = thresholds.load(uow.session, principal.clinic_id)
+    limits, closed = limits_and_closed(uow, principal.clinic_id)
     instrument, criteria = criteria_for(history, limits)
-    model = clinic_model(uow, principal.clinic_id, instrument.code, history.age_band, criteria)
+    model = clinic_model(
+        uow, principal.clinic_id, instrument.code, history.age_band, criteria, closed
+    )
     series = outcome_series(history, instrument)
     baseline = intake_of(series)
     intake = baseline[1] if baseline else None

@@ -13,7 +13,8 @@ from sqlalchemy import Engine, select
 
 from fit_service.adapters.orm import Clinician, WebhookEndpoint
 from fit_service.adapters.webhooks import check_secret
-from fit_service.services import clinic_settings
+from fit_service.domain.risk import RiskSettings
+from fit_service.services import clinic_settings, thresholds
 from fit_service.services.principals import Principal, Role
 from tests.conftest import Tenant, session_payload
 
@@ -285,3 +286,115 @@ def test_webhook_urls_that_could_never_be_sent_are_refused(
         assert conn.scalar(select(WebhookEndpoint.id)) is None
     encoded = {"url": "http://127.0.0.1:9/caf%C3%A9?q=%C3%A9"}
     assert client.post("/v1/webhook-endpoints", json=encoded, headers=auth).status_code == 201
+
+
+def test_blank_goal_or_step_is_a_422_and_nothing_is_stored(
+    client: FlaskClient, tenant: Tenant
+) -> None:
+    """A goal or a step of white space only is refused naming it; the sheet and alert stay."""
+    episode, alert_id = episode_with_goal_alert(client, tenant)
+    url = f"/v1/episodes/{episode}/goal-sheet"
+    auth = tenant.auth("clinician")
+    r = client.put(url, json={**SHEET, "goal": " \u00a0\t "}, headers=auth)
+    assert (r.status_code, r.json["field"], r.json["rule"]) == (422, "goal", "blank_text")
+    assert r.headers["Content-Type"] == "application/problem+json"
+    assert client.get(url, headers=auth).status_code == 404
+
+    assert client.put(url, json=SHEET, headers=auth).status_code == 201
+    alert_etag = client.get(f"/v1/alerts/{alert_id}", headers=auth).headers["ETag"]
+    blank_step = {**SHEET, "steps": ["Keep a sleep diary", "  "]}
+    r = client.put(url, json=blank_step, headers={**auth, "If-Match": '"1"'})
+    assert (r.status_code, r.json["field"], r.json["rule"]) == (422, "steps[1]", "blank_text")
+    got = client.get(url, headers=auth).json
+    assert (got["version"], got["goal"], got["steps"]) == (1, SHEET["goal"], SHEET["steps"])
+    assert client.get(f"/v1/alerts/{alert_id}", headers=auth).headers["ETag"] == alert_etag
+
+
+def test_failing_period_under_a_minute_is_a_422_and_nothing_is_stored(
+    client: FlaskClient, tenant: Tenant
+) -> None:
+    """failing_after_hours below one minute (1e-300 h rounds to zero) is refused; endpoints
+    stay readable and registrable; one minute is accepted."""
+    auth = tenant.auth("admin")
+    before = client.get("/v1/settings", headers=auth).json
+    for hours in (1e-300, 0.0002, 0.016):
+        r = client.put(
+            "/v1/settings", json={"delivery": {"failing_after_hours": hours}}, headers=auth
+        )
+        assert (r.status_code, r.json["field"]) == (422, "delivery.failing_after_hours"), hours
+    assert client.get("/v1/settings", headers=auth).json == before
+    r = client.post(
+        "/v1/webhook-endpoints", json={"url": "http://127.0.0.1:8080/hook"}, headers=auth
+    )
+    assert r.status_code == 201, r.json
+    assert client.get("/v1/webhook-endpoints", headers=auth).status_code == 200
+    r = client.put("/v1/settings", json={"delivery": {"failing_after_hours": 1 / 60}}, headers=auth)
+    assert r.status_code == 200, r.json
+    assert r.json["effective"]["delivery"]["failing_after_hours"] == pytest.approx(1 / 60)
+
+
+def test_a_zero_failing_period_stored_earlier_reads_as_the_default() -> None:
+    """A tiny period stored before the minute floor existed gives the 24 h default, so the
+    delivery worker and the endpoint list keep working."""
+    stored = {"delivery": {"failing_after_hours": 1e-300}}
+    assert clinic_settings.delivery_settings(stored).failing_after == timedelta(hours=24)
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "value"),
+    [
+        ("risk", "early_window_sessions", 10**30),
+        ("risk", "max_gap_days", 10**30),
+        ("risk", "early_window_sessions", 101),
+        ("risk", "change_checkpoint", 101),
+        ("risk", "max_gap_days", 366),
+        ("risk", "srs_item_concern", 10**400),
+        ("reports", "srs_concern", 10**400),
+    ],
+    ids=lambda v: f"1e{len(str(v)) - 1}" if isinstance(v, int) and v > 10**6 else None,
+)
+def test_out_of_range_integer_setting_is_a_422_and_nothing_is_stored(
+    client: FlaskClient, tenant: Tenant, section: str, key: str, value: int
+) -> None:
+    """An integer setting above its bound (or beyond any number) is refused naming the key."""
+    auth = tenant.auth("admin")
+    before = client.get("/v1/settings", headers=auth).json
+    body = '{"%s": {"%s": %d}}' % (section, key, value)  # noqa: UP031 - an int json can't write
+    r = client.put("/v1/settings", data=body, content_type="application/json", headers=auth)
+    assert r.status_code == 422, r.get_data(as_text=True)[:300]
+    assert r.headers["Content-Type"] == "application/problem+json"
+    assert r.json["field"] == f"{section}.{key}"
+    assert client.get("/v1/settings", headers=auth).json == before
+
+
+def test_integer_settings_at_their_bounds_are_stored(client: FlaskClient, tenant: Tenant) -> None:
+    """The largest session count (100) and gap (365 days) are accepted and in force."""
+    auth = tenant.auth("admin")
+    risk = {"early_window_sessions": 100, "change_checkpoint": 100, "max_gap_days": 365}
+    r = client.put("/v1/settings", json={"risk": risk}, headers=auth)
+    assert r.status_code == 200, r.json
+    for key, value in risk.items():
+        assert r.json["effective"]["risk"][key] == value
+
+
+def test_an_out_of_range_risk_setting_stored_earlier_gives_the_defaults() -> None:
+    """A huge integer stored before the bounds existed is not applied: the defaults are."""
+    limits = thresholds.from_settings({"risk": {"max_gap_days": 10**30}})
+    assert limits.risk.max_gap_days == RiskSettings().max_gap_days
+
+
+def test_effective_settings_include_the_reports_section(
+    client: FlaskClient, tenant: Tenant
+) -> None:
+    """GET /v1/settings shows the report values in force: defaults, then the clinic's own."""
+    auth = tenant.auth("admin")
+    effective = client.get("/v1/settings", headers=auth).json["effective"]
+    assert sorted(effective) == ["delivery", "reports", "risk"]
+    assert effective["reports"]["min_n"] == 10
+    assert effective["reports"]["ors_cutoff_adult"] == 25
+    assert effective["reports"]["dropout_definition"] == "unilateral"
+    mine = {"min_n": 5, "dropout_definition": "early_unplanned", "cors_cutoff": 30}
+    assert client.put("/v1/settings", json={"reports": mine}, headers=auth).status_code == 200
+    effective = client.get("/v1/settings", headers=auth).json["effective"]
+    assert {k: effective["reports"][k] for k in mine} == mine
+    assert effective["reports"]["ors_cutoff_adolescent"] == 28

@@ -98,10 +98,8 @@ def test_trajectory_endpoint_uses_rational_rules_without_history(
     assert len(traj["expected_path"]["low"]) == 20
 
 
-def test_trajectory_uses_clinic_etr_once_enough_episodes_closed(
-    client: FlaskClient, tenant: Tenant
-) -> None:
-    """With 80 closed episodes of 4 sessions the clinic's own ETR judges the trajectory."""
+def close_cohort(client: FlaskClient, tenant: Tenant) -> None:
+    """80 closed episodes of 4 improving sessions: enough for the clinic's own ETR."""
     items = []
     for c in range(80):
         start = 10 + (c % 12)
@@ -126,6 +124,13 @@ def test_trajectory_uses_clinic_etr_once_enough_episodes_closed(
             headers=tenant.auth(),
         )
         assert closed.status_code == 200
+
+
+def test_trajectory_uses_clinic_etr_once_enough_episodes_closed(
+    client: FlaskClient, tenant: Tenant
+) -> None:
+    """With 80 closed episodes of 4 sessions the clinic's own ETR judges the trajectory."""
+    close_cohort(client, tenant)
     body = post_series(client, tenant, "NEW", [14.0, 14.4, 15.2])
     traj = client.get(
         f"/v1/episodes/{body['episode_id']}/trajectory", headers=tenant.auth("manager")
@@ -143,3 +148,25 @@ def test_trajectory_of_other_clinic_is_404(
         f"/v1/episodes/{body['episode_id']}/trajectory", headers=other_tenant.auth("manager")
     )
     assert resp.status_code == 404
+
+
+def test_views_judge_the_trajectory_by_the_model_of_the_rules_and_the_endpoint(
+    client: FlaskClient, tenant: Tenant
+) -> None:
+    """Write answer, client and session views, trajectory and risk: one model, one verdict."""
+    close_cohort(client, tenant)
+    body = post_series(client, tenant, "NEW", [15.2, 15.2, 14.0, 14.0])
+    manager = tenant.auth("manager")
+    traj = client.get(f"/v1/episodes/{body['episode_id']}/trajectory", headers=manager).json
+    assert traj["model"].startswith("etr:clinic-regression")
+    assert traj["points"][-1]["on_track"] is False
+    episode = client.get("/v1/clients/NEW", headers=manager).json["episodes"][0]
+    session = client.get(f"/v1/sessions/{body['id']}", headers=manager).json["episode"]
+    for shown in (
+        body["episode"]["outcome"]["trajectory"],
+        episode["outcome"]["trajectory"],
+        session["outcome"]["trajectory"],
+        traj["outcome"]["trajectory"],
+    ):
+        assert (shown["model"], shown["on_track"]) == (traj["model"], False)
+    assert any(r.startswith("not_on_track") for r in episode["risk"]["reasons"])

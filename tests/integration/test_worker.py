@@ -25,7 +25,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, select, update
 from standardwebhooks.webhooks import Webhook
 
 from fit_service.adapters.email import SmtpEmailSender, SmtpSettings
@@ -232,10 +232,12 @@ def test_endpoint_is_marked_failing_after_the_clinics_period(
     app: Flask,
     client: FlaskClient,
     tenant: Tenant,
+    engine: Engine,
     receiver: tuple[ReceiverState, str],
 ) -> None:
     """After a failure the endpoint is not failing under the 24 h default, and is failing once
-    the clinic's failing_after_hours (here about a second) has passed without a success."""
+    the clinic's failing_after_hours (here the shortest, one minute) has passed without a
+    success."""
     state, url = receiver
     state.secret = register(client, tenant, url)
     state.statuses = [503]
@@ -243,9 +245,13 @@ def test_endpoint_is_marked_failing_after_the_clinics_period(
     worker(app).run_once()
     auth = tenant.auth("admin")
     assert client.get("/v1/webhook-endpoints", headers=auth).json[0]["failing"] is False
-    r = client.put("/v1/settings", json={"delivery": {"failing_after_hours": 0.0002}}, headers=auth)
+    r = client.put("/v1/settings", json={"delivery": {"failing_after_hours": 1 / 60}}, headers=auth)
     assert r.status_code == 200, r.json
-    time.sleep(0.8)  # 0.0002 h = 0.72 s
+    assert client.get("/v1/webhook-endpoints", headers=auth).json[0]["failing"] is False
+    with engine.begin() as conn:  # the failure began 61 s ago
+        since = conn.scalar(select(WebhookEndpoint.failing_since))
+        assert since is not None
+        conn.execute(update(WebhookEndpoint).values(failing_since=since - timedelta(seconds=61)))
     (endpoint,) = client.get("/v1/webhook-endpoints", headers=auth).json
     assert endpoint["failing"] is True
     assert endpoint["failing_since"] is not None
