@@ -259,6 +259,9 @@ class AssessmentSummary:
     #: the clinic's thresholds as read for this run (``None`` when nothing was assessed), so a
     #: caller rendering views in the same transaction need not read the settings again
     limits: thresholds.ClinicThresholds | None = None
+    #: the clinic's count of closed episodes as read for this run (what the cached trajectory
+    #: models are checked against), for the same reason
+    closed_episodes: int | None = None
 
     def add(self, other: AssessmentSummary) -> None:
         for name in (
@@ -284,10 +287,14 @@ class _Episode:
 
 def assess_after_write(
     uow: UnitOfWork, principal: Principal, histories: dict[int, EpisodeHistory]
-) -> thresholds.ClinicThresholds | None:
+) -> tuple[thresholds.ClinicThresholds, int] | None:
     """Run the risk rules over each touched episode and reconcile its alerts; returns the
-    clinic's thresholds when it read them (the session views use the same)."""
-    return reassess(uow, principal, histories.values(), clinic_today(principal)).limits
+    clinic's thresholds and closed-episode count when it read them (the session views judge
+    by the same, without reading them again)."""
+    summary = reassess(uow, principal, histories.values(), clinic_today(principal))
+    if summary.limits is None or summary.closed_episodes is None:
+        return None
+    return summary.limits, summary.closed_episodes
 
 
 def reassess(
@@ -315,7 +322,7 @@ def reassess(
         db, principal.clinic_id, [h.row_id for h in open_histories]
     )
     limits = thresholds.from_settings(raw_settings)
-    summary.limits = limits
+    summary.limits, summary.closed_episodes = limits, closed
     settings = limits.risk
     sheets: dict[int, DomainGoalSheet] = {}
     if refresh_guidance:

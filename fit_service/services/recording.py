@@ -217,9 +217,11 @@ def score_ratings(item: SessionInput) -> list[tuple[str, str, Score]]:
 
 
 #: the hook run after the writes, in the same transaction (the risk assessment); it may return
-#: the clinic's thresholds it read, so the session views don't read them again
+#: the clinic's thresholds and closed-episode count it read, so the session views don't read
+#: them again
 OnWritten = Callable[
-    [UnitOfWork, Principal, dict[int, EpisodeHistory]], thresholds.ClinicThresholds | None
+    [UnitOfWork, Principal, dict[int, EpisodeHistory]],
+    tuple[thresholds.ClinicThresholds, int] | None,
 ]
 
 
@@ -637,9 +639,9 @@ def _record(
     # Before the risk rules and the views read the histories, so they see the corrected
     # start. Safe from concurrent writers: every session write locks its client first.
     start_at_first_session(uow.session, histories.values())
-    limits = None
+    read = None
     if on_written is not None and histories:
-        limits = on_written(uow, principal, histories)
+        read = on_written(uow, principal, histories)
 
     final = [r for r in results if r is not None]
     if detailed:
@@ -651,9 +653,7 @@ def _record(
         } - set(histories)
         if unchanged_eps:
             histories.update(load_histories(uow.session, {e for e in unchanged_eps if e}))
-        closed: int | None = None
-        if limits is None:
-            limits, closed = trajectories.limits_and_closed(uow, principal.clinic_id)
+        limits, closed = read or trajectories.limits_and_closed(uow, principal.clinic_id)
         # the clinic's trajectory models, as the risk rules judged (cached: a COUNT at most)
         models = trajectories.models_for(
             uow, principal.clinic_id, histories.values(), limits, closed
