@@ -8,12 +8,22 @@ sessions, and returns the actions the service should store. The rules it enforce
   same or a higher severity is a no-op);
 * a worse finding escalates the active alert (severity up);
 * when no finding of the kind holds any more, the alert auto-resolves with a note - but an
-  alliance alert only once SRS has been at or above the concern line for
-  ``RiskSettings.alliance_clear_sessions`` consecutive sessions after its evidence (default two
-  sessions at >= 36; issue 4), because one good rating after a rupture is not a repair;
+  alliance alert only once the alliance has been clear for ``RiskSettings.alliance_clear_sessions``
+  consecutive sessions after its evidence (default two; issue 4), because one good rating after
+  a rupture is not a repair. An SRS-based alert counts sessions with SRS at or above the concern
+  line (default 36); a WAI-SR alert (``weak_wai_*``) counts sessions whose WAI-SR subscale of its
+  leg is no longer weak (the same line the rule uses: the clinic's decile, else the heuristic
+  floor) or, for a session without that subscale, whose SRS is at or above the concern line
+  (:func:`wai_clear_streak`), so a clinic that uses no SRS sees its WAI alerts clear too;
 * a dismissed or resolved alert is not reopened by the same evidence: a new alert of that kind
   opens only for a finding observed *after* the closed alert's evidence date and, when a
-  clinician closed it, after the day they did (:func:`_seen`).
+  clinician closed it, after the day they did (:func:`_seen`);
+* nor, when a clinician closed it, by the same finding persisting: with the episode's
+  ``context`` (the rules can then be re-run on the sessions so far) a later finding re-opens it
+  only when it is worse than the closed alert, or when the finding stopped alerting at some
+  appointment after the closed alert's evidence (it cleared, or was only held over) and came
+  back (:func:`_dismissal_holds`). A client who rates SRS 34 at every session gets one alert,
+  not one per session after each dismissal.
 
 Status machine (:func:`check_transition`)::
 
@@ -21,7 +31,10 @@ Status machine (:func:`check_transition`)::
     open | acknowledged -> resolved (note required) | dismissed (reason required)
                          | auto_resolved (note required; the system's own resolution)
 
-Closed states (resolved, dismissed, auto_resolved) are final.
+Closed states (resolved, dismissed, auto_resolved) are final. A live alert follows the
+episode's treating clinician (the service moves it, :mod:`fit_service.services.alerting`); an
+acknowledgement is the previous clinician's, so a moved alert is open again for the new one
+(:func:`reassigned_status`).
 """
 
 from __future__ import annotations
@@ -32,13 +45,17 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 
 from fit_service.domain.errors import Conflict
+from fit_service.domain.instruments import AgeBand
 from fit_service.domain.risk import (
     Concern,
+    EpisodeContext,
     Finding,
     RiskSettings,
     SessionObservation,
     Severity,
     alliance_clear_streak,
+    evaluate_rules,
+    weak_wai_subscales,
 )
 
 
@@ -151,6 +168,18 @@ def transition(alert: Alert, target: AlertStatus, note: str | None = None) -> Al
     return replace(alert, status=target, note=note.strip() if note else alert.note)
 
 
+def reassigned_status(status: AlertStatus) -> AlertStatus:
+    """The status of a live alert moved to another clinician: an acknowledgement was the
+    previous clinician's ("I have seen it"), so for the new one the alert is open again."""
+    if not status.is_active:
+        raise Conflict(
+            f"an alert that is {status.value} stays with the clinician who closed it",
+            field="status",
+            rule="illegal_alert_transition",
+        )
+    return AlertStatus.OPEN
+
+
 def _active_by_kind(alerts: Iterable[Alert]) -> dict[str, Alert]:
     active: dict[str, Alert] = {}
     for alert in alerts:
@@ -187,23 +216,118 @@ def _seen(alert: Alert) -> dt.date:
     return alert.observed_on
 
 
+#: kinds raised by the WAI-SR rule (:func:`fit_service.domain.risk.weak_wai_subscales`)
+WAI_KINDS = frozenset({"weak_wai_goal", "weak_wai_task", "weak_wai_bond"})
+
+
+def _wai_weak(
+    o: SessionObservation, kind: str, settings: RiskSettings, context: EpisodeContext | None
+) -> bool:
+    """Whether the WAI-SR subscale behind ``kind`` is weak at ``o``, by the rule's own line (the
+    clinic's decile at that session number when ``context`` has one, else the floor)."""
+    ctx = context or EpisodeContext(None, None, AgeBand.ADULT, o.date)
+    return any(f.kind == kind for f in weak_wai_subscales([o], ctx, settings))
+
+
+def wai_clear_streak(
+    obs: Sequence[SessionObservation],
+    alert: Alert,
+    settings: RiskSettings,
+    context: EpisodeContext | None = None,
+) -> int:
+    """Consecutive latest attended sessions after a WAI-SR alert's evidence whose alliance is
+    clear: the alert's subscale no longer weak, or - at a session without that subscale - SRS at
+    or above the concern line. A session with neither breaks the streak (a rating not given is
+    no evidence of repair), as in :func:`fit_service.domain.risk.alliance_clear_streak`."""
+    leg = alert.concern.value
+    streak = 0
+    for o in reversed(obs):
+        if not o.attended:
+            continue
+        if alert.session_number is not None and (o.session_number or 0) <= alert.session_number:
+            break
+        if o.wai_subscales and leg in o.wai_subscales:
+            clear = not _wai_weak(o, alert.kind, settings, context)
+        else:
+            total = o.srs_total
+            clear = total is not None and total >= settings.srs_concern_total
+        if not clear:
+            break
+        streak += 1
+    return streak
+
+
+def _latest_closed(alerts: Iterable[Alert], kind: str) -> Alert | None:
+    closed = [a for a in alerts if a.kind == kind and not a.status.is_active]
+    return max(closed, key=lambda a: (a.observed_on, _seen(a)), default=None)
+
+
+def _findings_upto(
+    observations: Sequence[SessionObservation], context: EpisodeContext, settings: RiskSettings
+) -> Callable[[int], Sequence[Finding]]:
+    """The findings of the first ``upto`` appointments, as assessed when the last of them was
+    recorded (memoised: several kinds may ask about the same appointment)."""
+    earlier: dict[int, Sequence[Finding]] = {}
+
+    def findings_upto(upto: int) -> Sequence[Finding]:
+        if upto not in earlier:
+            prefix = observations[:upto]
+            at = replace(context, today=prefix[-1].date, recheck=False)
+            earlier[upto] = evaluate_rules(prefix, at, settings)
+        return earlier[upto]
+
+    return findings_upto
+
+
+def _dismissal_holds(
+    closed: Alert,
+    finding: Finding,
+    observations: Sequence[SessionObservation],
+    settings: RiskSettings,
+    findings_upto: Callable[[int], Sequence[Finding]],
+) -> bool:
+    """Whether a clinician's resolution or dismissal of ``closed`` still covers ``finding``,
+    newer evidence of the same kind: yes while the finding is no worse than the closed alert and
+    alerted, no worse, at every appointment since the closed alert's evidence. It re-opens when
+    the finding gets worse, or when at some appointment in between it did not alert (it cleared,
+    fell below the clinic's alert severity, or was only held over) and then came back."""
+    if closed.status not in _CLOSED_BY_CLINICIAN or finding.severity > closed.severity:
+        return False
+    for upto in range(1, len(observations)):  # the full history is ``finding`` itself
+        if observations[upto - 1].date <= closed.observed_on:
+            continue
+        earlier = _strongest(findings_upto(upto), settings.alert_min_severity).get(finding.kind)
+        if earlier is None or earlier.severity > closed.severity:
+            return False
+    return True
+
+
 def reconcile(
     alerts: Sequence[Alert],
     findings: Sequence[Finding],
     observations: Sequence[SessionObservation],
     settings: RiskSettings | None = None,
+    *,
+    context: EpisodeContext | None = None,
 ) -> list[AlertAction]:
     """The actions that bring an episode's alerts in line with its current findings.
 
     ``alerts`` are all of the episode's alerts, closed ones included (they stop the same
     evidence from reopening). Findings below ``settings.alert_min_severity`` open nothing but,
     while any finding of the kind holds, keep an active alert from auto-resolving.
+
+    ``context`` is the episode's rule context (as given to
+    :func:`fit_service.domain.risk.assess_episode`): with it a clinician's dismissal holds while
+    the same finding persists (the rules are re-run on the sessions up to each appointment since
+    the dismissed evidence, only when that question arises), and WAI-SR alerts clear against the
+    clinic's decile. Without it any finding observed after what the clinician saw re-opens.
     """
     settings = settings or RiskSettings()
     active = _active_by_kind(alerts)
     alerting = _strongest(findings, settings.alert_min_severity)
     holding = {f.kind for f in findings}
     actions: list[AlertAction] = []
+    findings_upto = _findings_upto(observations, context, settings) if context else None
 
     for kind in sorted(alerting):
         finding = alerting[kind]
@@ -216,6 +340,11 @@ def reconcile(
             a.kind == kind and not a.status.is_active and _seen(a) >= finding.observed_on
             for a in alerts
         )
+        if not already_closed and findings_upto is not None:
+            closed = _latest_closed(alerts, kind)
+            already_closed = closed is not None and _dismissal_holds(
+                closed, finding, observations, settings, findings_upto
+            )
         if not already_closed:
             actions.append(Open(kind, finding.severity, finding))
 
@@ -223,7 +352,16 @@ def reconcile(
         if kind in holding:
             continue
         alert = active[kind]
-        if alert.concern.is_alliance:
+        if kind in WAI_KINDS:
+            streak = wai_clear_streak(observations, alert, settings, context)
+            if streak < settings.alliance_clear_sessions:
+                continue
+            note = (
+                f"{kind} no longer holds: WAI-SR {alert.concern.value} subscale no longer weak "
+                f"(or SRS at or above {settings.srs_concern_total:g} where no WAI-SR was given) "
+                f"for {streak} consecutive sessions since session {alert.session_number}"
+            )
+        elif alert.concern.is_alliance:
             streak = alliance_clear_streak(observations, settings, alert.session_number)
             if streak < settings.alliance_clear_sessions:
                 continue

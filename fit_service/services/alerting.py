@@ -10,10 +10,10 @@ whatever the batch size (``IN`` queries, multi-row writes):
 
 * always: the clinic's settings with the episodes' alerts (1 query); an ``UPDATE`` of the
   episodes whose risk level or reasons changed;
-* only when an alert opens or escalates: goal sheets (1), clinicians (1), webhook endpoints (1),
-  the alert ``INSERT`` and one outbox ``INSERT``;
-* one ``UPDATE`` per alert that escalates, auto-resolves or gets new guidance (few: most calls
-  change no stored alert), each conditional on the version it was decided on (below);
+* only when an alert opens, escalates or moves to another clinician: goal sheets (1, not for a
+  move), clinicians (1), webhook endpoints (1), the alert ``INSERT`` and one outbox ``INSERT``;
+* one ``UPDATE`` per alert that escalates, auto-resolves, moves or gets new guidance (few: most
+  calls change no stored alert), each conditional on the version it was decided on (below);
 * the goal sheet only changes the guidance text, so the rules first run without it and are run
   again (pure, in memory) for the few episodes whose alerts open or escalate.
 
@@ -26,6 +26,19 @@ dropout-risk alert combines the signals the rules would otherwise alert on one b
 episode has WAI-SR ratings, the clinic's bottom decile per subscale and session number
 (:mod:`fit_service.services.alliance_reference`, cached hourly) is the "weak" line, else the
 labelled heuristic floor.
+
+Clinician: a live (open or acknowledged) alert belongs to the clinician treating the episode
+now, the one its latest appointment was booked with (:func:`treating_clinician`; the same rule
+that names the clinician of a new alert). When the client moves to another clinician, each live
+alert moves with its next assessment: the new clinician sees it in their feed, gets the
+notices (an ``alert.reassigned`` webhook and e-mail, or the escalation's), and the move is
+audited (``alert.reassign``). An acknowledgement was the previous clinician's, so a moved
+acknowledged alert is open again (:func:`fit_service.domain.alerts.reassigned_status`). Closed
+alerts stay with the clinician who closed them or saw them close.
+
+Dates: an alert's closing day is the clinic's local day (``clinics.timezone``), the calendar
+session dates are written in, so a dismissal in the evening in Los Angeles (the next day in UTC)
+covers that day's sessions and no more.
 
 Concurrency: a clinician may acknowledge, resolve or dismiss an alert between the moment this
 code reads it and the moment it writes. Every ``UPDATE`` of a stored alert here is therefore
@@ -102,6 +115,7 @@ WEBHOOK = "webhook"
 EMAIL = "email"
 EVENT_OPENED = "alert.opened"
 EVENT_ESCALATED = "alert.escalated"
+EVENT_REASSIGNED = "alert.reassigned"
 
 
 # --------------------------------------------------------------------------- settings
@@ -151,6 +165,12 @@ class _Stored:
     version: int
     clinician_id: int | None
     closed_on: date | None = None
+    #: the EHR id of ``clinician_id`` (compared with the episode's treating clinician)
+    clinician: str | None = None
+
+    @property
+    def live(self) -> bool:
+        return lifecycle.AlertStatus(self.status).is_active
 
     def domain(self) -> lifecycle.Alert:
         return lifecycle.Alert(
@@ -177,7 +197,8 @@ def _load_settings_and_alerts(
     """The clinic's settings, every alert of the episodes and the clinic's count of closed
     episodes (what the cached trajectory and dropout models are checked against), in one
     round trip per chunk (clinics LEFT JOIN alerts: the hot path pays for one query, not
-    three)."""
+    three). An alert's evidence and closing days are the clinic's local days (session dates
+    are local: a UTC day would be off by one for evening or early-morning dismissals)."""
     settings: dict[str, Any] = {}
     closed = 0
     out: dict[int, list[_Stored]] = {i: [] for i in episode_ids}
@@ -185,6 +206,7 @@ def _load_settings_and_alerts(
         for r in db.execute(
             select(
                 Clinic.settings,
+                Clinic.timezone,
                 trajectories.closed_episodes_count(clinic_id).label("closed_episodes"),
                 Alert.id,
                 Alert.public_id,
@@ -199,15 +221,18 @@ def _load_settings_and_alerts(
                 Alert.closed_at,
                 Alert.version,
                 Alert.clinician_id,
+                Clinician.external_id.label("clinician"),
             )
             .select_from(Clinic)
             .outerjoin(Alert, (Alert.clinic_id == Clinic.id) & Alert.episode_id.in_(chunk))
+            .outerjoin(Clinician, Clinician.id == Alert.clinician_id)
             .where(Clinic.id == clinic_id)
         ):
             settings = dict(r.settings or {})
             closed = int(r.closed_episodes or 0)
             if r.id is None:
                 continue
+            tz = zoneinfo.ZoneInfo(r.timezone or "UTC")
             observed = (r.evidence or {}).get("observed_on")
             out[r.episode_id].append(
                 _Stored(
@@ -218,13 +243,26 @@ def _load_settings_and_alerts(
                     r.severity,
                     r.status,
                     r.session_number,
-                    date.fromisoformat(observed) if observed else r.opened_at.date(),
+                    date.fromisoformat(observed) if observed else _local_day(r.opened_at, tz),
                     r.version,
                     r.clinician_id,
-                    r.closed_at.date() if r.closed_at else None,
+                    _local_day(r.closed_at, tz) if r.closed_at else None,
+                    r.clinician,
                 )
             )
     return settings, out, closed
+
+
+def _local_day(at: datetime, tz: zoneinfo.ZoneInfo) -> date:
+    """The clinic-local calendar day of a stored (UTC) timestamp."""
+    return at.astimezone(tz).date()
+
+
+def treating_clinician(history: EpisodeHistory) -> str | None:
+    """The EHR id of the clinician treating the episode now: the one its latest appointment
+    (attended or not) was booked with, else the clinician it was opened with."""
+    latest = history.sessions[-1].clinician if history.sessions else None
+    return latest or history.clinician
 
 
 def load_goal_sheets(db: Session, episode_ids: Iterable[int]) -> dict[int, DomainGoalSheet]:
@@ -252,6 +290,7 @@ class AssessmentSummary:
     opened: int = 0
     escalated: int = 0
     auto_resolved: int = 0
+    reassigned: int = 0
     refreshed: int = 0
     deliveries: int = 0
     levels_changed: int = 0
@@ -269,6 +308,7 @@ class AssessmentSummary:
             "opened",
             "escalated",
             "auto_resolved",
+            "reassigned",
             "refreshed",
             "deliveries",
             "levels_changed",
@@ -283,6 +323,7 @@ class _Episode:
     obs: list[SessionObservation]
     assessment: RiskAssessment
     actions: list[lifecycle.AlertAction]
+    context: EpisodeContext
 
 
 def assess_after_write(
@@ -345,7 +386,11 @@ def reassess(
             )
             assessment = assess_episode(obs, context, settings)
             actions = lifecycle.reconcile(
-                [a.domain() for a in stored[history.row_id]], assessment.findings, obs, settings
+                [a.domain() for a in stored[history.row_id]],
+                assessment.findings,
+                obs,
+                settings,
+                context=context,
             )
         except Exception as exc:  # noqa: BLE001 - any rule bug: KeyError, ZeroDivisionError…
             # Never let a rule bug or odd data refuse the session write; the episode keeps its
@@ -354,7 +399,7 @@ def reassess(
             log.error("risk assessment failed for episode row %s: %s", history.row_id, _where(exc))
             summary.failed_episodes.append(history.row_id)
             continue
-        assessed.append(_Episode(history, obs, assessment, actions))
+        assessed.append(_Episode(history, obs, assessment, actions, context))
     summary.episodes = len(assessed)
 
     _store_levels(db, assessed, summary)
@@ -373,16 +418,14 @@ def reassess(
             if sheet is None:
                 continue
             try:
-                assessment = assess_episode(
-                    e.obs,
-                    _context(e.history, today, sheet, limits, dropout, wai, recheck),
-                    settings,
-                )
+                context = _context(e.history, today, sheet, limits, dropout, wai, recheck)
+                assessment = assess_episode(e.obs, context, settings)
                 actions = lifecycle.reconcile(
                     [a.domain() for a in stored[e.history.row_id]],
                     assessment.findings,
                     e.obs,
                     settings,
+                    context=context,
                 )
             except Exception as exc:  # noqa: BLE001 - as above; guidance stays sheet-less
                 log.error(
@@ -391,7 +434,7 @@ def reassess(
                     _where(exc),
                 )
                 continue
-            e.assessment, e.actions = assessment, actions
+            e.assessment, e.actions, e.context = assessment, actions, context
     _apply_actions(db, principal, assessed, stored, summary, refresh_guidance, settings)
     return summary
 
@@ -448,6 +491,8 @@ class _Event:
     kind: str
     severity: Severity
     clinician_id: int | None
+    #: the alert's version after a move (``alert.reassigned`` happens once per version)
+    version: int | None = None
 
 
 def _where(exc: BaseException) -> str:
@@ -486,6 +531,18 @@ def _update_alert(db: Session, alert: _Stored, values: Mapping[str, Any]) -> boo
     return result.rowcount == 1  # type: ignore[attr-defined,no-any-return]
 
 
+def _moved(alert: _Stored, target: int | None) -> dict[str, Any]:
+    """The column values that move a live alert to clinician row ``target`` (nothing when it is
+    there already, or the episode's clinician is unknown): an acknowledged one is open again."""
+    if target is None or alert.clinician_id == target or not alert.live:
+        return {}
+    status = lifecycle.reassigned_status(lifecycle.AlertStatus(alert.status))
+    values: dict[str, Any] = {"clinician_id": target}
+    if status.value != alert.status:
+        values.update(status=status.value, acknowledged_at=None)
+    return values
+
+
 def _update_stored(
     db: Session,
     principal: Principal,
@@ -494,12 +551,15 @@ def _update_stored(
     settings: RiskSettings,
     refresh_guidance: bool,
     out: _Pending,
+    target: int | None = None,
 ) -> None:
-    """Store the episode's escalations, auto-resolutions and (``refresh_guidance``) guidance
-    refreshes, each conditional on the version read (module doc, "Concurrency"). On a miss the
-    episode's alerts are re-read and reconciled again and the new actions applied; after
-    :data:`_RECONCILE_TRIES` attempts ``e.actions`` is emptied (nothing opens either) and the
-    next assessment converges. Leaves ``e.actions`` matching what was stored."""
+    """Store the episode's escalations, auto-resolutions, moves of live alerts to ``target``
+    (the row id of the episode's treating clinician) and (``refresh_guidance``) guidance
+    refreshes, one conditional ``UPDATE`` per alert on the version read (module doc,
+    "Concurrency"). On a miss the episode's alerts are re-read and reconciled again and the
+    new actions applied; after :data:`_RECONCILE_TRIES` attempts ``e.actions`` is emptied
+    (nothing opens either) and the next assessment converges. Leaves ``e.actions`` matching
+    what was stored."""
     now, events, entries, summary = out.now, out.events, out.entries, out.summary
     row_id = e.history.row_id
     done: set[int] = set()  # alerts this call already updated (never bumped twice)
@@ -509,7 +569,11 @@ def _update_stored(
             alerts = fresh[row_id]
             try:
                 e.actions = lifecycle.reconcile(
-                    [a.domain() for a in alerts], e.assessment.findings, e.obs, settings
+                    [a.domain() for a in alerts],
+                    e.assessment.findings,
+                    e.obs,
+                    settings,
+                    context=e.context,
                 )
             except Exception as exc:  # noqa: BLE001 - pure code; see reassess
                 log.error("alert reconcile failed for episode row %s: %s", row_id, _where(exc))
@@ -525,6 +589,7 @@ def _update_stored(
             touched.add(a.row_id)
             if isinstance(action, lifecycle.Escalate):
                 f = action.finding
+                move = _moved(a, target)
                 values: dict[str, Any] = {
                     "severity": int(action.severity),
                     "session_number": f.session_number,
@@ -532,14 +597,20 @@ def _update_stored(
                     "guidance": f.guidance,
                     "model": f.evidence.get("model"),
                     "updated_at": now,
+                    **move,
                 }
                 if not _update_alert(db, a, values):
                     missed = True
                     continue
+                # the notice goes to the clinician the alert is with now
+                clinician = move.get("clinician_id", a.clinician_id)
                 events.append(
-                    _Event(EVENT_ESCALATED, a.public_id, a.kind, action.severity, a.clinician_id)
+                    _Event(EVENT_ESCALATED, a.public_id, a.kind, action.severity, clinician)
                 )
                 entries.append(audit.AuditEntry("alert.escalate", "alert", action.alert_id))
+                if move:
+                    entries.append(audit.AuditEntry("alert.reassign", "alert", action.alert_id))
+                    summary.reassigned += 1
                 summary.escalated += 1
             else:
                 values = {
@@ -554,21 +625,34 @@ def _update_stored(
                 entries.append(audit.AuditEntry("alert.auto_resolve", "alert", action.alert_id))
                 summary.auto_resolved += 1
             done.add(a.row_id)
-        if refresh_guidance:
-            holding = {f.kind: f for f in e.assessment.findings}
-            for a in alerts:
-                finding = holding.get(a.kind)
-                if (
-                    a.status in ("open", "acknowledged")
-                    and finding
-                    and a.row_id not in touched
-                    and a.row_id not in done
-                ):
-                    if not _update_alert(db, a, {"guidance": finding.guidance, "updated_at": now}):
-                        missed = True
-                        continue
-                    done.add(a.row_id)
-                    summary.refreshed += 1
+        holding = {f.kind: f for f in e.assessment.findings} if refresh_guidance else {}
+        for a in alerts:
+            if not a.live or a.row_id in touched or a.row_id in done:
+                continue
+            move = _moved(a, target)
+            finding = holding.get(a.kind)
+            values = {**move, **({"guidance": finding.guidance} if finding else {})}
+            if not values:
+                continue
+            if not _update_alert(db, a, {**values, "updated_at": now}):
+                missed = True
+                continue
+            done.add(a.row_id)
+            if finding:
+                summary.refreshed += 1
+            if move:
+                events.append(
+                    _Event(
+                        EVENT_REASSIGNED,
+                        a.public_id,
+                        a.kind,
+                        Severity(a.severity),
+                        target,
+                        a.version + 1,
+                    )
+                )
+                entries.append(audit.AuditEntry("alert.reassign", "alert", str(a.public_id)))
+                summary.reassigned += 1
         if not missed:
             return
     log.warning(
@@ -593,7 +677,24 @@ def _apply_actions(
     entries: list[audit.AuditEntry] = []
     pending_clinician: list[tuple[dict[str, Any], str | None]] = []
 
+    # The clinicians the episodes' alerts go to, read before any write: an escalation moves
+    # its alert in the same versioned UPDATE (never two bumps in one call).
+    treating = {e.history.row_id: treating_clinician(e.history) for e in assessed}
+    wanted: set[str] = set()
+    current: set[int | None] = set()
     for e in assessed:
+        ext = treating[e.history.row_id]
+        live = [a for a in stored[e.history.row_id] if a.live]
+        moving = ext is not None and any(a.clinician != ext for a in live)
+        if moving or any(isinstance(a, lifecycle.Open | lifecycle.Escalate) for a in e.actions):
+            if ext is not None:
+                wanted.add(ext)
+            current.update(a.clinician_id for a in live)
+    clinicians = _clinicians(db, principal.clinic_id, wanted, current)
+    by_external = {c[1]: c[0] for c in clinicians.values()}
+
+    for e in assessed:
+        ext = treating[e.history.row_id]
         # Updates first: a version miss re-reconciles the episode, which may change its Opens.
         _update_stored(
             db,
@@ -603,8 +704,8 @@ def _apply_actions(
             settings,
             refresh_guidance,
             _Pending(now, events, entries, summary),
+            by_external.get(ext) if ext else None,
         )
-        latest_clinician = e.history.sessions[-1].clinician if e.history.sessions else None
         for action in e.actions:
             if not isinstance(action, lifecycle.Open):
                 continue
@@ -629,17 +730,17 @@ def _apply_actions(
                 "version": 1,
             }
             inserts.append(row)
-            pending_clinician.append((row, latest_clinician or e.history.clinician))
+            pending_clinician.append((row, ext))
             entries.append(audit.AuditEntry("alert.open", "alert", str(public_id), status_code=201))
             summary.opened += 1
 
-    clinicians = _clinicians(
-        db,
-        principal.clinic_id,
-        {ext for _, ext in pending_clinician if ext},
-        {ev.clinician_id for ev in events},
-    )
-    by_external = {c[1]: c[0] for c in clinicians.values()}
+    # A re-reconcile after a version miss may have opened or escalated what the first read did
+    # not: read any clinician still missing (rare; usually no query).
+    missing_ext = {ext for _, ext in pending_clinician if ext and ext not in by_external}
+    missing_ids = {ev.clinician_id for ev in events if ev.clinician_id not in clinicians}
+    if missing_ext or missing_ids - {None}:
+        clinicians.update(_clinicians(db, principal.clinic_id, missing_ext, missing_ids))
+        by_external = {c[1]: c[0] for c in clinicians.values()}
     opened: list[_Event] = []
     for row, ext in pending_clinician:
         row["clinician_id"] = by_external.get(ext) if ext else None
@@ -688,10 +789,13 @@ def outbox_insert(db: Session) -> Any:
 
 
 def _message_id(clinic_id: int, event: _Event) -> str:
-    """Stable per event: an alert opens once, and escalates at most once per severity."""
+    """Stable per event: an alert opens once, escalates at most once per severity, and moves
+    to another clinician at most once per version."""
     key = str(event.alert_id)
     if event.event_type == EVENT_ESCALATED:
         key = f"{event.alert_id.hex}_{event.severity.label}"
+    elif event.event_type == EVENT_REASSIGNED:
+        key = f"{event.alert_id.hex}_v{event.version}"
     return message_id_for(str(clinic_id), event.event_type, key)
 
 

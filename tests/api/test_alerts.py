@@ -7,10 +7,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import Engine, select
 
 from fit_service.adapters.orm import AuditEvent
+from fit_service.services import clinics
+from fit_service.services.principals import Role
 from tests.conftest import Tenant, session_payload
 
 TODAY = datetime.now(UTC).date()
@@ -238,3 +241,32 @@ def test_a_feed_time_outside_the_utc_calendar_is_422_not_500(
     edge = {"since": "0001-01-01T00:00:00+00:00", "until": "9999-12-31T23:59:59+00:00"}[name]
     ok = client.get("/v1/alerts", query_string={name: edge}, headers=tenant.auth("manager"))
     assert ok.status_code == 200, ok.json
+
+
+def test_a_moved_alert_is_in_the_new_clinicians_feed_and_theirs_to_act_on(
+    app: Flask, client: FlaskClient, tenant: Tenant
+) -> None:
+    """When the client moves to T-2, the live alert leaves T-1's feed and T-2 can act on it."""
+    alert_id = rupture(client, tenant, "C-1", "T-1")
+    with app.extensions["fit"].uow() as uow:
+        key = clinics.create_api_key(uow, tenant.clinic_id, Role.CLINICIAN, "t2", "T-2").secret
+    t2 = {"Authorization": f"Bearer {key}"}
+    assert client.get("/v1/alerts", headers=t2).json["items"] == []
+    r = client.post(
+        "/v1/sessions",
+        json=session_payload(
+            ehr_session_id="C-1-3",
+            clinician_id="T-2",
+            date=TODAY.isoformat(),
+            ratings=[{"instrument": "srs", "items": LOW}],
+        ),
+        headers=tenant.auth(),
+    )
+    assert r.status_code == 201, r.json
+
+    feed = client.get("/v1/alerts", headers=t2).json["items"]
+    assert [(a["id"], a["clinician_id"], a["version"]) for a in feed] == [(alert_id, "T-2", 2)]
+    assert client.get("/v1/alerts", headers=tenant.auth("clinician")).json["items"] == []
+    assert client.get(f"/v1/alerts/{alert_id}", headers=tenant.auth("clinician")).status_code == 404
+    acked = client.post(f"/v1/alerts/{alert_id}/acknowledge", headers={**t2, "If-Match": '"2"'})
+    assert acked.status_code == 200, acked.json

@@ -4,7 +4,7 @@ alert lifecycle follows the data: no duplicates, escalation, auto-resolution, ti
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import pytest
@@ -12,8 +12,10 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import Engine, event, func, select, update
 
-from fit_service.adapters.orm import Alert, AuditEvent, Episode, OutboxMessage
-from fit_service.services import alerting, risk_schedule
+from fit_service.adapters.orm import Alert, AuditEvent, Clinician, Episode, OutboxMessage
+from fit_service.services import alerting, clinics, risk_schedule
+from fit_service.services import alerts as alert_service
+from fit_service.services.principals import Role
 from tests.conftest import Tenant, session_payload
 
 TODAY = datetime.now(UTC).date()
@@ -414,3 +416,203 @@ def test_backfill_batch_is_assessed_with_a_few_queries(
         assert conn.scalar(select(func.count()).where(Episode.risk_level.is_not(None))) == 100
         assert conn.scalar(select(func.count()).select_from(Alert)) == 50
         assert conn.scalar(select(func.count()).select_from(OutboxMessage)) == 50
+
+
+def wai(goal: int, other: int) -> dict[str, Any]:
+    """WAI-SR client items: the goal subscale's four items at ``goal``, the rest at ``other``."""
+    items = {f"item{n:02d}": goal if n in (4, 6, 8, 11) else other for n in range(1, 13)}
+    return {"instrument": "wai_sr_client", "items": items}
+
+
+def alert_at_medium(client: FlaskClient, tenant: Tenant) -> None:
+    r = client.put(
+        "/v1/settings",
+        json={"risk": {"alert_min_severity": "medium"}},
+        headers=tenant.auth("admin"),
+    )
+    assert r.status_code == 200, r.json
+
+
+def test_wai_alert_auto_resolves_in_a_clinic_that_uses_no_srs(
+    client: FlaskClient, tenant: Tenant, engine: Engine, app: Flask
+) -> None:
+    """A WAI-SR goal alert (no SRS sent) auto-resolves after two sessions with the goal clear."""
+    alert_at_medium(client, tenant)
+    post(client, tenant, "S1", weeks_ago(6), [ors(18), wai(4, 4)])
+    post(client, tenant, "S2", weeks_ago(5), [ors(19), wai(2, 4)])
+    (opened,) = [a for a in alerts(engine) if a.kind == "weak_wai_goal"]
+    assert (opened.status, opened.severity, opened.leg) == ("open", 2, "goal")
+    post(client, tenant, "S3", weeks_ago(4), [ors(21), wai(5, 5)])
+    risk_schedule.check_risks(app.extensions["fit"].uow)
+    assert [a.status for a in alerts(engine) if a.kind == "weak_wai_goal"] == ["open"]
+    post(client, tenant, "S4", weeks_ago(3), [ors(23), wai(5, 5)])
+
+    (closed,) = [a for a in alerts(engine) if a.kind == "weak_wai_goal"]
+    assert closed.status == "auto_resolved"
+    assert "WAI-SR goal subscale no longer weak" in closed.closing_note
+    assert "2 consecutive sessions since session 2" in closed.closing_note
+
+
+def tenant_in(app: Flask, timezone: str) -> Tenant:
+    """A clinic in ``timezone`` with one key per role (clinician key: T-1)."""
+    wiring = app.extensions["fit"]
+    with wiring.uow() as uow:
+        info = clinics.create_clinic(uow, f"Clinic {timezone}", timezone)
+    keys = {}
+    for role in Role:
+        with wiring.uow() as uow:
+            clinician = "T-1" if role is Role.CLINICIAN else None
+            keys[role.value] = clinics.create_api_key(uow, info.id, role, "k", clinician).secret
+    return Tenant(info.id, keys)
+
+
+@pytest.mark.parametrize(
+    ("timezone", "miss", "dismissed_at_utc", "second_miss", "reopens"),
+    [
+        # 18:00 or 19:00 local on day 0 is 02:00 UTC on day 1: a no-show on day 1 is new
+        ("America/Los_Angeles", 0, (1, 2), 1, True),
+        # 11:00 or 12:00 local on day 0 is 23:00 UTC on day -1: a no-show dated day 0 was seen
+        ("Pacific/Auckland", -1, (-1, 23), 0, False),
+    ],
+)
+def test_dismissal_day_is_the_clinics_local_day(
+    app: Flask,
+    client: FlaskClient,
+    engine: Engine,
+    monkeypatch: pytest.MonkeyPatch,
+    timezone: str,
+    miss: int,
+    dismissed_at_utc: tuple[int, int],
+    second_miss: int,
+    reopens: bool,
+) -> None:
+    """A dismissal covers sessions up to the clinic-local day it was made, not the UTC day."""
+    local = tenant_in(app, timezone)
+    alert_at_medium(client, local)
+    day0 = TODAY - timedelta(days=10)
+    post(client, local, "S1", day0 - timedelta(days=7), [ors(18), srs(9.5, 9.5, 9.5, 9.5)])
+    post(client, local, "S2", day0 + timedelta(days=miss), attendance="no_show")
+    (alert,) = alerts(engine)
+    assert (alert.kind, alert.severity) == ("missed_session", 2)
+    days, hour = dismissed_at_utc
+    at = datetime.combine(day0 + timedelta(days=days), time(hour), tzinfo=UTC)
+    monkeypatch.setattr(alert_service, "utcnow", lambda: at)
+    r = client.post(
+        f"/v1/alerts/{alert.public_id}/dismiss",
+        json={"reason": "Rang the client; rebooked."},
+        headers={**local.auth("clinician"), "If-Match": '"1"'},
+    )
+    assert r.status_code == 200, r.json
+    monkeypatch.undo()
+
+    post(client, local, "S3", day0 + timedelta(days=second_miss), attendance="no_show")
+    after = [(a.status, a.severity) for a in alerts(engine)]
+    assert after == ([("dismissed", 2), ("open", 3)] if reopens else [("dismissed", 2)])
+
+
+def test_a_dismissal_holds_while_the_low_alliance_persists(
+    client: FlaskClient, tenant: Tenant, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After a dismissal, later sessions of the same low SRS run open no new alert."""
+    post(client, tenant, "S1", weeks_ago(5), [ors(18), srs(8.5, 8.5, 8.5, 8.5)])
+    (alert,) = alerts(engine)
+    at = datetime.combine(weeks_ago(5), time(15), tzinfo=UTC)
+    monkeypatch.setattr(alert_service, "utcnow", lambda: at)  # dismissed the day of session 1
+    r = client.post(
+        f"/v1/alerts/{alert.public_id}/dismiss",
+        json={"reason": "Known; we talk about it every week."},
+        headers={**tenant.auth("clinician"), "If-Match": '"1"'},
+    )
+    assert r.status_code == 200, r.json
+    monkeypatch.undo()
+    for n, weeks in ((2, 4), (3, 3), (4, 2)):
+        post(client, tenant, f"S{n}", weeks_ago(weeks), [ors(18), srs(8.5, 8.5, 8.5, 8.5)])
+    assert [(a.kind, a.status) for a in alerts(engine)] == [("early_low_alliance", "dismissed")]
+
+
+def add_clinician(app: Flask, tenant: Tenant, clinician: str) -> str:
+    """A clinician key for ``clinician`` in the tenant's clinic (creates the clinician)."""
+    with app.extensions["fit"].uow() as uow:
+        issued = clinics.create_api_key(uow, tenant.clinic_id, Role.CLINICIAN, "k", clinician)
+    return issued.secret
+
+
+def audited(engine: Engine, action: str) -> list[str]:
+    with engine.connect() as conn:
+        query = select(AuditEvent.record_id).where(AuditEvent.action == action)
+        return list(conn.scalars(query))
+
+
+def clinician_of(engine: Engine, alert_row: int) -> str:
+    with engine.connect() as conn:
+        return conn.scalar(  # type: ignore[no-any-return]
+            select(Clinician.external_id)
+            .join(Alert, Alert.clinician_id == Clinician.id)
+            .where(Alert.id == alert_row)
+        )
+
+
+def test_an_escalated_alert_moves_to_the_treating_clinician_and_notifies_them(
+    app: Flask, client: FlaskClient, tenant: Tenant, engine: Engine
+) -> None:
+    """A no-show booked with T-2 escalates the alert, moves it to T-2 and e-mails T-2."""
+    alert_at_medium(client, tenant)
+    setup_delivery(client, tenant)
+    add_clinician(app, tenant, "T-2")
+    set_email(client, tenant)
+    r = client.put(
+        "/v1/clinicians/T-2/email",
+        json={"email": "t2@clinic.example"},
+        headers=tenant.auth("admin"),
+    )
+    assert r.status_code == 200, r.json
+    post(client, tenant, "S1", weeks_ago(3), [ors(18), srs(9.5, 9.5, 9.5, 9.5)])
+    post(client, tenant, "S2", weeks_ago(2), attendance="no_show")
+    post(client, tenant, "S3", weeks_ago(1), attendance="no_show", clinician_id="T-2")
+
+    (alert,) = [a for a in alerts(engine) if a.kind == "missed_session"]
+    assert (alert.severity, alert.status, alert.version) == (3, "open", 2)
+    assert clinician_of(engine, alert.id) == "T-2"
+    with engine.connect() as conn:
+        t2 = conn.scalar(select(Clinician.id).where(Clinician.external_id == "T-2"))
+    escalation = [r for r in outbox(engine) if '"type":"alert.escalated"' in r.body]
+    (mail,) = [
+        r
+        for r in outbox(engine)
+        if r.channel == "email" and r.message_id in {e.message_id for e in escalation}
+    ]
+    assert mail.destination_id == t2
+    assert audited(engine, "alert.reassign") == [str(alert.public_id)]
+
+
+def test_an_acknowledged_alert_moved_to_a_new_clinician_is_open_again(
+    app: Flask, client: FlaskClient, tenant: Tenant, engine: Engine
+) -> None:
+    """T-1's acknowledgement does not carry over: the alert moves to T-2 open, once, audited."""
+    setup_delivery(client, tenant)
+    add_clinician(app, tenant, "T-2")
+    r = client.put(
+        "/v1/clinicians/T-2/email",
+        json={"email": "t2@clinic.example"},
+        headers=tenant.auth("admin"),
+    )
+    assert r.status_code == 200, r.json
+    post(client, tenant, "S1", weeks_ago(3), [ors(18), srs(9.5, 9.5, 9.5, 9.5)])
+    post(client, tenant, "S2", weeks_ago(2), [ors(19), srs(6.0, 9.0, 9.0, 9.0)])
+    (alert,) = alerts(engine)
+    acked = client.post(
+        f"/v1/alerts/{alert.public_id}/acknowledge",
+        headers={**tenant.auth("clinician"), "If-Match": '"1"'},
+    )
+    assert acked.status_code == 200, acked.json
+    low = [ors(19), srs(6.0, 9.0, 9.0, 9.0)]
+    post(client, tenant, "S3", weeks_ago(1), low, clinician_id="T-2")
+    post(client, tenant, "S3", weeks_ago(1), low, clinician_id="T-2")  # a re-send: no change
+
+    (moved,) = alerts(engine)
+    assert (moved.status, moved.acknowledged_at, moved.version) == ("open", None, 3)
+    assert clinician_of(engine, moved.id) == "T-2"
+    reassigned = [r for r in outbox(engine) if r.message_id != outbox(engine)[0].message_id]
+    assert sorted(r.channel for r in reassigned) == ["email", "webhook"]
+    assert all('"type":"alert.reassigned"' in r.body for r in reassigned if r.channel == "webhook")
+    assert audited(engine, "alert.reassign") == [str(moved.public_id)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace as dt_replace
 from itertools import count
 
 import pytest
@@ -17,6 +18,7 @@ from fit_service.domain.alerts import (
     Open,
     apply_actions,
     check_transition,
+    reassigned_status,
     reconcile,
     transition,
 )
@@ -139,10 +141,140 @@ def test_closed_alert_not_reopened_by_same_evidence(status: AlertStatus) -> None
 
 
 def test_later_evidence_opens_a_new_alert_after_dismissal() -> None:
-    """A finding at a later session than the dismissed alert opens a new one."""
+    """A later finding re-opens a dismissed alert once the finding cleared in between."""
     later = finding(session=3)
-    actions = reconcile([alert(status=AlertStatus.DISMISSED)], [later], [sess(3, 30.0)])
+    history = [sess(1, 30.0), sess(2, 38.0), sess(3, 30.0)]
+    dismissed = [alert(status=AlertStatus.DISMISSED)]
+    assert reconcile(dismissed, [later], history) == [
+        Open("early_low_alliance", Severity.HIGH, later)
+    ]
+    actions = reconcile(dismissed, [later], history, context=ctx_at(history))
     assert actions == [Open("early_low_alliance", Severity.HIGH, later)]
+
+
+def ctx_at(history: list[SessionObservation], **kw: object) -> EpisodeContext:
+    return EpisodeContext(None, 25.0, AgeBand.ADULT, history[-1].date, **kw)  # type: ignore[arg-type]
+
+
+def replay_with_dismissal(
+    srs_totals: list[float], dismiss_after: int, custom: RiskSettings | None = None
+) -> list[Alert]:
+    """Assess after every session as the service does; the clinician dismisses the live alert
+    on the day of session ``dismiss_after``. Returns the alerts at the end."""
+    custom = custom or RiskSettings()
+    ids = count(1)
+    alerts: list[Alert] = []
+    history: list[SessionObservation] = []
+    for n, total in enumerate(srs_totals, start=1):
+        history.append(sess(n, total))
+        context = ctx_at(history)
+        findings = evaluate_rules(history, context, custom)
+        actions = reconcile(alerts, findings, history, custom, context=context)
+        alerts = apply_actions(alerts, actions, lambda: f"a{next(ids)}")
+        if n == dismiss_after:
+            alerts = [
+                dt_replace(a, status=AlertStatus.DISMISSED, closed_on=history[-1].date)
+                if a.status.is_active
+                else a
+                for a in alerts
+            ]
+    return alerts
+
+
+def test_dismissal_holds_while_the_same_low_run_persists() -> None:
+    """A dismissal holds while the same run of SRS 34 persists: one alert, not one a session."""
+    alerts = replay_with_dismissal([34.0, 34.0, 34.0, 34.0, 34.0], dismiss_after=1)
+    assert [(a.kind, a.status) for a in alerts] == [("early_low_alliance", AlertStatus.DISMISSED)]
+
+
+def test_dismissal_gives_way_when_the_finding_cleared_and_came_back() -> None:
+    """After a dismissal, SRS back at 38 then low again opens a new alert."""
+    alerts = replay_with_dismissal([34.0, 38.0, 34.0], dismiss_after=1)
+    assert [(a.kind, a.status, a.session_number) for a in alerts] == [
+        ("early_low_alliance", AlertStatus.DISMISSED, 1),
+        ("early_low_alliance", AlertStatus.OPEN, 3),
+    ]
+
+
+def test_dismissal_gives_way_when_the_finding_gets_worse() -> None:
+    """A dismissed MEDIUM missed_session re-opens at HIGH, then holds at the same HIGH."""
+    miss = Attendance.NO_SHOW
+    history = [sess(1), sess(2), SessionObservation(None, day(2), miss)]
+    dismissed = Alert(
+        "a1",
+        "missed_session",
+        Concern.ATTENDANCE,
+        Severity.MEDIUM,
+        AlertStatus.DISMISSED,
+        None,
+        day(2),
+        closed_on=day(2),
+    )
+    history.append(SessionObservation(None, day(3), miss))
+    context = ctx_at(history)
+    (action,) = reconcile([dismissed], evaluate_rules(history, context), history, context=context)
+    assert isinstance(action, Open)
+    assert action.severity is Severity.HIGH
+    reopened = dt_replace(
+        dismissed, severity=Severity.HIGH, observed_on=day(3), closed_on=day(3), alert_id="a2"
+    )
+    history.append(SessionObservation(None, day(4), miss))
+    context = ctx_at(history)
+    findings = evaluate_rules(history, context)
+    assert reconcile([dismissed, reopened], findings, history, context=context) == []
+
+
+def test_reassigned_alert_is_open_again_and_closed_alerts_stay() -> None:
+    """A live alert moved to another clinician is open; a closed one cannot move."""
+    assert reassigned_status(AlertStatus.ACKNOWLEDGED) is AlertStatus.OPEN
+    assert reassigned_status(AlertStatus.OPEN) is AlertStatus.OPEN
+    with pytest.raises(Conflict):
+        reassigned_status(AlertStatus.DISMISSED)
+
+
+def wai_sess(n: int, goal: float, srs: float | None = None) -> SessionObservation:
+    subscales = {"goal": goal, "task": 16.0, "bond": 16.0}
+    return SessionObservation(
+        n, day(n - 1), outcome_total=20.0, alliance_total=srs, wai_subscales=subscales
+    )
+
+
+def wai_alert() -> Alert:
+    return Alert("w1", "weak_wai_goal", Concern.GOAL, Severity.MEDIUM, AlertStatus.OPEN, 2, day(1))
+
+
+@pytest.mark.parametrize(
+    ("later", "resolves"),
+    [
+        ([wai_sess(3, 20.0)], False),  # one clear session is not enough
+        ([wai_sess(3, 20.0), wai_sess(4, 20.0)], True),  # two, no SRS anywhere
+        ([wai_sess(3, 11.0), wai_sess(4, 20.0)], False),  # still weak at session 3
+        ([wai_sess(3, 20.0), sess(4, 37.0)], True),  # a session without WAI-SR counts its SRS
+        ([wai_sess(3, 20.0), sess(4, 30.0)], False),  # ... when it is above the concern line
+        ([wai_sess(3, 20.0), sess(4, None)], False),  # no alliance rating: no evidence
+    ],
+)
+def test_wai_alert_resolves_on_the_wai_evidence_without_srs(
+    later: list[SessionObservation], resolves: bool
+) -> None:
+    """A WAI-SR alert clears after two clear WAI-SR (or SRS) sessions, also without SRS."""
+    history = [wai_sess(1, 16.0), wai_sess(2, 8.0), *later]
+    actions = reconcile([wai_alert()], [], history, MEDIUM_UP)
+    assert any(isinstance(a, AutoResolve) for a in actions) is resolves
+    if resolves:
+        (action,) = actions
+        assert "WAI-SR goal subscale no longer weak" in action.note
+
+
+def test_wai_alert_clears_against_the_clinics_decile() -> None:
+    """A WAI-SR alert clears against the clinic's decile, not only the heuristic floor."""
+    reference = {n: {"goal": 15.0, "task": 10.0, "bond": 10.0} for n in range(1, 6)}
+    history = [wai_sess(1, 16.0), wai_sess(2, 8.0), wai_sess(3, 14.0), wai_sess(4, 14.0)]
+    context = ctx_at(history, wai_reference=reference)
+    assert reconcile([wai_alert()], [], history, MEDIUM_UP, context=context) == []
+    history += [wai_sess(5, 16.0), wai_sess(6, 16.0)]
+    (action,) = reconcile([wai_alert()], [], history, MEDIUM_UP, context=context)
+    assert isinstance(action, AutoResolve)
 
 
 def test_two_active_alerts_of_one_kind_is_a_conflict() -> None:
@@ -271,17 +403,19 @@ def test_evidence_the_clinician_saw_when_closing_does_not_reopen(status: AlertSt
         closed_on=day(2) + dt.timedelta(days=1),
     )
     history = [ors_sess(1, 20.0), ors_sess(2, 14.0), ors_sess(3, 13.0)]
-    assert reconcile([closed], evaluate_rules(history, ctx), history) == []
+    assert reconcile([closed], evaluate_rules(history, ctx), history, context=ctx) == []
     held = [*history, ors_sess(4, 19.0)]
     assert any(f.kind == "ors_reliable_deterioration" for f in evaluate_rules(held, ctx))
-    assert reconcile([closed], evaluate_rules(held, ctx), held) == []
+    assert reconcile([closed], evaluate_rules(held, ctx), held, context=ctx) == []
     # a new fall after the dismissal is new evidence (confirmed by a second score: HIGH)
     worse = [*held, ors_sess(5, 12.0)]
-    assert reconcile([closed], evaluate_rules(worse, ctx), worse) == []  # one score: MEDIUM
+    assert reconcile([closed], evaluate_rules(worse, ctx), worse, context=ctx) == []  # MEDIUM
     worse.append(ors_sess(6, 13.0))
-    (action,) = reconcile([closed], evaluate_rules(worse, ctx), worse)
+    (action,) = reconcile([closed], evaluate_rules(worse, ctx), worse, context=ctx)
     assert isinstance(action, Open)
     assert action.finding.session_number == 6
+    # without the context (no look back) the same: the new fall opens
+    assert reconcile([closed], evaluate_rules(worse, ctx), worse) == [action]
 
 
 def test_an_auto_resolved_alert_does_not_block_backfilled_evidence() -> None:
@@ -301,3 +435,48 @@ def test_an_auto_resolved_alert_does_not_block_backfilled_evidence() -> None:
     history += [ors_sess(5, 13.0), ors_sess(6, 14.0)]
     (action,) = reconcile([auto], evaluate_rules(history, ctx), history)
     assert isinstance(action, Open)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    visits=st.lists(visit, min_size=1, max_size=10),
+    minimum=st.sampled_from(list(Severity)),
+)
+def test_dismissing_everything_never_reopens_on_a_resend(
+    visits: list[float | Attendance | None], minimum: Severity
+) -> None:
+    """All alerts dismissed at once: a held, no-worse finding never re-opens; resends do nothing."""
+    obs = episode(visits)
+    custom = RiskSettings(alert_min_severity=minimum)
+    ids = count(1)
+    alerts: list[Alert] = []
+    for upto in range(1, len(obs) + 1):
+        history = obs[:upto]
+        context = EpisodeContext(20.0, 25.0, AgeBand.ADULT, history[-1].date)
+        findings = evaluate_rules(history, context, custom)
+        actions = reconcile(alerts, findings, history, custom, context=context)
+        for action in actions:
+            if not isinstance(action, Open) or upto == 1:
+                continue
+            previous = obs[: upto - 1]
+            before = {
+                f.kind: f
+                for f in evaluate_rules(
+                    previous, EpisodeContext(20.0, 25.0, AgeBand.ADULT, previous[-1].date), custom
+                )
+                if f.alerts and f.severity >= minimum
+            }
+            held = before.get(action.kind)
+            dismissed_before = any(a.kind == action.kind for a in alerts)
+            assert not (dismissed_before and held and held.severity >= action.severity)
+        alerts = apply_actions(alerts, actions, lambda: f"a{next(ids)}")
+        alerts = [
+            dt_replace(a, status=AlertStatus.DISMISSED, closed_on=history[-1].date)
+            if a.status.is_active
+            else a
+            for a in alerts
+        ]
+    context = EpisodeContext(20.0, 25.0, AgeBand.ADULT, obs[-1].date)
+    assert (
+        reconcile(alerts, evaluate_rules(obs, context, custom), obs, custom, context=context) == []
+    )
