@@ -133,6 +133,22 @@ def checkpoint_advice(checkpoint: int, change_checkpoint: int) -> str:
     return "discuss progress with the client"
 
 
+def guidance_before_first_session(attendance: str, missed: int) -> str:
+    """Guidance for missed appointments before a first attended session.
+
+    Therapy has not started, so there is no alliance leg to repair and no way of working to
+    review (domain.md §1 is about an alliance that exists); what helps is making the start
+    possible. ``attendance`` is the latest miss (``no-show`` or ``cancelled``).
+    """
+    count = "1 appointment" if missed == 1 else f"{missed} appointments in a row"
+    return (
+        f"The client has not attended a first session yet: {count} missed, the latest "
+        f"{attendance}. Reach out before the next appointment: ask whether the time and the "
+        "practical arrangements work for them and whether they still want to start, and offer "
+        "a first appointment that fits; a short call often decides whether therapy begins."
+    )
+
+
 def guidance_for(
     kind: str,
     leg: str,

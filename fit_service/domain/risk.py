@@ -16,6 +16,15 @@ How the level is derived (:func:`risk_level`):
 
 Findings of kinds in :data:`LEVEL_NEUTRAL_KINDS` never count toward the level: they fire on
 *higher* ratings (ceiling scores), and a better score must never raise the risk level.
+
+Thresholds are compared as :mod:`fit_service.domain.change` compares them: totals carry one
+decimal, so a difference such as ``20.4 - 15.4`` is not exactly 5 in binary floating point, and
+values within :data:`~fit_service.domain.change.TOLERANCE` of a threshold count as equal to it.
+
+**Stale evidence.** A finding whose latest evidence (the session or appointment it rests on) is
+more than :attr:`RiskSettings.stale_after_days` before ``context.today`` opens no alert: it is
+still listed, still sets the level, is marked in the episode's reasons, and keeps an alert that
+is already live from auto-resolving (see :func:`evaluate_rules`).
 """
 
 from __future__ import annotations
@@ -28,9 +37,15 @@ from enum import IntEnum, StrEnum
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
+from fit_service.domain.change import TOLERANCE, Cutoff
 from fit_service.domain.errors import FitError, InvalidSession
-from fit_service.domain.guidance import GoalSheet, checkpoint_advice, guidance_for
-from fit_service.domain.instruments import SRS, AgeBand, Leg
+from fit_service.domain.guidance import (
+    GoalSheet,
+    checkpoint_advice,
+    guidance_before_first_session,
+    guidance_for,
+)
+from fit_service.domain.instruments import SRS, AgeBand, Direction, Leg
 
 if TYPE_CHECKING:  # the model module imports this one; the rule only calls its methods
     from fit_service.domain.dropout_model import DropoutModel
@@ -126,7 +141,10 @@ class SessionObservation:
 
     ``session_number`` is ``None`` for an appointment that was not attended. The trajectory
     fields (``expected_outcome``, ``band_low``, ``on_track``, ``trajectory_model``) are filled by
-    the service from the expected-treatment-response engine (domain.md §5).
+    the service from the expected-treatment-response engine (domain.md §5). ``outcome_clinical``
+    says whether ``outcome_total`` is on the clinical side of the clinic's cut-off, by the
+    clinic's rule for a score equal to it (domain.md §3, ``Cutoff.is_clinical``); the service
+    fills it, and ``None`` means "not judged" (the rules then use ``context.clinical_cutoff``).
     """
 
     session_number: int | None
@@ -141,6 +159,7 @@ class SessionObservation:
     band_low: float | None = None
     on_track: bool | None = None
     trajectory_model: str | None = None
+    outcome_clinical: bool | None = None
 
     def __post_init__(self) -> None:
         attended = self.attendance is Attendance.ATTENDED
@@ -234,6 +253,16 @@ class RiskSettings:
     #: HEURISTIC: days since the last attended session beyond which a gap is flagged
     #: (domain.md §6: "lengthening gaps"; three weeks = two missed weekly appointments).
     max_gap_days: int = 21
+    #: HEURISTIC: a finding whose latest evidence is more than this many ``max_gap_days``
+    #: before today is stale: listed and counted in the level, but it opens no alert (see
+    #: :attr:`stale_after_days`). Default 4 x 21 = 84 days (12 weeks). The scheduled check
+    #: flags a gap on its first day past ``max_gap_days``, so in a live episode every finding
+    #: has long had its chance to alert; evidence four gaps old reaches the rules only from a
+    #: backfill or an episode nobody closed, and an alert on it "as if current" sends a
+    #: clinician after a client who left months ago. Four gaps keeps a client seen once six
+    #: weeks ago (two gaps) and never again well inside the horizon: that is a real dropout
+    #: signal (domain.md §6). At least 2, so a gap can be flagged before it goes stale.
+    stale_evidence_gaps: int = 4
     #: HEURISTIC: a WAI-SR subscale fall of at least this (4-20 scale) against the previous
     #: administration counts as the client's own decline (domain.md §3: no published cut-off).
     wai_decline_points: float = 2.0
@@ -294,6 +323,13 @@ class RiskSettings:
         ):
             _check_range(name, getattr(self, name), 0.0, 40.0, open_low=True)
         _check_range("wai_floor", self.wai_floor, 4.0, 20.0)
+        gaps = self.stale_evidence_gaps
+        if isinstance(gaps, bool) or not isinstance(gaps, int) or gaps < 2:
+            raise _setting_error(
+                "stale_evidence_gaps",
+                "must be a whole number >= 2 (a gap must be flaggable before it is stale), "
+                f"got {gaps!r}",
+            )
         for name in (
             "early_window_sessions",
             "discuss_checkpoint",
@@ -313,6 +349,11 @@ class RiskSettings:
             )
         if not isinstance(self.alert_min_severity, Severity):
             raise _setting_error("alert_min_severity", "must be a Severity")
+
+    @property
+    def stale_after_days(self) -> int:
+        """Findings whose latest evidence is older than this many days open no alert."""
+        return self.stale_evidence_gaps * self.max_gap_days
 
     @classmethod
     def from_mapping(cls, overrides: Mapping[str, object] | None = None) -> RiskSettings:
@@ -381,6 +422,9 @@ class Finding:
     #: False for a signal the clinic's dropout model already combines: listed, sets the level,
     #: keeps its alert from auto-resolving, but opens none (see :data:`DROPOUT_MODEL_KINDS`).
     alerts: bool = True
+    #: its latest evidence is older than ``RiskSettings.stale_after_days``: listed, opens no
+    #: alert (``alerts`` is then False too; see :func:`evaluate_rules`)
+    stale: bool = False
 
     @property
     def leg(self) -> Concern:
@@ -420,6 +464,27 @@ def _intake(obs: Sequence[SessionObservation], context: EpisodeContext) -> float
         return context.intake_outcome
     scored = _with_outcome(obs)
     return scored[0].outcome_total if scored else None
+
+
+def _reaches(value: float, threshold: float) -> bool:
+    """``value >= threshold``, a value within ``TOLERANCE`` of it counting as equal (totals carry
+    one decimal: ``20.4 - 15.4`` is 4.999...; the convention of domain/change.py)."""
+    return value >= threshold - TOLERANCE
+
+
+def _intake_is_clinical(
+    obs: Sequence[SessionObservation], context: EpisodeContext, intake: float
+) -> bool | None:
+    """Is the intake on the clinical side of the cut-off (domain.md §3)? As the service judged
+    the intake score by the clinic's rule (``outcome_clinical``), else by
+    ``context.clinical_cutoff`` with the PCOMS rule (a score equal to it is functional), through
+    the same :meth:`Cutoff.is_clinical` the views and reports use; ``None`` without a cut-off."""
+    scored = _with_outcome(obs)
+    if scored and scored[0].outcome_total == intake and scored[0].outcome_clinical is not None:
+        return scored[0].outcome_clinical
+    if context.clinical_cutoff is None:
+        return None
+    return Cutoff.fixed(context.clinical_cutoff).is_clinical(intake, Direction.HIGHER_IS_BETTER)
 
 
 def _finding(
@@ -554,9 +619,12 @@ def srs_decline(
         return []
     totals = [o.srs_total for o in rated]
     drop = totals[-2] - totals[-1]  # type: ignore[operator]
-    if drop < settings.srs_decline_points:
+    if not _reaches(drop, settings.srs_decline_points):
         return []
-    falling = len(totals) >= 3 and totals[-3] - totals[-2] >= settings.srs_decline_points  # type: ignore[operator]
+    falling = len(totals) >= 3 and _reaches(
+        totals[-3] - totals[-2],  # type: ignore[operator]
+        settings.srs_decline_points,
+    )
     return [
         _finding(
             "srs_decline",
@@ -652,7 +720,7 @@ def ors_deterioration(
     if not scored or intake is None:
         return []
     reliably_worse = [
-        o.outcome_total - intake <= -settings.reliable_change  # type: ignore[operator]
+        _reaches(intake - o.outcome_total, settings.reliable_change)  # type: ignore[operator]
         for o in scored
     ]
     recent = range(max(0, len(scored) - settings.deterioration_clear_sessions), len(scored))
@@ -671,7 +739,7 @@ def ors_deterioration(
 
     run = max(run_to(i) for i in worse)
     large = any(
-        scored[i].outcome_total - intake <= -large_fall  # type: ignore[operator]
+        _reaches(intake - scored[i].outcome_total, large_fall)  # type: ignore[operator]
         for i in worse
     )
     confirmed = run >= settings.deterioration_confirm_scores
@@ -746,14 +814,15 @@ def no_reliable_improvement(
     if session < settings.discuss_checkpoint:
         return []
     change = latest.outcome_total - intake  # type: ignore[operator]
-    if change >= settings.reliable_change:
+    if _reaches(change, settings.reliable_change):
         return []
     checkpoint = (
         settings.change_checkpoint
         if session >= settings.change_checkpoint
         else settings.discuss_checkpoint
     )
-    functional = context.clinical_cutoff is not None and intake >= context.clinical_cutoff
+    # the clinic's cut-off rule (domain.md §3: some sites count the cut-off itself as clinical)
+    functional = _intake_is_clinical(obs, context, intake) is False
     severity = (
         Severity.MEDIUM
         if checkpoint == settings.change_checkpoint and not functional
@@ -787,23 +856,25 @@ def agreement_without_engagement(
 ) -> list[Finding]:
     """Ceiling SRS at every rated session while the outcome stays flat (domain.md §1).
 
-    HEURISTIC (no published cut-off): at least ``withdrawal_min_sessions`` rated sessions, every
-    SRS total >= ``withdrawal_srs_ceiling``, and the outcome range (intake included) narrower
-    than the reliable change. MEDIUM for alerting, but level-neutral (see module docstring).
+    HEURISTIC (no published cut-off): at least ``withdrawal_min_sessions`` rated sessions and as
+    many outcome scores (the intake is one of them: counted once), every SRS total >=
+    ``withdrawal_srs_ceiling``, and the outcome range (intake included) narrower than the
+    reliable change. MEDIUM for alerting, but level-neutral (see module docstring).
     """
     rated = _rated(obs)
     if len(rated) < settings.withdrawal_min_sessions:
         return []
     if any(o.srs_total < settings.withdrawal_srs_ceiling for o in rated):  # type: ignore[operator]
         return []
-    outcomes = [o.outcome_total for o in _with_outcome(obs)]
-    intake = _intake(obs, context)
-    if intake is not None:
-        outcomes.append(intake)
-    if len(outcomes) < settings.withdrawal_min_sessions:
+    scored = _with_outcome(obs)
+    if len(scored) < settings.withdrawal_min_sessions:
         return []
+    outcomes = [o.outcome_total for o in scored]
+    intake = _intake(obs, context)
+    if intake is not None:  # a range bound only: with no explicit intake it is scored[0] anyway
+        outcomes.append(intake)
     spread = max(outcomes) - min(outcomes)  # type: ignore[type-var,operator]
-    if spread >= settings.reliable_change:
+    if _reaches(spread, settings.reliable_change):  # type: ignore[arg-type]
         return []
     return [
         _finding(
@@ -818,6 +889,7 @@ def agreement_without_engagement(
                 "outcome_range": round(spread, 1),  # type: ignore[arg-type]
                 "reliable_change": settings.reliable_change,
                 "sessions": len(rated),
+                "outcome_scores": len(scored),
                 "min_sessions": settings.withdrawal_min_sessions,
                 "source": SOURCE_WITHDRAWAL,
             },
@@ -832,6 +904,13 @@ def missed_session(
 
     Cancellation LOW, no-show MEDIUM; HIGH when two or more appointments in a row were missed,
     or the last attended session showed an alliance concern (SRS total < 36 or an item < 9).
+
+    Before the first attended session (therapy has not started) it is at most MEDIUM, with
+    guidance about starting rather than about the way of working: the HIGH grades read a miss
+    as a break in an established pattern or a reaction to a weak alliance, and there is neither
+    yet. Misses before a first session are still a dropout signal (domain.md §6: no-shows and
+    cancellations), so two in a row, or a no-show, stay MEDIUM: listed, the level elevated, an
+    alert where the clinic alerts at medium; a single cancellation is LOW, as it is later.
     """
     if not obs or obs[-1].attended:
         return []
@@ -843,30 +922,34 @@ def missed_session(
     last_attended = next((o for o in reversed(obs) if o.attended), None)
     after_low = last_attended is not None and _alliance_concern(last_attended, settings)
     latest = obs[-1]
-    if len(missed) >= 2 or after_low:
+    started = last_attended is not None
+    if (len(missed) >= 2 or after_low) and started:
         severity = Severity.HIGH
-    elif latest.attendance is Attendance.NO_SHOW:
+    elif latest.attendance is Attendance.NO_SHOW or len(missed) >= 2:
         severity = Severity.MEDIUM
     else:
         severity = Severity.LOW
-    return [
-        _finding(
-            "missed_session",
-            Concern.ATTENDANCE,
-            severity,
-            latest,
-            context,
-            {
-                "attendance": latest.attendance.value,
-                "consecutive_missed": len(missed),
-                "after_low_alliance": after_low,
-                "last_attended_session": last_attended.session_number if last_attended else None,
-                "last_srs_total": last_attended.srs_total if last_attended else None,
-                "source": SOURCE_ATTENDANCE,
-            },
-            {"attendance": latest.attendance.value.replace("_", "-")},
-        )
-    ]
+    attendance = latest.attendance.value.replace("_", "-")
+    finding = _finding(
+        "missed_session",
+        Concern.ATTENDANCE,
+        severity,
+        latest,
+        context,
+        {
+            "attendance": latest.attendance.value,
+            "consecutive_missed": len(missed),
+            "after_low_alliance": after_low,
+            "therapy_started": started,
+            "last_attended_session": last_attended.session_number if last_attended else None,
+            "last_srs_total": last_attended.srs_total if last_attended else None,
+            "source": SOURCE_ATTENDANCE,
+        },
+        {"attendance": attendance},
+    )
+    if not started:
+        finding = replace(finding, guidance=guidance_before_first_session(attendance, len(missed)))
+    return [finding]
 
 
 def long_gap(
@@ -1063,6 +1146,16 @@ def evaluate_rules(
     settings = settings or RiskSettings()
     check_order(obs)
     findings = [f for rule in rules for f in rule(obs, context, settings)]
+    # Old or backfilled evidence opens no alert (module docstring, "Stale evidence"): it is
+    # still listed, so the level and reasons describe the episode's record, and a live alert it
+    # covers stays open rather than auto-resolving on a finding that still holds.
+    horizon = settings.stale_after_days
+    findings = [
+        replace(f, alerts=False, stale=True)
+        if (context.today - f.observed_on).days > horizon
+        else f
+        for f in findings
+    ]
     if context.dropout_model is None:
         return findings
     return [replace(f, alerts=False) if f.kind in DROPOUT_MODEL_KINDS else f for f in findings]
@@ -1082,7 +1175,8 @@ def risk_level(findings: Sequence[Finding]) -> RiskLevel:
 def _reason(f: Finding) -> str:
     where = f"session {f.session_number}" if f.session_number else f.observed_on.isoformat()
     neutral = " (does not change the level)" if f.kind in LEVEL_NEUTRAL_KINDS else ""
-    return f"{f.kind}: {f.concern.value}, severity {f.severity.label}, {where}{neutral}"
+    stale = " (stale evidence: opens no alert)" if f.stale else ""
+    return f"{f.kind}: {f.concern.value}, severity {f.severity.label}, {where}{neutral}{stale}"
 
 
 def assess_episode(

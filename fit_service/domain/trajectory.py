@@ -81,6 +81,8 @@ OFF_TRACK_PERCENTILE = 10.0
 INNER_BAND = (25.0, 75.0)
 #: PCOMS practice guidance (domain.md §3): no reliable improvement by session 3 -> discuss it
 #: with the client; by session 6 -> change the approach. Guidance, not an evidence-based cut.
+#: Defaults only: a clinic's ``discuss_checkpoint`` / ``change_checkpoint`` risk settings are
+#: passed to :class:`RationalTrajectory` (domain.md §3: every threshold a per-clinic setting).
 DISCUSS_BY_SESSION = 3
 CHANGE_APPROACH_BY_SESSION = 6
 
@@ -96,8 +98,8 @@ class InsufficientData(FitError):
 class Guidance(StrEnum):
     """What PCOMS practice guidance suggests when change is absent (domain.md §3)."""
 
-    DISCUSS = "discuss"  # no reliable improvement by session 3
-    CHANGE_APPROACH = "change_approach"  # no reliable improvement by session 6
+    DISCUSS = "discuss"  # no reliable improvement by the discuss checkpoint (default 3)
+    CHANGE_APPROACH = "change_approach"  # ... by the change checkpoint (default 6)
 
 
 @dataclass(frozen=True, slots=True)
@@ -469,13 +471,23 @@ class RationalTrajectory:
 
     * A score reliably worse than the intake is off track.
     * A client who started in the clinical range and has no reliable improvement gets guidance:
-      *discuss* from session 3, *change approach* from session 6 - the latter also counts as
-      off track, since by then the absence of change is itself the signal.
+      *discuss* from ``discuss_checkpoint`` (3), *change approach* from ``change_checkpoint``
+      (6) - the latter also counts as off track, since by then the absence of change is itself
+      the signal. Both are the clinic's settings (``RiskSettings``), defaults domain.md §3.
     * A client who started in the functional range is not expected to improve much, so only
       reliable worsening flags them.
     """
 
     criteria: ChangeCriteria
+    discuss_checkpoint: int = DISCUSS_BY_SESSION
+    change_checkpoint: int = CHANGE_APPROACH_BY_SESSION
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.discuss_checkpoint < self.change_checkpoint:
+            raise ValueError(
+                "checkpoints must satisfy 1 <= discuss_checkpoint < change_checkpoint, not "
+                f"{self.discuss_checkpoint} and {self.change_checkpoint}"
+            )
 
     @property
     def label(self) -> str:
@@ -497,11 +509,11 @@ class RationalTrajectory:
             return True, None, "reliably improved since intake"
         if not self.criteria.cutoff.is_clinical(intake, self.criteria.direction):
             return True, None, "started in the functional range; no reliable worsening"
-        if session >= CHANGE_APPROACH_BY_SESSION:
-            reason = f"no reliable improvement by session {CHANGE_APPROACH_BY_SESSION} (guidance)"
+        if session >= self.change_checkpoint:
+            reason = f"no reliable improvement by session {self.change_checkpoint} (guidance)"
             return False, Guidance.CHANGE_APPROACH, reason
-        if session >= DISCUSS_BY_SESSION:
-            reason = f"no reliable improvement by session {DISCUSS_BY_SESSION} (guidance)"
+        if session >= self.discuss_checkpoint:
+            reason = f"no reliable improvement by session {self.discuss_checkpoint} (guidance)"
             return True, Guidance.DISCUSS, reason
         return True, None, "no reliable change yet"
 

@@ -54,7 +54,18 @@ from fit_service.domain.errors import (
     NotFound,
     UnknownInstrument,
 )
-from fit_service.domain.instruments import REGISTRY, AgeBand, Rater
+from fit_service.domain.instruments import (
+    CORS,
+    CSRS,
+    ORS,
+    REGISTRY,
+    SRS,
+    AgeBand,
+    Instrument,
+    Rater,
+    alliance_instrument_for,
+    outcome_instrument_for,
+)
 from fit_service.domain.scoring import Completeness, Score, missing_items, score
 from fit_service.services import audit, session_totals, thresholds, trajectories, views
 from fit_service.services.history import (
@@ -214,6 +225,40 @@ def score_ratings(item: SessionInput) -> list[tuple[str, str, Score]]:
             )
         scored.append((instrument.code, rater, result))
     return scored
+
+
+#: Measures with age versions (domain.md §2/§3): CORS and CSRS for children (6-12), ORS and SRS
+#: for adolescents and adults, each with the norms of its own bands (ORS has no cut-off for a
+#: child, CORS none for an adolescent or adult), mapped to the version a band uses.
+_AGE_VERSIONS: Mapping[str, Callable[[AgeBand], Instrument]] = {
+    ORS.code: outcome_instrument_for,
+    CORS.code: outcome_instrument_for,
+    SRS.code: alliance_instrument_for,
+    CSRS.code: alliance_instrument_for,
+}
+
+
+def check_age_versions(scores: Sequence[tuple[str, str, Score]], band: str) -> None:
+    """Refuse a rating on the other age version of a measure than the client's band uses.
+
+    Such a score has no norm to be judged by (no cut-off, so no clinical range, recovery or
+    risk), and storing it unread would leave the client without an outcome or alliance series
+    and without alerts, silently. ``scores`` are in the order of the session's ratings.
+    """
+    age = AgeBand(band)
+    for n, (code, _rater, _score) in enumerate(scores):
+        version_for = _AGE_VERSIONS.get(code)
+        if version_for is None:
+            continue
+        expected = version_for(age).code
+        if code != expected:
+            raise InvalidRating(
+                f"{code} is not normed for {age.value} clients; send {expected} (CORS and CSRS "
+                "are the versions for children aged 6-12, ORS and SRS for adolescents and "
+                "adults)",
+                field=f"ratings[{n}].instrument",
+                rule="instrument_not_for_age_band",
+            )
 
 
 #: the hook run after the writes, in the same transaction (the risk assessment); it may return
@@ -716,6 +761,17 @@ def _plan_item(
             field="client_age_band",
             rule="required_for_new_client",
         )
+
+    # The band this item is judged by: the one it names, else the one an earlier item of the
+    # batch set, else the stored one.
+    current_band = (
+        band
+        or plan.age_band_updates.get(item.client_id)
+        or plan.new_clients.get(item.client_id)
+        or (known[1] if known is not None else None)
+    )
+    if current_band is not None:
+        check_age_versions(scores, current_band)
 
     episode = _choose_episode(item, existing, loaded, plan)
     if episode.client_key != item.client_id:

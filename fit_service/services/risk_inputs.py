@@ -3,33 +3,94 @@
 Shared by the live assessment (:mod:`fit_service.services.alerting`) and the clinic's dropout
 model (:mod:`fit_service.services.dropout_models`), which must see closed episodes exactly as
 the rules saw open ones.
+
+**Age versions.** ORS and CORS are the adult/adolescent and child (6-12) versions of one
+outcome scale, SRS and CSRS of one session scale: the same four item slots, range and direction
+(domain.md §2). Ingestion accepts only the version normed for the client's age band at the time
+(:func:`fit_service.services.recording.check_age_versions`), so an episode holds both only when
+the client's band changed during it (a child turning 13 moves from CORS to ORS). The series
+here reads either version, so a band change continues the episode's history - its intake stays
+the first outcome score (domain.md §4) - instead of starting it afresh from the new instrument.
+Scores are judged by the norms of the band the client is in now (the trajectory model, the
+cut-off), as the episode's context already is.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Any
 
 from fit_service.adapters.unit_of_work import UnitOfWork
 from fit_service.domain.change import ChangeCriteria
 from fit_service.domain.instruments import (
+    CORS,
+    CSRS,
+    ORS,
+    SRS,
     WAI_SR_CLIENT,
     AgeBand,
     alliance_instrument_for,
     outcome_instrument_for,
 )
 from fit_service.domain.risk import Attendance, RiskSettings, SessionObservation
-from fit_service.domain.trajectory import RationalTrajectory, TrajectoryModel
+from fit_service.domain.trajectory import (
+    ExpectedPath,
+    RationalTrajectory,
+    TrajectoryAssessment,
+    TrajectoryModel,
+)
 from fit_service.services import thresholds, trajectories
-from fit_service.services.history import EpisodeHistory
+from fit_service.services.history import EpisodeHistory, RatingRecord, SessionRecord
+
+#: the age versions of the outcome and of the session alliance measure (domain.md §2)
+_OUTCOME_VERSIONS = (ORS.code, CORS.code)
+_ALLIANCE_VERSIONS = (SRS.code, CSRS.code)
+
+
+@dataclass(frozen=True, slots=True)
+class BandModel:
+    """A band's trajectory model with the clinic's change criteria for that band.
+
+    Behaves as the model (:class:`~fit_service.domain.trajectory.TrajectoryModel`); the
+    criteria let :func:`observations` judge each outcome score against the clinic's cut-off by
+    the clinic's rule for a score equal to it (``reports.cutoff_is_clinical``, domain.md §3),
+    the same :meth:`~fit_service.domain.change.Cutoff.is_clinical` the views and reports use.
+    """
+
+    model: TrajectoryModel
+    criteria: ChangeCriteria
+
+    @property
+    def label(self) -> str:
+        return self.model.label
+
+    def assess(self, intake: float, session: int, score: float) -> TrajectoryAssessment:
+        return self.model.assess(intake, session, score)
+
+    def path(self, intake: float, sessions: int) -> ExpectedPath:
+        return self.model.path(intake, sessions)
 
 
 @lru_cache(maxsize=32)
-def _rational(age_band: AgeBand, reliable_change: float) -> RationalTrajectory:
+def _rational(
+    age_band: AgeBand, reliable_change: float, discuss: int, change: int
+) -> RationalTrajectory:
     criteria = ChangeCriteria.for_instrument(
         outcome_instrument_for(age_band), age_band, reliable_change_points=reliable_change
     )
-    return RationalTrajectory(criteria)
+    return RationalTrajectory(criteria, discuss, change)
+
+
+def _with_checkpoints(model: TrajectoryModel, settings: RiskSettings) -> TrajectoryModel:
+    """The rational model at the clinic's no-change checkpoints (domain.md §3: per-clinic)."""
+    if not isinstance(model, RationalTrajectory):
+        return model  # the clinic's ETR judges by its own band, not by checkpoints
+    return replace(
+        model,
+        discuss_checkpoint=settings.discuss_checkpoint,
+        change_checkpoint=settings.change_checkpoint,
+    )
 
 
 def trajectory_model(
@@ -38,45 +99,69 @@ def trajectory_model(
     band: AgeBand,
     limits: thresholds.ClinicThresholds,
     closed: int | None = None,
-) -> TrajectoryModel:
+) -> BandModel:
     instrument = outcome_instrument_for(band)
     criteria = limits.outcome_criteria(band)
-    return trajectories.clinic_model(uow, clinic_id, instrument.code, band.value, criteria, closed)
+    model = trajectories.clinic_model(uow, clinic_id, instrument.code, band.value, criteria, closed)
+    return BandModel(_with_checkpoints(model, limits.risk), criteria)
+
+
+def _rating(session: SessionRecord, codes: tuple[str, ...]) -> RatingRecord | None:
+    """The session's client rating on the first of ``codes`` it has (the band's version first)."""
+    for code in codes:
+        found = session.rating(code)
+        if found is not None:
+            return found
+    return None
+
+
+def _versions(preferred: str, versions: tuple[str, ...]) -> tuple[str, ...]:
+    return (preferred, *(v for v in versions if v != preferred))
 
 
 def observations(
     history: EpisodeHistory, settings: RiskSettings, model: TrajectoryModel | None = None
 ) -> list[SessionObservation]:
-    """The episode as the rules see it: outcome by age band (ORS/CORS), SRS/CSRS items,
-    WAI-SR client subscales, and each outcome judged against the trajectory ``model``
-    (the rational one when none is given)."""
+    """The episode as the rules see it: outcome (ORS or CORS, module docstring), SRS/CSRS items,
+    WAI-SR client subscales, and each outcome judged against the trajectory ``model`` (the
+    rational one at the clinic's checkpoints when none is given) and the clinic's cut-off."""
     band = AgeBand(history.age_band)
-    outcome_code = outcome_instrument_for(band).code
-    alliance_code = alliance_instrument_for(band).code
-    model = model or _rational(band, settings.reliable_change)
+    outcome_codes = _versions(outcome_instrument_for(band).code, _OUTCOME_VERSIONS)
+    alliance_codes = _versions(alliance_instrument_for(band).code, _ALLIANCE_VERSIONS)
+    if model is None:
+        model = _rational(
+            band, settings.reliable_change, settings.discuss_checkpoint, settings.change_checkpoint
+        )
+    if isinstance(model, BandModel | RationalTrajectory):
+        criteria = model.criteria
+    else:  # a bare empirical model: the band's norms with the default cut-off rule
+        criteria = _rational(
+            band, settings.reliable_change, settings.discuss_checkpoint, settings.change_checkpoint
+        ).criteria
     intake: float | None = None
     out: list[SessionObservation] = []
     for s in history.sessions:
         if s.attendance != Attendance.ATTENDED:
             out.append(SessionObservation(None, s.date, Attendance(s.attendance)))
             continue
-        outcome = s.rating(outcome_code)
-        alliance = s.rating(alliance_code)
+        outcome = _rating(s, outcome_codes)
+        alliance = _rating(s, alliance_codes)
         wai = s.rating(WAI_SR_CLIENT.code)
         total = outcome.total if outcome is not None else None
-        trajectory: dict[str, Any] = {}
+        judged_on: dict[str, Any] = {}
         if total is not None:
+            judged_on["outcome_clinical"] = criteria.cutoff.is_clinical(total, criteria.direction)
             if intake is None:
                 # the first outcome score is the baseline (domain.md §4; outcomes.intake_of)
                 intake = total
             elif s.number is not None:
                 judged = model.assess(intake, s.number, total)
-                trajectory = {
-                    "expected_outcome": judged.expected,
-                    "band_low": judged.band_low,
-                    "on_track": judged.on_track,
-                    "trajectory_model": judged.model,
-                }
+                judged_on.update(
+                    expected_outcome=judged.expected,
+                    band_low=judged.band_low,
+                    on_track=judged.on_track,
+                    trajectory_model=judged.model,
+                )
         out.append(
             SessionObservation(
                 s.number,
@@ -88,7 +173,7 @@ def observations(
                 alliance_not_completed=alliance is not None
                 and alliance.completeness == "not_completed",
                 wai_subscales=(wai.subscales or None) if wai is not None else None,
-                **trajectory,
+                **judged_on,
             )
         )
     return out

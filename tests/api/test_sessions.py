@@ -539,8 +539,11 @@ def test_a_batch_sets_the_age_band_as_one_at_a_time_would(
     if stored is not None:
         seed = session_payload(ehr_session_id="P-0", date="2026-10-01", client_age_band=stored)
         assert post(client, tenant, seed).status_code == 201
+    # No ratings: ORS and SRS would be refused for a child (instrument_not_for_age_band).
     items = [
-        session_payload(ehr_session_id=f"P-{n}", date=f"2026-11-0{n}", client_age_band=band)
+        session_payload(
+            ehr_session_id=f"P-{n}", date=f"2026-11-0{n}", client_age_band=band, ratings=[]
+        )
         for n, band in enumerate(bands, start=1)
     ]
     resp = _batch(client, tenant, items)

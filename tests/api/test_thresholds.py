@@ -72,21 +72,28 @@ def test_a_clinic_cutoff_applies_to_views_and_reports_alike(
 
 
 def test_a_childs_outcome_is_the_cors_everywhere(client: FlaskClient, tenant: Tenant) -> None:
-    """A child's ORS (the adult form) is stored but not read as an outcome: the view has no
-    outcome and the report counts no child outcome episode; CORS is read by both."""
+    """A child's ORS (the adult form, with no norm for 6-12) is refused naming the CORS, so no
+    score is stored that no surface reads; the CORS is read by the view and the report."""
     settings = {"reports": {"min_n": 1}}
     client.put("/v1/settings", json=settings, headers=tenant.auth("admin"))
-    wrong = _episode(client, tenant, "K-1", "child", [12.0, 33.2], instrument="ors")
-    assert wrong["episode"]["outcome"] is None
+    wrong = session_payload(
+        ehr_session_id="K-1-0",
+        client_id="K-1",
+        client_age_band="child",
+        date="2026-10-02",
+        ratings=[_ors(12.0, "ors")],
+    )
+    resp = client.post("/v1/sessions", json=wrong, headers=tenant.auth())
+    assert (resp.status_code, resp.json["rule"]) == (422, "instrument_not_for_age_band")
+    assert "send cors" in resp.json["detail"]
     right = _episode(client, tenant, "K-2", "child", [12.0, 33.2], instrument="cors")
     assert right["episode"]["outcome"]["instrument"] == "cors"
     assert right["episode"]["outcome"]["status"] == "recovered"
-    for body in (wrong, right):
-        client.post(
-            f"/v1/episodes/{body['episode_id']}/close",
-            json={"ending_reason": "planned", "closed_on": "2026-10-20"},
-            headers=tenant.auth(),
-        )
+    client.post(
+        f"/v1/episodes/{right['episode_id']}/close",
+        json={"ending_reason": "planned", "closed_on": "2026-10-20"},
+        headers=tenant.auth(),
+    )
     child = next(b for b in _report(client, tenant)["age_bands"] if b["key"] == "child")
     assert child["month"]["recovered"]["numerator"] == 1
     assert child["month"]["recovered"]["n"] == 1

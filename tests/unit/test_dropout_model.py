@@ -354,11 +354,12 @@ def test_training_line_judges_missed_appointments_as_the_rule_does() -> None:
 def test_a_scheduled_recheck_lists_the_estimate_but_opens_no_dropout_alert() -> None:
     """The daily re-check (or a goal-sheet edit) records no appointment: the estimate was judged
     when the appointment was written, and a refit moving the line is not news about the client.
-    A late-entered session is still judged when it is written, however old its date."""
+    A late-entered session is still judged when it is written, weeks after its date (within
+    the staleness horizon, ``RiskSettings.stale_after_days``)."""
     model = fitted()
     obs = [srs_session(1, (9.0, 4.0, 8.0, 8.0))]
     months_later = EpisodeContext(
-        None, 25.0, AgeBand.ADULT, START + dt.timedelta(days=120), None, None, model
+        None, 25.0, AgeBand.ADULT, START + dt.timedelta(days=60), None, None, model
     )
     (written,) = [f for f in evaluate_rules(obs, months_later) if f.kind == "dropout_risk"]
     assert written.alerts

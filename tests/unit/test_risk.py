@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from fit_service.domain.alerts import Alert, AlertStatus, reconcile
 from fit_service.domain.errors import FitError, InvalidSession
 from fit_service.domain.guidance import Expectation, GoalSheet
 from fit_service.domain.instruments import AgeBand
@@ -565,3 +566,135 @@ def test_deterioration_stays_high_while_a_large_fall_holds_it(
         obs = [sess(1), *(sess(n, ors=v) for n, v in enumerate((*scores[:-1], latest), start=2))]
         found = {f.kind: f for f in evaluate_rules(obs, ctx(today=obs[-1].date), settings_)}
         assert found["ors_reliable_deterioration"].severity is Severity.HIGH
+
+
+# ------------------------------------------------------------------------------ review fixes
+#: pairs (a, a + d) of one-decimal totals over the scale: the differences that are exactly d on
+#: paper but may fall short of it in binary floating point (20.4 - 15.4 = 4.999...)
+def _one_decimal_pairs(step: float, top: float = 40.0) -> list[tuple[float, float]]:
+    return [(round(a / 10, 1), round(a / 10 + step, 1)) for a in range(int((top - step) * 10) + 1)]
+
+
+def test_a_fall_of_exactly_the_reliable_change_is_reliable_whatever_the_decimals() -> None:
+    """Every one-decimal intake followed by two scores exactly 5 lower is a confirmed reliable
+    deterioration (HIGH), e.g. 20.4 -> 15.4 -> 15.4 (domain.md §3: 5 points)."""
+    for low, high in _one_decimal_pairs(5.0):
+        obs = [sess(1, ors=high), sess(2, ors=low), sess(3, ors=low)]
+        found = kinds(obs, ctx(intake=None, today=obs[-1].date))
+        assert found["ors_reliable_deterioration"].severity is Severity.HIGH, (high, low)
+
+
+def test_a_fall_of_exactly_twice_the_reliable_change_is_large_whatever_the_decimals() -> None:
+    """A single score exactly 10 below a one-decimal intake (20.4 -> 10.4) is HIGH at once."""
+    for low, high in _one_decimal_pairs(10.0):
+        obs = [sess(1, ors=high), sess(2, ors=low)]
+        found = kinds(obs, ctx(intake=None, today=obs[-1].date))
+        assert found["ors_reliable_deterioration"].severity is Severity.HIGH, (high, low)
+
+
+def test_a_rise_of_exactly_the_reliable_change_is_improvement_whatever_the_decimals() -> None:
+    """ORS exactly 5 above a one-decimal intake by session 6 (15.4 -> 20.4) is reliable
+    improvement: no no_reliable_improvement finding."""
+    for low, high in _one_decimal_pairs(5.0):
+        obs = [sess(1, ors=low), *(sess(n, ors=high) for n in range(2, 7))]
+        found = kinds(obs, ctx(intake=None, today=obs[-1].date))
+        assert "no_reliable_improvement" not in found, (low, high)
+
+
+def test_an_srs_fall_of_exactly_one_point_is_a_decline_whatever_the_decimals() -> None:
+    """SRS exactly 1 below the previous session (32.3 -> 31.3) is a decline, and two such falls
+    in a row are MEDIUM (domain.md §3: >= 1 point)."""
+    for low, high in _one_decimal_pairs(1.0):
+        found = kinds([sess(1, srs=high), sess(2, srs=low)])
+        assert "srs_decline" in found, (high, low)
+    found = kinds([sess(1, srs=33.3), sess(2, srs=32.3), sess(3, srs=31.3)])
+    assert found["srs_decline"].severity is Severity.MEDIUM
+
+
+def test_an_outcome_range_of_exactly_the_reliable_change_is_not_flat() -> None:
+    """ORS moving exactly 5 points (20.4 to 15.4) is reliable change, so ceiling SRS over it is
+    not agreement without engagement."""
+    obs = [sess(n, srs=39.0, ors=v) for n, v in enumerate((20.4, 18.0, 17.0, 15.4), start=1)]
+    assert "agreement_without_engagement" not in kinds(obs, ctx(intake=None))
+
+
+def test_agreement_without_engagement_needs_as_many_outcome_scores_as_sessions() -> None:
+    """Four sessions at SRS 39 with ORS at only three of them do not fire (the intake was
+    counted twice); with ORS at all four it fires and says how many outcome scores it rests on."""
+    three = [sess(n, srs=39.0, ors=20.0 if n < 4 else None) for n in range(1, 5)]
+    assert "agreement_without_engagement" not in kinds(three, ctx(intake=None))
+    four = [sess(n, srs=39.0, ors=20.0) for n in range(1, 5)]
+    found = kinds(four, ctx(intake=None))["agreement_without_engagement"]
+    assert (found.evidence["sessions"], found.evidence["outcome_scores"]) == (4, 4)
+
+
+@pytest.mark.parametrize(
+    ("intake_clinical", "severity", "above"),
+    [(True, Severity.MEDIUM, False), (False, Severity.LOW, True), (None, Severity.LOW, True)],
+)
+def test_no_improvement_follows_the_clinics_rule_for_an_intake_at_the_cutoff(
+    intake_clinical: bool | None, severity: Severity, above: bool
+) -> None:
+    """An intake of exactly 25 is clinical where the clinic counts the cut-off as clinical (the
+    service judges it, ``outcome_clinical``): MEDIUM by session 6; without that judgement the
+    PCOMS rule (25 is functional) applies through Cutoff.is_clinical."""
+    obs = [sess(1, ors=25.0, outcome_clinical=intake_clinical)]
+    obs += [sess(n, ors=25.0) for n in range(2, 7)]
+    found = kinds(obs, ctx(intake=None))["no_reliable_improvement"]
+    assert (found.severity, found.evidence["intake_above_cutoff"]) == (severity, above)
+
+
+def test_missed_appointments_before_a_first_session_are_medium_with_start_guidance() -> None:
+    """Two cancellations and no attended session: MEDIUM (not HIGH), with guidance about
+    starting therapy rather than about whether the way of working still suits them."""
+    found = kinds([missed(0, Attendance.CANCELLED), missed(1, Attendance.CANCELLED)])
+    f = found["missed_session"]
+    assert (f.severity, f.evidence["therapy_started"]) == (Severity.MEDIUM, False)
+    assert "not attended a first session" in f.guidance
+    assert "2 appointments in a row" in f.guidance
+    assert "way of working" not in f.guidance
+    one = kinds([missed(0, Attendance.CANCELLED)])["missed_session"]
+    assert one.severity is Severity.LOW
+    assert kinds([missed(0)])["missed_session"].severity is Severity.MEDIUM
+    started = kinds([sess(1), missed(1, Attendance.CANCELLED), missed(2, Attendance.CANCELLED)])
+    assert started["missed_session"].severity is Severity.HIGH
+    assert "way of working" in started["missed_session"].guidance
+
+
+@pytest.mark.parametrize(("days", "alerts"), [(42, True), (84, True), (85, False), (365, False)])
+def test_a_gap_alerts_until_its_evidence_is_stale(days: int, alerts: bool) -> None:
+    """A lone session 6 weeks ago is a dropout signal that alerts; one older than the horizon
+    (4 x max_gap_days = 84 days) is listed, marked stale in the reasons, and opens nothing."""
+    obs = [sess(1)]
+    result = assess_episode(obs, ctx(today=obs[0].date + dt.timedelta(days=days)))
+    (gap,) = [f for f in result.findings if f.kind == "long_gap"]
+    assert (gap.alerts, gap.stale) == (alerts, not alerts)
+    assert ("stale evidence" in " ".join(result.reasons)) is not alerts
+
+
+def test_stale_evidence_opens_no_alert_but_keeps_a_live_one() -> None:
+    """An early low alliance from sessions 400 and 393 days ago opens no alert today (it is
+    still listed and sets the level), while a live alert of the kind does not auto-resolve."""
+    obs = [sess(1, srs=30.0), sess(2, srs=30.0)]
+    context = ctx(today=obs[-1].date + dt.timedelta(days=393))
+    result = assess_episode(obs, context)
+    (early,) = [f for f in result.findings if f.kind == "early_low_alliance"]
+    assert (early.severity, early.alerts, early.stale) == (Severity.HIGH, False, True)
+    assert result.level is RiskLevel.HIGH
+    assert reconcile([], result.findings, obs) == []
+    live = Alert("a1", "early_low_alliance", Concern.GLOBAL_ALLIANCE, Severity.HIGH,
+                 AlertStatus.OPEN, 2, obs[-1].date)  # fmt: skip
+    assert reconcile([live], result.findings, obs) == []
+
+
+def test_the_staleness_horizon_is_a_clinic_setting() -> None:
+    """stale_evidence_gaps scales the horizon with max_gap_days; below 2 a gap could never
+    alert before going stale, so it is refused."""
+    assert RiskSettings().stale_after_days == 84
+    assert RiskSettings(stale_evidence_gaps=6, max_gap_days=14).stale_after_days == 84
+    obs = [sess(1)]
+    later = ctx(today=obs[0].date + dt.timedelta(days=100))
+    assert kinds(obs, later, stale_evidence_gaps=5)["long_gap"].alerts
+    for bad in (1, 2.5, True):
+        with pytest.raises(FitError):
+            RiskSettings.from_mapping({"stale_evidence_gaps": bad})

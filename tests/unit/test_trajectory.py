@@ -307,3 +307,20 @@ def test_off_track_line_is_a_clinic_setting() -> None:
     assert not strict.assess(15.0, 4, score).on_track
     with pytest.raises(ValueError, match="between 0 and 50"):
         fit_clinic_etr(sample, HIGHER, off_track_percentile=60.0)
+
+
+def test_rational_checkpoints_are_the_clinics() -> None:
+    """With the clinic's checkpoints at 4 and 8, no reliable improvement at session 6 is still
+    on track ("discuss", said of session 4) and off track only from session 8 (domain.md §3:
+    every threshold a per-clinic setting); the defaults stay 3 and 6."""
+    model = RationalTrajectory(ORS_ADULT, discuss_checkpoint=4, change_checkpoint=8)
+    at3, at6, at8 = (model.assess(18.0, k, 19.0) for k in (3, 6, 8))
+    assert (at3.on_track, at3.guidance) == (True, None)
+    assert (at6.on_track, at6.guidance) == (True, Guidance.DISCUSS)
+    assert "session 4" in at6.reason
+    assert (at8.on_track, at8.guidance) == (False, Guidance.CHANGE_APPROACH)
+    assert "session 8" in at8.reason
+    default = RationalTrajectory(ORS_ADULT).assess(18.0, 6, 19.0)
+    assert (default.on_track, default.guidance) == (False, Guidance.CHANGE_APPROACH)
+    with pytest.raises(ValueError, match="checkpoint"):
+        RationalTrajectory(ORS_ADULT, discuss_checkpoint=6, change_checkpoint=6)
