@@ -17,7 +17,7 @@ cut-off), as the episode's context already is.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
@@ -82,17 +82,6 @@ def _rational(
     return RationalTrajectory(criteria, discuss, change)
 
 
-def _with_checkpoints(model: TrajectoryModel, settings: RiskSettings) -> TrajectoryModel:
-    """The rational model at the clinic's no-change checkpoints (domain.md §3: per-clinic)."""
-    if not isinstance(model, RationalTrajectory):
-        return model  # the clinic's ETR judges by its own band, not by checkpoints
-    return replace(
-        model,
-        discuss_checkpoint=settings.discuss_checkpoint,
-        change_checkpoint=settings.change_checkpoint,
-    )
-
-
 def trajectory_model(
     uow: UnitOfWork,
     clinic_id: int,
@@ -102,8 +91,10 @@ def trajectory_model(
 ) -> BandModel:
     instrument = outcome_instrument_for(band)
     criteria = limits.outcome_criteria(band)
-    model = trajectories.clinic_model(uow, clinic_id, instrument.code, band.value, criteria, closed)
-    return BandModel(_with_checkpoints(model, limits.risk), criteria)
+    model = trajectories.band_model(
+        uow, clinic_id, instrument.code, band.value, criteria, limits, closed
+    )
+    return BandModel(model, criteria)
 
 
 def _rating(session: SessionRecord, codes: tuple[str, ...]) -> RatingRecord | None:

@@ -15,6 +15,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import func, select
@@ -23,7 +24,13 @@ from fit_service.adapters.orm import Client, Clinic, Episode, Rating, TherapySes
 from fit_service.adapters.unit_of_work import UnitOfWork
 from fit_service.domain.change import ChangeCriteria
 from fit_service.domain.instruments import Instrument
-from fit_service.domain.trajectory import EtrSample, TrajectoryModel, select_trajectory_model
+from fit_service.domain.risk import RiskSettings
+from fit_service.domain.trajectory import (
+    EtrSample,
+    RationalTrajectory,
+    TrajectoryModel,
+    select_trajectory_model,
+)
 from fit_service.services import audit, reads, thresholds
 from fit_service.services.history import EpisodeHistory, load_histories
 from fit_service.services.outcomes import criteria_for, episode_outcome, intake_of, outcome_series
@@ -95,14 +102,37 @@ def clinic_model(
         )
         model = select_trajectory_model(sample, criteria)
     else:
-        from fit_service.domain.trajectory import RationalTrajectory  # noqa: PLC0415
-
         model = RationalTrajectory(criteria)
     with _lock:
         if len(_cache) >= _MAX_ENTRIES:
             _cache.clear()
         _cache[key] = (time.monotonic() + MODEL_TTL_SECONDS, model)
     return model
+
+
+def with_checkpoints(model: TrajectoryModel, risk: RiskSettings) -> TrajectoryModel:
+    """The rational model at the clinic's no-change checkpoints (domain.md §3: every one a
+    per-clinic setting); the clinic's ETR judges by its own band, not by checkpoints."""
+    if not isinstance(model, RationalTrajectory):
+        return model
+    return replace(
+        model, discuss_checkpoint=risk.discuss_checkpoint, change_checkpoint=risk.change_checkpoint
+    )
+
+
+def band_model(
+    uow: UnitOfWork,
+    clinic_id: int,
+    instrument_code: str,
+    age_band: str,
+    criteria: ChangeCriteria,
+    limits: thresholds.ClinicThresholds,
+    closed: int | None = None,
+) -> TrajectoryModel:
+    """:func:`clinic_model` as the clinic judges by it (its checkpoints): the one model the
+    risk rules, the episode views and the trajectory endpoint all use."""
+    model = clinic_model(uow, clinic_id, instrument_code, age_band, criteria, closed)
+    return with_checkpoints(model, limits.risk)
 
 
 def limits_and_closed(uow: UnitOfWork, clinic_id: int) -> tuple[thresholds.ClinicThresholds, int]:
@@ -140,7 +170,7 @@ def models_for(
     if closed is None:
         closed = closed_episodes(uow, clinic_id)
     return {
-        band: clinic_model(uow, clinic_id, instrument.code, band, criteria, closed)
+        band: band_model(uow, clinic_id, instrument.code, band, criteria, limits, closed)
         for band, (instrument, criteria) in wanted.items()
     }
 
@@ -154,8 +184,8 @@ def episode_trajectory(
     history = load_histories(uow.session, [row])[row]
     limits, closed = limits_and_closed(uow, principal.clinic_id)
     instrument, criteria = criteria_for(history, limits)
-    model = clinic_model(
-        uow, principal.clinic_id, instrument.code, history.age_band, criteria, closed
+    model = band_model(
+        uow, principal.clinic_id, instrument.code, history.age_band, criteria, limits, closed
     )
     series = outcome_series(history, instrument)
     baseline = intake_of(series)

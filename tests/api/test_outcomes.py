@@ -170,3 +170,30 @@ def test_views_judge_the_trajectory_by_the_model_of_the_rules_and_the_endpoint(
     ):
         assert (shown["model"], shown["on_track"]) == (traj["model"], False)
     assert any(r.startswith("not_on_track") for r in episode["risk"]["reasons"])
+
+
+def test_views_and_trajectory_judge_at_the_clinics_checkpoints(
+    client: FlaskClient, tenant: Tenant
+) -> None:
+    """No closed episodes (the rational model): at the clinic's checkpoints 4 and 8, six flat
+    scores are not yet off track anywhere; at the default 3 and 6 they are, everywhere."""
+    manager = tenant.auth("manager")
+    flat = [15.2] * 6
+    body = post_series(client, tenant, "DEFAULT", flat)
+    traj = client.get(f"/v1/episodes/{body['episode_id']}/trajectory", headers=manager).json
+    assert traj["model"].startswith("rational")
+    assert traj["outcome"]["trajectory"]["on_track"] is False
+    settings = {"risk": {"discuss_checkpoint": 4, "change_checkpoint": 8}}
+    assert (
+        client.put("/v1/settings", json=settings, headers=tenant.auth("admin")).status_code == 200
+    )
+    body = post_series(client, tenant, "LATER", flat)
+    traj = client.get(f"/v1/episodes/{body['episode_id']}/trajectory", headers=manager).json
+    episode = client.get("/v1/clients/LATER", headers=manager).json["episodes"][0]
+    for shown in (
+        body["episode"]["outcome"]["trajectory"],
+        episode["outcome"]["trajectory"],
+        traj["outcome"]["trajectory"],
+    ):
+        assert (shown["model"], shown["on_track"]) == (traj["model"], True)
+    assert not any(r.startswith("not_on_track") for r in episode["risk"]["reasons"])
