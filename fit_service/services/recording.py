@@ -125,6 +125,9 @@ class _SessionState:
     content_hash: str
     revision: int
     episode: _EpisodeState
+    #: the age versions (ors/cors, srs/csrs) the stored session was scored on: a revision may
+    #: keep them after the client's band changed (see check_age_versions)
+    recorded: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,17 +241,21 @@ _AGE_VERSIONS: Mapping[str, Callable[[AgeBand], Instrument]] = {
 }
 
 
-def check_age_versions(scores: Sequence[tuple[str, str, Score]], band: str) -> None:
+def check_age_versions(
+    scores: Sequence[tuple[str, str, Score]], band: str, recorded: frozenset[str] = frozenset()
+) -> None:
     """Refuse a rating on the other age version of a measure than the client's band uses.
 
     Such a score has no norm to be judged by (no cut-off, so no clinical range, recovery or
     risk), and storing it unread would leave the client without an outcome or alliance series
     and without alerts, silently. ``scores`` are in the order of the session's ratings.
+    ``recorded``: the versions the session was stored with, which a correction may keep (a
+    CORS session from before the client turned 13 is corrected as a CORS session).
     """
     age = AgeBand(band)
     for n, (code, _rater, _score) in enumerate(scores):
         version_for = _AGE_VERSIONS.get(code)
-        if version_for is None:
+        if version_for is None or code in recorded:
             continue
         expected = version_for(age).code
         if code != expected:
@@ -557,6 +564,7 @@ _SESSIONS_BY_EHR_ID = by_dialect(
             TherapySession.ehr_session_id,
             TherapySession.content_hash,
             TherapySession.revision,
+            *(getattr(TherapySession, column) for column in session_totals.COLUMNS),
             *_EPISODE_COLS,
         )
         .join(Episode, Episode.id == TherapySession.episode_id)
@@ -615,6 +623,11 @@ class _Loaded:
                 row.content_hash,
                 row.revision,
                 self._remember(row),
+                frozenset(
+                    code
+                    for column, code in session_totals.COLUMNS.items()
+                    if getattr(row, column) is not None
+                ),
             )
 
     def _remember(self, row: Any) -> _EpisodeState:
@@ -771,7 +784,7 @@ def _plan_item(
         or (known[1] if known is not None else None)
     )
     if current_band is not None:
-        check_age_versions(scores, current_band)
+        check_age_versions(scores, current_band, existing.recorded if existing else frozenset())
 
     episode = _choose_episode(item, existing, loaded, plan)
     if episode.client_key != item.client_id:

@@ -47,6 +47,9 @@ RISK_INT_MAX = {
     "deterioration_clear_sessions": _SESSIONS,
     "deterioration_confirm_scores": _SESSIONS,
     "max_gap_days": 365,
+    # in units of max_gap_days: 20 gaps is already years at any sensible gap; beyond it the
+    # stale-evidence rule would be switched off without saying so
+    "stale_evidence_gaps": 20,
 }
 #: No number setting comes near this (the largest range ends at 1000); an integer beyond it
 #: cannot be converted to a float exactly, or at all past ~1e308.

@@ -348,6 +348,8 @@ def test_a_zero_failing_period_stored_earlier_reads_as_the_default() -> None:
         ("risk", "early_window_sessions", 101),
         ("risk", "change_checkpoint", 101),
         ("risk", "max_gap_days", 366),
+        ("risk", "stale_evidence_gaps", 10**12),
+        ("risk", "stale_evidence_gaps", 21),
         ("risk", "srs_item_concern", 10**400),
         ("reports", "srs_concern", 10**400),
     ],

@@ -182,6 +182,23 @@ def test_a_change_of_age_band_mid_episode_keeps_the_episodes_history(
     assert alerts(engine)[0].status == "auto_resolved"
 
 
+def test_a_session_from_before_a_band_change_is_corrected_on_its_own_version(
+    client: FlaskClient, tenant: Tenant, engine: Engine
+) -> None:
+    """A CORS session recorded while the client was a child is corrected (revision 2) after
+    the client became an adolescent, without naming a band and without moving the client's
+    band back; a new CORS session is still refused for the adolescent."""
+    post(client, tenant, "S1", days_ago(35), [ors(20.0, "cors")], client_age_band="child")
+    post(client, tenant, "S2", days_ago(28), [ors(22.0, "cors")], client_age_band="child")
+    post(client, tenant, "S3", days_ago(21), [ors(24.0)], client_age_band="adolescent")
+    r = send(client, tenant, "S1", days_ago(35), [ors(20.5, "cors")], client_age_band=None)
+    assert (r.status_code, r.json["revision"]) == (200, 2), r.json
+    with engine.connect() as conn:
+        assert conn.scalar(select(Client.age_band)) == "adolescent"
+    r = send(client, tenant, "S4", days_ago(14), [ors(25.0, "cors")], client_age_band=None)
+    assert (r.status_code, r.json["rule"]) == (422, "instrument_not_for_age_band")
+
+
 # ------------------------------------------------------------------------------ stale evidence
 def test_a_lone_session_a_year_ago_opens_no_gap_alert_but_six_weeks_ago_does(
     client: FlaskClient, tenant: Tenant, engine: Engine
