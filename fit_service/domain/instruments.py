@@ -241,3 +241,18 @@ def outcome_instrument_for(age_band: AgeBand) -> Instrument:
 def alliance_instrument_for(age_band: AgeBand) -> Instrument:
     """The session alliance measure for an age band: CSRS for children, SRS otherwise."""
     return CSRS if age_band is AgeBand.CHILD else SRS
+
+
+#: The two age versions of each session measure: one scale, child-friendly wording for 6-12
+#: (domain.md §2), so an episode that spans a birthday reads them as one series.
+_AGE_VERSION_PAIRS = ((ORS, CORS), (SRS, CSRS))
+
+
+def age_versions(code: str) -> tuple[str, ...]:
+    """``code`` and the other age version of the same measure, ``code`` first (ORS/CORS,
+    SRS/CSRS); just ``code`` for a measure without one."""
+    for pair in _AGE_VERSION_PAIRS:
+        codes = tuple(instrument.code for instrument in pair)
+        if code in codes:
+            return (code, *(other for other in codes if other != code))
+    return (code,)

@@ -490,21 +490,27 @@ def _group_report(
 
 def _client_total(codes: dict[bool, str]) -> Any:
     """The session's client-rated total of the measure normed for the client's age band
-    (``codes``: is-a-child -> instrument code), from the totals kept on the session row
+    (``codes``: is-a-child -> instrument code) or, failing that, of the measure's other age
+    version (a CORS from before the client turned 13: one series across a band change, as the
+    risk rules and the episode views read it), from the totals kept on the session row
     (services/session_totals.py): no join to ``ratings``."""
     child = Client.age_band == AgeBand.CHILD.value
     columns = {
         is_child: getattr(S, session_totals.column_for(code)) for is_child, code in codes.items()
     }
-    return case((child, columns[True]), else_=columns[False])
+    return case(
+        (child, func.coalesce(columns[True], columns[False])),
+        else_=func.coalesce(columns[False], columns[True]),
+    )
 
 
 def _per_session(clinic_id: int, where: Any) -> Any:
     """One row per session with its outcome and alliance totals (``None`` when missing).
 
     The measure is the one normed for the client's age band (CORS/CSRS for children,
-    ORS/SRS otherwise; ``instruments.outcome_instrument_for``), as in the episode views and
-    the risk rules: a child's ORS is not read as if it were a CORS.
+    ORS/SRS otherwise; ``instruments.outcome_instrument_for``), else its other age version
+    (stored only from before a band change: recording refuses the other version otherwise),
+    as in the episode views and the risk rules.
     """
     outcome = _client_total(
         {

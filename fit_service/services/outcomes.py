@@ -12,19 +12,34 @@ from __future__ import annotations
 from typing import Any
 
 from fit_service.domain.change import ChangeCriteria, classify
-from fit_service.domain.instruments import AgeBand, Instrument, outcome_instrument_for
+from fit_service.domain.instruments import (
+    AgeBand,
+    Instrument,
+    age_versions,
+    outcome_instrument_for,
+)
 from fit_service.domain.trajectory import RationalTrajectory, TrajectoryModel
 from fit_service.services.history import EpisodeHistory
 from fit_service.services.thresholds import DEFAULT, ClinicThresholds
 
 
 def outcome_series(history: EpisodeHistory, instrument: Instrument) -> list[tuple[int, float]]:
-    """(session number, total) of the client-rated outcome measure, in session order."""
+    """(session number, total) of the client-rated outcome measure, in session order.
+
+    Each session's score on ``instrument`` or, failing that, on the measure's other age version
+    (a CORS from before the client turned 13): one series across a band change, as the risk
+    rules read it (services/risk_inputs), so the intake is the episode's first score wherever
+    it is shown."""
+    codes = age_versions(instrument.code)
     series = []
     for s in history.sessions:
-        r = s.rating(instrument.code)
-        if r is not None and r.total is not None and s.number is not None:
-            series.append((s.number, r.total))
+        if s.number is None:
+            continue
+        for code in codes:
+            r = s.rating(code)
+            if r is not None and r.total is not None:
+                series.append((s.number, r.total))
+                break
     return series
 
 

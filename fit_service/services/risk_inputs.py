@@ -24,12 +24,9 @@ from typing import Any
 from fit_service.adapters.unit_of_work import UnitOfWork
 from fit_service.domain.change import ChangeCriteria
 from fit_service.domain.instruments import (
-    CORS,
-    CSRS,
-    ORS,
-    SRS,
     WAI_SR_CLIENT,
     AgeBand,
+    age_versions,
     alliance_instrument_for,
     outcome_instrument_for,
 )
@@ -44,8 +41,6 @@ from fit_service.services import thresholds, trajectories
 from fit_service.services.history import EpisodeHistory, RatingRecord, SessionRecord
 
 #: the age versions of the outcome and of the session alliance measure (domain.md §2)
-_OUTCOME_VERSIONS = (ORS.code, CORS.code)
-_ALLIANCE_VERSIONS = (SRS.code, CSRS.code)
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,10 +101,6 @@ def _rating(session: SessionRecord, codes: tuple[str, ...]) -> RatingRecord | No
     return None
 
 
-def _versions(preferred: str, versions: tuple[str, ...]) -> tuple[str, ...]:
-    return (preferred, *(v for v in versions if v != preferred))
-
-
 def observations(
     history: EpisodeHistory, settings: RiskSettings, model: TrajectoryModel | None = None
 ) -> list[SessionObservation]:
@@ -117,8 +108,8 @@ def observations(
     WAI-SR client subscales, and each outcome judged against the trajectory ``model`` (the
     rational one at the clinic's checkpoints when none is given) and the clinic's cut-off."""
     band = AgeBand(history.age_band)
-    outcome_codes = _versions(outcome_instrument_for(band).code, _OUTCOME_VERSIONS)
-    alliance_codes = _versions(alliance_instrument_for(band).code, _ALLIANCE_VERSIONS)
+    outcome_codes = age_versions(outcome_instrument_for(band).code)
+    alliance_codes = age_versions(alliance_instrument_for(band).code)
     if model is None:
         model = _rational(
             band, settings.reliable_change, settings.discuss_checkpoint, settings.change_checkpoint

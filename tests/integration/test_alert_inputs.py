@@ -199,6 +199,27 @@ def test_a_session_from_before_a_band_change_is_corrected_on_its_own_version(
     assert (r.status_code, r.json["rule"]) == (422, "instrument_not_for_age_band")
 
 
+def test_views_trajectory_and_rules_share_one_intake_across_a_band_change(
+    client: FlaskClient, tenant: Tenant, engine: Engine
+) -> None:
+    """CORS 38 as a child, then ORS 28 three times as an adolescent: the write answer, the
+    client view and the trajectory endpoint all take the CORS 38 as intake (change -10,
+    reliably worse), as the risk rules do; none restarts the series at the first ORS."""
+    post(client, tenant, "S1", days_ago(28), [ors(38.0, "cors")], client_age_band="child")
+    for n, day in ((2, 21), (3, 14)):
+        post(
+            client, tenant, f"S{n}", days_ago(day), [ors(28.0), GOOD], client_age_band="adolescent"
+        )
+    body = post(client, tenant, "S4", days_ago(7), [ors(28.0), GOOD], client_age_band=None)
+    manager = tenant.auth("manager")
+    episode = client.get("/v1/clients/C-1", headers=manager).json["episodes"][0]
+    trajectory = client.get(f"/v1/episodes/{episode['id']}/trajectory", headers=manager).json
+    for outcome in (body["episode"]["outcome"], episode["outcome"], trajectory["outcome"]):
+        assert (outcome["intake"], outcome["change"]) == (38.0, -10.0), outcome
+    assert trajectory["intake"] == 38.0
+    assert any(r.startswith("ors_reliable_deterioration") for r in episode["risk"]["reasons"])
+
+
 # ------------------------------------------------------------------------------ stale evidence
 def test_a_lone_session_a_year_ago_opens_no_gap_alert_but_six_weeks_ago_does(
     client: FlaskClient, tenant: Tenant, engine: Engine

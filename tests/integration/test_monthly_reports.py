@@ -693,3 +693,29 @@ def test_archive_checks_the_month_has_begun_in_every_clinics_zone(
     later = eve + timedelta(hours=22)  # 1 Dec 00:00 in Honolulu
     archived = monthly_reports.archive_monthly_reports(wiring.uow, out, "2026-12", now=later)
     assert [a.period for a in archived] == ["2026-12", "2026-12"]
+
+
+def test_an_episode_across_a_band_change_keeps_its_first_score_as_intake(
+    client: FlaskClient, engine: Engine, tenant: Tenant
+) -> None:
+    """CORS 30 at 12, then ORS 36 twice at 13: the report reads one series, as the alerts and
+    views do: intake 30 (mean intake ORS of October), judged by the adolescent cut-off 28 (a
+    functional start, reliably better), not a fresh start at the first ORS."""
+    set_report_settings(engine, {"min_n": 1})
+    for n, (day, band, instrument, total) in enumerate(
+        [(1, "child", "cors", 30.0), (8, "adolescent", "ors", 36.0), (15, None, "ors", 36.0)]
+    ):
+        body = {
+            "ehr_session_id": f"B-{n}",
+            "client_id": "C-B",
+            "client_age_band": band,
+            "clinician_id": "T-1",
+            "date": date(2026, 10, day).isoformat(),
+            "ratings": [{"instrument": instrument, "total": total}],
+        }
+        r = client.post("/v1/sessions", json=body, headers=tenant.auth())
+        assert r.status_code == 201, r.json
+    month = get_report(client, tenant, "application/json").get_json()["overall"]["month"]
+    assert (month["intake_ors_mean"]["value"], month["intake_ors_mean"]["n"]) == (30.0, 1)
+    assert month["sessions_delivered"]["value"] == 3
+    assert month["ors_completeness"]["numerator"] == 3
