@@ -18,6 +18,7 @@ from werkzeug.exceptions import HTTPException
 from fit_service.adapters.db import make_engine, make_session_factory
 from fit_service.api import alerts, auth, clients, health, problems, reports, sessions
 from fit_service.api.context import Wiring
+from fit_service.api.schemas import ProblemOut
 from fit_service.config import Settings
 from fit_service.domain.errors import FitError
 from fit_service.services.audit import AuditEntry, record_refusal
@@ -36,7 +37,18 @@ _NOT_A_BRACKET = re.compile(rb"[^\[\]{}]+")
 class ProblemApi(Api):
     """flask-smorest's Api, with every HTTP error rendered as problem+json."""
 
-    ERROR_SCHEMA = None  # documented per route with ProblemOut
+    #: Documents the shared error responses (``default``, 422): ``None`` left them pointing at
+    #: a schema named "None" that the document does not hold.
+    ERROR_SCHEMA = ProblemOut
+
+    def _register_responses(self) -> None:
+        # Every error this API sends is application/problem+json (RFC 9457): document the
+        # shared error responses so, not as flask-smorest's application/json.
+        self.DEFAULT_RESPONSE_CONTENT_TYPE = "application/problem+json"
+        try:
+            super()._register_responses()  # type: ignore[misc]
+        finally:
+            del self.DEFAULT_RESPONSE_CONTENT_TYPE  # back to the class's, for every other use
 
     def handle_http_exception(self, error: HTTPException) -> Response:  # type: ignore[override]
         body = problems.from_http_exception(error)

@@ -26,12 +26,13 @@ from fit_service.api.alert_schemas import (
     WebhookEndpointIn,
     WebhookEndpointOut,
 )
-from fit_service.api.context import run, wiring
+from fit_service.api.context import principal, run, wiring
 from fit_service.api.schemas import ProblemOut
 from fit_service.api.sessions import _limit
-from fit_service.domain.errors import PreconditionFailed, PreconditionRequired
+from fit_service.domain.errors import FitError, PreconditionFailed, PreconditionRequired
 from fit_service.domain.risk import Severity
 from fit_service.services import alerts, clinic_settings, goal_sheets, webhook_endpoints
+from fit_service.services.principals import Permission
 
 blp = Blueprint("alerts", __name__, url_prefix="/v1", description="Risk alerts and delivery")
 
@@ -207,6 +208,14 @@ class ClinicSettings(MethodView):
     @blp.response(200, SettingsOut)
     def put(self, body: dict[str, Any]) -> Any:
         """Replace the clinic's settings (admin); each section is validated first."""
+        principal().require(Permission.SETTINGS_MANAGE)  # a 403 before any 422 about the body
+        if not request.get_data(cache=True).strip():
+            # Every section left out goes back to its defaults, so a PUT without a body would
+            # silently reset the clinic's settings: "{}" says so on purpose, nothing does not.
+            raise FitError(
+                "send the settings to store as a JSON body ({} resets every section)",
+                rule="required",
+            )
         return run(clinic_settings.put_settings, body)
 
 

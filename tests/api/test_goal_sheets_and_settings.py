@@ -400,3 +400,22 @@ def test_effective_settings_include_the_reports_section(
     effective = client.get("/v1/settings", headers=auth).json["effective"]
     assert {k: effective["reports"][k] for k in mine} == mine
     assert effective["reports"]["ors_cutoff_adolescent"] == 28
+
+
+def test_a_settings_put_without_a_body_is_refused_and_changes_nothing(
+    client: FlaskClient, tenant: Tenant
+) -> None:
+    """PUT /v1/settings with no body is a 422 (it would reset every section to its defaults);
+    the stored settings stay; "{}" still resets on purpose; a non-admin gets 403 first."""
+    admin = tenant.auth("admin")
+    stored = {"reports": {"min_n": 5}}
+    assert client.put("/v1/settings", json=stored, headers=admin).status_code == 200
+    r = client.put("/v1/settings", headers=admin)
+    assert (r.status_code, r.mimetype, r.json["rule"]) == (
+        422,
+        "application/problem+json",
+        "required",
+    )
+    assert client.get("/v1/settings", headers=admin).json["reports"] == {"min_n": 5}
+    assert client.put("/v1/settings", headers=tenant.auth("manager")).status_code == 403
+    assert client.put("/v1/settings", json={}, headers=admin).json["reports"] == {}

@@ -67,6 +67,29 @@ def test_openapi_document_is_generated_from_schemas(client: FlaskClient) -> None
     assert session_in["additionalProperties"] is False
 
 
+def test_openapi_references_resolve_and_errors_are_problem_json(client: FlaskClient) -> None:
+    """Every $ref in the document names a component it holds, and the shared error responses
+    (default, 422) are documented as application/problem+json with the problem schema."""
+    spec = client.get("/v1/openapi.json").json
+
+    def refs(node: object) -> list[str]:
+        if isinstance(node, dict):
+            found = [node["$ref"]] if isinstance(node.get("$ref"), str) else []
+            return found + [r for value in node.values() for r in refs(value)]
+        if isinstance(node, list):
+            return [r for value in node for r in refs(value)]
+        return []
+
+    for ref in refs(spec):
+        _hash, _components, kind, name = ref.split("/")
+        assert name in spec["components"][kind], ref
+    for name in ("DEFAULT_ERROR", "UNPROCESSABLE_ENTITY"):
+        content = spec["components"]["responses"][name]["content"]
+        assert content == {
+            "application/problem+json": {"schema": {"$ref": "#/components/schemas/ProblemOut"}}
+        }
+
+
 def test_create_app_makes_no_connection_at_import(tmp_path: Path) -> None:
     """Creating the app with an unreachable database succeeds; only /readyz notices."""
     app = create_app(
