@@ -16,7 +16,7 @@ from fit_service.adapters.unit_of_work import UnitOfWork
 from fit_service.domain.errors import Conflict, InvalidSession, NotFound
 from fit_service.services import alerting, audit, thresholds, trajectories, views
 from fit_service.services.history import load_histories
-from fit_service.services.inputs import EndingReason
+from fit_service.services.inputs import EARLIEST_DATE, EndingReason
 from fit_service.services.principals import Permission, Principal
 from fit_service.services.reads import visible_clients
 
@@ -52,6 +52,10 @@ def open_episode(
     db = uow.session
     if opened_on > _today(uow, principal.clinic_id):
         raise InvalidSession("opened_on is in the future", field="opened_on", rule="date_in_future")
+    if opened_on < EARLIEST_DATE:
+        raise InvalidSession(
+            f"opened_on is before {EARLIEST_DATE}", field="opened_on", rule="date_too_early"
+        )
     client = db.scalar(
         select(Client).where(
             Client.clinic_id == principal.clinic_id, Client.external_id == client_external_id

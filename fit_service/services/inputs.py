@@ -9,6 +9,12 @@ from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
 
+#: The earliest date a session, an episode's start or a report month may have. The ORS and SRS
+#: date from 2000-2003, so no real rating is older; 1900 leaves room for a misdated backfill
+#: while keeping year-1 dates (which moved an episode's start to 0001-01-01) out, and keeps the
+#: reports' date arithmetic clear of Python's first year.
+EARLIEST_DATE = date(1900, 1, 1)
+
 
 class Attendance(StrEnum):
     ATTENDED = "attended"

@@ -78,16 +78,15 @@ from fit_service.domain.monthly_report import (
     trailing_months,
 )
 from fit_service.services import audit, session_totals, thresholds
+from fit_service.services.inputs import EARLIEST_DATE
 from fit_service.services.principals import Permission, Principal, Role
 
 #: [0-9], not \d: \d also matches other scripts' digits (full-width U+FF10-U+FF19 gave a report,
 #: with them in its file name). \Z: "$" lets "2024-05\n" through.
 _PERIOD = re.compile(r"([0-9]{4})-(0[1-9]|1[0-2])\Z")
-#: The earliest month a report is made for. The measures date from 2000 (ORS) and 2003 (SRS),
-#: so no real rating is older; 1900 still leaves room for a misdated backfill, and keeps the
-#: report's arithmetic (a trailing window reaching 11 months back, clinic-local midnights up
-#: to a day off UTC) well clear of year 1, below which Python's dates end (it was a 500).
-_FIRST_YEAR = 1900
+#: The earliest month a report is made for: the year of the earliest date the service takes
+#: (services/inputs.EARLIEST_DATE, which says why).
+_FIRST_YEAR = EARLIEST_DATE.year
 
 AGE_BAND_LABELS = {
     AgeBand.CHILD: "Children (6 to 12)",

@@ -74,7 +74,7 @@ from fit_service.services.history import (
     renumber,
     start_at_first_session,
 )
-from fit_service.services.inputs import Attendance, SessionInput
+from fit_service.services.inputs import EARLIEST_DATE, Attendance, SessionInput
 from fit_service.services.principals import Permission, Principal
 
 _RETRIES = 5
@@ -749,6 +749,12 @@ def _plan_item(
             f"session date {item.date} is in the future (clinic's today is {today})",
             field="date",
             rule="date_in_future",
+        )
+    if item.date < EARLIEST_DATE:
+        raise InvalidSession(
+            f"session date {item.date} is before {EARLIEST_DATE}: not a date of these measures",
+            field="date",
+            rule="date_too_early",
         )
     existing = loaded.sessions.get(item.ehr_session_id)
     if existing is not None and existing.content_hash == digest:

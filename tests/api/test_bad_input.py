@@ -120,6 +120,8 @@ CASES: list[tuple[str, dict[str, Any], int, str, str | None]] = [
         "client_id",
     ),
     ("date in the future", session_payload(date="2999-01-01"), 422, "date_in_future", "date"),
+    ("date in year 1", session_payload(date="0001-01-01"), 422, "date_too_early", "date"),
+    ("date before 1900", session_payload(date="1899-12-31"), 422, "date_too_early", "date"),
     ("date not a date", session_payload(date="02/11/2026"), 422, "date_format", "date"),
     (
         "ratings on a no-show",
@@ -421,6 +423,12 @@ BAD_BATCH_ITEMS: list[tuple[str, dict[str, Any], str, str]] = [
         session_payload(ehr_session_id="S-bad", client_id="C-1\n"),
         "invalid",
         "client_id",
+    ),
+    (
+        "date in year 1",
+        session_payload(ehr_session_id="S-bad", date="0001-01-01"),
+        "date_too_early",
+        "date",
     ),
 ]
 

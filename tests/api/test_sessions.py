@@ -174,6 +174,18 @@ def test_date_before_an_explicitly_opened_episode_is_rejected(
     assert (resp.json["field"], resp.json["rule"]) == ("date", "date_before_episode")
 
 
+def test_an_episode_cannot_be_opened_before_1900(client: FlaskClient, tenant: Tenant) -> None:
+    """POST /v1/episodes with opened_on in year 1 is a 422 date_too_early; nothing is opened."""
+    body = {"client_id": "C-1", "client_age_band": "adult", "opened_on": "0001-01-01"}
+    resp = client.post("/v1/episodes", json=body, headers=tenant.auth())
+    assert (resp.status_code, resp.json["field"], resp.json["rule"]) == (
+        422,
+        "opened_on",
+        "date_too_early",
+    )
+    assert client.get("/v1/clients/C-1", headers=tenant.auth("manager")).status_code == 404
+
+
 def test_out_of_order_backfill_moves_an_auto_opened_episode_back(
     client: FlaskClient, tenant: Tenant
 ) -> None:
