@@ -1786,56 +1786,12 @@ class ClassifiedOutcomes:
             clinical_last=last[clinical_first],
         )
 
-    @classmethod
-    def of_classified(
-        cls, pairs: Sequence[tuple[AgeBand, float, float]], outcomes: Sequence[EpisodeOutcome]
-    ) -> ClassifiedOutcomes:
-        """What :meth:`of` gives for ``pairs`` when each pair's :class:`EpisodeOutcome` is
-        already known: nothing is classified again (a pair's category depends on its own
-        scores only). The score arrays keep :meth:`of`'s order, grouped by age band in
-        :class:`AgeBand` order and in the given order within a band, so every sum over them
-        (effect sizes, the severity reference) adds the same numbers in the same order."""
-        if not pairs:
-            return _NO_OUTCOMES
-        count = len(pairs)
-        return _pool(
-            np.fromiter((_BAND_ORDER[p[0]] for p in pairs), np.int8, count),
-            np.fromiter((p[1] for p in pairs), np.float64, count),
-            np.fromiter((p[2] for p in pairs), np.float64, count),
-            np.fromiter((o.code for o in outcomes), np.int8, count),
-            np.fromiter((o.clinical_at_intake for o in outcomes), np.bool_, count),
-            sum(o.last_above_cutoff for o in outcomes),
-        )
-
     def counts(self) -> OutcomeCounts:
         return OutcomeCounts.from_summary(self.summary, self.last_above_cutoff)
 
 
 #: Position of each age band in :class:`AgeBand`'s order (the order pairs are pooled in).
 _BAND_ORDER = {band: index for index, band in enumerate(AgeBand)}
-
-
-def _pool(
-    bands: np.ndarray,
-    first: np.ndarray,
-    last: np.ndarray,
-    codes: np.ndarray,
-    clinical: np.ndarray,
-    last_above_cutoff: int,
-) -> ClassifiedOutcomes:
-    """:meth:`ClassifiedOutcomes.of_classified` from columns, one row per pair in the order
-    added: ``bands`` as positions in :class:`AgeBand`, ``codes`` and ``clinical`` from each
-    pair's :class:`EpisodeOutcome`."""
-    first, last, clinical_first, clinical_last = _pooled_scores(bands, first, last, clinical)
-    return ClassifiedOutcomes(
-        # Counting is order-free: no need to reorder the codes.
-        summary=ChangeSummary.from_codes(codes, clinical),
-        last_above_cutoff=last_above_cutoff,
-        first=first,
-        last=last,
-        clinical_first=clinical_first,
-        clinical_last=clinical_last,
-    )
 
 
 def _pooled_scores(
@@ -1846,55 +1802,6 @@ def _pooled_scores(
     order = np.argsort(bands, kind="stable")
     first, last, clinical_first = first[order], last[order], clinical[order]
     return first, last, first[clinical_first], last[clinical_first]
-
-
-@dataclass(frozen=True, slots=True)
-class EpisodeOutcome:
-    """How an episode's first and last ORS classify (fit_service.domain.change): the same in
-    every group and window the episode is counted in, so decided once per episode (like
-    :class:`EpisodeEnding`) rather than once per builder."""
-
-    code: int  # a ChangeCategory rank, or -1 when not classifiable
-    clinical_at_intake: bool
-    last_above_cutoff: bool
-
-
-def classify_outcomes(
-    episodes: Sequence[EpisodeFacts], settings: ReportSettings
-) -> list[EpisodeOutcome | None]:
-    """:class:`EpisodeOutcome` of each closed episode with an outcome pair (``None`` for the
-    rest: only closed episodes' outcomes are counted), classified with one vectorised call per
-    age band (``classify_many``, row for row what :meth:`ClassifiedOutcomes.of` computes)."""
-    found: list[EpisodeOutcome | None] = [None] * len(episodes)
-    pending = [
-        index
-        for index, facts in enumerate(episodes)
-        if facts.closed_on is not None and facts.has_outcome_pair
-    ]
-    for band in AgeBand:
-        rows = [index for index in pending if episodes[index].age_band is band]
-        if not rows:
-            continue
-        criteria = settings.criteria_for(band)
-        x1 = np.fromiter((episodes[i].intake_ors for i in rows), np.float64, len(rows))
-        x2 = np.fromiter((episodes[i].last_ors for i in rows), np.float64, len(rows))
-        result = classify_many(x1, x2, criteria)
-        above = ~clinical_mask(x2, criteria)
-        for index, code, clinical, is_above in zip(
-            rows,
-            result.codes.tolist(),
-            result.clinical_at_intake.tolist(),
-            above.tolist(),
-            strict=True,
-        ):
-            found[index] = _outcome(code, clinical, is_above)
-    return found
-
-
-@functools.cache
-def _outcome(code: int, clinical_at_intake: bool, last_above_cutoff: bool) -> EpisodeOutcome:
-    """One shared instance per possible outcome (a few dozen; immutable), not one per episode."""
-    return EpisodeOutcome(code, clinical_at_intake, last_above_cutoff)
 
 
 _NO_OUTCOMES = ClassifiedOutcomes(
@@ -1974,7 +1881,8 @@ _ENDING_FIELDS = 5  # EpisodeEnding's fields, in field order
 class EpisodeTable:
     """Many episodes' facts as columns, one row per episode in the order they are added: what
     :class:`EpisodeFacts` holds, plus how each closed episode ended and how its outcome pair
-    classifies (:class:`EpisodeEnding`, :class:`EpisodeOutcome`), decided once for every
+    classifies (:class:`EpisodeEnding`; the change category, whether the intake was in the
+    clinical range and whether the last score is above the cut-off), decided once for every
     group and window and vectorised.
 
     Why columns: a clinic-month report hands ~13,000 episodes to the builders of three groups
@@ -1999,7 +1907,8 @@ class EpisodeTable:
     paired: np.ndarray
     #: (rows, 5) int64: EpisodeEnding's fields of each closed episode; zeros while open
     endings: np.ndarray
-    #: EpisodeOutcome's fields of each paired episode (code -1 and False elsewhere)
+    #: each paired episode's change category rank (:func:`classify_many`), clinical-range
+    #: intake and last score above the cut-off (code -1 and False elsewhere)
     codes: np.ndarray  # int8
     clinical: np.ndarray  # bool
     above: np.ndarray  # bool
@@ -2049,7 +1958,8 @@ class EpisodeTable:
             last_clinical[rows] = clinical_mask(last[rows], criteria)
             pairs = np.flatnonzero(rows & paired)
             if pairs.size:
-                # classify_outcomes, row for row: one vectorised call per age band
+                # one vectorised call per age band, row for row what
+                # ClassifiedOutcomes.of computes for the same pairs
                 result = classify_many(first[pairs], last[pairs], criteria)
                 codes[pairs] = result.codes
                 clinical[pairs] = result.clinical_at_intake

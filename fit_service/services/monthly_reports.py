@@ -549,7 +549,7 @@ class _NumberedTotal:
     same at a third of the report's database time; ``ROW_NUMBER()`` windows were slower
     still.) Exact, not approximate: every total the service stores is rounded to its scale's
     resolution (0.1 for ORS/CORS/SRS/CSRS, domain.md §2; services/recording validates it), so
-    ``round(total * STEPS)`` is an integer in ``[0, SPAN)`` and :meth:`total` gives back the
+    ``round(total * STEPS)`` is an integer in ``[0, SPAN)`` and :meth:`totals` gives back the
     same float (the nearest double to ``steps / STEPS``, which is what was stored).
     """
 
@@ -569,14 +569,10 @@ class _NumberedTotal:
         return number * cls.SPAN + cast(func.round(total * cls.STEPS), Integer)
 
     @classmethod
-    def total(cls, packed: int | None) -> float | None:
-        return None if packed is None else (int(packed) % cls.SPAN) / cls.STEPS
-
-    @classmethod
     def totals(cls, packed: Iterable[int | None]) -> np.ndarray:
-        """:meth:`total` of each, as floats (``NaN`` for ``None``). The same numbers: packed
-        values are far below 2**53, so float64 holds them exactly, ``%`` is exact and the
-        division rounds as Python's does."""
+        """The totals of packed values, as floats (``NaN`` for ``None``). Exact: packed values
+        are far below 2**53, so float64 holds them exactly, ``%`` is exact and the division
+        is correctly rounded, giving the nearest double to ``steps / STEPS``."""
         values = np.array(list(packed), dtype=np.float64)  # None -> NaN
         return np.mod(values, cls.SPAN) / cls.STEPS
 

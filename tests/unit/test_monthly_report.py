@@ -8,6 +8,7 @@ import statistics
 import typing
 from datetime import UTC, date, datetime, timedelta, timezone
 
+import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -36,7 +37,6 @@ from fit_service.domain.monthly_report import (
     Share,
     TrendPoint,
     Window,
-    classify_outcomes,
     fit_reference,
     mean_estimate,
     method_notes,
@@ -223,14 +223,16 @@ def _closed(first: float, last: float, **changes: typing.Any) -> EpisodeFacts:
 def test_outcomes_classified_once_equal_classifying_the_pairs(
     pairs: list[tuple[AgeBand, float, float]],
 ) -> None:
-    """Per-episode outcomes (decided once, then pooled by each builder) give exactly what
-    classifying a builder's pairs gives: same counts, same score arrays in the same order
-    (the effect sizes sum them in that order)."""
+    """Outcomes decided once for a table of episodes, then pooled by a builder, give exactly
+    what classifying the builder's pairs gives: same counts, same score arrays in the same
+    order (the effect sizes sum them in that order)."""
     settings = ReportSettings()
     facts = [_closed(first, last, age_band=band) for band, first, last in pairs]
-    outcomes = classify_outcomes(facts, settings)
-    assert all(outcome is not None for outcome in outcomes)
-    pooled = ClassifiedOutcomes.of_classified(pairs, outcomes)  # type: ignore[arg-type]
+    table = EpisodeTable.of(facts, settings)
+    assert bool(table.paired.all())
+    builder = FiguresBuilder(Window.month("2024-05"), settings)
+    FiguresBuilder.add_table_to({0: builder}, table, np.zeros(len(table), np.int64))
+    pooled = builder.classified()
     direct = ClassifiedOutcomes.of(pairs, settings)
     assert pooled.counts() == direct.counts()
     for name in ("first", "last", "clinical_first", "clinical_last"):
@@ -240,7 +242,8 @@ def test_outcomes_classified_once_equal_classifying_the_pairs(
 def test_only_closed_episodes_with_two_scores_get_an_outcome() -> None:
     open_episode = _closed(12.0, 30.0, closed_on=None)
     one_score = _closed(12.0, 12.0, ors_count=1)
-    assert classify_outcomes([open_episode, one_score], ReportSettings()) == [None, None]
+    table = EpisodeTable.of([open_episode, one_score], ReportSettings())
+    assert (table.paired.tolist(), table.codes.tolist()) == ([False, False], [-1, -1])
 
 
 def test_pre_post_d_is_mean_change_over_intake_sd() -> None:
