@@ -466,6 +466,25 @@ def tenant_in(app: Flask, timezone: str) -> Tenant:
     return Tenant(info.id, keys)
 
 
+def dismiss_at(
+    client: FlaskClient,
+    tenant: Tenant,
+    monkeypatch: pytest.MonkeyPatch,
+    alert_id: Any,
+    at: datetime,
+    reason: str,
+) -> None:
+    """The treating clinician dismisses the alert (version 1) as if at ``at`` (UTC)."""
+    monkeypatch.setattr(alert_service, "utcnow", lambda: at)
+    r = client.post(
+        f"/v1/alerts/{alert_id}/dismiss",
+        json={"reason": reason},
+        headers={**tenant.auth("clinician"), "If-Match": '"1"'},
+    )
+    assert r.status_code == 200, r.json
+    monkeypatch.undo()
+
+
 @pytest.mark.parametrize(
     ("timezone", "miss", "dismissed_at_utc", "second_miss", "reopens"),
     [
@@ -496,14 +515,7 @@ def test_dismissal_day_is_the_clinics_local_day(
     assert (alert.kind, alert.severity) == ("missed_session", 2)
     days, hour = dismissed_at_utc
     at = datetime.combine(day0 + timedelta(days=days), time(hour), tzinfo=UTC)
-    monkeypatch.setattr(alert_service, "utcnow", lambda: at)
-    r = client.post(
-        f"/v1/alerts/{alert.public_id}/dismiss",
-        json={"reason": "Rang the client; rebooked."},
-        headers={**local.auth("clinician"), "If-Match": '"1"'},
-    )
-    assert r.status_code == 200, r.json
-    monkeypatch.undo()
+    dismiss_at(client, local, monkeypatch, alert.public_id, at, "Rang the client; rebooked.")
 
     post(client, local, "S3", day0 + timedelta(days=second_miss), attendance="no_show")
     after = [(a.status, a.severity) for a in alerts(engine)]
@@ -516,15 +528,8 @@ def test_a_dismissal_holds_while_the_low_alliance_persists(
     """After a dismissal, later sessions of the same low SRS run open no new alert."""
     post(client, tenant, "S1", weeks_ago(5), [ors(18), srs(8.5, 8.5, 8.5, 8.5)])
     (alert,) = alerts(engine)
-    at = datetime.combine(weeks_ago(5), time(15), tzinfo=UTC)
-    monkeypatch.setattr(alert_service, "utcnow", lambda: at)  # dismissed the day of session 1
-    r = client.post(
-        f"/v1/alerts/{alert.public_id}/dismiss",
-        json={"reason": "Known; we talk about it every week."},
-        headers={**tenant.auth("clinician"), "If-Match": '"1"'},
-    )
-    assert r.status_code == 200, r.json
-    monkeypatch.undo()
+    at = datetime.combine(weeks_ago(5), time(15), tzinfo=UTC)  # the day of session 1
+    dismiss_at(client, tenant, monkeypatch, alert.public_id, at, "Known; we talk about it weekly.")
     for n, weeks in ((2, 4), (3, 3), (4, 2)):
         post(client, tenant, f"S{n}", weeks_ago(weeks), [ors(18), srs(8.5, 8.5, 8.5, 8.5)])
     assert [(a.kind, a.status) for a in alerts(engine)] == [("early_low_alliance", "dismissed")]
