@@ -114,6 +114,9 @@ class Alert:
     #: the day a closed alert was closed: evidence dated up to then was before the clinician
     #: when they resolved or dismissed it
     closed_on: dt.date | None = None
+    #: the clinician the alert is for (a live one follows the treating clinician; a closed one
+    #: stays with whoever resolved or dismissed it); ``None`` when not known
+    clinician: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,12 +209,24 @@ def _strongest(findings: Iterable[Finding], minimum: Severity) -> dict[str, Find
     return by_kind
 
 
-def _seen(alert: Alert) -> dt.date:
-    """The latest evidence date a closed alert covers: its own evidence, and for one a clinician
-    resolved or dismissed, everything up to the day they did (they saw the episode then). An
-    auto-resolved alert covers only its evidence: no one looked, and a backfill of old sessions
-    must still be able to raise a new one."""
-    if alert.closed_on is not None and alert.status in _CLOSED_BY_CLINICIAN:
+def _closed_by_treating(alert: Alert, treating: str | None) -> bool:
+    """Whether the treating clinician's own judgement closed ``alert``: they resolved or
+    dismissed it (not the system), and it was theirs. A colleague's dismissal made before the
+    client moved to them is not theirs: they have not seen the evidence, and an alliance
+    finding after the move is about their own bond with the client. Unknown on either side
+    (``None``) counts as theirs."""
+    return alert.status in _CLOSED_BY_CLINICIAN and (
+        treating is None or alert.clinician is None or alert.clinician == treating
+    )
+
+
+def _seen(alert: Alert, treating: str | None = None) -> dt.date:
+    """The latest evidence date a closed alert covers: its own evidence, and for one the
+    treating clinician resolved or dismissed, everything up to the day they did (they saw the
+    episode then). An auto-resolved alert covers only its evidence: no one looked, and a
+    backfill of old sessions must still be able to raise a new one; so does one a former
+    clinician closed (:func:`_closed_by_treating`)."""
+    if alert.closed_on is not None and _closed_by_treating(alert, treating):
         return max(alert.observed_on, alert.closed_on)
     return alert.observed_on
 
@@ -257,9 +272,9 @@ def wai_clear_streak(
     return streak
 
 
-def _latest_closed(alerts: Iterable[Alert], kind: str) -> Alert | None:
+def _latest_closed(alerts: Iterable[Alert], kind: str, treating: str | None) -> Alert | None:
     closed = [a for a in alerts if a.kind == kind and not a.status.is_active]
-    return max(closed, key=lambda a: (a.observed_on, _seen(a)), default=None)
+    return max(closed, key=lambda a: (a.observed_on, _seen(a, treating)), default=None)
 
 
 def _findings_upto(
@@ -285,13 +300,15 @@ def _dismissal_holds(
     observations: Sequence[SessionObservation],
     settings: RiskSettings,
     findings_upto: Callable[[int], Sequence[Finding]],
+    treating: str | None,
 ) -> bool:
-    """Whether a clinician's resolution or dismissal of ``closed`` still covers ``finding``,
-    newer evidence of the same kind: yes while the finding is no worse than the closed alert and
-    alerted, no worse, at every appointment since the closed alert's evidence. It re-opens when
-    the finding gets worse, or when at some appointment in between it did not alert (it cleared,
-    fell below the clinic's alert severity, or was only held over) and then came back."""
-    if closed.status not in _CLOSED_BY_CLINICIAN or finding.severity > closed.severity:
+    """Whether the treating clinician's resolution or dismissal of ``closed`` still covers
+    ``finding``, newer evidence of the same kind: yes while the finding is no worse than the
+    closed alert and alerted, no worse, at every appointment since the closed alert's evidence.
+    It re-opens when the finding gets worse, or when at some appointment in between it did not
+    alert (it cleared, fell below the clinic's alert severity, or was only held over) and then
+    came back, or when the client has moved to another clinician since it was closed."""
+    if not _closed_by_treating(closed, treating) or finding.severity > closed.severity:
         return False
     for upto in range(1, len(observations)):  # the full history is ``finding`` itself
         if observations[upto - 1].date <= closed.observed_on:
@@ -309,6 +326,7 @@ def reconcile(
     settings: RiskSettings | None = None,
     *,
     context: EpisodeContext | None = None,
+    treating: str | None = None,
 ) -> list[AlertAction]:
     """The actions that bring an episode's alerts in line with its current findings.
 
@@ -321,6 +339,9 @@ def reconcile(
     the same finding persists (the rules are re-run on the sessions up to each appointment since
     the dismissed evidence, only when that question arises), and WAI-SR alerts clear against the
     clinic's decile. Without it any finding observed after what the clinician saw re-opens.
+
+    ``treating`` is the clinician treating the episode now: a resolution or dismissal by
+    another (before the client moved) covers only its own evidence (:func:`_closed_by_treating`).
     """
     settings = settings or RiskSettings()
     active = _active_by_kind(alerts)
@@ -337,13 +358,13 @@ def reconcile(
                 actions.append(Escalate(alert.alert_id, finding.severity, finding))
             continue
         already_closed = any(
-            a.kind == kind and not a.status.is_active and _seen(a) >= finding.observed_on
+            a.kind == kind and not a.status.is_active and _seen(a, treating) >= finding.observed_on
             for a in alerts
         )
         if not already_closed and findings_upto is not None:
-            closed = _latest_closed(alerts, kind)
+            closed = _latest_closed(alerts, kind, treating)
             already_closed = closed is not None and _dismissal_holds(
-                closed, finding, observations, settings, findings_upto
+                closed, finding, observations, settings, findings_upto, treating
             )
         if not already_closed:
             actions.append(Open(kind, finding.severity, finding))

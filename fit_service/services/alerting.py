@@ -182,6 +182,7 @@ class _Stored:
             session_number=self.session_number,
             observed_on=self.observed_on,
             closed_on=self.closed_on,
+            clinician=self.clinician,
         )
 
 
@@ -391,6 +392,7 @@ def reassess(
                 obs,
                 settings,
                 context=context,
+                treating=treating_clinician(history),
             )
         except Exception as exc:  # noqa: BLE001 - any rule bug: KeyError, ZeroDivisionError…
             # Never let a rule bug or odd data refuse the session write; the episode keeps its
@@ -426,6 +428,7 @@ def reassess(
                     e.obs,
                     settings,
                     context=context,
+                    treating=treating_clinician(e.history),
                 )
             except Exception as exc:  # noqa: BLE001 - as above; guidance stays sheet-less
                 log.error(
@@ -574,6 +577,7 @@ def _update_stored(
                     e.obs,
                     settings,
                     context=e.context,
+                    treating=treating_clinician(e.history),
                 )
             except Exception as exc:  # noqa: BLE001 - pure code; see reassess
                 log.error("alert reconcile failed for episode row %s: %s", row_id, _where(exc))

@@ -535,6 +535,43 @@ def test_a_dismissal_holds_while_the_low_alliance_persists(
     assert [(a.kind, a.status) for a in alerts(engine)] == [("early_low_alliance", "dismissed")]
 
 
+def test_a_dismissal_does_not_hold_for_the_clinician_the_client_moves_to(
+    app: Flask,
+    client: FlaskClient,
+    tenant: Tenant,
+    engine: Engine,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """T-1 dismissed the low-alliance alert; the client moves to T-2 and the low SRS persists
+    with them: T-2 gets an alert of their own (they never saw the evidence, and the alliance
+    is now theirs). Once T-2 dismisses it, their dismissal holds as T-1's did."""
+    t2 = {"Authorization": f"Bearer {add_clinician(app, tenant, 'T-2')}"}
+    low = [ors(18), srs(8.5, 8.5, 8.5, 8.5)]
+    post(client, tenant, "S1", weeks_ago(5), low)
+    (first,) = alerts(engine)
+    at = datetime.combine(weeks_ago(5), time(15), tzinfo=UTC)
+    dismiss_at(client, tenant, monkeypatch, first.public_id, at, "Known; we talk about it weekly.")
+    post(client, tenant, "S2", weeks_ago(4), low, clinician_id="T-2")
+    found = alerts(engine)
+    assert [(a.kind, a.status) for a in found] == [
+        ("early_low_alliance", "dismissed"),
+        ("early_low_alliance", "open"),
+    ]
+    assert [clinician_of(engine, a.id) for a in found] == ["T-1", "T-2"]
+
+    monkeypatch.setattr(alert_service, "utcnow", lambda: at + timedelta(weeks=1))
+    r = client.post(
+        f"/v1/alerts/{found[1].public_id}/dismiss",
+        json={"reason": "Talked it through with the client."},
+        headers={**t2, "If-Match": '"1"'},
+    )
+    assert r.status_code == 200, r.json
+    monkeypatch.undo()
+    for n, weeks in ((3, 3), (4, 2)):
+        post(client, tenant, f"S{n}", weeks_ago(weeks), low, clinician_id="T-2")
+    assert [a.status for a in alerts(engine)] == ["dismissed", "dismissed"]
+
+
 def add_clinician(app: Flask, tenant: Tenant, clinician: str) -> str:
     """A clinician key for ``clinician`` in the tenant's clinic (creates the clinician)."""
     with app.extensions["fit"].uow() as uow:
