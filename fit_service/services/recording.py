@@ -147,6 +147,8 @@ class _Plan:
 
     new_clients: dict[str, str] = field(default_factory=dict)  # external id -> age band
     age_band_updates: dict[str, str] = field(default_factory=dict)
+    #: the session date of the item whose age band stands for each client in this batch
+    age_band_dates: dict[str, date] = field(default_factory=dict)
     new_clinicians: set[str] = field(default_factory=set)
     new_episodes: list[_EpisodeState] = field(default_factory=list)
     writes: list[_Write] = field(default_factory=list)
@@ -825,14 +827,17 @@ def _plan_item(
         )
 
     # All checks passed: commit this item's plan.
-    # The band each accepted item names wins over earlier ones, as when sent one at a time.
-    if known is None:
-        # first seen here, or a later item for a client this batch creates (a new client's
-        # first item always has a band: checked above)
-        if band is not None:
+    # The band an accepted item names becomes the client's unless a later-dated session
+    # (stored, or earlier in this batch) stands for it: backfills and corrections of old
+    # sessions arrive in any order, and one from before the client turned 13 must not make an
+    # adolescent a child again. Among same-dated items the last sent wins, as one at a time.
+    if band is not None and _band_is_current(item, known, loaded, plan):
+        plan.age_band_dates[item.client_id] = item.date
+        if known is None:
+            # first seen here, or a later item for a client this batch creates (a new
+            # client's first item always has a band: checked above)
             plan.new_clients[item.client_id] = band
-    elif band is not None:
-        if band != known[1]:
+        elif band != known[1]:
             plan.age_band_updates[item.client_id] = band
         else:  # back to the stored band after an earlier item of the batch changed it
             plan.age_band_updates.pop(item.client_id, None)
@@ -859,6 +864,20 @@ def _plan_item(
         created = False
     plan.writes.append(_Write(index, item, content, digest, state, created, state.revision))
     return None
+
+
+def _band_is_current(
+    item: SessionInput, known: tuple[int, str] | None, loaded: _Loaded, plan: _Plan
+) -> bool:
+    """Whether ``item``'s session is at least as recent as every session whose age band
+    stands for the client: those of this batch that set it, and the stored ones (the latest of
+    the client's open episode; sessions of closed episodes are older than any accepted item,
+    which must fall after the last closed episode)."""
+    latest = plan.age_band_dates.get(item.client_id)
+    if latest is None and known is not None:
+        episode = loaded.open_episode.get(item.client_id)
+        latest = episode.last_date if episode is not None else None
+    return latest is None or item.date >= latest
 
 
 def _choose_episode(

@@ -561,3 +561,38 @@ def test_a_batch_sets_the_age_band_as_one_at_a_time_would(
     resp = _batch(client, tenant, items)
     assert [r["outcome"] for r in resp.json["results"]] == ["created"] * len(items), resp.json
     assert client.get("/v1/clients/C-1", headers=tenant.auth()).json["age_band"] == expected
+
+
+def _cors() -> dict[str, Any]:
+    return {
+        "instrument": "cors",
+        "items": {"individual": 4, "interpersonal": 4, "social": 4, "overall": 4},
+    }
+
+
+@pytest.mark.parametrize("as_batch", [False, True], ids=["one_at_a_time", "batch"])
+def test_an_older_session_naming_an_earlier_age_band_does_not_set_the_clients_band(
+    client: FlaskClient, tenant: Tenant, as_batch: bool
+) -> None:
+    """The client is an adolescent now; a backfilled session from when they were 12 (a child,
+    with a CORS) is stored as sent but leaves the band at adolescent, so the client's next
+    ORS is taken. Newer sessions still move the band, whatever order they arrive in."""
+    newer = session_payload(ehr_session_id="S-2", date="2026-11-02", client_age_band="adolescent")
+    older = session_payload(
+        ehr_session_id="S-1", date="2026-10-01", client_age_band="child", ratings=[_cors()]
+    )
+    if as_batch:
+        resp = _batch(client, tenant, [newer, older])
+        assert [r["outcome"] for r in resp.json["results"]] == ["created", "created"], resp.json
+    else:
+        assert post(client, tenant, newer).status_code == 201
+        assert post(client, tenant, older).status_code == 201
+    assert client.get("/v1/clients/C-1", headers=tenant.auth()).json["age_band"] == "adolescent"
+    nxt = session_payload(ehr_session_id="S-3", date="2026-11-03", client_age_band=None)
+    nxt.pop("client_age_band")
+    assert post(client, tenant, nxt).status_code == 201
+    latest = session_payload(
+        ehr_session_id="S-4", date="2026-11-04", client_age_band="adult", ratings=[]
+    )
+    assert post(client, tenant, latest).status_code == 201
+    assert client.get("/v1/clients/C-1", headers=tenant.auth()).json["age_band"] == "adult"
