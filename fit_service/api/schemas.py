@@ -111,7 +111,10 @@ class SessionIn(_Base):
     client_age_band = fields.String(
         load_default=None,
         validate=validate.OneOf([a.value for a in AgeBand]),
-        metadata={"description": "Required the first time a client is seen."},
+        metadata={
+            "description": "Required the first time a client is seen. The band sent with the "
+            "client's latest-dated session is theirs; an older session's band judges only it."
+        },
     )
     clinician_id = fields.String(required=True, validate=EXTERNAL_ID)
     episode_id = fields.UUID(
