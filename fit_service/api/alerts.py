@@ -10,6 +10,7 @@ from flask import request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
+from fit_service.api import docs
 from fit_service.api.alert_schemas import (
     AlertFeedArgs,
     AlertOut,
@@ -27,7 +28,6 @@ from fit_service.api.alert_schemas import (
     WebhookEndpointOut,
 )
 from fit_service.api.context import principal, run, wiring
-from fit_service.api.schemas import ProblemOut
 from fit_service.api.sessions import _limit
 from fit_service.domain.errors import FitError, PreconditionFailed, PreconditionRequired
 from fit_service.domain.risk import Severity
@@ -71,6 +71,7 @@ def _etag(view: dict[str, Any]) -> dict[str, str]:
 class Alerts(MethodView):
     @blp.arguments(AlertFeedArgs, location="query")
     @blp.response(200, AlertPage)
+    @docs.errors(blp, *docs.QUERY)
     def get(self, args: dict[str, Any]) -> Any:
         """The alert feed, newest first: a clinician key gets its own alerts, a manager key
         the clinic's. Filter by status, minimum severity and time opened."""
@@ -87,22 +88,22 @@ class Alerts(MethodView):
 @blp.route("/alerts/<uuid:alert_id>")
 class AlertById(MethodView):
     @blp.response(200, AlertOut, headers={"ETag": {"schema": {"type": "string"}}})
+    @docs.errors(blp, *docs.AUTH, 404)
     def get(self, alert_id: uuid.UUID) -> Any:
         """One alert with its evidence and guidance; the ETag is needed to act on it."""
         view = run(alerts.get_alert, alert_id)
         return view, 200, _etag(view)
 
 
-_ACT_RESPONSES = {
-    409: "The alert's status does not allow this (e.g. already resolved).",
-    412: "If-Match is stale: somebody changed the alert first. Re-read it.",
-    428: "If-Match is missing.",
-}
-
-
 def _act_docs(f: Any) -> Any:
-    for status, text in _ACT_RESPONSES.items():
-        f = blp.alt_response(status, schema=ProblemOut, description=text)(f)
+    f = docs.errors(
+        blp,
+        *docs.AUTH,
+        404,
+        412,
+        428,
+        described={409: "The alert's status does not allow this (e.g. already resolved)."},
+    )(f)
     return blp.doc(
         parameters=[
             {"in": "header", "name": "If-Match", "required": True, "schema": {"type": "string"}}
@@ -124,6 +125,7 @@ class AlertAcknowledge(MethodView):
 class AlertResolve(MethodView):
     @blp.arguments(ResolveIn)
     @blp.response(200, AlertOut)
+    @docs.errors(blp, *docs.BODY)
     @_act_docs
     def post(self, body: dict[str, Any], alert_id: uuid.UUID) -> Any:
         """Resolve with the clinician's note of what was done."""
@@ -135,6 +137,7 @@ class AlertResolve(MethodView):
 class AlertDismiss(MethodView):
     @blp.arguments(DismissIn)
     @blp.response(200, AlertOut)
+    @docs.errors(blp, *docs.BODY)
     @_act_docs
     def post(self, body: dict[str, Any], alert_id: uuid.UUID) -> Any:
         """Dismiss with the reason no action is needed."""
@@ -145,6 +148,7 @@ class AlertDismiss(MethodView):
 @blp.route("/episodes/<uuid:episode_id>/goal-sheet")
 class EpisodeGoalSheet(MethodView):
     @blp.response(200, GoalSheetOut)
+    @docs.errors(blp, *docs.AUTH, described={404: "No such episode, or no goal sheet yet."})
     def get(self, episode_id: uuid.UUID) -> Any:
         """The episode's goal sheet (404 until one is written)."""
         view = run(goal_sheets.get_goal_sheet, episode_id)
@@ -153,8 +157,7 @@ class EpisodeGoalSheet(MethodView):
     @blp.arguments(GoalSheetIn)
     @blp.response(200, GoalSheetOut, description="Replaced (If-Match required).")
     @blp.alt_response(201, schema=GoalSheetOut, description="Created (no If-Match).")
-    @blp.alt_response(412, schema=ProblemOut, description="If-Match is stale.")
-    @blp.alt_response(428, schema=ProblemOut, description="If-Match missing on a replace.")
+    @docs.errors(blp, *docs.BODY, 404, 412, described={428: "If-Match missing on a replace."})
     def put(self, body: dict[str, Any], episode_id: uuid.UUID) -> Any:
         """Write the client's own goal, the agreed steps and what they expect of therapy;
         the guidance of the episode's live alerts is refreshed to match."""
@@ -173,7 +176,14 @@ class EpisodeGoalSheet(MethodView):
 class WebhookEndpoints(MethodView):
     @blp.arguments(WebhookEndpointIn)
     @blp.response(201, WebhookEndpointCreated)
-    @blp.alt_response(422, schema=ProblemOut, description="URL refused (scheme, private host).")
+    @docs.errors(
+        blp,
+        *docs.BODY,
+        described={
+            409: "The clinic has as many endpoints as it may; delete one first.",
+            422: "URL refused (scheme, private host), or another field breaks a rule.",
+        },
+    )
     def post(self, body: dict[str, Any]) -> Any:
         """Register a webhook endpoint (admin). The signing secret is in this answer only."""
         return run(
@@ -183,6 +193,7 @@ class WebhookEndpoints(MethodView):
         )
 
     @blp.response(200, WebhookEndpointOut(many=True))
+    @docs.errors(blp, *docs.AUTH)
     def get(self) -> Any:
         """The clinic's webhook endpoints and their health (admin)."""
         return run(webhook_endpoints.list_endpoints)
@@ -191,6 +202,7 @@ class WebhookEndpoints(MethodView):
 @blp.route("/webhook-endpoints/<uuid:endpoint_id>")
 class WebhookEndpointById(MethodView):
     @blp.response(204)
+    @docs.errors(blp, *docs.AUTH, 404)
     def delete(self, endpoint_id: uuid.UUID) -> Any:
         """Delete an endpoint (admin); its undelivered messages are dropped."""
         run(webhook_endpoints.delete_endpoint, endpoint_id)
@@ -200,12 +212,14 @@ class WebhookEndpointById(MethodView):
 @blp.route("/settings")
 class ClinicSettings(MethodView):
     @blp.response(200, SettingsOut)
+    @docs.errors(blp, *docs.AUTH)
     def get(self) -> Any:
         """The clinic's settings as stored, and every value in force (admin)."""
         return run(clinic_settings.get_settings)
 
     @blp.arguments(SettingsIn)
     @blp.response(200, SettingsOut)
+    @docs.errors(blp, *docs.BODY)
     def put(self, body: dict[str, Any]) -> Any:
         """Replace the clinic's settings (admin); each section is validated first."""
         principal().require(Permission.SETTINGS_MANAGE)  # a 403 before any 422 about the body
@@ -223,6 +237,7 @@ class ClinicSettings(MethodView):
 class ClinicianEmail(MethodView):
     @blp.arguments(ClinicianEmailIn)
     @blp.response(200, ClinicianEmailOut)
+    @docs.errors(blp, *docs.BODY, 404)
     def put(self, body: dict[str, Any], clinician_id: str) -> Any:
         """Set (or, with null, clear) where a clinician's alert e-mails go (admin)."""
         return run(clinic_settings.set_clinician_email, clinician_id, body["email"])

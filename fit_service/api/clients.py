@@ -8,6 +8,7 @@ from typing import Any
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
+from fit_service.api import docs
 from fit_service.api.context import run
 from fit_service.api.schemas import (
     ClientOut,
@@ -30,6 +31,7 @@ blp = Blueprint("clients", __name__, url_prefix="/v1", description="Clients and 
 class Clients(MethodView):
     @blp.arguments(PageArgs, location="query")
     @blp.response(200, ClientPage)
+    @docs.errors(blp, *docs.QUERY)
     def get(self, args: dict[str, Any]) -> Any:
         """The clinic's clients (a clinician key: its own), with cursor pagination."""
         page = run(reads.list_clients, args["cursor"], _limit(args))
@@ -39,6 +41,7 @@ class Clients(MethodView):
 @blp.route("/clients/<string:client_id>")
 class ClientById(MethodView):
     @blp.response(200, ClientOut)
+    @docs.errors(blp, *docs.AUTH, 404)
     def get(self, client_id: str) -> Any:
         """A client's episodes with session-by-session scores."""
         return run(reads.get_client, client_id)
@@ -48,6 +51,7 @@ class ClientById(MethodView):
 class Clinicians(MethodView):
     @blp.arguments(PageArgs, location="query")
     @blp.response(200, ClinicianPage)
+    @docs.errors(blp, *docs.QUERY)
     def get(self, args: dict[str, Any]) -> Any:
         """The clinic's clinicians (EHR ids), with cursor pagination."""
         page = run(reads.list_clinicians, args["cursor"], _limit(args))
@@ -58,6 +62,11 @@ class Clinicians(MethodView):
 class Episodes(MethodView):
     @blp.arguments(EpisodeOpenIn)
     @blp.response(201, EpisodeOut)
+    @docs.errors(
+        blp,
+        *docs.BODY,
+        described={409: "The client has an open episode, or a concurrent request created it."},
+    )
     def post(self, body: dict[str, Any]) -> Any:
         """Open an episode explicitly (otherwise the first session opens one)."""
         return run(
@@ -73,6 +82,7 @@ class Episodes(MethodView):
 class EpisodeClose(MethodView):
     @blp.arguments(EpisodeCloseIn)
     @blp.response(200, EpisodeOut)
+    @docs.errors(blp, *docs.BODY, 404, described={409: "The episode is already closed."})
     def post(self, body: dict[str, Any], episode_id: uuid.UUID) -> Any:
         """Close an episode with its ending reason (planned, client_ended, ...)."""
         return run(
@@ -88,6 +98,7 @@ class EpisodeClose(MethodView):
 class EpisodeTrajectory(MethodView):
     @blp.arguments(TrajectoryArgs, location="query")
     @blp.response(200, TrajectoryOut)
+    @docs.errors(blp, *docs.QUERY, 404)
     def get(self, args: dict[str, Any], episode_id: uuid.UUID) -> Any:
         """Outcome scores session by session with the expected path and band (clinic ETR
         when it has enough closed episodes, else the rational rules — the model is named)."""

@@ -17,9 +17,9 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import RAISE, Schema, fields
 
-from fit_service.api import problems
+from fit_service.api import docs, problems
 from fit_service.api.context import principal, run, wiring
-from fit_service.api.schemas import EXTERNAL_ID, ProblemOut
+from fit_service.api.schemas import EXTERNAL_ID
 from fit_service.services import audit, monthly_reports
 
 blp = Blueprint("reports", __name__, url_prefix="/v1", description="Monthly benchmark reports")
@@ -62,6 +62,14 @@ def _negotiate() -> str | None:
     return request.accept_mimetypes.best_match(_MEDIA_TYPES)
 
 
+#: The three renderings of one report (``Accept`` picks; PDF when it names none).
+_REPORT_CONTENT = {
+    "application/pdf": {"schema": {"type": "string", "format": "binary"}},
+    "application/json": {"schema": {"type": "object"}},
+    "text/csv": {"schema": {"type": "string"}},
+}
+
+
 @blp.route("/reports/monthly/<string:month>")
 class MonthlyReport(MethodView):
     @blp.arguments(ReportArgs, location="query", unknown=RAISE)
@@ -70,10 +78,17 @@ class MonthlyReport(MethodView):
         description="The report as PDF (default), JSON or CSV, chosen by Accept.",
         content_type="application/pdf",
     )
-    @blp.alt_response(403, schema=ProblemOut, description="Role may not read reports.")
-    @blp.alt_response(404, schema=ProblemOut, description="No such clinician in this clinic.")
-    @blp.alt_response(406, schema=ProblemOut, description="Accept names no offered format.")
-    @blp.alt_response(422, schema=ProblemOut, description="Malformed or future month.")
+    @blp.doc(responses={"200": {"content": _REPORT_CONTENT}})
+    @docs.errors(
+        blp,
+        *docs.AUTH,
+        406,
+        described={
+            403: "The key's role may not read reports, or a clinician asked for another's page.",
+            404: "No such clinician in this clinic.",
+            422: "Malformed or future month, or an unknown query parameter.",
+        },
+    )
     def get(self, args: dict[str, Any], month: str) -> Any:
         """A clinic's monthly benchmark report for YYYY-MM, or one clinician's page."""
         media_type = _negotiate()

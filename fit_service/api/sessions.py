@@ -11,12 +11,11 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import ValidationError
 
-from fit_service.api import problems
+from fit_service.api import docs, problems
 from fit_service.api.context import principal, run, wiring
 from fit_service.api.schemas import (
     BatchIn,
     BatchOut,
-    ProblemOut,
     RevisionOut,
     SessionIn,
     SessionOut,
@@ -57,7 +56,15 @@ class Sessions(MethodView):
     @blp.alt_response(
         200, schema=SessionOut, description="Identical re-send (nothing stored) or a new revision."
     )
-    @blp.alt_response(422, schema=ProblemOut, description="Invalid session or rating.")
+    @docs.errors(
+        blp,
+        *docs.BODY,
+        404,
+        409,
+        described={
+            422: "Invalid session or rating, or an Idempotency-Key reused with another body."
+        },
+    )
     def post(self, item: SessionInput) -> Any:
         """Record one session with its ratings.
 
@@ -79,6 +86,7 @@ class Sessions(MethodView):
 
     @blp.arguments(SessionPageArgs, location="query")
     @blp.response(200, SessionPage)
+    @docs.errors(blp, *docs.QUERY, 404)
     def get(self, args: dict[str, Any]) -> Any:
         """List sessions (optionally one client's), oldest first, with cursor pagination."""
         page = run(reads.list_sessions, args["cursor"], _limit(args), args["client_id"])
@@ -89,6 +97,16 @@ class Sessions(MethodView):
 class SessionBatch(MethodView):
     @blp.arguments(BatchIn)
     @blp.response(200, BatchOut)
+    @docs.errors(
+        blp,
+        *docs.BODY,
+        409,
+        described={
+            413: "The body, or the number of sessions, is larger than the service takes.",
+            422: "The batch is not a list of objects, or an Idempotency-Key was reused with "
+            "another body (a bad item is reported in its result, not here).",
+        },
+    )
     def post(self, body: dict[str, Any]) -> Any:
         """Record many sessions (backfills). One result per item, in input order; a bad item
         is reported and does not reject the good ones."""
@@ -192,6 +210,7 @@ def _limit(args: dict[str, Any]) -> int:
 @blp.route("/sessions/<uuid:session_id>")
 class SessionById(MethodView):
     @blp.response(200, SessionOut)
+    @docs.errors(blp, *docs.AUTH, 404)
     def get(self, session_id: uuid.UUID) -> Any:
         """One session with its scores and its episode's current status."""
         return run(reads.get_session, session_id)
@@ -200,6 +219,7 @@ class SessionById(MethodView):
 @blp.route("/sessions/<uuid:session_id>/revisions")
 class SessionRevisions(MethodView):
     @blp.response(200, RevisionOut(many=True))
+    @docs.errors(blp, *docs.AUTH, 404)
     def get(self, session_id: uuid.UUID) -> Any:
         """Every revision the EHR sent for this session, oldest first."""
         return run(reads.session_revisions, session_id)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from flask import Flask
@@ -69,7 +71,8 @@ def test_openapi_document_is_generated_from_schemas(client: FlaskClient) -> None
 
 def test_openapi_references_resolve_and_errors_are_problem_json(client: FlaskClient) -> None:
     """Every $ref in the document names a component it holds, and the shared error responses
-    (default, 422) are documented as application/problem+json with the problem schema."""
+    (default, and any other) are documented as application/problem+json with the problem
+    schema."""
     spec = client.get("/v1/openapi.json").json
 
     def refs(node: object) -> list[str]:
@@ -83,11 +86,57 @@ def test_openapi_references_resolve_and_errors_are_problem_json(client: FlaskCli
     for ref in refs(spec):
         _hash, _components, kind, name = ref.split("/")
         assert name in spec["components"][kind], ref
-    for name in ("DEFAULT_ERROR", "UNPROCESSABLE_ENTITY"):
-        content = spec["components"]["responses"][name]["content"]
+    shared = spec["components"]["responses"]
+    assert "DEFAULT_ERROR" in shared
+    for name in shared:
+        content = shared[name]["content"]
         assert content == {
             "application/problem+json": {"schema": {"$ref": "#/components/schemas/ProblemOut"}}
         }
+
+
+def _operations(spec: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    return [
+        (method, path, op)
+        for path, ops in spec["paths"].items()
+        for method, op in ops.items()
+        if method in {"get", "post", "put", "delete", "patch"}
+    ]
+
+
+def test_every_operation_documents_its_errors_as_problem_json(client: FlaskClient) -> None:
+    """Each /v1 operation documents 401 and 403; one with a body 400, 413, 415 and 422; one
+    with an id in its path 404; and every error it documents is application/problem+json."""
+    spec = client.get("/v1/openapi.json").json
+    operations = _operations(spec)
+    assert len(operations) >= 25
+    for method, path, op in operations:
+        responses = op["responses"]
+        expected = {"401", "403"}
+        if "requestBody" in op:
+            expected |= {"400", "413", "415", "422"}
+        if "{" in path:
+            expected.add("404")
+        assert expected <= set(responses), (method, path, sorted(responses))
+        for status, response in responses.items():
+            if status == "default" or int(status) < 400:
+                continue
+            assert list(response["content"]) == ["application/problem+json"], (method, path)
+    report = spec["paths"]["/v1/reports/monthly/{month}"]["get"]["responses"]["200"]
+    assert set(report["content"]) == {"application/pdf", "application/json", "text/csv"}
+
+
+def test_every_documented_operation_answers_401_problem_json_without_a_key(
+    client: FlaskClient,
+) -> None:
+    """The 401 each operation documents is what it answers when no key is sent."""
+    spec = client.get("/v1/openapi.json").json
+    for method, path, _op in _operations(spec):
+        url = re.sub(r"\{month\}", "2026-01", path)
+        url = re.sub(r"\{[a-z_]+\}", "00000000-0000-4000-8000-000000000000", url)
+        resp = client.open(url, method=method.upper(), json={})
+        assert resp.status_code == 401, (method, path, resp.status_code)
+        assert resp.mimetype == "application/problem+json", (method, path)
 
 
 def test_create_app_makes_no_connection_at_import(tmp_path: Path) -> None:

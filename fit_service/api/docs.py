@@ -1,0 +1,59 @@
+"""The error responses each route documents in the OpenAPI document.
+
+Every error the API sends is ``application/problem+json`` (RFC 9457, :mod:`problems`) naming
+the field and the rule. flask-smorest documents only the shared ``default`` and, for routes
+with arguments, 422; an EHR integrator reading the document should also see which other
+statuses a route can answer and why, with the media type they will get.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+from flask_smorest import Blueprint
+
+from fit_service.api.schemas import ProblemOut
+
+PROBLEM_JSON = "application/problem+json"
+
+#: What each status means on any route; a route may say more (``described``).
+GENERIC = {
+    400: "Malformed JSON body.",
+    401: "No valid API key (send Authorization: Bearer <key>).",
+    403: "The key's role may not do this.",
+    404: "No such record in this clinic (another clinic's ids are not found either).",
+    406: "Accept names no format this route offers.",
+    409: "The record's state does not allow this.",
+    412: "If-Match is stale: somebody changed the record first. Re-read it.",
+    413: "The body is larger than the service takes.",
+    415: "The body is not application/json.",
+    422: "A field breaks a rule: the body names the field and the rule.",
+    428: "If-Match is missing.",
+}
+
+#: Any route that needs a key.
+AUTH = (401, 403)
+#: A route with a JSON body.
+BODY = (*AUTH, 400, 413, 415, 422)
+#: A route with query parameters.
+QUERY = (*AUTH, 422)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def errors(
+    blp: Blueprint, *statuses: int, described: Mapping[int, str] | None = None
+) -> Callable[[F], F]:
+    """Document ``statuses`` (and the keys of ``described``, with its texts) as
+    problem+json responses of the decorated route."""
+    texts = {status: GENERIC[status] for status in statuses} | dict(described or {})
+
+    def decorate(view: F) -> F:
+        for status, text in sorted(texts.items(), reverse=True):
+            view = blp.alt_response(
+                status, schema=ProblemOut, content_type=PROBLEM_JSON, description=text
+            )(view)
+        return view
+
+    return decorate
