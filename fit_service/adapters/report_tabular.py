@@ -20,7 +20,10 @@ CSV is long format, one figure per row::
 
 ``section`` is ``overall``, ``clinician`` or ``age_band``; ``group`` the group's key;
 ``window`` the month (``2024-05``), the trailing 12 months (``2023-06/2024-05``) or a trend month
-with metric ``trend_recovery`` / ``trend_mean_sessions``. Empty fields are nulls.
+with metric ``trend_recovery`` / ``trend_mean_sessions``. Empty fields are nulls. A text field
+that a spreadsheet would read as a formula (a clinician id starting with ``=``, ``+``, ``-``,
+``@``, a tab or a carriage return) is prefixed with ``'`` (OWASP's advice on CSV injection):
+managers open this file in Excel. The JSON keeps the key as it is.
 """
 
 from __future__ import annotations
@@ -163,6 +166,15 @@ def to_json_dict(report: MonthlyReport) -> dict[str, Any]:
     }
 
 
+#: What a spreadsheet takes as the start of a formula (OWASP, "CSV Injection").
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _csv_text(text: str) -> str:
+    """``text`` as a CSV cell that Excel and LibreOffice show as text, never run as a formula."""
+    return "'" + text if text.startswith(_FORMULA_START) else text
+
+
 def _csv_number(number: float | int | None) -> str:
     return "" if number is None else repr(number)
 
@@ -173,10 +185,7 @@ def _csv_row(
     cell = value_cell(value, min_n)
     too_few = cell.get("too_few", False)
     return [
-        section,
-        group,
-        window,
-        metric,
+        *(_csv_text(text) for text in (section, group, window, metric)),
         _csv_number(cell["value"]),
         _csv_number(cell.get("numerator")),
         _csv_number(cell.get("n")),

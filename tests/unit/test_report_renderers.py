@@ -171,6 +171,25 @@ def test_csv_too_few_rows_are_blank() -> None:
     )
 
 
+def test_csv_clinician_ids_cannot_run_as_spreadsheet_formulas() -> None:
+    """An EHR clinician id that starts like a formula is a text cell in Excel ('-prefixed);
+    negative numbers stay numbers, and the JSON keeps the id as it is."""
+    hostile = ('=HYPERLINK("http://x","a")', "+SUM(1,2)", "-2+3", "@cmd", "\tx")
+    report = make_report(
+        clinicians=tuple(group(key, key, 12) for key in hostile),
+        overall=replace(
+            group("clinic", "Whole clinic", 30),
+            month=replace(figures(30), pre_post_d=Estimate(-0.25, 30, -0.5, 0.0)),
+        ),
+    )
+    rows = list(csv.DictReader(io.StringIO(to_csv(report))))
+    shown = {r["group"] for r in rows if r["section"] == "clinician"}
+    assert shown == {"'" + key for key in hostile}
+    effect = next(r for r in rows if r["section"] == "overall" and r["metric"] == "pre_post_d")
+    assert effect["value"] == "-0.25"
+    assert {c["key"] for c in to_json_dict(report)["clinicians"]} == set(hostile)
+
+
 # ---------------------------------------------------------------- PDF
 
 
