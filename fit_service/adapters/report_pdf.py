@@ -1739,8 +1739,21 @@ def _paragraph_lines(
 def _split_lines(text: str, font: str, size: float, width: float) -> tuple[str, ...]:
     """``simpleSplit``, remembered: a large clinic's tables repeat the same few cell texts
     ("too few (n=3)", "0", column widths) thousands of times, and measuring each word's width
-    is the costly part. A pure function of its arguments (fonts are registered once)."""
-    return tuple(simpleSplit(text, font, size, width))
+    is the costly part. A pure function of its arguments (fonts are registered once).
+
+    ``simpleSplit`` leaves a word wider than the cell on a line of its own, running into the
+    next column; such a line (a long EHR clinician id, say) is cut between characters, as
+    Paragraph cuts a long word, so it stays inside its cell."""
+    lines: list[str] = []
+    for line in simpleSplit(text, font, size, width):
+        while len(line) > 1 and pdfmetrics.stringWidth(line, font, size) > width:
+            cut = len(line) - 1
+            while cut > 1 and pdfmetrics.stringWidth(line[:cut], font, size) > width:
+                cut -= 1
+            lines.append(line[:cut])
+            line = line[cut:]
+        lines.append(line)
+    return tuple(lines)
 
 
 def _by_key(figures: GroupFigures) -> dict[str, Metric]:
@@ -1810,7 +1823,9 @@ def _nice_step(top: float) -> float:
 
 
 def _fit_text(text: str, font: str, size: float, width: float) -> str:
-    """Shorten ``text`` with an ellipsis until it fits ``width`` (one-line canvas strings)."""
+    """Shorten ``text`` with an ellipsis until it fits ``width`` (one-line canvas strings).
+    Line breaks and tabs become spaces: a canvas string draws them as a missing glyph."""
+    text = " ".join(text.split())
     if pdfmetrics.stringWidth(text, font, size) <= width:
         return text
     while text and pdfmetrics.stringWidth(text + "…", font, size) > width:

@@ -1,0 +1,59 @@
+"""Layout faults found by rendering real reports: text that left its cell or its page."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from pypdf import PdfReader
+from reportlab.pdfbase import pdfmetrics
+
+from fit_service.adapters import report_pdf
+from fit_service.adapters.report_pdf import MonthlyReportPdf
+from tests.unit.test_report_renderers import group, make_report
+
+#: An EHR clinician id without spaces, wider than the clinician column of the group tables.
+LONG_ID = "3f2a9c4e-7b1d-4e0a-9c55-1d2e3f4a5b6c"
+
+
+@pytest.fixture(scope="module")
+def renderer() -> MonthlyReportPdf:
+    return MonthlyReportPdf()
+
+
+def test_a_long_clinician_id_wraps_inside_its_table_cell(renderer: MonthlyReportPdf) -> None:
+    """The clinician column of the group tables is 15% of the frame: an id without spaces
+    wider than that is cut between characters instead of running over the next column."""
+    layout = renderer.layout
+    column = layout.frame_width * 0.15 - 2 * report_pdf._LinesTable._PAD_X
+    cell = renderer._text_cell(LONG_ID, bold=True)
+    _width, height = cell.wrap(column, 0)
+    lines = [line for line, *_rest in cell._lines]
+    size = layout.size_small + 0.4
+    assert len(lines) > 1
+    assert height == pytest.approx(len(lines) * size * 1.3)
+    assert "".join(lines) == LONG_ID
+    for line in lines:
+        assert pdfmetrics.stringWidth(line, layout.font_bold, size) <= column
+
+
+def test_cells_that_fit_are_split_as_before() -> None:
+    font, size = "FitVera", 7.4
+    assert report_pdf._split_lines("too few (n=3)", font, size, 200) == ("too few (n=3)",)
+    assert report_pdf._split_lines("T-001", font, size, 200) == ("T-001",)
+    # A single character wider than the cell still gets a line (nothing is dropped).
+    assert report_pdf._split_lines("W", font, size, 1) == ("W",)
+
+
+def test_line_breaks_in_a_name_are_spaces_on_the_canvas(renderer: MonthlyReportPdf) -> None:
+    """Canvas strings (cover, page header, forest-plot labels) cannot draw a line break:
+    it showed as a missing-glyph box."""
+    assert report_pdf._fit_text("A,B\nnext", "FitVera", 7, 500) == "A,B next"
+    report = make_report(
+        clinic_name="Harbour\nHill",
+        clinicians=(group("a\nb", "T-07\nnorth", 12),),
+    )
+    reader = PdfReader(io.BytesIO(renderer.render(report)))
+    text = " ".join(page.extract_text() for page in reader.pages)
+    assert "Harbour Hill" in text
+    assert "T-07 north" in text
