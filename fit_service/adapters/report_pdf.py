@@ -562,18 +562,19 @@ class MonthlyReportPdf:
             flow.append(Paragraph("No clinician had figures in this period.", s["body"]))
             return flow
         flow += self._group_comparison(report, groups, "Clinician")
-        flow += [
-            CondPageBreak(40 * mm),
-            Paragraph(
-                "Reliable improvement by clinician, trailing 12 months (95% Wilson intervals)",
-                s["h2"],
-            ),
-        ]
+        heading = Paragraph(
+            "Reliable improvement by clinician, trailing 12 months (95% Wilson intervals)",
+            s["h2"],
+        )
         # One drawing per page-sized slice: a drawing cannot split across pages, and a large
-        # clinic's list would not fit on one.
+        # clinic's list would not fit on one. The heading keeps with the first slice: alone, it
+        # was left at the foot of the tables' last page with the plot on the next.
         per_plot = self.layout.forest_rows_per_plot
-        for start in range(0, len(groups), per_plot):
-            flow.append(self._forest_plot(report, groups[start : start + per_plot]))
+        plots = [
+            self._forest_plot(report, groups[start : start + per_plot])
+            for start in range(0, len(groups), per_plot)
+        ]
+        flow += [CondPageBreak(40 * mm), KeepTogether([heading, plots[0]]), *plots[1:]]
         return flow
 
     def _methods(self, report: MonthlyReport) -> list[Flowable]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 
 import pytest
 from pypdf import PdfReader
@@ -57,3 +58,17 @@ def test_line_breaks_in_a_name_are_spaces_on_the_canvas(renderer: MonthlyReportP
     text = " ".join(page.extract_text() for page in reader.pages)
     assert "Harbour Hill" in text
     assert "T-07 north" in text
+
+
+@pytest.mark.parametrize("clinicians", [23, 41, 56])
+def test_forest_plot_heading_is_on_the_page_of_its_plot(
+    renderer: MonthlyReportPdf, clinicians: int
+) -> None:
+    """With these caseload counts the heading used to sit alone at the foot of the tables'
+    last page, the plot (whose axis reads 0% 25% 50% 75% 100%) on the next."""
+    report = make_report(
+        clinicians=tuple(group(f"c{i}", f"T-{i:03d}", 12) for i in range(clinicians))
+    )
+    pages = [page.extract_text() for page in PdfReader(io.BytesIO(renderer.render(report))).pages]
+    page = next(p for p in pages if "Reliable improvement by clinician" in p)
+    assert re.search(r"(?<![\d.])75%", page)
