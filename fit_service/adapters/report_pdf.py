@@ -1211,7 +1211,11 @@ class MonthlyReportPdf:
     # ---------------------------------------------------------------- text
 
     def _title(self, report: MonthlyReport) -> str:
-        return f"{self.layout.title_prefix}: {report.clinic_name}, {report.period_label}"
+        title = f"{self.layout.title_prefix}: {report.clinic_name}, {report.period_label}"
+        if report.scope is Scope.CLINICIAN:
+            # Otherwise a clinician's file is titled as the whole clinic's report.
+            title += f" {DASH} clinician view: {report.overall.label}"
+        return title
 
     def _subject(self, report: MonthlyReport) -> str:
         if report.scope is Scope.CLINICIAN:

@@ -72,3 +72,18 @@ def test_forest_plot_heading_is_on_the_page_of_its_plot(
     pages = [page.extract_text() for page in PdfReader(io.BytesIO(renderer.render(report))).pages]
     page = next(p for p in pages if "Reliable improvement by clinician" in p)
     assert re.search(r"(?<![\d.])75%", page)
+
+
+def test_clinician_view_title_names_the_clinician(renderer: MonthlyReportPdf) -> None:
+    """The document title (what a viewer's title bar and a file list show) of a clinician's
+    page said it was the whole clinic's report."""
+    view = make_report().for_clinician("c-22")
+    meta = PdfReader(io.BytesIO(renderer.render(view))).metadata
+    assert meta is not None
+    assert meta.title == (
+        "Monthly outcome and alliance report: Harbour & Hill Therapy, May 2024"
+        " \u2013 clinician view: T-22"
+    )
+    clinic = PdfReader(io.BytesIO(renderer.render(make_report()))).metadata
+    assert clinic is not None
+    assert "clinician view" not in clinic.title
