@@ -1101,7 +1101,7 @@ class MonthlyReportPdf:
             drawing.string(
                 0,
                 y - 3,
-                _fit_text(group.label, layout.font, layout.size_small, label_w - 6),
+                _fit_label(group.label, layout.font, layout.size_small, label_w - 6),
                 layout.font,
                 layout.size_small,
                 layout.ink,
@@ -1836,6 +1836,22 @@ def _fit_text(text: str, font: str, size: float, width: float) -> str:
     while text and pdfmetrics.stringWidth(text + "…", font, size) > width:
         text = text[:-1]
     return text + "…"
+
+
+def _fit_label(text: str, font: str, size: float, width: float) -> str:
+    """Shorten a clinician's label to ``width`` with the ellipsis in the middle: ids that
+    differ only at the end ("clinician-north-00012", "clinician-north-00013") stay apart,
+    where an ellipsis at the end made them read the same."""
+    text = " ".join(text.split())
+    if pdfmetrics.stringWidth(text, font, size) <= width:
+        return text
+    head, tail = text[: (len(text) + 1) // 2], text[(len(text) + 1) // 2 :]
+    while (head or tail) and pdfmetrics.stringWidth(head + "…" + tail, font, size) > width:
+        if len(head) > len(tail):
+            head = head[:-1]
+        else:
+            tail = tail[1:]
+    return head + "…" + tail
 
 
 def render_pdf(report: MonthlyReport, layout: Layout = LAYOUT) -> bytes:

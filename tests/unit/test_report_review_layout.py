@@ -87,3 +87,22 @@ def test_clinician_view_title_names_the_clinician(renderer: MonthlyReportPdf) ->
     clinic = PdfReader(io.BytesIO(renderer.render(make_report()))).metadata
     assert clinic is not None
     assert "clinician view" not in clinic.title
+
+
+def test_forest_plot_keeps_labels_that_differ_at_the_end_apart(
+    renderer: MonthlyReportPdf,
+) -> None:
+    """Forest-plot labels are cut to 84 pt: with the ellipsis at the end, two clinicians
+    whose EHR ids differ only in the last digits were printed as the same label."""
+    ids = ("clinician-north-region-0001", "clinician-north-region-0002")
+    report = make_report(clinicians=tuple(group(key, key, 12) for key in ids))
+    pages = [page.extract_text() for page in PdfReader(io.BytesIO(renderer.render(report))).pages]
+    plot = next(p for p in pages if "Reliable improvement by clinician" in p)
+    shown = [line for line in plot.splitlines() if "\u2026" in line]
+    assert len(shown) == 2
+    assert "0001" in shown[0]
+    assert "0002" in shown[1]
+    size = renderer.layout.size_small
+    for label in ids:
+        cut = report_pdf._fit_label(label, renderer.layout.font, size, 84)
+        assert pdfmetrics.stringWidth(cut, renderer.layout.font, size) <= 84
