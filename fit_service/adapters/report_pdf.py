@@ -1751,7 +1751,9 @@ def _split_lines(text: str, font: str, size: float, width: float) -> tuple[str, 
     Paragraph cuts a long word, so it stays inside its cell."""
     lines: list[str] = []
     for line in simpleSplit(text, font, size, width):
-        while len(line) > 1 and pdfmetrics.stringWidth(line, font, size) > width:
+        # The tolerance keeps a line that simpleSplit fitted (its sums in another order)
+        # as it was.
+        while len(line) > 1 and pdfmetrics.stringWidth(line, font, size) > width + 1e-6:
             cut = len(line) - 1
             while cut > 1 and pdfmetrics.stringWidth(line[:cut], font, size) > width:
                 cut -= 1
