@@ -1368,7 +1368,9 @@ LITERATURE_BENCHMARKS: tuple[Benchmark, ...] = (
     Benchmark(
         metric_key="reliable_deterioration",
         text=f"about 5{DASH}10% of clients",
-        source="domain.md §4 (literature summary)",
+        # domain.md §4 gives the range without a source; this is where it is usually cited
+        # from (a board reading the report cannot look up our reference file).
+        source="Lambert 2013 (Bergin & Garfield's Handbook, 6th ed.)",
         low=0.05,
         high=0.10,
     ),
@@ -1426,7 +1428,11 @@ def method_notes(settings: ReportSettings) -> tuple[MethodNote, ...]:
         MethodNote(
             "Confidence intervals for percentages",
             "Wilson score interval, 95%: (p + z²/2n ± z·√(p(1 - p)/n + z²/4n²)) / (1 + z²/n), "
-            "z = 1.96. Every percentage is printed with its n.",
+            "z = 1.96. Every percentage is printed with its n. Rates over sessions (no-shows, "
+            "cancellations, SRS below the concern line, data completeness) count sessions as "
+            "n, and one client's sessions are not independent: their intervals are narrower "
+            "than the data support, and their n is not the number of clients. Read them as "
+            "descriptive; the rates over episodes (outcomes, dropout) are the ones to compare.",
             "Wilson 1927",
         ),
         MethodNote(
@@ -1445,7 +1451,7 @@ def method_notes(settings: ReportSettings) -> tuple[MethodNote, ...]:
             "session. Mean intake ORS and SRS: each episode's first ORS/CORS and first "
             "SRS/CSRS total on record (normally from its first attended session), over "
             "episodes opened in the window.",
-            "ICCE report indices (domain.md §4)",
+            "ICCE report indices (International Center for Clinical Excellence)",
         ),
         MethodNote(
             "Clinical cut-off",
@@ -1479,13 +1485,13 @@ def method_notes(settings: ReportSettings) -> tuple[MethodNote, ...]:
             "recover and are reported apart, with the shares of them reliably worse and "
             "harmed. 'Reliably worse (all intakes)' and 'Last ORS above the cut-off' count "
             "both groups.",
-            "Jacobson & Truax 1991; R package clinicalsignificance (domain.md §4)",
+            "Jacobson & Truax 1991; R package clinicalsignificance",
         ),
         MethodNote(
             "Pre-post effect size",
             "d = mean(last - first ORS) / SD(first ORS); 95% CI d ± 1.96·√(2(1 - r)/n + d²/2n), "
             "r the first-last correlation.",
-            "domain.md §4; Becker 1988; Morris & DeShon 2002",
+            "Becker 1988; Morris & DeShon 2002",
         ),
         MethodNote(
             "Severity-adjusted effect size",
@@ -1506,7 +1512,7 @@ def method_notes(settings: ReportSettings) -> tuple[MethodNote, ...]:
             f"Clinic definition: {s.dropout_definition} Endings are coded planned/mutual, "
             "unilateral or other; unilateral endings are split by whether the last ORS was "
             "above or below the cut-off. Rate: of episodes closed in the window.",
-            "Clinic setting; Swift & Greenberg 2012 (domain.md §4, §6)",
+            "Clinic setting; Swift & Greenberg 2012",
         ),
         MethodNote(
             "Alliance",
@@ -1517,13 +1523,13 @@ def method_notes(settings: ReportSettings) -> tuple[MethodNote, ...]:
             "Flagged episodes still in care: episodes whose first alert came "
             f"{s.follow_up_days} days before a day of the window, and of those the ones with "
             f"an attended session {s.follow_up_days} or more days after that alert.",
-            "PCOMS; OpenFIT (domain.md §3)",
+            "PCOMS; OpenFIT",
         ),
         MethodNote(
             "Data completeness",
             "Share of attended sessions with an ORS/CORS total, with an SRS/CSRS total. A "
             "measure marked 'not completed' is missing, never zero.",
-            "domain.md §2",
+            "fit-service definition",
         ),
         MethodNote(
             "Benchmarks",
@@ -1531,13 +1537,13 @@ def method_notes(settings: ReportSettings) -> tuple[MethodNote, ...]:
             "clinic's own benchmark) and, where published, a literature reference with its "
             "source. References come from studies with other definitions and populations: "
             "read them as context, not targets.",
-            "domain.md §4",
+            "Sources as printed beside each reference",
         ),
         MethodNote(
             "Privacy",
             "Aggregates only: no client identifiers and no questionnaire item text (ORS/SRS "
             "wording is copyrighted). Clinicians appear under their pseudonymous EHR label.",
-            "domain.md §2",
+            "fit-service policy",
         ),
     )
 
