@@ -8,9 +8,12 @@ One small ``_section`` method per part of the document; every size, colour and f
 
 Determinism: the same report gives byte-identical PDFs. ReportLab's ``invariant`` mode fixes the
 document id and timestamps, and the creation date is the report's own ``generated_at`` (never
-the clock). Fonts are the Bitstream Vera TTFs that ship inside ReportLab, embedded as subsets, so
-the output doesn't depend on the host's fonts (and Vera has the minus, ≥ and √ glyphs that the
-PDF base-14 Helvetica lacks).
+the clock). Fonts are the DejaVu Sans TTFs bundled in ``fonts/`` (their LICENSE beside them),
+embedded as subsets, so the output doesn't depend on the host's fonts. DejaVu Sans is Bitstream
+Vera (the TTFs inside ReportLab) with more scripts: the same widths for every Latin character, so
+the layout is Vera's, and clinic names and clinician labels in Greek, Cyrillic or extended Latin
+print instead of missing-glyph boxes (CJK scripts still do: a font covering them is 15 MB and
+more). Both have the minus, ≥ and √ glyphs that the PDF base-14 Helvetica lacks.
 
 Speed: a large clinic's report is dozens of pages of tables, so the renderer takes a few
 shortcuts past ReportLab's general machinery, each checked to give the same text at the same
@@ -27,6 +30,7 @@ import io
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache, partial
+from pathlib import Path
 from typing import Any
 
 from reportlab import rl_config
@@ -79,6 +83,8 @@ from fit_service.domain.monthly_report import (
 )
 
 Colour = colors.Color
+#: The bundled fonts (see the module docstring).
+_FONTS = Path(__file__).resolve().parent / "fonts"
 
 
 def _hex(value: str) -> Colour:
@@ -95,15 +101,15 @@ class Layout:
     margin_bottom: float = 18 * mm
     cover_band_height: float = 92 * mm
 
-    font: str = "FitVera"
-    font_bold: str = "FitVeraBd"
-    font_italic: str = "FitVeraIt"
-    font_bold_italic: str = "FitVeraBI"
+    font: str = "FitSans"
+    font_bold: str = "FitSansBd"
+    font_italic: str = "FitSansIt"
+    font_bold_italic: str = "FitSansBI"
     font_files: tuple[tuple[str, str], ...] = (
-        ("FitVera", "Vera.ttf"),
-        ("FitVeraBd", "VeraBd.ttf"),
-        ("FitVeraIt", "VeraIt.ttf"),
-        ("FitVeraBI", "VeraBI.ttf"),
+        ("FitSans", str(_FONTS / "DejaVuSans.ttf")),
+        ("FitSansBd", str(_FONTS / "DejaVuSans-Bold.ttf")),
+        ("FitSansIt", str(_FONTS / "DejaVuSans-Oblique.ttf")),
+        ("FitSansBI", str(_FONTS / "DejaVuSans-BoldOblique.ttf")),
     )
 
     size_body: float = 8.6
@@ -193,7 +199,7 @@ def _cache_fp_str() -> None:
 
 
 def _register_fonts(layout: Layout) -> None:
-    """Register the bundled Vera TTFs once per process (ReportLab's registry is global).
+    """Register the bundled DejaVu TTFs once per process (ReportLab's registry is global).
 
     Also switch off ReportLab's ASCII85 stream encoding (a process-wide setting, and this is
     the process's only PDF writer): its pure-Python encoder took a tenth of a large report's

@@ -39,7 +39,7 @@ def test_a_long_clinician_id_wraps_inside_its_table_cell(renderer: MonthlyReport
 
 
 def test_cells_that_fit_are_split_as_before() -> None:
-    font, size = "FitVera", 7.4
+    font, size = report_pdf.LAYOUT.font, 7.4
     assert report_pdf._split_lines("too few (n=3)", font, size, 200) == ("too few (n=3)",)
     assert report_pdf._split_lines("T-001", font, size, 200) == ("T-001",)
     # A single character wider than the cell still gets a line (nothing is dropped).
@@ -49,7 +49,7 @@ def test_cells_that_fit_are_split_as_before() -> None:
 def test_line_breaks_in_a_name_are_spaces_on_the_canvas(renderer: MonthlyReportPdf) -> None:
     """Canvas strings (cover, page header, forest-plot labels) cannot draw a line break:
     it showed as a missing-glyph box."""
-    assert report_pdf._fit_text("A,B\nnext", "FitVera", 7, 500) == "A,B next"
+    assert report_pdf._fit_text("A,B\nnext", report_pdf.LAYOUT.font, 7, 500) == "A,B next"
     report = make_report(
         clinic_name="Harbour\nHill",
         clinicians=(group("a\nb", "T-07\nnorth", 12),),
@@ -106,3 +106,17 @@ def test_forest_plot_keeps_labels_that_differ_at_the_end_apart(
     for label in ids:
         cut = report_pdf._fit_label(label, renderer.layout.font, size, 84)
         assert pdfmetrics.stringWidth(cut, renderer.layout.font, size) <= 84
+
+
+def test_greek_cyrillic_and_extended_latin_names_print_as_text(renderer: MonthlyReportPdf) -> None:
+    """A clinic or clinician named in Greek, Cyrillic or extended Latin prints as those
+    letters (Vera drew missing-glyph boxes, and the PDF's text no longer matched the JSON)."""
+    clinic, clinician = "Клиника Åsa — Ψυχή ✓", "Łódź-Ω7"
+    face = pdfmetrics.getFont(renderer.layout.font).face
+    for char in clinic + clinician:
+        assert ord(char) in face.charToGlyph, char
+    report = make_report(clinic_name=clinic, clinicians=(group("c-1", clinician, 12),))
+    reader = PdfReader(io.BytesIO(renderer.render(report)))
+    text = " ".join(page.extract_text() for page in reader.pages)
+    assert clinic in text
+    assert clinician in text
