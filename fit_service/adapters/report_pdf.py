@@ -365,9 +365,22 @@ class MonthlyReportPdf:
         layout = self.layout
         rows = [
             ("Clinic", report.clinic_name),
-            ("Period", f"{report.period_label} ({report.period})"),
+            (
+                "Period",
+                f"{report.period_label} ({report.period})"
+                + (f" {DASH} in progress" if report.in_progress else ""),
+            ),
             ("Compared with", f"the trailing 12 months, {self._trailing_label(report)}"),
-            ("Generated", f"{report.generated_at:%Y-%m-%d %H:%M} UTC"),
+            (
+                "Generated",
+                f"{report.generated_at:%Y-%m-%d %H:%M} UTC"
+                + (
+                    " (the month is not over: sessions recorded up to then)"
+                    if report.in_progress
+                    else " (the end of the period: the file is the same whenever it is made "
+                    "from the same records)"
+                ),
+            ),
             (
                 "Scope",
                 "Whole clinic"
@@ -1185,18 +1198,29 @@ class MonthlyReportPdf:
         return table
 
     def _empty_notice(self, report: MonthlyReport) -> list[Flowable]:
-        """A month without data is still a valid report, and says so up front."""
-        if not report.is_empty:
-            return []
-        return [
-            self._notice(
-                f"<b>No data for {report.period_label}.</b> No episode was active and no "
-                "session was scheduled in this month. The report is complete and valid; "
-                "figures for the month read 'no data', and the trailing-12-month columns show "
-                "the recent history where there is any."
-            ),
-            Spacer(0, 5 * mm),
-        ]
+        """A month without data is still a valid report, and says so up front; so does a
+        month still running (its figures will change)."""
+        flow: list[Flowable] = []
+        if report.in_progress:
+            flow += [
+                self._notice(
+                    f"<b>{_esc(report.period_label)} is not over.</b> The figures hold the "
+                    f"sessions recorded up to {report.generated_at:%Y-%m-%d %H:%M} UTC and will "
+                    "change as the month goes on; compare complete months only."
+                ),
+                Spacer(0, 5 * mm),
+            ]
+        if report.is_empty:
+            flow += [
+                self._notice(
+                    f"<b>No data for {_esc(report.period_label)}.</b> No episode was active and "
+                    "no session was scheduled in this month. The report is complete and valid; "
+                    "figures for the month read 'no data', and the trailing-12-month columns "
+                    "show the recent history where there is any."
+                ),
+                Spacer(0, 5 * mm),
+            ]
+        return flow
 
     def _notice(self, html: str) -> Table:
         layout = self.layout

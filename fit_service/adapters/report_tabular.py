@@ -133,6 +133,7 @@ def to_json_dict(report: MonthlyReport) -> dict[str, Any]:
         "generated_at": report.generated_at.isoformat().replace("+00:00", "Z"),
         "scope": report.scope.value,
         "is_empty": report.is_empty,
+        "in_progress": report.in_progress,
         "settings": {
             "min_n": settings.min_n,
             "ors_cutoff_adult": settings.ors_cutoff_adult,

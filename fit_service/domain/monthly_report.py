@@ -1576,6 +1576,9 @@ class MonthlyReport:
     settings: ReportSettings = field(default_factory=ReportSettings)
     benchmarks: tuple[Benchmark, ...] = LITERATURE_BENCHMARKS
     scope: Scope = Scope.CLINIC
+    #: The month had not ended in the clinic's zone when the report was made
+    #: (``generated_at`` is then that moment): its figures hold the sessions recorded so far.
+    in_progress: bool = False
 
     def __post_init__(self) -> None:
         _parse_period(self.period)

@@ -183,10 +183,14 @@ def _check_period(month: str, today: date) -> None:
         )
 
 
+def _month_end(period: str, tz: zoneinfo.ZoneInfo) -> datetime:
+    """The instant the month ends in the clinic's zone (midnight after its last day), in UTC."""
+    return _local_midnight_utc(Window.month(period).last_day + timedelta(days=1), tz)
+
+
 def _generated_at(period: str, tz: zoneinfo.ZoneInfo, now: datetime) -> datetime:
     """The end of the month in the clinic's zone; "now" while the month is still running."""
-    end = _local_midnight_utc(Window.month(period).last_day + timedelta(days=1), tz)
-    return min(end, now.astimezone(UTC).replace(microsecond=0))
+    return min(_month_end(period, tz), now.astimezone(UTC).replace(microsecond=0))
 
 
 # --------------------------------------------------------------------------- use cases
@@ -454,10 +458,12 @@ def compute_report(
         for band in AgeBand
         if band in groups.bands
     ]
+    generated_at = _generated_at(period, tz, now)
     return MonthlyReport(
         clinic_name=clinic.name,
         period=period,
-        generated_at=_generated_at(period, tz, now),
+        generated_at=generated_at,
+        in_progress=generated_at < _month_end(period, tz),
         overall=_group_report(
             "clinic", "Whole clinic", groups.clinic, groups.periods, reference, is_reference=True
         ),

@@ -719,3 +719,30 @@ def test_an_episode_across_a_band_change_keeps_its_first_score_as_intake(
     assert (month["intake_ors_mean"]["value"], month["intake_ors_mean"]["n"]) == (30.0, 1)
     assert month["sessions_delivered"]["value"] == 3
     assert month["ors_completeness"]["numerator"] == 3
+
+
+@pytest.mark.parametrize(
+    ("now", "in_progress"),
+    [
+        (datetime(2026, 10, 31, 23, 59, tzinfo=UTC), True),
+        (datetime(2026, 11, 1, 0, 0, tzinfo=UTC), False),
+        (datetime(2026, 12, 3, 9, 0, tzinfo=UTC), False),
+    ],
+)
+def test_a_month_still_running_is_marked_in_progress(
+    app: Flask, tenant: Tenant, now: datetime, in_progress: bool
+) -> None:
+    """A report made before the month ended says so (JSON flag, PDF notice and cover) and is
+    dated when it was made; a finished month's is dated at its end, without the notice."""
+    with app.extensions["fit"].uow() as uow:
+        clinic = uow.session.scalars(
+            select(Clinic).where(Clinic.public_id == tenant.clinic_id)
+        ).one()
+        report = monthly_reports.compute_report(uow.session, clinic, PERIOD, now=now)
+    assert report.in_progress is in_progress
+    assert report.generated_at == min(now, datetime(2026, 11, 1, tzinfo=UTC))
+    rendered = {f.name: f.render(report) for f in monthly_reports.FORMATS}
+    assert json.loads(rendered["json"])["in_progress"] is in_progress
+    text = pdf_text(rendered["pdf"])
+    assert ("October 2026 is not over" in text) is in_progress
+    assert ("October 2026 (2026-10) \N{EN DASH} in progress" in text) is in_progress
