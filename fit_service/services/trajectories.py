@@ -23,7 +23,7 @@ from sqlalchemy import func, select
 from fit_service.adapters.orm import Client, Clinic, Episode, Rating, TherapySession
 from fit_service.adapters.unit_of_work import UnitOfWork
 from fit_service.domain.change import ChangeCriteria
-from fit_service.domain.instruments import Instrument
+from fit_service.domain.instruments import REGISTRY, Instrument
 from fit_service.domain.risk import RiskSettings
 from fit_service.domain.trajectory import (
     EtrSample,
@@ -100,7 +100,11 @@ def clinic_model(
         sample = EtrSample.from_arrays(
             data[:, 0].astype(np.int64), data[:, 1].astype(np.int64), data[:, 2]
         )
-        model = select_trajectory_model(sample, criteria)
+        # The scale's range clips the drawn line and bands (ClinicEtr.bounds): a band edge of
+        # 41 on a 0-40 scale is not a score anyone can have. Residuals stay unclipped.
+        instrument = REGISTRY[instrument_code]
+        bounds = (instrument.total_min, instrument.total_max)
+        model = select_trajectory_model(sample, criteria, bounds=bounds)
     else:
         model = RationalTrajectory(criteria)
     with _lock:
@@ -191,10 +195,14 @@ def episode_trajectory(
     baseline = intake_of(series)
     intake = baseline[1] if baseline else None
     points = []
-    for number, score in series:
+    for index, (number, score) in enumerate(series):
         point: dict[str, Any] = {"session": number, "score": score}
         if intake is not None:
-            a = model.assess(intake, number, score)
+            # The first score is the baseline whatever its session number (outcomes.intake_of;
+            # risk_inputs judges nothing there either): assessed as session 1, not against the
+            # ETR's expected score for its own session number, which would judge the intake
+            # against itself-after-treatment and could flag it as not on track.
+            a = model.assess(intake, 1 if index == 0 else number, score)
             point.update(
                 on_track=a.on_track,
                 expected=a.expected,
