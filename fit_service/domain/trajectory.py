@@ -25,13 +25,22 @@ residuals, per band of session numbers (residuals spread out as sessions accumul
 back to all residuals pooled where a band has fewer than :data:`MIN_BUCKET_RESIDUALS`. Ignoring
 the clustering of scores within episodes leaves the point estimates unbiased; it only makes the
 fit's own standard errors optimistic, and none are reported.
+
+**No extrapolation.** The curve is only as good as the data under it. Routine-care episodes are
+short (fewer than 5 sessions on average, domain.md §4), so a clinic's fit may rest on sessions
+2-5 alone, and ln k carried on to session 15 predicts gains nobody was seen to make: a client
+ten points up and recovered was "not on track". So a :class:`ClinicEtr` built by
+:func:`select_trajectory_model` judges only sessions up to the last one in its fit and intakes
+within the fitted intakes' range; beyond them it hands the judgement to the rational rules
+(domain.md §5: the rules stand where the clinic's ETR has no data), whose label the answer
+then carries, and its drawn path stops at the last fitted session.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Protocol
 
@@ -346,10 +355,29 @@ class ClinicEtr:
     n_scores: int
     bounds: tuple[float, float] | None = None
     off_track_percentile: float = OFF_TRACK_PERCENTILE
+    #: the highest session number and the lowest and highest intake among the fitted episodes
+    last_session: int | None = None
+    intake_range: tuple[float, float] | None = None
+    #: judges what lies outside ``last_session`` / ``intake_range`` (module docstring: no
+    #: extrapolation); without one the curve is extrapolated, as before it existed
+    fallback: RationalTrajectory | None = None
 
     @property
     def label(self) -> str:
         return f"etr:clinic-regression {MODEL_VERSION} (n={self.n_episodes})"
+
+    def covers_intake(self, intake: float) -> bool:
+        """Is ``intake`` within the intakes the curve was fitted on (or is there no fallback)?"""
+        if self.fallback is None or self.intake_range is None:
+            return True
+        low, high = self.intake_range
+        return low <= intake <= high
+
+    def covers(self, intake: float, session: int) -> bool:
+        """Does the fit reach this intake and session number (or is there no fallback)?"""
+        if self.fallback is None or self.last_session is None:
+            return self.covers_intake(intake)
+        return self.covers_intake(intake) and session <= self.last_session
 
     def expected(self, intake: float, session: int) -> float:
         """Expected score at ``session`` (unclipped); the intake itself at session 1."""
@@ -379,6 +407,9 @@ class ClinicEtr:
         _check_point(intake, session, score)
         if session == 1:
             return _intake_assessment(intake, self.label)
+        if self.fallback is not None and not self.covers(intake, session):
+            judged = self.fallback.assess(intake, session, score)
+            return replace(judged, reason=f"{judged.reason} ({self._outside(intake)})")
         expected = self.expected(intake, session)
         band = self.band_for(session)
         percentile = band.percentile_of(score - expected)
@@ -399,8 +430,20 @@ class ClinicEtr:
             ),
         )
 
+    def _outside(self, intake: float) -> str:
+        if not self.covers_intake(intake) and self.intake_range is not None:
+            low, high = self.intake_range
+            return f"intake outside the {low:g}-{high:g} the clinic's ETR was fitted on"
+        return f"beyond session {self.last_session}, the last the clinic's ETR was fitted on"
+
     def path(self, intake: float, sessions: int) -> ExpectedPath:
-        """Expected score and bands for sessions 1..``sessions``."""
+        """Expected score and bands for sessions 1..``sessions``, up to the last fitted
+        session (the fallback's path for an intake outside the fitted range) when the model has
+        a fallback."""
+        if self.fallback is not None and not self.covers_intake(intake):
+            return self.fallback.path(intake, sessions)
+        if self.fallback is not None and self.last_session is not None:
+            sessions = min(sessions, self.last_session)
         ks = tuple(range(1, sessions + 1))
         p = self.off_track_percentile
 
@@ -430,8 +473,11 @@ def fit_clinic_etr(
     bounds: tuple[float, float] | None = None,
     min_episodes: int = MIN_EPISODES,
     off_track_percentile: float = OFF_TRACK_PERCENTILE,
+    fallback: RationalTrajectory | None = None,
 ) -> ClinicEtr:
     """Fit the clinic's ETR; raises :class:`InsufficientData` below ``min_episodes``.
+
+    ``fallback`` judges sessions and intakes beyond the fitted ones (module docstring).
 
     ``min_episodes`` is a setting for clinics that want a stricter floor; lowering it below
     :data:`MIN_EPISODES` is refused because the bands would be noise.
@@ -459,6 +505,9 @@ def fit_clinic_etr(
         n_scores=int(prepared.score.size),
         bounds=bounds,
         off_track_percentile=off_track_percentile,
+        last_session=int(prepared.session.max()),
+        intake_range=(float(prepared.intake.min()), float(prepared.intake.max())),
+        fallback=fallback,
     )
 
 
@@ -557,7 +606,8 @@ def select_trajectory_model(
     min_episodes: int = MIN_EPISODES,
     off_track_percentile: float = OFF_TRACK_PERCENTILE,
 ) -> ClinicEtr | RationalTrajectory:
-    """The clinic's own ETR when it has enough closed episodes, else the rational rules."""
+    """The clinic's own ETR when it has enough closed episodes, else the rational rules; the
+    rational rules also judge what lies beyond the ETR's fitted sessions and intakes."""
     try:
         return fit_clinic_etr(
             sample,
@@ -565,6 +615,7 @@ def select_trajectory_model(
             bounds=bounds,
             min_episodes=min_episodes,
             off_track_percentile=off_track_percentile,
+            fallback=RationalTrajectory(criteria),
         )
     except InsufficientData:
         return RationalTrajectory(criteria)

@@ -26,6 +26,7 @@ from fit_service.domain.change import ChangeCriteria
 from fit_service.domain.instruments import REGISTRY, Instrument
 from fit_service.domain.risk import RiskSettings
 from fit_service.domain.trajectory import (
+    ClinicEtr,
     EtrSample,
     RationalTrajectory,
     TrajectoryModel,
@@ -116,12 +117,17 @@ def clinic_model(
 
 def with_checkpoints(model: TrajectoryModel, risk: RiskSettings) -> TrajectoryModel:
     """The rational model at the clinic's no-change checkpoints (domain.md §3: every one a
-    per-clinic setting); the clinic's ETR judges by its own band, not by checkpoints."""
-    if not isinstance(model, RationalTrajectory):
-        return model
-    return replace(
-        model, discuss_checkpoint=risk.discuss_checkpoint, change_checkpoint=risk.change_checkpoint
-    )
+    per-clinic setting); the clinic's ETR judges by its own band, not by checkpoints, except
+    beyond its fitted sessions and intakes, where its rational fallback judges at them too."""
+    checkpoints = {
+        "discuss_checkpoint": risk.discuss_checkpoint,
+        "change_checkpoint": risk.change_checkpoint,
+    }
+    if isinstance(model, RationalTrajectory):
+        return replace(model, **checkpoints)
+    if isinstance(model, ClinicEtr) and model.fallback is not None:
+        return replace(model, fallback=replace(model.fallback, **checkpoints))
+    return model
 
 
 def band_model(

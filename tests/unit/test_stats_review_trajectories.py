@@ -7,8 +7,12 @@ from typing import Any
 
 from flask.testing import FlaskClient
 
+from fit_service.domain.risk import RiskSettings
+from fit_service.domain.trajectory import ClinicEtr, Guidance, select_trajectory_model
+from fit_service.services.trajectories import with_checkpoints
 from tests.api.test_outcomes import close_cohort, ors
 from tests.conftest import Tenant, session_payload
+from tests.unit.test_trajectory import ORS_ADULT, _short_episodes
 
 ORS_MIN, ORS_MAX = 0.0, 40.0  # domain.md §2: ORS total 0-40
 SRS_ONLY = {
@@ -36,15 +40,47 @@ def trajectory(client: FlaskClient, tenant: Tenant, episode_id: str) -> dict[str
     return dict(resp.json)
 
 
+def close_high_cohort(client: FlaskClient, tenant: Tenant) -> None:
+    """80 closed episodes of 4 sessions, intakes 24-36.8 gaining 1.6 a session up to the 40
+    ceiling: clients near the top of the scale, as functional-range intakes are."""
+    items = []
+    for c in range(80):
+        intake = 24.0 + 0.8 * (c % 17)
+        for n in range(4):
+            total = min(ORS_MAX, intake + 1.6 * n + 0.4 * (c % 3))
+            items.append(
+                session_payload(
+                    ehr_session_id=f"H{c}-{n}",
+                    client_id=f"H{c}",
+                    date=f"2026-09-{n + 1:02d}",
+                    ratings=[ors(round(total / 0.4) * 0.4)],
+                )
+            )
+    resp = client.post("/v1/sessions/batch", json={"sessions": items}, headers=tenant.auth())
+    assert resp.json["created"] == len(items)
+    listing = client.get(
+        "/v1/sessions", query_string={"limit": 500}, headers=tenant.auth("manager")
+    ).json["items"]
+    for episode_id in {s["episode_id"] for s in listing}:
+        closed = client.post(
+            f"/v1/episodes/{episode_id}/close",
+            json={"ending_reason": "planned"},
+            headers=tenant.auth(),
+        )
+        assert closed.status_code == 200
+
+
 def test_clinic_etr_band_is_drawn_within_the_ors_range(client: FlaskClient, tenant: Tenant) -> None:
-    """A high intake's expected path rises past 40 when ln k is extrapolated to session 20; the
-    drawn line and band must stay within the 0-40 total (ClinicEtr.bounds)."""
-    close_cohort(client, tenant)
-    episode_id = post(client, tenant, [[ors(36.0)], [ors(37.2)]])
+    """An intake of 36 is expected near 40 by session 4, so the band's upper edge lies past
+    40; the drawn line and bands, and each point's band, must stay within the 0-40 total
+    (ClinicEtr.bounds, domain.md §2)."""
+    close_high_cohort(client, tenant)
+    episode_id = post(client, tenant, [[ors(36.0)], [ors(37.2)], [ors(38.4)], [ors(39.6)]])
     traj = trajectory(client, tenant, episode_id)
     assert traj["model"].startswith("etr:clinic-regression")
     path = traj["expected_path"]
     drawn = path["expected"] + path["low"] + path["high"]
+    drawn += [p[edge] for p in traj["points"] for edge in ("band_low", "band_high")]
     assert max(drawn) <= ORS_MAX
     assert min(drawn) >= ORS_MIN
 
@@ -65,3 +101,18 @@ def test_intake_after_session_one_is_the_baseline_not_a_judged_score(
     assert first["on_track"] is True
     assert first["expected"] == 12.0
     assert first["percentile"] is None
+
+
+def test_etr_fallback_judges_at_the_clinics_checkpoints() -> None:
+    """Beyond its fitted sessions the clinic's ETR hands over to the rational rules, which judge
+    at the clinic's own checkpoints (domain.md §3: a per-clinic setting), here 8 and 12."""
+    model = select_trajectory_model(_short_episodes(), ORS_ADULT)
+    assert isinstance(model, ClinicEtr)
+    risk = RiskSettings.from_mapping({"discuss_checkpoint": 8, "change_checkpoint": 12})
+    clinic = with_checkpoints(model, risk)
+    assert isinstance(clinic, ClinicEtr)
+    # intake 20, score 21 at session 10: no reliable change; off track at the default 6,
+    # only "discuss" at the clinic's 8/12
+    assert model.assess(20.0, 10, 21.0).on_track is False
+    judged = clinic.assess(20.0, 10, 21.0)
+    assert (judged.on_track, judged.guidance) == (True, Guidance.DISCUSS)

@@ -324,3 +324,69 @@ def test_rational_checkpoints_are_the_clinics() -> None:
     assert (default.on_track, default.guidance) == (False, Guidance.CHANGE_APPROACH)
     with pytest.raises(ValueError, match="checkpoint"):
         RationalTrajectory(ORS_ADULT, discuss_checkpoint=6, change_checkpoint=6)
+
+
+# --------------------------------------------------------------------------- no extrapolation
+
+
+def _short_episodes(seed: int = 3) -> EtrSample:
+    """200 episodes of four sessions (intake U(8, 24), +2 points a session, noise SD 1.5):
+    routine care, where clients average fewer than five sessions (domain.md §4)."""
+    rng = np.random.default_rng(seed)
+    episodes = []
+    for _ in range(200):
+        intake = round(float(rng.uniform(8, 24)), 1)
+        later = [
+            (k, round(intake + 2.0 * (k - 1) + float(rng.normal(0, 1.5)), 1)) for k in (2, 3, 4)
+        ]
+        episodes.append([(1, intake), *later])
+    return EtrSample.from_episodes(episodes)
+
+
+def test_etr_does_not_judge_beyond_the_sessions_it_was_fitted_on() -> None:
+    """Fitted on sessions 1-4 only, ln k carried on to session 15 expects 32.6 from an intake
+    of 20; a score of 30 there (+10: reliably improved and recovered, cut-off 25) sat at the
+    4th percentile and was "not on track". Beyond session 4 the rational rules judge, and say
+    so; within it the clinic's ETR still does."""
+    model = select_trajectory_model(_short_episodes(), ORS_ADULT, bounds=(0.0, 40.0))
+    assert isinstance(model, ClinicEtr)
+    assert model.last_session == 4
+    late = model.assess(20.0, 15, 30.0)
+    assert late.on_track is True
+    assert late.model == RATIONAL_LABEL
+    assert "beyond session 4" in late.reason
+    assert late.expected is None
+    assert late.percentile is None
+    # not improved by session 15: off track by the rational rules (domain.md §3), not by a curve
+    stuck = model.assess(20.0, 15, 21.0)
+    assert (stuck.on_track, stuck.guidance) == (False, Guidance.CHANGE_APPROACH)
+    early = model.assess(20.0, 4, 26.0)
+    assert early.model == model.label
+    assert early.expected == pytest.approx(model.expected(20.0, 4))
+    path = model.path(20.0, 20)
+    assert path.sessions == (1, 2, 3, 4)
+
+
+def test_etr_does_not_judge_intakes_outside_the_fitted_range() -> None:
+    """Intakes 8-24 were fitted; an intake of 2 (or 35) is judged by the rational rules. (The
+    extrapolated curve expected 6.4 at session 3 from an intake of 2, so a score of 3 was "not
+    on track"; the rational rules see +1, no reliable change yet.)"""
+    model = select_trajectory_model(_short_episodes(), ORS_ADULT)
+    assert isinstance(model, ClinicEtr)
+    assert model.intake_range is not None
+    low, high = model.intake_range
+    assert 8.0 <= low < 9.0
+    assert 23.0 < high <= 24.0
+    for intake in (2.0, 35.0):
+        judged = model.assess(intake, 3, intake + 1.0)
+        assert judged.model == RATIONAL_LABEL
+        assert "intake outside" in judged.reason
+        assert model.path(intake, 10).model == RATIONAL_LABEL
+    assert model.assess(15.0, 3, 19.0).model == model.label
+
+
+def test_etr_without_a_fallback_keeps_extrapolating() -> None:
+    """fit_clinic_etr on its own (no criteria to fall back on) judges every session, as before."""
+    model = fit_clinic_etr(_short_episodes(), HIGHER)
+    assert model.fallback is None
+    assert model.assess(20.0, 15, 30.0).model == model.label
