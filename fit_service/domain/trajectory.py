@@ -84,8 +84,10 @@ SESSION_BUCKETS: tuple[tuple[int, int | None], ...] = (
 #: Default "not on track" line: below the 10th percentile of the clinic's own residuals at that
 #: session, i.e. faring worse than nine in ten of its past clients with the same expected score.
 #: Finch et al. (2001) flag clients below a tolerance band around the expected curve; the width
-#: is a choice, and this one is a per-clinic setting (domain.md: every threshold a setting). The
-#: band drawn is the 10th-90th percentile; the inner one 25th-75th.
+#: is a choice. domain.md wants every threshold a per-clinic setting: :func:`fit_clinic_etr`
+#: takes it as ``off_track_percentile``, but no clinic setting feeds it yet (``RiskSettings``
+#: has none), so every clinic runs at this default. The band drawn is the 10th-90th
+#: percentile; the inner one 25th-75th.
 OFF_TRACK_PERCENTILE = 10.0
 INNER_BAND = (25.0, 75.0)
 #: PCOMS practice guidance (domain.md §3): no reliable improvement by session 3 -> discuss it
