@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -21,6 +22,7 @@ from sqlalchemy import (
     create_engine,
     event,
     insert,
+    make_url,
     text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -62,7 +64,18 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     kwargs.setdefault("pool_pre_ping", True)
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 10)
+    if "connect_timeout" not in make_url(url).query and "PGCONNECT_TIMEOUT" not in os.environ:
+        # libpq waits for the server's answer without limit: a server that accepts the TCP
+        # connection and then hangs (overloaded, stopped mid-failover) would hold /readyz and
+        # every request forever. A URL's ?connect_timeout= or PGCONNECT_TIMEOUT wins.
+        connect_args = dict(kwargs.pop("connect_args", {}))
+        connect_args.setdefault("connect_timeout", PG_CONNECT_TIMEOUT_S)
+        kwargs["connect_args"] = connect_args
     return create_engine(url, **kwargs)
+
+
+#: Seconds a new PostgreSQL connection may take before it fails (libpq's minimum is 2).
+PG_CONNECT_TIMEOUT_S = 10
 
 
 def _json_dumps(value: Any) -> str:
