@@ -236,7 +236,8 @@ class ApiKey(Base):
 
 
 class AuditEvent(Base):
-    """Append-only: triggers installed by the migration refuse UPDATE and DELETE."""
+    """Append-only: triggers installed by the migrations refuse UPDATE and DELETE (0001) and,
+    on SQLite, an INSERT OR REPLACE of an existing row (0005)."""
 
     __tablename__ = "audit_events"
     __table_args__ = (Index("ix_audit_events_clinic_at", "clinic_id", "at"),)
