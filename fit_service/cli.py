@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
+from alembic.util import CommandError as AlembicCommandError
 from flask import Flask
 from flask.cli import AppGroup
 from marshmallow import ValidationError
+from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from fit_service.adapters import migrations
 from fit_service.api.context import Wiring
@@ -14,7 +18,28 @@ from fit_service.domain.errors import FitError
 from fit_service.services import clinics, session_totals
 from fit_service.services.principals import Role
 
-fit = AppGroup("fit", help="fit-service administration.")
+
+class _FitGroup(AppGroup):
+    """The ``fit`` group: a database that cannot be reached or is not migrated, or a
+    migration Alembic cannot find, ends a command with one clear line and exit code 1 instead
+    of a traceback. Other errors (bugs) keep theirs."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (OperationalError, ProgrammingError) as exc:
+            # The driver's first line only: later lines (DETAIL) may quote row values, and
+            # the statement is left out (hide_parameters hides values, not the SQL).
+            reason = next(iter(str(exc.orig).strip().splitlines()), "")
+            raise click.ClickException(
+                f"database error ({type(exc.orig).__name__}: {reason}); is the database "
+                "reachable and migrated ('fit migrate')?"
+            ) from None
+        except AlembicCommandError as exc:
+            raise click.ClickException(f"migration failed: {exc}") from None
+
+
+fit = _FitGroup("fit", help="fit-service administration.")
 
 
 def _wiring() -> Wiring:

@@ -39,25 +39,32 @@ def build_worker(
     )
 
 
+#: Seconds: a zero or negative lease or send limit is refused by the worker (a traceback), and
+#: a zero or negative poll interval would query the outbox in a busy loop.
+_POSITIVE = click.FloatRange(min=0, min_open=True)
+
+
 @click.command("worker")
 @click.option("--once", is_flag=True, help="Send everything due now, then exit.")
-@click.option("--batch", default=delivery_worker.DEFAULT_BATCH, show_default=True, type=int)
+@click.option(
+    "--batch", default=delivery_worker.DEFAULT_BATCH, show_default=True, type=click.IntRange(min=1)
+)
 @click.option(
     "--lease-seconds",
     default=delivery_worker.DEFAULT_LEASE.total_seconds(),
     show_default=True,
-    type=float,
+    type=_POSITIVE,
     help="How long a claimed batch is reserved; a row with less than --max-send-seconds left "
     "is renewed before it is sent.",
 )
 @click.option(
     "--max-send-seconds",
     default=None,
-    type=float,
+    type=_POSITIVE,
     help="The longest one send may take (default 60 s, at most half the lease); must be "
     "shorter than the lease.",
 )
-@click.option("--poll-seconds", default=1.0, show_default=True, type=float)
+@click.option("--poll-seconds", default=1.0, show_default=True, type=_POSITIVE)
 def worker(
     once: bool,
     batch: int,
@@ -67,6 +74,11 @@ def worker(
 ) -> None:
     """Deliver alert webhooks and e-mails from the outbox (safe to run several at once)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    if max_send_seconds is not None and max_send_seconds >= lease_seconds:
+        raise click.BadParameter(
+            f"{max_send_seconds:g} is not shorter than --lease-seconds {lease_seconds:g}",
+            param_hint="--max-send-seconds",
+        )
     w = build_worker(
         _wiring(), batch=batch, lease_seconds=lease_seconds, max_send_seconds=max_send_seconds
     )

@@ -1,0 +1,70 @@
+"""CLI commands end with a clear message and an exit code, not a traceback, when the database
+is missing or unmigrated, a migration cannot be found, or an option's value cannot work."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from flask import Flask
+
+from fit_service.app import create_app
+from fit_service.config import Settings
+
+
+@pytest.fixture
+def unmigrated_app(tmp_path: Path) -> Flask:
+    return create_app(
+        Settings(database_url=f"sqlite:///{tmp_path / 'new.sqlite3'}", instance_path=tmp_path)
+    )
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["create-clinic", "Clinic A"],
+        ["list-clinics"],
+        ["revoke-key", "abc"],
+        ["recompute-session-totals"],
+        ["reports", "archive", "--month", "2026-10"],
+    ],
+)
+def test_commands_on_an_unmigrated_database_say_so(unmigrated_app: Flask, args: list[str]) -> None:
+    out = unmigrated_app.test_cli_runner().invoke(args=["fit", *args])
+    assert out.exit_code == 1, out.output
+    assert isinstance(out.exception, SystemExit), out.exception  # not an OperationalError
+    assert "database error (OperationalError: no such table:" in out.output
+    assert "'fit migrate'" in out.output
+    assert "INSERT" not in out.output  # no SQL echoed
+    assert "SELECT" not in out.output
+
+
+def test_migrate_to_an_unknown_revision_says_so(app: Flask) -> None:
+    out = app.test_cli_runner().invoke(args=["fit", "migrate", "--revision", "0099"])
+    assert out.exit_code == 1, out.output
+    assert isinstance(out.exception, SystemExit), out.exception
+    assert "migration failed: Can't locate revision identified by '0099'" in out.output
+
+
+@pytest.mark.parametrize(
+    ("args", "complaint"),
+    [
+        (["--lease-seconds", "0"], "'--lease-seconds': 0.0 is not in the range x>0"),
+        (["--batch", "0"], "'--batch': 0 is not in the range x>=1"),
+        (["--poll-seconds", "-1"], "'--poll-seconds': -1.0 is not in the range x>0"),
+        (["--max-send-seconds", "0"], "'--max-send-seconds': 0.0 is not in the range x>0"),
+        (
+            ["--lease-seconds", "30", "--max-send-seconds", "30"],
+            "--max-send-seconds: 30 is not shorter than --lease-seconds 30",
+        ),
+    ],
+)
+def test_worker_refuses_option_values_that_cannot_work(
+    app: Flask, args: list[str], complaint: str
+) -> None:
+    """A zero lease or send limit crashed with a ValueError traceback; a zero or negative
+    poll interval was accepted and would have polled the outbox in a busy loop."""
+    out = app.test_cli_runner().invoke(args=["fit", "worker", "--once", *args])
+    assert out.exit_code == 2, out.output
+    assert complaint in out.output
+    assert "claimed" not in out.output  # the worker did not start
