@@ -3,8 +3,13 @@
 import gc
 
 from fit_service.app import create_app
+from fit_service.config import ConfigError
 
-app = create_app()
+try:
+    app = create_app()
+except ConfigError as exc:
+    # One line naming the variable, not a traceback through the importer (flask, gunicorn).
+    raise SystemExit(f"fit-service configuration error: {exc}") from None
 
 # Garbage-collector settings for the serving process (each gunicorn worker imports this module
 # itself, so this runs once per worker). A 1,000-session backfill batch allocates hundreds of

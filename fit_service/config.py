@@ -11,6 +11,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -90,13 +91,6 @@ class Settings:
                 "FIT_DATABASE_URL must be an sqlite:/// or postgresql+psycopg:// URL; "
                 f"got scheme {self.database_url.split(':', 1)[0]!r}"
             )
-        if self.database_url.startswith("postgresql://") or self.database_url.startswith(
-            "postgresql+psycopg2"
-        ):
-            raise ConfigError(
-                "FIT_DATABASE_URL for PostgreSQL must use the psycopg 3 driver: "
-                "postgresql+psycopg://…"
-            )
         self._check_database_url()
         for name in ("max_body_bytes", "max_batch_items", "page_size", "max_page_size"):
             if getattr(self, name) < 1:
@@ -108,16 +102,43 @@ class Settings:
         if self.key_cache_seconds < 0:
             raise ConfigError("FIT_KEY_CACHE_SECONDS must be 0 (no cache) or a positive integer")
         self._check_smtp()
+        self._check_public_base_url()
+        if Path(self.instance_path).exists() and not Path(self.instance_path).is_dir():
+            raise ConfigError(f"FIT_INSTANCE_PATH must be a folder; {self.instance_path} is not")
+
+    def _check_public_base_url(self) -> None:
+        """E-mails link to alerts under this URL: without a scheme and host every link a
+        clinician gets is broken, and nothing else would notice."""
+        parts = urlsplit(self.public_base_url)
+        if (
+            parts.scheme not in {"http", "https"}
+            or not parts.hostname
+            or _CONTROL.search(self.public_base_url)
+            or parts.query
+            or parts.fragment
+        ):
+            raise ConfigError(
+                "FIT_PUBLIC_BASE_URL must be an http:// or https:// URL with a host (no query "
+                f"or fragment), e.g. https://fit.clinic.example; got {self.public_base_url!r}"
+            )
 
     def _check_database_url(self) -> None:
-        """An in-memory SQLite database would lose every record when the process ends (and
-        each connection would see a database of its own)."""
-        if not self.is_sqlite:
-            return
+        """A URL the engine could not use fails here, by name, rather than as a traceback from
+        SQLAlchemy (a malformed port) or an import error (another PostgreSQL driver). An
+        in-memory SQLite database would lose every record when the process ends (and each
+        connection would see a database of its own)."""
         try:
             url = make_url(self.database_url)
-        except ArgumentError:
+        except (ArgumentError, ValueError):
+            # Not the URL itself in the message: it may hold a password.
             raise ConfigError("FIT_DATABASE_URL is not a valid database URL") from None
+        if not self.is_sqlite:
+            if url.drivername != "postgresql+psycopg":
+                raise ConfigError(
+                    "FIT_DATABASE_URL for PostgreSQL must use the psycopg 3 driver: "
+                    f"postgresql+psycopg://…; got {url.drivername!r}"
+                )
+            return
         if url.database in (None, "", ":memory:") or url.query.get("mode") == "memory":
             raise ConfigError(
                 "FIT_DATABASE_URL must name an SQLite file (sqlite:///path/fit.sqlite3): "

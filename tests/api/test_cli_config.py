@@ -1,0 +1,80 @@
+"""Bad FIT_* values stop start-up with one line naming the variable (config.py, wsgi.py)."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from fit_service.config import ConfigError, Settings
+
+_ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        # Another PostgreSQL driver passed the check and failed later on an import.
+        (
+            {"FIT_DATABASE_URL": "postgresql+asyncpg://u@db/fit"},
+            "must use the psycopg 3 driver: postgresql+psycopg://…; got 'postgresql+asyncpg'",
+        ),
+        ({"FIT_DATABASE_URL": "postgresql+pg8000://u@db/fit"}, "psycopg 3 driver"),
+        # A malformed port was a ValueError traceback from create_app.
+        (
+            {"FIT_DATABASE_URL": "postgresql+psycopg://u:secret@db:port/fit"},
+            "FIT_DATABASE_URL is not a valid database URL",
+        ),
+        # No scheme or host: every link in a clinician's e-mail was broken.
+        ({"FIT_PUBLIC_BASE_URL": "fit.clinic.example"}, "FIT_PUBLIC_BASE_URL must be an http"),
+        ({"FIT_PUBLIC_BASE_URL": "ftp://fit.clinic.example"}, "FIT_PUBLIC_BASE_URL"),
+        ({"FIT_PUBLIC_BASE_URL": "https://"}, "FIT_PUBLIC_BASE_URL"),
+        ({"FIT_PUBLIC_BASE_URL": "https://fit.example/\r\nx"}, "FIT_PUBLIC_BASE_URL"),
+        # A file where the instance folder should be: a FileExistsError traceback.
+        ({"FIT_INSTANCE_PATH": __file__}, "FIT_INSTANCE_PATH must be a folder"),
+    ],
+)
+def test_bad_settings_are_refused_by_name(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)) as refused:
+        Settings.from_env(env)
+    assert "secret" not in str(refused.value)
+
+
+def test_good_settings_still_pass() -> None:
+    settings = Settings.from_env(
+        {
+            "FIT_DATABASE_URL": "postgresql+psycopg://u:p@db:5433/fit?sslmode=require",
+            "FIT_PUBLIC_BASE_URL": "https://fit.clinic.example/prefix/",
+        }
+    )
+    assert settings.public_base_url == "https://fit.clinic.example/prefix/"
+    assert Settings(public_base_url="http://localhost:5000").public_base_url
+
+
+def test_the_cli_reports_a_bad_setting_in_one_line(tmp_path: Path) -> None:
+    """Through ``flask --app wsgi``: the message and exit code 1, no traceback."""
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("FIT_")},
+        "FIT_DATABASE_URL": f"sqlite:///{tmp_path / 'x.sqlite3'}",
+        "FIT_PAGE_SIZE": "abc",
+        "PYTHONPATH": str(_ROOT),
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "flask", "--app", "wsgi", "fit", "list-clinics"],
+        cwd=_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    assert (
+        "fit-service configuration error: FIT_PAGE_SIZE must be an integer; got 'abc'"
+        in done.stderr
+    )
