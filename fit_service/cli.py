@@ -55,9 +55,19 @@ def _fail(error: FitError) -> None:
 @fit.command("migrate")
 @click.option("--revision", default="head", show_default=True)
 def migrate(revision: str) -> None:
-    """Bring the database schema to the latest (or the given) migration."""
-    migrations.upgrade(_wiring().engine, revision)
-    click.echo(f"database at migration {revision}")
+    """Bring the database schema to the latest (or the given) migration. Only upgrades."""
+    engine = _wiring().engine
+    migrations.upgrade(engine, revision)
+    with engine.connect() as conn:
+        current = migrations.current_revision(conn)
+    if migrations.is_revision(revision) and current != revision:
+        # Alembic treats an upgrade to an older revision as nothing to do; saying "at
+        # migration 0002" then would be false.
+        raise click.ClickException(
+            f"database stays at migration {current}: {revision} is older, and 'fit migrate' "
+            "only upgrades"
+        )
+    click.echo(f"database at migration {current}")
 
 
 @fit.command("recompute-session-totals")

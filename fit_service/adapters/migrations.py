@@ -25,6 +25,13 @@ def head_revision() -> str | None:
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
+def is_revision(name: str) -> bool:
+    """Whether ``name`` is the id of one of the migrations (not ``head`` or ``+1``)."""
+    return name in {
+        s.revision for s in ScriptDirectory.from_config(alembic_config()).walk_revisions()
+    }
+
+
 def current_revision(connection: Connection) -> str | None:
     return MigrationContext.configure(connection).get_current_revision()
 

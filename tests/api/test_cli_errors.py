@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from flask import Flask
 
+from fit_service.adapters import migrations
 from fit_service.app import create_app
 from fit_service.config import Settings
 
@@ -68,3 +69,18 @@ def test_worker_refuses_option_values_that_cannot_work(
     assert out.exit_code == 2, out.output
     assert complaint in out.output
     assert "claimed" not in out.output  # the worker did not start
+
+
+def test_migrate_to_an_older_revision_does_not_claim_it_got_there(app: Flask) -> None:
+    """Alembic does nothing for an upgrade to an older revision; the command said
+    "database at migration 0002" while the database stayed at head."""
+    head = migrations.head_revision()
+    runner = app.test_cli_runner()
+    out = runner.invoke(args=["fit", "migrate", "--revision", "0002"])
+    assert out.exit_code == 1, out.output
+    assert f"database stays at migration {head}: 0002 is older" in out.output
+    with app.extensions["fit"].engine.connect() as conn:
+        assert migrations.current_revision(conn) == head
+    again = runner.invoke(args=["fit", "migrate"])
+    assert again.exit_code == 0, again.output
+    assert again.output == f"database at migration {head}\n"
