@@ -1,6 +1,7 @@
 """WSGI entry point: ``gunicorn wsgi:app`` or ``flask --app wsgi run``."""
 
 import gc
+import sys
 
 from fit_service.app import create_app
 from fit_service.config import ConfigError
@@ -9,7 +10,10 @@ try:
     app = create_app()
 except ConfigError as exc:
     # One line naming the variable, not a traceback through the importer (flask, gunicorn).
-    raise SystemExit(f"fit-service configuration error: {exc}") from None
+    # Exit status 3 is gunicorn's "worker failed to boot", which stops the arbiter; any other
+    # status would have it start worker after worker, each failing the same way.
+    print(f"fit-service configuration error: {exc}", file=sys.stderr)
+    raise SystemExit(3) from None
 
 # Garbage-collector settings for the serving process (each gunicorn worker imports this module
 # itself, so this runs once per worker). A 1,000-session backfill batch allocates hundreds of

@@ -56,7 +56,7 @@ def test_good_settings_still_pass() -> None:
 
 
 def test_the_cli_reports_a_bad_setting_in_one_line(tmp_path: Path) -> None:
-    """Through ``flask --app wsgi``: the message and exit code 1, no traceback."""
+    """Through ``flask --app wsgi``: the message and exit status 3, no traceback."""
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("FIT_")},
         "FIT_DATABASE_URL": f"sqlite:///{tmp_path / 'x.sqlite3'}",
@@ -72,7 +72,7 @@ def test_the_cli_reports_a_bad_setting_in_one_line(tmp_path: Path) -> None:
         timeout=60,
         check=False,
     )
-    assert done.returncode == 1
+    assert done.returncode == 3  # gunicorn's "worker failed to boot": it stops, no respawns
     assert "Traceback" not in done.stderr
     assert (
         "fit-service configuration error: FIT_PAGE_SIZE must be an integer; got 'abc'"
