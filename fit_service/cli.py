@@ -9,14 +9,16 @@ from alembic.util import CommandError as AlembicCommandError
 from flask import Flask
 from flask.cli import AppGroup
 from marshmallow import ValidationError
+from sqlalchemy import select
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from fit_service.adapters import migrations
+from fit_service.adapters.orm import Clinic
 from fit_service.api.context import Wiring
 from fit_service.api.schemas import EXTERNAL_ID
 from fit_service.domain.errors import FitError
-from fit_service.services import clinics, session_totals
-from fit_service.services.principals import Role
+from fit_service.services import audit, clinics, session_totals
+from fit_service.services.principals import Principal, Role
 
 
 class _FitGroup(AppGroup):
@@ -80,6 +82,16 @@ def recompute_session_totals() -> None:
     """
     with _wiring().uow() as uow:
         session_totals.recompute(uow.session.connection())
+        # It rewrites score columns of every client's sessions: a write of client data,
+        # audited like the others (one row per clinic, by the system, in the same transaction).
+        for clinic_id, public_id in uow.session.execute(
+            select(Clinic.id, Clinic.public_id).order_by(Clinic.id)
+        ):
+            audit.record(
+                uow.session,
+                Principal(clinic_id, None, Role.MANAGER),
+                [audit.AuditEntry("session_totals.recompute", "clinic", str(public_id))],
+            )
         uow.commit()
     click.echo("session totals recomputed from ratings")
 
