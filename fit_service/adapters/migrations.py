@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 from alembic import command
@@ -21,15 +22,23 @@ def alembic_config(connection: Connection | None = None) -> Config:
     return cfg
 
 
+@functools.cache
 def head_revision() -> str | None:
+    # Cached: reading the script directory executes every migration file (~15 ms), and
+    # /readyz asks on every probe; the files do not change under a running process.
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+@functools.cache
+def _revisions() -> frozenset[str]:
+    return frozenset(
+        s.revision for s in ScriptDirectory.from_config(alembic_config()).walk_revisions()
+    )
 
 
 def is_revision(name: str) -> bool:
     """Whether ``name`` is the id of one of the migrations (not ``head`` or ``+1``)."""
-    return name in {
-        s.revision for s in ScriptDirectory.from_config(alembic_config()).walk_revisions()
-    }
+    return name in _revisions()
 
 
 def current_revision(connection: Connection) -> str | None:
