@@ -112,6 +112,7 @@ def create_clinic(name: str, timezone: str) -> None:
 
 @fit.command("list-clinics")
 def list_clinics() -> None:
+    """List the clinics: id, name, time zone."""
     with _wiring().uow() as uow:
         for info in clinics.list_clinics(uow):
             click.echo(f"{info.id}  {info.name}  {info.timezone}")
@@ -152,7 +153,8 @@ def _check_clinician_id(clinician: str) -> None:
 @fit.command("revoke-key")
 @click.argument("prefix")
 def revoke_key(prefix: str) -> None:
-    """Revoke an API key by its prefix (the part after 'fit_')."""
+    """Revoke an API key by its prefix, as create-key and list-keys print it (in a key
+    fit_PREFIX_SECRET, the part between 'fit_' and the next '_')."""
     try:
         with _wiring().uow() as uow:
             clinics.revoke_api_key(uow, prefix)
