@@ -70,7 +70,10 @@ def episode_outcome(
     latest_session, latest = series[-1]
     change = classify(intake, latest, criteria) if len(series) > 1 else None
     model = model or RationalTrajectory(criteria)
-    a = model.assess(intake, latest_session, latest)
+    # With one score, the latest is the intake: the baseline, assessed as session 1 whatever
+    # its session number (as the trajectory endpoint and the risk rules do), not against the
+    # expected score for its own session number, which could call the intake "not on track".
+    a = model.assess(intake, 1 if len(series) == 1 else latest_session, latest)
     trajectory = {
         "on_track": a.on_track,
         "model": a.model,

@@ -139,6 +139,33 @@ def test_trajectory_uses_clinic_etr_once_enough_episodes_closed(
     assert traj["expected_path"]["expected"] is not None
 
 
+def test_an_intake_given_at_session_2_is_the_baseline_not_a_judged_score(
+    client: FlaskClient, tenant: Tenant
+) -> None:
+    """Session 1 had only an SRS; the ORS first given at session 2 is the intake. Under the
+    clinic's ETR the episode view must not judge that intake against the session-2
+    expectation (it showed 'not on track, 0th percentile' for the client's only score)."""
+    close_cohort(client, tenant)
+    srs = {
+        "instrument": "srs",
+        "items": {"relationship": 9, "goals": 9, "approach": 9, "overall": 9},
+    }
+    for n, ratings in enumerate(([srs], [ors(12.0)])):
+        payload = session_payload(
+            ehr_session_id=f"LATE-{n}",
+            client_id="LATE",
+            date=f"2026-10-{n + 1:02d}",
+            ratings=ratings,
+        )
+        assert client.post("/v1/sessions", json=payload, headers=tenant.auth()).status_code == 201
+    outcome = client.get("/v1/clients/LATE", headers=tenant.auth("manager")).json["episodes"][0][
+        "outcome"
+    ]
+    assert (outcome["intake_session"], outcome["scores"]) == (2, 1)
+    assert outcome["trajectory"]["model"].startswith("etr:clinic-regression")
+    assert outcome["trajectory"]["on_track"] is not False, outcome["trajectory"]
+
+
 def test_trajectory_of_other_clinic_is_404(
     client: FlaskClient, tenant: Tenant, other_tenant: Tenant
 ) -> None:
