@@ -15,7 +15,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from email.message import EmailMessage
-from email.utils import formatdate
+from email.utils import formatdate, getaddresses
 from typing import TYPE_CHECKING, Protocol
 
 from fit_service.domain.delivery import ClinicianEmail, DeliveryResult
@@ -64,6 +64,11 @@ class SmtpSettings:
         )
 
 
+class NotOneAddress(ValueError):
+    """The recipient string would be read as several addresses (or none); never retried: the
+    stored address must be corrected."""
+
+
 class EmailSender(Protocol):
     """Delivers one e-mail; never raises for delivery failures."""
 
@@ -74,6 +79,22 @@ def _message_id_header(message_id: str, from_address: str) -> str:
     # RFC 5322 wants <left@right>; the sender's domain on the right keeps ids unique per service.
     domain = from_address.rpartition("@")[2] or "fit-service"
     return f"<{message_id}@{domain}>"
+
+
+def _quit(smtp: smtplib.SMTP) -> None:
+    """Say QUIT and close, swallowing any error of the QUIT itself.
+
+    Once the relay has answered 250 to the message, the message is the relay's. ``with SMTP()``
+    raises when the QUIT then times out or is answered with anything but 221 (a relay shutting
+    down says 421), which would turn a sent e-mail into a failure and send it again on every
+    retry. An error before the message was accepted is still raised by the code that met it.
+    """
+    try:
+        smtp.quit()
+    except (smtplib.SMTPException, OSError):
+        pass
+    finally:
+        smtp.close()
 
 
 class SmtpEmailSender:
@@ -95,7 +116,15 @@ class SmtpEmailSender:
         self._ssl_context = ssl_context
 
     def build_message(self, email: ClinicianEmail) -> EmailMessage:
-        """The MIME message; the default policy refuses line breaks in headers (no injection)."""
+        """The MIME message; the default policy refuses line breaks in headers (no injection).
+
+        ``email.to`` must read as exactly one address: ``send_message`` takes its recipients
+        from the ``To`` header, where ``dr.smith,other@elsewhere.example`` (one string to the
+        address check in the settings) is two — an alert notice to a mailbox nobody chose.
+        """
+        parsed = getaddresses([email.to])
+        if len(parsed) != 1 or not parsed[0][1]:
+            raise NotOneAddress("the recipient is not exactly one e-mail address")
         msg = EmailMessage()
         msg["From"] = self.settings.from_address
         msg["To"] = email.to
@@ -112,12 +141,15 @@ class SmtpEmailSender:
         s = self.settings
         try:
             msg = self.build_message(email)
-            with self._smtp_factory(s.host, s.port, timeout=s.timeout) as smtp:
+            smtp = self._smtp_factory(s.host, s.port, timeout=s.timeout)
+            try:
                 if s.starttls:
                     smtp.starttls(context=self._ssl_context or ssl.create_default_context())
                 if s.username is not None and s.password is not None:
                     smtp.login(s.username, s.password)
                 smtp.send_message(msg)
+            finally:
+                _quit(smtp)
         except smtplib.SMTPRecipientsRefused as exc:
             codes = [code for code, _ in exc.recipients.values()]
             # 5xx is the server's final word on this address; 4xx (mailbox busy …) may pass later.
@@ -133,6 +165,8 @@ class SmtpEmailSender:
             result = DeliveryResult.failed("timeout")
         except (smtplib.SMTPException, OSError) as exc:
             result = DeliveryResult.failed(type(exc).__name__)
+        except NotOneAddress:
+            result = DeliveryResult.failed("recipient is not one address", retryable=False)
         except ValueError as exc:
             # A header the e-mail policy refused (e.g. a line break in the address): not fixable
             # by retrying. Only the class name is kept: the message would quote the address.

@@ -159,3 +159,42 @@ def test_unreachable_server_is_a_retryable_failure() -> None:
         "ConnectionRefusedError",
         True,
     )
+
+
+class QuitRefusingInbox(Inbox):
+    """Accepts every message, then answers QUIT with a 421 (a relay going down for the night)."""
+
+    async def handle_QUIT(self, server: SMTPServer, session: Session, envelope: Envelope) -> str:
+        return "421 4.3.2 shutting down"
+
+
+def test_a_message_accepted_before_an_odd_quit_answer_counts_as_sent() -> None:
+    """Once the relay has said 250 to the message, a QUIT answered with 421 does not make the
+    send a failure (which would mail the clinician again on every retry)."""
+    for inbox, port in _serve(QuitRefusingInbox()):
+        result = SmtpEmailSender(SmtpSettings(host="127.0.0.1", port=port)).send(_email())
+        assert (result.delivered, result.reason) == (True, "delivered")
+        assert len(inbox.envelopes) == 1
+
+
+@pytest.mark.parametrize(
+    "to", ["dr.smith,someone@elsewhere.example", "dr.smith;someone@elsewhere.example"]
+)
+def test_a_recipient_that_is_not_one_address_is_refused_for_good(
+    smtp_server: tuple[Inbox, int], to: str
+) -> None:
+    """An address the To header reads as two recipients (both pass the settings' address check)
+    is sent to nobody and not retried; the reason does not quote it."""
+    inbox, port = smtp_server
+    result = SmtpEmailSender(SmtpSettings(host="127.0.0.1", port=port)).send(_email(to))
+    assert (result.delivered, result.retryable) == (False, False)
+    assert result.reason == "recipient is not one address"
+    assert inbox.envelopes == []
+
+
+def test_a_quoted_local_part_is_still_one_address(smtp_server: tuple[Inbox, int]) -> None:
+    """A comma inside a quoted local part is part of one address, which is delivered."""
+    inbox, port = smtp_server
+    to = '"smith,j"@clinic.example'
+    assert SmtpEmailSender(SmtpSettings(host="127.0.0.1", port=port)).send(_email(to)).delivered
+    assert inbox.envelopes[0].rcpt_tos == [to]
