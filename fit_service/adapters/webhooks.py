@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import http.client
 import ipaddress
 import logging
@@ -23,6 +24,8 @@ import math
 import secrets
 import socket
 import ssl
+import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -44,6 +47,12 @@ USER_AGENT = "fit-service-webhooks/1"
 #: Seconds for connecting and for each read. Short: a receiver should answer 2xx at once and do
 #: its work later; a slow one is retried rather than holding a worker.
 DEFAULT_TIMEOUT = 10.0
+#: Seconds for a whole attempt, from the first connect to the status line. The timeout above
+#: bounds each connect, read and write, not their sum: a receiver that drips its headers (or its
+#: TLS handshake) a byte every few seconds would otherwise hold the send — and the worker, and
+#: every other clinic's deliveries behind it — for as long as it liked, far past the row's lease
+#: (another worker then sends the row again). Well inside the worker's 60 s ``max_send``.
+DEFAULT_DEADLINE = 30.0
 
 SECRET_PREFIX = "whsec_"  # noqa: S105 - the public prefix of every secret, not a secret
 #: Standard Webhooks asks for secrets of 24 to 64 random bytes; we generate 32.
@@ -286,11 +295,64 @@ class WebhookSender(Protocol):
     def send(self, endpoint: WebhookEndpoint, message: WebhookMessage) -> DeliveryResult: ...
 
 
+class _Deadline:
+    """Ends an attempt that overruns its deadline in all (see :data:`DEFAULT_DEADLINE`).
+
+    A timer shuts the connected socket down when the deadline passes; the read or write blocked
+    on it then fails at once and the attempt counts as a timeout. It holds a *duplicate* of the
+    socket: closing the connection (or a failed TLS handshake closing it) cannot free the
+    descriptor for reuse by another socket while the timer may still shut it down.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self._at = time.monotonic() + seconds
+        self._lock = threading.Lock()
+        self._socket: socket.socket | None = None
+        self._over = False
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+
+    @property
+    def expired(self) -> bool:
+        return self._over or self.remaining() <= 0
+
+    def remaining(self) -> float:
+        return self._at - time.monotonic()
+
+    def watch(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._socket = sock.dup()
+            if self._over:
+                self._shutdown(self._socket)
+
+    def _expire(self) -> None:
+        with self._lock:
+            self._over = True
+            if self._socket is not None:
+                self._shutdown(self._socket)
+
+    @staticmethod
+    def _shutdown(sock: socket.socket) -> None:
+        with contextlib.suppress(OSError):  # already closed by the peer: nothing left to end
+            sock.shutdown(socket.SHUT_RDWR)
+
+    def __enter__(self) -> _Deadline:
+        self._timer.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._timer.cancel()
+        with self._lock:
+            if self._socket is not None:
+                self._socket.close()
+                self._socket = None
+
+
 def _pinned_connector(
-    addresses: Sequence[str],
+    addresses: Sequence[str], deadline: _Deadline
 ) -> Callable[..., socket.socket]:
     """A stand-in for ``socket.create_connection`` that connects to the checked addresses only,
-    whatever the host name would resolve to now."""
+    whatever the host name would resolve to now, and within the attempt's deadline."""
 
     def connect(
         address: tuple[str, int],
@@ -299,10 +361,21 @@ def _pinned_connector(
     ) -> socket.socket:
         last_error: OSError | None = None
         for ip in addresses:
+            left = deadline.remaining()
+            if left <= 0:
+                raise TimeoutError("deadline passed while connecting")
             try:
-                return socket.create_connection((ip, address[1]), timeout, source_address)
+                sock = socket.create_connection(
+                    (ip, address[1]),
+                    left if timeout is None else min(timeout, left),
+                    source_address,
+                )
             except OSError as exc:  # try the next address, as create_connection itself does
                 last_error = exc
+                continue
+            sock.settimeout(timeout)  # each later read and write: the usual timeout
+            deadline.watch(sock)
+            return sock
         raise last_error or OSError("no address to connect to")
 
     return connect
@@ -319,13 +392,17 @@ class HttpWebhookSender:
         self,
         *,
         timeout: float = DEFAULT_TIMEOUT,
+        deadline: float = DEFAULT_DEADLINE,
         allow_private: bool = False,
         resolver: Resolver = resolve_host,
         clock: Callable[[], datetime] = _utcnow,
         ssl_context: ssl.SSLContext | None = None,
         user_agent: str = USER_AGENT,
     ) -> None:
+        if not 0 < timeout <= deadline:
+            raise ValueError("timeout must be positive and at most the deadline")
         self.timeout = timeout
+        self.deadline = deadline
         self.allow_private = allow_private
         self._resolver = resolver
         self._clock = clock
@@ -359,10 +436,14 @@ class HttpWebhookSender:
             "User-Agent": self._user_agent,
             **sign_headers(endpoint.secret, message, self._clock()),
         }
-        conn = self._connection(checked)
+        deadline = _Deadline(self.deadline)
+        conn = self._connection(checked, deadline)
         try:
-            conn.request("POST", checked.target, body=message.body.encode("utf-8"), headers=headers)
-            status = conn.getresponse().status
+            with deadline:
+                conn.request(
+                    "POST", checked.target, body=message.body.encode("utf-8"), headers=headers
+                )
+                status = conn.getresponse().status
         except TimeoutError:
             result = DeliveryResult.failed("timeout")
         except (http.client.InvalidURL, ValueError) as exc:
@@ -371,7 +452,8 @@ class HttpWebhookSender:
             # row stored before that check must still not raise out of here.
             result = DeliveryResult.failed(type(exc).__name__, retryable=False)
         except (OSError, http.client.HTTPException) as exc:
-            result = DeliveryResult.failed(type(exc).__name__)
+            # After the deadline the connection was shut down under the read: a timeout.
+            result = DeliveryResult.failed("timeout" if deadline.expired else type(exc).__name__)
         else:
             if 200 <= status < 300:
                 result = DeliveryResult.ok(status)
@@ -386,7 +468,7 @@ class HttpWebhookSender:
             conn.close()
         return self._log(message, checked.host, result)
 
-    def _connection(self, checked: CheckedUrl) -> http.client.HTTPConnection:
+    def _connection(self, checked: CheckedUrl, deadline: _Deadline) -> http.client.HTTPConnection:
         conn: http.client.HTTPConnection
         if checked.scheme == "https":
             conn = http.client.HTTPSConnection(
@@ -395,7 +477,7 @@ class HttpWebhookSender:
         else:
             conn = http.client.HTTPConnection(checked.host, checked.port, timeout=self.timeout)
         # Instance attribute read by HTTPConnection.connect(); SNI and Host still use the name.
-        conn._create_connection = _pinned_connector(checked.addresses)  # type: ignore[attr-defined]
+        conn._create_connection = _pinned_connector(checked.addresses, deadline)  # type: ignore[attr-defined]
         return conn
 
     @staticmethod

@@ -23,9 +23,10 @@ Guarantees and how they are kept:
   lease``). If that matches nothing, another worker has claimed the row since our lease ran
   out: the row is skipped — not sent, not recorded — and counted as ``lost``; it is that
   worker's now. A row is thus only ever sent with at least ``max_send`` of its lease left. The
-  CLI defaults are 20 rows and a 300 s lease; a 60 s ``max_send`` covers a webhook (DNS, one
-  10 s connect per address, a 10 s answer) or an SMTP exchange in practice, and can be raised
-  with ``--max-send-seconds`` (it must stay below the lease).
+  CLI defaults are 20 rows and a 300 s lease; a 60 s ``max_send`` covers a webhook (DNS, then
+  at most 30 s from the first connect to the status line, ``webhooks.DEFAULT_DEADLINE``, however
+  slowly the receiver drips its answer) or an SMTP exchange in practice, and can be raised with
+  ``--max-send-seconds`` (it must stay below the lease).
 * **Retries over hours.** ``domain.delivery.next_attempt_at`` (5 s, 5 min, 30 min, 2 h, 5 h,
   10 h, 10 h; give up after 48 h); a refused URL or a permanently refused address is dead at
   once. An endpoint without a success for the clinic's ``delivery.failing_after_hours``

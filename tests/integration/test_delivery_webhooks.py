@@ -298,3 +298,73 @@ def test_an_international_host_name_is_still_accepted() -> None:
         "https://bücher.example/hook", resolver=lambda host, port: ["93.184.215.14"]
     )
     assert (checked.host, checked.target) == ("xn--bcher-kva.example", "/hook")
+
+
+def _dripping_receiver(first: bytes, drip: bytes) -> Iterator[tuple[int, threading.Event]]:
+    """A receiver that sends ``first`` at once, then ``drip`` every 0.2 s for up to 10 s: each
+    read is quick, the answer as a whole never ends."""
+    stop = threading.Event()
+    server = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        conn, _ = server.accept()
+        with conn:
+            conn.recv(65536)
+            try:
+                conn.sendall(first)
+                for _ in range(50):
+                    if stop.wait(0.2):
+                        return
+                    conn.sendall(drip)
+                conn.sendall(b"\r\nContent-Length: 0\r\n\r\n")
+            except OSError:  # the sender gave up and closed: done
+                return
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield server.getsockname()[1], stop
+    finally:
+        stop.set()
+        server.close()
+        thread.join(timeout=2)
+
+
+@pytest.mark.parametrize(
+    ("first", "drip", "outcome"),
+    [
+        # the status line never ends: no answer at all
+        (b"HTTP/1.1", b" ", (False, "timeout", True)),
+        # "200 OK" came, then headers without end: the receiver's answer is its status
+        (b"HTTP/1.1 200 OK\r\n", b"X-Drip: 1\r\n", (True, "delivered", False)),
+    ],
+)
+def test_a_receiver_dripping_its_answer_is_cut_off_at_the_deadline(
+    secret: str,
+    message: WebhookMessage,
+    first: bytes,
+    drip: bytes,
+    outcome: tuple[bool, str, bool],
+) -> None:
+    """Every read answers within the 0.5 s timeout, but the attempt as a whole ends at its 1 s
+    deadline, with whatever status had arrived by then (a retryable timeout if none), instead
+    of lasting as long as the receiver likes (here 10 s)."""
+    for port, _ in _dripping_receiver(first, drip):
+        sender = HttpWebhookSender(allow_private=True, timeout=0.5, deadline=1.0)
+        started = time.monotonic()
+        result = sender.send(WebhookEndpoint(f"http://127.0.0.1:{port}/hook", secret), message)
+        assert time.monotonic() - started < 2.0
+        assert (result.delivered, result.reason, result.retryable) == outcome
+
+
+def test_the_deadline_leaves_a_prompt_answer_alone(
+    receiver: Receiver, secret: str, message: WebhookMessage
+) -> None:
+    """A receiver answering within the deadline is delivered, and no timer outlives the send."""
+    sender = HttpWebhookSender(allow_private=True, timeout=0.5, deadline=1.0)
+    before = threading.active_count()
+    assert sender.send(WebhookEndpoint(receiver.url, secret), message).delivered
+    time.sleep(0.1)
+    assert threading.active_count() <= before
+    time.sleep(1.0)  # past the deadline: the next attempt is unaffected
+    assert sender.send(WebhookEndpoint(receiver.url, secret), message).delivered
