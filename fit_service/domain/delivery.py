@@ -170,6 +170,20 @@ def next_attempt_at(
     return at
 
 
+def is_too_old(since: datetime, now: datetime, policy: RetryPolicy) -> bool:
+    """Whether a due message is past ``give_up_after`` and must not be sent at all.
+
+    ``since`` is when its first attempt failed or, never attempted yet, when it was queued.
+    :func:`next_attempt_at` applies the age limit only when it schedules the *next* attempt;
+    the attempt it scheduled (or a message's first) can still fall due long after the limit
+    when the worker was down, and must then be dropped rather than sent: a worker back after
+    days must not deliver the alerts that queued up meanwhile in one burst.
+    """
+    if policy.give_up_after is None:
+        return False
+    return _require_utc("now", now) - _require_utc("since", since) > policy.give_up_after
+
+
 def retry_schedule(policy: RetryPolicy) -> list[timedelta]:
     """Offsets from the first attempt of every attempt a never-answering endpoint gets, without
     jitter: ``[0, 5 s, 5 min 5 s, …]``. For documentation and tests."""

@@ -29,8 +29,11 @@ Guarantees and how they are kept:
   ``--max-send-seconds`` (it must stay below the lease).
 * **Retries over hours.** ``domain.delivery.next_attempt_at`` (5 s, 5 min, 30 min, 2 h, 5 h,
   10 h, 10 h; give up after 48 h); a refused URL or a permanently refused address is dead at
-  once. An endpoint without a success for the clinic's ``delivery.failing_after_hours``
-  (default 24 h) is *failing*: shown so on ``GET /v1/webhook-endpoints`` and logged.
+  once. A row that falls due past the 48 h (counted from its first failure, or from when it was
+  queued if never attempted: the worker was down) is dead too, *without* being sent
+  (``last_error`` "expired"; ``domain.delivery.is_too_old``). An endpoint without a success
+  for the clinic's ``delivery.failing_after_hours`` (default 24 h) is *failing*: shown so on
+  ``GET /v1/webhook-endpoints`` and logged.
 
 Nothing logged here contains a payload, an address, a URL path or a secret.
 """
@@ -59,6 +62,7 @@ from fit_service.domain.delivery import (
     WebhookMessage,
     build_alert_email,
     is_endpoint_failing,
+    is_too_old,
     next_attempt_at,
 )
 from fit_service.services.alerting import EMAIL, WEBHOOK
@@ -82,6 +86,7 @@ class _Claimed:
     body: str = field(repr=False)
     attempts: int
     first_failed_at: datetime | None
+    created_at: datetime
     lease: datetime
 
 
@@ -178,6 +183,7 @@ class DeliveryWorker:
                     OutboxMessage.body,
                     OutboxMessage.attempts,
                     OutboxMessage.first_failed_at,
+                    OutboxMessage.created_at,
                 )
                 .where(OutboxMessage.id.in_(ids))
                 .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
@@ -325,6 +331,24 @@ class DeliveryWorker:
                 "webhook endpoint %s is failing (no success since %s)", row.destination_id, since
             )
 
+    def _drop_expired(self, row: _Claimed) -> bool:
+        """Mark ``row`` dead without sending it if it is too old to send (see the module doc);
+        ``True`` when it was. Not an attempt: ``attempts`` and the endpoint's health stay."""
+        now = self._clock()
+        if not is_too_old(row.first_failed_at or row.created_at, now, self.policy):
+            return False
+        with self._factory() as db, db.begin():
+            changed = db.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.id == row.id, OutboxMessage.locked_until == row.lease)
+                .values(status="dead", last_error="expired", locked_until=None)
+                .execution_options(synchronize_session=False)
+            ).rowcount  # type: ignore[attr-defined]
+        if changed:
+            self.stats.dead += 1
+            log.warning("outbox %s (%s) dead: expired before delivery", row.message_id, row.channel)
+        return True
+
     def _release(self, rows: Iterable[_Claimed]) -> None:
         """Give back claimed rows not attempted (shutdown), so they need not wait for the lease."""
         rows = list(rows)
@@ -371,7 +395,7 @@ class DeliveryWorker:
             if stop is not None and stop.is_set():
                 self._release(claimed[index:])
                 break
-            if not self._hold(row):
+            if self._drop_expired(row) or not self._hold(row):
                 continue
             try:
                 result = self._send(row, where)

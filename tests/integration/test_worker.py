@@ -321,6 +321,58 @@ def test_two_workers_at_once_send_every_message_exactly_once(
     assert all(w.stats.claimed > 0 for w in workers)
 
 
+def test_alerts_queued_while_the_worker_was_down_for_days_are_not_sent(
+    app: Flask, client: FlaskClient, tenant: Tenant, engine: Engine
+) -> None:
+    """A worker back three days after an alert was queued (never attempted) and two days and
+    a minute after another one's first failure sends neither: both are dead as "expired",
+    with no attempt counted and the endpoint's health untouched. A row just inside the limit
+    is still sent."""
+    register(client, tenant, "http://127.0.0.1:9/hook")
+    raise_alerts(client, tenant, 3)
+    now = datetime.now(UTC)
+    with engine.begin() as conn:
+        ids = list(conn.scalars(select(OutboxMessage.id).order_by(OutboxMessage.id)))
+        conn.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id == ids[0])
+            .values(created_at=now - timedelta(days=3), next_attempt_at=now - timedelta(days=3))
+        )
+        conn.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id == ids[1])
+            .values(
+                attempts=1,
+                first_failed_at=now - timedelta(hours=48, minutes=1),
+                next_attempt_at=now - timedelta(hours=48),
+            )
+        )
+        conn.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id == ids[2])
+            .values(
+                attempts=1,
+                first_failed_at=now - timedelta(hours=47),
+                next_attempt_at=now - timedelta(hours=46),
+            )
+        )
+    sender = RecordingWebhookSender()
+    w = worker(app, clock=lambda: now, webhooks=sender)
+
+    assert w.run_once() == 3
+    with engine.connect() as conn:
+        rows = conn.execute(select(OutboxMessage).order_by(OutboxMessage.id)).all()
+        health = conn.execute(select(WebhookEndpoint.failing_since)).scalar_one()
+    assert [s.message.id for s in sender.sent] == [rows[2].message_id]
+    assert [(r.status, r.last_error, r.attempts) for r in rows] == [
+        ("dead", "expired", 0),
+        ("dead", "expired", 1),
+        ("sent", None, 2),
+    ]
+    assert health is None
+    assert (w.stats.dead, w.stats.sent) == (2, 1)
+
+
 class SlowSender:
     """A webhook sender whose every send takes ``seconds`` on the test clock; it notes how much
     of the row's lease (as stored) was left when the send began, and can run ``during_first``

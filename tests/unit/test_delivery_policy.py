@@ -42,6 +42,7 @@ from fit_service.domain.delivery import (
     build_alert_message,
     build_alert_payload,
     is_endpoint_failing,
+    is_too_old,
     message_id_for,
     next_attempt_at,
     retry_delay,
@@ -88,6 +89,16 @@ def test_gives_up_when_the_message_is_too_old() -> None:
     late = T0 + timedelta(hours=47, minutes=59, seconds=58)
     assert next_attempt_at(1, T0, late, POLICY) is None
     assert next_attempt_at(1, T0, late, RetryPolicy(give_up_after=None)) is not None
+
+
+def test_a_due_message_past_the_age_limit_is_too_old_to_send() -> None:
+    """The age limit also stops the attempt a message already has scheduled (or its first one)
+    when it falls due late: 48 h is still sendable, a second more is not; no limit, no age."""
+    assert not is_too_old(T0, T0 + timedelta(hours=48), POLICY)
+    assert is_too_old(T0, T0 + timedelta(hours=48, seconds=1), POLICY)
+    assert not is_too_old(T0, T0 + timedelta(days=30), RetryPolicy(give_up_after=None))
+    with pytest.raises(ValueError, match="naive"):
+        is_too_old(T0.replace(tzinfo=None), T0, POLICY)
 
 
 def test_the_whole_default_schedule_fits_inside_the_age_limit() -> None:
