@@ -22,7 +22,9 @@ Guarantees and how they are kept:
   row's lease (``UPDATE … WHERE id = :id AND locked_until = :ours``, then a fresh ``now +
   lease``). If that matches nothing, another worker has claimed the row since our lease ran
   out: the row is skipped — not sent, not recorded — and counted as ``lost``; it is that
-  worker's now. A row is thus only ever sent with at least ``max_send`` of its lease left. The
+  worker's now. A row is thus only ever sent with at least ``max_send`` of its lease left.
+  With more left the worker still checks that the row is its own and pending, so a row dropped
+  since the claim (``DELETE /v1/webhook-endpoints/…`` marks its rows dead) is skipped too. The
   CLI defaults are 20 rows and a 300 s lease; a 60 s ``max_send`` covers a webhook (DNS, then
   at most 30 s from the first connect to the status line, ``webhooks.DEFAULT_DEADLINE``, however
   slowly the receiver drips its answer) or an SMTP exchange in practice, and can be raised with
@@ -48,7 +50,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from fit_service.adapters.email import EmailSender
@@ -105,7 +107,7 @@ class WorkerStats:
     dead: int = 0
     released: int = 0
     renewed: int = 0  # leases extended before a send
-    lost: int = 0  # rows skipped: their lease ran out and another worker claimed them
+    lost: int = 0  # rows skipped: another worker claimed them, or they were dropped, since
 
 
 class DeliveryWorker:
@@ -365,26 +367,37 @@ class DeliveryWorker:
         self.stats.released += len(rows)
 
     def _hold(self, row: _Claimed) -> bool:
-        """Make sure ``row`` has at least ``max_send`` of its lease left before it is sent,
-        renewing the lease if not. ``False``: the lease ran out and another worker has claimed
-        the row since, so this worker must neither send nor record it."""
+        """Make sure ``row`` is still this worker's and pending, with at least ``max_send`` of
+        its lease left, before it is sent; renew the lease if less is left. ``False``: the
+        lease ran out and another worker has claimed the row since, or the row was dropped
+        (its endpoint deleted) since the claim, so this worker must neither send nor record
+        it. Checked per row, not trusted from the claim: a batch takes minutes, and an admin
+        who deletes an endpoint expects it to get nothing more."""
         now = self._clock()
-        if row.lease - now >= self.max_send:
-            return True
+        mine = (
+            (OutboxMessage.id == row.id)
+            & (OutboxMessage.locked_until == row.lease)
+            & (OutboxMessage.status == "pending")
+        )
+        renew = row.lease - now < self.max_send
         lease = now + self.lease
         with self._factory() as db, db.begin():
-            changed = db.execute(
-                update(OutboxMessage)
-                .where(OutboxMessage.id == row.id, OutboxMessage.locked_until == row.lease)
-                .values(locked_until=lease)
-                .execution_options(synchronize_session=False)
-            ).rowcount  # type: ignore[attr-defined]
-        if not changed:
-            log.warning("outbox %s: lease lost before sending; skipped", row.message_id)
+            if renew:
+                held = db.execute(
+                    update(OutboxMessage)
+                    .where(mine)
+                    .values(locked_until=lease)
+                    .execution_options(synchronize_session=False)
+                ).rowcount  # type: ignore[attr-defined]
+            else:
+                held = db.scalar(select(func.count()).where(mine))
+        if not held:
+            log.warning("outbox %s: no longer ours or pending; skipped", row.message_id)
             self.stats.lost += 1
             return False
-        row.lease = lease
-        self.stats.renewed += 1
+        if renew:
+            row.lease = lease
+            self.stats.renewed += 1
         return True
 
     # ------------------------------------------------------------------ loops

@@ -373,6 +373,37 @@ def test_alerts_queued_while_the_worker_was_down_for_days_are_not_sent(
     assert (w.stats.dead, w.stats.sent) == (2, 1)
 
 
+class DeletingSender:
+    """Records sends; during the first one the clinic's admin deletes the endpoint."""
+
+    def __init__(self, client: FlaskClient, tenant: Tenant) -> None:
+        self.client, self.tenant = client, tenant
+        self.sent = RecordingWebhookSender()
+
+    def send(self, endpoint: Any, message: Any) -> DeliveryResult:
+        if not self.sent.sent:
+            auth = self.tenant.auth("admin")
+            (hook,) = self.client.get("/v1/webhook-endpoints", headers=auth).json
+            r = self.client.delete(f"/v1/webhook-endpoints/{hook['id']}", headers=auth)
+            assert r.status_code == 204
+        return self.sent.send(endpoint, message)
+
+
+def test_an_endpoint_deleted_mid_batch_gets_nothing_more(
+    app: Flask, client: FlaskClient, tenant: Tenant, engine: Engine
+) -> None:
+    """The admin deletes the endpoint while the worker is sending the first of three claimed
+    rows: the other two (dropped by the deletion) are not sent to it any more."""
+    register(client, tenant, "http://127.0.0.1:9/hook")
+    raise_alerts(client, tenant, 3)
+    sender = DeletingSender(client, tenant)
+    w = worker(app, webhooks=sender)
+
+    assert w.run_once() == 3
+    assert len(sender.sent.sent) == 1
+    assert outbox_status(engine) == {"dead": 3}
+
+
 class SlowSender:
     """A webhook sender whose every send takes ``seconds`` on the test clock; it notes how much
     of the row's lease (as stored) was left when the send began, and can run ``during_first``
