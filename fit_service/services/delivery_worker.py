@@ -272,7 +272,10 @@ class DeliveryWorker:
                 self.stats.sent += 1
             else:
                 attempts = row.attempts + 1
-                first = row.first_failed_at or now
+                # Stamped by whichever worker failed first, on its own clock: one running
+                # ahead of ours must not put the first failure after "now" (the policy refuses
+                # that, and the row would loop on its lease).
+                first = min(row.first_failed_at, now) if row.first_failed_at else now
                 retry_at = (
                     next_attempt_at(attempts, first, now, self.policy, jitter_key=row.message_id)
                     if result.retryable

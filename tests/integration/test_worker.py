@@ -404,6 +404,34 @@ def test_an_endpoint_deleted_mid_batch_gets_nothing_more(
     assert outbox_status(engine) == {"dead": 3}
 
 
+def test_a_failure_recorded_by_a_worker_whose_clock_is_behind_is_still_recorded(
+    app: Flask, client: FlaskClient, tenant: Tenant, engine: Engine
+) -> None:
+    """Workers on two hosts: the first failure was stamped by a clock 10 s ahead of this
+    worker's. The second failure is recorded and retried (measured from this worker's now),
+    instead of raising out of the batch and leaving the row to loop on its lease."""
+    register(client, tenant, "http://127.0.0.1:9/hook")
+    raise_alerts(client, tenant, 1)
+    now = datetime.now(UTC)
+    with engine.begin() as conn:
+        conn.execute(
+            update(OutboxMessage).values(
+                attempts=1,
+                first_failed_at=now + timedelta(seconds=10),
+                next_attempt_at=now - timedelta(seconds=1),
+            )
+        )
+    sender = RecordingWebhookSender([DeliveryResult.failed("http 503")])
+    w = worker(app, clock=lambda: now, webhooks=sender)
+
+    assert w.run_once() == 1
+    with engine.connect() as conn:
+        row = conn.execute(select(OutboxMessage)).one()
+    assert (row.status, row.attempts, row.last_error) == ("pending", 2, "http 503")
+    assert row.next_attempt_at > now
+    assert w.stats.retried == 1
+
+
 class SlowSender:
     """A webhook sender whose every send takes ``seconds`` on the test clock; it notes how much
     of the row's lease (as stored) was left when the send began, and can run ``during_first``
