@@ -52,6 +52,9 @@ def register_endpoint(
     principal.require(Permission.WEBHOOKS_MANAGE)
     check_webhook_url(url, allow_private=allow_private)
     db = uow.session
+    # Count and insert under the clinic row's lock: two registrations at once would otherwise
+    # both count nine and both insert (PostgreSQL; SQLite serialises writers already).
+    db.execute(select(Clinic.id).where(Clinic.id == principal.clinic_id).with_for_update())
     count = db.scalar(
         select(func.count())
         .select_from(WebhookEndpoint)
