@@ -239,8 +239,10 @@ class DeliveryResult:
 
     ``reason`` is short and safe to store and log: ``"http 500"``, ``"timeout"``,
     ``"ConnectionRefusedError"`` — never a response body, a secret or the payload.
-    ``retryable`` is false only when trying again cannot help (the URL is refused as unsafe, the
-    mail server rejects the recipient for good); the worker then gives up at once.
+    ``retryable`` is false only when trying again cannot help (the URL is malformed or cannot be
+    written into a request, the mail server rejects the recipient for good); the worker then
+    gives up at once. A host that resolves to an unsafe address, or not at all, *is* retried:
+    DNS can change, and every attempt checks again.
     """
 
     delivered: bool

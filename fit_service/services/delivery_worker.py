@@ -30,8 +30,9 @@ Guarantees and how they are kept:
   slowly the receiver drips its answer) or an SMTP exchange in practice, and can be raised with
   ``--max-send-seconds`` (it must stay below the lease).
 * **Retries over hours.** ``domain.delivery.next_attempt_at`` (5 s, 5 min, 30 min, 2 h, 5 h,
-  10 h, 10 h; give up after 48 h); a refused URL or a permanently refused address is dead at
-  once. A row that falls due past the 48 h (counted from its first failure, or from when it was
+  10 h, 10 h; give up after 48 h); a malformed URL or a permanently refused address is dead at
+  once (a host resolving to a private address is retried: DNS can change, each try re-checks).
+  A row that falls due past the 48 h (counted from its first failure, or from when it was
   queued if never attempted: the worker was down) is dead too, *without* being sent
   (``last_error`` "expired"; ``domain.delivery.is_too_old``). An endpoint without a success
   for the clinic's ``delivery.failing_after_hours`` (default 24 h) is *failing*: shown so on
