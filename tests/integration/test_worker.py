@@ -432,6 +432,40 @@ def test_a_failure_recorded_by_a_worker_whose_clock_is_behind_is_still_recorded(
     assert w.stats.retried == 1
 
 
+def test_an_unreachable_endpoint_is_tried_once_per_batch_not_once_per_row(
+    app: Flask, client: FlaskClient, tenant: Tenant, other_tenant: Tenant, engine: Engine
+) -> None:
+    """Clinic A's endpoint times out and has five alerts queued before clinic B's one: A's
+    endpoint is tried once, its four other rows are deferred untried to that row's retry time,
+    and B's alert goes out in the same batch instead of after five timeouts. When A's endpoint
+    answers again, its backlog is delivered."""
+    register(client, tenant, "http://127.0.0.1:9/clinic-a")
+    raise_alerts(client, tenant, 5)
+    register(client, other_tenant, "http://127.0.0.1:9/clinic-b")
+    raise_alerts(client, other_tenant, 1)
+    sender = RecordingWebhookSender([DeliveryResult.failed("timeout")])
+    now = datetime.now(UTC)
+    clock = [now]
+    w = worker(app, clock=lambda: clock[0], webhooks=sender)
+
+    assert w.run_once() == 6
+    assert [s.endpoint.url.rsplit("/", 1)[1] for s in sender.sent] == ["clinic-a", "clinic-b"]
+    assert (w.stats.retried, w.stats.deferred, w.stats.sent) == (1, 4, 1)
+    with engine.connect() as conn:
+        pending = conn.execute(
+            select(OutboxMessage.attempts, OutboxMessage.next_attempt_at).where(
+                OutboxMessage.status == "pending"
+            )
+        ).all()
+    assert sorted(p.attempts for p in pending) == [0, 0, 0, 0, 1]
+    assert len({p.next_attempt_at for p in pending}) == 1  # all due with the failed row
+    assert pending[0].next_attempt_at > now
+
+    clock[0] = pending[0].next_attempt_at + timedelta(seconds=1)
+    assert w.run_once() == 5
+    assert outbox_status(engine) == {"sent": 6}
+
+
 class SlowSender:
     """A webhook sender whose every send takes ``seconds`` on the test clock; it notes how much
     of the row's lease (as stored) was left when the send began, and can run ``during_first``
