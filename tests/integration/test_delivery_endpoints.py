@@ -54,3 +54,19 @@ def test_two_registrations_at_once_cannot_pass_the_cap(
     assert sorted(statuses) == [201, 409]
     listed = client.get("/v1/webhook-endpoints", headers=auth).json
     assert len(listed) == webhook_endpoints.MAX_ENDPOINTS_PER_CLINIC
+
+
+def test_one_clinics_endpoints_are_invisible_to_another(
+    app: Flask, tenant: Tenant, other_tenant: Tenant
+) -> None:
+    """Clinic B's admin neither sees clinic A's endpoint nor can delete it (404, as for an
+    endpoint that does not exist), and A's endpoint is untouched."""
+    client = app.test_client()
+    a, b = tenant.auth("admin"), other_tenant.auth("admin")
+    r = client.post("/v1/webhook-endpoints", json={"url": "https://93.184.215.14/a"}, headers=a)
+    assert r.status_code == 201
+    assert client.get("/v1/webhook-endpoints", headers=b).json == []
+    gone = client.delete(f"/v1/webhook-endpoints/{r.json['id']}", headers=b)
+    assert gone.status_code == 404
+    assert gone.json["field"] == "endpoint_id"
+    assert [e["id"] for e in client.get("/v1/webhook-endpoints", headers=a).json] == [r.json["id"]]
