@@ -98,7 +98,8 @@ def worker(
     s = w.stats
     click.echo(
         f"claimed {s.claimed}, sent {s.sent}, retry later {s.retried}, dead {s.dead}, "
-        f"given back {s.released}, leases renewed {s.renewed}, lost to another worker {s.lost}"
+        f"given back {s.released}, deferred {s.deferred}, leases renewed {s.renewed}, "
+        f"lost to another worker {s.lost}"
     )
 
 

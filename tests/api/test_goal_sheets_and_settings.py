@@ -263,6 +263,33 @@ def test_clinician_email_shape_check_refuses_control_characters(
 
 
 @pytest.mark.parametrize(
+    "email",
+    [
+        "dr.smith,someone@elsewhere.example",
+        "dr.smith;someone@elsewhere.example",
+        "Dr Smith <dr.smith@clinic.example>",
+        "<dr.smith@clinic.example>",
+        '"dr.smith"@clinic.example',
+    ],
+)
+def test_an_email_a_to_header_would_read_as_several_or_named_is_a_422(
+    app: Flask, client: FlaskClient, tenant: Tenant, email: str
+) -> None:
+    """An address the To header would read as two recipients (or a display name and one) is
+    refused at input naming the field, and the stored address stays."""
+    client.post("/v1/sessions", json=session_payload(), headers=tenant.auth())
+    admin = tenant.auth("admin")
+    ok = client.put("/v1/clinicians/T-1/email", json={"email": "t1@clinic.example"}, headers=admin)
+    assert ok.status_code == 200, ok.json
+    r = client.put("/v1/clinicians/T-1/email", json={"email": email}, headers=admin)
+    assert (r.status_code, r.mimetype) == (422, "application/problem+json")
+    assert (r.json["field"], r.json["rule"]) == ("email", "email_format")
+    with app.extensions["fit"].uow() as uow:
+        stored = uow.session.scalar(select(Clinician.email).where(Clinician.external_id == "T-1"))
+    assert stored == "t1@clinic.example"
+
+
+@pytest.mark.parametrize(
     ("url", "why"),
     [
         ("http://127.0.0.1:9/café", "percent-encode"),
