@@ -18,6 +18,7 @@ from sqlalchemy.orm import InstrumentedAttribute, Session, sessionmaker
 from fit_service.adapters.orm import ApiKey, Clinic, Clinician, utcnow
 from fit_service.adapters.unit_of_work import UnitOfWork
 from fit_service.domain.errors import Conflict, FitError, NotFound
+from fit_service.services import audit
 from fit_service.services.principals import Principal, Role
 
 _KEY_PREFIX = "fit"
@@ -148,6 +149,7 @@ def create_api_key(
             name=name,
         )
     )
+    _audit_key(db, clinic.id, "api_key.create", prefix)
     uow.commit()
     return IssuedKey(prefix, role, clinic.public_id, name, secret)
 
@@ -173,7 +175,16 @@ def revoke_api_key(uow: UnitOfWork, prefix: str) -> None:
     if key.revoked_at is not None:
         raise Conflict(f"key {prefix} is already revoked", field="prefix")
     key.revoked_at = utcnow()
+    _audit_key(uow.session, key.clinic_id, "api_key.revoke", prefix)
     uow.commit()
+
+
+def _audit_key(db: Session, clinic_id: int, action: str, prefix: str) -> None:
+    """Who may reach a clinic's health data changed: audited like the data itself, by the
+    system (keys are issued and revoked from the CLI), naming the key by its public prefix."""
+    audit.record(
+        db, Principal(clinic_id, None, Role.ADMIN), [audit.AuditEntry(action, "api_key", prefix)]
+    )
 
 
 def list_api_keys(uow: UnitOfWork, clinic_id: uuid.UUID | str) -> list[KeyInfo]:
