@@ -236,8 +236,8 @@ class ApiKey(Base):
 
 
 class AuditEvent(Base):
-    """Append-only: triggers installed by the migrations refuse UPDATE and DELETE (0001) and,
-    on SQLite, an INSERT OR REPLACE of an existing row (0005)."""
+    """Append-only: triggers installed by the migrations refuse UPDATE and DELETE (0001), on
+    SQLite an INSERT OR REPLACE of an existing row (0005), on PostgreSQL TRUNCATE (0006)."""
 
     __tablename__ = "audit_events"
     __table_args__ = (Index("ix_audit_events_clinic_at", "clinic_id", "at"),)

@@ -42,12 +42,17 @@ def engine(database_url: str) -> Engine:
         "INSERT INTO audit_events (id, at, actor, action, outcome, status_code) "
         "VALUES (1, '2026-12-01 00:00:00+00:00', 'someone else', 'x', 'ok', 200) "
         "ON CONFLICT (id) DO UPDATE SET actor = excluded.actor",
+        "TRUNCATE audit_events",
+        # reaches the audit trail through its foreign key to clinics
+        "TRUNCATE clinics CASCADE",
     ],
-    ids=["update", "delete", "insert-or-replace", "replace", "upsert"],
+    ids=["update", "delete", "insert-or-replace", "replace", "upsert", "truncate", "cascade"],
 )
 def test_no_statement_rewrites_an_audit_row(engine: Engine, statement: str) -> None:
     if "REPLACE" in statement and engine.dialect.name != "sqlite":
         pytest.skip("REPLACE is SQLite's")
+    if "TRUNCATE" in statement and engine.dialect.name != "postgresql":
+        pytest.skip("SQLite has no TRUNCATE")
     with pytest.raises(DBAPIError), engine.begin() as conn:
         conn.execute(text(statement))
     assert _rows(engine) == [(1, "key:abc")]
@@ -60,14 +65,14 @@ def test_new_audit_rows_still_go_in(engine: Engine) -> None:
 
 
 def test_the_guard_goes_with_a_downgrade_and_comes_back(engine: Engine) -> None:
-    """0005 downgrades (on a database holding audit rows) and upgrades again."""
+    """0005 and 0006 downgrade (on a database holding audit rows) and upgrade again."""
     migrations.downgrade(engine, "0004")
     migrations.upgrade(engine)
     rewrite = (
         "INSERT OR REPLACE INTO audit_events (id, at, actor, action, outcome, status_code) "
         "VALUES (1, '2026-12-01 00:00:00+00:00', 'someone else', 'x', 'ok', 200)"
         if engine.dialect.name == "sqlite"
-        else "UPDATE audit_events SET actor = 'someone else'"
+        else "TRUNCATE audit_events"
     )
     with pytest.raises(DBAPIError), engine.begin() as conn:
         conn.execute(text(rewrite))
