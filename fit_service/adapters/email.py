@@ -120,10 +120,12 @@ class SmtpEmailSender:
 
         ``email.to`` must read as exactly one address: ``send_message`` takes its recipients
         from the ``To`` header, where ``dr.smith,other@elsewhere.example`` (one string to the
-        address check in the settings) is two — an alert notice to a mailbox nobody chose.
+        address check in the settings) is two — an alert notice to a mailbox nobody chose. So
+        is one that reads as another address than the one stored (``team:x@clinic.example``,
+        a group, is mailed to ``x@clinic.example``).
         """
         parsed = getaddresses([email.to])
-        if len(parsed) != 1 or not parsed[0][1]:
+        if len(parsed) != 1 or not parsed[0][1] or parsed[0][1] != email.to:
             raise NotOneAddress("the recipient is not exactly one e-mail address")
         msg = EmailMessage()
         msg["From"] = self.settings.from_address

@@ -38,10 +38,11 @@ from fit_service.services.principals import Permission, Principal
 SECTIONS = ("risk", "reports", "delivery")
 #: A simple shape check only: deliverability is the SMTP relay's business. No white space and
 #: no control character (NUL cannot be stored by PostgreSQL; CR/LF would break SMTP headers),
-#: and none of the characters that make a To header hold more than one address or a display
-#: name (, ; < > ( ) [ ] \ and "): "dr.smith,other@elsewhere.example" was stored and then read
-#: as two recipients (the sender now refuses such a recipient; this says so at input).
-_ADDRESS_CHAR = r"[^@\s\x00-\x1f\x7f,;<>()\[\]\\\"]"
+#: and none of the characters that make a To header hold more than one address, a group or a
+#: display name (, ; : < > ( ) [ ] \ and "): "dr.smith,other@elsewhere.example" was stored and
+#: then read as two recipients, "x@clinic.example:25" as "x@clinic.example" and "25" (the
+#: sender now refuses such a recipient; this says so at input).
+_ADDRESS_CHAR = r"[^@\s\x00-\x1f\x7f,;:<>()\[\]\\\"]"
 _EMAIL = re.compile(rf"^{_ADDRESS_CHAR}{{1,64}}@{_ADDRESS_CHAR}{{1,253}}\.{_ADDRESS_CHAR}{{2,}}$")
 _MAX_FAILING_HOURS = 24 * 30
 #: One minute. Shorter is no health signal: the worker retries a failed delivery after 5 s and

@@ -270,6 +270,8 @@ def test_clinician_email_shape_check_refuses_control_characters(
         "Dr Smith <dr.smith@clinic.example>",
         "<dr.smith@clinic.example>",
         '"dr.smith"@clinic.example',
+        "dr.smith@clinic.example:25",  # read as dr.smith@clinic.example and "25"
+        "team:dr.smith@clinic.example",  # a group "team" holding dr.smith@clinic.example
     ],
 )
 def test_an_email_a_to_header_would_read_as_several_or_named_is_a_422(

@@ -178,7 +178,14 @@ def test_a_message_accepted_before_an_odd_quit_answer_counts_as_sent() -> None:
 
 
 @pytest.mark.parametrize(
-    "to", ["dr.smith,someone@elsewhere.example", "dr.smith;someone@elsewhere.example"]
+    "to",
+    [
+        "dr.smith,someone@elsewhere.example",
+        "dr.smith;someone@elsewhere.example",
+        "dr.smith@clinic.example:25",
+        # one address, but not the one stored: the group syntax mails the address inside it
+        "team:someone@elsewhere.example",
+    ],
 )
 def test_a_recipient_that_is_not_one_address_is_refused_for_good(
     smtp_server: tuple[Inbox, int], to: str
