@@ -108,15 +108,24 @@ class Settings:
 
     def _check_public_base_url(self) -> None:
         """E-mails link to alerts under this URL: without a scheme and host every link a
-        clinician gets is broken, and nothing else would notice."""
-        parts = urlsplit(self.public_base_url)
-        if (
-            parts.scheme not in {"http", "https"}
-            or not parts.hostname
-            or _CONTROL.search(self.public_base_url)
-            or parts.query
-            or parts.fragment
-        ):
+        clinician gets is broken, and nothing else would notice. A user name or password in
+        it would be in every e-mail, so it is refused and not echoed."""
+        try:
+            parts = urlsplit(self.public_base_url)
+            _ = parts.port  # ValueError for a port that is not a number in 0-65535
+            ok = (
+                parts.scheme in {"http", "https"}
+                and bool(parts.hostname)
+                and not _CONTROL.search(self.public_base_url)
+                and not parts.query
+                and not parts.fragment
+            )
+            credentials = parts.username is not None or parts.password is not None
+        except ValueError:  # an unbalanced IPv6 bracket, a bad port
+            ok, credentials = False, False
+        if credentials:
+            raise ConfigError("FIT_PUBLIC_BASE_URL must not hold a user name or password")
+        if not ok:
             raise ConfigError(
                 "FIT_PUBLIC_BASE_URL must be an http:// or https:// URL with a host (no query "
                 f"or fragment), e.g. https://fit.clinic.example; got {self.public_base_url!r}"

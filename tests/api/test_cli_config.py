@@ -34,6 +34,16 @@ _ROOT = Path(__file__).resolve().parents[2]
         ({"FIT_PUBLIC_BASE_URL": "ftp://fit.clinic.example"}, "FIT_PUBLIC_BASE_URL"),
         ({"FIT_PUBLIC_BASE_URL": "https://"}, "FIT_PUBLIC_BASE_URL"),
         ({"FIT_PUBLIC_BASE_URL": "https://fit.example/\r\nx"}, "FIT_PUBLIC_BASE_URL"),
+        # urlsplit raised ValueError (a traceback past wsgi's ConfigError handler), or the
+        # port was left unchecked and every link carried it
+        ({"FIT_PUBLIC_BASE_URL": "http://[fe80::1"}, "FIT_PUBLIC_BASE_URL must be an http"),
+        ({"FIT_PUBLIC_BASE_URL": "https://fit.example:abc"}, "FIT_PUBLIC_BASE_URL"),
+        ({"FIT_PUBLIC_BASE_URL": "https://fit.example:99999"}, "FIT_PUBLIC_BASE_URL"),
+        # the links in every e-mail would carry it
+        (
+            {"FIT_PUBLIC_BASE_URL": "https://admin:secret@fit.example"},
+            "FIT_PUBLIC_BASE_URL must not hold a user name or password",
+        ),
         # A file where the instance folder should be: a FileExistsError traceback.
         ({"FIT_INSTANCE_PATH": __file__}, "FIT_INSTANCE_PATH must be a folder"),
     ],
