@@ -30,7 +30,7 @@ from fit_service.adapters.db import make_engine
 from fit_service.adapters.orm import Base
 from fit_service.app import create_app
 from fit_service.config import Settings
-from fit_service.services import clinics
+from fit_service.services import clinics, trajectories
 from fit_service.services.principals import Role
 
 PG_ADMIN_URL = os.environ.get(
@@ -102,6 +102,10 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         conn.execute(text("SET LOCAL session_replication_role = replica"))
         conn.execute(text(f"TRUNCATE {', '.join(_TABLES)} RESTART IDENTITY CASCADE"))
     engine.dispose()
+    # The same URL and, with RESTART IDENTITY, the same clinic ids as the previous test: the
+    # per-process trajectory models (keyed by URL, clinic and count of closed episodes) were
+    # that test's, so a test with another cohort of the same size was judged by its model.
+    trajectories._cache.clear()
     return url
 
 

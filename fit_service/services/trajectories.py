@@ -232,10 +232,15 @@ def episode_trajectory(
         uow.session, principal, [audit.AuditEntry("episode.trajectory", "episode", str(episode_id))]
     )
     uow.commit()
+    # An intake outside the clinic ETR's fitted range is judged, and its line drawn, by the
+    # ETR's rational fallback alone (domain.trajectory: no extrapolation): name that model.
+    shown: TrajectoryModel = model
+    if isinstance(model, ClinicEtr) and model.fallback is not None and intake is not None:
+        shown = model if model.covers_intake(intake) else model.fallback
     return {
         "episode_id": str(episode_id),
         "instrument": instrument.code,
-        "model": model.label,
+        "model": shown.label,
         "intake": intake,
         "clinical_cutoff": criteria.cutoff.value,
         "points": points,

@@ -116,3 +116,18 @@ def test_etr_fallback_judges_at_the_clinics_checkpoints() -> None:
     assert model.assess(20.0, 10, 21.0).on_track is False
     judged = clinic.assess(20.0, 10, 21.0)
     assert (judged.on_track, judged.guidance) == (True, Guidance.DISCUSS)
+
+
+def test_an_intake_outside_the_fitted_range_names_the_model_that_judged_it(
+    client: FlaskClient, tenant: Tenant
+) -> None:
+    """The clinic's ETR was fitted on intakes 10-22; an intake of 30 is judged, and its line
+    drawn, by the rational rules, and the answer's model says so (it named the ETR, while the
+    outcome beside it named the rational model)."""
+    close_cohort(client, tenant)
+    episode_id = post(client, tenant, [[ors(30.0)], [ors(31.0)], [ors(32.0)]])
+    traj = trajectory(client, tenant, episode_id)
+    judged_by = traj["outcome"]["trajectory"]["model"]
+    assert not judged_by.startswith("etr:")
+    assert traj["model"] == judged_by
+    assert all("intake outside" in p["reason"] for p in traj["points"][1:])
