@@ -273,7 +273,16 @@ def wai_clear_streak(
 
 
 def _latest_closed(alerts: Iterable[Alert], kind: str, treating: str | None) -> Alert | None:
-    closed = [a for a in alerts if a.kind == kind and not a.status.is_active]
+    """The latest closed alert of ``kind`` that speaks for the treating clinician: one another
+    clinician resolved or dismissed (a colleague covering a session) is passed over, so it
+    neither silences the treating clinician nor hides their own earlier dismissal."""
+    closed = [
+        a
+        for a in alerts
+        if a.kind == kind
+        and not a.status.is_active
+        and (a.status not in _CLOSED_BY_CLINICIAN or _closed_by_treating(a, treating))
+    ]
     return max(closed, key=lambda a: (a.observed_on, _seen(a, treating)), default=None)
 
 

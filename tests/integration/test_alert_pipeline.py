@@ -658,3 +658,33 @@ def test_an_acknowledged_alert_moved_to_a_new_clinician_is_open_again(
     assert sorted(r.channel for r in reassigned) == ["email", "webhook"]
     assert all('"type":"alert.reassigned"' in r.body for r in reassigned if r.channel == "webhook")
     assert audited(engine, "alert.reassign") == [str(moved.public_id)]
+
+
+def test_a_cover_session_does_not_undo_the_treating_clinicians_own_dismissal(
+    app: Flask,
+    client: FlaskClient,
+    tenant: Tenant,
+    engine: Engine,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """T-1 dismissed the low-alliance alert; one session with a covering colleague (T-2) gets
+    T-2 an alert of their own, which T-2 dismisses too; back with T-1 and the same low SRS,
+    T-1's own dismissal still holds: T-1 is not alerted again about what they dismissed."""
+    t2 = {"Authorization": f"Bearer {add_clinician(app, tenant, 'T-2')}"}
+    low = [ors(18), srs(8.5, 8.5, 8.5, 8.5)]
+    post(client, tenant, "S1", weeks_ago(5), low)
+    (first,) = alerts(engine)
+    at = datetime.combine(weeks_ago(5), time(15), tzinfo=UTC)
+    dismiss_at(client, tenant, monkeypatch, first.public_id, at, "Known; we talk about it weekly.")
+    post(client, tenant, "S2", weeks_ago(4), low, clinician_id="T-2")
+    cover = alerts(engine)[1]
+    monkeypatch.setattr(alert_service, "utcnow", lambda: at + timedelta(weeks=1))
+    r = client.post(
+        f"/v1/alerts/{cover.public_id}/dismiss",
+        json={"reason": "Covering; T-1 knows."},
+        headers={**t2, "If-Match": '"1"'},
+    )
+    assert r.status_code == 200, r.json
+    monkeypatch.undo()
+    post(client, tenant, "S3", weeks_ago(3), low)
+    assert [a.status for a in alerts(engine)] == ["dismissed", "dismissed"]
