@@ -412,7 +412,10 @@ class ClinicEtr:
         if self.fallback is not None and not self.covers(intake, session):
             judged = self.fallback.assess(intake, session, score)
             return replace(judged, reason=f"{judged.reason} ({self._outside(intake)})")
-        expected = self.expected(intake, session)
+        # Judged against the attainable expectation: the log curve can run past the scale's
+        # end for a high intake, and a client at 40/40 is not "below expectation" because the
+        # line says 41.5 (a ceiling, not a shortfall). Without bounds, unclipped.
+        expected = self._clip(self.expected(intake, session))
         band = self.band_for(session)
         percentile = band.percentile_of(score - expected)
         on_track = self._worse_tail(percentile) >= self.off_track_percentile
@@ -420,7 +423,7 @@ class ClinicEtr:
         return TrajectoryAssessment(
             session=session,
             score=score,
-            expected=self._clip(expected),
+            expected=expected,
             band_low=self._clip(expected + band.at(p)),
             band_high=self._clip(expected + band.at(100.0 - p)),
             percentile=percentile,

@@ -131,3 +131,16 @@ def test_an_intake_outside_the_fitted_range_names_the_model_that_judged_it(
     assert not judged_by.startswith("etr:")
     assert traj["model"] == judged_by
     assert all("intake outside" in p["reason"] for p in traj["points"][1:])
+
+
+def test_a_client_at_the_scale_maximum_is_not_below_an_expectation_beyond_it(
+    client: FlaskClient, tenant: Tenant
+) -> None:
+    """Intake 36.8 and 40/40 at every later session: the curve's expectation runs past 40, and
+    a client at the ceiling was shown 'not on track, beyond the worst 10%'."""
+    close_high_cohort(client, tenant)
+    episode_id = post(client, tenant, [[ors(36.8)], [ors(40.0)], [ors(40.0)], [ors(40.0)]])
+    traj = trajectory(client, tenant, episode_id)
+    assert traj["model"].startswith("etr:clinic-regression")
+    for point in traj["points"][1:]:
+        assert point["on_track"] is True, point
