@@ -57,8 +57,20 @@ def _fail(error: FitError) -> None:
 @fit.command("migrate")
 @click.option("--revision", default="head", show_default=True)
 def migrate(revision: str) -> None:
-    """Bring the database schema to the latest (or the given) migration. Only upgrades."""
+    """Bring the database schema to the latest (or the given) migration. Only upgrades.
+
+    A database a newer release has already migrated (a revision this code does not know) is
+    left alone and the command succeeds: during a rolling upgrade or after a rollback an older
+    instance must still start, as /readyz (200, "ahead") expects."""
     engine = _wiring().engine
+    with engine.connect() as conn:
+        found = migrations.current_revision(conn)
+    if found is not None and not migrations.is_revision(found):
+        click.echo(
+            f"database at migration {found}, newer than this release knows "
+            f"({migrations.head_revision()}): left as it is"
+        )
+        return
     migrations.upgrade(engine, revision)
     with engine.connect() as conn:
         current = migrations.current_revision(conn)

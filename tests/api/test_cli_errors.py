@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from flask import Flask
+from sqlalchemy import text
 
 from fit_service.adapters import migrations
 from fit_service.app import create_app
@@ -84,3 +85,19 @@ def test_migrate_to_an_older_revision_does_not_claim_it_got_there(app: Flask) ->
     again = runner.invoke(args=["fit", "migrate"])
     assert again.exit_code == 0, again.output
     assert again.output == f"database at migration {head}\n"
+
+
+def test_migrate_leaves_a_database_a_newer_release_migrated_alone(app: Flask) -> None:
+    """During a rolling upgrade or after a rollback an older instance runs 'fit migrate' as it
+    starts: a revision it does not know is a newer release's, left as it is (exit 0, as
+    /readyz answers 200 "ahead"), not a failure that keeps the instance from starting."""
+    engine = app.extensions["fit"].engine
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '9999'"))
+    out = app.test_cli_runner().invoke(args=["fit", "migrate"])
+    assert out.exit_code == 0, out.output
+    assert "database at migration 9999, newer than this release knows" in out.output
+    with engine.connect() as conn:
+        assert migrations.current_revision(conn) == "9999"
+    ready = app.test_client().get("/readyz")
+    assert (ready.status_code, ready.json["schema"]["ahead"]) == (200, True)
