@@ -115,7 +115,8 @@ class Alert:
     #: when they resolved or dismissed it
     closed_on: dt.date | None = None
     #: the clinician the alert is for (a live one follows the treating clinician; a closed one
-    #: stays with whoever resolved or dismissed it); ``None`` when not known
+    #: keeps the clinician it was for when it was closed, whether they or a manager closed
+    #: it: the closure is on their behalf); ``None`` when not known
     clinician: str | None = None
 
 
