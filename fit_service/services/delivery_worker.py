@@ -370,13 +370,16 @@ class DeliveryWorker:
         """Put ``row`` back until ``until`` without an attempt: its endpoint just failed to
         answer another row of this batch (see :meth:`run_once`)."""
         with self._factory() as db, db.begin():
-            db.execute(
+            changed = db.execute(
                 update(OutboxMessage)
                 .where(OutboxMessage.id == row.id, OutboxMessage.locked_until == row.lease)
                 .values(next_attempt_at=until, locked_until=None)
                 .execution_options(synchronize_session=False)
-            )
-        self.stats.deferred += 1
+            ).rowcount  # type: ignore[attr-defined]
+        if changed:
+            self.stats.deferred += 1
+        else:  # the lease ran out and another worker has the row: as in _record, theirs counts
+            self.stats.lost += 1
 
     def _release(self, rows: Iterable[_Claimed]) -> None:
         """Give back claimed rows not attempted (shutdown), so they need not wait for the lease."""
