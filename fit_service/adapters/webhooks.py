@@ -140,10 +140,38 @@ def sign_headers(secret: str, message: WebhookMessage, timestamp: datetime) -> d
 # --- URL safety ----------------------------------------------------------------------------
 
 
-def resolve_host(host: str, port: int) -> list[str]:
-    """Every address ``host`` resolves to (the system resolver, TCP only)."""
-    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    return [str(info[4][0]) for info in infos]
+#: How long one name lookup may take. ``getaddrinfo`` has no timeout of its own: with the
+#: usual resolver settings a nameserver that never answers holds it for up to ~30 s, inside an
+#: admin's registration request or ahead of a send's own deadline.
+DNS_TIMEOUT = 5.0
+
+
+def resolve_host(host: str, port: int, timeout: float = DNS_TIMEOUT) -> list[str]:
+    """Every address ``host`` resolves to (the system resolver, TCP only); ``TimeoutError``
+    (an ``OSError``, so "does not resolve") after ``timeout`` seconds.
+
+    The lookup runs in a daemon thread that is left to finish on its own when it takes too
+    long (the resolver cannot be interrupted); the worker sends one message at a time and
+    each lookup is bounded by the resolver's own retries, so few such threads are ever alive.
+    """
+    found: list[list[str]] = []
+    failed: list[OSError | UnicodeError] = []
+
+    def lookup() -> None:
+        try:
+            infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+            found.append([str(info[4][0]) for info in infos])
+        except (OSError, UnicodeError) as exc:
+            failed.append(exc)
+
+    thread = threading.Thread(target=lookup, name="fit-dns", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if found:
+        return found[0]
+    if failed:
+        raise failed[0]
+    raise TimeoutError(f"name lookup took longer than {timeout:g} s")
 
 
 def unsafe_address_reason(ip: IPAddress) -> str | None:
