@@ -3,6 +3,7 @@ arithmetic done independently in the test (ORS: reliable change 5 points, adult 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -98,18 +99,25 @@ def test_trajectory_endpoint_uses_rational_rules_without_history(
     assert len(traj["expected_path"]["low"]) == 20
 
 
-def close_cohort(client: FlaskClient, tenant: Tenant) -> None:
-    """80 closed episodes of 4 improving sessions: enough for the clinic's own ETR."""
+def _improving(c: int, n: int) -> float:
+    return 10 + (c % 12) + 2 * n + (c % 3) * 0.4
+
+
+def close_cohort(
+    client: FlaskClient, tenant: Tenant, total: Callable[[int, int], float] = _improving
+) -> None:
+    """80 closed episodes of 4 sessions: enough for the clinic's own ETR. ``total(c, n)`` is
+    client c's ORS at session n+1 (rounded to the 0.4 grid of four items in tenths); by
+    default intakes 10-21 improving by 2 a session."""
     items = []
     for c in range(80):
-        start = 10 + (c % 12)
         for n in range(4):
             items.append(
                 session_payload(
                     ehr_session_id=f"E{c}-{n}",
                     client_id=f"E{c}",
                     date=f"2026-09-{n + 1:02d}",
-                    ratings=[ors(round((start + 2 * n + (c % 3) * 0.4) / 0.4) * 0.4)],
+                    ratings=[ors(round(total(c, n) / 0.4) * 0.4)],
                 )
             )
     resp = client.post("/v1/sessions/batch", json={"sessions": items}, headers=tenant.auth())

@@ -473,13 +473,15 @@ def dismiss_at(
     alert_id: Any,
     at: datetime,
     reason: str,
+    auth: dict[str, str] | None = None,
 ) -> None:
-    """The treating clinician dismisses the alert (version 1) as if at ``at`` (UTC)."""
+    """The clinician (the tenant's clinician key unless ``auth`` says another) dismisses the
+    alert (version 1) as if at ``at`` (UTC)."""
     monkeypatch.setattr(alert_service, "utcnow", lambda: at)
     r = client.post(
         f"/v1/alerts/{alert_id}/dismiss",
         json={"reason": reason},
-        headers={**tenant.auth("clinician"), "If-Match": '"1"'},
+        headers={**(auth or tenant.auth("clinician")), "If-Match": '"1"'},
     )
     assert r.status_code == 200, r.json
     monkeypatch.undo()
@@ -559,14 +561,8 @@ def test_a_dismissal_does_not_hold_for_the_clinician_the_client_moves_to(
     ]
     assert [clinician_of(engine, a.id) for a in found] == ["T-1", "T-2"]
 
-    monkeypatch.setattr(alert_service, "utcnow", lambda: at + timedelta(weeks=1))
-    r = client.post(
-        f"/v1/alerts/{found[1].public_id}/dismiss",
-        json={"reason": "Talked it through with the client."},
-        headers={**t2, "If-Match": '"1"'},
-    )
-    assert r.status_code == 200, r.json
-    monkeypatch.undo()
+    later = at + timedelta(weeks=1)
+    dismiss_at(client, tenant, monkeypatch, found[1].public_id, later, "Talked it through.", t2)
     for n, weeks in ((3, 3), (4, 2)):
         post(client, tenant, f"S{n}", weeks_ago(weeks), low, clinician_id="T-2")
     assert [a.status for a in alerts(engine)] == ["dismissed", "dismissed"]
@@ -678,13 +674,7 @@ def test_a_cover_session_does_not_undo_the_treating_clinicians_own_dismissal(
     dismiss_at(client, tenant, monkeypatch, first.public_id, at, "Known; we talk about it weekly.")
     post(client, tenant, "S2", weeks_ago(4), low, clinician_id="T-2")
     cover = alerts(engine)[1]
-    monkeypatch.setattr(alert_service, "utcnow", lambda: at + timedelta(weeks=1))
-    r = client.post(
-        f"/v1/alerts/{cover.public_id}/dismiss",
-        json={"reason": "Covering; T-1 knows."},
-        headers={**t2, "If-Match": '"1"'},
-    )
-    assert r.status_code == 200, r.json
-    monkeypatch.undo()
+    later = at + timedelta(weeks=1)
+    dismiss_at(client, tenant, monkeypatch, cover.public_id, later, "Covering; T-1 knows.", t2)
     post(client, tenant, "S3", weeks_ago(3), low)
     assert [a.status for a in alerts(engine)] == ["dismissed", "dismissed"]

@@ -43,31 +43,11 @@ def trajectory(client: FlaskClient, tenant: Tenant, episode_id: str) -> dict[str
 def close_high_cohort(client: FlaskClient, tenant: Tenant) -> None:
     """80 closed episodes of 4 sessions, intakes 24-36.8 gaining 1.6 a session up to the 40
     ceiling: clients near the top of the scale, as functional-range intakes are."""
-    items = []
-    for c in range(80):
-        intake = 24.0 + 0.8 * (c % 17)
-        for n in range(4):
-            total = min(ORS_MAX, intake + 1.6 * n + 0.4 * (c % 3))
-            items.append(
-                session_payload(
-                    ehr_session_id=f"H{c}-{n}",
-                    client_id=f"H{c}",
-                    date=f"2026-09-{n + 1:02d}",
-                    ratings=[ors(round(total / 0.4) * 0.4)],
-                )
-            )
-    resp = client.post("/v1/sessions/batch", json={"sessions": items}, headers=tenant.auth())
-    assert resp.json["created"] == len(items)
-    listing = client.get(
-        "/v1/sessions", query_string={"limit": 500}, headers=tenant.auth("manager")
-    ).json["items"]
-    for episode_id in {s["episode_id"] for s in listing}:
-        closed = client.post(
-            f"/v1/episodes/{episode_id}/close",
-            json={"ending_reason": "planned"},
-            headers=tenant.auth(),
-        )
-        assert closed.status_code == 200
+    close_cohort(
+        client,
+        tenant,
+        lambda c, n: min(ORS_MAX, 24.0 + 0.8 * (c % 17) + 1.6 * n + 0.4 * (c % 3)),
+    )
 
 
 def test_clinic_etr_band_is_drawn_within_the_ors_range(client: FlaskClient, tenant: Tenant) -> None:
