@@ -31,6 +31,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 from sqlalchemy.sql.dml import Insert, ReturningInsert
 
+#: Seconds a new PostgreSQL connection may take before it fails (libpq's minimum is 2).
+PG_CONNECT_TIMEOUT_S = 10
+
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """Create the engine with the per-database settings the service relies on.
@@ -72,10 +75,6 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         connect_args.setdefault("connect_timeout", PG_CONNECT_TIMEOUT_S)
         kwargs["connect_args"] = connect_args
     return create_engine(url, **kwargs)
-
-
-#: Seconds a new PostgreSQL connection may take before it fails (libpq's minimum is 2).
-PG_CONNECT_TIMEOUT_S = 10
 
 
 def _json_dumps(value: Any) -> str:

@@ -347,7 +347,8 @@ class ClinicEtr:
 
     ``coefficients`` are ``(b0, b1, b2, b3)`` of
     ``score = b0 + b1·intake + b2·ln k + b3·intake·ln k``; ``bounds`` (the scale's range)
-    clip what is displayed, never the residuals.
+    clip the expected score a client is judged against and what is displayed, never the
+    fitted residuals the band is made of.
     """
 
     direction: Direction

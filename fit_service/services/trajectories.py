@@ -101,8 +101,9 @@ def clinic_model(
         sample = EtrSample.from_arrays(
             data[:, 0].astype(np.int64), data[:, 1].astype(np.int64), data[:, 2]
         )
-        # The scale's range clips the drawn line and bands (ClinicEtr.bounds): a band edge of
-        # 41 on a 0-40 scale is not a score anyone can have. Residuals stay unclipped.
+        # The scale's range clips the expectation and the drawn bands (ClinicEtr.bounds): a
+        # band edge of 41 on a 0-40 scale is not a score anyone can have. The fitted residuals
+        # stay unclipped.
         instrument = REGISTRY[instrument_code]
         bounds = (instrument.total_min, instrument.total_max)
         model = select_trajectory_model(sample, criteria, bounds=bounds)
