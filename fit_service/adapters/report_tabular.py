@@ -4,7 +4,10 @@ Both walk :meth:`GroupFigures.metrics`, the same list the PDF prints, so the thr
 the same figures under the same keys. Conventions (also the API documentation of the export):
 
 * **Proportions** are fractions (0.65, not 65), with ``numerator``, ``n`` (the denominator) and a
-  Wilson 95% CI as ``ci_low``/``ci_high``.
+  Wilson 95% CI as ``ci_low``/``ci_high``. A rate over sessions (no-shows, cancellations,
+  completeness, SRS below the concern line) also carries ``clusters`` (the episodes its
+  sessions come from) and ``effective_n`` (the n its interval is computed on: sessions of one
+  episode are not independent, see the report's methods).
 * **Estimates** (means, medians, effect sizes) carry ``value``, ``n`` and, where there is one, the
   95% CI; a median has ``ci_low``/``ci_high`` null.
 * **Too few**: when n is below ``settings.min_n`` the cell keeps its ``n`` and says
@@ -70,7 +73,7 @@ def value_cell(value: Value, min_n: int, decimals: int = 1) -> dict[str, Any]:
     if isinstance(value, Share):
         # The interval is read once (not once per end): this runs for every cell.
         low, high = (None, None) if too_few else (value.ci or (None, None))
-        return {
+        cell = {
             "kind": "proportion",
             "value": None if too_few else value.value,
             "numerator": None if too_few else value.numerator,
@@ -80,6 +83,10 @@ def value_cell(value: Value, min_n: int, decimals: int = 1) -> dict[str, Any]:
             "too_few": too_few,
             "display": value.display(min_n, decimals),
         }
+        if value.spread is not None:
+            cell["clusters"] = value.clusters
+            cell["effective_n"] = None if too_few else value.effective_n
+        return cell
     assert isinstance(value, Estimate)
     return {
         "kind": "estimate",

@@ -4,7 +4,9 @@ domain.md §4: "Show n and a confidence interval with every figure."
 
 * :func:`pre_post_d` - mean change over the SD of intake scores, CI from Becker (1988).
 * :func:`severity_adjusted_es` - Seidel, Miller & Chow (2014), PCOMS benchmarking.
-* :func:`proportion` - a share with the Wilson (1927) score interval.
+* :func:`proportion` - a share with the Wilson (1927) score interval; for a rate over units
+  nested in clusters (sessions within episodes), on the effective sample size of
+  :class:`ClusterSpread`.
 
 All effect sizes are signed so that **positive means improvement** on the scale's own direction.
 Functions return ``None`` when a figure is undefined (too few cases, no spread in intake scores)
@@ -86,26 +88,114 @@ class Proportion:
         return 100.0 * self.value
 
 
-def proportion(k: int, n: int) -> Proportion | None:
+def proportion(k: int, n: int, effective_n: float | None = None) -> Proportion | None:
     """``k/n`` with the Wilson (1927) score interval; ``None`` when ``n`` is 0.
 
     Wilson rather than the Wald interval because clinic subgroups are small and rates near 0
     or 1 (deterioration about 5-10%, domain.md §4) are common; Newcombe (1998) found the Wald
     interval badly under-covers there while Wilson's stays close to nominal and within [0, 1].
+
+    ``effective_n`` (``0 < effective_n <= n``): the interval of a rate whose units are not
+    independent, e.g. sessions nested in episodes, is the Wilson interval of the same ``p`` with
+    ``n`` replaced by the effective sample size (Korn & Graubard 1998, with the Wilson rather
+    than the Clopper-Pearson form; :meth:`ClusterSpread.effective_n` computes it).
     """
     if n < 0 or not 0 <= k <= n:
         raise ValueError(f"need 0 <= k <= n, got k={k}, n={n}")
     if n == 0:
         return None
+    size = float(n) if effective_n is None else effective_n
+    if not 0.0 < size <= n:
+        raise ValueError(f"need 0 < effective_n <= n, got {effective_n} for n={n}")
     p = k / n
     z2 = Z_95 * Z_95
-    denominator = 1.0 + z2 / n
-    centre = (p + z2 / (2 * n)) / denominator
-    half = Z_95 * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / denominator
+    denominator = 1.0 + z2 / size
+    centre = (p + z2 / (2 * size)) / denominator
+    half = Z_95 * math.sqrt(p * (1 - p) / size + z2 / (4 * size * size)) / denominator
     # At k = 0 (k = n) the lower (upper) bound is exactly 0 (1); set it so rounding cannot move it.
     low = 0.0 if k == 0 else max(0.0, centre - half)
     high = 1.0 if k == n else min(1.0, centre + half)
     return Proportion(k=k, n=n, value=p, ci_low=low, ci_high=high)
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterSpread:
+    """How a rate's units sit in clusters: what its interval needs beyond ``k`` and ``n``.
+
+    Why: a rate over sessions (no-shows, SRS below the concern line, completeness) counts each
+    of a client's sessions, and one client's sessions are alike - a client who misses one
+    appointment tends to miss more. Treating them as independent makes the interval too narrow
+    (Kish 1965: by the design effect). With ``y_i`` the numerator and ``m_i`` the denominator
+    of cluster ``i`` (an episode's sessions), the rate is the ratio estimator ``p = Σy/Σm``
+    and its variance, linearised (Cochran 1977, ch. 6; the with-replacement cluster variance
+    survey software uses), is ``C/(C - 1) · Σ(y_i - p·m_i)² / n²`` over the ``C`` clusters
+    with ``m_i > 0``. Kept as integer sums (``Σy²``, ``Σy·m``, ``Σm²``) so disjoint sets of
+    clusters combine by adding and the result does not depend on their order.
+    """
+
+    clusters: int
+    sum_yy: int
+    sum_ym: int
+    sum_mm: int
+
+    def __post_init__(self) -> None:
+        if min(self.clusters, self.sum_yy, self.sum_ym, self.sum_mm) < 0:
+            raise ValueError("cluster sums cannot be negative")
+
+    @classmethod
+    def of(cls, numerators: npt.ArrayLike, denominators: npt.ArrayLike) -> ClusterSpread:
+        """The spread of per-cluster counts (two integer arrays of one length)."""
+        y = np.asarray(numerators, dtype=np.int64)
+        m = np.asarray(denominators, dtype=np.int64)
+        if y.shape != m.shape or y.ndim != 1:
+            raise ValueError("numerators and denominators must be 1-d arrays of one length")
+        if (y < 0).any() or (y > m).any():
+            raise ValueError("each cluster needs 0 <= numerator <= denominator")
+        # Python ints from here: the products of the sums below can pass 2**63.
+        return cls(
+            clusters=int(np.count_nonzero(m)),
+            sum_yy=int(np.dot(y, y)),
+            sum_ym=int(np.dot(y, m)),
+            sum_mm=int(np.dot(m, m)),
+        )
+
+    def __add__(self, other: ClusterSpread) -> ClusterSpread:
+        return ClusterSpread(
+            self.clusters + other.clusters,
+            self.sum_yy + other.sum_yy,
+            self.sum_ym + other.sum_ym,
+            self.sum_mm + other.sum_mm,
+        )
+
+    def effective_n(self, k: int, n: int) -> float:
+        """The effective sample size of ``k`` of ``n`` in these clusters, in
+        ``[n²/Σm², n]``.
+
+        ``p(1 - p) / Var(p)`` (Kish 1965's ``n / deff``), bounded: above by ``n`` (a design
+        effect below 1 is sampling noise here, so the interval is never narrower than treating
+        sessions as independent - Korn & Graubard 1998 truncate the same way), below by
+        ``n²/Σm²``, the effective n when every cluster is internally uniform (intraclass
+        correlation 1; ``C`` for clusters of equal size). When the variance is zero - ``p`` is
+        0 or 1, or every cluster has the same rate - it says nothing about the clustering and
+        ``n`` is used (Korn & Graubard 1998); with a single cluster there is no between-cluster
+        variance to estimate and the lower bound is used. Exact rational arithmetic until the
+        last division.
+        """
+        if n <= 0:
+            raise ValueError("an effective n needs n > 0")
+        if not 0 <= k <= n or self.sum_mm < n:
+            raise ValueError(f"{k}/{n} does not fit these clusters")
+        lowest = n * n / self.sum_mm
+        if self.clusters < 2:
+            return lowest
+        # n²·Σ(y_i - p·m_i)², an integer: n²Σy² - 2knΣym + k²Σm² (>= 0 as a sum of squares).
+        residual = n * n * self.sum_yy - 2 * k * n * self.sum_ym + k * k * self.sum_mm
+        if residual <= 0:
+            return float(n)
+        # p(1-p) / (C/(C-1) · residual/n⁴) = k(n-k)·n²·(C-1) / (C·residual)
+        c = self.clusters
+        effective = k * (n - k) * n * n * (c - 1) / (c * residual)
+        return min(float(n), max(lowest, effective))
 
 
 # --------------------------------------------------------------------------- pre-post d

@@ -49,6 +49,7 @@ from fit_service.domain.change import (
 )
 from fit_service.domain.effect_sizes import (
     Z_95,
+    ClusterSpread,
     EffectSize,
     SeverityReference,
     pre_post_d,
@@ -286,11 +287,14 @@ class Share:
     A presentation type: the interval itself comes from
     :func:`fit_service.domain.effect_sizes.proportion` (Wilson 1927), the one place the
     project computes it. (Named ``Share`` so it is not confused with that module's
-    ``Proportion`` result type.)
+    ``Proportion`` result type.) ``spread``: for a rate over sessions, how they sit in
+    episodes; the interval is then on the effective sample size (see
+    :class:`~fit_service.domain.effect_sizes.ClusterSpread`).
     """
 
     numerator: int
     denominator: int
+    spread: ClusterSpread | None = None
     #: The Wilson interval, computed on first use and kept (a renderer asks for it up to
     #: three times per cell: low, high and the printed text). Not part of equality.
     _ci: tuple[float, float] | None = field(
@@ -312,7 +316,8 @@ class Share:
     @property
     def ci(self) -> tuple[float, float] | None:
         if self._ci is None and self.denominator:
-            result = proportion(self.numerator, self.denominator)
+            k, n, spread = self.numerator, self.denominator, self.spread
+            result = proportion(k, n, None if spread is None else spread.effective_n(k, n))
             assert result is not None  # a positive denominator always has an interval
             object.__setattr__(self, "_ci", (result.ci_low, result.ci_high))
         return self._ci
@@ -326,6 +331,19 @@ class Share:
     def ci_high(self) -> float | None:
         ci = self.ci
         return None if ci is None else ci[1]
+
+    @property
+    def clusters(self) -> int | None:
+        """How many episodes the rate's sessions come from (``None``: not a rate over
+        sessions)."""
+        return None if self.spread is None else self.spread.clusters
+
+    @property
+    def effective_n(self) -> float | None:
+        """The n the interval is computed on, when it is not :attr:`n` itself."""
+        if self.spread is None or not self.denominator:
+            return None
+        return self.spread.effective_n(self.numerator, self.denominator)
 
     def is_too_few(self, min_n: int) -> bool:
         return self.denominator < max(min_n, 1)
@@ -439,6 +457,8 @@ class Activity:
     sessions_attended: int  # "sessions delivered"
     no_shows: int
     cancellations: int  # cancelled by the client (late or not); clinician cancellations excluded
+    #: how the sessions sit in episodes (``None``: intervals as if sessions were independent)
+    spread: SessionSpread | None = None
 
     def __post_init__(self) -> None:
         _non_negative(self)
@@ -449,11 +469,13 @@ class Activity:
 
     @property
     def no_show_rate(self) -> Share:
-        return Share(self.no_shows, self.sessions_scheduled)
+        spread = None if self.spread is None else self.spread.no_shows
+        return Share(self.no_shows, self.sessions_scheduled, spread)
 
     @property
     def cancellation_rate(self) -> Share:
-        return Share(self.cancellations, self.sessions_scheduled)
+        spread = None if self.spread is None else self.spread.cancellations
+        return Share(self.cancellations, self.sessions_scheduled, spread)
 
 
 @dataclass(frozen=True, slots=True)
@@ -703,6 +725,8 @@ class AllianceSummary:
     flagged_episodes_in_care_after_follow_up: int
     #: the clinic's SRS concern line the low-SRS share was counted against (domain.md §3)
     srs_concern: float = 36.0
+    #: how the sessions sit in episodes (``None``: intervals as if sessions were independent)
+    spread: SessionSpread | None = None
 
     def __post_init__(self) -> None:
         _non_negative(self)
@@ -717,7 +741,8 @@ class AllianceSummary:
 
     @property
     def srs_concern_rate(self) -> Share:
-        return Share(self.srs_below_concern, self.sessions_with_srs)
+        spread = None if self.spread is None else self.spread.srs_below_concern
+        return Share(self.srs_below_concern, self.sessions_with_srs, spread)
 
     @property
     def in_care_after_follow_up(self) -> Share:
@@ -736,6 +761,8 @@ class CompletenessSummary:
     attended_sessions: int
     with_ors: int
     with_srs: int
+    #: how the sessions sit in episodes (``None``: intervals as if sessions were independent)
+    spread: SessionSpread | None = None
 
     def __post_init__(self) -> None:
         _non_negative(self)
@@ -748,11 +775,13 @@ class CompletenessSummary:
 
     @property
     def ors_rate(self) -> Share:
-        return Share(self.with_ors, self.attended_sessions)
+        spread = None if self.spread is None else self.spread.with_ors
+        return Share(self.with_ors, self.attended_sessions, spread)
 
     @property
     def srs_rate(self) -> Share:
-        return Share(self.with_srs, self.attended_sessions)
+        spread = None if self.spread is None else self.spread.with_srs
+        return Share(self.with_srs, self.attended_sessions, spread)
 
 
 def _non_negative(obj: object) -> None:
@@ -1428,12 +1457,22 @@ def method_notes(settings: ReportSettings) -> tuple[MethodNote, ...]:
         MethodNote(
             "Confidence intervals for percentages",
             "Wilson score interval, 95%: (p + z²/2n ± z·√(p(1 - p)/n + z²/4n²)) / (1 + z²/n), "
-            "z = 1.96. Every percentage is printed with its n. Rates over sessions (no-shows, "
-            "cancellations, SRS below the concern line, data completeness) count sessions as "
-            "n, and one client's sessions are not independent: their intervals are narrower "
-            "than the data support, and their n is not the number of clients. Read them as "
-            "descriptive; the rates over episodes (outcomes, dropout) are the ones to compare.",
+            "z = 1.96. Every percentage is printed with its n.",
             "Wilson 1927",
+        ),
+        MethodNote(
+            "Intervals of rates over sessions",
+            "No-show, cancellation, completeness and low-SRS rates count sessions (n = "
+            "sessions), but one client's sessions are alike, so each episode's sessions are "
+            "taken as one cluster (in a clinician's figures, the sessions of the episode that "
+            "clinician held). The rate p = Σy/Σm over the C episodes (y, m: an episode's "
+            "counted and eligible sessions) has the variance V = C/(C - 1) · Σ(y - p·m)² / n²; "
+            "the Wilson interval is then computed on the effective n = p(1 - p)/V, kept between "
+            "n²/Σm² (episodes internally uniform) and n, and n when V = 0. The interval is never "
+            "narrower than one that counts sessions as independent. A client's episodes are "
+            "treated as independent of each other.",
+            "Ratio estimator variance: Cochran 1977, ch. 6; design effect: Kish 1965; Wilson "
+            "interval on the effective n: Korn & Graubard 1998",
         ),
         MethodNote(
             "Confidence intervals for means",
@@ -1708,6 +1747,45 @@ class SessionCounts:
             self.with_ors + other.with_ors,
             self.with_srs + other.with_srs,
             self.srs_below_concern + other.srs_below_concern,
+        )
+
+
+#: The columns of a per-episode session count matrix (:meth:`FiguresBuilder.add_sessions`),
+#: in :class:`SessionCounts` field order.
+SESSION_COLUMNS: tuple[str, ...] = tuple(SessionCounts.__dataclass_fields__)
+
+
+@dataclass(frozen=True, slots=True)
+class SessionSpread:
+    """How a window's sessions sit in episodes, for the intervals of the five rates over
+    sessions (no-shows, cancellations, ORS and SRS completeness, SRS below the concern line).
+
+    One cluster per episode (per episode and clinician in a clinician's figures: the sessions
+    that clinician held). Why episodes: a client's sessions are alike, so the rates' intervals
+    must rest on how much episodes differ, not on the count of sessions
+    (:class:`~fit_service.domain.effect_sizes.ClusterSpread`). A client's episodes are taken
+    as independent of each other; most clients have one episode in a window.
+    """
+
+    no_shows: ClusterSpread
+    cancellations: ClusterSpread
+    with_ors: ClusterSpread
+    with_srs: ClusterSpread
+    srs_below_concern: ClusterSpread
+
+    @classmethod
+    def of(cls, counts: np.ndarray) -> SessionSpread:
+        """From a matrix of one row per cluster, columns :data:`SESSION_COLUMNS`."""
+        if counts.ndim != 2 or counts.shape[1] != len(SESSION_COLUMNS):
+            raise ValueError(f"need one column per {SESSION_COLUMNS}")
+        attended, no_shows, cancellations, with_ors, with_srs, low_srs = counts.T
+        scheduled = attended + no_shows + cancellations
+        return cls(
+            no_shows=ClusterSpread.of(no_shows, scheduled),
+            cancellations=ClusterSpread.of(cancellations, scheduled),
+            with_ors=ClusterSpread.of(with_ors, attended),
+            with_srs=ClusterSpread.of(with_srs, attended),
+            srs_below_concern=ClusterSpread.of(low_srs, with_srs),
         )
 
 
@@ -2139,7 +2217,7 @@ class FiguresBuilder:
         self.settings = settings
         self._parts: list[_Part] = []
         self._pending: list[EpisodeFacts] = []
-        self._session_counts: list[SessionCounts] = []
+        self._session_counts: list[np.ndarray] = []
         # Columns of _parts, remembered with the part count they were made from: parts are
         # only ever appended, so an equal count means they are current.
         self._closed_columns_cache: tuple[int, _ClosedColumns] | None = None
@@ -2184,13 +2262,23 @@ class FiguresBuilder:
             )
         ]
 
+    def _session_matrix(self) -> np.ndarray:
+        """Everything given to :meth:`add_sessions`, one row per cluster."""
+        if not self._session_counts:
+            return np.zeros((0, len(SESSION_COLUMNS)), np.int64)
+        if len(self._session_counts) > 1:
+            self._session_counts = [np.concatenate(self._session_counts)]
+        return self._session_counts[0]
+
     @property
     def sessions(self) -> SessionCounts:
         """The sum of everything given to :meth:`add_sessions` (integers: order-free)."""
-        if not self._session_counts:
-            return SessionCounts()
-        _names, values_of = _fields_of(SessionCounts)
-        return SessionCounts(*map(sum, zip(*map(values_of, self._session_counts), strict=True)))
+        return SessionCounts(*map(int, self._session_matrix().sum(axis=0)))
+
+    @property
+    def session_spread(self) -> SessionSpread:
+        """How the sessions sit in their clusters (integer sums: order-free)."""
+        return SessionSpread.of(self._session_matrix())
 
     def add_episode(self, facts: EpisodeFacts) -> None:
         """One episode (its ending and outcome are decided with the next batch, as a table)."""
@@ -2227,10 +2315,16 @@ class FiguresBuilder:
             if rows[0].size:  # every other mask is within ``active``
                 builder._parts.append((table, *rows))
 
-    def add_sessions(self, counts: SessionCounts) -> None:
-        """Sessions already known to fall in this window and group (an SQL aggregate)."""
-        # Kept and summed once (see sessions): adding SessionCounts here built and checked a
-        # new one per call, thousands of times per report.
+    def add_sessions(self, counts: np.ndarray) -> None:
+        """Sessions already known to fall in this window and group: one row per cluster (an
+        episode's sessions; in a clinician's group, those that clinician held), columns
+        :data:`SESSION_COLUMNS`. Each cluster must come whole, in one row: the rates'
+        intervals rest on how clusters differ (:class:`SessionSpread`)."""
+        counts = np.asarray(counts, dtype=np.int64)
+        if counts.ndim != 2 or counts.shape[1] != len(SESSION_COLUMNS):
+            raise ValueError(f"need one column per {SESSION_COLUMNS}")
+        if (counts < 0).any():
+            raise ValueError("session counts cannot be negative")
         self._session_counts.append(counts)
 
     def add_alert(self, alert: AlertFacts) -> None:
@@ -2352,6 +2446,7 @@ class FiguresBuilder:
         the fitted reference held fixed, whose interval would leave out the sampling error
         of the reference's mean change, which here is the whole estimate."""
         s = self.sessions
+        spread = self.session_spread
         closed = self._closed_columns()
         pairs = self._pair_columns()
         n_pairs = int(pairs.first.size)
@@ -2379,6 +2474,7 @@ class FiguresBuilder:
                 sessions_attended=s.attended,
                 no_shows=s.no_shows,
                 cancellations=s.cancellations,
+                spread=spread,
             ),
             sessions=SessionStats.from_arrays(closed.sessions, closed.days),
             intake_ors=mean_estimate_of_array(self._intakes("intake_ors")),
@@ -2404,8 +2500,9 @@ class FiguresBuilder:
                 flagged_episodes_followed_up=self.flagged_followed_up,
                 flagged_episodes_in_care_after_follow_up=self.flagged_in_care,
                 srs_concern=self.settings.srs_concern,
+                spread=spread,
             ),
-            completeness=CompletenessSummary(s.attended, s.with_ors, s.with_srs),
+            completeness=CompletenessSummary(s.attended, s.with_ors, s.with_srs, spread),
         )
 
     def trend_point(self, period: str) -> TrendPoint:

@@ -72,7 +72,6 @@ from fit_service.domain.monthly_report import (
     GroupReport,
     MonthlyReport,
     ReportSettings,
-    SessionCounts,
     Window,
     fit_reference,
     trailing_months,
@@ -663,13 +662,17 @@ def _add_sessions_and_episodes(db: Session, clinic_id: int, groups: _Groups) -> 
     def count(condition: Any) -> Any:
         return func.sum(case((condition, 1), else_=0))
 
+    # One row per episode, clinician and bucket: the rates over sessions get intervals that
+    # treat each episode's sessions as one cluster (domain SessionSpread).
     sessions = (
         select(
             literal(0),
-            month,
+            per_session.c.episode_id,
             per_session.c.clinician_id,
             per_session.c.age_band,
-            *(null() for _ in range(9)),
+            *(null() for _ in range(3)),
+            month,
+            *(null() for _ in range(5)),
             count(attended),
             count(per_session.c.attendance == "no_show"),
             count(per_session.c.attendance == "cancelled"),
@@ -678,7 +681,9 @@ def _add_sessions_and_episodes(db: Session, clinic_id: int, groups: _Groups) -> 
             count(and_(attended, per_session.c.srs < concern)),
         )
         .where(per_session.c.date >= window.first_day)
-        .group_by(month, per_session.c.clinician_id, per_session.c.age_band)
+        .group_by(
+            per_session.c.episode_id, month, per_session.c.clinician_id, per_session.c.age_band
+        )
     )
     both = union_all(episodes, sessions).subquery()
     query = (
@@ -691,22 +696,52 @@ def _add_sessions_and_episodes(db: Session, clinic_id: int, groups: _Groups) -> 
     # Core, not ORM, execution: the rows are plain tuples either way, and the ORM's result
     # processing costs more per row than everything done with the row below.
     episodes: list[Any] = []
+    sessions_rows: list[Any] = []
     for rows in db.connection().execute(query).partitions():
         for row in rows:
-            if row[0] == 0:
-                _add_session_counts(groups, row)
-            else:
-                episodes.append(row)
+            (sessions_rows if row[0] == 0 else episodes).append(row)
+    _add_session_counts(groups, sessions_rows)
     _add_episodes(groups, episodes)
 
 
-def _add_session_counts(groups: _Groups, row: Any) -> None:
-    _kind, month, clinician_id, band = row[:4]
-    counts = SessionCounts(*(int(n or 0) for n in row[13:]))
-    for group in groups.of(clinician_id, _BANDS[band]):
-        group.trailing.add_sessions(counts)
-        if month:  # the report's month
-            group.month.add_sessions(counts)
+def _add_session_counts(groups: _Groups, rows: list[Any]) -> None:
+    """Hand the session counts (rows of the statement above: episode, clinician, age band,
+    month or not) to the builders as clusters: per episode and clinician to the clinicians,
+    per episode to the clinic and the age bands (an episode's band is its client's)."""
+    count = len(rows)
+    if not count:
+        return
+    episode = np.fromiter(_items(rows, 1), np.int64, count)
+    clinician = np.fromiter((-1 if c is None else c for c in _items(rows, 2)), np.int64, count)
+    band = np.fromiter(map(_BAND_INDEX.__getitem__, _items(rows, 3)), np.int64, count)
+    in_month = np.fromiter((bool(m) for m in _items(rows, 7)), bool, count)
+    counts = np.array([row[13:] for row in rows], dtype=np.int64)
+    bands = tuple(AgeBand)
+    for window, keep in (("trailing", np.ones(count, bool)), ("month", in_month)):
+        if not keep.any():
+            continue
+        # Clusters of the clinic and the bands: episodes.
+        _, summed = _sum_rows(episode[keep], counts[keep])
+        first = np.unique(episode[keep], return_index=True)[1]
+        episode_band = band[keep][first]
+        getattr(groups.clinic, window).add_sessions(summed)
+        for index in np.unique(episode_band).tolist():
+            getattr(groups.band(bands[index]), window).add_sessions(summed[episode_band == index])
+        # Clusters of a clinician: the sessions of one episode that clinician held.
+        pairs = np.stack((clinician[keep], episode[keep]), axis=1)
+        keys, summed = _sum_rows(pairs, counts[keep])
+        for cid in np.unique(keys[:, 0]).tolist():
+            if cid >= 0:
+                getattr(groups.clinician(cid), window).add_sessions(summed[keys[:, 0] == cid])
+
+
+def _sum_rows(keys: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The rows of ``counts`` summed per distinct key (a 1-d array, or rows of a 2-d one),
+    in key order."""
+    unique, inverse = np.unique(keys, axis=0, return_inverse=True)
+    summed = np.zeros((len(unique), counts.shape[1]), np.int64)
+    np.add.at(summed, inverse.reshape(-1), counts)
+    return unique, summed
 
 
 def _add_episodes(groups: _Groups, rows: list[Any]) -> None:

@@ -32,6 +32,7 @@ from fit_service.domain.errors import FitError
 from fit_service.domain.monthly_report import HEADLINE_KEYS
 from fit_service.services import clinics, monthly_reports
 from tests.conftest import Tenant
+from tests.independent_stats import effective_n, wilson
 
 PERIOD = "2026-10"
 MONTH = (date(2026, 10, 1), date(2026, 10, 31))
@@ -51,6 +52,7 @@ class Visit:
     attendance: str = "attended"
     ors: float | None = None
     srs: float | None = None
+    clinician: str | None = None  # who held the session, when not the episode's clinician
 
 
 @dataclass
@@ -126,7 +128,7 @@ def load_history(client: FlaskClient, engine: Engine, tenant: Tenant, episodes: 
             "ehr_session_id": f"{ep.client}-{i}",
             "client_id": ep.client,
             "client_age_band": ep.band,
-            "clinician_id": ep.clinician,
+            "clinician_id": v.clinician or ep.clinician,
             "date": v.day.isoformat(),
             "attendance": v.attendance,
             "ratings": _ratings(ep, v),
@@ -237,14 +239,33 @@ def expected_figures(episodes: Iterable[Ep], window: tuple[date, date]) -> dict[
     out["episodes_closed"] = len(closed)
     in_window = [v for vs in seen for v in vs if _within(v.day, window)]
     attended = [v for v in in_window if v.attendance == "attended"]
-    scheduled = len(in_window)
     out["sessions_delivered"] = len(attended)
-    out["no_show_rate"] = (sum(v.attendance == "no_show" for v in in_window), scheduled)
-    out["cancellation_rate"] = (sum(v.attendance == "cancelled" for v in in_window), scheduled)
-    out["ors_completeness"] = (sum(v.ors is not None for v in attended), len(attended))
-    with_srs = [v for v in attended if v.srs is not None]
-    out["srs_completeness"] = (len(with_srs), len(attended))
-    out["srs_below_concern"] = (sum(v.srs < SRS_CONCERN for v in with_srs), len(with_srs))
+    # Rates over sessions: numerator, n and the (numerator, denominator) of each episode, the
+    # clusters their intervals rest on (each fixture episode has one clinician).
+    per_episode_window = [[v for v in vs if _within(v.day, window)] for vs in seen]
+
+    def over_sessions(
+        counted: Callable[[Visit], bool], among: Callable[[Visit], bool]
+    ) -> tuple[int, int, list[tuple[int, int]]]:
+        clusters = [
+            (sum(among(v) and counted(v) for v in vs), sum(among(v) for v in vs))
+            for vs in per_episode_window
+        ]
+        return sum(y for y, _ in clusters), sum(m for _, m in clusters), clusters
+
+    def was_attended(v: Visit) -> bool:
+        return v.attendance == "attended"
+
+    def rated_srs(v: Visit) -> bool:
+        return was_attended(v) and v.srs is not None
+
+    out["no_show_rate"] = over_sessions(lambda v: v.attendance == "no_show", lambda v: True)
+    out["cancellation_rate"] = over_sessions(lambda v: v.attendance == "cancelled", lambda v: True)
+    out["ors_completeness"] = over_sessions(lambda v: v.ors is not None, was_attended)
+    out["srs_completeness"] = over_sessions(lambda v: v.srs is not None, was_attended)
+    out["srs_below_concern"] = over_sessions(
+        lambda v: v.srs is not None and v.srs < SRS_CONCERN, rated_srs
+    )
 
     per_episode = []
     for _ep, vs in closed:
@@ -378,11 +399,18 @@ def assert_figures_equal(cells: dict[str, Any], expected: dict[str, Any], where:
         if cell["kind"] == "count":
             assert cell["value"] == want, (where, key)
         elif cell["kind"] == "proportion":
-            numerator, n = want
+            numerator, n, *clusters = want
             assert cell["n"] == n, (where, key)
             assert cell["numerator"] == (numerator if n else None), (where, key)
             if n:
                 assert cell["value"] == pytest.approx(want[0] / want[1]), (where, key)
+                # Wilson's interval; for a rate over sessions, on the effective n of the
+                # episodes the sessions sit in.
+                size = effective_n(clusters[0]) if clusters else n
+                interval = (cell["ci_low"], cell["ci_high"])
+                assert interval == pytest.approx(wilson(numerator, size, n)), (where, key)
+            if clusters:
+                assert cell["clusters"] == sum(m > 0 for _, m in clusters[0]), (where, key)
         else:
             value, n = want
             assert cell["n"] == n, (where, key)
@@ -455,6 +483,47 @@ def test_json_equals_an_independent_calculation(
     assert trailing["unilateral_endings"]["numerator"] >= 2
     assert trailing["harmed"]["numerator"] >= 1  # a functional-range start that crossed
     assert month["no_show_rate"]["numerator"] + month["cancellation_rate"]["numerator"] >= 1
+    # ... and the clustering moves the intervals of the rates over sessions
+    for key in ("no_show_rate", "ors_completeness"):
+        assert trailing[key]["effective_n"] < trailing[key]["n"], key
+
+
+def test_rates_over_sessions_cluster_by_episode_and_by_the_clinician_who_held_them(
+    client: FlaskClient, engine: Engine, tenant: Tenant
+) -> None:
+    """An episode shared by two clinicians is one cluster in the clinic's figures and one
+    cluster of the sessions each held in each clinician's (domain SessionSpread)."""
+    day = date(2026, 10, 1)
+
+    def visits(*kinds: tuple[str, str]) -> list[Visit]:
+        return [
+            Visit(day + timedelta(days=3 * i), attendance, clinician=held_by)
+            for i, (attendance, held_by) in enumerate(kinds)
+        ]
+
+    came, missed = "attended", "no_show"
+    shared = visits((came, "T-1"), (missed, "T-1"), (missed, "T-2"), (missed, "T-2"), (came, "T-2"))
+    episodes = [
+        Ep("C-A", "adult", "T-1", visits(*[(came, "T-1")] * 3, (missed, "T-1"))),
+        Ep("C-B", "adult", "T-1", shared),
+        Ep("C-C", "adult", "T-2", visits(*[(came, "T-2")] * 4)),
+    ]
+    load_history(client, engine, tenant, episodes)
+    set_report_settings(engine, {"min_n": 1})
+    data = get_report(client, tenant, "application/json").get_json()
+    expected = {
+        "clinic": (data["overall"], [(1, 4), (3, 5), (0, 4)]),
+        "T-1": (next(c for c in data["clinicians"] if c["key"] == "T-1"), [(1, 4), (1, 2)]),
+        "T-2": (next(c for c in data["clinicians"] if c["key"] == "T-2"), [(2, 3), (0, 4)]),
+    }
+    for name, (group, clusters) in expected.items():
+        cell = group["month"]["no_show_rate"]
+        k, n = sum(y for y, _ in clusters), sum(m for _, m in clusters)
+        assert (cell["numerator"], cell["n"], cell["clusters"]) == (k, n, len(clusters)), name
+        assert cell["effective_n"] == pytest.approx(effective_n(clusters)), name
+        assert name != "clinic" or cell["effective_n"] < n  # the clustering is not vacuous
+        interval = (cell["ci_low"], cell["ci_high"])
+        assert interval == pytest.approx(wilson(k, effective_n(clusters), n)), name
 
 
 def test_trend_points_equal_each_months_closed_episodes(

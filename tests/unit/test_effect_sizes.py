@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from fit_service.domain.change import ChangeCriteria
 from fit_service.domain.effect_sizes import (
+    ClusterSpread,
     EffectLabel,
     SeverityReference,
     interpret_effect_size,
@@ -20,6 +21,7 @@ from fit_service.domain.effect_sizes import (
     standardized_mean_change_variance,
 )
 from fit_service.domain.instruments import ORS, AgeBand, Direction
+from tests.independent_stats import effective_n, wilson
 
 ORS_ADULT = ChangeCriteria.for_instrument(ORS, AgeBand.ADULT)  # clinical: total < 25
 
@@ -265,3 +267,98 @@ def test_wilson_interval_contains_the_estimate_within_unit_range(
     share = proportion(k, n)
     assert share is not None
     assert 0.0 <= share.ci_low <= share.value <= share.ci_high <= 1.0
+
+
+# --------------------------------------------------------------------------- clustered rates
+
+
+cluster_lists = st.lists(
+    st.integers(min_value=1, max_value=40).flatmap(
+        lambda m: st.tuples(st.integers(min_value=0, max_value=m), st.just(m))
+    ),
+    min_size=1,
+    max_size=60,
+)
+
+
+@settings(max_examples=300)
+@given(clusters=cluster_lists)
+def test_effective_n_equals_a_calculation_by_hand(clusters: list[tuple[int, int]]) -> None:
+    y = [a for a, _ in clusters]
+    m = [b for _, b in clusters]
+    spread = ClusterSpread.of(y, m)
+    k, n = sum(y), sum(m)
+    assert spread.effective_n(k, n) == pytest.approx(effective_n(clusters), rel=1e-9)
+
+
+@settings(max_examples=300)
+@given(clusters=cluster_lists)
+def test_clustered_interval_is_wilson_on_the_effective_n_and_never_narrower(
+    clusters: list[tuple[int, int]],
+) -> None:
+    """The interval is Wilson's with n replaced by the effective n (Korn & Graubard 1998),
+    so it holds p and is at least as wide as treating the units as independent."""
+    k, n = sum(a for a, _ in clusters), sum(b for _, b in clusters)
+    effective = ClusterSpread.of(*zip(*clusters, strict=True)).effective_n(k, n)
+    clustered, plain = proportion(k, n, effective), proportion(k, n)
+    assert clustered is not None
+    assert plain is not None
+    low, high = wilson(k, effective_n(clusters), n)
+    assert clustered.ci_low == pytest.approx(low, abs=1e-12)
+    assert clustered.ci_high == pytest.approx(high, abs=1e-12)
+    assert clustered.ci_low <= plain.ci_low + 1e-12 <= clustered.value + 1e-12
+    assert clustered.value <= plain.ci_high <= clustered.ci_high + 1e-12
+
+
+def test_one_unit_per_cluster_is_the_plain_wilson_interval() -> None:
+    """Units that are their own clusters are independent: n²/Σm² = n bounds the effective n
+    from both sides, so the interval is Wilson's on n (the variance alone, p(1-p)/(n-1),
+    would have given n - 1)."""
+    spread = ClusterSpread.of([1] * 30 + [0] * 70, [1] * 100)
+    assert spread.clusters == 100
+    assert spread.effective_n(30, 100) == 100.0
+    assert proportion(30, 100, spread.effective_n(30, 100)) == proportion(30, 100)
+
+
+def test_clusters_all_alike_inside_count_once_each() -> None:
+    """Every episode all no-shows or none (intraclass correlation 1), ten sessions each: the
+    ten clusters carry the information of ten units, not a hundred."""
+    spread = ClusterSpread.of([10, 10, 10, 0, 0, 0, 0, 0, 0, 0], [10] * 10)
+    assert spread.effective_n(30, 100) == pytest.approx(10.0)
+    wide, narrow = proportion(30, 100, 10.0), proportion(30, 100)
+    assert wide is not None
+    assert narrow is not None
+    assert wide.ci_high - wide.ci_low > 2 * (narrow.ci_high - narrow.ci_low)
+
+
+def test_same_rate_in_every_cluster_and_rates_of_0_or_1_keep_n() -> None:
+    """No between-cluster variation observed: nothing to correct (Korn & Graubard 1998)."""
+    assert ClusterSpread.of([2, 4, 1], [4, 8, 2]).effective_n(7, 14) == 14.0
+    assert ClusterSpread.of([0, 0, 0], [4, 8, 2]).effective_n(0, 14) == 14.0
+    assert ClusterSpread.of([4, 8, 2], [4, 8, 2]).effective_n(14, 14) == 14.0
+
+
+def test_one_cluster_gives_the_effective_n_of_one() -> None:
+    """One episode's sessions: no between-episode variance to estimate, so the interval is
+    the widest the design allows (one independent unit)."""
+    spread = ClusterSpread.of([3], [12])
+    assert spread.effective_n(3, 12) == pytest.approx(1.0)
+    share = proportion(3, 12, spread.effective_n(3, 12))
+    assert share is not None
+    assert share.ci_high - share.ci_low > 0.6
+
+
+def test_spreads_of_disjoint_clusters_add() -> None:
+    a, b = ([1, 0, 3], [2, 5, 3]), ([4, 0], [4, 1])
+    joined = ClusterSpread.of(a[0] + b[0], a[1] + b[1])
+    assert ClusterSpread.of(*a) + ClusterSpread.of(*b) == joined
+    assert joined.clusters == 5
+
+
+def test_spread_refuses_impossible_clusters_and_effective_n_out_of_range() -> None:
+    with pytest.raises(ValueError, match="numerator <= denominator"):
+        ClusterSpread.of([3], [2])
+    with pytest.raises(ValueError, match="effective_n"):
+        proportion(3, 10, 11.0)
+    with pytest.raises(ValueError, match="effective_n"):
+        proportion(3, 10, 0.0)

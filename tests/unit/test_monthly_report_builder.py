@@ -20,7 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fit_service.domain.change import ChangeSummary
-from fit_service.domain.effect_sizes import pre_post_d, severity_adjusted_es
+from fit_service.domain.effect_sizes import ClusterSpread, pre_post_d, severity_adjusted_es
 from fit_service.domain.instruments import AgeBand, Direction
 from fit_service.domain.monthly_report import (
     Activity,
@@ -34,6 +34,7 @@ from fit_service.domain.monthly_report import (
     ReportSettings,
     SessionCounts,
     SessionStats,
+    Share,
     Window,
     _preselected_criteria,
     fit_reference,
@@ -271,14 +272,30 @@ def test_figures_follow_episodes_added_after_a_first_figures_call() -> None:
     assert builder.pairs == [(AgeBand.ADULT, 15.0, 27.0), (AgeBand.ADULT, 12.0, 14.0)]
 
 
-def test_session_counts_are_summed() -> None:
-    """add_sessions keeps the aggregates and sessions sums them field by field."""
+def test_session_counts_are_summed_and_their_clusters_kept() -> None:
+    """add_sessions takes one row per cluster; sessions sums them field by field, and the
+    rates over sessions get intervals from the clusters (SessionSpread)."""
     builder = FiguresBuilder(Window.trailing(PERIOD), ReportSettings())
     assert builder.sessions == SessionCounts()
-    builder.add_sessions(SessionCounts(5, 1, 2, 4, 3, 1))
-    builder.add_sessions(SessionCounts(7, 0, 1, 6, 7, 2))
-    assert builder.sessions == SessionCounts(12, 1, 3, 10, 10, 3)
+    builder.add_sessions(np.array([[5, 1, 2, 4, 3, 1]]))
+    builder.add_sessions(np.array([[7, 0, 1, 6, 7, 2], [0, 3, 0, 0, 0, 0]]))
+    assert builder.sessions == SessionCounts(12, 4, 3, 10, 10, 3)
     assert builder.trend(trailing_months(PERIOD))[-1].mean_sessions == Estimate.none()
+    figures = builder.figures(None)
+    no_shows = figures.activity.no_show_rate
+    assert (no_shows.numerator, no_shows.n, no_shows.clusters) == (4, 19, 3)
+    # one no-show in 8 scheduled, none in 8, 3 of 3: the clusters differ, so the interval
+    # is wider than the 19 sessions alone would give
+    assert no_shows.spread == ClusterSpread.of([1, 0, 3], [8, 8, 3])
+    plain = Share(4, 19)
+    assert no_shows.ci is not None
+    assert plain.ci is not None
+    assert no_shows.ci[0] < plain.ci[0]
+    assert no_shows.ci[1] > plain.ci[1]
+    assert figures.completeness.ors_rate.spread == ClusterSpread.of([4, 6, 0], [5, 7, 0])
+    assert figures.alliance.srs_concern_rate.spread == ClusterSpread.of([1, 2], [3, 7])
+    with pytest.raises(ValueError, match="one column per"):
+        builder.add_sessions(np.array([[1, 2, 3]]))
 
 
 def test_builders_of_another_window_are_refused() -> None:
