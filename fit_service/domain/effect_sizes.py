@@ -149,15 +149,29 @@ class ClusterSpread:
         m = np.asarray(denominators, dtype=np.int64)
         if y.shape != m.shape or y.ndim != 1:
             raise ValueError("numerators and denominators must be 1-d arrays of one length")
+        (spread,) = cls.of_columns(y[:, None], m[:, None])
+        return spread
+
+    @classmethod
+    def of_columns(cls, numerators: np.ndarray, denominators: np.ndarray) -> list[ClusterSpread]:
+        """The spreads of several rates over the same clusters at once: column ``j`` of the two
+        integer matrices (one row per cluster) holds rate ``j``'s counts. (A report asks for
+        five rates in each of hundreds of groups; one pass over the matrix serves all five.)"""
+        y = np.asarray(numerators, dtype=np.int64)
+        m = np.asarray(denominators, dtype=np.int64)
+        if y.shape != m.shape or y.ndim != 2:
+            raise ValueError("numerators and denominators must be matrices of one shape")
         if (y < 0).any() or (y > m).any():
             raise ValueError("each cluster needs 0 <= numerator <= denominator")
-        # Python ints from here: the products of the sums below can pass 2**63.
-        return cls(
-            clusters=int(np.count_nonzero(m)),
-            sum_yy=int(np.dot(y, y)),
-            sum_ym=int(np.dot(y, m)),
-            sum_mm=int(np.dot(m, m)),
+        sums = zip(
+            np.count_nonzero(m, axis=0).tolist(),
+            np.einsum("ij,ij->j", y, y).tolist(),
+            np.einsum("ij,ij->j", y, m).tolist(),
+            np.einsum("ij,ij->j", m, m).tolist(),
+            strict=True,
         )
+        # .tolist(): Python ints from here, as the products in effective_n can pass 2**63.
+        return [cls(c, yy, ym, mm) for c, yy, ym, mm in sums]
 
     def __add__(self, other: ClusterSpread) -> ClusterSpread:
         return ClusterSpread(

@@ -300,6 +300,10 @@ class Share:
     _ci: tuple[float, float] | None = field(
         default=None, init=False, repr=False, compare=False, hash=False
     )
+    #: The effective n, likewise (``None``: no spread, or not computed yet).
+    _effective_n: float | None = field(
+        default=None, init=False, repr=False, compare=False, hash=False
+    )
 
     def __post_init__(self) -> None:
         if not 0 <= self.numerator <= self.denominator:
@@ -316,8 +320,7 @@ class Share:
     @property
     def ci(self) -> tuple[float, float] | None:
         if self._ci is None and self.denominator:
-            k, n, spread = self.numerator, self.denominator, self.spread
-            result = proportion(k, n, None if spread is None else spread.effective_n(k, n))
+            result = proportion(self.numerator, self.denominator, self.effective_n)
             assert result is not None  # a positive denominator always has an interval
             object.__setattr__(self, "_ci", (result.ci_low, result.ci_high))
         return self._ci
@@ -343,7 +346,10 @@ class Share:
         """The n the interval is computed on, when it is not :attr:`n` itself."""
         if self.spread is None or not self.denominator:
             return None
-        return self.spread.effective_n(self.numerator, self.denominator)
+        if self._effective_n is None:
+            size = self.spread.effective_n(self.numerator, self.denominator)
+            object.__setattr__(self, "_effective_n", size)
+        return self._effective_n
 
     def is_too_few(self, min_n: int) -> bool:
         return self.denominator < max(min_n, 1)
@@ -1780,13 +1786,10 @@ class SessionSpread:
             raise ValueError(f"need one column per {SESSION_COLUMNS}")
         attended, no_shows, cancellations, with_ors, with_srs, low_srs = counts.T
         scheduled = attended + no_shows + cancellations
-        return cls(
-            no_shows=ClusterSpread.of(no_shows, scheduled),
-            cancellations=ClusterSpread.of(cancellations, scheduled),
-            with_ors=ClusterSpread.of(with_ors, attended),
-            with_srs=ClusterSpread.of(with_srs, attended),
-            srs_below_concern=ClusterSpread.of(low_srs, with_srs),
-        )
+        # The five rates' (numerator, denominator) columns, in field order.
+        numerators = np.stack((no_shows, cancellations, with_ors, with_srs, low_srs), axis=1)
+        denominators = np.stack((scheduled, scheduled, attended, attended, with_srs), axis=1)
+        return cls(*ClusterSpread.of_columns(numerators, denominators))
 
 
 @dataclass(frozen=True, slots=True)

@@ -64,6 +64,7 @@ from fit_service.domain.instruments import (
 )
 from fit_service.domain.monthly_report import (
     NO_DAY,
+    SESSION_COLUMNS,
     AlertFacts,
     EpisodeTable,
     FiguresBuilder,
@@ -715,33 +716,48 @@ def _add_session_counts(groups: _Groups, rows: list[Any]) -> None:
     clinician = np.fromiter((-1 if c is None else c for c in _items(rows, 2)), np.int64, count)
     band = np.fromiter(map(_BAND_INDEX.__getitem__, _items(rows, 3)), np.int64, count)
     in_month = np.fromiter((bool(m) for m in _items(rows, 7)), bool, count)
-    counts = np.array([row[13:] for row in rows], dtype=np.int64)
+    counts = np.stack(
+        [np.fromiter(_items(rows, 13 + i), np.int64, count) for i in range(len(SESSION_COLUMNS))],
+        axis=1,
+    )
     bands = tuple(AgeBand)
-    for window, keep in (("trailing", np.ones(count, bool)), ("month", in_month)):
-        if not keep.any():
+    for window, keep in (("trailing", None), ("month", in_month)):
+        e, c, b, x = (a if keep is None else a[keep] for a in (episode, clinician, band, counts))
+        if not e.size:
             continue
         # Clusters of the clinic and the bands: episodes.
-        _, summed = _sum_rows(episode[keep], counts[keep])
-        first = np.unique(episode[keep], return_index=True)[1]
-        episode_band = band[keep][first]
-        getattr(groups.clinic, window).add_sessions(summed)
+        order = np.argsort(e, kind="stable")
+        starts, per_episode = _sum_runs(x[order], e[order])
+        episode_band = b[order][starts]
+        getattr(groups.clinic, window).add_sessions(per_episode)
         for index in np.unique(episode_band).tolist():
-            getattr(groups.band(bands[index]), window).add_sessions(summed[episode_band == index])
+            getattr(groups.band(bands[index]), window).add_sessions(
+                per_episode[episode_band == index]
+            )
         # Clusters of a clinician: the sessions of one episode that clinician held.
-        pairs = np.stack((clinician[keep], episode[keep]), axis=1)
-        keys, summed = _sum_rows(pairs, counts[keep])
-        for cid in np.unique(keys[:, 0]).tolist():
+        order = np.lexsort((e, c))
+        by_clinician = c[order]
+        starts, per_pair = _sum_runs(x[order], by_clinician, e[order])
+        pair_clinician = by_clinician[starts]
+        bounds = np.flatnonzero(np.diff(pair_clinician)) + 1
+        for cid, block in zip(
+            pair_clinician[np.r_[0, bounds]].tolist(),
+            np.split(per_pair, bounds),
+            strict=True,
+        ):
             if cid >= 0:
-                getattr(groups.clinician(cid), window).add_sessions(summed[keys[:, 0] == cid])
+                getattr(groups.clinician(cid), window).add_sessions(block)
 
 
-def _sum_rows(keys: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The rows of ``counts`` summed per distinct key (a 1-d array, or rows of a 2-d one),
-    in key order."""
-    unique, inverse = np.unique(keys, axis=0, return_inverse=True)
-    summed = np.zeros((len(unique), counts.shape[1]), np.int64)
-    np.add.at(summed, inverse.reshape(-1), counts)
-    return unique, summed
+def _sum_runs(counts: np.ndarray, *keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sum the rows of ``counts`` over each run of equal ``keys`` (sorted rows): the index of
+    each run's first row, and the sums."""
+    change = np.zeros(len(counts), bool)
+    change[0] = True
+    for key in keys:
+        change[1:] |= key[1:] != key[:-1]
+    starts = np.flatnonzero(change)
+    return starts, np.add.reduceat(counts, starts, axis=0)
 
 
 def _add_episodes(groups: _Groups, rows: list[Any]) -> None:
