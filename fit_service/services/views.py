@@ -17,6 +17,7 @@ from sqlalchemy import select
 
 from fit_service.adapters.orm import TherapySession
 from fit_service.adapters.unit_of_work import UnitOfWork
+from fit_service.domain.instruments import age_versions
 from fit_service.domain.trajectory import TrajectoryModel
 from fit_service.services import outcomes, trajectories
 from fit_service.services.history import EpisodeHistory, SessionRecord, load_histories
@@ -26,13 +27,20 @@ from fit_service.services.thresholds import DEFAULT, ClinicThresholds
 Models = Mapping[str, TrajectoryModel]
 
 
+def _measure(instrument: str) -> str:
+    """One key for a measure's two age versions (ORS/CORS, SRS/CSRS): across a band change
+    they are one series, and the intake stays the episode's first score (as in
+    :func:`fit_service.services.outcomes.outcome_series`)."""
+    return min(age_versions(instrument))
+
+
 def _first_totals(history: EpisodeHistory) -> dict[tuple[str, str], float]:
-    """The earliest total per (instrument, rater) in the episode: the intake reference."""
+    """The earliest total per (measure, rater) in the episode: the intake reference."""
     first: dict[tuple[str, str], float] = {}
     for s in history.sessions:
         for r in s.ratings:
             if r.total is not None:
-                first.setdefault((r.instrument, r.rater), r.total)
+                first.setdefault((_measure(r.instrument), r.rater), r.total)
     return first
 
 
@@ -59,8 +67,8 @@ def session_view(
                 "items": r.items,
                 "subscales": r.subscales,
                 "change_since_first": (
-                    round(r.total - first[(r.instrument, r.rater)], 1)
-                    if r.total is not None and (r.instrument, r.rater) in first
+                    round(r.total - first[(_measure(r.instrument), r.rater)], 1)
+                    if r.total is not None and (_measure(r.instrument), r.rater) in first
                     else None
                 ),
             }
