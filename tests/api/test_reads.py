@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 import pytest
@@ -48,3 +49,83 @@ def test_change_since_first_reads_cors_then_ors_as_one_series(
     episode = client.get("/v1/clients/C-1", headers=tenant.auth()).json["episodes"][0]
     assert episode["sessions"][1]["ratings"][0]["change_since_first"] == pytest.approx(8.0)
     assert episode["outcome"]["change"] == pytest.approx(8.0)
+
+
+def _walk(
+    client: FlaskClient, path: str, auth: dict[str, str], key: str, **filters: str
+) -> list[str]:
+    """Every page of a list, two rows at a time, following next_cursor to the end."""
+    seen: list[str] = []
+    query: dict[str, Any] = {"limit": 2, **filters}
+    while True:
+        resp = client.get(path, query_string=query, headers=auth)
+        assert resp.status_code == 200, resp.json
+        seen += [item[key] for item in resp.json["items"]]
+        if resp.json["next_cursor"] is None:
+            return seen
+        query["cursor"] = resp.json["next_cursor"]
+
+
+def test_pages_list_every_row_once(client: FlaskClient, tenant: Tenant) -> None:
+    """Following next_cursor lists every visible row exactly once, also with a filter, after
+    backfilled (earlier-dated) sessions and a revision, and for a clinician key."""
+    for n in range(7):
+        _post(
+            client,
+            tenant,
+            ehr_session_id=f"S-{n}",
+            client_id=f"C-{n % 3}",
+            clinician_id="T-1" if n % 3 else "T-2",
+            date=f"2026-10-{20 - n:02d}",
+        )
+    _post(client, tenant, ehr_session_id="S-1", client_id="C-1", date="2026-10-01")  # revision
+    manager = tenant.auth("manager")
+    sessions = _walk(client, "/v1/sessions", manager, "ehr_session_id")
+    assert sorted(sessions) == [f"S-{n}" for n in range(7)]
+    one = _walk(client, "/v1/sessions", manager, "ehr_session_id", client_id="C-1")
+    assert sorted(one) == ["S-1", "S-4"]
+    assert _walk(client, "/v1/clients", manager, "client_id") == ["C-0", "C-1", "C-2"]
+    assert sorted(_walk(client, "/v1/clinicians", manager, "clinician_id")) == ["T-1", "T-2"]
+    # the clinician key (T-1) never saw C-0, whose sessions were all with T-2
+    mine = tenant.auth("clinician")
+    assert _walk(client, "/v1/clients", mine, "client_id") == ["C-1", "C-2"]
+    assert sorted(_walk(client, "/v1/sessions", mine, "ehr_session_id")) == [
+        "S-1",
+        "S-2",
+        "S-4",
+        "S-5",
+    ]
+    assert _walk(client, "/v1/clinicians", mine, "clinician_id") == ["T-1"]
+
+
+def _cursor(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        "!!!",
+        "a",
+        "\u00e9",
+        _cursor(b"{}"),
+        _cursor(b"[1]"),
+        _cursor(b"\xff\xfe"),
+        _cursor(b"[" * 140),
+        _cursor(b'{"after": -1}'),
+        _cursor(b'{"after": 1.5}'),
+        _cursor(b'{"after": "1"}'),
+        _cursor(b'{"after": true}'),
+        _cursor(b'{"after": 9223372036854775808}'),
+        _cursor(b'{"after": 1' + b"0" * 130 + b"}"),
+    ],
+)
+def test_a_tampered_cursor_is_a_problem_naming_it(
+    client: FlaskClient, tenant: Tenant, cursor: str
+) -> None:
+    """A cursor the service did not issue is a 422 problem naming the cursor, never a 500."""
+    for path in ("/v1/clients", "/v1/sessions", "/v1/clinicians"):
+        resp = client.get(path, query_string={"cursor": cursor}, headers=tenant.auth("manager"))
+        assert resp.status_code == 422, (path, resp.get_data())
+        assert resp.mimetype == "application/problem+json"
+        assert (resp.json["field"], resp.json["rule"]) == ("cursor", "invalid_cursor")
