@@ -97,7 +97,9 @@ def list_alerts(
     limit: int,
 ) -> Page:
     """Newest first, keyset-paginated (the cursor is the last alert seen)."""
-    before = decode_cursor(cursor)
+    statuses = sorted(status.value for status in feed.statuses)
+    scope = f"alerts|{statuses}|{feed.min_severity}|{feed.since}|{feed.until}"
+    before = decode_cursor(cursor, scope)
     query = _query().where(_visible(principal))
     if before:
         query = query.where(Alert.id < before)
@@ -115,7 +117,7 @@ def list_alerts(
     uow.commit()
     return Page(
         [alert_view(r) for r in page],
-        encode_cursor(page[-1].Alert.id) if len(rows) > limit else None,
+        encode_cursor(page[-1].Alert.id, scope) if len(rows) > limit else None,
     )
 
 

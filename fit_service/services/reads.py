@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 import uuid
 from dataclasses import dataclass
@@ -32,25 +33,49 @@ class Page:
     next_cursor: str | None
 
 
-def encode_cursor(last_id: int) -> str:
-    return base64.urlsafe_b64encode(json.dumps({"after": last_id}).encode()).decode().rstrip("=")
+#: The problem field of a cursor error: the query parameter, named as the API's schema
+#: errors name query parameters ("query.limit").
+CURSOR_FIELD = "query.cursor"
 
 
-def decode_cursor(cursor: str | None) -> int:
-    """Opaque to callers; a keyset position (last row id) inside."""
+def _scope_tag(scope: str) -> str:
+    """A short fingerprint of the list and filter a cursor belongs to (not a secret: it only
+    lets a cursor from another list or filter be refused instead of silently skipping rows)."""
+    return hashlib.sha256(scope.encode()).hexdigest()[:12]
+
+
+def encode_cursor(last_id: int, scope: str) -> str:
+    """An opaque cursor: the keyset position (last row id) and the list it was issued for
+    (``scope``: the list's name and its filter, e.g. ``"sessions|client=C-1"``)."""
+    payload = {"after": last_id, "for": _scope_tag(scope)}
+    return base64.urlsafe_b64encode(json.dumps(payload).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None, scope: str) -> int:
+    """The keyset position inside a cursor issued for ``scope``. A cursor of another list
+    (the alert feed counts down, the others up) or of the same list under another filter
+    would skip rows silently, so it is refused; cursors issued before cursors carried their
+    scope (no ``"for"``) are still taken."""
     if not cursor:
         return 0
+    invalid = FitError(
+        "cursor is not one this service issued", field=CURSOR_FIELD, rule="invalid_cursor"
+    )
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
-        value = json.loads(base64.urlsafe_b64decode(padded))["after"]
-    except (ValueError, KeyError, TypeError, binascii.Error):
-        raise FitError(
-            "cursor is not one this service issued", field="cursor", rule="invalid_cursor"
-        ) from None
+        payload = json.loads(base64.urlsafe_b64decode(padded))
+        value, tag = payload["after"], payload.get("for")
+    except (ValueError, KeyError, TypeError, AttributeError, binascii.Error):
+        raise invalid from None
     # bool is an int in Python; and a keyset position must fit a BIGINT.
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**63:
+        raise invalid
+    if tag is not None and tag != _scope_tag(scope):
         raise FitError(
-            "cursor is not one this service issued", field="cursor", rule="invalid_cursor"
+            "cursor belongs to another list or filter: start again without a cursor, or keep "
+            "the filter the cursor came with",
+            field=CURSOR_FIELD,
+            rule="cursor_mismatch",
         )
     return value
 
@@ -85,7 +110,7 @@ def _client_row(uow: UnitOfWork, principal: Principal, external_id: str) -> Clie
 
 def list_clients(uow: UnitOfWork, principal: Principal, cursor: str | None, limit: int) -> Page:
     principal.require(Permission.CLIENTS_READ, Permission.OWN_CLIENTS_READ)
-    after = decode_cursor(cursor)
+    after = decode_cursor(cursor, "clients")
     rows = uow.session.execute(
         select(Client.id, Client.external_id, Client.age_band, Client.created_at)
         .where(visible_clients(principal), Client.id > after)
@@ -99,7 +124,7 @@ def list_clients(uow: UnitOfWork, principal: Principal, cursor: str | None, limi
     ]
     audit.record(uow.session, principal, [audit.AuditEntry("client.list", "client", None)])
     uow.commit()
-    return Page(items, encode_cursor(page[-1].id) if len(rows) > limit else None)
+    return Page(items, encode_cursor(page[-1].id, "clients") if len(rows) > limit else None)
 
 
 def get_client(uow: UnitOfWork, principal: Principal, external_id: str) -> dict[str, Any]:
@@ -125,7 +150,7 @@ def get_client(uow: UnitOfWork, principal: Principal, external_id: str) -> dict[
 
 def list_clinicians(uow: UnitOfWork, principal: Principal, cursor: str | None, limit: int) -> Page:
     principal.require(Permission.CLIENTS_READ, Permission.OWN_CLIENTS_READ)
-    after = decode_cursor(cursor)
+    after = decode_cursor(cursor, "clinicians")
     query = select(Clinician.id, Clinician.external_id).where(
         Clinician.clinic_id == principal.clinic_id, Clinician.id > after
     )
@@ -136,7 +161,7 @@ def list_clinicians(uow: UnitOfWork, principal: Principal, cursor: str | None, l
     uow.commit()
     return Page(
         [{"clinician_id": r.external_id} for r in page],
-        encode_cursor(page[-1].id) if len(rows) > limit else None,
+        encode_cursor(page[-1].id, "clinicians") if len(rows) > limit else None,
     )
 
 
@@ -148,7 +173,8 @@ def list_sessions(
     client: str | None = None,
 ) -> Page:
     principal.require(Permission.CLIENTS_READ, Permission.OWN_CLIENTS_READ)
-    after = decode_cursor(cursor)
+    scope = f"sessions|client={client!r}"
+    after = decode_cursor(cursor, scope)
     query = (
         select(
             TherapySession.id,
@@ -184,7 +210,7 @@ def list_sessions(
     ]
     audit.record(uow.session, principal, [audit.AuditEntry("session.list", "session", client)])
     uow.commit()
-    return Page(items, encode_cursor(page[-1].id) if len(rows) > limit else None)
+    return Page(items, encode_cursor(page[-1].id, scope) if len(rows) > limit else None)
 
 
 def visible_episode_row(uow: UnitOfWork, principal: Principal, episode_id: uuid.UUID) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 from typing import Any
 
 import pytest
@@ -128,4 +129,39 @@ def test_a_tampered_cursor_is_a_problem_naming_it(
         resp = client.get(path, query_string={"cursor": cursor}, headers=tenant.auth("manager"))
         assert resp.status_code == 422, (path, resp.get_data())
         assert resp.mimetype == "application/problem+json"
-        assert (resp.json["field"], resp.json["rule"]) == ("cursor", "invalid_cursor")
+        assert (resp.json["field"], resp.json["rule"]) == ("query.cursor", "invalid_cursor")
+
+
+def test_a_cursor_of_another_list_or_filter_is_refused(client: FlaskClient, tenant: Tenant) -> None:
+    """A cursor only continues the list and filter it came from: used elsewhere it would skip
+    rows without a word (the alert feed even counts down), so it is a 422 naming the cursor.
+    A cursor from before cursors carried their list is still taken."""
+    for n in range(3):
+        _post(client, tenant, ehr_session_id=f"S-{n}", client_id=f"C-{n}")
+    manager = tenant.auth("manager")
+
+    def next_cursor(path: str, **query: str) -> str:
+        resp = client.get(path, query_string={"limit": 1, **query}, headers=manager)
+        assert resp.status_code == 200, resp.json
+        return str(resp.json["next_cursor"])
+
+    clients_cursor = next_cursor("/v1/clients")
+    all_sessions = next_cursor("/v1/sessions")
+    refused = [
+        ("/v1/sessions", {"cursor": clients_cursor}),
+        ("/v1/clinicians", {"cursor": clients_cursor}),
+        ("/v1/alerts", {"cursor": clients_cursor}),
+        ("/v1/sessions", {"cursor": all_sessions, "client_id": "C-0"}),
+    ]
+    for path, query in refused:
+        resp = client.get(path, query_string=query, headers=manager)
+        assert resp.status_code == 422, (path, resp.get_data())
+        assert resp.mimetype == "application/problem+json"
+        assert (resp.json["field"], resp.json["rule"]) == ("query.cursor", "cursor_mismatch")
+    # the same list and filter go on
+    resp = client.get("/v1/clients", query_string={"cursor": clients_cursor}, headers=manager)
+    assert [c["client_id"] for c in resp.json["items"]] == ["C-1", "C-2"]
+    # a cursor without its list (as issued before) is taken
+    legacy = _cursor(json.dumps({"after": 1}).encode())
+    resp = client.get("/v1/sessions", query_string={"cursor": legacy}, headers=manager)
+    assert resp.status_code == 200
