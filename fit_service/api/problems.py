@@ -72,6 +72,7 @@ _RULES = {
     "Invalid input type.": "type_object",
     "Invalid JSON body.": "malformed_json",
     "Control characters and unpaired surrogates are not allowed.": "control_character",
+    "This name appears more than once in its JSON object.": "duplicate_key",
 }
 
 

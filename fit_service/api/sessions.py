@@ -16,6 +16,7 @@ from fit_service.api.context import principal, run, wiring
 from fit_service.api.schemas import (
     BatchIn,
     BatchOut,
+    JsonParser,
     RevisionOut,
     SessionIn,
     SessionOut,
@@ -28,6 +29,8 @@ from fit_service.services.inputs import SessionInput
 from fit_service.services.recording import ItemResult, RefusedItem, record_sessions
 
 blp = Blueprint("sessions", __name__, url_prefix="/v1", description="Therapy sessions and ratings")
+# Before the routes: @blp.arguments binds the parser when it decorates them.
+blp.ARGUMENTS_PARSER = JsonParser()
 
 _STATUS = {"created": 201, "revised": 200, "unchanged": 200}
 

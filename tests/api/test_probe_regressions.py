@@ -1,0 +1,107 @@
+"""Regressions found by black-box probing of POST /v1/sessions and /v1/sessions/batch: each
+bad input is a 4xx problem+json naming the field and the rule, and nothing stored changes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask.testing import FlaskClient
+from sqlalchemy import Engine, text
+
+from tests.conftest import Tenant, session_payload
+
+_TABLES = ("clients", "clinicians", "episodes", "sessions", "session_revisions", "ratings")
+
+
+def _snapshot(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
+    with engine.connect() as conn:
+        return {
+            t: [tuple(r) for r in conn.execute(text(f"SELECT * FROM {t} ORDER BY id"))]  # noqa: S608
+            for t in _TABLES
+        }
+
+
+def _post_raw(client: FlaskClient, tenant: Tenant, path: str, body: str) -> Any:
+    return client.post(path, data=body, content_type="application/json", headers=tenant.auth())
+
+
+def _stored(client: FlaskClient, tenant: Tenant) -> None:
+    resp = client.post(
+        "/v1/sessions", json=session_payload(ehr_session_id="S-0"), headers=tenant.auth()
+    )
+    assert resp.status_code == 201
+
+
+_SESSION = (
+    '"client_id":"C-1","client_age_band":"adult","clinician_id":"T-1","date":"2026-11-02",'
+    '"ratings":[{"instrument":"ors","items":{ITEMS}}]'
+)
+_ITEMS = '"individual":4,"interpersonal":5,"social":4,"overall":5'
+
+
+def _session_json(ehr_id: str = "S-1", items: str = _ITEMS, head: str = "") -> str:
+    return "{" + head + f'"ehr_session_id":"{ehr_id}",' + _SESSION.replace("ITEMS", items) + "}"
+
+
+def test_duplicate_top_level_key_is_refused(
+    client: FlaskClient, tenant: Tenant, engine: Engine
+) -> None:
+    """{"ehr_session_id": "S-x", "ehr_session_id": "S-1"}: which one the EHR meant is unknown;
+    json.loads keeps the last silently. Refused, naming the key."""
+    _stored(client, tenant)
+    before = _snapshot(engine)
+    resp = _post_raw(client, tenant, "/v1/sessions", _session_json(head='"ehr_session_id":"S-x",'))
+    assert resp.status_code == 422, resp.json
+    assert resp.mimetype == "application/problem+json"
+    assert (resp.json["rule"], resp.json["field"]) == ("duplicate_key", "ehr_session_id")
+    assert _snapshot(engine) == before
+
+
+def test_duplicate_item_key_is_refused(client: FlaskClient, tenant: Tenant, engine: Engine) -> None:
+    """An item sent twice ({"individual": 40, "individual": 4}) is refused, not the last
+    value silently kept."""
+    _stored(client, tenant)
+    before = _snapshot(engine)
+    resp = _post_raw(
+        client, tenant, "/v1/sessions", _session_json(items='"individual":40,' + _ITEMS)
+    )
+    assert resp.status_code == 422, resp.json
+    assert resp.mimetype == "application/problem+json"
+    assert (resp.json["rule"], resp.json["field"]) == (
+        "duplicate_key",
+        "ratings[0].items.individual",
+    )
+    assert _snapshot(engine) == before
+
+
+def test_duplicate_key_in_a_batch_item_rejects_only_that_item(
+    client: FlaskClient, tenant: Tenant, engine: Engine
+) -> None:
+    """A batch item with a repeated key is rejected in its own result; the good ones are
+    stored."""
+    bad = _session_json("S-2", items='"social":9,' + _ITEMS)
+    good = _session_json("S-3")
+    resp = _post_raw(
+        client, tenant, "/v1/sessions/batch", '{"sessions":[' + good + "," + bad + "]}"
+    )
+    assert resp.status_code == 200, resp.json
+    results = resp.json["results"]
+    assert [r["outcome"] for r in results] == ["created", "rejected"]
+    assert (results[1]["problem"]["rule"], results[1]["problem"]["field"]) == (
+        "duplicate_key",
+        "ratings[0].items.social",
+    )
+    with engine.connect() as conn:
+        stored = conn.execute(text("SELECT ehr_session_id FROM sessions")).scalars().all()
+    assert stored == ["S-3"]
+
+
+def test_duplicate_sessions_key_of_a_batch_is_refused(
+    client: FlaskClient, tenant: Tenant, engine: Engine
+) -> None:
+    before = _snapshot(engine)
+    body = '{"sessions":[' + _session_json("S-4") + '],"sessions":[' + _session_json("S-5") + "]}"
+    resp = _post_raw(client, tenant, "/v1/sessions/batch", body)
+    assert resp.status_code == 422, resp.json
+    assert (resp.json["rule"], resp.json["field"]) == ("duplicate_key", "sessions")
+    assert _snapshot(engine) == before
