@@ -74,7 +74,9 @@ def _check_number(
         ) from None
     if not math.isfinite(number):
         raise ItemOutOfRange(f"{field_name} must be a finite number", field=field_name)
-    return number
+    # -0.0 is 0: stored and hashed as "-0.0" it would make a re-send of the same session with
+    # 0 a new revision (and print as -0 in reports)
+    return number + 0.0
 
 
 def _on_grid(instrument: Instrument, number: float) -> bool:

@@ -105,3 +105,30 @@ def test_duplicate_sessions_key_of_a_batch_is_refused(
     assert resp.status_code == 422, resp.json
     assert (resp.json["rule"], resp.json["field"]) == ("duplicate_key", "sessions")
     assert _snapshot(engine) == before
+
+
+def test_negative_zero_is_stored_as_zero(client: FlaskClient, tenant: Tenant) -> None:
+    """-0.0 is 0: stored (and hashed) as 0, so re-sending the session with 0 is unchanged,
+    not a spurious revision 2."""
+    items = {"individual": -0.0, "interpersonal": 5, "social": 4, "overall": 5}
+    first = client.post(
+        "/v1/sessions",
+        json=session_payload(ratings=[{"instrument": "ors", "items": items}]),
+        headers=tenant.auth(),
+    )
+    assert first.status_code == 201
+    assert str(first.json["ratings"][0]["items"]["individual"]) == "0.0"
+    again = client.post(
+        "/v1/sessions",
+        json=session_payload(ratings=[{"instrument": "ors", "items": {**items, "individual": 0}}]),
+        headers=tenant.auth(),
+    )
+    assert again.status_code == 200
+    assert again.json["revision"] == 1
+    total_only = client.post(
+        "/v1/sessions",
+        json=session_payload(ehr_session_id="S-2", ratings=[{"instrument": "ors", "total": -0.0}]),
+        headers=tenant.auth(),
+    )
+    assert total_only.status_code == 201
+    assert str(total_only.json["ratings"][0]["total"]) == "0.0"
