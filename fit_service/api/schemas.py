@@ -53,6 +53,18 @@ EXTERNAL_ID = validate.And(
 )
 
 
+# An EHR session id may hold any printable text, but not only blanks (it names no session), nor
+# blanks around it (" S-1" would be a second session beside "S-1", and no EHR means that).
+_EHR_SESSION_ID_PATTERN = re.compile(r"\S(?:.*\S)?\Z", re.DOTALL)
+EHR_SESSION_ID = validate.And(
+    validate.Length(min=1, max=128),
+    validate.Regexp(
+        _EHR_SESSION_ID_PATTERN, error="not blank, and no whitespace at its start or end"
+    ),
+    no_control_chars,
+)
+
+
 class StrictBoolean(fields.Boolean):
     """JSON true/false only: "yes", 1 and "true" are not booleans in a clinical record."""
 
@@ -169,9 +181,7 @@ class RatingIn(_Base):
 
 
 class SessionIn(_Base):
-    ehr_session_id = fields.String(
-        required=True, validate=[validate.Length(min=1, max=128), no_control_chars]
-    )
+    ehr_session_id = fields.String(required=True, validate=EHR_SESSION_ID)
     client_id = fields.String(
         required=True,
         validate=EXTERNAL_ID,
@@ -246,6 +256,8 @@ def fast_session(raw: Any) -> SessionInput | None:
         return None
     ehr_id = raw.get("ehr_session_id")
     if type(ehr_id) is not str or not 1 <= len(ehr_id) <= 128 or _CONTROL.search(ehr_id):
+        return None
+    if not _EHR_SESSION_ID_PATTERN.match(ehr_id):
         return None
     client_id, clinician_id = raw.get("client_id"), raw.get("clinician_id")
     if not (_external_id(client_id) and _external_id(clinician_id)):

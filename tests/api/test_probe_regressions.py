@@ -132,3 +132,27 @@ def test_negative_zero_is_stored_as_zero(client: FlaskClient, tenant: Tenant) ->
     )
     assert total_only.status_code == 201
     assert str(total_only.json["ratings"][0]["total"]) == "0.0"
+
+
+def test_blank_or_padded_ehr_session_id_is_refused(
+    client: FlaskClient, tenant: Tenant, engine: Engine
+) -> None:
+    """A whitespace-only EHR session id names no session, and " S-1" would be a second
+    session beside "S-1": both refused, in a single call and in a batch."""
+    _stored(client, tenant)
+    before = _snapshot(engine)
+    for ehr_id in ("   ", " S-0", "S-0 ", "\t", "S-0\n"):
+        resp = client.post(
+            "/v1/sessions", json=session_payload(ehr_session_id=ehr_id), headers=tenant.auth()
+        )
+        assert resp.status_code == 422, (ehr_id, resp.json)
+        assert resp.mimetype == "application/problem+json"
+        assert (resp.json["rule"], resp.json["field"]) == ("invalid", "ehr_session_id")
+        batch = client.post(
+            "/v1/sessions/batch",
+            json={"sessions": [session_payload(ehr_session_id=ehr_id)]},
+            headers=tenant.auth(),
+        )
+        assert batch.status_code == 200
+        assert batch.json["results"][0]["outcome"] == "rejected"
+    assert _snapshot(engine) == before
