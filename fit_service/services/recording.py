@@ -661,8 +661,13 @@ def _record(
     loaded = _Loaded(uow, principal.clinic_id, items)
     plan = _Plan()
     results: list[ItemResult | None] = [None] * len(items)
+    resent = _resent_versions(uow, items, loaded)
 
     for index, item in enumerate(items):
+        if index in resent:
+            stored = loaded.sessions[item.ehr_session_id]
+            results[index] = ItemResult(index, "unchanged", stored.public_id, resent[index])
+            continue
         try:
             outcome = _plan_item(index, item, today, loaded, plan)
         except FitError as exc:
@@ -721,6 +726,61 @@ def _record(
         rendered = views.sessions_from_histories(histories.values(), wanted, limits, models)
         final = _with_views(final, rendered)
     return final
+
+
+def _resent_versions(
+    uow: UnitOfWork, items: Sequence[SessionInput], loaded: _Loaded
+) -> dict[int, int]:
+    """The items that re-send a batch's versions of a stored session: index -> the revision
+    each one already is.
+
+    A batch may carry a session and its correction (revisions n and n+1, in input order).
+    Sent again, as an EHR retries, the first version no longer equals what is stored (the
+    correction does), and it would become revision n+2, the correction n+3, and so on at
+    every retry. When the versions a batch holds of a session (a run of equal ones counted
+    once) are exactly its latest stored revisions, in order, the items are a re-send: each
+    is answered unchanged and nothing is stored. One version alone is handled as always (a
+    session sent back to an earlier content is a correction, so a new revision)."""
+    positions: dict[str, list[int]] = {}
+    for index, item in enumerate(items):
+        if item.ehr_session_id in loaded.sessions:
+            positions.setdefault(item.ehr_session_id, []).append(index)
+    repeated = {ehr_id: indexes for ehr_id, indexes in positions.items() if len(indexes) > 1}
+    if not repeated:
+        return {}
+    versions: dict[str, list[tuple[str, list[int]]]] = {}
+    for ehr_id, indexes in repeated.items():
+        runs = versions.setdefault(ehr_id, [])
+        for index in indexes:
+            try:
+                digest = content_hash(canonical_content(items[index], score_ratings(items[index])))
+            except FitError:
+                continue  # refused again when it is planned
+            if runs and runs[-1][0] == digest:
+                runs[-1][1].append(index)
+            else:
+                runs.append((digest, [index]))
+    history: dict[int, list[tuple[int, str]]] = {}
+    for chunk in _chunks(loaded.sessions[ehr_id].row_id for ehr_id in repeated):
+        for session_id, revision, digest in uow.session.execute(
+            select(
+                SessionRevision.session_id, SessionRevision.revision, SessionRevision.content_hash
+            )
+            .where(SessionRevision.session_id.in_(chunk))
+            .order_by(SessionRevision.session_id, SessionRevision.revision)
+        ):
+            history.setdefault(session_id, []).append((revision, digest))
+    resent: dict[int, int] = {}
+    for ehr_id, runs in versions.items():
+        stored = history.get(loaded.sessions[ehr_id].row_id, [])
+        if not 2 <= len(runs) <= len(stored):
+            continue
+        tail = stored[-len(runs) :]
+        if [digest for digest, _ in runs] != [digest for _, digest in tail]:
+            continue
+        for (_, indexes), (revision, _) in zip(runs, tail, strict=True):
+            resent.update(dict.fromkeys(indexes, revision))
+    return resent
 
 
 def _refusal_entries(refused: Iterable[RefusedItem]) -> list[audit.AuditEntry]:

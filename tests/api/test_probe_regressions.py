@@ -156,3 +156,32 @@ def test_blank_or_padded_ehr_session_id_is_refused(
         assert batch.status_code == 200
         assert batch.json["results"][0]["outcome"] == "rejected"
     assert _snapshot(engine) == before
+
+
+def test_resending_a_batch_that_revises_a_session_stores_nothing(
+    client: FlaskClient, tenant: Tenant, engine: Engine
+) -> None:
+    """A batch holding two versions of one session (revisions 1 and 2), sent again as an EHR
+    retry does, is a re-send: both items answer unchanged and no revision 3 and 4 appear."""
+    v1 = session_payload()
+    v2 = session_payload(ratings=[{"instrument": "ors", "total": 30}])
+    other = session_payload(ehr_session_id="S-2")
+    body = {"sessions": [v1, other, v2]}
+    first = client.post("/v1/sessions/batch", json=body, headers=tenant.auth())
+    assert [(r["outcome"], r["revision"]) for r in first.json["results"]] == [
+        ("created", 1),
+        ("created", 1),
+        ("revised", 2),
+    ]
+    before = _snapshot(engine)
+    again = client.post("/v1/sessions/batch", json=body, headers=tenant.auth())
+    assert again.status_code == 200
+    assert [(r["outcome"], r["revision"]) for r in again.json["results"]] == [
+        ("unchanged", 1),
+        ("unchanged", 1),
+        ("unchanged", 2),
+    ]
+    assert _snapshot(engine) == before
+    # sending the first version alone is a correction back to it: a new revision
+    back = client.post("/v1/sessions", json=v1, headers=tenant.auth())
+    assert (back.status_code, back.json["revision"]) == (200, 3)
