@@ -18,6 +18,7 @@ import flask
 from marshmallow import RAISE, Schema, ValidationError, fields, post_load, pre_load, validate
 from webargs import core
 from webargs.flaskparser import FlaskParser, is_json_request
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from fit_service.domain.instruments import REGISTRY, AgeBand, Rater
 from fit_service.services.inputs import Attendance, EndingReason, RatingInput, SessionInput
@@ -127,6 +128,17 @@ class JsonParser(FlaskParser):
         if not is_json_request(req):
             return core.missing
         data = req.get_data(cache=True)
+        limit = req.max_content_length
+        if req.content_length is None and limit is not None and len(data) >= limit:
+            # A chunked body (no Content-Length) is read up to the limit and silently cut
+            # there (werkzeug's LimitedStream): a session padded past it would be read as if
+            # it fitted. Whatever follows the limit in the de-chunked input makes it a 413.
+            try:
+                more = req.environ["wsgi.input"].read(1)
+            except (OSError, ValueError):
+                more = b""
+            if more:
+                raise RequestEntityTooLarge()
         try:
             text = data.decode()  # as webargs reads it: UTF-8
         except UnicodeDecodeError as exc:

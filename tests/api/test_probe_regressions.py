@@ -3,8 +3,11 @@ bad input is a 4xx problem+json naming the field and the rule, and nothing store
 
 from __future__ import annotations
 
+import io
+import json
 from typing import Any
 
+from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import Engine, text
 
@@ -185,3 +188,40 @@ def test_resending_a_batch_that_revises_a_session_stores_nothing(
     # sending the first version alone is a correction back to it: a new revision
     back = client.post("/v1/sessions", json=v1, headers=tenant.auth())
     assert (back.status_code, back.json["revision"]) == (200, 3)
+
+
+def _post_chunked(client: FlaskClient, tenant: Tenant, path: str, body: bytes) -> Any:
+    return client.post(
+        path,
+        input_stream=io.BytesIO(body),
+        headers={
+            **tenant.auth(),
+            "Content-Type": "application/json",
+            "Transfer-Encoding": "chunked",
+        },
+        # what gunicorn and werkzeug's server set for a chunked request they de-chunked
+        environ_overrides={"wsgi.input_terminated": True},
+    )
+
+
+def test_a_chunked_body_over_the_limit_is_413(
+    app: Flask, client: FlaskClient, tenant: Tenant, engine: Engine
+) -> None:
+    """A chunked body (no Content-Length) larger than FIT_MAX_BODY_BYTES was cut at the limit
+    and read: a valid session followed by padding was stored (201), anything else was a 400
+    malformed_json. It is a 413 body_too_large, as with a Content-Length; one just at the limit
+    is still read."""
+    limit = app.config["MAX_CONTENT_LENGTH"]
+    session = json.dumps(session_payload()).encode()
+    before = _snapshot(engine)
+    for path, body in (
+        ("/v1/sessions", session),
+        ("/v1/sessions/batch", b'{"sessions": [' + session + b"]}"),
+    ):
+        resp = _post_chunked(client, tenant, path, body + b" " * (limit + 1 - len(body)))
+        assert resp.status_code == 413, resp.json
+        assert resp.mimetype == "application/problem+json"
+        assert (resp.json["rule"], resp.json["field"]) == ("body_too_large", "body")
+    assert _snapshot(engine) == before
+    resp = _post_chunked(client, tenant, "/v1/sessions", session + b" " * (limit - len(session)))
+    assert resp.status_code == 201, resp.json
