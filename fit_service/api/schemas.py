@@ -66,6 +66,21 @@ EHR_SESSION_ID = validate.And(
 )
 
 
+# RFC 3339 full-date, ASCII digits. Python's date.fromisoformat (which fields.Date uses) also
+# reads the basic format (20261102) and ISO week dates: "2026-W45" is a whole week, read as
+# its Monday, a day nobody sent.
+_FULL_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}\Z")
+
+
+class FullDate(fields.Date):
+    """A calendar date as YYYY-MM-DD, and nothing else ISO 8601 allows."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> date:
+        if not isinstance(value, str) or not _FULL_DATE.match(value):
+            raise self.make_error("invalid", input=value, obj_type=self.OBJ_TYPE)
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
 class StrictBoolean(fields.Boolean):
     """JSON true/false only: "yes", 1 and "true" are not booleans in a clinical record."""
 
@@ -212,7 +227,7 @@ class SessionIn(_Base):
         load_default=None,
         metadata={"description": "Defaults to the client's open episode (opened if none)."},
     )
-    date = fields.Date(required=True, metadata={"description": "Session date (clinic-local)."})
+    date = FullDate(required=True, metadata={"description": "Session date (clinic-local)."})
     attendance = fields.Enum(Attendance, by_value=True, load_default=Attendance.ATTENDED)
     ratings = fields.List(fields.Nested(RatingIn), load_default=list)
 
@@ -280,6 +295,8 @@ def fast_session(raw: Any) -> SessionInput | None:
     episode_id = raw.get("episode_id")
     day = raw.get("date")
     if type(day) is not str or (episode_id is not None and type(episode_id) is not str):
+        return None
+    if not _FULL_DATE.match(day):
         return None
     try:
         day = date.fromisoformat(day)  # what fields.Date uses
@@ -495,7 +512,7 @@ class RevisionOut(Schema):
 
 class EpisodeOpenIn(_Base):
     client_id = fields.String(required=True, validate=EXTERNAL_ID)
-    opened_on = fields.Date(required=True)
+    opened_on = FullDate(required=True)
     clinician_id = fields.String(load_default=None, validate=EXTERNAL_ID)
     client_age_band = fields.String(
         load_default=None, validate=validate.OneOf([a.value for a in AgeBand])
@@ -504,7 +521,7 @@ class EpisodeOpenIn(_Base):
 
 class EpisodeCloseIn(_Base):
     ending_reason = fields.Enum(EndingReason, by_value=True, required=True)
-    closed_on = fields.Date(load_default=None)
+    closed_on = FullDate(load_default=None)
     note = fields.String(load_default=None, validate=[validate.Length(max=2000), no_control_chars])
 
 

@@ -7,6 +7,7 @@ import io
 import json
 from typing import Any
 
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import Engine, text
@@ -225,3 +226,38 @@ def test_a_chunked_body_over_the_limit_is_413(
     assert _snapshot(engine) == before
     resp = _post_chunked(client, tenant, "/v1/sessions", session + b" " * (limit - len(session)))
     assert resp.status_code == 201, resp.json
+
+
+@pytest.mark.parametrize("day", ["2026-W45", "2026-W45-1", "20261102", "2026W451"])
+def test_a_date_that_is_not_yyyy_mm_dd_is_refused(
+    client: FlaskClient, tenant: Tenant, engine: Engine, day: str
+) -> None:
+    """Python reads ISO week dates ("2026-W45": a whole week, taken as its Monday) and the
+    basic format: a session was stored on a day nobody sent. Dates are YYYY-MM-DD (RFC 3339
+    full-date, as the OpenAPI document says), for sessions and for opening and closing an
+    episode."""
+    _stored(client, tenant)
+    before = _snapshot(engine)
+    resp = client.post("/v1/sessions", json=session_payload(date=day), headers=tenant.auth())
+    assert resp.status_code == 422, resp.json
+    assert (resp.json["rule"], resp.json["field"]) == ("date_format", "date")
+    batch = client.post(
+        "/v1/sessions/batch",
+        json={"sessions": [session_payload(ehr_session_id="S-9", date=day)]},
+        headers=tenant.auth(),
+    )
+    assert batch.json["results"][0]["problem"]["rule"] == "date_format"
+    opened = client.post(
+        "/v1/episodes",
+        json={"client_id": "C-9", "opened_on": day, "client_age_band": "adult"},
+        headers=tenant.auth(),
+    )
+    assert (opened.status_code, opened.json["rule"]) == (422, "date_format")
+    episode = client.get("/v1/clients/C-1", headers=tenant.auth()).json["episodes"][0]["id"]
+    closed = client.post(
+        f"/v1/episodes/{episode}/close",
+        json={"ending_reason": "planned", "closed_on": day},
+        headers=tenant.auth(),
+    )
+    assert (closed.status_code, closed.json["rule"]) == (422, "date_format")
+    assert _snapshot(engine) == before
