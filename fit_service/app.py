@@ -13,7 +13,7 @@ from typing import Any
 
 from flask import Flask, Response, g, request
 from flask_smorest import Api
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from fit_service.adapters.db import make_engine, make_session_factory
 from fit_service.api import alerts, auth, clients, health, problems, reports, sessions
@@ -122,6 +122,8 @@ def create_app(settings: Settings | None = None) -> Flask:
             return problems.problem_response(body)
         if request.blueprint in authenticated:
             auth.authenticate_request()
+            if request.method in _BODY_METHODS and _chunked_past_limit():
+                raise RequestEntityTooLarge()
         return None
 
     @app.after_request
@@ -157,6 +159,26 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     cli.register(app)
     return app
+
+
+def _chunked_past_limit() -> bool:
+    """Does a chunked body (no Content-Length) go on past ``MAX_CONTENT_LENGTH``?
+
+    werkzeug reads such a body up to the limit and stops there without a word, so a session
+    padded past it would be read as if it fitted, and anything else would be cut into
+    malformed JSON. Read (once, cached for the parser) up to the limit; one byte more in the
+    de-chunked input makes it a 413, as a Content-Length over the limit is. Checked after
+    authentication: an unauthenticated client's body is never read."""
+    limit = request.max_content_length
+    if request.content_length is not None or limit is None or not _has_body():
+        return False
+    if len(request.get_data(cache=True)) < limit:
+        return False
+    try:
+        more = request.environ["wsgi.input"].read(1)
+    except (OSError, ValueError):
+        more = b""
+    return bool(more)
 
 
 def _has_body() -> bool:

@@ -8,7 +8,6 @@ from typing import Any
 
 from flask import request
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from fit_service.api import docs
 from fit_service.api.alert_schemas import (
@@ -28,6 +27,7 @@ from fit_service.api.alert_schemas import (
     WebhookEndpointOut,
 )
 from fit_service.api.context import principal, run, wiring
+from fit_service.api.parsing import Blueprint
 from fit_service.api.sessions import _limit
 from fit_service.domain.errors import FitError, PreconditionFailed, PreconditionRequired
 from fit_service.domain.risk import Severity

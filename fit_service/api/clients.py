@@ -6,10 +6,10 @@ import uuid
 from typing import Any
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from fit_service.api import docs
 from fit_service.api.context import run
+from fit_service.api.parsing import Blueprint
 from fit_service.api.schemas import (
     ClientOut,
     ClientPage,

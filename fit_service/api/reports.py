@@ -14,11 +14,11 @@ from typing import Any
 
 from flask import Response, g, request
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from marshmallow import RAISE, Schema, fields
 
 from fit_service.api import docs, problems
 from fit_service.api.context import principal, run, wiring
+from fit_service.api.parsing import Blueprint
 from fit_service.api.schemas import EXTERNAL_ID
 from fit_service.services import audit, monthly_reports
 

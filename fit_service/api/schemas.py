@@ -7,19 +7,15 @@ scoring`), which knows each instrument's range and resolution and rejects "7", N
 
 from __future__ import annotations
 
-import json
 import re
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date
 from typing import Any
 
-import flask
 from marshmallow import RAISE, Schema, ValidationError, fields, post_load, pre_load, validate
-from webargs import core
-from webargs.flaskparser import FlaskParser, is_json_request
-from werkzeug.exceptions import RequestEntityTooLarge
 
+from fit_service.api.parsing import repeated_names
 from fit_service.domain.instruments import REGISTRY, AgeBand, Rater
 from fit_service.services.inputs import Attendance, EndingReason, RatingInput, SessionInput
 
@@ -92,75 +88,6 @@ class StrictBoolean(fields.Boolean):
         if type(value) is not bool:
             raise self.make_error("invalid", input=value)
         return value
-
-
-DUPLICATE_KEY_MESSAGE = "This name appears more than once in its JSON object."
-
-
-class _JsonObject(dict[str, Any]):
-    """A JSON object whose text repeated a name. ``json.loads`` keeps the last value silently,
-    so ``{"individual": 40, "individual": 4}`` would be stored as 4 (and two ``ehr_session_id``
-    names as either session): which one the sender meant is unknown, so it is refused."""
-
-    __slots__ = ("repeated",)
-    repeated: tuple[str, ...]
-
-
-def _json_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    obj = dict(pairs)
-    if len(obj) == len(pairs):
-        return obj  # a plain dict: the fast load path (fast_session) takes it
-    seen: set[str] = set()
-    repeated = [k for k, _ in pairs if k in seen or seen.add(k)]  # type: ignore[func-returns-value]
-    marked = _JsonObject(obj)
-    marked.repeated = tuple(dict.fromkeys(repeated))
-    return marked
-
-
-def repeated_names(value: Any, *, deep: bool = True) -> dict[Any, Any]:
-    """marshmallow-style messages naming every repeated JSON name in ``value`` (nested
-    objects and arrays too when ``deep``); empty when there is none."""
-    errors: dict[Any, Any] = {}
-    if isinstance(value, _JsonObject):
-        errors.update((name, [DUPLICATE_KEY_MESSAGE]) for name in value.repeated)
-    if not deep:
-        return errors
-    children: Iterable[tuple[Any, Any]] = ()
-    if isinstance(value, dict):
-        children = value.items()
-    elif isinstance(value, list):
-        children = enumerate(value)
-    for key, child in children:
-        if key not in errors and (inner := repeated_names(child)):
-            errors[key] = inner
-    return errors
-
-
-class JsonParser(FlaskParser):
-    """webargs' parser, reading JSON bodies with repeated names marked (see _JsonObject)."""
-
-    def _raw_load_json(self, req: flask.Request) -> Any:
-        if not is_json_request(req):
-            return core.missing
-        data = req.get_data(cache=True)
-        limit = req.max_content_length
-        if req.content_length is None and limit is not None and len(data) >= limit:
-            # A chunked body (no Content-Length) is read up to the limit and silently cut
-            # there (werkzeug's LimitedStream): a session padded past it would be read as if
-            # it fitted. Whatever follows the limit in the de-chunked input makes it a 413.
-            try:
-                more = req.environ["wsgi.input"].read(1)
-            except (OSError, ValueError):
-                more = b""
-            if more:
-                raise RequestEntityTooLarge()
-        try:
-            text = data.decode()  # as webargs reads it: UTF-8
-        except UnicodeDecodeError as exc:
-            raise json.JSONDecodeError(
-                f"Bytes decoding error : {exc.reason}", doc=str(exc.object), pos=exc.start
-            ) from exc
-        return json.loads(text, object_pairs_hook=_json_object)
 
 
 class _Base(Schema):

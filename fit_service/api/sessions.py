@@ -8,15 +8,14 @@ from typing import Any
 
 from flask import g, request
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from marshmallow import ValidationError
 
 from fit_service.api import docs, problems
 from fit_service.api.context import principal, run, wiring
+from fit_service.api.parsing import Blueprint
 from fit_service.api.schemas import (
     BatchIn,
     BatchOut,
-    JsonParser,
     RevisionOut,
     SessionIn,
     SessionOut,
@@ -29,8 +28,6 @@ from fit_service.services.inputs import SessionInput
 from fit_service.services.recording import ItemResult, RefusedItem, record_sessions
 
 blp = Blueprint("sessions", __name__, url_prefix="/v1", description="Therapy sessions and ratings")
-# Before the routes: @blp.arguments binds the parser when it decorates them.
-blp.ARGUMENTS_PARSER = JsonParser()
 
 _STATUS = {"created": 201, "revised": 200, "unchanged": 200}
 

@@ -261,3 +261,27 @@ def test_a_date_that_is_not_yyyy_mm_dd_is_refused(
     )
     assert (closed.status_code, closed.json["rule"]) == (422, "date_format")
     assert _snapshot(engine) == before
+
+
+def test_every_endpoint_refuses_repeated_names_and_chunked_bodies_past_the_limit(
+    app: Flask, client: FlaskClient, tenant: Tenant, engine: Engine
+) -> None:
+    """The body rules hold for every endpoint, not only the sessions ones: closing an episode
+    with two ending reasons named ("planned", then "other") closed it as "other"; a chunked
+    body past the limit was cut and read."""
+    _stored(client, tenant)
+    episode = client.get("/v1/clients/C-1", headers=tenant.auth()).json["episodes"][0]["id"]
+    before = _snapshot(engine)
+    close = f"/v1/episodes/{episode}/close"
+    resp = _post_raw(client, tenant, close, '{"ending_reason":"planned","ending_reason":"other"}')
+    assert resp.status_code == 422, resp.json
+    assert resp.mimetype == "application/problem+json"
+    assert (resp.json["rule"], resp.json["field"]) == ("duplicate_key", "ending_reason")
+    limit = app.config["MAX_CONTENT_LENGTH"]
+    body = b'{"ending_reason":"planned"}'
+    resp = _post_chunked(client, tenant, close, body + b" " * (limit + 1 - len(body)))
+    assert resp.status_code == 413, resp.json
+    assert (resp.json["rule"], resp.json["field"]) == ("body_too_large", "body")
+    assert _snapshot(engine) == before
+    resp = _post_chunked(client, tenant, close, body + b" " * (limit - len(body)))
+    assert resp.status_code == 200, resp.json
