@@ -305,12 +305,41 @@ class RatingOut(Schema):
     change_since_first = fields.Float(allow_none=True)
 
 
+class TrajectoryAssessmentOut(Schema):
+    """Where the latest outcome score stands against the expected path (services/outcomes)."""
+
+    on_track = fields.Boolean(allow_none=True)
+    model = fields.String()
+    reason = fields.String()
+    guidance = fields.String(allow_none=True)
+    expected = fields.Float(allow_none=True)
+    band_low = fields.Float(allow_none=True)
+    band_high = fields.Float(allow_none=True)
+
+
 class OutcomeOut(Schema):
-    instrument = fields.String()
-    intake = fields.Float()
+    """The episode's outcome so far (null before its first outcome score)."""
+
+    instrument = fields.String(metadata={"description": "ors or cors"})
+    intake = fields.Float(metadata={"description": "The episode's first outcome score."})
+    intake_session = fields.Integer()
     latest = fields.Float()
-    change = fields.Float()
-    scores = fields.Integer()
+    latest_session = fields.Integer()
+    change = fields.Float(metadata={"description": "latest - intake"})
+    scores = fields.Integer(metadata={"description": "Outcome scores in the episode."})
+    clinical_cutoff = fields.Float()
+    reliable_change_points = fields.Float()
+    clinical_at_intake = fields.Boolean()
+    clinical_now = fields.Boolean()
+    status = fields.String(
+        allow_none=True,
+        metadata={
+            "enum": ["recovered", "improved", "unchanged", "deteriorated", "harmed", None],
+            "description": "Jacobson & Truax category; null with one score.",
+        },
+    )
+    status_note = fields.String()
+    trajectory = fields.Nested(TrajectoryAssessmentOut)
 
 
 class EpisodeSummaryOut(Schema):
@@ -322,7 +351,7 @@ class EpisodeSummaryOut(Schema):
     closed_on = fields.String(allow_none=True)
     ending_reason = fields.String(allow_none=True)
     sessions_attended = fields.Integer()
-    outcome = fields.Dict(allow_none=True)
+    outcome = fields.Nested(OutcomeOut, allow_none=True)
     risk = fields.Dict(
         allow_none=True,
         metadata={"description": '{"level": "low|elevated|high", "reasons": [...]}'},
@@ -410,8 +439,12 @@ class ClientPage(Schema):
     next_cursor = fields.String(allow_none=True)
 
 
+class ClinicianListItem(Schema):
+    clinician_id = fields.String()
+
+
 class ClinicianPage(Schema):
-    items = fields.List(fields.Dict())
+    items = fields.List(fields.Nested(ClinicianListItem))
     next_cursor = fields.String(allow_none=True)
 
 

@@ -86,9 +86,11 @@ class Sessions(MethodView):
 
     @blp.arguments(SessionPageArgs, location="query")
     @blp.response(200, SessionPage)
-    @docs.errors(blp, *docs.QUERY, 404)
+    @docs.errors(blp, *docs.QUERY)
     def get(self, args: dict[str, Any]) -> Any:
-        """List sessions (optionally one client's), oldest first, with cursor pagination."""
+        """List sessions (optionally one client's: an unknown client has none), in the order
+        they were first recorded (a backfilled session comes after those recorded before it,
+        whatever its date), with cursor pagination."""
         page = run(reads.list_sessions, args["cursor"], _limit(args), args["client_id"])
         return {"items": page.items, "next_cursor": page.next_cursor}
 

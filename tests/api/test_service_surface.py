@@ -16,6 +16,7 @@ from sqlalchemy import text
 from fit_service.adapters import migrations
 from fit_service.app import create_app
 from fit_service.config import ConfigError, Settings
+from tests.conftest import Tenant, session_payload
 
 
 def test_healthz_and_readyz(client: FlaskClient) -> None:
@@ -93,6 +94,76 @@ def test_openapi_references_resolve_and_errors_are_problem_json(client: FlaskCli
         assert content == {
             "application/problem+json": {"schema": {"$ref": "#/components/schemas/ProblemOut"}}
         }
+
+
+def _undocumented(
+    value: Any, schema: dict[str, Any], spec: dict[str, Any], at: str, walked: list[str]
+) -> list[str]:
+    """Paths in ``value`` whose keys the schema does not list, or that miss a listed key
+    (free-form objects, without ``properties``, are not walked; ``walked`` collects the
+    objects that were)."""
+    # a nullable nested schema: {"anyOf": [{"type": "object", "nullable": true}, {"$ref": ...}]}
+    refs = [option for option in schema.get("anyOf", ()) if "$ref" in option]
+    if refs:
+        (schema,) = refs
+    if "$ref" in schema:
+        schema = spec["components"]["schemas"][schema["$ref"].rsplit("/", 1)[1]]
+    if value is None:
+        return []
+    if isinstance(value, list) and "items" in schema:
+        return [
+            p
+            for i, v in enumerate(value)
+            for p in _undocumented(v, schema["items"], spec, f"{at}[{i}]", walked)
+        ]
+    if not isinstance(value, dict) or "properties" not in schema:
+        return []
+    properties = schema["properties"]
+    walked.append(at)
+    found = [f"{at}.{key} (not documented)" for key in value if key not in properties]
+    found += [f"{at}.{key} (documented, absent)" for key in properties if key not in value]
+    for key, inner in value.items():
+        if key in properties:
+            found += _undocumented(inner, properties[key], spec, f"{at}.{key}", walked)
+    return found
+
+
+def test_responses_have_the_fields_the_openapi_document_gives(
+    client: FlaskClient, tenant: Tenant
+) -> None:
+    """An integrator codes against /v1/openapi.json: each read's body has exactly the fields
+    its documented schema lists, nested objects included (the episode's outcome and its
+    trajectory assessment, the clinician list's items)."""
+    spec = client.get("/v1/openapi.json").json
+    auth = tenant.auth("manager")
+    first = client.post("/v1/sessions", json=session_payload(), headers=tenant.auth())
+    second = client.post(
+        "/v1/sessions",
+        json=session_payload(ehr_session_id="S-2", date="2026-11-09"),
+        headers=tenant.auth(),
+    )
+    assert (first.status_code, second.status_code) == (201, 201)
+    assert second.json["episode"]["outcome"]["status"] is not None
+    reads = {
+        ("/v1/sessions", "post"): second.json,
+        ("/v1/clients/{client_id}", "get"): client.get("/v1/clients/C-1", headers=auth).json,
+        ("/v1/clients", "get"): client.get("/v1/clients", headers=auth).json,
+        ("/v1/clinicians", "get"): client.get("/v1/clinicians", headers=auth).json,
+        ("/v1/sessions", "get"): client.get("/v1/sessions?limit=1", headers=auth).json,
+    }
+    walked: list[str] = []
+    for (path, method), body in reads.items():
+        responses = spec["paths"][path][method]["responses"]
+        ok = next(r for status, r in responses.items() if status.startswith("2"))
+        schema = ok["content"]["application/json"]["schema"]
+        assert _undocumented(body, schema, spec, path, walked) == [], (method, path)
+    # the nested objects were checked, not skipped as free-form
+    for nested in (
+        "/v1/sessions.episode.outcome.trajectory",
+        "/v1/clients/{client_id}.episodes[0].outcome",
+        "/v1/clinicians.items[0]",
+    ):
+        assert nested in walked, nested
 
 
 def _operations(spec: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
