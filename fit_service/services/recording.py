@@ -800,6 +800,29 @@ def _status_for(r: ItemResult) -> int:
     return 200
 
 
+def _restates(content: dict[str, Any], existing: _SessionState, loaded: _Loaded) -> bool:
+    """Does ``content`` say what the stored session says, leaving out what the service fills
+    in or spelling it out? An EHR may send the client's age band only at first contact and
+    name the episode or not: the same session without the band (or with the client's band),
+    or with the session's own episode named (or not), is a re-send, not a revision. Tried
+    only when the content hash differs, so an ordinary re-send costs nothing more."""
+    known = loaded.clients.get(content["client_id"])
+    own_episode = str(existing.episode.public_id)
+    bands: set[str | None] = {content["client_age_band"]}
+    if known is not None and content["client_age_band"] in (None, known[1]):
+        bands |= {None, known[1]}
+    episodes: set[str | None] = {content["episode_id"]}
+    if content["episode_id"] in (None, own_episode):
+        episodes |= {None, own_episode}
+    return any(
+        content_hash({**content, "client_age_band": band, "episode_id": episode})
+        == existing.content_hash
+        for band in bands
+        for episode in episodes
+        if (band, episode) != (content["client_age_band"], content["episode_id"])
+    )
+
+
 def _plan_item(
     index: int, item: SessionInput, today: date, loaded: _Loaded, plan: _Plan
 ) -> ItemResult | None:
@@ -819,7 +842,9 @@ def _plan_item(
             rule="date_too_early",
         )
     existing = loaded.sessions.get(item.ehr_session_id)
-    if existing is not None and existing.content_hash == digest:
+    if existing is not None and (
+        existing.content_hash == digest or _restates(content, existing, loaded)
+    ):
         return ItemResult(index, "unchanged", existing.public_id, existing.revision)
     if existing is not None and existing.episode.client_key != item.client_id:
         raise InvalidSession(

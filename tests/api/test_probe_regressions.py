@@ -285,3 +285,28 @@ def test_every_endpoint_refuses_repeated_names_and_chunked_bodies_past_the_limit
     assert _snapshot(engine) == before
     resp = _post_chunked(client, tenant, close, body + b" " * (limit - len(body)))
     assert resp.status_code == 200, resp.json
+
+
+def test_a_resend_without_the_age_band_or_naming_its_episode_is_unchanged(
+    client: FlaskClient, tenant: Tenant, engine: Engine
+) -> None:
+    """The EHR sends the age band at first contact only, or names the episode the service
+    chose: the same session is a re-send (200, same revision), not revision 2. A change of
+    content still revises."""
+    first = client.post("/v1/sessions", json=session_payload(), headers=tenant.auth())
+    assert first.status_code == 201
+    episode = first.json["episode_id"]
+    before = _snapshot(engine)
+    no_band = {k: v for k, v in session_payload().items() if k != "client_age_band"}
+    variants = [no_band, {**no_band, "episode_id": episode}, session_payload(episode_id=episode)]
+    for variant in variants:
+        resp = client.post("/v1/sessions", json=variant, headers=tenant.auth())
+        assert (resp.status_code, resp.json["revision"]) == (200, 1), variant
+    batch = client.post(
+        "/v1/sessions/batch", json={"sessions": variants}, headers=tenant.auth()
+    ).json
+    assert [r["outcome"] for r in batch["results"]] == ["unchanged"] * 3
+    assert _snapshot(engine) == before
+    changed = {**no_band, "date": "2026-11-01"}
+    resp = client.post("/v1/sessions", json=changed, headers=tenant.auth())
+    assert (resp.status_code, resp.json["revision"]) == (200, 2)
