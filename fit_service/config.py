@@ -73,7 +73,10 @@ class Settings:
     smtp_host: str = ""
     smtp_port: int = 25
     smtp_from: str = "fit-service@localhost"
+    #: STARTTLS after connecting (usually port 587), or TLS from the first byte (SMTPS, usually
+    #: port 465): one or the other, and one of them whenever a username and password are set.
     smtp_starttls: bool = False
+    smtp_tls: bool = False
     smtp_username: str = ""
     smtp_password: str = field(default="", repr=False)
     #: Base URL used in e-mails so a clinician can look an alert up.
@@ -176,6 +179,19 @@ class Settings:
             raise ConfigError(
                 "FIT_SMTP_USERNAME and FIT_SMTP_PASSWORD go together: set both to log in to the "
                 "relay, or neither"
+            )
+        if self.smtp_starttls and self.smtp_tls:
+            raise ConfigError(
+                "FIT_SMTP_STARTTLS and FIT_SMTP_TLS exclude each other: STARTTLS upgrades a "
+                "plain connection (usually port 587), FIT_SMTP_TLS is TLS from the start "
+                "(usually port 465); set the one the relay offers"
+            )
+        if self.smtp_username and not (self.smtp_starttls or self.smtp_tls):
+            # The login would cross the network in clear: the relay's password, and then every
+            # message, readable by anyone on the path.
+            raise ConfigError(
+                "FIT_SMTP_USERNAME and FIT_SMTP_PASSWORD need FIT_SMTP_STARTTLS=true or "
+                "FIT_SMTP_TLS=true: the password must not be sent in clear"
             )
 
     @property

@@ -36,7 +36,9 @@ class SmtpSettings:
     host: str
     port: int = 25
     from_address: str = "fit-service@localhost"
+    #: STARTTLS after connecting, or ``tls``: TLS from the first byte (SMTPS). Not both.
     starttls: bool = False
+    tls: bool = False
     username: str | None = None
     password: str | None = field(default=None, repr=False)
     timeout: float = DEFAULT_TIMEOUT
@@ -46,6 +48,10 @@ class SmtpSettings:
             raise ValueError("SMTP host is empty (e-mail is disabled)")
         if (self.username is None) != (self.password is None):
             raise ValueError("SMTP username and password go together")
+        if self.starttls and self.tls:
+            raise ValueError("SMTP uses STARTTLS or implicit TLS, not both")
+        if self.username is not None and not (self.starttls or self.tls):
+            raise ValueError("an SMTP login needs STARTTLS or TLS: never a password in clear")
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SmtpSettings | None:
@@ -59,6 +65,7 @@ class SmtpSettings:
             port=settings.smtp_port,
             from_address=settings.smtp_from,
             starttls=settings.smtp_starttls,
+            tls=settings.smtp_tls,
             username=username,
             password=settings.smtp_password if username is not None else None,
         )
@@ -97,6 +104,25 @@ def _quit(smtp: smtplib.SMTP) -> None:
         smtp.close()
 
 
+class _NoStartTls(Exception):
+    """STARTTLS is configured but the relay's EHLO answer does not offer it."""
+
+
+def _starttls(smtp: smtplib.SMTP, context: ssl.SSLContext) -> None:
+    """Switch to TLS or raise: never carry on in plaintext (to log in or send) when the relay
+    does not offer STARTTLS — a relay misconfigured, or an attacker on the path who removed
+    STARTTLS from the EHLO answer. smtplib's ``starttls()`` raises ``SMTPNotSupportedError``
+    then (and ``SMTPResponseException`` when the relay answers STARTTLS with anything but 220);
+    the check is made here as well so that it does not rest on smtplib alone."""
+    smtp.ehlo_or_helo_if_needed()
+    if not smtp.has_extn("starttls"):
+        raise _NoStartTls
+    try:
+        smtp.starttls(context=context)
+    except smtplib.SMTPNotSupportedError:
+        raise _NoStartTls from None
+
+
 class SmtpEmailSender:
     """Sends plain-text e-mail through one SMTP relay, one connection per message.
 
@@ -108,12 +134,26 @@ class SmtpEmailSender:
         self,
         settings: SmtpSettings,
         *,
-        smtp_factory: Callable[..., smtplib.SMTP] = smtplib.SMTP,
+        smtp_factory: Callable[..., smtplib.SMTP] | None = None,
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
+        """``smtp_factory(host, port, timeout=…)`` replaces the connection (tests); it then
+        owns implicit TLS too. ``ssl_context`` (default: the system's CAs, host names checked)
+        is used for STARTTLS and implicit TLS."""
         self.settings = settings
         self._smtp_factory = smtp_factory
         self._ssl_context = ssl_context
+
+    def _tls_context(self) -> ssl.SSLContext:
+        return self._ssl_context or ssl.create_default_context()
+
+    def _connect(self) -> smtplib.SMTP:
+        s = self.settings
+        if self._smtp_factory is not None:
+            return self._smtp_factory(s.host, s.port, timeout=s.timeout)
+        if s.tls:
+            return smtplib.SMTP_SSL(s.host, s.port, timeout=s.timeout, context=self._tls_context())
+        return smtplib.SMTP(s.host, s.port, timeout=s.timeout)
 
     def build_message(self, email: ClinicianEmail) -> EmailMessage:
         """The MIME message; the default policy refuses line breaks in headers (no injection).
@@ -143,15 +183,18 @@ class SmtpEmailSender:
         s = self.settings
         try:
             msg = self.build_message(email)
-            smtp = self._smtp_factory(s.host, s.port, timeout=s.timeout)
+            smtp = self._connect()
             try:
                 if s.starttls:
-                    smtp.starttls(context=self._ssl_context or ssl.create_default_context())
+                    _starttls(smtp, self._tls_context())
                 if s.username is not None and s.password is not None:
                     smtp.login(s.username, s.password)
                 smtp.send_message(msg)
             finally:
                 _quit(smtp)
+        except _NoStartTls:
+            # Retried: the relay can be fixed, and every attempt asks again.
+            result = DeliveryResult.failed("STARTTLS not offered by the relay")
         except smtplib.SMTPRecipientsRefused as exc:
             codes = [code for code, _ in exc.recipients.values()]
             # 5xx is the server's final word on this address; 4xx (mailbox busy …) may pass later.

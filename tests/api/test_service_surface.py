@@ -258,6 +258,7 @@ def test_settings_at_the_edges_of_the_checks_are_accepted() -> None:
             "FIT_SMTP_FROM": "fit@clinic.example",
             "FIT_SMTP_USERNAME": "fit",
             "FIT_SMTP_PASSWORD": "hunter2",
+            "FIT_SMTP_STARTTLS": "true",
             "FIT_DATABASE_URL": "sqlite:////tmp/fit.sqlite3",
         }
     )

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import shutil
 import socket
+import ssl
+import subprocess
 from collections.abc import Iterator
+from dataclasses import dataclass
 from email import message_from_bytes
 from email.message import Message
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -79,10 +84,41 @@ def smtp_server() -> Iterator[tuple[Inbox, int]]:
     yield from _serve(Inbox())
 
 
+@dataclass(frozen=True)
+class Certificate:
+    """A self-signed certificate for 127.0.0.1: the server's context, and a client context
+    that trusts it (and checks the host name, as the default context does)."""
+
+    server: ssl.SSLContext
+    client: ssl.SSLContext
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> Certificate:
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("openssl is needed to make a test certificate")
+    folder: Path = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        [
+            openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+            "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1",
+            "-addext", "subjectAltName=IP:127.0.0.1",
+            "-keyout", str(key), "-out", str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server.load_cert_chain(cert, key)
+    return Certificate(server=server, client=ssl.create_default_context(cafile=str(cert)))
+
+
 @pytest.fixture
-def smtp_server_with_auth() -> Iterator[tuple[Inbox, int]]:
-    # auth_require_tls=False: the test server has no certificate; real relays use STARTTLS.
-    yield from _serve(Inbox(), authenticator=_authenticate, auth_require_tls=False)
+def smtp_server_with_auth(certificate: Certificate) -> Iterator[tuple[Inbox, int]]:
+    """Offers STARTTLS and takes AUTH only after it (aiosmtpd's default, as real relays do)."""
+    yield from _serve(Inbox(), authenticator=_authenticate, tls_context=certificate.server)
 
 
 def _email(to: str = "dr.smith@clinic.example") -> ClinicianEmail:
@@ -117,19 +153,30 @@ def test_alert_email_arrives_with_reference_and_no_client_data(
         assert forbidden not in raw
 
 
-def test_login_is_used_when_configured(smtp_server_with_auth: tuple[Inbox, int]) -> None:
-    """With a username and password the sender logs in and the message goes through."""
+def _login(port: int, password: str = "s3cret", **kwargs: Any) -> SmtpSettings:  # noqa: S107
+    return SmtpSettings(
+        host="127.0.0.1", port=port, username="fit", password=password, timeout=5, **kwargs
+    )
+
+
+def test_login_is_used_when_configured(
+    smtp_server_with_auth: tuple[Inbox, int], certificate: Certificate
+) -> None:
+    """With a username and password the sender logs in over STARTTLS and the message goes
+    through."""
     inbox, port = smtp_server_with_auth
-    settings = SmtpSettings(host="127.0.0.1", port=port, username="fit", password="s3cret")
-    assert SmtpEmailSender(settings).send(_email()).delivered
+    settings = _login(port, starttls=True)
+    assert SmtpEmailSender(settings, ssl_context=certificate.client).send(_email()).delivered
     assert len(inbox.envelopes) == 1
 
 
-def test_wrong_password_is_a_short_failure(smtp_server_with_auth: tuple[Inbox, int]) -> None:
+def test_wrong_password_is_a_short_failure(
+    smtp_server_with_auth: tuple[Inbox, int], certificate: Certificate
+) -> None:
     """A refused login fails with the SMTP code only, never the password."""
     inbox, port = smtp_server_with_auth
-    settings = SmtpSettings(host="127.0.0.1", port=port, username="fit", password="wrong")
-    result = SmtpEmailSender(settings).send(_email())
+    settings = _login(port, "wrong", starttls=True)
+    result = SmtpEmailSender(settings, ssl_context=certificate.client).send(_email())
     assert (result.delivered, result.reason, result.status_code) == (False, "smtp 535", 535)
     assert "wrong" not in repr(result)
     assert inbox.envelopes == []
@@ -205,3 +252,63 @@ def test_a_quoted_local_part_is_still_one_address(smtp_server: tuple[Inbox, int]
     to = '"smith,j"@clinic.example'
     assert SmtpEmailSender(SmtpSettings(host="127.0.0.1", port=port)).send(_email(to)).delivered
     assert inbox.envelopes[0].rcpt_tos == [to]
+
+
+class AuthRecordingInbox(Inbox):
+    """Counts AUTH attempts, whatever their outcome."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.logins: list[Any] = []
+
+    def authenticate(
+        self, server: SMTPServer, session: Session, envelope: Envelope, mechanism: str, data: Any
+    ) -> AuthResult:
+        self.logins.append(data)
+        return _authenticate(server, session, envelope, mechanism, data)
+
+
+def test_starttls_not_offered_fails_without_falling_back_to_plaintext(
+    certificate: Certificate,
+) -> None:
+    """A relay that does not advertise STARTTLS (a misconfigured relay, or a man in the middle
+    stripping it from the EHLO answer) gets neither the password nor the message: smtplib's
+    ``starttls()`` raises rather than carrying on in plaintext. Retried: the relay can be
+    fixed, and every try checks again."""
+    inbox = AuthRecordingInbox()
+    # No tls_context: no STARTTLS in the EHLO answer; AUTH would be taken in plaintext.
+    for _, port in _serve(inbox, authenticator=inbox.authenticate, auth_require_tls=False):
+        sender = SmtpEmailSender(_login(port, starttls=True), ssl_context=certificate.client)
+        result = sender.send(_email())
+        assert (result.delivered, result.retryable) == (False, True)
+        assert result.reason == "STARTTLS not offered by the relay"
+        assert inbox.logins == []
+        assert inbox.envelopes == []
+
+
+def test_a_certificate_the_client_does_not_trust_fails(
+    smtp_server_with_auth: tuple[Inbox, int],
+) -> None:
+    """STARTTLS to a relay whose certificate does not verify (the default context: system CAs)
+    ends before the login; retried."""
+    inbox, port = smtp_server_with_auth
+    result = SmtpEmailSender(_login(port, starttls=True)).send(_email())
+    assert (result.delivered, result.retryable) == (False, True)
+    assert result.reason == "SSLCertVerificationError"
+    assert inbox.envelopes == []
+
+
+def test_implicit_tls_logs_in_and_delivers(certificate: Certificate) -> None:
+    """FIT_SMTP_TLS: TLS from the first byte (SMTPS, usually port 465), then the login."""
+    inbox = AuthRecordingInbox()
+    # auth_require_tls=False: aiosmtpd counts only STARTTLS as TLS, not a TLS listener.
+    for _, port in _serve(
+        inbox,
+        authenticator=inbox.authenticate,
+        auth_require_tls=False,
+        ssl_context=certificate.server,
+    ):
+        sender = SmtpEmailSender(_login(port, tls=True), ssl_context=certificate.client)
+        assert sender.send(_email()).delivered
+        assert len(inbox.logins) == 1
+        assert len(inbox.envelopes) == 1

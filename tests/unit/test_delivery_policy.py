@@ -512,7 +512,12 @@ def test_smtp_settings_come_from_service_settings() -> None:
     """E-mail is off without a host; with one, the password stays out of repr."""
     assert SmtpSettings.from_settings(Settings()) is None
     smtp = SmtpSettings.from_settings(
-        Settings(smtp_host="mail.example", smtp_username="u", smtp_password="hunter2")
+        Settings(
+            smtp_host="mail.example",
+            smtp_username="u",
+            smtp_password="hunter2",
+            smtp_starttls=True,
+        )
     )
     assert smtp is not None
     assert (smtp.username, smtp.password) == ("u", "hunter2")
