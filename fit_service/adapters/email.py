@@ -8,9 +8,13 @@ configuration and an in-memory one for tests.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import smtplib
+import socket
 import ssl
+import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -27,6 +31,13 @@ logger = logging.getLogger(__name__)
 
 #: Seconds for connecting and for each SMTP command; a hung relay must not hold the worker.
 DEFAULT_TIMEOUT = 10.0
+#: Seconds for a whole attempt, from the connect to the QUIT. The timeout above bounds each
+#: read and write, not their sum: a relay that answers a line every few seconds (``250-…``
+#: continuation lines, a greeting, a TLS handshake) would otherwise hold the send — and the
+#: worker, and every delivery behind it — as long as it liked, past the row's lease. The same
+#: 30 s as a webhook (``webhooks.DEFAULT_DEADLINE``), well inside the worker's 60 s
+#: ``max_send``.
+DEFAULT_DEADLINE = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,10 +53,13 @@ class SmtpSettings:
     username: str | None = None
     password: str | None = field(default=None, repr=False)
     timeout: float = DEFAULT_TIMEOUT
+    deadline: float = DEFAULT_DEADLINE
 
     def __post_init__(self) -> None:
         if not self.host:
             raise ValueError("SMTP host is empty (e-mail is disabled)")
+        if not 0 < self.timeout <= self.deadline:
+            raise ValueError("SMTP timeout must be positive and at most the deadline")
         if (self.username is None) != (self.password is None):
             raise ValueError("SMTP username and password go together")
         if self.starttls and self.tls:
@@ -104,6 +118,114 @@ def _quit(smtp: smtplib.SMTP) -> None:
         smtp.close()
 
 
+class _Deadline:
+    """Ends an attempt that overruns its deadline in all (see :data:`DEFAULT_DEADLINE`); as
+    ``webhooks._Deadline``.
+
+    A timer shuts the connection's socket down when the deadline passes; the read or write
+    blocked on it then fails at once and the attempt counts as a timeout. It holds a
+    *duplicate* of the socket, taken right after the TCP connect (before any TLS handshake,
+    which wraps the same connection): closing the connection cannot free the descriptor for
+    reuse by another socket while the timer may still shut it down. A deadline that passes
+    before the socket is watched (a slow name lookup) shuts it down as soon as it is.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self._at = time.monotonic() + seconds
+        self._lock = threading.Lock()
+        self._socket: socket.socket | None = None
+        self._over = False
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+
+    @property
+    def expired(self) -> bool:
+        return self._over or self.remaining() <= 0
+
+    def remaining(self) -> float:
+        return self._at - time.monotonic()
+
+    def watch(self, sock: socket.socket) -> None:
+        with self._lock:
+            if self._socket is not None:  # one connection per attempt
+                return
+            self._socket = sock.dup()
+            if self._over:
+                self._shutdown(self._socket)
+
+    def _expire(self) -> None:
+        with self._lock:
+            self._over = True
+            if self._socket is not None:
+                self._shutdown(self._socket)
+
+    @staticmethod
+    def _shutdown(sock: socket.socket) -> None:
+        with contextlib.suppress(OSError):  # already closed by the peer: nothing left to end
+            sock.shutdown(socket.SHUT_RDWR)
+
+    def __enter__(self) -> _Deadline:
+        self._timer.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._timer.cancel()
+        with self._lock:
+            if self._socket is not None:
+                self._socket.close()
+                self._socket = None
+
+
+def _connect_within(
+    deadline: _Deadline,
+    address: tuple[str, int],
+    timeout: float,
+    source_address: tuple[str, int] | None,
+) -> socket.socket:
+    """A TCP connection made within the deadline and watched by it from then on."""
+    left = deadline.remaining()
+    if left <= 0:
+        raise TimeoutError("deadline passed before connecting")
+    sock = socket.create_connection(address, min(timeout, left), source_address)
+    sock.settimeout(timeout)  # each later read and write: the usual timeout
+    deadline.watch(sock)
+    return sock
+
+
+class _SMTP(smtplib.SMTP):
+    """:class:`smtplib.SMTP` whose connection is watched by a :class:`_Deadline` (the greeting
+    is read inside the constructor, so the watch must start at the connect)."""
+
+    def __init__(self, host: str, port: int, *, timeout: float, deadline: _Deadline) -> None:
+        self._deadline = deadline
+        super().__init__(host, port, timeout=timeout)
+
+    def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
+        return _connect_within(self._deadline, (host, port), timeout, self.source_address)
+
+
+class _SMTPS(smtplib.SMTP_SSL):
+    """:class:`smtplib.SMTP_SSL` (implicit TLS) watched by a :class:`_Deadline` from the TCP
+    connect on, so a handshake that drips is cut off too."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        timeout: float,
+        deadline: _Deadline,
+        context: ssl.SSLContext,
+    ) -> None:
+        self._deadline = deadline
+        super().__init__(host, port, timeout=timeout, context=context)
+
+    def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
+        sock = _connect_within(self._deadline, (host, port), timeout, self.source_address)
+        # What SMTP_SSL._get_socket does after its connect.
+        return self.context.wrap_socket(sock, server_hostname=self._host)
+
+
 class _NoStartTls(Exception):
     """STARTTLS is configured but the relay's EHLO answer does not offer it."""
 
@@ -147,13 +269,18 @@ class SmtpEmailSender:
     def _tls_context(self) -> ssl.SSLContext:
         return self._ssl_context or ssl.create_default_context()
 
-    def _connect(self) -> smtplib.SMTP:
+    def _connect(self, deadline: _Deadline) -> smtplib.SMTP:
         s = self.settings
         if self._smtp_factory is not None:
-            return self._smtp_factory(s.host, s.port, timeout=s.timeout)
+            smtp = self._smtp_factory(s.host, s.port, timeout=s.timeout)
+            if isinstance(getattr(smtp, "sock", None), socket.socket):
+                deadline.watch(smtp.sock)
+            return smtp
         if s.tls:
-            return smtplib.SMTP_SSL(s.host, s.port, timeout=s.timeout, context=self._tls_context())
-        return smtplib.SMTP(s.host, s.port, timeout=s.timeout)
+            return _SMTPS(
+                s.host, s.port, timeout=s.timeout, deadline=deadline, context=self._tls_context()
+            )
+        return _SMTP(s.host, s.port, timeout=s.timeout, deadline=deadline)
 
     def build_message(self, email: ClinicianEmail) -> EmailMessage:
         """The MIME message; the default policy refuses line breaks in headers (no injection).
@@ -181,17 +308,19 @@ class SmtpEmailSender:
         """One attempt. Logs the message id and outcome only — never the address, the body or
         the SMTP password."""
         s = self.settings
+        deadline = _Deadline(s.deadline)
         try:
             msg = self.build_message(email)
-            smtp = self._connect()
-            try:
-                if s.starttls:
-                    _starttls(smtp, self._tls_context())
-                if s.username is not None and s.password is not None:
-                    smtp.login(s.username, s.password)
-                smtp.send_message(msg)
-            finally:
-                _quit(smtp)
+            with deadline:
+                smtp = self._connect(deadline)
+                try:
+                    if s.starttls:
+                        _starttls(smtp, self._tls_context())
+                    if s.username is not None and s.password is not None:
+                        smtp.login(s.username, s.password)
+                    smtp.send_message(msg)
+                finally:
+                    _quit(smtp)
         except _NoStartTls:
             # Retried: the relay can be fixed, and every attempt asks again.
             result = DeliveryResult.failed("STARTTLS not offered by the relay")
@@ -209,7 +338,9 @@ class SmtpEmailSender:
         except TimeoutError:
             result = DeliveryResult.failed("timeout")
         except (smtplib.SMTPException, OSError) as exc:
-            result = DeliveryResult.failed(type(exc).__name__)
+            # After the deadline the connection was shut down under the read or write: the
+            # relay dropping it (SMTPServerDisconnected) or a reset is then the deadline's doing.
+            result = DeliveryResult.failed("timeout" if deadline.expired else type(exc).__name__)
         except NotOneAddress:
             result = DeliveryResult.failed("recipient is not one address", retryable=False)
         except ValueError as exc:

@@ -27,7 +27,8 @@ Guarantees and how they are kept:
   since the claim (``DELETE /v1/webhook-endpoints/…`` marks its rows dead) is skipped too. The
   CLI defaults are 20 rows and a 300 s lease; a 60 s ``max_send`` covers a webhook (DNS, then
   at most 30 s from the first connect to the status line, ``webhooks.DEFAULT_DEADLINE``, however
-  slowly the receiver drips its answer) or an SMTP exchange in practice, and can be raised with
+  slowly the receiver drips its answer) or an SMTP exchange (at most 30 s from the connect to
+  the QUIT, ``email.DEFAULT_DEADLINE``, likewise), and can be raised with
   ``--max-send-seconds`` (it must stay below the lease).
 * **Retries over hours.** ``domain.delivery.next_attempt_at`` (5 s, 5 min, 30 min, 2 h, 5 h,
   10 h, 10 h; give up after 48 h); a malformed URL or a permanently refused address is dead at

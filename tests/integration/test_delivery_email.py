@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import select
 import shutil
 import socket
 import ssl
 import subprocess
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from email import message_from_bytes
@@ -312,3 +315,84 @@ def test_implicit_tls_logs_in_and_delivers(certificate: Certificate) -> None:
         assert sender.send(_email()).delivered
         assert len(inbox.logins) == 1
         assert len(inbox.envelopes) == 1
+
+
+class DrippingRelay:
+    """A relay that answers each line at once but never ends its answer: from ``drip_at`` (the
+    greeting, or the answer to the message) it sends a continuation line (``250-…``) every
+    ``interval`` seconds, each well inside the sender's per-read timeout. Notes when the client
+    closes the connection; gives up after ``give_up`` seconds."""
+
+    def __init__(self, drip_at: str, interval: float = 0.2, give_up: float = 10.0) -> None:
+        self.drip_at = drip_at
+        self.interval = interval
+        self.give_up = give_up
+        self.closed_after: float | None = None
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self._listener.getsockname()[1])
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+
+    def __enter__(self) -> DrippingRelay:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._thread.join(self.give_up + 5)
+        self._listener.close()
+
+    def _serve(self) -> None:
+        conn, _ = self._listener.accept()
+        start = time.monotonic()
+        with conn, conn.makefile("rb") as lines:
+            if self.drip_at == "greeting":
+                self._drip(conn, b"220-", start)
+                return
+            conn.sendall(b"220 relay ready\r\n")
+            for line in lines:
+                verb = line[:4].upper()
+                if verb == b"DATA":
+                    conn.sendall(b"354 go ahead\r\n")
+                    for body_line in lines:
+                        if body_line == b".\r\n":
+                            break
+                    self._drip(conn, b"250-", start)
+                    return
+                conn.sendall(b"250 ok\r\n")
+
+    def _drip(self, conn: socket.socket, prefix: bytes, start: float) -> None:
+        while time.monotonic() - start < self.give_up:
+            readable, _, _ = select.select([conn], [], [], self.interval)
+            if readable:
+                try:
+                    if conn.recv(4096) == b"":
+                        break
+                except OSError:
+                    break
+                continue
+            try:
+                conn.sendall(prefix + b"still working\r\n")
+            except OSError:
+                break
+        self.closed_after = time.monotonic() - start
+
+
+@pytest.mark.parametrize("drip_at", ["greeting", "data"])
+def test_a_relay_dripping_its_answer_is_cut_off_at_the_deadline(drip_at: str) -> None:
+    """The timeout bounds each read, not their sum: a relay answering a line every 0.2 s held
+    the send (and the worker) for as long as it liked. The whole attempt has a deadline; past
+    it the connection is closed and the attempt is a retryable "timeout"."""
+    with DrippingRelay(drip_at) as relay:
+        settings = SmtpSettings(host="127.0.0.1", port=relay.port, timeout=1, deadline=1.5)
+        start = time.monotonic()
+        result = SmtpEmailSender(settings).send(_email())
+        elapsed = time.monotonic() - start
+    assert (result.delivered, result.reason, result.retryable) == (False, "timeout", True)
+    assert 1.4 < elapsed < 4
+    assert relay.closed_after is not None
+    assert relay.closed_after < 4
+
+
+def test_the_deadline_is_at_least_the_timeout() -> None:
+    with pytest.raises(ValueError, match="deadline"):
+        SmtpSettings(host="mail.example", timeout=10, deadline=5)
+    assert SmtpSettings(host="mail.example").deadline == 30
