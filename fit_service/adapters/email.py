@@ -226,6 +226,30 @@ class _SMTPS(smtplib.SMTP_SSL):
         return self.context.wrap_socket(sock, server_hostname=self._host)
 
 
+class Unaddressable(Exception):
+    """The relay can never take the recipient as written: never retried (the stored address
+    must be corrected). The message says why, without quoting the address."""
+
+
+def _send_message(smtp: smtplib.SMTP, msg: EmailMessage) -> None:
+    """``smtp.send_message(msg)``, with the errors that mean "not this address, ever" told apart.
+
+    A non-ASCII address (``jürgen@clinic.example``, an internationalised domain) can only go
+    to a relay that offers SMTPUTF8; smtplib checks the EHLO answer and raises
+    ``SMTPNotSupportedError`` before sending anything when it does not (it raises that error in
+    ``send_message`` for nothing else). Retrying would not help: a relay's extensions do not
+    change between tries, and the row would fail for two days before anyone saw it. An address
+    smtplib cannot write into its ASCII commands at all (``UnicodeEncodeError``) is the same.
+    The sender address is checked to be ASCII at start-up, so it is the recipient.
+    """
+    try:
+        smtp.send_message(msg)
+    except smtplib.SMTPNotSupportedError:
+        raise Unaddressable("recipient needs SMTPUTF8, which the relay does not offer") from None
+    except UnicodeEncodeError:
+        raise Unaddressable("recipient cannot be written in an SMTP command") from None
+
+
 class _NoStartTls(Exception):
     """STARTTLS is configured but the relay's EHLO answer does not offer it."""
 
@@ -318,9 +342,11 @@ class SmtpEmailSender:
                         _starttls(smtp, self._tls_context())
                     if s.username is not None and s.password is not None:
                         smtp.login(s.username, s.password)
-                    smtp.send_message(msg)
+                    _send_message(smtp, msg)
                 finally:
                     _quit(smtp)
+        except Unaddressable as exc:
+            result = DeliveryResult.failed(str(exc), retryable=False)
         except _NoStartTls:
             # Retried: the relay can be fixed, and every attempt asks again.
             result = DeliveryResult.failed("STARTTLS not offered by the relay")

@@ -240,8 +240,9 @@ class DeliveryResult:
     ``reason`` is short and safe to store and log: ``"http 500"``, ``"timeout"``,
     ``"ConnectionRefusedError"`` — never a response body, a secret or the payload.
     ``retryable`` is false only when trying again cannot help (the URL is malformed or cannot be
-    written into a request, the mail server rejects the recipient for good); the worker then
-    gives up at once. A host that resolves to an unsafe address, or not at all, *is* retried:
+    written into a request, the mail server rejects the recipient for good with a 5xx, or the
+    relay can never take the address as written: a non-ASCII one without SMTPUTF8); the worker
+    then gives up at once. A host that resolves to an unsafe address, or not at all, *is* retried:
     DNS can change, and every attempt checks again.
     """
 

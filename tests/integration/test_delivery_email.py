@@ -396,3 +396,50 @@ def test_the_deadline_is_at_least_the_timeout() -> None:
     with pytest.raises(ValueError, match="deadline"):
         SmtpSettings(host="mail.example", timeout=10, deadline=5)
     assert SmtpSettings(host="mail.example").deadline == 30
+
+
+@pytest.mark.parametrize("to", ["jürgen@clinic.example", "dr.smith@klinik-müller.example"])
+def test_a_non_ascii_address_without_smtputf8_fails_for_good(to: str) -> None:
+    """The relay does not offer SMTPUTF8, so it can never take this address (smtplib refuses
+    to send it: SMTPNotSupportedError). Not retried for two days: failed at once, visibly, and
+    the reason does not quote the address."""
+    # aiosmtpd's Controller offers SMTPUTF8 unless told not to; many relays do not.
+    for inbox, port in _serve(Inbox(), enable_SMTPUTF8=False):
+        result = SmtpEmailSender(SmtpSettings(host="127.0.0.1", port=port)).send(_email(to))
+        assert (result.delivered, result.retryable) == (False, False)
+        assert result.reason == "recipient needs SMTPUTF8, which the relay does not offer"
+        assert inbox.envelopes == []
+
+
+def test_a_non_ascii_address_goes_out_when_the_relay_offers_smtputf8() -> None:
+    for inbox, port in _serve(Inbox()):
+        to = "jürgen@clinic.example"
+        assert SmtpEmailSender(SmtpSettings(host="127.0.0.1", port=port)).send(_email(to)).delivered
+        assert inbox.envelopes[0].rcpt_tos == [to]
+
+
+class UnencodableRecipient:
+    """An smtplib.SMTP stand-in whose send_message meets an address it cannot encode, as
+    smtplib's ASCII commands do (``putcmd`` encodes with ``command_encoding``, "ascii")."""
+
+    def __init__(self, *_args: object, **_kwargs: object) -> None:
+        self.closed = False
+
+    def send_message(self, msg: object) -> None:
+        "RCPT TO:<jürgen@clinic.example>".encode("ascii")
+
+    def quit(self) -> None:
+        pass
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_an_address_smtplib_cannot_encode_fails_for_good() -> None:
+    """UnicodeEncodeError out of smtplib (an address it cannot write in a command) is final."""
+    fake = UnencodableRecipient()
+    sender = SmtpEmailSender(SmtpSettings(host="mail.example"), smtp_factory=lambda *a, **k: fake)
+    result = sender.send(_email("jürgen@clinic.example"))
+    assert (result.delivered, result.retryable) == (False, False)
+    assert result.reason == "recipient cannot be written in an SMTP command"
+    assert fake.closed

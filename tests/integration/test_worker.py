@@ -296,6 +296,45 @@ def test_alert_email_reaches_the_mailbox_with_a_reference_only(
         assert private not in message["Subject"]
 
 
+def test_an_address_the_relay_can_never_take_is_dead_after_one_attempt(
+    app: Flask,
+    client: FlaskClient,
+    tenant: Tenant,
+    engine: Engine,
+) -> None:
+    """A non-ASCII address (accepted when it was set) to a relay without SMTPUTF8 is dead at
+    its first attempt, with the reason stored: not retried for two days."""
+    box = Mailbox()
+    controller = Controller(box, hostname="127.0.0.1", port=_free_port(), enable_SMTPUTF8=False)
+    controller.start()
+    try:
+        _dead_at_first_attempt(app, client, tenant, engine, controller.port)
+    finally:
+        controller.stop()
+    assert box.messages == []
+
+
+def _dead_at_first_attempt(
+    app: Flask, client: FlaskClient, tenant: Tenant, engine: Engine, port: int
+) -> None:
+    r = client.put(
+        "/v1/clinicians/T-1/email",
+        json={"email": "jürgen@clinic.example"},
+        headers=tenant.auth("admin"),
+    )
+    assert r.status_code == 200, r.json
+    raise_alerts(client, tenant, 1)
+    email = SmtpEmailSender(SmtpSettings(host="127.0.0.1", port=port, timeout=5))
+    w = worker(app, email=email)
+    assert w.drain() == 1
+    assert outbox_status(engine) == {"dead": 1}
+    with engine.connect() as conn:
+        attempts, error = conn.execute(
+            select(OutboxMessage.attempts, OutboxMessage.last_error)
+        ).one()
+    assert (attempts, error) == (1, "recipient needs SMTPUTF8, which the relay does not offer")
+
+
 def test_two_workers_at_once_send_every_message_exactly_once(
     app: Flask,
     client: FlaskClient,
