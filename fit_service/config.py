@@ -180,6 +180,13 @@ class Settings:
                 "FIT_SMTP_USERNAME and FIT_SMTP_PASSWORD go together: set both to log in to the "
                 "relay, or neither"
             )
+        if not (self.smtp_username + self.smtp_password).isascii():
+            # smtplib encodes every login (PLAIN, LOGIN, CRAM-MD5) as ASCII: each e-mail would
+            # fail. Not echoed: it is a credential.
+            raise ConfigError(
+                "FIT_SMTP_USERNAME and FIT_SMTP_PASSWORD must be ASCII: the SMTP login cannot "
+                "carry other characters"
+            )
         if self.smtp_starttls and self.smtp_tls:
             raise ConfigError(
                 "FIT_SMTP_STARTTLS and FIT_SMTP_TLS exclude each other: STARTTLS upgrades a "

@@ -58,3 +58,11 @@ def test_smtp_settings_built_directly_refuse_a_login_in_clear() -> None:
     with pytest.raises(ValueError, match="STARTTLS or implicit TLS"):
         SmtpSettings(host="mail.example", starttls=True, tls=True)
     SmtpSettings(host="mail.example", username="fit", password="hunter2", tls=True)
+
+
+@pytest.mark.parametrize("field", ["FIT_SMTP_USERNAME", "FIT_SMTP_PASSWORD"])
+def test_a_non_ascii_login_is_refused_at_start(field: str) -> None:
+    """smtplib sends a login as ASCII only: with "pässword" every e-mail would fail."""
+    with pytest.raises(ConfigError, match="must be ASCII") as info:
+        Settings.from_env(LOGIN | {"FIT_SMTP_STARTTLS": "true", field: "pässword"})
+    assert "pässword" not in str(info.value)
