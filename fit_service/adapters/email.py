@@ -8,13 +8,10 @@ configuration and an in-memory one for tests.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import smtplib
 import socket
 import ssl
-import threading
-import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -22,6 +19,7 @@ from email.message import EmailMessage
 from email.utils import formatdate, getaddresses
 from typing import TYPE_CHECKING, Protocol
 
+from fit_service.adapters.deadline import Deadline
 from fit_service.domain.delivery import ClinicianEmail, DeliveryResult
 
 if TYPE_CHECKING:
@@ -118,66 +116,8 @@ def _quit(smtp: smtplib.SMTP) -> None:
         smtp.close()
 
 
-class _Deadline:
-    """Ends an attempt that overruns its deadline in all (see :data:`DEFAULT_DEADLINE`); as
-    ``webhooks._Deadline``.
-
-    A timer shuts the connection's socket down when the deadline passes; the read or write
-    blocked on it then fails at once and the attempt counts as a timeout. It holds a
-    *duplicate* of the socket, taken right after the TCP connect (before any TLS handshake,
-    which wraps the same connection): closing the connection cannot free the descriptor for
-    reuse by another socket while the timer may still shut it down. A deadline that passes
-    before the socket is watched (a slow name lookup) shuts it down as soon as it is.
-    """
-
-    def __init__(self, seconds: float) -> None:
-        self._at = time.monotonic() + seconds
-        self._lock = threading.Lock()
-        self._socket: socket.socket | None = None
-        self._over = False
-        self._timer = threading.Timer(seconds, self._expire)
-        self._timer.daemon = True
-
-    @property
-    def expired(self) -> bool:
-        return self._over or self.remaining() <= 0
-
-    def remaining(self) -> float:
-        return self._at - time.monotonic()
-
-    def watch(self, sock: socket.socket) -> None:
-        with self._lock:
-            if self._socket is not None:  # one connection per attempt
-                return
-            self._socket = sock.dup()
-            if self._over:
-                self._shutdown(self._socket)
-
-    def _expire(self) -> None:
-        with self._lock:
-            self._over = True
-            if self._socket is not None:
-                self._shutdown(self._socket)
-
-    @staticmethod
-    def _shutdown(sock: socket.socket) -> None:
-        with contextlib.suppress(OSError):  # already closed by the peer: nothing left to end
-            sock.shutdown(socket.SHUT_RDWR)
-
-    def __enter__(self) -> _Deadline:
-        self._timer.start()
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self._timer.cancel()
-        with self._lock:
-            if self._socket is not None:
-                self._socket.close()
-                self._socket = None
-
-
 def _connect_within(
-    deadline: _Deadline,
+    deadline: Deadline,
     address: tuple[str, int],
     timeout: float,
     source_address: tuple[str, int] | None,
@@ -193,10 +133,10 @@ def _connect_within(
 
 
 class _SMTP(smtplib.SMTP):
-    """:class:`smtplib.SMTP` whose connection is watched by a :class:`_Deadline` (the greeting
+    """:class:`smtplib.SMTP` whose connection is watched by a :class:`Deadline` (the greeting
     is read inside the constructor, so the watch must start at the connect)."""
 
-    def __init__(self, host: str, port: int, *, timeout: float, deadline: _Deadline) -> None:
+    def __init__(self, host: str, port: int, *, timeout: float, deadline: Deadline) -> None:
         self._deadline = deadline
         super().__init__(host, port, timeout=timeout)
 
@@ -205,7 +145,7 @@ class _SMTP(smtplib.SMTP):
 
 
 class _SMTPS(smtplib.SMTP_SSL):
-    """:class:`smtplib.SMTP_SSL` (implicit TLS) watched by a :class:`_Deadline` from the TCP
+    """:class:`smtplib.SMTP_SSL` (implicit TLS) watched by a :class:`Deadline` from the TCP
     connect on, so a handshake that drips is cut off too."""
 
     def __init__(
@@ -214,7 +154,7 @@ class _SMTPS(smtplib.SMTP_SSL):
         port: int,
         *,
         timeout: float,
-        deadline: _Deadline,
+        deadline: Deadline,
         context: ssl.SSLContext,
     ) -> None:
         self._deadline = deadline
@@ -293,7 +233,7 @@ class SmtpEmailSender:
     def _tls_context(self) -> ssl.SSLContext:
         return self._ssl_context or ssl.create_default_context()
 
-    def _connect(self, deadline: _Deadline) -> smtplib.SMTP:
+    def _connect(self, deadline: Deadline) -> smtplib.SMTP:
         s = self.settings
         if self._smtp_factory is not None:
             smtp = self._smtp_factory(s.host, s.port, timeout=s.timeout)
@@ -332,7 +272,7 @@ class SmtpEmailSender:
         """One attempt. Logs the message id and outcome only — never the address, the body or
         the SMTP password."""
         s = self.settings
-        deadline = _Deadline(s.deadline)
+        deadline = Deadline(s.deadline)
         try:
             msg = self.build_message(email)
             with deadline:

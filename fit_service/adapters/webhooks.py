@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
 import http.client
 import ipaddress
 import logging
@@ -25,7 +24,6 @@ import secrets
 import socket
 import ssl
 import threading
-import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -35,6 +33,7 @@ from urllib.parse import urlsplit
 
 from standardwebhooks.webhooks import Webhook
 
+from fit_service.adapters.deadline import Deadline
 from fit_service.domain.delivery import DeliveryResult, WebhookMessage
 from fit_service.domain.errors import FitError
 
@@ -323,62 +322,7 @@ class WebhookSender(Protocol):
     def send(self, endpoint: WebhookEndpoint, message: WebhookMessage) -> DeliveryResult: ...
 
 
-class _Deadline:
-    """Ends an attempt that overruns its deadline in all (see :data:`DEFAULT_DEADLINE`).
-
-    A timer shuts the connected socket down when the deadline passes; the read or write blocked
-    on it then fails at once and the attempt counts as a timeout. It holds a *duplicate* of the
-    socket: closing the connection (or a failed TLS handshake closing it) cannot free the
-    descriptor for reuse by another socket while the timer may still shut it down.
-    """
-
-    def __init__(self, seconds: float) -> None:
-        self._at = time.monotonic() + seconds
-        self._lock = threading.Lock()
-        self._socket: socket.socket | None = None
-        self._over = False
-        self._timer = threading.Timer(seconds, self._expire)
-        self._timer.daemon = True
-
-    @property
-    def expired(self) -> bool:
-        return self._over or self.remaining() <= 0
-
-    def remaining(self) -> float:
-        return self._at - time.monotonic()
-
-    def watch(self, sock: socket.socket) -> None:
-        with self._lock:
-            self._socket = sock.dup()
-            if self._over:
-                self._shutdown(self._socket)
-
-    def _expire(self) -> None:
-        with self._lock:
-            self._over = True
-            if self._socket is not None:
-                self._shutdown(self._socket)
-
-    @staticmethod
-    def _shutdown(sock: socket.socket) -> None:
-        with contextlib.suppress(OSError):  # already closed by the peer: nothing left to end
-            sock.shutdown(socket.SHUT_RDWR)
-
-    def __enter__(self) -> _Deadline:
-        self._timer.start()
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self._timer.cancel()
-        with self._lock:
-            if self._socket is not None:
-                self._socket.close()
-                self._socket = None
-
-
-def _pinned_connector(
-    addresses: Sequence[str], deadline: _Deadline
-) -> Callable[..., socket.socket]:
+def _pinned_connector(addresses: Sequence[str], deadline: Deadline) -> Callable[..., socket.socket]:
     """A stand-in for ``socket.create_connection`` that connects to the checked addresses only,
     whatever the host name would resolve to now, and within the attempt's deadline."""
 
@@ -464,7 +408,7 @@ class HttpWebhookSender:
             "User-Agent": self._user_agent,
             **sign_headers(endpoint.secret, message, self._clock()),
         }
-        deadline = _Deadline(self.deadline)
+        deadline = Deadline(self.deadline)
         conn = self._connection(checked, deadline)
         try:
             with deadline:
@@ -496,7 +440,7 @@ class HttpWebhookSender:
             conn.close()
         return self._log(message, checked.host, result)
 
-    def _connection(self, checked: CheckedUrl, deadline: _Deadline) -> http.client.HTTPConnection:
+    def _connection(self, checked: CheckedUrl, deadline: Deadline) -> http.client.HTTPConnection:
         conn: http.client.HTTPConnection
         if checked.scheme == "https":
             conn = http.client.HTTPSConnection(
