@@ -729,28 +729,36 @@ class MonthlyReportPdf:
             detail = metric.display_detail(report.min_n) or " "
             style = s["kpi"] if not metric.is_too_few(report.min_n) else s["kpi_small"]
             cells.append(
-                [
+                (
                     Paragraph(_esc(metric.label), s["kpi_label"]),
                     Paragraph(_esc(value), style),
                     Paragraph(_esc(detail), s["tiny"]),
-                ]
+                )
             )
         gap = 3 * mm
         tile = (layout.frame_width - 3 * gap) / 4
+        # Label, value and qualifier in rows of their own: a label that wraps to two lines
+        # used to push its tile's value below the other three.
+        rows: list[list[Any]] = [
+            [cells[0][part], "", cells[1][part], "", cells[2][part], "", cells[3][part]]
+            for part in range(3)
+        ]
         table = Table(
-            [[cells[0], "", cells[1], "", cells[2], "", cells[3]]],
+            rows,
             colWidths=[tile, gap, tile, gap, tile, gap, tile],
         )
         commands: list[tuple[Any, ...]] = [
             ("VALIGN", (0, 0), (-1, -1), "TOP"),
             ("LEFTPADDING", (0, 0), (-1, -1), 6),
             ("RIGHTPADDING", (0, 0), (-1, -1), 6),
-            ("TOPPADDING", (0, 0), (-1, -1), 6),
-            ("BOTTOMPADDING", (0, 0), (-1, -1), 6),
+            ("TOPPADDING", (0, 0), (-1, 0), 6),
+            ("TOPPADDING", (0, 1), (-1, -1), 0),
+            ("BOTTOMPADDING", (0, 0), (-1, -2), 0),
+            ("BOTTOMPADDING", (0, -1), (-1, -1), 6),
         ]
         for col in (0, 2, 4, 6):
             commands += [
-                ("BACKGROUND", (col, 0), (col, 0), layout.primary_light),
+                ("BACKGROUND", (col, 0), (col, -1), layout.primary_light),
                 ("LINEABOVE", (col, 0), (col, 0), 2, layout.primary),
             ]
         table.setStyle(TableStyle(commands))

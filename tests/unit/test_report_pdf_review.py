@@ -1,0 +1,43 @@
+"""Layout faults found reviewing a real 200-clinician report as a board would read it."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from pypdf import PdfReader
+
+from fit_service.adapters.report_pdf import MonthlyReportPdf
+from tests.unit.test_report_renderers import make_report
+
+
+@pytest.fixture(scope="module")
+def renderer() -> MonthlyReportPdf:
+    return MonthlyReportPdf()
+
+
+def _pages(data: bytes) -> list[str]:
+    return [page.extract_text() for page in PdfReader(io.BytesIO(data)).pages]
+
+
+def _text_at(data: bytes, page: int, size: float) -> list[tuple[str, float, float]]:
+    """(text, x, y) of every string drawn in ``size`` points on page ``page``."""
+    found: list[tuple[str, float, float]] = []
+
+    def visit(text: str, cm: list[float], tm: list[float], font: object, font_size: float) -> None:
+        # Effective size and position: the text matrix scaled by the current matrix.
+        scale = tm[3] * cm[3] if tm[3] and cm[3] else font_size
+        if text.strip() and abs(font_size * abs(scale) - size) < 0.05:
+            found.append((text.strip(), tm[4] * cm[0] + cm[4], tm[5] * cm[3] + cm[5]))
+
+    PdfReader(io.BytesIO(data)).pages[page].extract_text(visitor_text=visit)
+    return found
+
+
+def test_headline_tiles_show_their_values_on_one_line(renderer: MonthlyReportPdf) -> None:
+    """A tile whose label wraps to two lines ("Reliably improved (recovered or improved)")
+    pushed its value below the others: the four headline numbers sat at two heights."""
+    data = renderer.render(make_report())
+    values = _text_at(data, 1, renderer.layout.size_kpi)
+    assert len(values) == 4, values
+    assert len({round(y, 1) for _text, _x, y in values}) == 1, values
