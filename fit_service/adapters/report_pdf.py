@@ -639,10 +639,6 @@ class MonthlyReportPdf:
             for note in method_notes(settings)
         ]
         flow.append(self._table(rows, _widths(layout.frame_width, (0.2, 0.56, 0.24))))
-        flow += [
-            Spacer(0, 3 * mm),
-            Paragraph("Literature references printed beside the headline figures", s["h2"]),
-        ]
         ref_rows: list[list[Any]] = [
             [self._plain(h, "th") for h in ("Figure", "Reference", "Source")]
         ]
@@ -656,7 +652,17 @@ class MonthlyReportPdf:
                     self._plain(benchmark.source, "cell_muted", emphasis="i"),
                 ]
             )
-        flow.append(self._table(ref_rows, _widths(layout.frame_width, (0.26, 0.46, 0.28))))
+        # Heading and table on one page: the table is short, and split it left its last row
+        # alone under a repeated header on an otherwise empty last page.
+        flow += [
+            Spacer(0, 3 * mm),
+            KeepTogether(
+                [
+                    Paragraph("Literature references printed beside the headline figures", s["h2"]),
+                    self._table(ref_rows, _widths(layout.frame_width, (0.26, 0.46, 0.28))),
+                ]
+            ),
+        ]
         return flow
 
     # ---------------------------------------------------------------- page furniture

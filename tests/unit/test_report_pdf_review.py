@@ -41,3 +41,16 @@ def test_headline_tiles_show_their_values_on_one_line(renderer: MonthlyReportPdf
     values = _text_at(data, 1, renderer.layout.size_kpi)
     assert len(values) == 4, values
     assert len({round(y, 1) for _text, _x, y in values}) == 1, values
+
+
+def test_literature_references_are_not_split_across_pages(renderer: MonthlyReportPdf) -> None:
+    """The methods appendix ended with the references table split: its last row (dropout,
+    Swift & Greenberg) alone under a repeated header on an otherwise empty last page."""
+    report = make_report()
+    pages = _pages(renderer.render(report))
+    heading = [i for i, p in enumerate(pages) if "Literature references printed" in p]
+    assert len(heading) == 1
+    page = pages[heading[0]]
+    for benchmark in report.benchmarks:
+        assert benchmark.source.split(" (")[0] in page, benchmark.source
+    assert heading[0] == len(pages) - 1
