@@ -477,16 +477,24 @@ class MonthlyReportPdf:
             )
         widths = _widths(layout.frame_width, (0.27, 0.23, 0.23, 0.27))
         flow.append(self._table(rows, widths))
+        # The small trends only where the summary page has room for them: pushed over, they
+        # were a page of their own before the Charts page, which shows them full size.
         flow += [
             Spacer(0, 4 * mm),
-            KeepTogether(
+            _IfRoom(
                 [
                     Paragraph("12-month trends", s["h2"]),
                     self._side_by_side(
                         self._trend_chart(report, "recovery", small=True),
                         self._trend_chart(report, "sessions", small=True),
                     ),
-                ]
+                ],
+                [
+                    Paragraph(
+                        "The 12-month trends are on the next page, with the n of each month.",
+                        s["note"],
+                    )
+                ],
             ),
         ]
         return flow
@@ -1368,6 +1376,43 @@ class MonthlyReportPdf:
 
 
 # -------------------------------------------------------------------- helpers
+
+
+class _IfRoom(Flowable):
+    """``content`` where the frame has room left for all of it, else ``fallback`` (short):
+    for something the page can do without, which would otherwise start a page of its own.
+    Never split."""
+
+    def __init__(self, content: list[Flowable], fallback: list[Flowable]) -> None:
+        super().__init__()
+        self._content, self._fallback = content, fallback
+        self._shown: list[Flowable] = fallback
+
+    @staticmethod
+    def _height(flows: list[Flowable], width: float) -> float:
+        return sum(f.getSpaceBefore() + f.wrap(width, 1e6)[1] + f.getSpaceAfter() for f in flows)
+
+    def wrap(self, availWidth: float, availHeight: float) -> tuple[float, float]:
+        height = self._height(self._content, availWidth)
+        if height <= availHeight:
+            self._shown = self._content
+        else:
+            self._shown = self._fallback
+            height = self._height(self._fallback, availWidth)
+        self.width, self.height = availWidth, height
+        return self.width, self.height
+
+    def split(self, availWidth: float, availHeight: float) -> list[Flowable]:
+        return []
+
+    def draw(self) -> None:
+        y = self.height
+        for flowable in self._shown:
+            y -= flowable.getSpaceBefore()
+            _width, height = flowable.wrap(self.width, 1e6)
+            y -= height
+            flowable.drawOn(self.canv, 0, y)
+            y -= flowable.getSpaceAfter()
 
 
 class _Sketch(Flowable):

@@ -54,3 +54,24 @@ def test_literature_references_are_not_split_across_pages(renderer: MonthlyRepor
     for benchmark in report.benchmarks:
         assert benchmark.source.split(" (")[0] in page, benchmark.source
     assert heading[0] == len(pages) - 1
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"clinic_name": "Riverside Counselling & Family Centre"},
+        {"clinic_name": "Harbour & Hill Therapy and Family Counselling Service of the North"},
+    ],
+)
+def test_summary_trends_do_not_spill_onto_a_page_of_their_own(
+    renderer: MonthlyReportPdf, changes: dict[str, str]
+) -> None:
+    """A clinic name long enough to wrap the summary's lead to a third line pushed the
+    "12-month trends" pair off the summary page: a page holding two small charts and nothing
+    else, before the Charts page that shows the same trends full size."""
+    pages = _pages(renderer.render(make_report(**changes)))
+    assert "Summary" in pages[1]
+    assert pages[2].split("\n")[2].startswith("Charts"), pages[2][:200]
+    # The cover's contents name them too.
+    trends = [i for i, p in enumerate(pages) if "12-month trends" in p]
+    assert trends in ([0], [0, 1])
