@@ -594,14 +594,25 @@ class MonthlyReportPdf:
             s["h2"],
         )
         # One drawing per page-sized slice: a drawing cannot split across pages, and a large
-        # clinic's list would not fit on one. The heading keeps with the first slice: alone, it
-        # was left at the foot of the tables' last page with the plot on the next.
-        per_plot = self.layout.forest_rows_per_plot
-        plots = [
-            self._forest_plot(report, groups[start : start + per_plot])
-            for start in range(0, len(groups), per_plot)
+        # clinic's list would not fit on one. A plot that fits a page keeps with its heading
+        # (alone, the heading was left at the foot of the tables' last page with the plot on
+        # the next). A longer one is split anyway, so it starts under the tables, with room
+        # for its heading and a few rows: begun on a fresh page, it left the tables' last
+        # page nearly blank.
+        layout = self.layout
+        per_plot = layout.forest_rows_per_plot
+        if len(groups) <= per_plot:
+            plot = self._forest_plot(report, groups)
+            flow += [CondPageBreak(40 * mm), KeepTogether([heading, plot])]
+            return flow
+        first = _FOREST_MIN_ROWS
+        heading_h = heading.wrap(layout.frame_width, 1e6)[1] + heading.getSpaceBefore()
+        room = heading_h + heading.getSpaceAfter() + _forest_height(first, layout)
+        flow += [
+            CondPageBreak(room),
+            heading,
+            _SlicedPlot(partial(self._forest_plot, report), groups, layout),
         ]
-        flow += [CondPageBreak(40 * mm), KeepTogether([heading, plots[0]]), *plots[1:]]
         return flow
 
     def _methods(self, report: MonthlyReport) -> list[Flowable]:
@@ -1108,7 +1119,7 @@ class MonthlyReportPdf:
         width = layout.frame_width
         label_w, value_w = 90.0, 130.0
         plot_x0, plot_x1 = label_w, width - value_w - 8
-        height = row_h * (len(groups) + 1) + 22
+        height = _forest_height(len(groups), layout)
         drawing = _Sketch(width, height)
         top = height - 6
 
@@ -1413,6 +1424,58 @@ class _IfRoom(Flowable):
             y -= height
             flowable.drawOn(self.canv, 0, y)
             y -= flowable.getSpaceAfter()
+
+
+#: The fewest forest-plot rows worth starting at the foot of a page.
+_FOREST_MIN_ROWS = 6
+
+
+def _forest_height(rows: int, layout: Layout) -> float:
+    """Height of a forest plot (:meth:`MonthlyReportPdf._forest_plot`) of ``rows`` rows: a
+    row each, one more above for the clinic's label, and the axis below."""
+    return layout.forest_row_height * (rows + 1) + 22
+
+
+class _SlicedPlot(Flowable):
+    """A forest plot of many groups, split between pages where the frame ends: each part a
+    plot of its own (axis, clinic line) of as many rows as fit, at most
+    ``forest_rows_per_plot``, at least :data:`_FOREST_MIN_ROWS` (or all that are left)."""
+
+    def __init__(
+        self,
+        plot: Callable[[Sequence[GroupReport]], _Sketch],
+        groups: Sequence[GroupReport],
+        layout: Layout,
+    ) -> None:
+        super().__init__()
+        self._plot, self._groups, self._layout = plot, groups, layout
+
+    def _slices(self) -> list[Sequence[GroupReport]]:
+        per = self._layout.forest_rows_per_plot
+        return [self._groups[i : i + per] for i in range(0, len(self._groups), per)]
+
+    def wrap(self, availWidth: float, availHeight: float) -> tuple[float, float]:
+        self.width = availWidth
+        self.height = sum(_forest_height(len(part), self._layout) for part in self._slices())
+        return self.width, self.height
+
+    def split(self, availWidth: float, availHeight: float) -> list[Flowable]:
+        layout = self._layout
+        fit = int((availHeight - _forest_height(0, layout)) // layout.forest_row_height)
+        rows = min(fit, layout.forest_rows_per_plot, len(self._groups))
+        if rows < min(_FOREST_MIN_ROWS, len(self._groups)):
+            return []
+        first = self._plot(self._groups[:rows])
+        if rows == len(self._groups):
+            return [first]
+        return [first, _SlicedPlot(self._plot, self._groups[rows:], layout)]
+
+    def draw(self) -> None:
+        y = self.height
+        for part in self._slices():
+            sketch = self._plot(part)
+            y -= sketch.height
+            sketch.drawOn(self.canv, 0, y)
 
 
 class _Sketch(Flowable):

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import io
+import re
 
 import pytest
 from pypdf import PdfReader
 
 from fit_service.adapters.report_pdf import MonthlyReportPdf
-from tests.unit.test_report_renderers import make_report
+from tests.unit.test_report_renderers import group, make_report
 
 
 @pytest.fixture(scope="module")
@@ -75,3 +76,27 @@ def test_summary_trends_do_not_spill_onto_a_page_of_their_own(
     # The cover's contents name them too.
     trends = [i for i, p in enumerate(pages) if "12-month trends" in p]
     assert trends in ([0], [0, 1])
+
+
+def test_a_long_forest_plot_starts_under_the_tables_not_on_a_fresh_page(
+    renderer: MonthlyReportPdf,
+) -> None:
+    """With 59 clinicians the trailing-12 table ended with three rows on a page and the
+    forest plot (two slices, the first a page tall) began on the next: a page nine-tenths
+    blank. A plot longer than a page now fills the rest of the tables' last page first."""
+    clinicians = 59
+    report = make_report(
+        clinicians=tuple(group(f"c{i}", f"T-{i:03d}", 12) for i in range(clinicians))
+    )
+    pages = _pages(renderer.render(report))
+    heading = next(i for i, p in enumerate(pages) if "Reliable improvement by clinician" in p)
+    last_row = f"T-{clinicians - 1:03d}"
+    assert last_row in pages[heading].split("Reliable improvement by clinician")[0]
+    plotted = " ".join(pages[heading:]).split("Methods")[0]
+    # Every clinician once in the plot, with its figure and n, and the axis on each page.
+    for i in range(clinicians):
+        assert len(re.findall(rf"T-{i:03d} [\d.]+% \(n=", plotted)) == 1, i
+    for page in pages[heading:]:
+        if "Methods" in page:
+            break
+        assert re.search(r"(?<![\d.])75%", page)
