@@ -843,10 +843,24 @@ class MonthlyReportPdf:
             runs.append((f"({detail})", layout.font, layout.size_tiny, layout.muted))
         return _Lines(runs, size * 1.3)
 
-    def _text_cell(self, text: str, *, bold: bool = False) -> _Lines:
+    def _text_cell(self, text: str, *, bold: bool = False, width: float | None = None) -> _Lines:
+        """``text`` in the "cell" style. Given the cell's inner ``width``, a text that needs
+        two lines and ends in a parenthesis that fits on one ("Children (6 to 12)") breaks
+        before the parenthesis, not inside it."""
         layout = self.layout
         size = layout.size_small + 0.4
         font = layout.font_bold if bold else layout.font
+        head, paren, tail = text.rpartition(" (")
+        if (
+            width is not None
+            and paren
+            and head
+            and tail.endswith(")")
+            and pdfmetrics.stringWidth(text, font, size) > width
+            and pdfmetrics.stringWidth("(" + tail, font, size) <= width
+        ):
+            runs = [(head, font, size, layout.ink), ("(" + tail, font, size, layout.ink)]
+            return _Lines(runs, size * 1.3)
         return _Lines([(text, font, size, layout.ink)], size * 1.3)
 
     def _table(
@@ -907,13 +921,14 @@ class MonthlyReportPdf:
             labels = [first[k].label for k in keys]
             header = [title, *_short_labels(labels)]
             rows: list[list[Any]] = [[self._plain(h, "th") for h in header]]
+            widths = _widths(self.layout.frame_width, (0.15, 0.10, 0.15, 0.15, 0.15, 0.15, 0.15))
+            label_width = widths[0] - 2 * _LinesTable._PAD_X
             for group in groups:
                 by_key = _by_key(pick(group))
                 rows.append(
-                    [self._text_cell(group.label, bold=True)]
+                    [self._text_cell(group.label, bold=True, width=label_width)]
                     + [self._figure_cell(by_key[k], report.min_n) for k in keys]
                 )
-            widths = _widths(self.layout.frame_width, (0.15, 0.10, 0.15, 0.15, 0.15, 0.15, 0.15))
             flow += [
                 Spacer(0, 2 * mm),
                 Paragraph(_esc(caption), s["caption"]),

@@ -100,3 +100,21 @@ def test_a_long_forest_plot_starts_under_the_tables_not_on_a_fresh_page(
         if "Methods" in page:
             break
         assert re.search(r"(?<![\d.])75%", page)
+
+
+def test_an_age_band_label_breaks_before_its_parenthesis(renderer: MonthlyReportPdf) -> None:
+    """The age-band column is narrow: "Children (6 to 12)" was broken as "Children (6 to" over
+    "12)", the age range cut in two. A label that needs two lines breaks before "(" when
+    the parenthesis then fits on a line; one that fits stays on one line."""
+    report = make_report(
+        age_bands=(
+            group("child", "Children (6 to 12)", 5),
+            group("adolescent", "Adolescents (13 to 17)", 5),
+            group("adult", "Adults (18+)", 25),
+        )
+    )
+    text = "\n".join(_pages(renderer.render(report)))
+    assert "(6 to\n12)" not in text
+    assert "Children\n(6 to 12)" in text
+    assert "Adolescents\n(13 to 17)" in text
+    assert "Adults (18+)" in text
