@@ -786,6 +786,12 @@ class MonthlyReportPdf:
                 ("BACKGROUND", (col, 0), (col, -1), layout.primary_light),
                 ("LINEABOVE", (col, 0), (col, 0), 2, layout.primary),
             ]
+        # A Paragraph's first baseline is one font size below its top: a "too few" in the
+        # body size moves down by the difference, onto the line of the large numbers.
+        for index, key in enumerate(keys):
+            if by_key[key].is_too_few(report.min_n):
+                pad = layout.size_kpi - layout.size_body
+                commands.append(("TOPPADDING", (2 * index, 1), (2 * index, 1), pad))
         table.setStyle(TableStyle(commands))
         return table
 
@@ -1387,7 +1393,7 @@ class MonthlyReportPdf:
                 "kpi_small",
                 fontName=layout.font_bold,
                 fontSize=layout.size_body,
-                leading=layout.size_kpi * 1.25,
+                leading=layout.size_body * 1.25,
                 textColor=layout.muted,
             ),
             "tiny": derive(

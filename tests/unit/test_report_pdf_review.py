@@ -118,3 +118,17 @@ def test_an_age_band_label_breaks_before_its_parenthesis(renderer: MonthlyReport
     assert "Children\n(6 to 12)" in text
     assert "Adolescents\n(13 to 17)" in text
     assert "Adults (18+)" in text
+
+
+def test_a_too_few_tile_reads_on_the_line_of_the_other_values(
+    renderer: MonthlyReportPdf,
+) -> None:
+    """A small clinic's (or a clinician's) tiles mix "too few (n=6)" with numbers: the small
+    grey text hung at the top of its row, above the line the large numbers stand on."""
+    layout = renderer.layout
+    data = renderer.render(make_report(overall=group("clinic", "Whole clinic", 3)))
+    numbers = _text_at(data, 1, layout.size_kpi)
+    too_few = [t for t in _text_at(data, 1, layout.size_body) if t[0].startswith("too few")]
+    assert numbers
+    assert too_few
+    assert {round(y, 1) for *_t, y in numbers + too_few} == {round(numbers[0][2], 1)}
