@@ -36,7 +36,7 @@ from typing import Any
 from reportlab import rl_config
 from reportlab.graphics.charts.barcharts import VerticalBarChart
 from reportlab.graphics.charts.linecharts import HorizontalLineChart
-from reportlab.graphics.shapes import Drawing, Rect, String
+from reportlab.graphics.shapes import Drawing, Group, Line, Rect, String
 from reportlab.graphics.widgets.markers import makeMarker
 from reportlab.lib import colors, rl_accel
 from reportlab.lib.enums import TA_LEFT, TA_RIGHT
@@ -128,6 +128,8 @@ class Layout:
     secondary: Colour = field(default_factory=lambda: _hex("#8fb3d6"))
     notice: Colour = field(default_factory=lambda: _hex("#fff4e0"))
     notice_border: Colour = field(default_factory=lambda: _hex("#e0a54a"))
+    #: The 95% interval bars of the trend charts.
+    interval_colour: Colour = field(default_factory=lambda: _hex("#7f9bb8"))
 
     chart_height: float = 124.0
     small_chart_height: float = 118.0
@@ -483,7 +485,7 @@ class MonthlyReportPdf:
             Spacer(0, 4 * mm),
             _IfRoom(
                 [
-                    Paragraph("12-month trends", s["h2"]),
+                    Paragraph("12-month trends, with 95% intervals", s["h2"]),
                     self._side_by_side(
                         self._trend_chart(report, "recovery", small=True),
                         self._trend_chart(report, "sessions", small=True),
@@ -949,24 +951,33 @@ class MonthlyReportPdf:
         months = trailing_months(report.period)
         by_month = {point.month: point for point in report.overall.trend}
         values: list[float | None] = []
-        for month in months:
+        # Each shown month's 95% interval, as (category index, value, low, high).
+        intervals: list[tuple[int, float, float, float]] = []
+        for index, month in enumerate(months):
             point = by_month.get(month)
             if point is None:
                 values.append(None)
             elif which == "recovery":
-                values.append(
-                    None
-                    if point.recovery.is_too_few(report.min_n)
-                    else 100 * point.recovery.numerator / point.recovery.denominator
-                )
+                share = point.recovery
+                too_few = share.is_too_few(report.min_n)
+                value = None if too_few else 100 * share.numerator / share.denominator
+                values.append(value)
+                if value is not None and share.ci is not None:
+                    intervals.append((index, value, 100 * share.ci[0], 100 * share.ci[1]))
             else:
                 est = point.mean_sessions
-                values.append(None if est.is_too_few(report.min_n) else est.value)
+                too_few = est.is_too_few(report.min_n)
+                values.append(None if too_few else est.value)
+                if not too_few and est.value is not None and est.ci_low is not None:
+                    assert est.ci_high is not None  # Estimate has both bounds or neither
+                    intervals.append((index, est.value, est.ci_low, est.ci_high))
         title = (
             "Recovered, % of clinical-range intakes"
             if which == "recovery"
             else "Mean sessions per closed episode"
         )
+        if not small:
+            title += ", with 95% intervals"
         if small:
             title += f" ({_short_month(months[0])} to {_short_month(months[-1])})"
         drawing = Drawing(width, height)
@@ -998,7 +1009,7 @@ class MonthlyReportPdf:
             names = [f"{_short_month(m)}\n{self._trend_n(by_month.get(m), which)}" for m in months]
         chart.categoryAxis.categoryNames = names
         self._style_axes(chart, small)
-        top = max(v for v in values if v is not None)
+        top = max([v for v in values if v is not None] + [high for *_rest, high in intervals])
         if which == "recovery":
             chart.valueAxis.valueMin, chart.valueAxis.valueMax, chart.valueAxis.valueStep = (
                 0,
@@ -1016,6 +1027,7 @@ class MonthlyReportPdf:
             chart.lines[index].symbol = makeMarker("FilledCircle", size=3.2)
             chart.lines[index].symbol.fillColor = layout.primary
             chart.lines[index].symbol.strokeColor = layout.primary
+        chart.annotations = [partial(_interval_bars, intervals, layout.interval_colour)]
         drawing.add(chart)
         return drawing
 
@@ -1978,6 +1990,29 @@ def _short_labels(labels: Sequence[str]) -> list[str]:
 def _short_month(period: str) -> str:
     label = month_label(period)
     return f"{label[:3]} {label[-2:]}"
+
+
+def _interval_bars(
+    intervals: Sequence[tuple[int, float, float, float]],
+    colour: Colour,
+    chart: HorizontalLineChart,
+    category_scale: Callable[[int], tuple[float, float]],
+    value_scale: Callable[[float], float],
+) -> Group:
+    """A line chart's annotation: each month's 95% interval, ``(index, value, low, high)``,
+    as a thin capped vertical bar through its point (placed as ``calcPositions`` places the
+    point), left open around the point's marker."""
+    group = Group()
+    gap = 2.2  # a little over the marker's radius
+    for index, value, low, high in intervals:
+        x = category_scale(index)[0] + chart._hngs
+        y_low, y_value, y_high = value_scale(low), value_scale(value), value_scale(high)
+        for start, end in ((y_low, y_value - gap), (y_value + gap, y_high)):
+            if end > start:
+                group.add(Line(x, start, x, end, strokeColor=colour, strokeWidth=0.8))
+        for y in (y_low, y_high):
+            group.add(Line(x - 2, y, x + 2, y, strokeColor=colour, strokeWidth=0.8))
+    return group
 
 
 def _runs(values: Sequence[float | None]) -> list[list[float | None]]:

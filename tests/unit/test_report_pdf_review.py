@@ -7,6 +7,8 @@ import re
 
 import pytest
 from pypdf import PdfReader
+from reportlab.graphics.charts.linecharts import HorizontalLineChart
+from reportlab.graphics.shapes import Line
 
 from fit_service.adapters.report_pdf import MonthlyReportPdf
 from tests.unit.test_report_renderers import group, make_report
@@ -132,3 +134,37 @@ def test_a_too_few_tile_reads_on_the_line_of_the_other_values(
     assert numbers
     assert too_few
     assert {round(y, 1) for *_t, y in numbers + too_few} == {round(numbers[0][2], 1)}
+
+
+def _lines_in(node: object) -> list[object]:
+    found = []
+    for child in getattr(node, "contents", []):
+        if isinstance(child, Line):
+            found.append(child)
+        found += _lines_in(child)
+    return found
+
+
+@pytest.mark.parametrize("which", ["recovery", "sessions"])
+@pytest.mark.parametrize("small", [True, False])
+def test_trend_points_carry_their_intervals(
+    renderer: MonthlyReportPdf, which: str, small: bool
+) -> None:
+    """The report says the interval, not the point, is the honest figure, yet its trend
+    charts drew bare monthly points: month-to-month wiggles of a small clinic (n=13) read as
+    changes. Each month's point now has its 95% interval, and the axis holds the intervals."""
+    report = make_report()
+    drawing = renderer._trend_chart(report, which, small=small)
+    chart = next(c for c in drawing.contents if isinstance(c, HorizontalLineChart))
+    group = chart.draw()
+    caps = [
+        line
+        for line in _lines_in(group)
+        if line.strokeColor == renderer.layout.interval_colour and line.y1 == line.y2
+    ]
+    months = list(report.overall.trend)
+    assert len(caps) == 2 * len(months)
+    highs = [
+        100 * p.recovery.ci[1] if which == "recovery" else p.mean_sessions.ci_high for p in months
+    ]
+    assert chart.valueAxis.valueMax >= max(highs)
