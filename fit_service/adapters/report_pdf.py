@@ -560,7 +560,9 @@ class MonthlyReportPdf:
                             self._value_cell(metric_12, min_n, inline=True),
                         ]
                     )
-            flow += [Spacer(0, 3 * mm), self._table(rows, widths)]
+            # Each topic's table on one page (the longest has a dozen rows): split, a
+            # table left two rows under its header at a page's foot and the rest on the next.
+            flow += [KeepTogether([Spacer(0, 3 * mm), self._table(rows, widths)])]
         if report.age_bands:
             flow += [
                 CondPageBreak(60 * mm),

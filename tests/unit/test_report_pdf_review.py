@@ -11,6 +11,7 @@ from reportlab.graphics.charts.linecharts import HorizontalLineChart
 from reportlab.graphics.shapes import Line
 
 from fit_service.adapters.report_pdf import MonthlyReportPdf
+from fit_service.domain.monthly_report import MetricGroup
 from tests.unit.test_report_renderers import group, make_report
 
 
@@ -168,3 +169,17 @@ def test_trend_points_carry_their_intervals(
         100 * p.recovery.ci[1] if which == "recovery" else p.mean_sessions.ci_high for p in months
     ]
     assert chart.valueAxis.valueMax >= max(highs)
+
+
+def test_a_topic_table_of_all_figures_is_not_split_across_pages(
+    renderer: MonthlyReportPdf,
+) -> None:
+    """The "Endings and dropout" table (six rows) was split two rows to four over a page
+    break, its header repeated: the dropout rate on one page, its unilateral split on the
+    next."""
+    report = make_report()
+    pages = _pages(renderer.render(report))
+    for topic in MetricGroup:
+        header = f"{topic.value} {report.period_label} Trailing 12 months"
+        holding = [i for i, p in enumerate(pages) if header in " ".join(p.split())]
+        assert len(holding) == 1, (topic.value, holding)
