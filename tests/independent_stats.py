@@ -24,17 +24,16 @@ def wilson(k: int, n: float, total: int | None = None) -> tuple[float, float]:
 def effective_n(clusters: list[tuple[int, int]]) -> float:
     """Kish's n/deff of the ratio Σy/Σm over ``(y, m)`` clusters, in floats from the
     linearised with-replacement variance ``C/(C-1) · Σ(y - p·m)² / n²`` (Cochran 1977, ch. 6),
-    bounded to ``[n²/Σm², n]``; ``n`` when that variance is 0, the lower bound with one
-    cluster (the rules fit_service documents)."""
+    at most ``n``; ``n`` when that variance is 0, ``n²/Σm²`` (one unit) with one cluster (the
+    rules fit_service documents)."""
     used = [(y, m) for y, m in clusters if m > 0]
     n = sum(m for _, m in used)
     k = sum(y for y, _ in used)
-    lowest = n * n / sum(m * m for _, m in used)
     if len(used) < 2:
-        return lowest
+        return n * n / sum(m * m for _, m in used)
     p = k / n
     c = len(used)
     variance = c / (c - 1) * sum((y - p * m) ** 2 for y, m in used) / n**2
     if variance <= 1e-15:
         return float(n)
-    return min(float(n), max(lowest, p * (1 - p) / variance))
+    return min(float(n), p * (1 - p) / variance)

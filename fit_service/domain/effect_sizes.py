@@ -182,34 +182,33 @@ class ClusterSpread:
         )
 
     def effective_n(self, k: int, n: int) -> float:
-        """The effective sample size of ``k`` of ``n`` in these clusters, in
-        ``[n²/Σm², n]``.
+        """The effective sample size of ``k`` of ``n`` in these clusters, ``0 < … <= n``.
 
-        ``p(1 - p) / Var(p)`` (Kish 1965's ``n / deff``), bounded: above by ``n`` (a design
-        effect below 1 is sampling noise here, so the interval is never narrower than treating
-        sessions as independent - Korn & Graubard 1998 truncate the same way), below by
-        ``n²/Σm²``, the effective n when every cluster is internally uniform (intraclass
-        correlation 1; ``C`` for clusters of equal size). When the variance is zero - ``p`` is
-        0 or 1, or every cluster has the same rate - it says nothing about the clustering and
-        ``n`` is used (Korn & Graubard 1998); with a single cluster there is no between-cluster
-        variance to estimate and the lower bound is used. Exact rational arithmetic until the
-        last division.
+        ``p(1 - p) / Var(p)`` (Kish 1965's ``n / deff``), at most ``n``: a design effect below
+        1 is sampling noise here, so the interval is never narrower than treating sessions as
+        independent (Korn & Graubard 1998 truncate the same way). No lower bound: when the
+        counted sessions sit in a few long episodes the variance can exceed what uniform
+        clusters of unrelated sizes would give, and the interval must say so. When the
+        variance is zero - ``p`` is 0 or 1, or every cluster has the same rate - it says
+        nothing about the clustering and ``n`` is used (Korn & Graubard 1998). With a single
+        cluster there is no between-cluster variance to estimate: the effective n is then
+        ``n²/Σm² = 1``, one independent unit. Exact rational arithmetic until the last
+        division.
         """
         if n <= 0:
             raise ValueError("an effective n needs n > 0")
         if not 0 <= k <= n or self.sum_mm < n:
             raise ValueError(f"{k}/{n} does not fit these clusters")
-        lowest = n * n / self.sum_mm
         if self.clusters < 2:
-            return lowest
-        # n²·Σ(y_i - p·m_i)², an integer: n²Σy² - 2knΣym + k²Σm² (>= 0 as a sum of squares).
+            return n * n / self.sum_mm
+        # n²·Σ(y_i - p·m_i)², an integer: n²Σy² - 2knΣym + k²Σm² (>= 0 as a sum of squares;
+        # > 0 only when 0 < k < n, so the effective n below is positive).
         residual = n * n * self.sum_yy - 2 * k * n * self.sum_ym + k * k * self.sum_mm
         if residual <= 0:
             return float(n)
         # p(1-p) / (C/(C-1) · residual/n⁴) = k(n-k)·n²·(C-1) / (C·residual)
         c = self.clusters
-        effective = k * (n - k) * n * n * (c - 1) / (c * residual)
-        return min(float(n), max(lowest, effective))
+        return min(float(n), k * (n - k) * n * n * (c - 1) / (c * residual))
 
 
 # --------------------------------------------------------------------------- pre-post d

@@ -1473,12 +1473,13 @@ def method_notes(settings: ReportSettings) -> tuple[MethodNote, ...]:
             "taken as one cluster (in a clinician's figures, the sessions of the episode that "
             "clinician held). The rate p = Σy/Σm over the C episodes (y, m: an episode's "
             "counted and eligible sessions) has the variance V = C/(C - 1) · Σ(y - p·m)² / n²; "
-            "the Wilson interval is then computed on the effective n = p(1 - p)/V, kept between "
-            "n²/Σm² (episodes internally uniform) and n, and n when V = 0. The interval is never "
-            "narrower than one that counts sessions as independent. A client's episodes are "
-            "treated as independent of each other.",
-            "Ratio estimator variance: Cochran 1977, ch. 6; design effect: Kish 1965; Wilson "
-            "interval on the effective n: Korn & Graubard 1998",
+            "the Wilson interval is then computed on the effective n = p(1 - p)/V, at most n "
+            "(never narrower than counting sessions as independent); n when V = 0, and 1 when "
+            "all the sessions come from one episode. n is printed as the number of sessions; "
+            "the JSON export also gives the number of episodes and the effective n. A client's "
+            "episodes are treated as independent of each other.",
+            "Ratio estimator variance: Cochran 1977, ch. 6; design effect: Kish 1965; interval "
+            "on the effective n: Korn & Graubard 1998 (Clopper-Pearson there, Wilson here)",
         ),
         MethodNote(
             "Confidence intervals for means",

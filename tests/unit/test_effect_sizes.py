@@ -310,25 +310,36 @@ def test_clustered_interval_is_wilson_on_the_effective_n_and_never_narrower(
     assert clustered.value <= plain.ci_high <= clustered.ci_high + 1e-12
 
 
-def test_one_unit_per_cluster_is_the_plain_wilson_interval() -> None:
-    """Units that are their own clusters are independent: n²/Σm² = n bounds the effective n
-    from both sides, so the interval is Wilson's on n (the variance alone, p(1-p)/(n-1),
-    would have given n - 1)."""
+def test_one_unit_per_cluster_is_the_survey_variance_p_q_over_n_minus_1() -> None:
+    """Units that are their own clusters: Var = p(1-p)/(n-1), the with-replacement estimate
+    survey software gives for a 0/1 mean, so the effective n is n - 1 (a hair from Wilson's
+    own interval)."""
     spread = ClusterSpread.of([1] * 30 + [0] * 70, [1] * 100)
     assert spread.clusters == 100
-    assert spread.effective_n(30, 100) == 100.0
-    assert proportion(30, 100, spread.effective_n(30, 100)) == proportion(30, 100)
+    assert spread.effective_n(30, 100) == pytest.approx(99.0)
 
 
 def test_clusters_all_alike_inside_count_once_each() -> None:
     """Every episode all no-shows or none (intraclass correlation 1), ten sessions each: the
-    ten clusters carry the information of ten units, not a hundred."""
+    ten clusters carry the information of ten units (nine, with the C/(C-1) of the variance),
+    not a hundred."""
     spread = ClusterSpread.of([10, 10, 10, 0, 0, 0, 0, 0, 0, 0], [10] * 10)
-    assert spread.effective_n(30, 100) == pytest.approx(10.0)
-    wide, narrow = proportion(30, 100, 10.0), proportion(30, 100)
+    assert spread.effective_n(30, 100) == pytest.approx(9.0)
+    wide, narrow = proportion(30, 100, 9.0), proportion(30, 100)
     assert wide is not None
     assert narrow is not None
     assert wide.ci_high - wide.ci_low > 2 * (narrow.ci_high - narrow.ci_low)
+
+
+def test_counted_sessions_in_one_long_episode_get_a_small_effective_n() -> None:
+    """Ten sessions below the line, all in one episode, beside ninety one-session episodes
+    with none: the rate rests on about eleven units' worth of information, fewer than uniform
+    clusters of unrelated sizes (n²/Σm² = 52.6) would suggest, and the interval says so."""
+    clusters = [(10, 10)] + [(0, 1)] * 90
+    spread = ClusterSpread.of(*zip(*clusters, strict=True))
+    assert spread.effective_n(10, 100) == pytest.approx(effective_n(clusters))
+    assert spread.effective_n(10, 100) == pytest.approx(10.87, abs=0.01)
+    assert 100**2 / spread.sum_mm == pytest.approx(52.6, abs=0.1)
 
 
 def test_same_rate_in_every_cluster_and_rates_of_0_or_1_keep_n() -> None:
