@@ -996,8 +996,8 @@ class GroupFigures:
             for (label, _low, _high), count in zip(SESSION_BINS, s.histogram, strict=True)
         ]
         items += [
-            Metric("intake_ors_mean", "Mean intake ORS", G.INTAKE, self.intake_ors),
-            Metric("intake_srs_mean", "Mean intake SRS", G.INTAKE, self.intake_srs),
+            Metric("intake_ors_mean", "Mean intake ORS/CORS", G.INTAKE, self.intake_ors),
+            Metric("intake_srs_mean", "Mean intake SRS/CSRS", G.INTAKE, self.intake_srs),
             Metric(
                 "reliable_improvement",
                 "Reliably improved (recovered or improved)",
@@ -1034,7 +1034,7 @@ class GroupFigures:
             ),
             Metric(
                 "last_ors_above_cutoff",
-                "Last ORS above the cut-off",
+                "Last ORS above the cut-off (all intakes)",
                 G.OUTCOMES,
                 Share(o.last_above_cutoff, o.episodes),
             ),
@@ -1058,6 +1058,12 @@ class GroupFigures:
                 "Unilateral endings",
                 G.DROPOUT,
                 Share(d.unilateral_endings, d.closed_episodes),
+            ),
+            Metric(
+                "other_endings",
+                "Other endings (transferred, other)",
+                G.DROPOUT,
+                Share(d.other_endings, d.closed_episodes),
             ),
             Metric(
                 "unilateral_last_ors_above_cutoff",
@@ -1099,7 +1105,7 @@ class GroupFigures:
             ),
             Metric(
                 "flagged_in_care_after_follow_up",
-                "Flagged episodes still in care a month later",
+                "Flagged episodes attending a month after the first alert",
                 G.ALLIANCE,
                 al.in_care_after_follow_up,
             ),
@@ -1396,7 +1402,8 @@ LITERATURE_BENCHMARKS: tuple[Benchmark, ...] = (
         metric_key="reliable_improvement",
         text=f"about 20% in routine care; 57.6{DASH}67.2% in trials",
         source="Hansen, Lambert & Forman 2002",
-        note="Range: from routine care (about 20%) to the trials' upper end.",
+        note="Range: from routine care (about 20%) to the trials' upper end; measured with "
+        "the OQ-45 and its own reliable-change index.",
         low=0.20,
         high=0.672,
     ),
@@ -1413,7 +1420,8 @@ LITERATURE_BENCHMARKS: tuple[Benchmark, ...] = (
         metric_key="pre_post_d",
         text="0.2 small, 0.5 medium, 0.8 large",
         source="Cohen 1988 (conventions)",
-        note="Reading guide, not a target.",
+        note="Reading guide for differences between groups, not a target: a pre-post d "
+        "without a control group runs larger.",
         low=0.2,
         high=0.8,
     ),
@@ -1428,8 +1436,9 @@ LITERATURE_BENCHMARKS: tuple[Benchmark, ...] = (
         metric_key="dropout_rate",
         text=f"19.7% (95% CI 18.7{DASH}20.7)",
         source="Swift & Greenberg 2012 (669 studies, 83,834 clients)",
-        note="46.9% in Wierzbicki & Pekarik 1993 (older, wider definitions); "
-        "the rate depends on the definition.",
+        note="The interval is that of the mean over 669 studies, mostly trials, with several "
+        "definitions of dropout; clinics vary far more. 46.9% in Wierzbicki & Pekarik 1993 "
+        "(older, wider definitions).",
         low=0.187,
         high=0.207,
     ),
@@ -1511,7 +1520,8 @@ def method_notes(settings: ReportSettings) -> tuple[MethodNote, ...]:
         ),
         MethodNote(
             "Reliable change",
-            f"A change of {s.reliable_change:g} ORS points or more between the first and last "
+            f"A change of {s.reliable_change:g} ORS (or CORS) points or more between the first "
+            "and last "
             "score of an episode (the fixed PCOMS threshold, used instead of the RCI "
             "(x2 - x1)/S_diff, S_diff = √2·s1·√(1 - r), |RCI| > 1.96).",
             "PCOMS manuals; Jacobson & Truax 1991",
@@ -1566,9 +1576,10 @@ def method_notes(settings: ReportSettings) -> tuple[MethodNote, ...]:
             "with an SRS). Alerts: raised, acknowledged and resolved (by a clinician; "
             "alerts the system closed itself are not counted) in the window; time to "
             "acknowledge is the median in hours over alerts acknowledged in the window. "
-            "Flagged episodes still in care: episodes whose first alert came "
-            f"{s.follow_up_days} days before a day of the window, and of those the ones with "
-            f"an attended session {s.follow_up_days} or more days after that alert.",
+            "Flagged episodes attending a month after the first alert: episodes whose first "
+            f"alert plus {s.follow_up_days} days falls in the window (so the follow-up can be "
+            "seen), and of those the ones with an attended session on or after that day. Its "
+            "n counts episodes, not the alerts raised in the window.",
             "PCOMS; OpenFIT",
         ),
         MethodNote(

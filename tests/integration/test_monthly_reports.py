@@ -353,6 +353,7 @@ def expected_figures(episodes: Iterable[Ep], window: tuple[date, date]) -> dict[
     out["dropout_rate"] = (dropouts, len(closed))
     out["planned_endings"] = (planned, len(closed))
     out["unilateral_endings"] = (unilateral, len(closed))
+    out["other_endings"] = (len(closed) - planned - unilateral, len(closed))
     out["unilateral_last_ors_above_cutoff"] = (uni_above, unilateral)
     out["unilateral_last_ors_below_cutoff"] = (uni_below, unilateral)
 
