@@ -804,13 +804,24 @@ def no_reliable_improvement(
     LOW from ``discuss_checkpoint`` (3: discuss), MEDIUM from ``change_checkpoint`` (6: change
     approach), so the alert escalates rather than duplicates. Clients whose intake is above the
     clinical cut-off stay LOW: little change is expected of them (domain.md §4/§5).
+
+    Change is measured from the baseline, so the checkpoints count sessions from it: with the
+    episode's first outcome score as intake (``context.intake_outcome`` is ``None``) that score
+    is session 1 of the count, wherever it fell (a late baseline at session 5 puts the discuss
+    checkpoint at session 7), and the baseline alone, compared with nothing, is no finding. An
+    explicit intake (taken before the episode's sessions) counts from session 1 as before.
     """
     scored = _with_outcome(obs)
     intake = _intake(obs, context)
     if not scored or intake is None:
         return []
     latest = scored[-1]
-    session = latest.session_number or 0
+    baseline_session = 1
+    if context.intake_outcome is None:
+        if len(scored) < 2:  # the latest score is the baseline itself
+            return []
+        baseline_session = scored[0].session_number or 1
+    session = (latest.session_number or 0) - baseline_session + 1
     if session < settings.discuss_checkpoint:
         return []
     change = latest.outcome_total - intake  # type: ignore[operator]
@@ -820,6 +831,13 @@ def no_reliable_improvement(
         settings.change_checkpoint
         if session >= settings.change_checkpoint
         else settings.discuss_checkpoint
+    )
+    due_at = checkpoint + baseline_session - 1  # the session number the checkpoint fell on
+    label = (
+        str(checkpoint)
+        if baseline_session == 1
+        else f"{due_at} (session {checkpoint} counted from the baseline at session "
+        f"{baseline_session})"
     )
     # the clinic's cut-off rule (domain.md §3: some sites count the cut-off itself as clinical)
     functional = _intake_is_clinical(obs, context, intake) is False
@@ -842,11 +860,12 @@ def no_reliable_improvement(
                 "change": round(change, 1),
                 "reliable_change": settings.reliable_change,
                 "checkpoint": checkpoint,
+                "baseline_session": baseline_session,
                 "guidance_label": advice,
                 "intake_above_cutoff": functional,
                 "source": SOURCE_NO_CHANGE,
             },
-            {"checkpoint": checkpoint, "checkpoint_advice": advice},
+            {"checkpoint": label, "checkpoint_advice": advice},
         )
     ]
 

@@ -121,6 +121,7 @@ def observations(
             band, settings.reliable_change, settings.discuss_checkpoint, settings.change_checkpoint
         ).criteria
     intake: float | None = None
+    intake_number = 1
     out: list[SessionObservation] = []
     for s in history.sessions:
         if s.attendance != Attendance.ATTENDED:
@@ -136,8 +137,14 @@ def observations(
             if intake is None:
                 # the first outcome score is the baseline (domain.md §4; outcomes.intake_of)
                 intake = total
+                intake_number = s.number or 1
             elif s.number is not None:
-                judged = model.assess(intake, s.number, total)
+                # Sessions are counted from the baseline (its session is 1): the expected change
+                # and the checkpoints are change since that score, and the ETR is fitted on
+                # episodes whose baseline is session 1 (domain/trajectory.py). A late baseline
+                # (no score at session 1) judged by its own session number expected the change
+                # of sessions nobody measured: "no improvement by session 6" one session later.
+                judged = model.assess(intake, max(2, s.number - intake_number + 1), total)
                 judged_on.update(
                     expected_outcome=judged.expected,
                     band_low=judged.band_low,

@@ -1,0 +1,102 @@
+"""Review of the dropout-risk rules at their edges: a late baseline, ties between SRS legs,
+item findings after a total-only rating (domain.md §2-§5)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Sequence
+
+from fit_service.domain.instruments import AgeBand
+from fit_service.domain.risk import (
+    Attendance,
+    EpisodeContext,
+    Finding,
+    RiskSettings,
+    SessionObservation,
+    Severity,
+    evaluate_rules,
+)
+from fit_service.services.history import EpisodeHistory, RatingRecord, SessionRecord
+from fit_service.services.risk_inputs import observations
+
+DAY0 = dt.date(2024, 3, 4)
+
+
+def day(n: int) -> dt.date:
+    return DAY0 + dt.timedelta(weeks=n - 1)
+
+
+def sess(
+    n: int,
+    *,
+    srs: float | None = 40.0,
+    ors: float | None = None,
+    items: dict[str, float] | None = None,
+) -> SessionObservation:
+    return SessionObservation(
+        n,
+        day(n),
+        Attendance.ATTENDED,
+        outcome_total=ors,
+        alliance_total=srs,
+        alliance_items=items,
+    )
+
+
+def kinds(obs: Sequence[SessionObservation]) -> dict[str, Finding]:
+    context = EpisodeContext(None, 25.0, AgeBand.ADULT, obs[-1].date)
+    return {f.kind: f for f in evaluate_rules(obs, context, RiskSettings())}
+
+
+# ------------------------------------------------------------------------------ late baseline
+def test_the_baseline_alone_is_no_evidence_of_no_improvement() -> None:
+    """The first outcome score at session 4 (none before) is the baseline: nothing has been
+    compared with it yet, so "no reliable improvement by session 3" cannot hold."""
+    obs = [sess(1), sess(2), sess(3), sess(4, ors=15.0)]
+    assert "no_reliable_improvement" not in kinds(obs)
+
+
+def test_no_improvement_checkpoints_count_sessions_from_the_baseline() -> None:
+    """Baseline at session 5: at session 6 one session of change has been measured, not six,
+    so neither checkpoint is due; the discuss checkpoint falls at session 7 (the third session
+    counted from the baseline), and the text says so."""
+    before = [sess(n) for n in range(1, 5)]
+    assert "no_reliable_improvement" not in kinds([*before, sess(5, ors=15.0), sess(6, ors=16.0)])
+    found = kinds([*before, sess(5, ors=15.0), sess(6, ors=16.0), sess(7, ors=16.0)])
+    finding = found["no_reliable_improvement"]
+    assert finding.severity is Severity.LOW
+    assert finding.evidence["baseline_session"] == 5
+    assert "session 7" in finding.guidance
+    assert "session 5" in finding.guidance
+
+
+def test_a_baseline_at_session_1_keeps_the_usual_checkpoints() -> None:
+    found = kinds([sess(n, ors=15.0) for n in range(1, 7)])
+    finding = found["no_reliable_improvement"]
+    assert (finding.severity, finding.evidence["checkpoint"]) == (Severity.MEDIUM, 6)
+    assert "by session 6" in finding.guidance
+
+
+def _history(scores: dict[int, float]) -> EpisodeHistory:
+    sessions = []
+    for n in range(1, max(scores) + 1):
+        ratings = []
+        if n in scores:
+            ratings.append(RatingRecord("ors", "client", "total_only", scores[n], None, None))
+        sessions.append(
+            SessionRecord(
+                n, uuid.uuid4(), f"S{n}", day(n), n, "attended", 1, "T1", dt.datetime.now(), ratings
+            )
+        )
+    return EpisodeHistory(
+        1, uuid.uuid4(), 1, 1, "C-1", "adult", "open", day(1), None, None, "T1", sessions=sessions
+    )
+
+
+def test_the_rational_trajectory_counts_sessions_from_a_late_baseline() -> None:
+    """Baseline ORS 15 at session 6, the same score at session 7: one session of measured
+    change is not "no reliable improvement by session 6", so the client is not off track."""
+    obs = observations(_history({6: 15.0, 7: 15.0}), RiskSettings())
+    assert obs[-1].on_track is True
+    assert "not_on_track" not in kinds(obs)
