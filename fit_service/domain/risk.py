@@ -525,6 +525,20 @@ def _weak_legs(o: SessionObservation, settings: RiskSettings) -> list[str]:
     return [SRS.item_legs[i].value for _, i in low]
 
 
+def _weakest_concern(o: SessionObservation, settings: RiskSettings) -> Concern:
+    """The one leg to name for ``o``: the SRS item below the item line that is lower than every
+    other (domain.md §1: an alert that says which leg is weak). Two or more items tied lowest
+    (or no items, a total-only rating) name the alliance as a whole: picking one of the tied
+    legs (by item id) would claim more than the ratings show; the evidence lists them all."""
+    items = o.alliance_items or {}
+    low = sorted(
+        v for i, v in items.items() if i in SRS.item_legs and v < settings.srs_item_concern
+    )
+    if not low or (len(low) > 1 and low[1] == low[0]):
+        return Concern.GLOBAL_ALLIANCE
+    return _LEG_TO_CONCERN[Leg(_weak_legs(o, settings)[0])]
+
+
 # ------------------------------------------------------------------------------- rules
 def low_alliance(
     obs: Sequence[SessionObservation], context: EpisodeContext, settings: RiskSettings
@@ -548,8 +562,8 @@ def low_alliance(
     early = started <= settings.early_window_sessions
     weak = _weak_legs(latest, settings)
     # Name the weakest leg when items are known (domain.md §1: an alert that says which leg is
-    # weak is one a clinician can act on); otherwise the alliance as a whole.
-    concern = _LEG_TO_CONCERN[Leg(weak[0])] if weak else Concern.GLOBAL_ALLIANCE
+    # weak is one a clinician can act on); otherwise (or on a tie) the alliance as a whole.
+    concern = _weakest_concern(latest, settings)
     evidence = {
         "srs_total": latest.srs_total,
         "weak_legs": weak,
@@ -1060,9 +1074,8 @@ def dropout_risk(
     concern = estimate.main_concern
     if concern is Concern.GLOBAL_ALLIANCE:
         rated = _rated(obs)
-        weak = _weak_legs(rated[-1], settings) if rated else []
-        if weak:
-            concern = _LEG_TO_CONCERN[Leg(weak[0])]
+        if rated:
+            concern = _weakest_concern(rated[-1], settings)
     evidence = model.evidence(estimate)
     signals = [s["label"] for s in evidence["signals"][:3]] or ["how early in therapy it is"]
     finding = _finding(

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from fit_service.domain.instruments import AgeBand
 from fit_service.domain.risk import (
     Attendance,
+    Concern,
     EpisodeContext,
     Finding,
     RiskSettings,
@@ -100,3 +101,19 @@ def test_the_rational_trajectory_counts_sessions_from_a_late_baseline() -> None:
     obs = observations(_history({6: 15.0, 7: 15.0}), RiskSettings())
     assert obs[-1].on_track is True
     assert "not_on_track" not in kinds(obs)
+
+
+# ------------------------------------------------------------------------------ which leg
+def test_two_legs_equally_low_name_no_single_leg() -> None:
+    """Bond and task both 7 (total 32): naming one of them (the alphabetical first) would
+    claim more than the ratings show; the alliance as a whole is named, both legs in evidence."""
+    both = {"relationship": 7.0, "goals": 9.0, "approach": 7.0, "overall": 9.0}
+    finding = kinds([sess(1, srs=None, items=both)])["early_low_alliance"]
+    assert finding.concern is Concern.GLOBAL_ALLIANCE
+    assert set(finding.evidence["weak_legs"]) == {"bond", "task"}
+
+
+def test_a_single_weakest_leg_is_still_named() -> None:
+    one = {"relationship": 6.0, "goals": 9.0, "approach": 7.0, "overall": 9.0}
+    finding = kinds([sess(1, srs=None, items=one)])["early_low_alliance"]
+    assert finding.concern is Concern.BOND
