@@ -585,10 +585,15 @@ def low_srs_items(
     One finding per weak leg, kind ``low_srs_<leg>`` (relationship->bond, goals->goal,
     approach->task, overall->global; domain.md §2). LOW for a single session; MEDIUM when the
     same leg was also low at the previous session with items (an unrepaired rupture, §1).
+
+    Judged at the latest rated session, as :func:`low_alliance` is: when that rating came as a
+    total only, the items are unknown now (domain.md §2) and no leg is named as low now; an
+    earlier session's items would be old news reported as current.
     """
-    with_items = [o for o in obs if o.attended and o.alliance_items]
-    if not with_items:
+    rated = _rated(obs)
+    if not rated or not rated[-1].alliance_items:
         return []
+    with_items = [o for o in obs if o.attended and o.alliance_items]
     latest = with_items[-1]
     previous = with_items[-2] if len(with_items) > 1 else None
     findings: list[Finding] = []

@@ -117,3 +117,12 @@ def test_a_single_weakest_leg_is_still_named() -> None:
     one = {"relationship": 6.0, "goals": 9.0, "approach": 7.0, "overall": 9.0}
     finding = kinds([sess(1, srs=None, items=one)])["early_low_alliance"]
     assert finding.concern is Concern.BOND
+
+
+# ------------------------------------------------------------------------------ total-only
+def test_a_later_total_only_rating_ends_an_item_finding() -> None:
+    """A low bond item at session 3, then a total-only SRS of 40 at session 4: the items are
+    unknown now, so no leg can be named as low now (domain.md §2: "items unknown")."""
+    low_bond = {"relationship": 6.0, "goals": 10.0, "approach": 10.0, "overall": 10.0}
+    obs = [sess(1), sess(2), sess(3, srs=None, items=low_bond), sess(4, srs=40.0)]
+    assert "low_srs_bond" not in kinds(obs)
