@@ -938,7 +938,8 @@ def agreement_without_engagement(
 def missed_session(
     obs: Sequence[SessionObservation], context: EpisodeContext, settings: RiskSettings
 ) -> list[Finding]:
-    """The latest appointment was missed and not yet followed by an attended one (domain.md §6).
+    """The latest appointment was missed and not yet followed by an attended one (domain.md §6);
+    misses dated on the day of the last attended session do not count (the client came).
 
     Cancellation LOW, no-show MEDIUM; HIGH when two or more appointments in a row were missed,
     or the last attended session showed an alliance concern (SRS total < 36 or an item < 9).
@@ -952,12 +953,17 @@ def missed_session(
     """
     if not obs or obs[-1].attended:
         return []
+    last_attended = next((o for o in reversed(obs) if o.attended), None)
     missed: list[SessionObservation] = []
     for o in reversed(obs):
         if o.attended:
             break
-        missed.append(o)
-    last_attended = next((o for o in reversed(obs) if o.attended), None)
+        # A miss on the day of an attended session (same date, recorded after it) is followed
+        # by that session: the client came that day.
+        if last_attended is None or o.date > last_attended.date:
+            missed.append(o)
+    if not missed:
+        return []
     after_low = last_attended is not None and _alliance_concern(last_attended, settings)
     latest = obs[-1]
     started = last_attended is not None

@@ -126,3 +126,22 @@ def test_a_later_total_only_rating_ends_an_item_finding() -> None:
     low_bond = {"relationship": 6.0, "goals": 10.0, "approach": 10.0, "overall": 10.0}
     obs = [sess(1), sess(2), sess(3, srs=None, items=low_bond), sess(4, srs=40.0)]
     assert "low_srs_bond" not in kinds(obs)
+
+
+# ------------------------------------------------------------------------------ same-date miss
+def test_a_miss_on_the_day_of_an_attended_session_is_no_missed_appointment() -> None:
+    """The client attended session 2 on the day of a no-show recorded after it (same date:
+    the history orders them by row id): they came that day, so "the latest appointment was
+    missed and not yet followed by an attended one" does not hold."""
+    low = {"relationship": 8.0, "goals": 8.0, "approach": 8.0, "overall": 8.0}
+    obs = [
+        sess(1),
+        sess(2, srs=None, items=low),
+        SessionObservation(None, day(2), Attendance.NO_SHOW),
+    ]
+    assert "missed_session" not in kinds(obs)
+
+
+def test_a_miss_after_the_day_of_the_last_session_still_counts() -> None:
+    obs = [sess(1), sess(2), SessionObservation(None, day(3), Attendance.NO_SHOW)]
+    assert kinds(obs)["missed_session"].severity is Severity.MEDIUM
