@@ -865,7 +865,7 @@ def no_reliable_improvement(
         if checkpoint == settings.change_checkpoint and not functional
         else Severity.LOW
     )
-    advice = checkpoint_advice(checkpoint, settings.change_checkpoint)
+    advice = checkpoint_advice(checkpoint, settings.change_checkpoint, functional)
     return [
         _finding(
             "no_reliable_improvement",

@@ -145,3 +145,14 @@ def test_a_miss_on_the_day_of_an_attended_session_is_no_missed_appointment() -> 
 def test_a_miss_after_the_day_of_the_last_session_still_counts() -> None:
     obs = [sess(1), sess(2), SessionObservation(None, day(3), Attendance.NO_SHOW)]
     assert kinds(obs)["missed_session"].severity is Severity.MEDIUM
+
+
+# ------------------------------------------------------------------------------ functional intake
+def test_no_change_from_a_functional_intake_does_not_advise_changing_the_approach() -> None:
+    """Intake ORS 32 (above the adult cut-off of 25) and 32 at session 6: little change is
+    expected (domain.md §4/§5; the rational trajectory calls it on track), so the LOW finding
+    does not tell the clinician to change the approach; it says why."""
+    finding = kinds([sess(n, ors=32.0) for n in range(1, 7)])["no_reliable_improvement"]
+    assert finding.severity is Severity.LOW
+    assert "changing the approach" not in finding.guidance
+    assert "above the clinical cut-off" in finding.guidance
