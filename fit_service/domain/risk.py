@@ -237,7 +237,10 @@ class RiskSettings:
     srs_item_concern: float = 9.0
     #: a fall of at least this from the previous SRS (domain.md §3: >= 1 point, OpenFIT red).
     srs_decline_points: float = 1.0
-    #: sessions counted as "early" (domain.md §1/§3: the first three sessions).
+    #: HEURISTIC: sessions counted as "early", by the episode's session number (the alliance's
+    #: age, not sessions since the first rating). domain.md §1 (Sharf et al. 2010) says early
+    #: alliance predicts dropout but gives no count; 3 matches the first no-change checkpoint
+    #: (§3) and the README's "first three sessions".
     early_window_sessions: int = 3
     #: ORS/CORS reliable change in raw points (domain.md §3: 5, PCOMS; NHS CYP uses 6.6 / 10).
     reliable_change: float = 5.0
