@@ -329,6 +329,43 @@ def _dismissal_holds(
     return True
 
 
+#: kinds whose evidence a corrected session can remove (:func:`_evidence_corrected`); not
+#: ``dropout_risk``, whose estimate also moves with a refit of the clinic's model
+_CORRECTABLE = frozenset(
+    {
+        "early_low_alliance",
+        "low_alliance",
+        "low_srs_bond",
+        "low_srs_goal",
+        "low_srs_task",
+        "low_srs_global",
+        "srs_decline",
+        "agreement_without_engagement",
+    }
+    | WAI_KINDS
+)
+
+
+def _evidence_corrected(
+    alert: Alert,
+    observations: Sequence[SessionObservation],
+    findings_upto: Callable[[int], Sequence[Finding]],
+) -> bool:
+    """Whether an alliance alert's own evidence no longer shows its finding: the rules re-run
+    on the appointments up to its evidence date find no finding of its kind there (a session
+    corrected, e.g. SRS 30 that was a typo for 38). The clear streak (two sessions at the
+    concern line, issue 4) is for a rupture that happened: one good rating is no repair. A
+    rupture that is no longer in the record has nothing to repair."""
+    if alert.kind not in _CORRECTABLE:
+        return False
+    upto = sum(1 for o in observations if o.date <= alert.observed_on)
+    if upto == 0 or not any(
+        o.attended and o.session_number == alert.session_number for o in observations[:upto]
+    ):
+        return False  # the evidence session is gone or renumbered: leave it to the streak
+    return all(f.kind != alert.kind for f in findings_upto(upto))
+
+
 def reconcile(
     alerts: Sequence[Alert],
     findings: Sequence[Finding],
@@ -383,7 +420,13 @@ def reconcile(
         if kind in holding:
             continue
         alert = active[kind]
-        if kind in WAI_KINDS:
+        if findings_upto is not None and _evidence_corrected(alert, observations, findings_upto):
+            note = (
+                f"{kind} no longer holds at its own evidence (session {alert.session_number}, "
+                f"{alert.observed_on.isoformat()}): the ratings there were corrected (or the "
+                "clinic's thresholds changed)"
+            )
+        elif kind in WAI_KINDS:
             streak = wai_clear_streak(observations, alert, settings, context)
             if streak < settings.alliance_clear_sessions:
                 continue

@@ -9,7 +9,7 @@ from typing import Any
 from flask.testing import FlaskClient
 from sqlalchemy import Engine, select
 
-from fit_service.adapters.orm import Episode
+from fit_service.adapters.orm import Alert, Episode
 from tests.conftest import Tenant, session_payload
 
 TODAY = datetime.now(UTC).date()
@@ -64,3 +64,21 @@ def test_a_no_show_on_the_day_of_an_attended_session_is_no_missed_session(
     post(client, tenant, "S2", start + timedelta(days=7), [ors(21.0), GOOD])
     post(client, tenant, "S2b", start + timedelta(days=7), [], attendance="no_show")
     assert not [r for r in reasons(engine) if r.startswith("missed_session")]
+
+
+def test_correcting_the_session_an_alliance_alert_rests_on_resolves_it(
+    client: FlaskClient, tenant: Tenant, engine: Engine
+) -> None:
+    """SRS 7.5 on every item (30) at session 2 opens early_low_alliance; the session is then
+    corrected (revision 2) to 9.5 on every item: the alert auto-resolves at once."""
+    start = TODAY - timedelta(days=7)
+    low = {"instrument": "srs", "items": dict.fromkeys(GOOD["items"], 7.5)}  # type: ignore[arg-type]
+    post(client, tenant, "S1", start, [ors(20.0), GOOD])
+    post(client, tenant, "S2", TODAY, [ors(21.0), low])
+    with engine.connect() as conn:
+        (alert,) = conn.execute(select(Alert)).all()
+    assert (alert.kind, alert.status) == ("early_low_alliance", "open")
+    post(client, tenant, "S2", TODAY, [ors(21.0), GOOD])
+    with engine.connect() as conn:
+        (alert,) = conn.execute(select(Alert)).all()
+    assert alert.status == "auto_resolved"

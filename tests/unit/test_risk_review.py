@@ -7,6 +7,7 @@ import datetime as dt
 import uuid
 from collections.abc import Sequence
 
+from fit_service.domain.alerts import Alert, AlertStatus, AutoResolve, reconcile
 from fit_service.domain.instruments import AgeBand
 from fit_service.domain.risk import (
     Attendance,
@@ -156,3 +157,41 @@ def test_no_change_from_a_functional_intake_does_not_advise_changing_the_approac
     assert finding.severity is Severity.LOW
     assert "changing the approach" not in finding.guidance
     assert "above the clinical cut-off" in finding.guidance
+
+
+# ------------------------------------------------------------------------------ corrected evidence
+def test_an_alliance_alert_whose_evidence_was_corrected_auto_resolves() -> None:
+    """SRS 30 at session 2 opened early_low_alliance; the session is then corrected to 38 (a
+    typo). The rupture never was in the record: the alert resolves now, not after two more
+    sessions at 36 or above (that rule is for a real rupture: one good rating is no repair)."""
+    alert = Alert(
+        "A1",
+        "early_low_alliance",
+        Concern.GLOBAL_ALLIANCE,
+        Severity.HIGH,
+        AlertStatus.OPEN,
+        2,
+        day(2),
+    )
+    obs = [sess(1), sess(2, srs=38.0)]
+    context = EpisodeContext(None, 25.0, AgeBand.ADULT, day(2))
+    findings = evaluate_rules(obs, context, RiskSettings())
+    actions = reconcile([alert], findings, obs, RiskSettings(), context=context)
+    assert [type(a) for a in actions] == [AutoResolve]
+    assert "corrected" in actions[0].note  # type: ignore[union-attr]
+
+
+def test_an_alliance_alert_on_evidence_that_still_holds_waits_for_two_clear_sessions() -> None:
+    alert = Alert(
+        "A1",
+        "early_low_alliance",
+        Concern.GLOBAL_ALLIANCE,
+        Severity.HIGH,
+        AlertStatus.OPEN,
+        2,
+        day(2),
+    )
+    obs = [sess(1), sess(2, srs=30.0), sess(3, srs=38.0)]
+    context = EpisodeContext(None, 25.0, AgeBand.ADULT, day(3))
+    findings = evaluate_rules(obs, context, RiskSettings())
+    assert reconcile([alert], findings, obs, RiskSettings(), context=context) == []
