@@ -73,7 +73,10 @@ def episode_outcome(
     # With one score, the latest is the intake: the baseline, assessed as session 1 whatever
     # its session number (as the trajectory endpoint and the risk rules do), not against the
     # expected score for its own session number, which could call the intake "not on track".
-    a = model.assess(intake, 1 if len(series) == 1 else latest_session, latest)
+    # Later scores are judged by sessions counted from the baseline, as the risk rules count
+    # them (services/risk_inputs).
+    since_baseline = max(2, latest_session - intake_session + 1)
+    a = model.assess(intake, 1 if len(series) == 1 else since_baseline, latest)
     trajectory = {
         "on_track": a.on_track,
         "model": a.model,

@@ -201,6 +201,10 @@ def episode_trajectory(
     series = outcome_series(history, instrument)
     baseline = intake_of(series)
     intake = baseline[1] if baseline else None
+    # Sessions are counted from the baseline, as the risk rules count them
+    # (services/risk_inputs): a baseline at session 3 is session 1 of the expected path, which
+    # is drawn from there; the ETR is fitted on episodes whose baseline is session 1.
+    offset = baseline[0] - 1 if baseline else 0
     points = []
     for index, (number, score) in enumerate(series):
         point: dict[str, Any] = {"session": number, "score": score}
@@ -209,7 +213,7 @@ def episode_trajectory(
             # risk_inputs judges nothing there either): assessed as session 1, not against the
             # ETR's expected score for its own session number, which would judge the intake
             # against itself-after-treatment and could flag it as not on track.
-            a = model.assess(intake, 1 if index == 0 else number, score)
+            a = model.assess(intake, 1 if index == 0 else max(2, number - offset), score)
             point.update(
                 on_track=a.on_track,
                 expected=a.expected,
@@ -221,10 +225,10 @@ def episode_trajectory(
         points.append(point)
     path = None
     if intake is not None:
-        k = max(horizon, series[-1][0])
+        k = max(horizon, series[-1][0] - offset)
         p = model.path(intake, k)
         path = {
-            "sessions": list(p.sessions),
+            "sessions": [session + offset for session in p.sessions],
             "expected": list(p.expected) if p.expected else None,
             "low": list(p.low),
             "high": list(p.high),

@@ -82,3 +82,35 @@ def test_correcting_the_session_an_alliance_alert_rests_on_resolves_it(
     with engine.connect() as conn:
         (alert,) = conn.execute(select(Alert)).all()
     assert alert.status == "auto_resolved"
+
+
+def test_a_late_baseline_is_drawn_and_judged_from_its_own_session(
+    client: FlaskClient, tenant: Tenant
+) -> None:
+    """Baseline ORS at session 3 (none at 1-2), then sessions 4-6: the episode's outcome, the
+    trajectory endpoint and the risk rules count sessions from the baseline alike. The
+    expected path starts at session 3, and each score is judged against the path's value at
+    its own session; before, the view judged session 6 as six sessions of change."""
+    start = TODAY - timedelta(days=35)
+    for n in (1, 2):
+        post(
+            client, tenant, f"S{n}", start + timedelta(days=7 * (n - 1)), [ORS_NOT_COMPLETED, GOOD]
+        )
+    for n, score in ((3, 12.0), (4, 13.0), (5, 13.5), (6, 14.0)):
+        post(client, tenant, f"S{n}", start + timedelta(days=7 * (n - 1)), [ors(score), GOOD])
+    client_view = client.get("/v1/clients/C-1", headers=tenant.auth("manager")).json
+    episode = client_view["episodes"][0]
+    outcome = episode["outcome"]
+    assert (outcome["intake_session"], outcome["latest_session"]) == (3, 6)
+    drawn = client.get(
+        f"/v1/episodes/{episode['id']}/trajectory", headers=tenant.auth("manager")
+    ).json
+    drawn_path = drawn["expected_path"]
+    low = dict(zip(drawn_path["sessions"], drawn_path["low"], strict=True))
+    assert min(low) == 3  # the path starts at the baseline
+    assert low[3] == 12.0
+    points = {p["session"]: p for p in drawn["points"]}
+    for number in (4, 5, 6):
+        assert points[number]["band_low"] == low[number], number
+    assert outcome["trajectory"]["band_low"] == points[6]["band_low"]
+    assert outcome["trajectory"]["on_track"] == points[6]["on_track"]
