@@ -183,6 +183,10 @@ def history(episodes: int, seed: int = 1) -> Iterator[tuple[str, list[dict[str, 
                 alert_id += 1
                 raised = datetime.combine(opened, datetime.min.time(), UTC) + timedelta(days=20)
                 ack = raised + timedelta(hours=rng.randint(1, 72)) if rng.random() < 0.7 else None
+                # every other acknowledged alert resolved three days later (no draw from rng:
+                # the history stays the one earlier runs measured)
+                resolved = ack + timedelta(days=3) if ack and alert_id % 2 == 0 else None
+                status = "resolved" if resolved else ("acknowledged" if ack else "open")
                 alerts.append(
                     {
                         "id": alert_id,
@@ -191,15 +195,16 @@ def history(episodes: int, seed: int = 1) -> Iterator[tuple[str, list[dict[str, 
                         "episode_id": eid,
                         "client_id": eid,
                         "clinician_id": clinician,
-                        "kind": "srs_low",
+                        "kind": "low_srs_bond",
                         "leg": "bond",
                         "severity": 2,
-                        "status": "acknowledged" if ack else "open",
+                        "status": status,
                         "evidence": {},
                         "guidance": "",
                         "opened_at": raised,
                         "updated_at": raised,
                         "acknowledged_at": ack,
+                        "closed_at": resolved,
                         "version": 1,
                     }
                 )
