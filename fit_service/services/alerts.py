@@ -97,10 +97,10 @@ def list_alerts(
     limit: int,
 ) -> Page:
     """Newest first, keyset-paginated (the cursor is the last alert seen)."""
+    query = _query().where(_visible(principal))  # the permission check comes first
     statuses = sorted(status.value for status in feed.statuses)
     scope = f"alerts|{statuses}|{feed.min_severity}|{feed.since}|{feed.until}"
     before = decode_cursor(cursor, scope)
-    query = _query().where(_visible(principal))
     if before:
         query = query.where(Alert.id < before)
     if feed.statuses:

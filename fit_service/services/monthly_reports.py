@@ -589,8 +589,9 @@ def _add_sessions_and_episodes(db: Session, clinic_id: int, groups: _Groups) -> 
     One statement: the per-session rows (the trailing window's sessions, and every earlier
     session of an episode active in it, with the client's totals kept on each session row)
     are materialized once; one ``GROUP BY`` over them
-    counts the sessions of the month and of the trailing 12 months per clinician and age
-    band, another aggregates each active episode. The two come back as one stream
+    counts the sessions of the month and of the rest of the trailing 12 months per episode
+    and clinician (the clusters of the rates over sessions), another aggregates each active
+    episode. The two come back as one stream
     (``UNION ALL``): the session counts first, then the episodes in id order.
     """
     window = groups.trailing
