@@ -151,6 +151,9 @@ class _Plan:
     age_band_dates: dict[str, date] = field(default_factory=dict)
     new_clinicians: set[str] = field(default_factory=set)
     new_episodes: list[_EpisodeState] = field(default_factory=list)
+    #: ``id()`` of each of ``new_episodes`` (the same objects; a list's ``in`` compared every
+    #: field of every new episode, quadratic in a backfill of new clients)
+    new_episode_ids: set[int] = field(default_factory=set)
     writes: list[_Write] = field(default_factory=list)
 
 
@@ -934,7 +937,8 @@ def _plan_item(
         # a stored one's start is set from its sessions after the write (history.
         # start_at_first_session), which also covers a first session moved later.
         episode.opened_on = item.date
-    if episode.new and episode not in plan.new_episodes:
+    if episode.new and id(episode) not in plan.new_episode_ids:
+        plan.new_episode_ids.add(id(episode))
         plan.new_episodes.append(episode)
         loaded.open_episode[item.client_id] = episode
         loaded.episodes_by_public[episode.public_id] = episode
