@@ -166,7 +166,12 @@ def _check_clinician_id(clinician: str) -> None:
 @click.argument("prefix")
 def revoke_key(prefix: str) -> None:
     """Revoke an API key by its prefix, as create-key and list-keys print it (in a key
-    fit_PREFIX_SECRET, the part between 'fit_' and the next '_')."""
+    fit_PREFIX_SECRET, the part between 'fit_' and the next '_'). The whole key is accepted
+    too; only its prefix is used, and its secret part is never printed."""
+    parts = prefix.split("_", 2)
+    if len(parts) == 3 and parts[0] == "fit":
+        # A pasted key: echoing it back in "no API key with prefix …" would print the secret.
+        prefix = parts[1]
     try:
         with _wiring().uow() as uow:
             clinics.revoke_api_key(uow, prefix)

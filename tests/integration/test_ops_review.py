@@ -1,0 +1,55 @@
+"""An operator's mistakes with the CLI and the FIT_* settings end with one clear line and a
+non-zero exit, never a traceback, and never print a secret (README: "Administration (CLI)",
+"Configuration")."""
+
+from __future__ import annotations
+
+import re
+
+from flask import Flask
+from sqlalchemy import select
+
+from fit_service.adapters.orm import ApiKey
+
+
+def _clinic(app: Flask, name: str = "Ops Clinic") -> str:
+    out = app.test_cli_runner().invoke(args=["fit", "create-clinic", name])
+    assert out.exit_code == 0, out.output
+    match = re.search(r"clinic created: (\S+)", out.output)
+    assert match is not None
+    return match.group(1)
+
+
+def _key(app: Flask, clinic_id: str) -> tuple[str, str]:
+    out = app.test_cli_runner().invoke(args=["fit", "create-key", clinic_id, "--role", "admin"])
+    assert out.exit_code == 0, out.output
+    secret = next(line for line in out.output.splitlines() if line.startswith("fit_"))
+    return secret.split("_", 2)[1], secret
+
+
+def test_revoke_key_given_the_whole_key_revokes_it_without_printing_the_secret(
+    app: Flask,
+) -> None:
+    """Pasting the whole key (as the EHR holds it) answered "no API key with prefix fit_…_…":
+    the secret echoed to the terminal and its scroll-back, and the key left active."""
+    prefix, secret = _key(app, _clinic(app))
+    runner = app.test_cli_runner()
+    out = runner.invoke(args=["fit", "revoke-key", secret])
+    assert out.exit_code == 0, out.output
+    assert secret.split("_", 2)[2] not in out.output
+    assert f"key {prefix} revoked" in out.output
+    with app.extensions["fit"].uow() as uow:
+        revoked = uow.session.scalar(select(ApiKey.revoked_at).where(ApiKey.prefix == prefix))
+    assert revoked is not None
+    again = runner.invoke(args=["fit", "revoke-key", secret])
+    assert again.exit_code == 1
+    assert "already revoked" in again.output
+    assert secret.split("_", 2)[2] not in again.output
+
+
+def test_revoke_key_never_echoes_an_unknown_full_key(app: Flask) -> None:
+    secret = "fit_000000000000_" + "s" * 43
+    out = app.test_cli_runner().invoke(args=["fit", "revoke-key", secret])
+    assert out.exit_code == 1
+    assert "s" * 43 not in out.output
+    assert "no API key with prefix 000000000000" in out.output
