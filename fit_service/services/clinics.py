@@ -7,6 +7,7 @@ import hmac
 import secrets
 import threading
 import time
+import unicodedata
 import uuid
 import zoneinfo
 from dataclasses import dataclass, replace
@@ -40,6 +41,18 @@ def _check_length(value: str, limit: int, field: str) -> None:
             f"{field} is {len(value)} characters long; at most {limit} are allowed",
             field=field,
             rule="max_length",
+        )
+
+
+def _check_printable(value: str, field: str) -> None:
+    """Names are printed one per line by list-clinics and list-keys (and into reports): a
+    line break would forge a row, an escape sequence would drive the operator's terminal,
+    and PostgreSQL cannot store a NUL. The API refuses control characters the same way."""
+    if any(unicodedata.category(c) in {"Cc", "Cs"} for c in value):
+        raise FitError(
+            f"{field} must not contain control characters (line breaks, tabs, escapes)",
+            field=field,
+            rule="control_character",
         )
 
 
@@ -79,6 +92,7 @@ def create_clinic(uow: UnitOfWork, name: str, timezone: str = "UTC") -> ClinicIn
     if not name.strip():
         raise FitError("a clinic needs a name", field="name", rule="required")
     _check_length(name.strip(), _CLINIC_NAME_MAX, "name")
+    _check_printable(name, "name")
     try:
         zoneinfo.ZoneInfo(timezone)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
@@ -122,6 +136,7 @@ def create_api_key(
     caller's to check: :mod:`fit_service.api.schemas` holds that rule (see ``fit create-key``).
     """
     _check_length(name, _KEY_NAME_MAX, "name")
+    _check_printable(name, "name")
     if clinician is not None:
         _check_length(clinician, _CLINICIAN_ID_MAX, "clinician")
     db = uow.session

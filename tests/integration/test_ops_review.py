@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from flask import Flask
 from sqlalchemy import select
 
@@ -53,3 +54,24 @@ def test_revoke_key_never_echoes_an_unknown_full_key(app: Flask) -> None:
     assert out.exit_code == 1
     assert "s" * 43 not in out.output
     assert "no API key with prefix 000000000000" in out.output
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["create-clinic", "Evil\nClinic"],
+        ["create-clinic", "Red \x1b[31m clinic"],
+        ["create-key", "{clinic}", "--role", "manager", "--name", "two\nlines"],
+        ["create-key", "{clinic}", "--role", "manager", "--name", "bell\x07"],
+    ],
+)
+def test_names_with_control_characters_are_refused(app: Flask, args: list[str]) -> None:
+    """A line break made list-clinics / list-keys print a fake row; an escape sequence drove
+    the operator's terminal. The API refuses control characters in every string."""
+    clinic_id = _clinic(app)
+    runner = app.test_cli_runner()
+    out = runner.invoke(args=["fit", *(a.replace("{clinic}", clinic_id) for a in args)])
+    assert out.exit_code == 1, out.output
+    assert "(name: control_character)" in out.output
+    assert len(runner.invoke(args=["fit", "list-clinics"]).output.splitlines()) == 1
+    assert runner.invoke(args=["fit", "list-keys", clinic_id]).output == ""
