@@ -39,6 +39,14 @@ def archive(month: str | None, directory: Path | None) -> None:
         archived = monthly_reports.archive_monthly_reports(wiring.uow, target, month)
     except FitError as exc:
         raise click.ClickException(f"{exc.detail} ({exc.field or 'input'}: {exc.rule})") from None
+    except OSError as exc:
+        # A file where a folder should be, no permission, a full disk: one line naming the
+        # path. Clinics archived before it keep their files (one transaction per clinic);
+        # this clinic's audit row is not committed.
+        where = f": {exc.filename}" if exc.filename else ""
+        raise click.ClickException(
+            f"cannot write the report archive ({exc.strerror or type(exc).__name__}{where})"
+        ) from None
     for item in archived:
         click.echo(f"{item.clinic_id}  {item.period}  {item.directory}")
     click.echo(f"{len(archived)} clinic report(s) archived under {target}")

@@ -5,12 +5,15 @@ non-zero exit, never a traceback, and never print a secret (README: "Administrat
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 from flask import Flask
 from sqlalchemy import select
 
 from fit_service.adapters.orm import ApiKey
+from fit_service.app import create_app
+from fit_service.config import Settings
 
 
 def _clinic(app: Flask, name: str = "Ops Clinic") -> str:
@@ -75,3 +78,26 @@ def test_names_with_control_characters_are_refused(app: Flask, args: list[str]) 
     assert "(name: control_character)" in out.output
     assert len(runner.invoke(args=["fit", "list-clinics"]).output.splitlines()) == 1
     assert runner.invoke(args=["fit", "list-keys", clinic_id]).output == ""
+
+
+@pytest.mark.parametrize("kind", ["file_as_dir", "file_as_clinic_dir"])
+def test_archive_into_a_path_it_cannot_write_says_so(
+    settings: Settings, tmp_path: Path, kind: str
+) -> None:
+    """A file where the archive (or a clinic's) folder should be was an OSError traceback."""
+    target = tmp_path / "archive"
+    app = create_app(settings.with_overrides(reports_dir=target / "sub"))
+    clinic_id = _clinic(app)
+    if kind == "file_as_dir":
+        target.write_text("not a folder")  # FIT_REPORTS_DIR=archive/sub: checked at start-up
+        args = ["fit", "reports", "archive", "--month", "2026-10"]
+    else:
+        (target / clinic_id).mkdir(parents=True)
+        (target / clinic_id / "2026-10").write_text("in the way")
+        args = ["fit", "reports", "archive", "--month", "2026-10", "--dir", str(target)]
+    out = app.test_cli_runner().invoke(args=args)
+    app.extensions["fit"].engine.dispose()
+    assert out.exit_code == 1, out.output
+    assert isinstance(out.exception, SystemExit), out.exception
+    assert "cannot write the report archive" in out.output
+    assert "Traceback" not in out.output
