@@ -10,7 +10,7 @@ from flask import Flask
 from flask.cli import AppGroup
 from marshmallow import ValidationError
 from sqlalchemy import select
-from sqlalchemy.exc import OperationalError, ProgrammingError
+from sqlalchemy.exc import DatabaseError, DataError, IntegrityError
 
 from fit_service.adapters import migrations
 from fit_service.adapters.orm import Clinic
@@ -22,14 +22,17 @@ from fit_service.services.principals import Principal, Role
 
 
 class _FitGroup(AppGroup):
-    """The ``fit`` group: a database that cannot be reached or is not migrated, or a
-    migration Alembic cannot find, ends a command with one clear line and exit code 1 instead
-    of a traceback. Other errors (bugs) keep theirs."""
+    """The ``fit`` group: a database that cannot be reached, is not migrated or is no
+    database at all (an SQLite URL naming some other file), or a migration Alembic cannot
+    find, ends a command with one clear line and exit code 1 instead of a traceback. Other
+    errors (bugs) keep theirs."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except (OperationalError, ProgrammingError) as exc:
+        except DatabaseError as exc:
+            if isinstance(exc, (IntegrityError, DataError)):
+                raise  # a row the command should have refused itself: a bug, with its trace
             # The driver's first line only: later lines (DETAIL) may quote row values, and
             # the statement is left out (hide_parameters hides values, not the SQL).
             reason = next(iter(str(exc.orig).strip().splitlines()), "")

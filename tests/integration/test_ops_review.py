@@ -101,3 +101,15 @@ def test_archive_into_a_path_it_cannot_write_says_so(
     assert isinstance(out.exception, SystemExit), out.exception
     assert "cannot write the report archive" in out.output
     assert "Traceback" not in out.output
+
+
+def test_a_file_that_is_not_a_database_is_one_line(tmp_path: Path) -> None:
+    """FIT_DATABASE_URL naming a file that is not SQLite was a DatabaseError traceback."""
+    path = tmp_path / "notes.txt"
+    path.write_bytes(b"these are notes, not a database" * 40)
+    app = create_app(Settings(database_url=f"sqlite:///{path}", instance_path=tmp_path))
+    for args in (["list-clinics"], ["migrate"]):
+        out = app.test_cli_runner().invoke(args=["fit", *args])
+        assert out.exit_code == 1, out.output
+        assert isinstance(out.exception, SystemExit), out.exception
+        assert "file is not a database" in out.output
