@@ -57,8 +57,15 @@ def _fail(error: FitError) -> None:
     raise click.ClickException(f"{error.detail} ({error.field or 'input'}: {error.rule})")
 
 
+def _revision(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
+    if not value.strip():
+        # Alembic fails on it with a bare AssertionError.
+        raise click.BadParameter("a migration id (e.g. 0004) or 'head', not blank")
+    return value
+
+
 @fit.command("migrate")
-@click.option("--revision", default="head", show_default=True)
+@click.option("--revision", default="head", show_default=True, callback=_revision)
 def migrate(revision: str) -> None:
     """Bring the database schema to the latest (or the given) migration. Only upgrades.
 

@@ -113,3 +113,12 @@ def test_a_file_that_is_not_a_database_is_one_line(tmp_path: Path) -> None:
         assert out.exit_code == 1, out.output
         assert isinstance(out.exception, SystemExit), out.exception
         assert "file is not a database" in out.output
+
+
+@pytest.mark.parametrize("revision", ["", "  "])
+def test_migrate_to_a_blank_revision_is_refused(app: Flask, revision: str) -> None:
+    """An empty --revision ended in an AssertionError deep inside Alembic."""
+    out = app.test_cli_runner().invoke(args=["fit", "migrate", "--revision", revision])
+    assert out.exit_code == 2, out.output
+    assert isinstance(out.exception, SystemExit), out.exception
+    assert "--revision" in out.output
