@@ -36,6 +36,12 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _ADDRESS = re.compile(r"[^@\s<>()\[\]\\,;:\"]+@[^@\s<>()\[\]\\,;:\"]+\Z")
 
 
+#: Largest FIT_MAX_PAGE_SIZE: a list page is built in memory, as one response.
+MAX_PAGE_SIZE_LIMIT = 10_000
+#: Largest FIT_KEY_CACHE_SECONDS: an hour for a revocation to reach every running server.
+KEY_CACHE_SECONDS_LIMIT = 3600
+
+
 class ConfigError(Exception):
     """A setting is missing or malformed; the message names the variable and the rule."""
 
@@ -98,16 +104,33 @@ class Settings:
         for name in ("max_body_bytes", "max_batch_items", "page_size", "max_page_size"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"FIT_{name.upper()} must be a positive integer")
+        if self.max_page_size > MAX_PAGE_SIZE_LIMIT:
+            # A LIMIT past the database's integer range was a 500 on every list endpoint, and
+            # far below that one page would hold the process's memory.
+            raise ConfigError(
+                f"FIT_MAX_PAGE_SIZE must be at most {MAX_PAGE_SIZE_LIMIT}; got {self.max_page_size}"
+            )
         if self.page_size > self.max_page_size:
             raise ConfigError("FIT_PAGE_SIZE must not exceed FIT_MAX_PAGE_SIZE")
         if self.log_level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
             raise ConfigError("FIT_LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR")
         if self.key_cache_seconds < 0:
             raise ConfigError("FIT_KEY_CACHE_SECONDS must be 0 (no cache) or a positive integer")
+        if self.key_cache_seconds > KEY_CACHE_SECONDS_LIMIT:
+            # A revoked key keeps working this long in every running server (and a value past
+            # a float's range failed every authenticated request).
+            raise ConfigError(
+                f"FIT_KEY_CACHE_SECONDS must be at most {KEY_CACHE_SECONDS_LIMIT} (a revoked key "
+                "works in running servers for up to this long)"
+            )
         self._check_smtp()
         self._check_public_base_url()
-        if Path(self.instance_path).exists() and not Path(self.instance_path).is_dir():
-            raise ConfigError(f"FIT_INSTANCE_PATH must be a folder; {self.instance_path} is not")
+        for var, folder in (
+            ("FIT_INSTANCE_PATH", Path(self.instance_path)),
+            ("FIT_REPORTS_DIR", Path(self.reports_dir)),
+        ):
+            if folder.exists() and not folder.is_dir():
+                raise ConfigError(f"{var} must be a folder; {folder} is not")
 
     def _check_public_base_url(self) -> None:
         """E-mails link to alerts under this URL: without a scheme and host every link a
@@ -244,5 +267,8 @@ def _parse(var: str, raw: str, default: object) -> object:
         except ValueError:
             raise ConfigError(f"{var} must be an integer; got {raw!r}") from None
     if var in {"FIT_INSTANCE_PATH", "FIT_REPORTS_DIR"}:
+        if not raw.strip():
+            # Path("") is the current directory: wherever the command happened to run.
+            raise ConfigError(f"{var} must not be empty (unset it for the default)")
         return Path(raw)
     return raw

@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from fit_service.adapters.orm import ApiKey
 from fit_service.app import create_app
-from fit_service.config import Settings
+from fit_service.config import ConfigError, Settings
 
 
 def _clinic(app: Flask, name: str = "Ops Clinic") -> str:
@@ -122,3 +122,35 @@ def test_migrate_to_a_blank_revision_is_refused(app: Flask, revision: str) -> No
     assert out.exit_code == 2, out.output
     assert isinstance(out.exception, SystemExit), out.exception
     assert "--revision" in out.output
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        # LIMIT 10**20 overflowed the database's integer: every list endpoint answered 500.
+        ({"FIT_MAX_PAGE_SIZE": str(10**20)}, "FIT_MAX_PAGE_SIZE must be at most 10000"),
+        (
+            {"FIT_PAGE_SIZE": str(10**20), "FIT_MAX_PAGE_SIZE": str(10**21)},
+            "FIT_MAX_PAGE_SIZE must be at most 10000",
+        ),
+        # time.monotonic() + 10**400 raised OverflowError on every authenticated request, and
+        # a cache of days would keep a revoked key working that long.
+        ({"FIT_KEY_CACHE_SECONDS": str(10**400)}, "FIT_KEY_CACHE_SECONDS must be at most 3600"),
+        ({"FIT_KEY_CACHE_SECONDS": "86400"}, "FIT_KEY_CACHE_SECONDS must be at most 3600"),
+        # A folder setting set but empty meant the current directory, silently.
+        ({"FIT_REPORTS_DIR": ""}, "FIT_REPORTS_DIR must not be empty"),
+        ({"FIT_INSTANCE_PATH": "  "}, "FIT_INSTANCE_PATH must not be empty"),
+        ({"FIT_REPORTS_DIR": __file__}, "FIT_REPORTS_DIR must be a folder"),
+    ],
+)
+def test_settings_that_break_later_are_refused_at_start(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        Settings.from_env(env)
+
+
+def test_settings_at_the_new_bounds_pass() -> None:
+    settings = Settings.from_env(
+        {"FIT_MAX_PAGE_SIZE": "10000", "FIT_PAGE_SIZE": "10000", "FIT_KEY_CACHE_SECONDS": "3600"}
+    )
+    assert settings.max_page_size == 10000
+    assert settings.key_cache_seconds == 3600
