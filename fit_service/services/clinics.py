@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import secrets
@@ -93,18 +94,37 @@ def create_clinic(uow: UnitOfWork, name: str, timezone: str = "UTC") -> ClinicIn
         raise FitError("a clinic needs a name", field="name", rule="required")
     _check_length(name.strip(), _CLINIC_NAME_MAX, "name")
     _check_printable(name, "name")
-    try:
-        zoneinfo.ZoneInfo(timezone)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        raise FitError(
-            f"unknown time zone {timezone!r}", field="timezone", rule="iana_time_zone"
-        ) from None
+    if not _is_iana_zone(timezone):
+        raise FitError(f"unknown time zone {timezone!r}", field="timezone", rule="iana_time_zone")
     clinic = Clinic(name=name.strip(), timezone=timezone, settings={})
     uow.session.add(clinic)
     uow.session.flush()
     info = ClinicInfo(clinic.public_id, clinic.name, clinic.timezone)
     uow.commit()
     return info
+
+
+#: In the zone list but no place: the server's own zone (another after a move) and the
+#: database's "zone not set" placeholder.
+_NOT_A_PLACE = frozenset({"localtime", "Factory"})
+
+
+@functools.cache
+def _zone_names() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones())  # ~7 ms: it lists the zone files
+
+
+def _is_iana_zone(name: str) -> bool:
+    """A zone of the IANA database by its name. ``ZoneInfo`` alone loads any file under the
+    system's zoneinfo folder: ``posixrules``, ``right/…`` (leap seconds: every month boundary
+    ~27 s off) and ``posix/…`` copies, which a host with zones from the tzdata package lacks."""
+    if name in _NOT_A_PLACE or name not in _zone_names():
+        return False
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
 
 
 def list_clinics(uow: UnitOfWork) -> list[ClinicInfo]:

@@ -154,3 +154,23 @@ def test_settings_at_the_new_bounds_pass() -> None:
     )
     assert settings.max_page_size == 10000
     assert settings.key_cache_seconds == 3600
+
+
+@pytest.mark.parametrize(
+    "zone", ["localtime", "posixrules", "right/Europe/London", "posix/Europe/London", "Factory"]
+)
+def test_time_zones_that_are_not_a_place_are_refused(app: Flask, zone: str) -> None:
+    """zoneinfo loads any file under the system's zoneinfo folder: 'localtime' is whatever
+    zone the server is set to (another after a move), 'right/…' counts leap seconds (every
+    month boundary off by ~27 s) and neither exists where zones come from the tzdata
+    package, so the clinic's every report and session write would fail there."""
+    out = app.test_cli_runner().invoke(args=["fit", "create-clinic", "Zone", "--timezone", zone])
+    assert out.exit_code == 1, out.output
+    assert "(timezone: iana_time_zone)" in out.output
+    assert app.test_cli_runner().invoke(args=["fit", "list-clinics"]).output == ""
+
+
+@pytest.mark.parametrize("zone", ["Pacific/Kiritimati", "Etc/GMT+12", "UTC", "America/Sao_Paulo"])
+def test_iana_zones_are_accepted(app: Flask, zone: str) -> None:
+    out = app.test_cli_runner().invoke(args=["fit", "create-clinic", "Zone", "--timezone", zone])
+    assert out.exit_code == 0, out.output
