@@ -14,6 +14,15 @@ except ConfigError as exc:
     # status would have it start worker after worker, each failing the same way.
     print(f"fit-service configuration error: {exc}", file=sys.stderr)
     raise SystemExit(3) from None
+except OSError as exc:
+    # create_app's one file-system step: making the instance folder (for the SQLite file),
+    # under a file, without permission or on a read-only file system.
+    print(
+        f"fit-service cannot start: FIT_INSTANCE_PATH: cannot use the folder {exc.filename} "
+        f"({exc.strerror or type(exc).__name__})",
+        file=sys.stderr,
+    )
+    raise SystemExit(3) from None
 
 # Garbage-collector settings for the serving process (each gunicorn worker imports this module
 # itself, so this runs once per worker). A 1,000-session backfill batch allocates hundreds of

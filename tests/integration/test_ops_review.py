@@ -4,7 +4,10 @@ non-zero exit, never a traceback, and never print a secret (README: "Administrat
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,6 +17,8 @@ from sqlalchemy import select
 from fit_service.adapters.orm import ApiKey
 from fit_service.app import create_app
 from fit_service.config import ConfigError, Settings
+
+_ROOT = Path(__file__).resolve().parents[2]
 
 
 def _clinic(app: Flask, name: str = "Ops Clinic") -> str:
@@ -174,3 +179,28 @@ def test_time_zones_that_are_not_a_place_are_refused(app: Flask, zone: str) -> N
 def test_iana_zones_are_accepted(app: Flask, zone: str) -> None:
     out = app.test_cli_runner().invoke(args=["fit", "create-clinic", "Zone", "--timezone", zone])
     assert out.exit_code == 0, out.output
+
+
+def test_an_instance_folder_that_cannot_be_made_stops_start_up_in_one_line(tmp_path: Path) -> None:
+    """FIT_INSTANCE_PATH under a file (or on a read-only file system): create_app's mkdir
+    raised, and flask and gunicorn printed the OSError's traceback."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("FIT_")},
+        "FIT_INSTANCE_PATH": str(blocker / "instance"),
+        "PYTHONPATH": str(_ROOT),
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "flask", "--app", "wsgi", "fit", "list-clinics"],
+        cwd=_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 3, done.stderr
+    assert "Traceback" not in done.stderr
+    assert "fit-service cannot start: FIT_INSTANCE_PATH" in done.stderr
+    assert str(blocker / "instance") in done.stderr
