@@ -182,6 +182,11 @@ class Settings:
 
     def _check_smtp(self) -> None:
         """Settings that would make every e-mail fail (or go out other than intended)."""
+        if self.smtp_host and (not self.smtp_host.isprintable() or " " in self.smtp_host):
+            raise ConfigError(
+                "FIT_SMTP_HOST must be a host name or address without spaces (empty: e-mail "
+                f"off); got {self.smtp_host!r}"
+            )
         if not 1 <= self.smtp_port <= 65535:
             raise ConfigError(
                 f"FIT_SMTP_PORT must be a port number (1-65535); got {self.smtp_port}"

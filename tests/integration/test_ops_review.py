@@ -204,3 +204,11 @@ def test_an_instance_folder_that_cannot_be_made_stops_start_up_in_one_line(tmp_p
     assert "Traceback" not in done.stderr
     assert "fit-service cannot start: FIT_INSTANCE_PATH" in done.stderr
     assert str(blocker / "instance") in done.stderr
+
+
+@pytest.mark.parametrize("host", [" ", "relay.example ", "relay example", "relay\n.example"])
+def test_an_smtp_host_with_spaces_is_refused(host: str) -> None:
+    """FIT_SMTP_HOST=' ' turned e-mail on with no host: every e-mail failed at send time."""
+    with pytest.raises(ConfigError, match="FIT_SMTP_HOST"):
+        Settings.from_env({"FIT_SMTP_HOST": host})
+    assert Settings.from_env({"FIT_SMTP_HOST": "relay.example"}).smtp_host == "relay.example"
