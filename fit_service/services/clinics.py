@@ -51,7 +51,8 @@ def _check_printable(value: str, field: str) -> None:
     and PostgreSQL cannot store a NUL. The API refuses control characters the same way."""
     if any(unicodedata.category(c) in {"Cc", "Cs"} for c in value):
         raise FitError(
-            f"{field} must not contain control characters (line breaks, tabs, escapes)",
+            f"{field} must not contain control characters (line breaks, tabs, escapes) or "
+            "bytes that are not UTF-8",
             field=field,
             rule="control_character",
         )
@@ -204,9 +205,15 @@ def _get_or_create_clinician(db: Session, clinic_id: int, external_id: str) -> i
 
 
 def revoke_api_key(uow: UnitOfWork, prefix: str) -> None:
-    key = uow.session.scalar(select(ApiKey).where(ApiKey.prefix == prefix))
+    # Prefixes are hex: anything else names no key, and a lone surrogate (a byte that is not
+    # UTF-8 on the command line) or a NUL cannot even be sent to the database.
+    key = (
+        uow.session.scalar(select(ApiKey).where(ApiKey.prefix == prefix))
+        if prefix.isascii() and prefix.isprintable()
+        else None
+    )
     if key is None:
-        raise NotFound(f"no API key with prefix {prefix}", field="prefix")
+        raise NotFound(f"no API key with prefix {prefix!r}", field="prefix")
     if key.revoked_at is not None:
         raise Conflict(f"key {prefix} is already revoked", field="prefix")
     key.revoked_at = utcnow()

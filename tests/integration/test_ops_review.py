@@ -61,7 +61,7 @@ def test_revoke_key_never_echoes_an_unknown_full_key(app: Flask) -> None:
     out = app.test_cli_runner().invoke(args=["fit", "revoke-key", secret])
     assert out.exit_code == 1
     assert "s" * 43 not in out.output
-    assert "no API key with prefix 000000000000" in out.output
+    assert "no API key with prefix '000000000000'" in out.output
 
 
 @pytest.mark.parametrize(
@@ -212,3 +212,13 @@ def test_an_smtp_host_with_spaces_is_refused(host: str) -> None:
     with pytest.raises(ConfigError, match="FIT_SMTP_HOST"):
         Settings.from_env({"FIT_SMTP_HOST": host})
     assert Settings.from_env({"FIT_SMTP_HOST": "relay.example"}).smtp_host == "relay.example"
+
+
+@pytest.mark.parametrize("prefix", ["\udcff", "ab\x00cd"])
+def test_revoke_key_with_a_prefix_no_key_can_have_is_not_found(app: Flask, prefix: str) -> None:
+    """A byte that is not UTF-8 in the argument (Python hands it on as a lone surrogate) was a
+    UnicodeEncodeError traceback from the driver; a NUL one from PostgreSQL."""
+    out = app.test_cli_runner().invoke(args=["fit", "revoke-key", prefix])
+    assert out.exit_code == 1, out.output
+    assert isinstance(out.exception, SystemExit), out.exception
+    assert "(prefix: not_found)" in out.output
