@@ -352,10 +352,16 @@ def archive_monthly_reports(
 
 
 def _write(path: Path, data: bytes) -> str:
+    """Write ``data`` to ``path`` whole or not at all (a temporary file renamed over it); a
+    write that fails part way (a full disk) leaves neither a torn file nor the temporary."""
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_bytes(data)
-    os.replace(temporary, path)
+    try:
+        temporary.write_bytes(data)
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
     return hashlib.sha256(data).hexdigest()
 
 

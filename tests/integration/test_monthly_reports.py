@@ -816,3 +816,21 @@ def test_a_month_still_running_is_marked_in_progress(
     text = pdf_text(rendered["pdf"])
     assert ("October 2026 is not over" in text) is in_progress
     assert ("October 2026 (2026-10) \N{EN DASH} in progress" in text) is in_progress
+
+
+def test_an_archive_write_that_fails_part_way_leaves_no_temporary_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full disk mid-write: the error reaches the caller and the month's folder holds
+    neither a torn report nor the '.report.*.tmp' it was being written to."""
+    target = tmp_path / "1" / PERIOD / "report.pdf"
+
+    def full_disk(self: Path, data: bytes) -> int:
+        with Path.open(self, "wb") as torn:
+            torn.write(data[:10])
+        raise OSError(28, "No space left on device", str(self))
+
+    monkeypatch.setattr(Path, "write_bytes", full_disk)
+    with pytest.raises(OSError, match="No space"):
+        monthly_reports._write(target, b"%PDF-1.4 " * 100)
+    assert list(target.parent.iterdir()) == []
