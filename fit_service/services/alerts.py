@@ -21,7 +21,7 @@ from sqlalchemy import ColumnElement, Select, false, select, update
 from fit_service.adapters.orm import Alert, Client, Clinician, Episode, utcnow
 from fit_service.adapters.unit_of_work import UnitOfWork
 from fit_service.domain.alerts import AlertStatus, check_transition
-from fit_service.domain.errors import NotFound, PreconditionFailed, PreconditionRequired
+from fit_service.domain.errors import FitError, NotFound, PreconditionFailed, PreconditionRequired
 from fit_service.domain.risk import Severity
 from fit_service.services import audit
 from fit_service.services.principals import Permission, Principal
@@ -147,6 +147,11 @@ def change_status(
 ) -> dict[str, Any]:
     """Move an alert to ``target`` if it is still at ``expected_version`` (the If-Match)."""
     principal.require(Permission.ALERTS_ACT)
+    if note is not None and not note.strip():
+        # A bad body (422, as an empty note and a blank goal are), not a conflict with the
+        # alert's state: checked before the If-Match and the alert's status.
+        field = "reason" if target is AlertStatus.DISMISSED else "note"
+        raise FitError(f"{field} must not be blank", field=field, rule="blank_text")
     if expected_version is None:
         raise PreconditionRequired(
             "send If-Match with the alert's ETag (GET the alert first)",

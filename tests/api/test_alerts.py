@@ -208,8 +208,8 @@ def test_illegal_transitions_and_missing_text_are_refused(
     alert_id = rupture(client, tenant)
     assert act(client, tenant, alert_id, "resolve", '"1"').status_code == 422
     blank = act(client, tenant, alert_id, "dismiss", '"1"', reason="   ")
-    assert blank.status_code == 409
-    assert blank.json["rule"] == "alert_note_required"
+    assert blank.status_code == 422
+    assert (blank.json["rule"], blank.json["field"]) == ("blank_text", "reason")
     assert act(client, tenant, alert_id, "resolve", '"1"', note="Done.").status_code == 200
     r = act(client, tenant, alert_id, "acknowledge", '"2"')
     assert r.status_code == 409

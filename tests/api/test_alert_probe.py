@@ -1,0 +1,64 @@
+"""Regressions found by probing the alert workflow over HTTP as a clinician and an integrator
+(README "Risk alerts for clinicians" and the alert endpoints)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from flask.testing import FlaskClient
+
+from tests.conftest import Tenant, session_payload
+
+TODAY = datetime.now(UTC).date()
+
+
+def ors(total_item: float, overall: float | None = None) -> dict[str, Any]:
+    items = {"individual": total_item, "interpersonal": total_item, "social": total_item}
+    return {"instrument": "ors", "items": {**items, "overall": overall or total_item}}
+
+
+def srs(relationship: float, goals: float, approach: float, overall: float) -> dict[str, Any]:
+    items = {"relationship": relationship, "goals": goals, "approach": approach}
+    return {"instrument": "srs", "items": {**items, "overall": overall}}
+
+
+def post(client: FlaskClient, tenant: Tenant, **fields: Any) -> None:
+    r = client.post("/v1/sessions", json=session_payload(**fields), headers=tenant.auth())
+    assert r.status_code in (200, 201), r.json
+
+
+def feed(client: FlaskClient, tenant: Tenant) -> list[dict[str, Any]]:
+    r = client.get("/v1/alerts?limit=100", headers=tenant.auth("manager"))
+    assert r.status_code == 200, r.json
+    return r.json["items"]  # type: ignore[no-any-return]
+
+
+def early_low_alliance(client: FlaskClient, tenant: Tenant) -> dict[str, Any]:
+    post(
+        client,
+        tenant,
+        ehr_session_id="P-1",
+        date=(TODAY - timedelta(days=3)).isoformat(),
+        ratings=[ors(4), srs(9, 6, 8, 9)],
+    )
+    return next(a for a in feed(client, tenant) if a["kind"] == "early_low_alliance")
+
+
+@pytest.mark.parametrize(("verb", "field"), [("resolve", "note"), ("dismiss", "reason")])
+def test_a_blank_note_or_reason_is_a_422_like_an_empty_one(
+    client: FlaskClient, tenant: Tenant, verb: str, field: str
+) -> None:
+    """A note of white space only says nothing, as an empty one: both are a bad body (422
+    naming the field, as a blank goal is), not a conflict with the alert's state (409); the
+    alert is left as it was."""
+    alert = early_low_alliance(client, tenant)
+    headers = {**tenant.auth("clinician"), "If-Match": '"1"'}
+    for text in ("", "   ", "\t\n"):
+        r = client.post(f"/v1/alerts/{alert['id']}/{verb}", json={field: text}, headers=headers)
+        assert r.status_code == 422, (text, r.status_code, r.json)
+        assert r.mimetype == "application/problem+json"
+        assert r.json["field"] == field
+    after = client.get(f"/v1/alerts/{alert['id']}", headers=tenant.auth("clinician")).json
+    assert (after["status"], after["version"]) == ("open", 1)
