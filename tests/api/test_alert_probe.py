@@ -62,3 +62,19 @@ def test_a_blank_note_or_reason_is_a_422_like_an_empty_one(
         assert r.json["field"] == field
     after = client.get(f"/v1/alerts/{alert['id']}", headers=tenant.auth("clinician")).json
     assert (after["status"], after["version"]) == ("open", 1)
+
+
+@pytest.mark.parametrize("value", [10.5, 11, 40])
+def test_srs_item_concern_beyond_the_item_scale_is_a_422_naming_the_key(
+    client: FlaskClient, tenant: Tenant, value: float
+) -> None:
+    """SRS items run 0-10: an item line above 10 would flag every item of every session (and
+    the [0, 40] check it had is the total's scale). Refused, nothing stored."""
+    auth = tenant.auth("admin")
+    before = client.get("/v1/settings", headers=auth).json
+    r = client.put("/v1/settings", json={"risk": {"srs_item_concern": value}}, headers=auth)
+    assert r.status_code == 422, r.json
+    assert r.json["field"] == "risk.srs_item_concern"
+    assert client.get("/v1/settings", headers=auth).json == before
+    ok = client.put("/v1/settings", json={"risk": {"srs_item_concern": 10}}, headers=auth)
+    assert ok.status_code == 200, ok.json
