@@ -16,6 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
+from fit_service.domain.trajectory import RATIONAL_LABEL
+
 
 class Expectation(StrEnum):
     """What the client says they want from therapy (domain.md §1)."""
@@ -102,6 +104,15 @@ _KIND_LEAD: Mapping[str, str] = {
     ),
 }
 
+#: The rational rules have no expected path: off track is a score reliably worse than at intake,
+#: or no reliable improvement by the change checkpoint from a clinical intake - with the score
+#: still inside the reliable-change band, so "below the band" would contradict the evidence.
+_RATIONAL_NOT_ON_TRACK = (
+    "The outcome is not on track by the rational rules ({model}): reliably worse than at "
+    "intake, or no reliable improvement by the change-approach checkpoint from an intake in "
+    "the clinical range."
+)
+
 _EXPECTATION_TAILORING: Mapping[Expectation, str] = {
     Expectation.TO_BE_HEARD: (
         "They said they mainly want to be heard and to work through feelings: make room for "
@@ -172,6 +183,8 @@ def guidance_for(
     """
     parts: list[str] = []
     lead = _KIND_LEAD.get(kind)
+    if kind == "not_on_track" and (facts or {}).get("model") == RATIONAL_LABEL:
+        lead = _RATIONAL_NOT_ON_TRACK
     if lead is not None:
         parts.append(lead.format_map(dict(facts or {})))
     parts.append(_LEG_REPAIR[leg])

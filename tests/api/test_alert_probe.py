@@ -78,3 +78,27 @@ def test_srs_item_concern_beyond_the_item_scale_is_a_422_naming_the_key(
     assert client.get("/v1/settings", headers=auth).json == before
     ok = client.put("/v1/settings", json={"risk": {"srs_item_concern": 10}}, headers=auth)
     assert ok.status_code == 200, ok.json
+
+
+def test_not_on_track_text_matches_the_scores_when_the_rational_rules_flag_no_change(
+    client: FlaskClient, tenant: Tenant
+) -> None:
+    """Under the rational rules a client in the clinical range with no reliable improvement by
+    session 6 is off track although the score sits inside the reliable-change band: the alert
+    must not tell the clinician the score is below the band its own evidence shows it above."""
+    medium = {"risk": {"alert_min_severity": "medium"}}
+    r = client.put("/v1/settings", json=medium, headers=tenant.auth("admin"))
+    assert r.status_code == 200, r.json
+    for n in range(1, 7):
+        post(
+            client,
+            tenant,
+            ehr_session_id=f"N-{n}",
+            date=(TODAY - timedelta(days=3 * (7 - n))).isoformat(),
+            ratings=[ors(4, 4 + n / 10), srs(9.5, 9.5, 9.5, 9.5)],
+        )
+    alert = next(a for a in feed(client, tenant) if a["kind"] == "not_on_track")
+    evidence = alert["evidence"]
+    assert evidence["outcome_total"] >= evidence["band_low"]
+    assert "below the expected-response band" not in alert["guidance"]
+    assert "no reliable improvement" in alert["guidance"]
