@@ -180,7 +180,8 @@ class WebhookEndpoints(MethodView):
         blp,
         *docs.BODY,
         described={
-            409: "The clinic has as many endpoints as it may; delete one first.",
+            409: "The clinic has as many endpoints as it may, or this URL already; delete "
+            "one first.",
             422: "URL refused (scheme, private host), or another field breaks a rule.",
         },
     )

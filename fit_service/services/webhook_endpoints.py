@@ -60,6 +60,20 @@ def register_endpoint(
         .select_from(WebhookEndpoint)
         .where(WebhookEndpoint.clinic_id == principal.clinic_id)
     )
+    # The same URL twice would send every alert to the receiver twice, under two webhook-ids
+    # it cannot de-duplicate (a registration retried after a timeout, say): refused.
+    existing = db.scalar(
+        select(WebhookEndpoint.public_id).where(
+            WebhookEndpoint.clinic_id == principal.clinic_id, WebhookEndpoint.url == url
+        )
+    )
+    if existing is not None:
+        raise Conflict(
+            f"this URL is registered already as endpoint {existing}; delete it first to get "
+            "a new secret",
+            field="url",
+            rule="duplicate_endpoint",
+        )
     if (count or 0) >= MAX_ENDPOINTS_PER_CLINIC:
         raise Conflict(
             f"a clinic has at most {MAX_ENDPOINTS_PER_CLINIC} webhook endpoints; delete one first",

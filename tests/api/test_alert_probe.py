@@ -102,3 +102,30 @@ def test_not_on_track_text_matches_the_scores_when_the_rational_rules_flag_no_ch
     assert evidence["outcome_total"] >= evidence["band_low"]
     assert "below the expected-response band" not in alert["guidance"]
     assert "no reliable improvement" in alert["guidance"]
+
+
+def test_the_same_webhook_url_twice_is_a_409_naming_the_registered_endpoint(
+    client: FlaskClient, tenant: Tenant, other_tenant: Tenant
+) -> None:
+    """A registration retried after a timeout must not add a second endpoint with the same
+    URL: every alert would then reach the receiver twice, under two webhook-ids it cannot
+    de-duplicate. Refused (409) naming the endpoint already there; nothing stored. Another
+    clinic may register the same URL, and a deleted one may be registered again."""
+    auth = tenant.auth("admin")
+    url = "https://93.184.215.14/fit-hooks"
+    first = client.post("/v1/webhook-endpoints", json={"url": url}, headers=auth)
+    assert first.status_code == 201, first.json
+    again = client.post("/v1/webhook-endpoints", json={"url": url}, headers=auth)
+    assert again.status_code == 409, again.json
+    assert again.mimetype == "application/problem+json"
+    assert (again.json["rule"], again.json["field"]) == ("duplicate_endpoint", "url")
+    assert first.json["id"] in again.json["detail"]
+    listed = client.get("/v1/webhook-endpoints", headers=auth).json
+    assert [e["id"] for e in listed] == [first.json["id"]]
+    theirs = client.post(
+        "/v1/webhook-endpoints", json={"url": url}, headers=other_tenant.auth("admin")
+    )
+    assert theirs.status_code == 201, theirs.json
+    gone = client.delete(f"/v1/webhook-endpoints/{first.json['id']}", headers=auth)
+    assert gone.status_code == 204
+    assert client.post("/v1/webhook-endpoints", json={"url": url}, headers=auth).status_code == 201
