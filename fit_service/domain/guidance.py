@@ -140,13 +140,14 @@ _GOAL_SHEET_LEGS = frozenset({"goal", "task", "global_alliance", "outcome"})
 def checkpoint_advice(checkpoint: int, change_checkpoint: int, functional: bool = False) -> str:
     """The PCOMS practice label for a no-change checkpoint (domain.md §3: 3 discuss, 6 change).
 
-    ``functional``: the intake was above the clinical cut-off, where little change is expected
+    ``functional``: the intake was outside the clinical range (above the cut-off, or on it when
+    the clinic does not count the cut-off as clinical), where little change is expected
     (domain.md §4/§5; the rational trajectory calls such a client on track), so the advice is to
     keep an eye on it, not to change the approach.
     """
     if functional:
         return (
-            "the intake was above the clinical cut-off, where little change is expected; "
+            "the intake was outside the clinical range, where little change is expected; "
             "check with the client that the work still fits their goal"
         )
     if checkpoint >= change_checkpoint:

@@ -155,3 +155,26 @@ def test_a_feed_filter_named_twice_is_a_422_not_a_silent_first_value(
     assert r.json["field"] == f"query.{query.split('=')[0]}"
     both = client.get("/v1/alerts?status=open,acknowledged", headers=tenant.auth("manager"))
     assert alert["id"] in [a["id"] for a in both.json["items"]]
+
+
+def test_an_intake_on_the_cut_off_is_not_said_to_be_above_it(
+    client: FlaskClient, tenant: Tenant
+) -> None:
+    """ORS 25.0 at intake sits on the adult cut-off (25), non-clinical by default
+    (reports.cutoff_is_clinical false): the no-change advice must not call it "above" the
+    cut-off, which the clinician can check against the score and find untrue."""
+    low = {"risk": {"alert_min_severity": "low"}}
+    r = client.put("/v1/settings", json=low, headers=tenant.auth("admin"))
+    assert r.status_code == 200, r.json
+    for n in range(1, 4):
+        post(
+            client,
+            tenant,
+            ehr_session_id=f"F-{n}",
+            date=(TODAY - timedelta(days=3 * (3 - n))).isoformat(),
+            ratings=[ors(6.2, 6.4), srs(9.5, 9.5, 9.5, 9.5)],
+        )
+    alert = next(a for a in feed(client, tenant) if a["kind"] == "no_reliable_improvement")
+    assert alert["evidence"]["intake"] == 25.0
+    assert "above the clinical cut-off" not in alert["guidance"]
+    assert "outside the clinical range" in alert["guidance"]

@@ -156,7 +156,7 @@ def test_no_change_from_a_functional_intake_does_not_advise_changing_the_approac
     finding = kinds([sess(n, ors=32.0) for n in range(1, 7)])["no_reliable_improvement"]
     assert finding.severity is Severity.LOW
     assert "changing the approach" not in finding.guidance
-    assert "above the clinical cut-off" in finding.guidance
+    assert "outside the clinical range" in finding.guidance
 
 
 # ------------------------------------------------------------------------------ corrected evidence
