@@ -6,7 +6,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from marshmallow import Schema, ValidationError, fields, pre_load, validate
+from marshmallow import Schema, ValidationError, fields, validate
 from webargs.fields import DelimitedList
 
 from fit_service.api.schemas import PageArgs, _Base, no_control_chars
@@ -31,24 +31,7 @@ def utc_representable(value: datetime) -> None:
         ) from None
 
 
-#: A query parameter named twice (``status=open&status=acknowledged``) was read as its first
-#: value only, silently; which one was meant is unknown, so it is refused, as a JSON name twice.
-REPEATED_QUERY_MESSAGE = (
-    "Name this parameter once (several statuses go comma-separated: status=open,acknowledged)."
-)
-
-
 class AlertFeedArgs(PageArgs):
-    @pre_load
-    def _one_value_per_name(self, data: Any, **_: Any) -> Any:
-        args = getattr(data, "data", data)  # webargs' MultiDictProxy over request.args
-        getlist = getattr(args, "getlist", None)
-        if getlist is not None:
-            errors = {n: [REPEATED_QUERY_MESSAGE] for n in self.fields if len(getlist(n)) > 1}
-            if errors:
-                raise ValidationError(errors)
-        return data
-
     status = DelimitedList(
         fields.Enum(AlertStatus, by_value=True),
         load_default=list,

@@ -39,6 +39,23 @@ def _json_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return marked
 
 
+#: A query parameter named twice (``status=open&status=acknowledged``) was read as its first
+#: value only, silently; which one was meant is unknown, so it is refused, as a JSON name twice.
+REPEATED_QUERY_MESSAGE = (
+    "Name this parameter once (a list of values goes comma-separated: status=open,acknowledged)."
+)
+
+
+def repeated_parameters(data: Any, names: Iterable[str]) -> dict[str, list[str]]:
+    """marshmallow-style messages naming each of ``names`` given more than once in a query
+    string (``data``: webargs' proxy over ``request.args``); empty for a JSON body."""
+    args = getattr(data, "data", data)
+    getlist = getattr(args, "getlist", None)
+    if getlist is None:
+        return {}
+    return {name: [REPEATED_QUERY_MESSAGE] for name in names if len(getlist(name)) > 1}
+
+
 def repeated_names(value: Any, *, deep: bool = True) -> dict[Any, Any]:
     """marshmallow-style messages naming every repeated JSON name in ``value`` (nested
     objects and arrays too when ``deep``); empty when there is none."""

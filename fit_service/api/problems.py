@@ -15,6 +15,7 @@ from typing import Any
 from flask import Response, g, request
 from werkzeug.exceptions import HTTPException
 
+from fit_service.api.parsing import DUPLICATE_KEY_MESSAGE, REPEATED_QUERY_MESSAGE
 from fit_service.domain.errors import (
     Conflict,
     FitError,
@@ -72,7 +73,8 @@ _RULES = {
     "Invalid input type.": "type_object",
     "Invalid JSON body.": "malformed_json",
     "Control characters and unpaired surrogates are not allowed.": "control_character",
-    "This name appears more than once in its JSON object.": "duplicate_key",
+    DUPLICATE_KEY_MESSAGE: "duplicate_key",
+    REPEATED_QUERY_MESSAGE: "repeated_parameter",
 }
 
 

@@ -14,11 +14,11 @@ from typing import Any
 
 from flask import Response, g, request
 from flask.views import MethodView
-from marshmallow import RAISE, Schema, fields
+from marshmallow import RAISE, Schema, ValidationError, fields, pre_load
 
 from fit_service.api import docs, problems
 from fit_service.api.context import principal, run, wiring
-from fit_service.api.parsing import Blueprint
+from fit_service.api.parsing import Blueprint, repeated_parameters
 from fit_service.api.schemas import EXTERNAL_ID
 from fit_service.services import audit, monthly_reports
 
@@ -30,6 +30,13 @@ _MEDIA_TYPES = [fmt.media_type for fmt in monthly_reports.FORMATS]
 class ReportArgs(Schema):
     class Meta:
         unknown = RAISE
+
+    @pre_load
+    def _one_value_per_name(self, data: Any, **_: Any) -> Any:
+        errors = repeated_parameters(data, self.fields)
+        if errors:
+            raise ValidationError(errors)
+        return data
 
     clinician = fields.String(
         load_default=None,

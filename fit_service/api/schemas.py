@@ -15,7 +15,7 @@ from typing import Any
 
 from marshmallow import RAISE, Schema, ValidationError, fields, post_load, pre_load, validate
 
-from fit_service.api.parsing import repeated_names
+from fit_service.api.parsing import repeated_names, repeated_parameters
 from fit_service.domain.instruments import REGISTRY, AgeBand, Rater
 from fit_service.services.inputs import Attendance, EndingReason, RatingInput, SessionInput
 
@@ -97,7 +97,7 @@ class _Base(Schema):
 
     @pre_load
     def _no_repeated_names(self, data: Any, **_: Any) -> Any:
-        errors = repeated_names(data)
+        errors = repeated_names(data) or repeated_parameters(data, self.fields)
         if errors:
             raise ValidationError(errors)
         return data

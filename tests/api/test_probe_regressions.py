@@ -310,3 +310,23 @@ def test_a_resend_without_the_age_band_or_naming_its_episode_is_unchanged(
     changed = {**no_band, "date": "2026-11-01"}
     resp = client.post("/v1/sessions", json=changed, headers=tenant.auth())
     assert (resp.status_code, resp.json["revision"]) == (200, 2)
+
+
+@pytest.mark.parametrize(
+    ("path", "name"),
+    [
+        ("/v1/sessions?client_id=C-1&client_id=C-2", "client_id"),
+        ("/v1/clients?limit=1&limit=2", "limit"),
+        ("/v1/alerts?status=open&status=acknowledged", "status"),
+        ("/v1/reports/monthly/2026-10?clinician=T-1&clinician=T-2", "clinician"),
+    ],
+)
+def test_a_query_parameter_named_twice_is_refused_everywhere(
+    client: FlaskClient, tenant: Tenant, path: str, name: str
+) -> None:
+    """client_id=C-1&client_id=C-2 listed C-1's sessions only, silently; which value was
+    meant is unknown, so every endpoint refuses it (422 naming the parameter)."""
+    resp = client.get(path, headers=tenant.auth("manager"))
+    assert resp.status_code == 422, resp.get_data()
+    assert resp.mimetype == "application/problem+json"
+    assert (resp.json["field"], resp.json["rule"]) == (f"query.{name}", "repeated_parameter")
