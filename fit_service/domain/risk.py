@@ -789,6 +789,10 @@ def ors_deterioration(
     return [finding if at is scored[-1] else replace(finding, alerts=False)]
 
 
+def _tenth(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)
+
+
 def not_on_track(
     obs: Sequence[SessionObservation], context: EpisodeContext, settings: RiskSettings
 ) -> list[Finding]:
@@ -808,8 +812,10 @@ def not_on_track(
             context,
             {
                 "outcome_total": latest.outcome_total,
-                "expected_outcome": latest.expected_outcome,
-                "band_low": latest.band_low,
+                # shown to the clinician: to the scale's resolution (a tenth), not float noise
+                # such as 11.100000000000001
+                "expected_outcome": _tenth(latest.expected_outcome),
+                "band_low": _tenth(latest.band_low),
                 "model": model,
                 "source": SOURCE_ETR,
             },

@@ -195,3 +195,30 @@ def test_an_alliance_alert_on_evidence_that_still_holds_waits_for_two_clear_sess
     context = EpisodeContext(None, 25.0, AgeBand.ADULT, day(3))
     findings = evaluate_rules(obs, context, RiskSettings())
     assert reconcile([alert], findings, obs, RiskSettings(), context=context) == []
+
+
+def test_not_on_track_evidence_shows_the_band_to_a_tenth() -> None:
+    """The band and the expectation are model quantities shown to a clinician beside scores
+    kept to a tenth: 11.100000000000001 is float noise, not a figure."""
+    observations = [
+        SessionObservation(
+            session_number=n,
+            date=day(n),
+            outcome_total=total,
+            on_track=on_track,
+            expected_outcome=expected,
+            band_low=low,
+            trajectory_model="clinic_etr_v1",
+        )
+        for n, total, on_track, expected, low in (
+            (1, 20.0, True, 20.0, 20.0),
+            (2, 10.0, False, 22.349999999999998, 11.100000000000001),
+        )
+    ]
+    context = EpisodeContext(
+        intake_outcome=None, clinical_cutoff=25.0, age_band=AgeBand.ADULT, today=day(2)
+    )
+    (finding,) = [
+        f for f in evaluate_rules(observations, context, RiskSettings()) if f.kind == "not_on_track"
+    ]
+    assert (finding.evidence["expected_outcome"], finding.evidence["band_low"]) == (22.3, 11.1)
