@@ -24,12 +24,12 @@ def wilson(k: int, n: float, total: int | None = None) -> tuple[float, float]:
 def effective_n(clusters: list[tuple[int, int]]) -> float:
     """Kish's n/deff of the ratio Σy/Σm over ``(y, m)`` clusters, in floats from the
     linearised with-replacement variance ``C/(C-1) · Σ(y - p·m)² / n²`` (Cochran 1977, ch. 6),
-    at most ``n``; ``n`` when that variance is 0, ``n²/Σm²`` (one unit) with one cluster (the
-    rules fit_service documents)."""
+    at most ``n``; ``n²/Σm²`` with one cluster or when p is 0 or 1, ``n`` when the variance is
+    otherwise 0 (the rules fit_service documents)."""
     used = [(y, m) for y, m in clusters if m > 0]
     n = sum(m for _, m in used)
     k = sum(y for y, _ in used)
-    if len(used) < 2:
+    if len(used) < 2 or k in (0, n):
         return n * n / sum(m * m for _, m in used)
     p = k / n
     c = len(used)

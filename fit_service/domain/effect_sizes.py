@@ -188,21 +188,24 @@ class ClusterSpread:
         1 is sampling noise here, so the interval is never narrower than treating sessions as
         independent (Korn & Graubard 1998 truncate the same way). No lower bound: when the
         counted sessions sit in a few long episodes the variance can exceed what uniform
-        clusters of unrelated sizes would give, and the interval must say so. When the
-        variance is zero - ``p`` is 0 or 1, or every cluster has the same rate - it says
-        nothing about the clustering and ``n`` is used (Korn & Graubard 1998). With a single
-        cluster there is no between-cluster variance to estimate: the effective n is then
-        ``n²/Σm² = 1``, one independent unit. Exact rational arithmetic until the last
-        division.
+        clusters of unrelated sizes would give, and the interval must say so.
+
+        Where the data cannot show the clustering, the conservative ``n²/Σm²`` is used - the
+        effective n if every episode were internally uniform (1 for one episode, ``C`` for
+        ``C`` episodes of one size): with a single episode (no between-episode variance to
+        estimate), and when ``p`` is 0 or 1 (the variance is then 0 however the sessions
+        cluster: 0 no-shows in three long episodes is three episodes' worth of evidence, not
+        thirty sessions'). When ``0 < p < 1`` and every episode has the same rate, the
+        estimated variance is 0 and the effective n is ``n`` (the formula's limit). Exact
+        rational arithmetic until the last division.
         """
         if n <= 0:
             raise ValueError("an effective n needs n > 0")
         if not 0 <= k <= n or self.sum_mm < n:
             raise ValueError(f"{k}/{n} does not fit these clusters")
-        if self.clusters < 2:
+        if self.clusters < 2 or k in (0, n):
             return n * n / self.sum_mm
-        # n²·Σ(y_i - p·m_i)², an integer: n²Σy² - 2knΣym + k²Σm² (>= 0 as a sum of squares;
-        # > 0 only when 0 < k < n, so the effective n below is positive).
+        # n²·Σ(y_i - p·m_i)², an integer: n²Σy² - 2knΣym + k²Σm² (>= 0 as a sum of squares).
         residual = n * n * self.sum_yy - 2 * k * n * self.sum_ym + k * k * self.sum_mm
         if residual <= 0:
             return float(n)

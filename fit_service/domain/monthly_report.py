@@ -1483,8 +1483,11 @@ def method_notes(settings: ReportSettings) -> tuple[MethodNote, ...]:
             "clinician held). The rate p = Σy/Σm over the C episodes (y, m: an episode's "
             "counted and eligible sessions) has the variance V = C/(C - 1) · Σ(y - p·m)² / n²; "
             "the Wilson interval is then computed on the effective n = p(1 - p)/V, at most n "
-            "(never narrower than counting sessions as independent); n when V = 0, and 1 when "
-            "all the sessions come from one episode. n is printed as the number of sessions; "
+            "(never narrower than counting sessions as independent). Where the data cannot "
+            "show the clustering - all the sessions from one episode, or a rate of 0% or 100% "
+            "(V is then 0 whatever the clustering) - the effective n is n²/Σm², as if each "
+            "episode's sessions were alike (1 for one episode); when every episode has the "
+            "same rate, n. n is printed as the number of sessions; "
             "the JSON export also gives the number of episodes and the effective n. A client's "
             "episodes are treated as independent of each other.",
             "Ratio estimator variance: Cochran 1977, ch. 6; design effect: Kish 1965; interval "

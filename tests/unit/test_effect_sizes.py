@@ -342,11 +342,26 @@ def test_counted_sessions_in_one_long_episode_get_a_small_effective_n() -> None:
     assert 100**2 / spread.sum_mm == pytest.approx(52.6, abs=0.1)
 
 
-def test_same_rate_in_every_cluster_and_rates_of_0_or_1_keep_n() -> None:
-    """No between-cluster variation observed: nothing to correct (Korn & Graubard 1998)."""
+def test_same_rate_in_every_cluster_keeps_n() -> None:
+    """0 < p < 1 and no between-cluster variation observed: the estimated variance is 0 and
+    the effective n is the formula's limit, n."""
     assert ClusterSpread.of([2, 4, 1], [4, 8, 2]).effective_n(7, 14) == 14.0
-    assert ClusterSpread.of([0, 0, 0], [4, 8, 2]).effective_n(0, 14) == 14.0
-    assert ClusterSpread.of([4, 8, 2], [4, 8, 2]).effective_n(14, 14) == 14.0
+
+
+def test_rates_of_0_or_1_count_the_episodes_not_the_sessions() -> None:
+    """No no-shows in 30 sessions of three episodes: the variance is 0 however the sessions
+    cluster, so it cannot show the clustering; the conservative n²/Σm² (three equal episodes:
+    3) is used, and one episode more of one session does not narrow the interval sevenfold."""
+    three = ClusterSpread.of([0, 0, 0], [10, 10, 10])
+    assert three.effective_n(0, 30) == pytest.approx(3.0)
+    assert ClusterSpread.of([10, 10, 10], [10, 10, 10]).effective_n(30, 30) == pytest.approx(3.0)
+    one = ClusterSpread.of([0], [30]).effective_n(0, 30)
+    two = ClusterSpread.of([0, 0], [29, 1]).effective_n(0, 30)
+    assert (one, two) == (pytest.approx(1.0), pytest.approx(900 / 842))
+    wide, narrow = proportion(0, 30, three.effective_n(0, 30)), proportion(0, 30)
+    assert wide is not None
+    assert narrow is not None
+    assert wide.ci_high > 3 * narrow.ci_high
 
 
 def test_one_cluster_gives_the_effective_n_of_one() -> None:
