@@ -2003,17 +2003,24 @@ def _interval_bars(
 ) -> Group:
     """A line chart's annotation: each month's 95% interval, ``(index, value, low, high)``,
     as a thin capped vertical bar through its point (placed as ``calcPositions`` places the
-    point), left open around the point's marker."""
+    point), left open around the point's marker. An interval past the value axis (a mean's
+    t-interval can go below 0 sessions) is cut at the axis and drawn without its cap there,
+    so it never runs into the month labels."""
     group = Group()
     gap = 2.2  # a little over the marker's radius
+    floor, ceiling = chart.valueAxis.valueMin, chart.valueAxis.valueMax
     for index, value, low, high in intervals:
         x = category_scale(index)[0] + chart._hngs
-        y_low, y_value, y_high = value_scale(low), value_scale(value), value_scale(high)
+        shown_low = low if floor is None else max(low, floor)
+        shown_high = high if ceiling is None else min(high, ceiling)
+        y_low, y_value = value_scale(shown_low), value_scale(value)
+        y_high = value_scale(shown_high)
         for start, end in ((y_low, y_value - gap), (y_value + gap, y_high)):
             if end > start:
                 group.add(Line(x, start, x, end, strokeColor=colour, strokeWidth=0.8))
-        for y in (y_low, y_high):
-            group.add(Line(x - 2, y, x + 2, y, strokeColor=colour, strokeWidth=0.8))
+        for y, cut in ((y_low, shown_low != low), (y_high, shown_high != high)):
+            if not cut:
+                group.add(Line(x - 2, y, x + 2, y, strokeColor=colour, strokeWidth=0.8))
     return group
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import re
 
@@ -11,7 +12,7 @@ from reportlab.graphics.charts.linecharts import HorizontalLineChart
 from reportlab.graphics.shapes import Line
 
 from fit_service.adapters.report_pdf import MonthlyReportPdf
-from fit_service.domain.monthly_report import MetricGroup
+from fit_service.domain.monthly_report import Estimate, MetricGroup
 from tests.unit.test_report_renderers import group, make_report
 
 
@@ -183,3 +184,25 @@ def test_a_topic_table_of_all_figures_is_not_split_across_pages(
         header = f"{topic.value} {report.period_label} Trailing 12 months"
         holding = [i for i, p in enumerate(pages) if header in " ".join(p.split())]
         assert len(holding) == 1, (topic.value, holding)
+
+
+def test_an_interval_below_the_axis_is_cut_at_it(renderer: MonthlyReportPdf) -> None:
+    """Nine one-session episodes and one of 40: the mean's t-interval runs to about -3.9
+    sessions, below the axis at 0; its bar is cut at the axis (no cap there) instead of
+    hanging into the month labels."""
+    report = make_report()
+    skewed = Estimate(value=4.9, n=10, ci_low=-3.9, ci_high=13.7)
+    trend = tuple(
+        dataclasses.replace(point, mean_sessions=skewed) if index == 3 else point
+        for index, point in enumerate(report.overall.trend)
+    )
+    report = dataclasses.replace(report, overall=dataclasses.replace(report.overall, trend=trend))
+    drawing = renderer._trend_chart(report, "sessions", small=False)
+    chart = next(c for c in drawing.contents if isinstance(c, HorizontalLineChart))
+    group = chart.draw()
+    axis_y = chart.valueAxis.scale(0)
+    bars = [
+        line for line in _lines_in(group) if line.strokeColor == renderer.layout.interval_colour
+    ]
+    assert bars
+    assert min(min(line.y1, line.y2) for line in bars) >= axis_y - 1e-6
