@@ -246,19 +246,9 @@ def _unsendable_character(url: str) -> str | None:
     return None
 
 
-def check_webhook_url(
-    url: str, *, allow_private: bool = False, resolver: Resolver = resolve_host
-) -> CheckedUrl:
-    """Check a webhook URL and resolve its host; raise :class:`InvalidWebhookUrl` (or its
-    subclass :class:`UnsafeWebhookUrl`) when the service must not call it.
-
-    Call it when a clinic registers the URL (to refuse early, with a clear error) *and* before
-    every send (DNS can change in between). Only ``http``/``https``; no credentials in the URL;
-    every resolved address must be public unless ``allow_private`` (tests, on-premises
-    receivers) — one private record among public ones is a classic bypass. Whitespace and
-    control characters are refused anywhere, and non-ASCII characters outside the host name:
-    the request line carries the URL as it is (see :func:`_unsendable_character`).
-    """
+def _parse(url: str) -> tuple[str, str, int, str]:
+    """(scheme, ASCII host, port, path and query) of a webhook URL, or
+    :class:`InvalidWebhookUrl`; no DNS."""
     if reason := _unsendable_character(url):
         raise InvalidWebhookUrl(reason, field="url")
     try:
@@ -281,7 +271,33 @@ def check_webhook_url(
         raise InvalidWebhookUrl("webhook URL host is not a valid name", field="url") from None
     port = port if port is not None else _DEFAULT_PORTS[scheme]
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    return scheme, host, port, target
 
+
+def receiver_key(url: str) -> tuple[str, str, int, str] | None:
+    """What identifies the receiver a URL reaches: scheme, host (case and IDNA folded), port
+    (the default spelled out or not) and path with query; ``None`` for a URL that does not
+    parse. ``https://Hooks.example/x`` and ``https://hooks.example:443/x`` are one receiver."""
+    try:
+        return _parse(url)
+    except InvalidWebhookUrl:
+        return None
+
+
+def check_webhook_url(
+    url: str, *, allow_private: bool = False, resolver: Resolver = resolve_host
+) -> CheckedUrl:
+    """Check a webhook URL and resolve its host; raise :class:`InvalidWebhookUrl` (or its
+    subclass :class:`UnsafeWebhookUrl`) when the service must not call it.
+
+    Call it when a clinic registers the URL (to refuse early, with a clear error) *and* before
+    every send (DNS can change in between). Only ``http``/``https``; no credentials in the URL;
+    every resolved address must be public unless ``allow_private`` (tests, on-premises
+    receivers) — one private record among public ones is a classic bypass. Whitespace and
+    control characters are refused anywhere, and non-ASCII characters outside the host name:
+    the request line carries the URL as it is (see :func:`_unsendable_character`).
+    """
+    scheme, host, port, target = _parse(url)
     try:
         # An IP literal needs no resolver (and must not reach an injected one in tests).
         addresses: Sequence[str] = [str(ipaddress.ip_address(host))]

@@ -16,7 +16,7 @@ from sqlalchemy import delete, func, select, update
 
 from fit_service.adapters.orm import Clinic, OutboxMessage, WebhookEndpoint, utcnow
 from fit_service.adapters.unit_of_work import UnitOfWork
-from fit_service.adapters.webhooks import check_webhook_url, generate_secret
+from fit_service.adapters.webhooks import check_webhook_url, generate_secret, receiver_key
 from fit_service.domain.delivery import RetryPolicy, is_endpoint_failing
 from fit_service.domain.errors import Conflict, NotFound
 from fit_service.services import audit
@@ -60,12 +60,21 @@ def register_endpoint(
         .select_from(WebhookEndpoint)
         .where(WebhookEndpoint.clinic_id == principal.clinic_id)
     )
-    # The same URL twice would send every alert to the receiver twice, under two webhook-ids
-    # it cannot de-duplicate (a registration retried after a timeout, say): refused.
-    existing = db.scalar(
-        select(WebhookEndpoint.public_id).where(
-            WebhookEndpoint.clinic_id == principal.clinic_id, WebhookEndpoint.url == url
-        )
+    # The same receiver twice would get every alert twice, under two webhook-ids it cannot
+    # de-duplicate (a registration retried after a timeout, say): refused. Compared as the
+    # receiver the URL reaches, so "https://Hooks.example:443/x" is "https://hooks.example/x".
+    wanted = receiver_key(url)
+    existing = next(
+        (
+            public_id
+            for public_id, stored in db.execute(
+                select(WebhookEndpoint.public_id, WebhookEndpoint.url).where(
+                    WebhookEndpoint.clinic_id == principal.clinic_id
+                )
+            )
+            if stored == url or receiver_key(stored) == wanted
+        ),
+        None,
     )
     if existing is not None:
         raise Conflict(

@@ -122,6 +122,18 @@ def test_the_same_webhook_url_twice_is_a_409_naming_the_registered_endpoint(
     assert first.json["id"] in again.json["detail"]
     listed = client.get("/v1/webhook-endpoints", headers=auth).json
     assert [e["id"] for e in listed] == [first.json["id"]]
+    # the same receiver spelled otherwise: default port, scheme case, an empty query, a fragment
+    for spelling in (
+        "https://93.184.215.14:443/fit-hooks",
+        "HTTPS://93.184.215.14/fit-hooks",
+        "https://93.184.215.14/fit-hooks?",
+        "https://93.184.215.14/fit-hooks#x",
+    ):
+        other = client.post("/v1/webhook-endpoints", json={"url": spelling}, headers=auth)
+        assert (other.status_code, other.json["rule"]) == (409, "duplicate_endpoint"), spelling
+    assert [e["id"] for e in client.get("/v1/webhook-endpoints", headers=auth).json] == [
+        first.json["id"]
+    ]
     theirs = client.post(
         "/v1/webhook-endpoints", json={"url": url}, headers=other_tenant.auth("admin")
     )
