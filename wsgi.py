@@ -15,13 +15,15 @@ except ConfigError as exc:
     print(f"fit-service configuration error: {exc}", file=sys.stderr)
     raise SystemExit(3) from None
 except OSError as exc:
-    # create_app's one file-system step: making the instance folder (for the SQLite file),
-    # under a file, without permission or on a read-only file system.
-    print(
-        f"fit-service cannot start: FIT_INSTANCE_PATH: cannot use the folder {exc.filename} "
-        f"({exc.strerror or type(exc).__name__})",
-        file=sys.stderr,
-    )
+    # create_app's one file-system step is making the instance folder (for the SQLite file):
+    # under a file, without permission or on a read-only file system. Anything else is named
+    # as it is, not blamed on that setting.
+    reason = exc.strerror or type(exc).__name__
+    if exc.filename is not None:
+        message = f"FIT_INSTANCE_PATH: cannot use the folder {exc.filename} ({reason})"
+    else:
+        message = f"an input/output error at start-up ({reason})"
+    print(f"fit-service cannot start: {message}", file=sys.stderr)
     raise SystemExit(3) from None
 
 # Garbage-collector settings for the serving process (each gunicorn worker imports this module
