@@ -5,9 +5,9 @@ the same figures under the same keys. Conventions (also the API documentation of
 
 * **Proportions** are fractions (0.65, not 65), with ``numerator``, ``n`` (the denominator) and a
   Wilson 95% CI as ``ci_low``/``ci_high``. A rate over sessions (no-shows, cancellations,
-  completeness, SRS below the concern line) also carries ``clusters`` (the episodes its
-  sessions come from) and ``effective_n`` (the n its interval is computed on: sessions of one
-  episode are not independent, see the report's methods).
+  completeness, SRS below the concern line) also carries ``clusters`` (the clients its
+  sessions come from) and ``effective_n`` (the n its interval is computed on: one client's
+  sessions are not independent, see the report's methods).
 * **Estimates** (means, medians, effect sizes) carry ``value``, ``n`` and, where there is one, the
   95% CI; a median has ``ci_low``/``ci_high`` null.
 * **Too few**: when n is below ``settings.min_n`` the cell keeps its ``n`` and says

@@ -5,7 +5,7 @@ domain.md §4: "Show n and a confidence interval with every figure."
 * :func:`pre_post_d` - mean change over the SD of intake scores, CI from Becker (1988).
 * :func:`severity_adjusted_es` - Seidel, Miller & Chow (2014), PCOMS benchmarking.
 * :func:`proportion` - a share with the Wilson (1927) score interval; for a rate over units
-  nested in clusters (sessions within episodes), on the effective sample size of
+  nested in clusters (sessions within clients), on the effective sample size of
   :class:`ClusterSpread`.
 
 All effect sizes are signed so that **positive means improvement** on the scale's own direction.
@@ -96,7 +96,7 @@ def proportion(k: int, n: int, effective_n: float | None = None) -> Proportion |
     interval badly under-covers there while Wilson's stays close to nominal and within [0, 1].
 
     ``effective_n`` (``0 < effective_n <= n``): the interval of a rate whose units are not
-    independent, e.g. sessions nested in episodes, is the Wilson interval of the same ``p`` with
+    independent, e.g. sessions nested in clients, is the Wilson interval of the same ``p`` with
     ``n`` replaced by the effective sample size (Korn & Graubard 1998, with the Wilson rather
     than the Clopper-Pearson form; :meth:`ClusterSpread.effective_n` computes it).
     """
@@ -126,7 +126,7 @@ class ClusterSpread:
     of a client's sessions, and one client's sessions are alike - a client who misses one
     appointment tends to miss more. Treating them as independent makes the interval too narrow
     (Kish 1965: by the design effect). With ``y_i`` the numerator and ``m_i`` the denominator
-    of cluster ``i`` (an episode's sessions), the rate is the ratio estimator ``p = Σy/Σm``
+    of cluster ``i`` (a client's sessions), the rate is the ratio estimator ``p = Σy/Σm``
     and its variance, linearised (Cochran 1977, ch. 6; the with-replacement cluster variance
     survey software uses), is ``C/(C - 1) · Σ(y_i - p·m_i)² / n²`` over the ``C`` clusters
     with ``m_i > 0``. Kept as integer sums (``Σy²``, ``Σy·m``, ``Σm²``) so disjoint sets of
@@ -187,15 +187,15 @@ class ClusterSpread:
         ``p(1 - p) / Var(p)`` (Kish 1965's ``n / deff``), at most ``n``: a design effect below
         1 is sampling noise here, so the interval is never narrower than treating sessions as
         independent (Korn & Graubard 1998 truncate the same way). No lower bound: when the
-        counted sessions sit in a few long episodes the variance can exceed what uniform
+        counted sessions sit in a few clients with many sessions the variance can exceed what uniform
         clusters of unrelated sizes would give, and the interval must say so.
 
         Where the data cannot show the clustering, the conservative ``n²/Σm²`` is used - the
-        effective n if every episode were internally uniform (1 for one episode, ``C`` for
-        ``C`` episodes of one size): with a single episode (no between-episode variance to
+        effective n if every client were internally uniform (1 for one client, ``C`` for
+        ``C`` clients of one size): with a single client (no between-client variance to
         estimate), and when ``p`` is 0 or 1 (the variance is then 0 however the sessions
-        cluster: 0 no-shows in three long episodes is three episodes' worth of evidence, not
-        thirty sessions'). When ``0 < p < 1`` and every episode has the same rate, the
+        cluster: 0 no-shows from three clients with many sessions is three clients' worth of evidence, not
+        thirty sessions'). When ``0 < p < 1`` and every client has the same rate, the
         estimated variance is 0 and the effective n is ``n`` (the formula's limit). Exact
         rational arithmetic until the last division.
         """

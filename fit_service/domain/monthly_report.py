@@ -288,7 +288,7 @@ class Share:
     :func:`fit_service.domain.effect_sizes.proportion` (Wilson 1927), the one place the
     project computes it. (Named ``Share`` so it is not confused with that module's
     ``Proportion`` result type.) ``spread``: for a rate over sessions, how they sit in
-    episodes; the interval is then on the effective sample size (see
+    clients; the interval is then on the effective sample size (see
     :class:`~fit_service.domain.effect_sizes.ClusterSpread`).
     """
 
@@ -337,7 +337,7 @@ class Share:
 
     @property
     def clusters(self) -> int | None:
-        """How many episodes the rate's sessions come from (``None``: not a rate over
+        """How many clients the rate's sessions come from (``None``: not a rate over
         sessions)."""
         return None if self.spread is None else self.spread.clusters
 
@@ -463,7 +463,7 @@ class Activity:
     sessions_attended: int  # "sessions delivered"
     no_shows: int
     cancellations: int  # cancelled by the client (late or not); clinician cancellations excluded
-    #: how the sessions sit in episodes (``None``: intervals as if sessions were independent)
+    #: how the sessions sit in clients (``None``: intervals as if sessions were independent)
     spread: SessionSpread | None = None
 
     def __post_init__(self) -> None:
@@ -731,7 +731,7 @@ class AllianceSummary:
     flagged_episodes_in_care_after_follow_up: int
     #: the clinic's SRS concern line the low-SRS share was counted against (domain.md §3)
     srs_concern: float = 36.0
-    #: how the sessions sit in episodes (``None``: intervals as if sessions were independent)
+    #: how the sessions sit in clients (``None``: intervals as if sessions were independent)
     spread: SessionSpread | None = None
 
     def __post_init__(self) -> None:
@@ -767,7 +767,7 @@ class CompletenessSummary:
     attended_sessions: int
     with_ors: int
     with_srs: int
-    #: how the sessions sit in episodes (``None``: intervals as if sessions were independent)
+    #: how the sessions sit in clients (``None``: intervals as if sessions were independent)
     spread: SessionSpread | None = None
 
     def __post_init__(self) -> None:
@@ -1478,18 +1478,17 @@ def method_notes(settings: ReportSettings) -> tuple[MethodNote, ...]:
         MethodNote(
             "Intervals of rates over sessions",
             "No-show, cancellation, completeness and low-SRS rates count sessions (n = "
-            "sessions), but one client's sessions are alike, so each episode's sessions are "
-            "taken as one cluster (in a clinician's figures, the sessions of the episode that "
-            "clinician held). The rate p = Σy/Σm over the C episodes (y, m: an episode's "
+            "sessions), but one client's sessions are alike, so each client's sessions are "
+            "taken as one cluster (in a clinician's figures, the sessions of the client that "
+            "clinician held). The rate p = Σy/Σm over the C clients (y, m: a client's "
             "counted and eligible sessions) has the variance V = C/(C - 1) · Σ(y - p·m)² / n²; "
             "the Wilson interval is then computed on the effective n = p(1 - p)/V, at most n "
             "(never narrower than counting sessions as independent). Where the data cannot "
-            "show the clustering - all the sessions from one episode, or a rate of 0% or 100% "
+            "show the clustering - all the sessions from one client, or a rate of 0% or 100% "
             "(V is then 0 whatever the clustering) - the effective n is n²/Σm², as if each "
-            "episode's sessions were alike (1 for one episode); when every episode has the "
-            "same rate, n. n is printed as the number of sessions; "
-            "the JSON export also gives the number of episodes and the effective n. A client's "
-            "episodes are treated as independent of each other.",
+            "client's sessions were alike (1 for one client); when every client has the same "
+            "rate, n. n is printed as the number of sessions; the JSON export also gives the "
+            "number of clients and the effective n.",
             "Ratio estimator variance: Cochran 1977, ch. 6; design effect: Kish 1965; interval "
             "on the effective n: Korn & Graubard 1998 (Clopper-Pearson there, Wilson here)",
         ),
@@ -1778,14 +1777,13 @@ SESSION_COLUMNS: tuple[str, ...] = tuple(SessionCounts.__dataclass_fields__)
 
 @dataclass(frozen=True, slots=True)
 class SessionSpread:
-    """How a window's sessions sit in episodes, for the intervals of the five rates over
+    """How a window's sessions sit in clients, for the intervals of the five rates over
     sessions (no-shows, cancellations, ORS and SRS completeness, SRS below the concern line).
 
-    One cluster per episode (per episode and clinician in a clinician's figures: the sessions
-    that clinician held). Why episodes: a client's sessions are alike, so the rates' intervals
-    must rest on how much episodes differ, not on the count of sessions
-    (:class:`~fit_service.domain.effect_sizes.ClusterSpread`). A client's episodes are taken
-    as independent of each other; most clients have one episode in a window.
+    One cluster per client (per client and clinician in a clinician's figures: the sessions
+    that clinician held). Why: a client's sessions are alike - across their episodes too - so
+    the rates' intervals must rest on how much clients differ, not on the count of sessions
+    (:class:`~fit_service.domain.effect_sizes.ClusterSpread`).
     """
 
     no_shows: ClusterSpread

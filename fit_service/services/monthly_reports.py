@@ -545,6 +545,7 @@ def _per_session(clinic_id: int, where: Any) -> Any:
             S.attendance,
             outcome.label("ors"),
             alliance.label("srs"),
+            S.client_id,
         )
         .select_from(S)
         .join(Client, Client.id == S.client_id)
@@ -595,7 +596,7 @@ def _add_sessions_and_episodes(db: Session, clinic_id: int, groups: _Groups) -> 
     One statement: the per-session rows (the trailing window's sessions, and every earlier
     session of an episode active in it, with the client's totals kept on each session row)
     are materialized once; one ``GROUP BY`` over them
-    counts the sessions of the month and of the rest of the trailing 12 months per episode
+    counts the sessions of the month and of the rest of the trailing 12 months per client
     and clinician (the clusters of the rates over sessions), another aggregates each active
     episode. The two come back as one stream
     (``UNION ALL``): the session counts first, then the episodes in id order.
@@ -670,12 +671,12 @@ def _add_sessions_and_episodes(db: Session, clinic_id: int, groups: _Groups) -> 
     def count(condition: Any) -> Any:
         return func.sum(case((condition, 1), else_=0))
 
-    # One row per episode, clinician and bucket: the rates over sessions get intervals that
-    # treat each episode's sessions as one cluster (domain SessionSpread).
+    # One row per client, clinician and bucket: the rates over sessions get intervals that
+    # treat each client's sessions as one cluster (domain SessionSpread).
     sessions = (
         select(
             literal(0),
-            per_session.c.episode_id,
+            per_session.c.client_id,
             per_session.c.clinician_id,
             per_session.c.age_band,
             *(null() for _ in range(3)),
@@ -690,7 +691,7 @@ def _add_sessions_and_episodes(db: Session, clinic_id: int, groups: _Groups) -> 
         )
         .where(per_session.c.date >= window.first_day)
         .group_by(
-            per_session.c.episode_id, month, per_session.c.clinician_id, per_session.c.age_band
+            per_session.c.client_id, month, per_session.c.clinician_id, per_session.c.age_band
         )
     )
     both = union_all(episodes, sessions).subquery()
@@ -713,13 +714,13 @@ def _add_sessions_and_episodes(db: Session, clinic_id: int, groups: _Groups) -> 
 
 
 def _add_session_counts(groups: _Groups, rows: list[Any]) -> None:
-    """Hand the session counts (rows of the statement above: episode, clinician, age band,
-    month or not) to the builders as clusters: per episode and clinician to the clinicians,
-    per episode to the clinic and the age bands (an episode's band is its client's)."""
+    """Hand the session counts (rows of the statement above: client, clinician, age band,
+    month or not) to the builders as clusters: per client and clinician to the clinicians,
+    per client to the clinic and the age bands (a client has one band)."""
     count = len(rows)
     if not count:
         return
-    episode = np.fromiter(_items(rows, 1), np.int64, count)
+    client = np.fromiter(_items(rows, 1), np.int64, count)
     clinician = np.fromiter((-1 if c is None else c for c in _items(rows, 2)), np.int64, count)
     band = np.fromiter(map(_BAND_INDEX.__getitem__, _items(rows, 3)), np.int64, count)
     in_month = np.fromiter((bool(m) for m in _items(rows, 7)), bool, count)
@@ -729,22 +730,22 @@ def _add_session_counts(groups: _Groups, rows: list[Any]) -> None:
     )
     bands = tuple(AgeBand)
     for window, keep in (("trailing", None), ("month", in_month)):
-        e, c, b, x = (a if keep is None else a[keep] for a in (episode, clinician, band, counts))
-        if not e.size:
+        who, c, b, x = (a if keep is None else a[keep] for a in (client, clinician, band, counts))
+        if not who.size:
             continue
-        # Clusters of the clinic and the bands: episodes.
-        order = np.argsort(e, kind="stable")
-        starts, per_episode = _sum_runs(x[order], e[order])
-        episode_band = b[order][starts]
-        getattr(groups.clinic, window).add_sessions(per_episode)
-        for index in np.unique(episode_band).tolist():
+        # Clusters of the clinic and the bands: clients.
+        order = np.argsort(who, kind="stable")
+        starts, per_client = _sum_runs(x[order], who[order])
+        client_band = b[order][starts]
+        getattr(groups.clinic, window).add_sessions(per_client)
+        for index in np.unique(client_band).tolist():
             getattr(groups.band(bands[index]), window).add_sessions(
-                per_episode[episode_band == index]
+                per_client[client_band == index]
             )
-        # Clusters of a clinician: the sessions of one episode that clinician held.
-        order = np.lexsort((e, c))
+        # Clusters of a clinician: the sessions of one client that clinician held.
+        order = np.lexsort((who, c))
         by_clinician = c[order]
-        starts, per_pair = _sum_runs(x[order], by_clinician, e[order])
+        starts, per_pair = _sum_runs(x[order], by_clinician, who[order])
         pair_clinician = by_clinician[starts]
         bounds = np.flatnonzero(np.diff(pair_clinician)) + 1
         for cid, block in zip(

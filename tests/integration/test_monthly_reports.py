@@ -31,7 +31,7 @@ from fit_service.adapters.orm import Alert, Client, Clinic, Episode
 from fit_service.domain.errors import FitError
 from fit_service.domain.monthly_report import HEADLINE_KEYS
 from fit_service.services import clinics, monthly_reports
-from tests.conftest import Tenant
+from tests.conftest import Tenant, session_payload
 from tests.independent_stats import effective_n, wilson
 
 PERIOD = "2026-10"
@@ -525,6 +525,47 @@ def test_rates_over_sessions_cluster_by_episode_and_by_the_clinician_who_held_th
         assert name != "clinic" or cell["effective_n"] < n  # the clustering is not vacuous
         interval = (cell["ci_low"], cell["ci_high"])
         assert interval == pytest.approx(wilson(k, effective_n(clusters), n)), name
+
+
+def test_a_clients_two_episodes_are_one_cluster(
+    client: FlaskClient, engine: Engine, tenant: Tenant
+) -> None:
+    """A client who ends an episode and comes back within the window is one cluster, not two:
+    their sessions in both episodes are alike, and counting the episodes apart would treat
+    them as independent (the interval would narrow)."""
+    first = [
+        Visit(date(2026, 10, 1)),
+        Visit(date(2026, 10, 3), "no_show"),
+        Visit(date(2026, 10, 6)),
+    ]
+    other = [Visit(date(2026, 10, 1 + 3 * i)) for i in range(4)]
+    episodes = [
+        Ep("C-D", "adult", "T-1", first, "planned", date(2026, 10, 10)),
+        Ep("C-E", "adult", "T-1", other),
+    ]
+    load_history(client, engine, tenant, episodes)
+    for n, (day, attendance) in enumerate((("2026-10-20", "no_show"), ("2026-10-27", "attended"))):
+        body = session_payload(
+            ehr_session_id=f"C-D-back-{n}",
+            client_id="C-D",
+            clinician_id="T-1",
+            date=day,
+            attendance=attendance,
+            ratings=[],
+        )
+        response = client.post("/v1/sessions", json=body, headers=tenant.auth("ingest"))
+        assert response.status_code == 201, response.get_json()
+    set_report_settings(engine, {"min_n": 1})
+    data = get_report(client, tenant, "application/json").get_json()
+    assert data["overall"]["month"]["episodes_active"]["value"] == 3
+    clusters = [(2, 5), (0, 4)]  # C-D over both episodes, C-E
+    for group in (data["overall"], next(c for c in data["clinicians"] if c["key"] == "T-1")):
+        cell = group["month"]["no_show_rate"]
+        assert (cell["numerator"], cell["n"], cell["clusters"]) == (2, 9, 2)
+        assert cell["effective_n"] == pytest.approx(effective_n(clusters))
+        assert (cell["ci_low"], cell["ci_high"]) == pytest.approx(
+            wilson(2, effective_n(clusters), 9)
+        )
 
 
 def test_trend_points_equal_each_months_closed_episodes(
