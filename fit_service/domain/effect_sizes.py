@@ -187,17 +187,18 @@ class ClusterSpread:
         ``p(1 - p) / Var(p)`` (Kish 1965's ``n / deff``), at most ``n``: a design effect below
         1 is sampling noise here, so the interval is never narrower than treating sessions as
         independent (Korn & Graubard 1998 truncate the same way). No lower bound: when the
-        counted sessions sit in a few clients with many sessions the variance can exceed what uniform
-        clusters of unrelated sizes would give, and the interval must say so.
+        counted sessions sit with a few clients who have many sessions, the variance can
+        exceed what uniform clusters of unrelated sizes would give, and the interval must
+        say so.
 
         Where the data cannot show the clustering, the conservative ``n²/Σm²`` is used - the
         effective n if every client were internally uniform (1 for one client, ``C`` for
         ``C`` clients of one size): with a single client (no between-client variance to
         estimate), and when ``p`` is 0 or 1 (the variance is then 0 however the sessions
-        cluster: 0 no-shows from three clients with many sessions is three clients' worth of evidence, not
-        thirty sessions'). When ``0 < p < 1`` and every client has the same rate, the
-        estimated variance is 0 and the effective n is ``n`` (the formula's limit). Exact
-        rational arithmetic until the last division.
+        cluster: no no-shows from three clients with ten sessions each is three clients'
+        worth of evidence, not thirty sessions'). When ``0 < p < 1`` and every client has the
+        same rate, the estimated variance is 0 and the effective n is ``n`` (the formula's
+        limit). Exact rational arithmetic until the last division.
         """
         if n <= 0:
             raise ValueError("an effective n needs n > 0")
