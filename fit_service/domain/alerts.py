@@ -329,23 +329,6 @@ def _dismissal_holds(
     return True
 
 
-#: kinds whose evidence a corrected session can remove (:func:`_evidence_corrected`); not
-#: ``dropout_risk``, whose estimate also moves with a refit of the clinic's model
-_CORRECTABLE = frozenset(
-    {
-        "early_low_alliance",
-        "low_alliance",
-        "low_srs_bond",
-        "low_srs_goal",
-        "low_srs_task",
-        "low_srs_global",
-        "srs_decline",
-        "agreement_without_engagement",
-    }
-    | WAI_KINDS
-)
-
-
 def _evidence_corrected(
     alert: Alert,
     observations: Sequence[SessionObservation],
@@ -356,7 +339,10 @@ def _evidence_corrected(
     corrected, e.g. SRS 30 that was a typo for 38). The clear streak (two sessions at the
     concern line, issue 4) is for a rupture that happened: one good rating is no repair. A
     rupture that is no longer in the record has nothing to repair."""
-    if alert.kind not in _CORRECTABLE:
+    # Only alerts that otherwise wait for a clear streak (the alliance ones, WAI-SR among them):
+    # any other auto-resolves as soon as its finding no longer holds. Not ``dropout_risk``,
+    # whose estimate also moves with a refit of the clinic's model.
+    if alert.kind == "dropout_risk" or not (alert.kind in WAI_KINDS or alert.concern.is_alliance):
         return False
     upto = sum(1 for o in observations if o.date <= alert.observed_on)
     if upto == 0 or not any(
