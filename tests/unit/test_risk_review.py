@@ -7,7 +7,7 @@ import datetime as dt
 import uuid
 from collections.abc import Sequence
 
-from fit_service.domain.alerts import Alert, AlertStatus, AutoResolve, reconcile
+from fit_service.domain.alerts import AutoResolve, reconcile
 from fit_service.domain.instruments import AgeBand
 from fit_service.domain.risk import (
     Attendance,
@@ -21,6 +21,7 @@ from fit_service.domain.risk import (
 )
 from fit_service.services.history import EpisodeHistory, RatingRecord, SessionRecord
 from fit_service.services.risk_inputs import observations
+from tests.unit.test_alerts import alert as open_alert
 
 DAY0 = dt.date(2024, 3, 4)
 
@@ -164,15 +165,7 @@ def test_an_alliance_alert_whose_evidence_was_corrected_auto_resolves() -> None:
     """SRS 30 at session 2 opened early_low_alliance; the session is then corrected to 38 (a
     typo). The rupture never was in the record: the alert resolves now, not after two more
     sessions at 36 or above (that rule is for a real rupture: one good rating is no repair)."""
-    alert = Alert(
-        "A1",
-        "early_low_alliance",
-        Concern.GLOBAL_ALLIANCE,
-        Severity.HIGH,
-        AlertStatus.OPEN,
-        2,
-        day(2),
-    )
+    alert = open_alert(session=2)  # early_low_alliance, HIGH, evidence at session 2
     obs = [sess(1), sess(2, srs=38.0)]
     context = EpisodeContext(None, 25.0, AgeBand.ADULT, day(2))
     findings = evaluate_rules(obs, context, RiskSettings())
@@ -182,15 +175,7 @@ def test_an_alliance_alert_whose_evidence_was_corrected_auto_resolves() -> None:
 
 
 def test_an_alliance_alert_on_evidence_that_still_holds_waits_for_two_clear_sessions() -> None:
-    alert = Alert(
-        "A1",
-        "early_low_alliance",
-        Concern.GLOBAL_ALLIANCE,
-        Severity.HIGH,
-        AlertStatus.OPEN,
-        2,
-        day(2),
-    )
+    alert = open_alert(session=2)  # early_low_alliance, HIGH, evidence at session 2
     obs = [sess(1), sess(2, srs=30.0), sess(3, srs=38.0)]
     context = EpisodeContext(None, 25.0, AgeBand.ADULT, day(3))
     findings = evaluate_rules(obs, context, RiskSettings())
