@@ -65,22 +65,29 @@ def test_good_settings_still_pass() -> None:
     assert Settings(public_base_url="http://localhost:5000").public_base_url
 
 
-def test_the_cli_reports_a_bad_setting_in_one_line(tmp_path: Path) -> None:
-    """Through ``flask --app wsgi``: the message and exit status 3, no traceback."""
+def run_cli(fit_env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """``flask --app wsgi fit …`` in a process of its own (``list-clinics`` by default), with
+    ``fit_env`` as its only FIT_* settings: what an operator's shell would run."""
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("FIT_")},
-        "FIT_DATABASE_URL": f"sqlite:///{tmp_path / 'x.sqlite3'}",
-        "FIT_PAGE_SIZE": "abc",
+        **fit_env,
         "PYTHONPATH": str(_ROOT),
     }
-    done = subprocess.run(
-        [sys.executable, "-m", "flask", "--app", "wsgi", "fit", "list-clinics"],
+    return subprocess.run(
+        [sys.executable, "-m", "flask", "--app", "wsgi", "fit", *(args or ("list-clinics",))],
         cwd=_ROOT,
         env=env,
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
+    )
+
+
+def test_the_cli_reports_a_bad_setting_in_one_line(tmp_path: Path) -> None:
+    """Through ``flask --app wsgi``: the message and exit status 3, no traceback."""
+    done = run_cli(
+        {"FIT_DATABASE_URL": f"sqlite:///{tmp_path / 'x.sqlite3'}", "FIT_PAGE_SIZE": "abc"}
     )
     assert done.returncode == 3  # gunicorn's "worker failed to boot": it stops, no respawns
     assert "Traceback" not in done.stderr

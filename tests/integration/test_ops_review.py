@@ -4,10 +4,7 @@ non-zero exit, never a traceback, and never print a secret (README: "Administrat
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,8 +14,7 @@ from sqlalchemy import select
 from fit_service.adapters.orm import ApiKey
 from fit_service.app import create_app
 from fit_service.config import ConfigError, Settings
-
-_ROOT = Path(__file__).resolve().parents[2]
+from tests.api.test_cli_config import run_cli
 
 
 def _clinic(app: Flask, name: str = "Ops Clinic") -> str:
@@ -186,20 +182,7 @@ def test_an_instance_folder_that_cannot_be_made_stops_start_up_in_one_line(tmp_p
     raised, and flask and gunicorn printed the OSError's traceback."""
     blocker = tmp_path / "a-file"
     blocker.write_text("x")
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("FIT_")},
-        "FIT_INSTANCE_PATH": str(blocker / "instance"),
-        "PYTHONPATH": str(_ROOT),
-    }
-    done = subprocess.run(
-        [sys.executable, "-m", "flask", "--app", "wsgi", "fit", "list-clinics"],
-        cwd=_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = run_cli({"FIT_INSTANCE_PATH": str(blocker / "instance")})
     assert done.returncode == 3, done.stderr
     assert "Traceback" not in done.stderr
     assert "fit-service cannot start: FIT_INSTANCE_PATH" in done.stderr
