@@ -175,6 +175,19 @@ def client(app: Flask) -> FlaskClient:
     return app.test_client()
 
 
+#: The tables a session write touches: what a refused request must leave as it was.
+SESSION_TABLES = ("clients", "clinicians", "episodes", "sessions", "session_revisions", "ratings")
+
+
+def stored_sessions(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of :data:`SESSION_TABLES`, to compare before and after a refused request."""
+    with engine.connect() as conn:
+        return {
+            t: [tuple(r) for r in conn.execute(text(f"SELECT * FROM {t} ORDER BY id"))]  # noqa: S608
+            for t in SESSION_TABLES
+        }
+
+
 def session_payload(**overrides: Any) -> dict[str, Any]:
     """A valid session with ORS and SRS; override any field."""
     payload: dict[str, Any] = {

@@ -12,17 +12,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import Engine, text
 
-from tests.conftest import Tenant, session_payload
-
-_TABLES = ("clients", "clinicians", "episodes", "sessions", "session_revisions", "ratings")
-
-
-def _snapshot(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
-    with engine.connect() as conn:
-        return {
-            t: [tuple(r) for r in conn.execute(text(f"SELECT * FROM {t} ORDER BY id"))]  # noqa: S608
-            for t in _TABLES
-        }
+from tests.conftest import SESSION_TABLES, Tenant, session_payload, stored_sessions
 
 
 def _ors(**items: Any) -> dict[str, Any]:
@@ -252,7 +242,7 @@ def test_bad_session_is_rejected_and_nothing_changes(
         ).status_code
         == 201
     )
-    before = _snapshot(engine)
+    before = stored_sessions(engine)
     if payload.get("client_age_band", "") is None:
         payload = {k: v for k, v in payload.items() if k != "client_age_band"}
     resp = client.post("/v1/sessions", json=payload, headers=tenant.auth())
@@ -261,7 +251,7 @@ def test_bad_session_is_rejected_and_nothing_changes(
     assert (resp.json["rule"], resp.json["field"]) == (rule, field)
     assert resp.json["status"] == status
     assert resp.json["detail"]
-    assert _snapshot(engine) == before
+    assert stored_sessions(engine) == before
 
 
 def test_malformed_json_is_400(client: FlaskClient, tenant: Tenant) -> None:
@@ -388,7 +378,7 @@ def _rows_kept(
     before: dict[str, list[tuple[Any, ...]]], after: dict[str, list[tuple[Any, ...]]]
 ) -> bool:
     """Every row stored before is still there, unchanged (new rows may follow it)."""
-    return all(after[t][: len(before[t])] == before[t] for t in _TABLES)
+    return all(after[t][: len(before[t])] == before[t] for t in SESSION_TABLES)
 
 
 # One bad item each, as found by review: each was a 500 that lost the good items of its batch,
@@ -454,7 +444,7 @@ def test_a_bad_batch_item_is_rejected_alone(
         "/v1/sessions", json=session_payload(ehr_session_id="S-0"), headers=tenant.auth()
     )
     assert stored.status_code == 201
-    before = _snapshot(engine)
+    before = stored_sessions(engine)
     headers = tenant.auth()
     if idempotency_key is not None:
         headers["Idempotency-Key"] = idempotency_key
@@ -466,7 +456,7 @@ def test_a_bad_batch_item_is_rejected_alone(
     assert (first["outcome"], first["status"]) == ("created", 201)
     assert (second["outcome"], second["status"]) == ("rejected", 422)
     assert (second["problem"]["rule"], second["problem"]["field"]) == (rule, field)
-    after = _snapshot(engine)
+    after = stored_sessions(engine)
     assert _rows_kept(before, after)
     assert len(after["sessions"]) == len(before["sessions"]) + 1
     assert [r.external_id for r in _clients(engine)] == ["C-1", "C-2"]
@@ -474,7 +464,7 @@ def test_a_bad_batch_item_is_rejected_alone(
         again = client.post("/v1/sessions/batch", json=body, headers=headers)
         assert again.headers.get("Idempotent-Replayed") == "true"
         assert [r["outcome"] for r in again.json["results"]] == ["created", "rejected"]
-        assert _snapshot(engine) == after
+        assert stored_sessions(engine) == after
 
 
 def _clients(engine: Engine) -> list[Any]:
@@ -489,7 +479,7 @@ def test_a_control_character_in_an_item_id_with_an_idempotency_key_is_a_422(
     """A single session whose item id holds a lone surrogate or a NUL, sent with an
     Idempotency-Key, is a 422 control_character naming the items (it was a 500: the error
     text could not be stored in the key's record); a retry answers the same."""
-    before = _snapshot(engine)
+    before = stored_sessions(engine)
     headers = {**tenant.auth(), "Idempotency-Key": "k"}
     payload = session_payload(ratings=[_ors(**{key: 1})])
     for _ in range(2):
@@ -497,7 +487,7 @@ def test_a_control_character_in_an_item_id_with_an_idempotency_key_is_a_422(
         assert resp.status_code == 422, resp.json
         assert resp.mimetype == "application/problem+json"
         assert (resp.json["rule"], resp.json["field"]) == ("control_character", "ratings[0].items")
-    assert _snapshot(engine) == before
+    assert stored_sessions(engine) == before
 
 
 def test_an_error_naming_a_lone_surrogate_can_be_remembered_for_its_idempotency_key(
@@ -555,12 +545,12 @@ def test_json_the_parser_cannot_read_is_400(
     """A body nested thousands of levels deep (RecursionError in the parser) or holding an
     integer past Python's 4,300-digit limit is a 400 malformed_json problem, not a 500, and
     nothing stored changes."""
-    before = _snapshot(engine)
+    before = stored_sessions(engine)
     resp = client.post(path, data=body, content_type="application/json", headers=tenant.auth())
     assert resp.status_code == 400, resp.json
     assert resp.mimetype == "application/problem+json"
     assert resp.json["rule"] == "malformed_json"
-    assert _snapshot(engine) == before
+    assert stored_sessions(engine) == before
 
 
 def test_a_moderately_nested_batch_item_is_rejected_alone(
@@ -641,7 +631,7 @@ def test_ids_with_a_trailing_newline_are_refused_everywhere(
 ) -> None:
     """ "$" in the id pattern matched before a trailing newline: "C-1\\n" opened an episode for
     a second client, and listed or reported as a distinct id. Now 422 naming the field."""
-    before = _snapshot(engine)
+    before = stored_sessions(engine)
     resp = client.post(
         "/v1/episodes",
         json={"client_id": "C-2\n", "opened_on": "2026-11-01", "client_age_band": "adult"},
@@ -658,4 +648,4 @@ def test_ids_with_a_trailing_newline_are_refused_everywhere(
     )
     assert resp.status_code == 422, resp.json
     assert resp.json["field"] == "query.clinician"
-    assert _snapshot(engine) == before
+    assert stored_sessions(engine) == before

@@ -12,17 +12,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import Engine, text
 
-from tests.conftest import Tenant, session_payload
-
-_TABLES = ("clients", "clinicians", "episodes", "sessions", "session_revisions", "ratings")
-
-
-def _snapshot(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
-    with engine.connect() as conn:
-        return {
-            t: [tuple(r) for r in conn.execute(text(f"SELECT * FROM {t} ORDER BY id"))]  # noqa: S608
-            for t in _TABLES
-        }
+from tests.conftest import Tenant, session_payload, stored_sessions
 
 
 def _post_raw(client: FlaskClient, tenant: Tenant, path: str, body: str) -> Any:
@@ -53,19 +43,19 @@ def test_duplicate_top_level_key_is_refused(
     """{"ehr_session_id": "S-x", "ehr_session_id": "S-1"}: which one the EHR meant is unknown;
     json.loads keeps the last silently. Refused, naming the key."""
     _stored(client, tenant)
-    before = _snapshot(engine)
+    before = stored_sessions(engine)
     resp = _post_raw(client, tenant, "/v1/sessions", _session_json(head='"ehr_session_id":"S-x",'))
     assert resp.status_code == 422, resp.json
     assert resp.mimetype == "application/problem+json"
     assert (resp.json["rule"], resp.json["field"]) == ("duplicate_key", "ehr_session_id")
-    assert _snapshot(engine) == before
+    assert stored_sessions(engine) == before
 
 
 def test_duplicate_item_key_is_refused(client: FlaskClient, tenant: Tenant, engine: Engine) -> None:
     """An item sent twice ({"individual": 40, "individual": 4}) is refused, not the last
     value silently kept."""
     _stored(client, tenant)
-    before = _snapshot(engine)
+    before = stored_sessions(engine)
     resp = _post_raw(
         client, tenant, "/v1/sessions", _session_json(items='"individual":40,' + _ITEMS)
     )
@@ -75,7 +65,7 @@ def test_duplicate_item_key_is_refused(client: FlaskClient, tenant: Tenant, engi
         "duplicate_key",
         "ratings[0].items.individual",
     )
-    assert _snapshot(engine) == before
+    assert stored_sessions(engine) == before
 
 
 def test_duplicate_key_in_a_batch_item_rejects_only_that_item(
@@ -103,12 +93,12 @@ def test_duplicate_key_in_a_batch_item_rejects_only_that_item(
 def test_duplicate_sessions_key_of_a_batch_is_refused(
     client: FlaskClient, tenant: Tenant, engine: Engine
 ) -> None:
-    before = _snapshot(engine)
+    before = stored_sessions(engine)
     body = '{"sessions":[' + _session_json("S-4") + '],"sessions":[' + _session_json("S-5") + "]}"
     resp = _post_raw(client, tenant, "/v1/sessions/batch", body)
     assert resp.status_code == 422, resp.json
     assert (resp.json["rule"], resp.json["field"]) == ("duplicate_key", "sessions")
-    assert _snapshot(engine) == before
+    assert stored_sessions(engine) == before
 
 
 def test_negative_zero_is_stored_as_zero(client: FlaskClient, tenant: Tenant) -> None:
@@ -144,7 +134,7 @@ def test_blank_or_padded_ehr_session_id_is_refused(
     """A whitespace-only EHR session id names no session, and " S-1" would be a second
     session beside "S-1": both refused, in a single call and in a batch."""
     _stored(client, tenant)
-    before = _snapshot(engine)
+    before = stored_sessions(engine)
     for ehr_id in ("   ", " S-0", "S-0 ", "\t", "S-0\n"):
         resp = client.post(
             "/v1/sessions", json=session_payload(ehr_session_id=ehr_id), headers=tenant.auth()
@@ -159,7 +149,7 @@ def test_blank_or_padded_ehr_session_id_is_refused(
         )
         assert batch.status_code == 200
         assert batch.json["results"][0]["outcome"] == "rejected"
-    assert _snapshot(engine) == before
+    assert stored_sessions(engine) == before
 
 
 def test_resending_a_batch_that_revises_a_session_stores_nothing(
@@ -177,7 +167,7 @@ def test_resending_a_batch_that_revises_a_session_stores_nothing(
         ("created", 1),
         ("revised", 2),
     ]
-    before = _snapshot(engine)
+    before = stored_sessions(engine)
     again = client.post("/v1/sessions/batch", json=body, headers=tenant.auth())
     assert again.status_code == 200
     assert [(r["outcome"], r["revision"]) for r in again.json["results"]] == [
@@ -185,7 +175,7 @@ def test_resending_a_batch_that_revises_a_session_stores_nothing(
         ("unchanged", 1),
         ("unchanged", 2),
     ]
-    assert _snapshot(engine) == before
+    assert stored_sessions(engine) == before
     # sending the first version alone is a correction back to it: a new revision
     back = client.post("/v1/sessions", json=v1, headers=tenant.auth())
     assert (back.status_code, back.json["revision"]) == (200, 3)
@@ -214,7 +204,7 @@ def test_a_chunked_body_over_the_limit_is_413(
     is still read."""
     limit = app.config["MAX_CONTENT_LENGTH"]
     session = json.dumps(session_payload()).encode()
-    before = _snapshot(engine)
+    before = stored_sessions(engine)
     for path, body in (
         ("/v1/sessions", session),
         ("/v1/sessions/batch", b'{"sessions": [' + session + b"]}"),
@@ -223,7 +213,7 @@ def test_a_chunked_body_over_the_limit_is_413(
         assert resp.status_code == 413, resp.json
         assert resp.mimetype == "application/problem+json"
         assert (resp.json["rule"], resp.json["field"]) == ("body_too_large", "body")
-    assert _snapshot(engine) == before
+    assert stored_sessions(engine) == before
     resp = _post_chunked(client, tenant, "/v1/sessions", session + b" " * (limit - len(session)))
     assert resp.status_code == 201, resp.json
 
@@ -237,7 +227,7 @@ def test_a_date_that_is_not_yyyy_mm_dd_is_refused(
     full-date, as the OpenAPI document says), for sessions and for opening and closing an
     episode."""
     _stored(client, tenant)
-    before = _snapshot(engine)
+    before = stored_sessions(engine)
     resp = client.post("/v1/sessions", json=session_payload(date=day), headers=tenant.auth())
     assert resp.status_code == 422, resp.json
     assert (resp.json["rule"], resp.json["field"]) == ("date_format", "date")
@@ -260,7 +250,7 @@ def test_a_date_that_is_not_yyyy_mm_dd_is_refused(
         headers=tenant.auth(),
     )
     assert (closed.status_code, closed.json["rule"]) == (422, "date_format")
-    assert _snapshot(engine) == before
+    assert stored_sessions(engine) == before
 
 
 def test_every_endpoint_refuses_repeated_names_and_chunked_bodies_past_the_limit(
@@ -271,7 +261,7 @@ def test_every_endpoint_refuses_repeated_names_and_chunked_bodies_past_the_limit
     body past the limit was cut and read."""
     _stored(client, tenant)
     episode = client.get("/v1/clients/C-1", headers=tenant.auth()).json["episodes"][0]["id"]
-    before = _snapshot(engine)
+    before = stored_sessions(engine)
     close = f"/v1/episodes/{episode}/close"
     resp = _post_raw(client, tenant, close, '{"ending_reason":"planned","ending_reason":"other"}')
     assert resp.status_code == 422, resp.json
@@ -282,7 +272,7 @@ def test_every_endpoint_refuses_repeated_names_and_chunked_bodies_past_the_limit
     resp = _post_chunked(client, tenant, close, body + b" " * (limit + 1 - len(body)))
     assert resp.status_code == 413, resp.json
     assert (resp.json["rule"], resp.json["field"]) == ("body_too_large", "body")
-    assert _snapshot(engine) == before
+    assert stored_sessions(engine) == before
     resp = _post_chunked(client, tenant, close, body + b" " * (limit - len(body)))
     assert resp.status_code == 200, resp.json
 
@@ -296,7 +286,7 @@ def test_a_resend_without_the_age_band_or_naming_its_episode_is_unchanged(
     first = client.post("/v1/sessions", json=session_payload(), headers=tenant.auth())
     assert first.status_code == 201
     episode = first.json["episode_id"]
-    before = _snapshot(engine)
+    before = stored_sessions(engine)
     no_band = {k: v for k, v in session_payload().items() if k != "client_age_band"}
     variants = [no_band, {**no_band, "episode_id": episode}, session_payload(episode_id=episode)]
     for variant in variants:
@@ -306,7 +296,7 @@ def test_a_resend_without_the_age_band_or_naming_its_episode_is_unchanged(
         "/v1/sessions/batch", json={"sessions": variants}, headers=tenant.auth()
     ).json
     assert [r["outcome"] for r in batch["results"]] == ["unchanged"] * 3
-    assert _snapshot(engine) == before
+    assert stored_sessions(engine) == before
     changed = {**no_band, "date": "2026-11-01"}
     resp = client.post("/v1/sessions", json=changed, headers=tenant.auth())
     assert (resp.status_code, resp.json["revision"]) == (200, 2)
