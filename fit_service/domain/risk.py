@@ -308,8 +308,10 @@ class RiskSettings:
     dropout_missed_odds_factor: float = 3.0
 
     def __post_init__(self) -> None:
-        for name in ("srs_concern_total", "srs_item_concern", "withdrawal_srs_ceiling"):
-            _check_range(name, getattr(self, name), 0.0, 40.0)
+        for name in ("srs_concern_total", "withdrawal_srs_ceiling"):
+            _check_range(name, getattr(self, name), SRS.total_min, SRS.total_max)
+        # an item runs 0-10 (SRS and CSRS alike): a line above it flags every item
+        _check_range("srs_item_concern", self.srs_item_concern, SRS.item_min, SRS.item_max)
         _check_range(
             "dropout_alerts_per_clinician_week",
             self.dropout_alerts_per_clinician_week,

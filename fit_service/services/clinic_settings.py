@@ -31,7 +31,6 @@ from fit_service.adapters.unit_of_work import UnitOfWork
 from fit_service.domain import monthly_report
 from fit_service.domain.delivery import DEFAULT_FAILING_AFTER
 from fit_service.domain.errors import FitError, NotFound
-from fit_service.domain.instruments import SRS
 from fit_service.domain.risk import RiskSettings, Severity
 from fit_service.services import audit, thresholds
 from fit_service.services.principals import Permission, Principal
@@ -124,18 +123,9 @@ def validate(body: Mapping[str, Any]) -> dict[str, Any]:
             )
     try:
         thresholds.check_risk_bounds(risk)
-        parsed = RiskSettings.from_mapping(risk)
+        RiskSettings.from_mapping(risk)
     except FitError as exc:
         raise InvalidSettings(exc.detail, field=f"risk.{exc.field}", rule=exc.rule) from None
-    if parsed.srs_item_concern > SRS.item_max:
-        # RiskSettings checks it on the total's scale (0-40); an item runs 0-10 (SRS and CSRS
-        # alike), and a line above it would flag every item of every session.
-        raise InvalidSettings(
-            f"risk setting srs_item_concern: must be a number in [0, {SRS.item_max:g}] (the "
-            f"scale of an SRS item), got {risk['srs_item_concern']}",
-            field="risk.srs_item_concern",
-            rule="invalid_risk_setting",
-        )
     reports = dict(body.get("reports") or {})
     _validate_reports(reports)
     delivery = dict(body.get("delivery") or {})
