@@ -14,12 +14,12 @@ from typing import Any
 
 from flask import Response, g, request
 from flask.views import MethodView
-from marshmallow import RAISE, Schema, ValidationError, fields, pre_load
+from marshmallow import RAISE, fields
 
 from fit_service.api import docs, problems
 from fit_service.api.context import principal, run, wiring
-from fit_service.api.parsing import Blueprint, repeated_parameters
-from fit_service.api.schemas import EXTERNAL_ID
+from fit_service.api.parsing import Blueprint
+from fit_service.api.schemas import EXTERNAL_ID, _Base
 from fit_service.services import audit, monthly_reports
 
 blp = Blueprint("reports", __name__, url_prefix="/v1", description="Monthly benchmark reports")
@@ -27,17 +27,7 @@ blp = Blueprint("reports", __name__, url_prefix="/v1", description="Monthly benc
 _MEDIA_TYPES = [fmt.media_type for fmt in monthly_reports.FORMATS]
 
 
-class ReportArgs(Schema):
-    class Meta:
-        unknown = RAISE
-
-    @pre_load
-    def _one_value_per_name(self, data: Any, **_: Any) -> Any:
-        errors = repeated_parameters(data, self.fields)
-        if errors:
-            raise ValidationError(errors)
-        return data
-
+class ReportArgs(_Base):
     clinician = fields.String(
         load_default=None,
         validate=EXTERNAL_ID,  # the sessions' own rule, so a trailing newline is refused too
