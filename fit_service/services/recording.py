@@ -30,7 +30,7 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
-from sqlalchemy.orm import aliased
+from sqlalchemy.orm import Session, aliased
 
 from fit_service.adapters.db import by_dialect, insert_rows, insert_rows_returning_ids
 from fit_service.adapters.orm import (
@@ -1004,6 +1004,37 @@ def _choose_episode(
 _Final = tuple[SessionInput, dict[str, Any], str, _SessionState]
 
 
+def _follow_first_session_clinician(
+    db: Session, episode_ids: set[int | None], now: datetime
+) -> None:
+    """An episode the EHR did not open explicitly was opened by its first session, with that
+    session's clinician; when a revision re-attributes sessions, the episode follows its first
+    session again. Why: the episode's clinician decides which clinician key reads the client
+    (services/reads.visible_clients) and whose figures the episode counts in (the monthly
+    report), so a session sent under the wrong clinician and corrected must not leave the
+    client with the wrong one. An episode opened for a named clinician keeps them."""
+    ids = [i for i in episode_ids if i is not None]
+    if not ids:
+        return
+    first = (
+        select(TherapySession.clinician_id)
+        .where(TherapySession.episode_id == Episode.id)
+        .order_by(TherapySession.date, TherapySession.id)
+        .limit(1)
+        .correlate(Episode)
+        .scalar_subquery()
+    )
+    db.execute(
+        update(Episode)
+        .where(
+            Episode.id.in_(ids),
+            Episode.opened_explicitly.is_(False),
+            Episode.clinician_id.is_distinct_from(first),
+        )
+        .values(clinician_id=first, updated_at=now)
+    )
+
+
 def _numbers_in_order(to_insert: list[_Final], revised: list[_Final]) -> dict[str, int]:
     """Numbers for new attended sessions appended after their episode's stored ones (the
     usual backfill, oldest first), so the renumbering after the read-back has nothing to
@@ -1134,6 +1165,9 @@ def _write(uow: UnitOfWork, principal: Principal, plan: _Plan, loaded: _Loaded) 
         )
     if revised:
         db.execute(delete(Rating).where(Rating.session_id.in_([v[3].row_id for v in revised])))
+        _follow_first_session_clinician(
+            db, {v[3].episode.row_id for v in revised if not v[3].episode.explicit}, now
+        )
 
     # One revision row per accepted item: the full history stays retrievable.
     revision_rows = [

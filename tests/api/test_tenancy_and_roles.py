@@ -10,6 +10,8 @@ from flask.testing import FlaskClient
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import DBAPIError
 
+from fit_service.services import clinics
+from fit_service.services.principals import Role
 from tests.conftest import Tenant, session_payload
 
 
@@ -19,6 +21,15 @@ def stored(client: FlaskClient, tenant: Tenant) -> dict[str, Any]:
     resp = client.post("/v1/sessions", json=session_payload(), headers=tenant.auth())
     assert resp.status_code == 201
     return resp.json  # type: ignore[no-any-return]
+
+
+def make_tenant_key(app: Any, tenant: Tenant, clinician: str) -> dict[str, str]:
+    """Auth headers of another clinician's key in ``tenant``'s clinic."""
+    with app.extensions["fit"].uow() as uow:
+        issued = clinics.create_api_key(
+            uow, tenant.clinic_id, Role.CLINICIAN, f"{clinician} key", clinician
+        )
+    return {"Authorization": f"Bearer {issued.secret}"}
 
 
 def _endpoints(stored: dict[str, Any]) -> list[tuple[str, str, dict[str, Any] | None]]:
@@ -120,6 +131,49 @@ def test_clinician_sees_only_own_clients(
     assert [c["client_id"] for c in listed] == ["C-1"]
     assert client.get("/v1/clients/C-2", headers=tenant.auth("clinician")).status_code == 404
     assert client.get("/v1/clients/C-2", headers=tenant.auth("manager")).status_code == 200
+
+
+def test_corrected_clinician_moves_the_client_to_the_right_clinician(
+    client: FlaskClient, tenant: Tenant, app: Any, stored: dict[str, Any]
+) -> None:
+    """The EHR sent C-1's first session under the wrong clinician (T-1) and re-sends it under
+    T-2: the episode was opened with that session, so it is T-2's now, and T-1's key no
+    longer reads the client (nor lists it), while T-2's does."""
+    t2 = make_tenant_key(app, tenant, "T-2")
+    fixed = session_payload(clinician_id="T-2")
+    resent = client.post("/v1/sessions", json=fixed, headers=tenant.auth())
+    assert resent.status_code == 200, resent.json
+    assert resent.json["revision"] == 2
+    assert client.get("/v1/clients/C-1", headers=tenant.auth("clinician")).status_code == 404
+    listed = client.get("/v1/clients", headers=tenant.auth("clinician")).json["items"]
+    assert listed == []
+    seen = client.get("/v1/clients/C-1", headers=t2)
+    assert seen.status_code == 200
+    assert [e["clinician_id"] for e in seen.json["episodes"]] == ["T-2"]
+
+
+def test_explicit_episode_keeps_its_clinician_through_a_session_correction(
+    client: FlaskClient, tenant: Tenant, app: Any
+) -> None:
+    """An episode the EHR opened for a named clinician stays theirs when one of its sessions
+    is re-attributed: only an episode opened by its first session follows that session."""
+    opened = client.post(
+        "/v1/episodes",
+        json={
+            "client_id": "C-5",
+            "client_age_band": "adult",
+            "clinician_id": "T-1",
+            "opened_on": "2026-11-01",
+        },
+        headers=tenant.auth(),
+    )
+    assert opened.status_code == 201, opened.json
+    first = session_payload(ehr_session_id="S-5", client_id="C-5", clinician_id="T-3")
+    assert client.post("/v1/sessions", json=first, headers=tenant.auth()).status_code == 201
+    first["clinician_id"] = "T-4"
+    assert client.post("/v1/sessions", json=first, headers=tenant.auth()).status_code == 200
+    seen = client.get("/v1/clients/C-5", headers=tenant.auth("manager")).json
+    assert [e["clinician_id"] for e in seen["episodes"]] == ["T-1"]
 
 
 def test_missing_and_revoked_keys_are_401(client: FlaskClient, tenant: Tenant, app: Any) -> None:
