@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from types import FrameType
 
 import click
@@ -113,6 +113,15 @@ def worker(
 def check_risks(today: object) -> None:
     """Run the risk rules over every open episode (time-based signals such as long gaps)."""
     day: date | None = today.date() if today is not None else None  # type: ignore[attr-defined]
+    # No clinic's today is later than UTC's by more than a day (UTC+14 is the furthest ahead).
+    # A date past that would judge every open episode's gap to a day that has not come:
+    # long-gap alerts for all of them, sent to their clinicians.
+    latest = datetime.now(UTC).date() + timedelta(days=1)
+    if day is not None and day > latest:
+        raise click.BadParameter(
+            f"{day.isoformat()} is in the future (no clinic's today is past {latest.isoformat()})",
+            param_hint="'--today'",
+        )
     summary = risk_schedule.check_risks(_wiring().uow, today=day)
     click.echo(
         f"episodes {summary.episodes}, alerts opened {summary.opened}, escalated "

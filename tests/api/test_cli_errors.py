@@ -3,6 +3,7 @@ is missing or unmigrated, a migration cannot be found, or an option's value cann
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -109,3 +110,24 @@ def test_migrate_leaves_a_database_a_newer_release_migrated_alone(app: Flask) ->
     assert "database at migration 9999, newer than this release knows" in out.output
     assert found == "9999"
     assert (ready.status_code, ready.json["schema"]["ahead"]) == (200, True)
+
+
+@pytest.mark.parametrize("offset", [2, 400])
+def test_check_risks_refuses_a_today_in_the_future(app: Flask, offset: int) -> None:
+    """A mistyped ``--today`` a year ahead would open a long-gap alert for every open episode
+    and send them to clinicians; a date past any clinic's today (UTC today + 1 day, the
+    furthest ahead a time zone is) is refused before anything is assessed."""
+    day = (datetime.now(UTC).date() + timedelta(days=offset)).isoformat()
+    with app.app_context():
+        out = app.test_cli_runner().invoke(args=["fit", "check-risks", "--today", day])
+    assert out.exit_code == 2, out.output
+    assert "'--today'" in out.output
+    assert "is in the future" in out.output
+
+
+def test_check_risks_accepts_today(app: Flask) -> None:
+    day = datetime.now(UTC).date().isoformat()
+    with app.app_context():
+        out = app.test_cli_runner().invoke(args=["fit", "check-risks", "--today", day])
+    assert out.exit_code == 0, out.output
+    assert out.output.startswith("episodes 0,")
