@@ -154,6 +154,25 @@ _OUTCOME_ORDER: tuple[ChangeCategory, ...] = tuple(
 )
 
 
+#: The figures of the per-group tables (age bands, clinicians), in column order.
+_COMPARISON_KEYS: tuple[str, ...] = (
+    "episodes_closed",
+    "reliable_improvement",
+    "reliable_deterioration",
+    "dropout_rate",
+    "srs_below_concern",
+    "severity_adjusted_es",
+)
+#: Of those, the outcome figures: a clinician has a row in the month's table only when one
+#: of them is shown (the episodes closed are a count, and the SRS rate is over sessions,
+#: which a month has plenty of even where it has too few episodes for an outcome).
+_MONTH_ROW_KEYS: tuple[str, ...] = (
+    "reliable_improvement",
+    "reliable_deterioration",
+    "dropout_rate",
+    "severity_adjusted_es",
+)
+
 #: The ReportLab modules on this renderer's path that bound ``fp_str`` (its number formatter for
 #: PDF operators) at import time: :func:`_cache_fp_str` replaces it in each.
 _FP_STR_MODULES: tuple[str, ...] = (
@@ -592,7 +611,18 @@ class MonthlyReportPdf:
         if not groups:
             flow.append(Paragraph("No clinician had figures in this period.", s["body"]))
             return flow
-        flow += self._group_comparison(report, groups, "Clinician")
+        if report.scope is Scope.CLINICIAN:
+            # One's own page keeps its month row whatever it holds: it is the only row there.
+            flow += self._group_comparison(report, groups, "Clinician")
+        else:
+            flow += self._clinicians_month(report, groups)
+            flow += self._comparison_table(
+                report,
+                groups,
+                "Clinician",
+                f"Trailing 12 months ({self._trailing_label(report)})",
+                lambda g: g.trailing_12,
+            )
         heading = Paragraph(
             "Reliable improvement by clinician, trailing 12 months (95% Wilson intervals)",
             s["h2"],
@@ -616,6 +646,71 @@ class MonthlyReportPdf:
             CondPageBreak(room),
             heading,
             _SlicedPlot(partial(self._forest_plot, report), groups, layout),
+        ]
+        return flow
+
+    def _clinicians_month(
+        self, report: MonthlyReport, groups: Sequence[GroupReport]
+    ) -> list[Flowable]:
+        """The month's table, with a row only for clinicians who have an outcome figure to
+        show, and the others named in a list under it, each with the episodes they closed.
+
+        One month is short for one clinician's caseload: in a clinic of 200 the month table
+        ran to ten pages of rows reading "too few (n=1)" in every outcome column, the SRS
+        rate the only number. A clinician whose every month outcome figure rests on fewer
+        than ``min_n`` episodes is named instead of given such a row, with the reason and the
+        threshold; nobody drops out of the report, and the trailing-12 table and plot that
+        follow compare every clinician. (Dropout is a share of the episodes closed, the
+        widest denominator of the outcome columns, so a row goes exactly to those who closed
+        ``min_n`` or more.)"""
+        s = self._styles
+        min_n = report.min_n
+        month = report.period_label
+        with_row: list[GroupReport] = []
+        # Each clinician without a row, with the episodes they closed in the month.
+        without: list[tuple[GroupReport, str]] = []
+        for group in groups:
+            by_key = _by_key(group.month)
+            if any(not by_key[key].is_too_few(min_n) for key in _MONTH_ROW_KEYS):
+                with_row.append(group)
+            else:
+                without.append((group, by_key["episodes_closed"].display(min_n)))
+        flow: list[Flowable] = []
+        if with_row:
+            flow += self._comparison_table(report, with_row, "Clinician", month, lambda g: g.month)
+        else:
+            flow += [Spacer(0, 2 * mm), Paragraph(_esc(month), s["caption"])]
+        if not without:
+            return flow
+        first = _by_key(groups[0].month)
+        # As the columns are headed, in the running text's case.
+        outcomes = [
+            _lower_first(t) for t in _short_labels([first[k].label for k in _MONTH_ROW_KEYS])
+        ]
+        srs = _lower_first(first["srs_below_concern"].label)
+        if with_row:
+            who = f"{len(without):,} of {len(groups):,} clinicians have no row"
+        else:
+            who = "No clinician has a row"
+        reason = (
+            f"{who} for {_esc(month)}: each of their outcome figures for the month "
+            f"({_esc(_and(outcomes))}) rests on fewer than "
+            f"{min_n} episodes, the smallest n this report shows, so it would read 'too few' "
+            "or 'no data'. A month is too short for one clinician's outcomes: the trailing 12 "
+            "months below compare every clinician, with intervals. Their month figures, "
+            f"{_esc(srs)} among them, are in the JSON and CSV exports of this report."
+        )
+        # Label and count kept on one line (&nbsp;); a label's own line breaks are spaces.
+        muted = self.layout.muted.hexval()
+        closed = "; ".join(
+            f"{_esc(' '.join(g.label.split()))}&nbsp;<font color='{muted}'>({count})</font>"
+            for g, count in without
+        )
+        flow += [
+            Paragraph(reason, s["body"]),
+            Paragraph(
+                f"<i>Episodes closed in {_esc(month)}, by clinician:</i> {closed}", s["body"]
+            ),
         ]
         return flow
 
@@ -912,39 +1007,43 @@ class MonthlyReportPdf:
         self, report: MonthlyReport, groups: Sequence[GroupReport], title: str
     ) -> list[Flowable]:
         """Month and trailing-12 tables of a few key figures per group, with intervals."""
-        s = self._styles
-        keys = (
-            "episodes_closed",
-            "reliable_improvement",
-            "reliable_deterioration",
-            "dropout_rate",
-            "srs_below_concern",
-            "severity_adjusted_es",
-        )
-        flow: list[Flowable] = []
-        windows: tuple[tuple[str, Callable[[GroupReport], GroupFigures]], ...] = (
-            (report.period_label, lambda g: g.month),
-            (f"Trailing 12 months ({self._trailing_label(report)})", lambda g: g.trailing_12),
-        )
+        return [
+            *self._comparison_table(report, groups, title, report.period_label, lambda g: g.month),
+            *self._comparison_table(
+                report,
+                groups,
+                title,
+                f"Trailing 12 months ({self._trailing_label(report)})",
+                lambda g: g.trailing_12,
+            ),
+        ]
+
+    def _comparison_table(
+        self,
+        report: MonthlyReport,
+        groups: Sequence[GroupReport],
+        title: str,
+        caption: str,
+        pick: Callable[[GroupReport], GroupFigures],
+    ) -> list[Flowable]:
+        """One window's table of :data:`_COMPARISON_KEYS` per group, under its caption."""
         first = _by_key(groups[0].month)
-        for caption, pick in windows:
-            labels = [first[k].label for k in keys]
-            header = [title, *_short_labels(labels)]
-            rows: list[list[Any]] = [[self._plain(h, "th") for h in header]]
-            widths = _widths(self.layout.frame_width, (0.15, 0.10, 0.15, 0.15, 0.15, 0.15, 0.15))
-            label_width = widths[0] - 2 * _LinesTable._PAD_X
-            for group in groups:
-                by_key = _by_key(pick(group))
-                rows.append(
-                    [self._text_cell(group.label, bold=True, width=label_width)]
-                    + [self._figure_cell(by_key[k], report.min_n) for k in keys]
-                )
-            flow += [
-                Spacer(0, 2 * mm),
-                Paragraph(_esc(caption), s["caption"]),
-                self._table(rows, widths, lines_below_header=True),
-            ]
-        return flow
+        labels = [first[k].label for k in _COMPARISON_KEYS]
+        header = [title, *_short_labels(labels)]
+        rows: list[list[Any]] = [[self._plain(h, "th") for h in header]]
+        widths = _widths(self.layout.frame_width, (0.15, 0.10, 0.15, 0.15, 0.15, 0.15, 0.15))
+        label_width = widths[0] - 2 * _LinesTable._PAD_X
+        for group in groups:
+            by_key = _by_key(pick(group))
+            rows.append(
+                [self._text_cell(group.label, bold=True, width=label_width)]
+                + [self._figure_cell(by_key[k], report.min_n) for k in _COMPARISON_KEYS]
+            )
+        return [
+            Spacer(0, 2 * mm),
+            Paragraph(_esc(caption), self._styles["caption"]),
+            self._table(rows, widths, lines_below_header=True),
+        ]
 
     def _trend_chart(self, report: MonthlyReport, which: str, *, small: bool) -> Drawing:
         layout = self.layout
@@ -1987,6 +2086,16 @@ def _short_labels(labels: Sequence[str]) -> list[str]:
         else short.get(label, label)
         for label in labels
     ]
+
+
+def _and(items: Sequence[str]) -> str:
+    """Items in a sentence: "a", "a and b", "a, b and c"."""
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
+
+
+def _lower_first(text: str) -> str:
+    """A label inside a sentence: "Reliably worse" -> "reliably worse" (but "SRS" stays)."""
+    return text[:1].lower() + text[1:]
 
 
 def _short_month(period: str) -> str:

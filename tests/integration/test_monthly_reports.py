@@ -594,9 +594,15 @@ def test_trend_points_equal_each_months_closed_episodes(
         assert point["mean_sessions"]["value"] == pytest.approx(mean)
 
 
-def test_pdf_figures_equal_the_json(client: FlaskClient, tenant: Tenant, history: list[Ep]) -> None:
+@pytest.mark.parametrize("min_n", [10, 1])
+def test_pdf_figures_equal_the_json(
+    client: FlaskClient, engine: Engine, tenant: Tenant, history: list[Ep], min_n: int
+) -> None:
     """The PDF's extracted text carries every headline figure of the JSON, month and trailing
-    12 months, and each clinician's label."""
+    12 months, and each clinician's rows: the trailing 12 months always, the month where it
+    has an outcome figure to show, else the clinician is named with the episodes closed.
+    (With min_n=1 every clinician who closed an episode in the month has a month row.)"""
+    set_report_settings(engine, {"min_n": min_n})
     data = get_report(client, tenant, "application/json").get_json()
     pdf = get_report(client, tenant, "application/pdf")
     assert pdf.mimetype == "application/pdf"
@@ -605,9 +611,37 @@ def test_pdf_figures_equal_the_json(client: FlaskClient, tenant: Tenant, history
         for key in HEADLINE_KEYS:
             shown = re.sub(r"\s+", " ", data["overall"][window][key]["display"])
             assert shown in text, (window, key, shown)
+    columns = (
+        "episodes_closed",
+        "reliable_improvement",
+        "reliable_deterioration",
+        "dropout_rate",
+        "srs_below_concern",
+        "severity_adjusted_es",
+    )
+    outcomes = columns[1:4] + columns[5:]  # not the count, not the rate over sessions
+
+    def row(cells: dict[str, Any], label: str) -> str:
+        return " ".join([label, *(re.sub(r"\s+", " ", cells[k]["display"]) for k in columns)])
+
+    with_row = 0
     for clinician in data["clinicians"]:
-        assert clinician["label"] in text
-    assert "too few" in text  # default min_n=10: the month's small cells are withheld
+        label, month = clinician["label"], clinician["month"]
+        # Every clinician has a trailing-12 row; a month row only with a month outcome
+        # figure to show, else they are named under the month with the episodes they closed.
+        assert row(clinician["trailing_12"], label) in text, label
+        if all(month[k]["too_few"] for k in outcomes):
+            assert f"{label} ({month['episodes_closed']['display']})" in text, label
+            assert f"rests on fewer than {min_n} episodes" in text
+            assert row(month, label) not in text, label
+        else:
+            assert row(month, label) in text, label
+            with_row += 1
+    if min_n == 10:
+        assert "too few" in text  # the month's small cells are withheld
+        assert with_row == 0  # one month is short for a clinician's outcomes
+    else:
+        assert with_row == len(data["clinicians"])
 
 
 def test_csv_carries_the_same_figures_as_the_json(

@@ -195,7 +195,8 @@ def test_csv_clinician_ids_cannot_run_as_spreadsheet_formulas() -> None:
 
 def test_pdf_figures_equal_the_json(renderer: MonthlyReportPdf) -> None:
     """Every headline figure's JSON display string, month and trailing 12, is in the PDF text,
-    and the shown percentage is the JSON value times 100 to one decimal."""
+    the shown percentage is the JSON value times 100 to one decimal, and each clinician's
+    table rows read as the JSON's displays."""
     report = make_report()
     text = pdf_text(renderer.render(report))
     data = to_json_dict(report)
@@ -205,6 +206,20 @@ def test_pdf_figures_equal_the_json(renderer: MonthlyReportPdf) -> None:
             assert _squash(cell["display"]) in text, (window, key, cell["display"])
             if cell["kind"] == "proportion" and not cell["too_few"]:
                 assert f"{100 * cell['value']:.1f}% (n={cell['n']:,}" in text
+    # Each clinician's row of the month and of the trailing-12 table: the label, then every
+    # column's JSON display (both clinicians have month outcome figures, so month rows).
+    columns = (
+        "episodes_closed",
+        "reliable_improvement",
+        "reliable_deterioration",
+        "dropout_rate",
+        "srs_below_concern",
+        "severity_adjusted_es",
+    )
+    for clinician in data["clinicians"]:
+        for window in ("month", "trailing_12"):
+            cells = [_squash(clinician[window][key]["display"]) for key in columns]
+            assert " ".join([clinician["label"], *cells]) in text, (clinician["label"], window)
 
 
 def test_pdf_is_byte_identical_for_the_same_report(renderer: MonthlyReportPdf) -> None:
