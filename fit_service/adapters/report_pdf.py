@@ -538,6 +538,7 @@ class MonthlyReportPdf:
             self._trend_chart(report, "sessions", small=False),
             Paragraph("Sessions per closed episode", s["h2"]),
             self._distribution_chart(group, report.min_n, report.period_label),
+            self._distribution_note(group, report.period_label),
             Paragraph("Outcome categories (clinical-range intakes)", s["h2"]),
             self._outcome_chart(group, report.min_n, report.period_label),
             Paragraph(
@@ -1138,17 +1139,110 @@ class MonthlyReportPdf:
         return f"n={point.recovery.n if which == 'recovery' else point.mean_sessions.n}"
 
     def _distribution_chart(self, group: GroupReport, min_n: int, period_label: str) -> Drawing:
+        """Sessions per closed episode as a histogram of :data:`SESSION_BINS`, whose bins are
+        not equally wide (1 to 5 one by one, then 6-10 and 11-20, then 21+).
+
+        Drawn as equal-width bars of each bin's share, 11-20 was the tallest bar although it
+        holds the fewest episodes per session count: the picture had a peak where episodes
+        thin out. Each bar now spans its bin's session counts along the axis and is as high
+        as its share divided by that span, so its area is its share. The open-ended last bin
+        has no span to divide by and is not drawn (:meth:`_distribution_note` gives its
+        counts). The trailing 12 months are filled bars, the month outlines over them."""
+        layout = self.layout
+        width, height = layout.frame_width, layout.chart_height
+        drawing = Drawing(width, height)
         series = [
             (period_label, group.month.sessions.histogram),
             ("Trailing 12 months", group.trailing_12.sessions.histogram),
         ]
-        return self._share_bars(
-            categories=[label for label, _low, _high in SESSION_BINS],
-            series=series,
-            min_n=min_n,
-            axis_title="% of closed episodes",
-            colours=(self.layout.primary, self.layout.secondary),
+        colours = (layout.primary, layout.secondary)
+        shown = self._legend(drawing, series, colours, min_n, outlined=(period_label,))
+        if not shown:
+            self._empty_chart(
+                drawing, width, height - 16, f"Too few episodes to chart (n below {min_n})"
+            )
+            return drawing
+        # (index, first and last session count) of each bin with an upper end.
+        bins = [(i, low, high) for i, (_label, low, high) in enumerate(SESSION_BINS) if high]
+        start, end = bins[0][1] - 0.5, bins[-1][2] + 0.5
+        x0, x1, y0, y1 = 30.0, width - 10, 22.0, height - 24
+        unit = (x1 - x0) / (end - start)  # one session count along the axis
+
+        def x_of(sessions: float) -> float:
+            return x0 + (sessions - start) * unit
+
+        # Per series: its name, colour and each drawn bin's share per session count.
+        bars = [
+            (name, colour, [shares[i] / (high - low + 1) for i, low, high in bins])
+            for name, shares, colour in shown
+        ]
+        top = max(max(values) for _name, _colour, values in bars)
+        step = _nice_step(top)
+        ceiling = step * (int(top // step) + 1)
+
+        def y_of(value: float) -> float:
+            return y0 + value / ceiling * (y1 - y0)
+
+        tiny = {"fontName": layout.font, "fontSize": layout.size_tiny, "fillColor": layout.muted}
+        for tick in range(int(ceiling // step) + 1):
+            y = y_of(tick * step)
+            drawing.add(Line(x0, y, x1, y, strokeColor=layout.rule, strokeWidth=0.4))
+            drawing.add(String(x0 - 5, y - 2, f"{tick * step:g}", textAnchor="end", **tiny))
+        # The trailing 12 months as filled bars, the month as outlines over them: side by
+        # side, the month's half of a wide bin looked like its own narrower bin.
+        for name, colour, values in sorted(bars, key=lambda bar: bar[0] == period_label):
+            month = name == period_label
+            for (_index, low, high), value in zip(bins, values, strict=True):
+                left, right = x_of(low - 0.5) + 0.6, x_of(high + 0.5) - 0.6
+                drawing.add(
+                    Rect(
+                        left,
+                        y0,
+                        right - left,
+                        y_of(value) - y0,
+                        fillColor=None if month else colour,
+                        strokeColor=colour if month else None,
+                        strokeWidth=1.2,
+                    )
+                )
+        drawing.add(Line(x0, y0, x1, y0, strokeColor=layout.muted, strokeWidth=0.5))
+        for index, low, high in bins:
+            left, right = x_of(low - 0.5), x_of(high + 0.5)
+            for x in (left, right):
+                drawing.add(Line(x, y0, x, y0 - 3, strokeColor=layout.muted, strokeWidth=0.5))
+            label = SESSION_BINS[index][0]
+            drawing.add(String((left + right) / 2, y0 - 10, label, textAnchor="middle", **tiny))
+        axis_title = "% of closed episodes per session count; sessions per episode along the axis"
+        drawing.add(String(0, 4, axis_title, **tiny))
+        return drawing
+
+    def _distribution_note(self, group: GroupReport, period_label: str) -> Paragraph:
+        """How to read :meth:`_distribution_chart`, and the counts of the bin it leaves out."""
+        spans: dict[int, list[str]] = {}
+        open_ended: list[tuple[int, str]] = []
+        for index, (label, low, high) in enumerate(SESSION_BINS):
+            if high is None:
+                open_ended.append((index, label))
+            else:
+                spans.setdefault(high - low + 1, []).append(label)
+        parts = [
+            f"{_and(labels)} {'each span' if len(labels) > 1 else 'spans'} "
+            f"{span} session count{'s' if span > 1 else ''}"
+            for span, labels in spans.items()
+        ]
+        text = (
+            f"Bins of unequal width: {'; '.join(parts)}. Each bar covers its bin's session "
+            "counts and is as high as its share of closed episodes divided by them, so its "
+            "area, not its height, is its share: a wide bin is not a peak."
         )
+        for index, label in open_ended:
+            month = group.month.sessions.histogram[index]
+            trailing = group.trailing_12.sessions.histogram[index]
+            text += (
+                f" Not drawn, as it has no upper end: {label} sessions, {month:,} closed "
+                f"episodes in {period_label} and {trailing:,} in the trailing 12 months."
+            )
+        return Paragraph(_esc(text), self._styles["note"])
 
     def _outcome_chart(self, group: GroupReport, min_n: int, period_label: str) -> Drawing:
         def counts(figures: GroupFigures) -> tuple[int, ...]:
@@ -1166,6 +1260,51 @@ class MonthlyReportPdf:
             colours=(self.layout.primary, self.layout.secondary),
         )
 
+    def _legend(
+        self,
+        drawing: Drawing,
+        series: Sequence[tuple[str, Sequence[int]]],
+        colours: tuple[Colour, Colour],
+        min_n: int,
+        *,
+        outlined: tuple[str, ...] = (),
+    ) -> list[tuple[str, list[float], Colour]]:
+        """Draw a share chart's legend along the top of ``drawing``; return the series shown,
+        each as its name, its counts as percentages of its total, and its colour. A series
+        whose total is below ``min_n`` is left out and named in the legend as "too few",
+        like every other small cell. Series named in ``outlined`` are drawn as outlines, and
+        so is their legend's swatch."""
+        layout = self.layout
+        height = drawing.height
+        shown: list[tuple[str, list[float], Colour]] = []
+        legend: list[tuple[str, Colour | None]] = []
+        for (name, counts), colour in zip(series, colours, strict=True):
+            total = sum(counts)
+            share = Share(0, total)
+            if share.is_too_few(min_n):
+                legend.append((f"{name}: {share.display_value(min_n)}", None))
+                continue
+            shown.append((name, [100 * c / total for c in counts], colour))
+            legend.append((f"{name} (n={total:,})", colour))
+        x = 0.0
+        for (name, _counts), (text, colour) in zip(series, legend, strict=True):
+            if colour is not None:
+                swatch = (None, colour) if name in outlined else (colour, None)
+                drawing.add(Rect(x, height - 9, 7, 7, fillColor=swatch[0], strokeColor=swatch[1]))
+                x += 10
+            drawing.add(
+                String(
+                    x,
+                    height - 8,
+                    text,
+                    fontName=layout.font,
+                    fontSize=layout.size_small,
+                    fillColor=layout.ink if colour else layout.muted,
+                )
+            )
+            x += pdfmetrics.stringWidth(text, layout.font, layout.size_small) + 14
+        return shown
+
     def _share_bars(
         self,
         *,
@@ -1180,32 +1319,7 @@ class MonthlyReportPdf:
         layout = self.layout
         width, height = layout.frame_width, layout.chart_height
         drawing = Drawing(width, height)
-        shown: list[tuple[str, list[float], Colour]] = []
-        legend: list[tuple[str, Colour | None]] = []
-        for (name, counts), colour in zip(series, colours, strict=True):
-            total = sum(counts)
-            share = Share(0, total)
-            if share.is_too_few(min_n):
-                legend.append((f"{name}: {share.display_value(min_n)}", None))
-                continue
-            shown.append((name, [100 * c / total for c in counts], colour))
-            legend.append((f"{name} (n={total:,})", colour))
-        x = 0.0
-        for text, colour in legend:
-            if colour is not None:
-                drawing.add(Rect(x, height - 9, 7, 7, fillColor=colour, strokeColor=None))
-                x += 10
-            drawing.add(
-                String(
-                    x,
-                    height - 8,
-                    text,
-                    fontName=layout.font,
-                    fontSize=layout.size_small,
-                    fillColor=layout.ink if colour else layout.muted,
-                )
-            )
-            x += pdfmetrics.stringWidth(text, layout.font, layout.size_small) + 14
+        shown = self._legend(drawing, series, colours, min_n)
         if not shown:
             self._empty_chart(
                 drawing, width, height - 16, f"Too few episodes to chart (n below {min_n})"
