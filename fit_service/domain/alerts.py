@@ -15,6 +15,10 @@ sessions, and returns the actions the service should store. The rules it enforce
   leg is no longer weak (the same line the rule uses: the clinic's decile, else the heuristic
   floor) or, for a session without that subscale, whose SRS is at or above the concern line
   (:func:`wai_clear_streak`), so a clinic that uses no SRS sees its WAI alerts clear too;
+* one finding, one alert: a finding that only restates a stronger one on the same score
+  (``Finding.covered_by``, :data:`fit_service.domain.risk.RESTATED_BY`) opens no alert of its
+  own; an active alert of its kind (opened before the stronger finding held) auto-resolves, with
+  a note naming the carrier, once the carrier's alert is live - and is kept while it is not;
 * a dismissed or resolved alert is not reopened by the same evidence: a new alert of that kind
   opens only for a finding observed *after* the closed alert's evidence date and, when a
   clinician closed it, after the day they did (:func:`_seen`);
@@ -40,7 +44,7 @@ acknowledgement is the previous clinician's, so a moved alert is open again for 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
@@ -304,6 +308,18 @@ def _findings_upto(
     return findings_upto
 
 
+def _alerting(findings: Iterable[Finding], minimum: Severity) -> dict[str, Finding]:
+    """The findings that alert, by kind, counting one carried in another's alert
+    (``covered_by``) as alerting when its carrier does: folding is how the finding is shown,
+    not a sign that it cleared."""
+    findings = list(findings)
+    alerting = _strongest(findings, minimum)
+    for f in findings:
+        if f.covered_by in alerting and f.kind not in alerting and f.severity >= minimum:
+            alerting[f.kind] = f
+    return alerting
+
+
 def _dismissal_holds(
     closed: Alert,
     finding: Finding,
@@ -323,7 +339,7 @@ def _dismissal_holds(
     for upto in range(1, len(observations)):  # the full history is ``finding`` itself
         if observations[upto - 1].date <= closed.observed_on:
             continue
-        earlier = _strongest(findings_upto(upto), settings.alert_min_severity).get(finding.kind)
+        earlier = _alerting(findings_upto(upto), settings.alert_min_severity).get(finding.kind)
         if earlier is None or earlier.severity > closed.severity:
             return False
     return True
@@ -350,6 +366,17 @@ def _evidence_corrected(
     ):
         return False  # the evidence session is gone or renumbered: leave it to the streak
     return all(f.kind != alert.kind for f in findings_upto(upto))
+
+
+def _carrier(held: Sequence[Finding], active: Mapping[str, Alert], opening: set[str]) -> str | None:
+    """The kind whose live alert carries an active alert's finding (every finding of its kind
+    that holds is carried by it, and its alert is active or opening now); ``None`` otherwise,
+    and the alert stays: a carrier the clinician dismissed does not silence it."""
+    carriers = {f.covered_by for f in held}
+    if len(carriers) != 1:
+        return None
+    (kind,) = carriers
+    return kind if kind is not None and (kind in active or kind in opening) else None
 
 
 def reconcile(
@@ -402,10 +429,21 @@ def reconcile(
         if not already_closed:
             actions.append(Open(kind, finding.severity, finding))
 
+    opening = {a.kind for a in actions if isinstance(a, Open)}
     for kind in sorted(active):
-        if kind in holding:
-            continue
         alert = active[kind]
+        if kind in holding:
+            held = [f for f in findings if f.kind == kind]
+            carrier = _carrier(held, active, opening)
+            if carrier is not None:
+                actions.append(
+                    AutoResolve(
+                        alert.alert_id,
+                        f"{kind} is the same finding as the {carrier} alert, which carries it "
+                        "now (one finding, one alert)",
+                    )
+                )
+            continue
         if findings_upto is not None and _evidence_corrected(alert, observations, findings_upto):
             note = (
                 f"{kind} no longer holds at its own evidence (session {alert.session_number}, "

@@ -12,7 +12,7 @@ refers to measures and legs by neutral names only ("the session rating", "the go
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -113,6 +113,17 @@ _RATIONAL_NOT_ON_TRACK = (
     "the clinical range."
 )
 
+#: The sentence for a finding carried in another's alert (the same finding stated by two rules,
+#: :func:`fit_service.domain.risk.fold_restatements`): it follows the carrier's opening sentence,
+#: so it says what the other rule adds, not the finding again.
+_ALSO_LEAD: Mapping[str, str] = {
+    "not_on_track": "By the rational rules ({model}) the outcome is therefore also not on track.",
+    "no_reliable_improvement": (
+        "So there is no reliable improvement by session {checkpoint} either (PCOMS practice "
+        "guidance, a guideline not a rule): {checkpoint_advice}."
+    ),
+}
+
 _EXPECTATION_TAILORING: Mapping[Expectation, str] = {
     Expectation.TO_BE_HEARD: (
         "They said they mainly want to be heard and to work through feelings: make room for "
@@ -176,11 +187,13 @@ def guidance_for(
     leg: str,
     goal_sheet: GoalSheet | None = None,
     facts: Mapping[str, object] | None = None,
+    also: Sequence[tuple[str, Mapping[str, object]]] = (),
 ) -> str:
     """Guidance text for one finding: what it means, how to repair the leg, tailored.
 
     ``facts`` fills the ``{...}`` fields of the kind's opening sentence (model name, checkpoint,
-    days); unknown kinds get only the leg advice.
+    days); unknown kinds get only the leg advice. ``also`` names the findings this one's alert
+    carries (kind and facts each): their sentences follow the opening one.
     """
     parts: list[str] = []
     lead = _KIND_LEAD.get(kind)
@@ -188,6 +201,13 @@ def guidance_for(
         lead = _RATIONAL_NOT_ON_TRACK
     if lead is not None:
         parts.append(lead.format_map(dict(facts or {})))
+    for other, other_facts in also:
+        sentence = _ALSO_LEAD.get(other, _KIND_LEAD.get(other))
+        try:
+            if sentence is not None:
+                parts.append(sentence.format_map(dict(other_facts)))
+        except KeyError:  # a finding built without its facts: its evidence still carries them
+            continue
     parts.append(_LEG_REPAIR[leg])
     if goal_sheet is not None:
         parts.append(_EXPECTATION_TAILORING[goal_sheet.expectation])

@@ -46,6 +46,7 @@ from fit_service.domain.guidance import (
     guidance_for,
 )
 from fit_service.domain.instruments import SRS, AgeBand, Direction, Leg
+from fit_service.domain.trajectory import RATIONAL_LABEL
 
 if TYPE_CHECKING:  # the model module imports this one; the rule only calls its methods
     from fit_service.domain.dropout_model import DropoutModel
@@ -430,6 +431,13 @@ class Finding:
     #: its latest evidence is older than ``RiskSettings.stale_after_days``: listed, opens no
     #: alert (``alerts`` is then False too; see :func:`evaluate_rules`)
     stale: bool = False
+    #: the kind of the finding whose alert carries this one: the same finding stated by a
+    #: stronger rule on the same score (:func:`fold_restatements`). Listed, sets the level,
+    #: keeps an alert of its kind from auto-resolving, opens none (``alerts`` is then False).
+    covered_by: str | None = None
+    #: the values the kind's guidance sentence was filled in with (model, checkpoint, days), so
+    #: a carrier's guidance can be written again with the findings it carries
+    guidance_facts: Mapping[str, object] = field(default_factory=dict)
 
     @property
     def leg(self) -> Concern:
@@ -509,6 +517,7 @@ def _finding(
         observed_on=at.date,
         evidence=_frozen_map(evidence),
         guidance=guidance_for(kind, concern.value, context.goal_sheet, facts),
+        guidance_facts=_frozen_map(facts or {}),
     )
 
 
@@ -1135,6 +1144,29 @@ DROPOUT_MODEL_KINDS = frozenset(
     }
 )
 
+#: One finding, one alert: ``kind -> carriers`` (in order of preference) for findings that say
+#: again, on the same outcome score, what a stronger rule's finding already says. Such a finding
+#: is folded into the carrier's (:func:`fold_restatements`): the clinician gets one alert, which
+#: names the stronger finding and carries the other's facts.
+#:
+#: * ``no_reliable_improvement`` under ``ors_reliable_deterioration``: a score reliably *worse*
+#:   than intake (domain.md §4) has no reliable improvement a fortiori, and the fall - beyond
+#:   measurement error, in the harmful direction - is the stronger evidence.
+#: * ``not_on_track`` *from the rational model* under either: the rational method has no
+#:   expected path of its own (domain.md §5: cut-off and reliable change only); it calls a score
+#:   off track exactly when it is reliably worse than intake, or when there is no reliable
+#:   improvement from a clinical intake by the change checkpoint
+#:   (:class:`fit_service.domain.trajectory.RationalTrajectory`) - the findings of those two
+#:   rules on the same score, with the checkpoint, the change and the advice they name. From the
+#:   clinic's own ETR, "below where this clinic's similar clients are by now" is evidence of its
+#:   own, and it keeps its own alert.
+RESTATED_BY: Mapping[str, tuple[str, ...]] = MappingProxyType(
+    {
+        "no_reliable_improvement": ("ors_reliable_deterioration",),
+        "not_on_track": ("ors_reliable_deterioration", "no_reliable_improvement"),
+    }
+)
+
 #: every rule, in the order findings are listed
 RULES: tuple[Rule, ...] = (
     low_alliance,
@@ -1190,6 +1222,68 @@ def check_order(obs: Sequence[SessionObservation]) -> None:
         last_date = o.date
 
 
+def _restates(finding: Finding, carrier: Finding) -> bool:
+    """Whether ``finding`` says again what ``carrier`` says (:data:`RESTATED_BY`): on the same
+    score, no more severely, and the carrier able to open its alert - so folding never costs
+    the clinician an alert, or a severity, that the two apart would have given."""
+    if finding.kind == "not_on_track" and finding.evidence.get("model") != RATIONAL_LABEL:
+        return False
+    return (
+        carrier.kind in RESTATED_BY.get(finding.kind, ())
+        and carrier.alerts
+        and carrier.covered_by is None
+        and (carrier.session_number, carrier.observed_on)
+        == (finding.session_number, finding.observed_on)
+        and carrier.severity >= finding.severity
+    )
+
+
+def fold_restatements(findings: Sequence[Finding], context: EpisodeContext) -> list[Finding]:
+    """One finding, one alert (:data:`RESTATED_BY`): a finding that restates a stronger one on
+    the same score opens no alert of its own (``covered_by`` names the carrier); the carrier's
+    evidence lists it under ``also_holds`` (kind, severity and its evidence) and its guidance
+    says what it adds (the checkpoint and its advice, the trajectory model), so no fact is lost.
+    Both stay listed: the level and the episode's reasons describe every rule that holds."""
+    by_kind = {f.kind: f for f in findings}
+    carried: dict[str, list[Finding]] = {}
+    covered: dict[str, str] = {}
+    for kind, carriers in RESTATED_BY.items():  # no_reliable_improvement first: it may carry
+        finding = by_kind.get(kind)
+        if finding is None:
+            continue
+        for carrier_kind in carriers:
+            carrier = by_kind.get(carrier_kind)
+            if carrier is None or carrier_kind in covered or not _restates(finding, carrier):
+                continue
+            covered[kind] = carrier_kind
+            carried.setdefault(carrier_kind, []).append(finding)
+            break
+    if not covered:
+        return list(findings)
+    out: list[Finding] = []
+    for f in findings:
+        if f.kind in covered:
+            f = replace(f, alerts=False, covered_by=covered[f.kind])
+        elif f.kind in carried:
+            others = carried[f.kind]
+            also_holds = [
+                {"kind": o.kind, "severity": o.severity.label, **o.evidence} for o in others
+            ]
+            f = replace(
+                f,
+                evidence=_frozen_map({**f.evidence, "also_holds": also_holds}),
+                guidance=guidance_for(
+                    f.kind,
+                    f.concern.value,
+                    context.goal_sheet,
+                    f.guidance_facts,
+                    also=[(o.kind, o.guidance_facts) for o in others],
+                ),
+            )
+        out.append(f)
+    return out
+
+
 def evaluate_rules(
     obs: Sequence[SessionObservation],
     context: EpisodeContext,
@@ -1200,6 +1294,10 @@ def evaluate_rules(
     settings = settings or RiskSettings()
     check_order(obs)
     findings = [f for rule in rules for f in rule(obs, context, settings)]
+    # One finding, one alert: a rule restating a stronger one on the same score rides in its
+    # alert (RESTATED_BY). Before the stale marking below, which then applies to both alike
+    # (they rest on the same score).
+    findings = fold_restatements(findings, context)
     # Old or backfilled evidence opens no alert (module docstring, "Stale evidence"): it is
     # still listed, so the level and reasons describe the episode's record, and a live alert it
     # covers stays open rather than auto-resolving on a finding that still holds.
@@ -1230,7 +1328,11 @@ def _reason(f: Finding) -> str:
     where = f"session {f.session_number}" if f.session_number else f.observed_on.isoformat()
     neutral = " (does not change the level)" if f.kind in LEVEL_NEUTRAL_KINDS else ""
     stale = " (stale evidence: opens no alert)" if f.stale else ""
-    return f"{f.kind}: {f.concern.value}, severity {f.severity.label}, {where}{neutral}{stale}"
+    carried = f" (the same finding as {f.covered_by}: in its alert)" if f.covered_by else ""
+    return (
+        f"{f.kind}: {f.concern.value}, severity {f.severity.label}, {where}"
+        f"{neutral}{stale}{carried}"
+    )
 
 
 def assess_episode(

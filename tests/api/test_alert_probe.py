@@ -85,7 +85,9 @@ def test_not_on_track_text_matches_the_scores_when_the_rational_rules_flag_no_ch
 ) -> None:
     """Under the rational rules a client in the clinical range with no reliable improvement by
     session 6 is off track although the score sits inside the reliable-change band: the alert
-    must not tell the clinician the score is below the band its own evidence shows it above."""
+    must not tell the clinician the score is below the band its own evidence shows it above.
+    Off track here is the no-change finding itself, so it rides in that one alert (one finding,
+    one alert): its facts in the evidence, the rational rules named in the guidance."""
     medium = {"risk": {"alert_min_severity": "medium"}}
     r = client.put("/v1/settings", json=medium, headers=tenant.auth("admin"))
     assert r.status_code == 200, r.json
@@ -97,11 +99,14 @@ def test_not_on_track_text_matches_the_scores_when_the_rational_rules_flag_no_ch
             date=(TODAY - timedelta(days=3 * (7 - n))).isoformat(),
             ratings=[ors(4, 4 + n / 10), srs(9.5, 9.5, 9.5, 9.5)],
         )
-    alert = next(a for a in feed(client, tenant) if a["kind"] == "not_on_track")
-    evidence = alert["evidence"]
+    outcome = ("not_on_track", "no_reliable_improvement")
+    (alert,) = [a for a in feed(client, tenant) if a["kind"] in outcome]
+    assert alert["kind"] == "no_reliable_improvement"
+    (evidence,) = [e for e in alert["evidence"]["also_holds"] if e["kind"] == "not_on_track"]
     assert evidence["outcome_total"] >= evidence["band_low"]
     assert "below the expected-response band" not in alert["guidance"]
-    assert "no reliable improvement" in alert["guidance"]
+    assert "No reliable improvement by session 6" in alert["guidance"]
+    assert "By the rational rules (rational:cutoff+rc)" in alert["guidance"]
 
 
 def test_the_same_webhook_url_twice_is_a_409_naming_the_registered_endpoint(
