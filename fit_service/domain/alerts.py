@@ -19,6 +19,10 @@ sessions, and returns the actions the service should store. The rules it enforce
   (``Finding.covered_by``, :data:`fit_service.domain.risk.RESTATED_BY`) opens no alert of its
   own; an active alert of its kind (opened before the stronger finding held) auto-resolves, with
   a note naming the carrier, once the carrier's alert is live - and is kept while it is not;
+* an active alert whose facts are counted to today (``long_gap``: days since the last session;
+  :data:`fit_service.domain.risk.AS_OF_TODAY_KINDS`) is brought up to date while its finding
+  holds (:class:`Refresh`: evidence and guidance, no notice, its status and acknowledgement
+  kept), so it never shows the day count it opened with;
 * a dismissed or resolved alert is not reopened by the same evidence: a new alert of that kind
   opens only for a finding observed *after* the closed alert's evidence date and, when a
   clinician closed it, after the day they did (:func:`_seen`);
@@ -47,10 +51,12 @@ import datetime as dt
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
+from typing import Any
 
 from fit_service.domain.errors import Conflict
 from fit_service.domain.instruments import AgeBand
 from fit_service.domain.risk import (
+    AS_OF_TODAY_KINDS,
     Concern,
     EpisodeContext,
     Finding,
@@ -122,6 +128,9 @@ class Alert:
     #: keeps the clinician it was for when it was closed, whether they or a manager closed
     #: it: the closure is on their behalf); ``None`` when not known
     clinician: str | None = None
+    #: the facts stored with the alert (its finding's evidence when it was opened, escalated or
+    #: last refreshed); ``None`` when not known: then it is never refreshed (:class:`Refresh`)
+    evidence: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,7 +159,17 @@ class AutoResolve:
     note: str
 
 
-AlertAction = Open | Escalate | AutoResolve
+@dataclass(frozen=True, slots=True)
+class Refresh:
+    """Bring an active alert's facts up to date with ``finding`` (evidence and guidance): its
+    kind's facts are counted to today (``long_gap``). Not news: no notice, and its status and
+    acknowledgement stay as they are."""
+
+    alert_id: str
+    finding: Finding
+
+
+AlertAction = Open | Escalate | AutoResolve | Refresh
 
 
 def check_transition(current: AlertStatus, target: AlertStatus, note: str | None = None) -> None:
@@ -379,6 +398,19 @@ def _carrier(held: Sequence[Finding], active: Mapping[str, Alert], opening: set[
     return kind if kind is not None and (kind in active or kind in opening) else None
 
 
+def _facts_moved(alert: Alert, finding: Finding) -> bool:
+    """Whether ``finding`` says something other than the facts stored with ``alert`` (unknown
+    stored facts: no)."""
+    if alert.evidence is None:
+        return False
+    if (alert.session_number, alert.observed_on) != (finding.session_number, finding.observed_on):
+        return True
+    return any(
+        alert.evidence.get(key) != (list(value) if isinstance(value, tuple) else value)
+        for key, value in finding.evidence.items()
+    )
+
+
 def reconcile(
     alerts: Sequence[Alert],
     findings: Sequence[Finding],
@@ -429,6 +461,7 @@ def reconcile(
         if not already_closed:
             actions.append(Open(kind, finding.severity, finding))
 
+    escalated = {a.alert_id for a in actions if isinstance(a, Escalate)}
     opening = {a.kind for a in actions if isinstance(a, Open)}
     for kind in sorted(active):
         alert = active[kind]
@@ -443,6 +476,10 @@ def reconcile(
                         "now (one finding, one alert)",
                     )
                 )
+            elif kind in AS_OF_TODAY_KINDS and alert.alert_id not in escalated:
+                current = max(held, key=lambda f: f.severity)
+                if current.severity <= alert.severity and _facts_moved(alert, current):
+                    actions.append(Refresh(alert.alert_id, current))
             continue
         if findings_upto is not None and _evidence_corrected(alert, observations, findings_upto):
             note = (
@@ -500,6 +537,14 @@ def apply_actions(
                 severity=action.severity,
                 session_number=f.session_number,
                 observed_on=f.observed_on,
+            )
+        elif isinstance(action, Refresh):
+            f = action.finding
+            by_id[action.alert_id] = replace(
+                by_id[action.alert_id],
+                session_number=f.session_number,
+                observed_on=f.observed_on,
+                evidence=dict(f.evidence),
             )
         else:
             by_id[action.alert_id] = transition(

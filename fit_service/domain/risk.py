@@ -1167,6 +1167,12 @@ RESTATED_BY: Mapping[str, tuple[str, ...]] = MappingProxyType(
     }
 )
 
+#: kinds whose facts are counted to ``context.today`` (days since the last session), not fixed
+#: by the session they rest on: a live alert of such a kind is brought up to date whenever risk
+#: is assessed (:class:`fit_service.domain.alerts.Refresh`) rather than keeping the day it
+#: opened on.
+AS_OF_TODAY_KINDS = frozenset({"long_gap"})
+
 #: every rule, in the order findings are listed
 RULES: tuple[Rule, ...] = (
     low_alliance,

@@ -12,10 +12,17 @@ whatever the batch size (``IN`` queries, multi-row writes):
   episodes whose risk level or reasons changed;
 * only when an alert opens, escalates or moves to another clinician: goal sheets (1, not for a
   move), clinicians (1), webhook endpoints (1), the alert ``INSERT`` and one outbox ``INSERT``;
-* one ``UPDATE`` per alert that escalates, auto-resolves, moves or gets new guidance (few: most
-  calls change no stored alert), each conditional on the version it was decided on (below);
+  a refresh (below) reads the goal sheets too;
+* one ``UPDATE`` per alert that escalates, auto-resolves, moves, gets new guidance or has its
+  facts refreshed (few: most calls change no stored alert), each conditional on the version it
+  was decided on (below);
 * the goal sheet only changes the guidance text, so the rules first run without it and are run
-  again (pure, in memory) for the few episodes whose alerts open or escalate.
+  again (pure, in memory) for the few episodes whose alerts open, escalate or are refreshed.
+
+Facts counted to today (``long_gap``: "N days since the last session") are kept current: each
+assessment - the scheduled check above all - rewrites a live alert's evidence and guidance when
+they moved (:class:`fit_service.domain.alerts.Refresh`), with a version bump like any change of
+what the alert says, but no notice, and its status and acknowledgement stay.
 
 Trajectory ("not on track") uses the clinic's own ETR once it has enough closed episodes,
 else the rational model (cut-off and reliable change, domain.md §5) — the model comes from
@@ -167,6 +174,8 @@ class _Stored:
     closed_on: date | None = None
     #: the EHR id of ``clinician_id`` (compared with the episode's treating clinician)
     clinician: str | None = None
+    #: the stored evidence (the facts a refresh compares with; ``lifecycle.Refresh``)
+    evidence: dict[str, Any] | None = None
 
     @property
     def live(self) -> bool:
@@ -183,6 +192,7 @@ class _Stored:
             observed_on=self.observed_on,
             closed_on=self.closed_on,
             clinician=self.clinician,
+            evidence=self.evidence,
         )
 
 
@@ -249,6 +259,7 @@ def _load_settings_and_alerts(
                     r.clinician_id,
                     _local_day(r.closed_at, tz) if r.closed_at else None,
                     r.clinician,
+                    dict(r.evidence or {}),
                 )
             )
     return settings, out, closed
@@ -406,10 +417,15 @@ def reassess(
 
     _store_levels(db, assessed, summary)
 
+    # the episodes whose alerts get new text: opened, escalated, or refreshed (facts counted to
+    # today, lifecycle.Refresh) - a refresh must not write sheet-less guidance over tailored
     notifying = [
         e
         for e in assessed
-        if any(isinstance(a, lifecycle.Open | lifecycle.Escalate) for a in e.actions)
+        if any(
+            isinstance(a, lifecycle.Open | lifecycle.Escalate | lifecycle.Refresh)
+            for a in e.actions
+        )
     ]
     if notifying and not refresh_guidance:
         # Guidance is tailored to the goal sheet: load sheets only for the episodes that need
@@ -586,8 +602,14 @@ def _update_stored(
         by_id = {str(a.public_id): a for a in alerts}
         missed = False
         touched: set[int] = set()
+        # written with the alert's other changes below (a move, new guidance): one UPDATE
+        refreshing = {
+            action.alert_id: action.finding
+            for action in e.actions
+            if isinstance(action, lifecycle.Refresh)
+        }
         for action in e.actions:
-            if isinstance(action, lifecycle.Open):
+            if isinstance(action, lifecycle.Open | lifecycle.Refresh):
                 continue
             a = by_id[action.alert_id]
             touched.add(a.row_id)
@@ -634,8 +656,17 @@ def _update_stored(
             if not a.live or a.row_id in touched or a.row_id in done:
                 continue
             move = _moved(a, target)
-            finding = holding.get(a.kind)
+            current = refreshing.get(str(a.public_id))
+            finding = current or holding.get(a.kind)
             values = {**move, **({"guidance": finding.guidance} if finding else {})}
+            if current is not None:
+                # facts counted to today (long_gap): the evidence as of this assessment; the
+                # status, and with it an acknowledgement, stays (no notice: not news)
+                values.update(
+                    evidence=_evidence(current),
+                    session_number=current.session_number,
+                    model=current.evidence.get("model"),
+                )
             if not values:
                 continue
             if not _update_alert(db, a, {**values, "updated_at": now}):

@@ -1,16 +1,19 @@
 """One finding, one alert, through the real pipeline (sessions posted over the API, alerts read
 from the feed and the alerts table): the rational outcome rules that restate one another give
-the clinician one alert."""
+the clinician one alert, and a long-gap alert's facts follow the calendar on the scheduled
+check instead of keeping the day it opened."""
 
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import Engine, select
 
-from fit_service.adapters.orm import Episode
+from fit_service.adapters.orm import Alert, Episode, OutboxMessage
+from fit_service.services import risk_schedule
 from tests.conftest import Tenant, session_payload
 
 TODAY = datetime.now(UTC).date()
@@ -153,3 +156,55 @@ def test_at_the_default_severity_a_confirmed_fall_is_still_one_high_alert(
     for n in range(2, 7):
         post(client, tenant, f"F{n}", TODAY - timedelta(days=3 * (6 - n)), 18.0, client_id="C-2")
     assert [a["kind"] for a in live(client, tenant)] == ["ors_reliable_deterioration"]
+
+
+# ------------------------------------------------------------------ long gap, kept current
+def test_a_long_gap_alert_counts_the_days_on_each_scheduled_check(
+    client: FlaskClient, tenant: Tenant, engine: Engine, app: Flask
+) -> None:
+    """Opened on day 22 of a gap, the long_gap alert said "22 days" for as long as it stayed
+    open. The scheduled check now keeps its evidence and guidance current (day 30: 30 days,
+    still tailored to the goal sheet) on the same alert: not reopened or duplicated, no new
+    notice, the clinician's acknowledgement kept; a re-run the same day writes nothing."""
+    last = TODAY - timedelta(days=30)
+    episode = post(client, tenant, "S1", last, 18.0)
+    # the sheet first: writing it re-assesses as of the real today (day 30), before alerts are
+    # on at MEDIUM, so only the scheduled check below opens and updates the alert
+    sheet = {"goal": "Back to work", "steps": [], "expectation": "concrete_steps"}
+    r = client.put(
+        f"/v1/episodes/{episode}/goal-sheet", json=sheet, headers=tenant.auth("clinician")
+    )
+    assert r.status_code == 201, r.json
+    alert_at(client, tenant, "medium")
+    uow = app.extensions["fit"].uow
+    assert risk_schedule.check_risks(uow, today=last + timedelta(days=22)).opened == 1
+    (alert,) = live(client, tenant)
+    assert alert["evidence"]["days_since_last_session"] == 22
+    acked = client.post(
+        f"/v1/alerts/{alert['id']}/acknowledge",
+        headers={**tenant.auth("clinician"), "If-Match": '"1"'},
+    )
+    assert acked.status_code == 200, acked.json
+    with engine.connect() as conn:
+        notices = conn.execute(select(OutboxMessage.id)).all()
+
+    summary = risk_schedule.check_risks(uow, today=TODAY)
+    assert (summary.opened, summary.escalated, summary.auto_resolved) == (0, 0, 0)
+    (now,) = live(client, tenant)
+    assert now["id"] == alert["id"]
+    assert now["status"] == "acknowledged"
+    assert now["acknowledged_at"] == acked.json["acknowledged_at"]
+    assert now["evidence"]["days_since_last_session"] == 30
+    assert now["evidence"]["today"] == TODAY.isoformat()
+    assert now["evidence"]["last_session_date"] == last.isoformat()
+    assert now["session_number"] == 1
+    assert "It is 30 days since the last session" in now["guidance"]
+    assert "concrete steps" in now["guidance"]
+    with engine.connect() as conn:
+        assert conn.execute(select(OutboxMessage.id)).all() == notices
+        version = conn.execute(select(Alert.version)).scalar_one()
+
+    risk_schedule.check_risks(uow, today=TODAY)
+    with engine.connect() as conn:
+        assert conn.execute(select(Alert.version)).scalar_one() == version
+    assert len(feed(client, tenant)) == 1

@@ -1,5 +1,6 @@
 """One finding, one alert (pure): which outcome findings restate another and ride in its alert,
-what the carrier keeps of them, and how reconciliation treats alerts of a carried kind."""
+what the carrier keeps of them, how reconciliation treats alerts of a carried kind, and the
+refresh of alerts whose facts are counted to today (long_gap)."""
 
 from __future__ import annotations
 
@@ -7,15 +8,20 @@ import datetime as dt
 from dataclasses import replace
 from typing import Any
 
+import pytest
+
 from fit_service.domain.alerts import (
     Alert,
     AlertStatus,
     AutoResolve,
     Open,
+    Refresh,
+    apply_actions,
     reconcile,
 )
 from fit_service.domain.instruments import AgeBand
 from fit_service.domain.risk import (
+    Attendance,
     Concern,
     EpisodeContext,
     Finding,
@@ -190,3 +196,69 @@ def test_a_dismissal_holds_while_the_finding_rode_in_another_alert() -> None:
     assert not findings[0].alerts  # held over from session 7
     actions = reconcile([dismissed, live], findings, obs, MEDIUM_UP, context=ctx(day(7)))
     assert not any(isinstance(a, Open) for a in actions)
+
+
+# ------------------------------------------------------------------ facts counted to today
+def gap(today: dt.date) -> Finding:
+    """The long_gap finding of a client last seen in week 0, as of ``today``."""
+    obs = [SessionObservation(1, DAY0, outcome_total=20.0, alliance_total=37.0)]
+    (f,) = [f for f in evaluate_rules(obs, ctx(today), MEDIUM_UP) if f.kind == "long_gap"]
+    return f
+
+
+def gap_alert(opened: Finding, status: AlertStatus = AlertStatus.OPEN) -> Alert:
+    return Alert(
+        "g1",
+        "long_gap",
+        Concern.ATTENDANCE,
+        Severity.MEDIUM,
+        status,
+        1,
+        DAY0,
+        evidence={"observed_on": DAY0.isoformat(), **opened.evidence},
+    )
+
+
+@pytest.mark.parametrize("status", [AlertStatus.OPEN, AlertStatus.ACKNOWLEDGED])
+def test_a_live_long_gap_alert_is_refreshed_as_the_gap_grows(status: AlertStatus) -> None:
+    """Opened on day 22, re-assessed on day 30: one Refresh with the finding as of day 30 -
+    not an Open, an Escalate or a status change."""
+    opened = gap(DAY0 + dt.timedelta(days=22))
+    now = gap(DAY0 + dt.timedelta(days=30))
+    obs = [SessionObservation(1, DAY0, outcome_total=20.0, alliance_total=37.0)]
+    actions = reconcile([gap_alert(opened, status)], [now], obs, MEDIUM_UP)
+    assert actions == [Refresh("g1", now)]
+    assert now.evidence["days_since_last_session"] == 30
+    assert "It is 30 days" in now.guidance
+    (after,) = apply_actions([gap_alert(opened, status)], actions, lambda: "x")
+    assert (after.status, after.evidence["days_since_last_session"]) == (status, 30)  # type: ignore[index]
+
+
+def test_an_up_to_date_or_unknown_long_gap_alert_is_left_alone() -> None:
+    """Same day again: nothing to write. Stored facts unknown (no evidence given): nothing."""
+    opened = gap(DAY0 + dt.timedelta(days=22))
+    obs = [SessionObservation(1, DAY0, outcome_total=20.0, alliance_total=37.0)]
+    assert reconcile([gap_alert(opened)], [opened], obs, MEDIUM_UP) == []
+    unknown = replace(gap_alert(opened), evidence=None)
+    assert reconcile([unknown], [gap(DAY0 + dt.timedelta(days=30))], obs, MEDIUM_UP) == []
+
+
+def test_only_facts_counted_to_today_are_refreshed() -> None:
+    """A missed-session alert keeps the facts it opened (or escalated) with: a later finding of
+    its kind at the same severity is no refresh (its facts move with sessions, not days)."""
+    obs = [
+        SessionObservation(1, DAY0, outcome_total=20.0, alliance_total=37.0),
+        SessionObservation(None, day(1), Attendance.CANCELLED),
+    ]
+    (f,) = [f for f in evaluate_rules(obs, ctx(day(1)), MEDIUM_UP) if f.kind == "missed_session"]
+    stored = Alert(
+        "m1",
+        "missed_session",
+        Concern.ATTENDANCE,
+        f.severity,
+        AlertStatus.OPEN,
+        None,
+        DAY0,
+        evidence={"attendance": "no_show"},
+    )
+    assert reconcile([stored], [f], obs, RiskSettings(alert_min_severity=Severity.LOW)) == []
