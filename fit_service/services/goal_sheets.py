@@ -131,7 +131,10 @@ def put_goal_sheet(
         result = db.execute(
             update(GoalSheet)
             .where(GoalSheet.id == current.id, GoalSheet.version == expected_version)
-            .values(**values, version=expected_version + 1)
+            # The increment is SQL's: binding expected_version + 1 would overflow the integer
+            # column (a 500 on PostgreSQL) for an If-Match naming the largest version there is,
+            # which matches no row and must be a plain 412.
+            .values(**values, version=GoalSheet.version + 1)
         )
         if result.rowcount != 1:  # type: ignore[attr-defined]
             raise PreconditionFailed(

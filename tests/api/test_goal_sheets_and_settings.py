@@ -68,6 +68,11 @@ def test_goal_sheet_is_created_read_and_replaced_under_if_match(
     changed = {**SHEET, "expectation": "to_be_heard"}
     assert client.put(url, json=changed, headers=auth).status_code == 428
     assert client.put(url, json=changed, headers={**auth, "If-Match": '"9"'}).status_code == 412
+    # The largest version an ETag may name: a 412 like any stale one (it was a 500 on
+    # PostgreSQL, which refused to bind version + 1 = 2**31 into the integer column).
+    top = client.put(url, json=changed, headers={**auth, "If-Match": '"2147483647"'})
+    assert top.status_code == 412, top.json
+    assert top.json["rule"] == "precondition_failed"
     r = client.put(url, json=changed, headers={**auth, "If-Match": '"1"'})
     assert r.status_code == 200
     assert r.json["version"] == 2
