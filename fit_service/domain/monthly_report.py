@@ -1301,18 +1301,16 @@ def _int_setting(low: int, high: int) -> Any:
     return parse
 
 
-def _number_setting(low: float, high: float, *, above_low: bool = False) -> Any:
+def _number_setting(low: float, high: float) -> Any:
     def parse(key: str, raw: object) -> tuple[str, float]:
         ok = (
             not isinstance(raw, bool)
             and isinstance(raw, int | float)
             and math.isfinite(raw)
-            and (low < raw if above_low else low <= raw)
-            and raw <= high
+            and low <= raw <= high
         )
         if not ok:
-            side = "above" if above_low else "from"
-            raise _setting_error(key, f"must be a number {side} {low:g} to {high:g}")
+            raise _setting_error(key, f"must be a number from {low:g} to {high:g}")
         return key, float(raw)  # type: ignore[arg-type]
 
     return parse
@@ -1333,18 +1331,20 @@ def _dropout_setting(key: str, raw: object) -> tuple[str, DropoutRule]:
 
 
 #: ``"reports"`` settings keys -> parser returning (field name, value). Ranges: ORS/SRS totals
-#: run 0-40 (domain.md §2).
+#: run 0-40 (domain.md §2). A cut-off, concern line or reliable change below one point is no
+#: clinical threshold but a typo (1e-12 was stored and made every unchanged score a "reliable"
+#: change, and its reciprocal overflowed the dropout model's features), so they start at 1.
 _SETTING_SPECS: dict[str, Any] = {
     "min_n": _int_setting(1, 1000),
     "dropout_definition": _dropout_setting,
     "dropout_max_sessions": _int_setting(1, 100),
     "follow_up_days": _int_setting(1, 365),
-    "srs_concern": _number_setting(0.0, 40.0, above_low=True),
-    "ors_cutoff_adult": _number_setting(0.0, 40.0, above_low=True),
-    "ors_cutoff_adolescent": _number_setting(0.0, 40.0, above_low=True),
-    "cors_cutoff": _number_setting(0.0, 40.0, above_low=True),
+    "srs_concern": _number_setting(1.0, 40.0),
+    "ors_cutoff_adult": _number_setting(1.0, 40.0),
+    "ors_cutoff_adolescent": _number_setting(1.0, 40.0),
+    "cors_cutoff": _number_setting(1.0, 40.0),
     "cutoff_is_clinical": _bool_setting,
-    "reliable_change": _number_setting(0.0, 40.0, above_low=True),
+    "reliable_change": _number_setting(1.0, 40.0),
 }
 
 

@@ -313,21 +313,18 @@ class RiskSettings:
             _check_range(name, getattr(self, name), SRS.total_min, SRS.total_max)
         # an item runs 0-10 (SRS and CSRS alike): a line above it flags every item
         _check_range("srs_item_concern", self.srs_item_concern, SRS.item_min, SRS.item_max)
+        # Lower bounds are the smallest values with a meaning: an alert rate per clinician-week
+        # under 0.01 is none in two years; a decline finer than the scale's grid (SRS totals in
+        # tenths, WAI-SR subscales in whole points) cannot be observed; a reliable change under
+        # a point is a typo (1e-12 was stored and made every unchanged score "reliable").
         _check_range(
-            "dropout_alerts_per_clinician_week",
-            self.dropout_alerts_per_clinician_week,
-            0.0,
-            50.0,
-            open_low=True,
+            "dropout_alerts_per_clinician_week", self.dropout_alerts_per_clinician_week, 0.01, 50.0
         )
         _check_range("dropout_missed_odds_factor", self.dropout_missed_odds_factor, 1.0, 1000.0)
         _check_range("deterioration_large_multiple", self.deterioration_large_multiple, 1.0, 10.0)
-        for name in (
-            "srs_decline_points",
-            "reliable_change",
-            "wai_decline_points",
-        ):
-            _check_range(name, getattr(self, name), 0.0, 40.0, open_low=True)
+        _check_range("srs_decline_points", self.srs_decline_points, 0.1, 40.0)
+        _check_range("wai_decline_points", self.wai_decline_points, 1.0, 40.0)
+        _check_range("reliable_change", self.reliable_change, 1.0, 40.0)
         _check_range("wai_floor", self.wai_floor, 4.0, 20.0)
         gaps = self.stale_evidence_gaps
         if isinstance(gaps, bool) or not isinstance(gaps, int) or gaps < 2:
@@ -399,15 +396,10 @@ def _coerce(key: str, raw: object, default: object) -> object:
     return float(raw)
 
 
-def _check_range(
-    name: str, value: float, low: float, high: float, *, open_low: bool = False
-) -> None:
+def _check_range(name: str, value: float, low: float, high: float) -> None:
     ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-    if ok:
-        ok = (low < value if open_low else low <= value) and value <= high
-    if not ok:
-        bound = f"({low:g}, {high:g}]" if open_low else f"[{low:g}, {high:g}]"
-        raise _setting_error(name, f"must be a number in {bound}, got {value!r}")
+    if not (ok and low <= value <= high):
+        raise _setting_error(name, f"must be a number in [{low:g}, {high:g}], got {value!r}")
 
 
 def _setting_error(name: str, detail: str) -> FitError:

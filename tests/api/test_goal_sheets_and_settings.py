@@ -453,3 +453,44 @@ def test_a_settings_put_without_a_body_is_refused_and_changes_nothing(
     assert client.get("/v1/settings", headers=admin).json["reports"] == {"min_n": 5}
     assert client.put("/v1/settings", headers=tenant.auth("manager")).status_code == 403
     assert client.put("/v1/settings", json={}, headers=admin).json["reports"] == {}
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "value"),
+    [
+        ("reports", "reliable_change", 1e-12),
+        ("reports", "reliable_change", 5e-324),
+        ("reports", "reliable_change", 0.5),
+        ("reports", "srs_concern", 1e-300),
+        ("reports", "ors_cutoff_adult", 0.5),
+        ("reports", "cors_cutoff", 5e-324),
+        ("risk", "srs_decline_points", 1e-12),
+        ("risk", "srs_decline_points", 0.05),
+        ("risk", "wai_decline_points", 0.5),
+        ("risk", "dropout_alerts_per_clinician_week", 5e-324),
+    ],
+)
+def test_thresholds_too_small_to_mean_anything_are_a_422(
+    client: FlaskClient, tenant: Tenant, section: str, key: str, value: float
+) -> None:
+    """A reliable change of 1e-12 was stored and opened a deterioration alert for three
+    unchanged ORS scores (change 0 "reliable" against a threshold of -1e-12), and 5e-324 broke
+    the dropout model's fit; a decline finer than the scale's grid cannot be observed."""
+    auth = tenant.auth("admin")
+    before = client.get("/v1/settings", headers=auth).json
+    r = client.put("/v1/settings", json={section: {key: value}}, headers=auth)
+    assert r.status_code == 422, r.json
+    assert r.json["field"] == f"{section}.{key}"
+    assert client.get("/v1/settings", headers=auth).json == before
+
+
+def test_the_smallest_meaningful_thresholds_are_stored(client: FlaskClient, tenant: Tenant) -> None:
+    auth = tenant.auth("admin")
+    body = {
+        "reports": {"reliable_change": 1, "srs_concern": 1, "ors_cutoff_adult": 1},
+        "risk": {"srs_decline_points": 0.1, "wai_decline_points": 1},
+    }
+    r = client.put("/v1/settings", json=body, headers=auth)
+    assert r.status_code == 200, r.json
+    assert r.json["effective"]["reports"]["reliable_change"] == 1
+    assert r.json["effective"]["risk"]["srs_decline_points"] == 0.1
