@@ -11,8 +11,8 @@ the same figures under the same keys. Conventions (also the API documentation of
 * **Estimates** (means, medians, effect sizes) carry ``value``, ``n`` and, where there is one, the
   95% CI; a median has ``ci_low``/``ci_high`` null.
 * **Too few**: when n is below ``settings.min_n`` the cell keeps its ``n`` and says
-  ``"too_few": true``; ``value``, ``numerator`` and the CI are null, so a small cell is no more
-  revealing here than in the PDF.
+  ``"too_few": true``; ``value``, ``numerator``, the CI (and ``clusters``, ``effective_n``) are
+  null, so a small cell is no more revealing here than in the PDF.
 * **Counts** are plain integers and are never suppressed.
 * Every cell also carries ``display``: the exact string the PDF prints.
 * Numbers are unrounded floats; key order is fixed (``sort_keys`` is not needed and not used).
@@ -84,7 +84,9 @@ def value_cell(value: Value, min_n: int, decimals: int = 1) -> dict[str, Any]:
             "display": value.display(min_n, decimals),
         }
         if value.spread is not None:
-            cell["clusters"] = value.clusters
+            # Both hidden in a too-few cell, as the numerator is: how many clients a handful
+            # of sessions came from says more about them than the cell may.
+            cell["clusters"] = None if too_few else value.clusters
             cell["effective_n"] = None if too_few else value.effective_n
         return cell
     assert isinstance(value, Estimate)

@@ -14,7 +14,8 @@ import pytest
 from pypdf import PdfReader
 
 from fit_service.adapters.report_pdf import MonthlyReportPdf
-from fit_service.adapters.report_tabular import CSV_COLUMNS, to_csv, to_json_dict
+from fit_service.adapters.report_tabular import CSV_COLUMNS, to_csv, to_json_dict, value_cell
+from fit_service.domain.effect_sizes import ClusterSpread
 from fit_service.domain.monthly_report import (
     HEADLINE_KEYS,
     Activity,
@@ -365,3 +366,14 @@ def test_clinicians_are_not_ranked(renderer: MonthlyReportPdf) -> None:
     clinicians = text[text.index("Clinicians Listed by label") :]
     assert clinicians.index("T-05") < clinicians.index("T-22")
     assert "95% Wilson intervals" in clinicians
+
+
+def test_a_too_few_rate_over_sessions_hides_its_clients_too() -> None:
+    """The number of clients behind a suppressed rate is as revealing as its numerator."""
+    spread = ClusterSpread.of([1, 2], [3, 4])
+    small = value_cell(Share(3, 7, spread), min_n=10)
+    assert (small["too_few"], small["clusters"], small["effective_n"]) == (True, None, None)
+    assert small["n"] == 7
+    shown = value_cell(Share(3, 7, spread), min_n=5)
+    assert (shown["too_few"], shown["clusters"]) == (False, 2)
+    assert 0 < shown["effective_n"] <= 7
