@@ -2308,8 +2308,8 @@ class FiguresBuilder:
                 builder._parts.append((table, *rows))
 
     def add_sessions(self, counts: np.ndarray) -> None:
-        """Sessions already known to fall in this window and group: one row per cluster (an
-        episode's sessions; in a clinician's group, those that clinician held), columns
+        """Sessions already known to fall in this window and group: one row per cluster (a
+        client's sessions; in a clinician's group, those of the client that clinician held), columns
         :data:`SESSION_COLUMNS`. Each cluster must come whole, in one row: the rates'
         intervals rest on how clusters differ (:class:`SessionSpread`)."""
         counts = np.asarray(counts, dtype=np.int64)
