@@ -155,7 +155,18 @@ def close_episode(
     if episode is None:
         raise NotFound(f"no episode {episode_id}", field="episode_id")
     if episode.status != "open":
-        raise Conflict("the episode is already closed", field="episode_id", rule="episode_closed")
+        if not _restates_close(episode, ending_reason, closed_on, note):
+            raise Conflict(
+                "the episode is already closed (with another ending, date or note)",
+                field="episode_id",
+                rule="episode_closed",
+            )
+        # The same close again: an EHR retrying a request whose answer it lost. Answered like
+        # the first time, nothing written but the audit row (as a re-sent session is).
+        audit.record(
+            db, principal, [audit.AuditEntry("episode.close_replay", "episode", str(episode_id))]
+        )
+        return _closed_view(uow, principal, episode.id)
     last = db.scalar(
         select(func.max(TherapySession.date)).where(TherapySession.episode_id == episode.id)
     )
@@ -177,7 +188,24 @@ def close_episode(
     audit.record(db, principal, [audit.AuditEntry("episode.close", "episode", str(episode_id))])
     # No rule runs on a closed episode: its live alerts close with it, in this transaction.
     alerting.resolve_alerts_of_closed_episodes(db, principal, [episode.id])
-    history = load_histories(db, [episode.id])[episode.id]
+    return _closed_view(uow, principal, episode.id)
+
+
+def _restates_close(
+    episode: Episode, ending_reason: EndingReason, closed_on: date | None, note: str | None
+) -> bool:
+    """Whether a close of an already closed episode says what its close said: the same
+    ending and note, and the same date when one is sent (without one, the date the service
+    chose stands, as a re-sent session need not repeat what the service filled in)."""
+    return (
+        episode.ending_reason == ending_reason.value
+        and episode.ending_note == note
+        and (closed_on is None or closed_on == episode.closed_on)
+    )
+
+
+def _closed_view(uow: UnitOfWork, principal: Principal, episode_row: int) -> dict[str, Any]:
+    history = load_histories(uow.session, [episode_row])[episode_row]
     limits, closed_count = trajectories.limits_and_closed(uow, principal.clinic_id)
     models = trajectories.models_for(uow, principal.clinic_id, [history], limits, closed_count)
     view = views.episode_view(history, limits, models)

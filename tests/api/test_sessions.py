@@ -11,7 +11,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import Engine, func, select, text, update
 
 from fit_service.adapters.orm import IdempotencyRecord, Rating, SessionRevision, TherapySession
-from tests.conftest import Tenant, session_payload
+from tests.conftest import Tenant, session_payload, stored_sessions
 
 
 def _counts(engine: Engine) -> dict[str, int]:
@@ -596,3 +596,34 @@ def test_an_older_session_naming_an_earlier_age_band_does_not_set_the_clients_ba
     )
     assert post(client, tenant, latest).status_code == 201
     assert client.get("/v1/clients/C-1", headers=tenant.auth()).json["age_band"] == "adult"
+
+
+def test_closing_again_the_same_way_is_answered_like_the_first_close(
+    client: FlaskClient, tenant: Tenant, engine: Engine
+) -> None:
+    """An EHR that lost the answer to a close re-sends it: the same ending (and note, and date
+    if it sent one) answers 200 with the closed episode and changes nothing; a different close
+    of a closed episode is still a 409."""
+    body = post(client, tenant, session_payload()).json
+    url = f"/v1/episodes/{body['episode_id']}/close"
+    request = {"ending_reason": "planned", "note": "goals met"}
+    first = client.post(url, json=request, headers=tenant.auth())
+    assert first.status_code == 200, first.json
+    before = stored_sessions(engine)
+    again = client.post(url, json=request, headers=tenant.auth())
+    assert again.status_code == 200, again.json
+    assert again.json == first.json
+    dated = client.post(
+        url, json={**request, "closed_on": first.json["closed_on"]}, headers=tenant.auth()
+    )
+    assert dated.status_code == 200, dated.json
+    assert stored_sessions(engine) == before
+    for other in (
+        {"ending_reason": "client_ended", "note": "goals met"},
+        {"ending_reason": "planned"},
+        {**request, "closed_on": "2026-11-03"},
+    ):
+        refused = client.post(url, json=other, headers=tenant.auth())
+        assert refused.status_code == 409, (other, refused.json)
+        assert refused.json["rule"] == "episode_closed"
+    assert stored_sessions(engine) == before
