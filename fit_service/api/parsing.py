@@ -1,4 +1,5 @@
-"""How request bodies are read: JSON with repeated names caught, for every blueprint.
+"""How request bodies are read, for every blueprint: JSON with repeated names caught, and a
+body's JSON written canonically (the Idempotency-Key's fingerprint).
 
 ``json.loads`` keeps the last of two equal names in an object silently, so
 ``{"individual": 40, "individual": 4}`` would be stored as 4 and a body with two
@@ -73,6 +74,60 @@ def repeated_names(value: Any, *, deep: bool = True) -> dict[Any, Any]:
         if key not in errors and (inner := repeated_names(child)):
             errors[key] = inner
     return errors
+
+
+class _Pairs(list[tuple[str, Any]]):
+    """A JSON object's name/value pairs as written, repeated names included."""
+
+
+class _RepeatedName(Exception):
+    """Raised while parsing when an object repeats a name (canonical_json's slow path)."""
+
+
+def _unique_names(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        raise _RepeatedName
+    return obj
+
+
+def canonical_json(body: bytes) -> bytes:
+    """``body``'s JSON written one way: names sorted, no whitespace, strings and numbers as
+    parsed (``1.50`` is ``1.5``; ``"\\u00e9"`` and ``"é"`` are one string), so equal JSON is
+    equal bytes whatever the sender's whitespace or name order. A repeated name is kept, in
+    its order, so ``{"a": 1, "a": 2}`` is not ``{"a": 2}``. A body that cannot be read so (not
+    JSON, or nested past Python's recursion limit) stays as it is: equal bytes stay equal."""
+    try:
+        try:
+            value = json.loads(body, object_pairs_hook=_unique_names)
+        except _RepeatedName:
+            # rare (such an object is refused anyway), so written in Python; json.dumps
+            # below is the fast path for every other body (5,000 sessions: 70 ms, not 350)
+            parts: list[str] = []
+            _write_canonical(json.loads(body, object_pairs_hook=_Pairs), parts)
+            return "".join(parts).encode()
+        return json.dumps(value, sort_keys=True, separators=(",", ":")).encode()
+    except (ValueError, RecursionError):
+        return body
+
+
+def _write_canonical(value: Any, parts: list[str]) -> None:
+    if isinstance(value, _Pairs):
+        parts.append("{")
+        # a stable sort: a repeated name keeps its values' order
+        for i, (name, child) in enumerate(sorted(value, key=lambda pair: pair[0])):
+            parts.append(f"{',' if i else ''}{json.dumps(name)}:")
+            _write_canonical(child, parts)
+        parts.append("}")
+    elif isinstance(value, list):
+        parts.append("[")
+        for i, child in enumerate(value):
+            if i:
+                parts.append(",")
+            _write_canonical(child, parts)
+        parts.append("]")
+    else:
+        parts.append(json.dumps(value))
 
 
 class JsonParser(FlaskParser):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from datetime import timedelta
 from typing import Any
 
 from flask import g, request
@@ -12,7 +13,7 @@ from marshmallow import ValidationError
 
 from fit_service.api import docs, problems
 from fit_service.api.context import principal, run, wiring
-from fit_service.api.parsing import Blueprint
+from fit_service.api.parsing import Blueprint, canonical_json
 from fit_service.api.schemas import (
     BatchIn,
     BatchOut,
@@ -25,24 +26,51 @@ from fit_service.api.schemas import (
 from fit_service.domain.errors import FitError, PayloadTooLarge
 from fit_service.services import alerting, reads
 from fit_service.services.inputs import SessionInput
-from fit_service.services.recording import ItemResult, RefusedItem, record_sessions
+from fit_service.services.recording import (
+    IDEMPOTENCY_TTL,
+    ItemResult,
+    RefusedItem,
+    record_sessions,
+)
 
 blp = Blueprint("sessions", __name__, url_prefix="/v1", description="Therapy sessions and ratings")
 
 _STATUS = {"created": 201, "revised": 200, "unchanged": 200}
 
 
+_MAX_KEY = 255
+
+#: The header as the OpenAPI document declares it on both POST routes (the rule _idempotency
+#: checks, and what a key means).
+_IDEMPOTENCY_KEY_DOC = {
+    "in": "header",
+    "name": "Idempotency-Key",
+    "required": False,
+    "schema": {"type": "string", "minLength": 1, "maxLength": _MAX_KEY, "pattern": "^[ -~]+$"},
+    "description": f"Optional: makes retries safe. 1-{_MAX_KEY} printable ASCII characters "
+    "(else 422 idempotency_key_format); a new key per request, the same key on its retries. "
+    f"For {IDEMPOTENCY_TTL // timedelta(hours=1)} hours, a request under a key this clinic "
+    "used (on either session route) with the same JSON (whitespace and name order aside) is "
+    "answered with the first answer's outcomes, session ids and revision numbers (each "
+    "session's body as stored now) and the header Idempotent-Replayed: true; with other JSON "
+    "it is a 422 idempotency_key_reused. A request refused as a whole (no session accepted) "
+    "is not remembered: its corrected retry can keep the key.",
+}
+
+
 def _idempotency() -> tuple[str, str] | None:
     key = request.headers.get("Idempotency-Key")
     if key is None:
         return None
-    if not 1 <= len(key) <= 255 or not key.isascii() or not key.isprintable():
+    if not 1 <= len(key) <= _MAX_KEY or not key.isascii() or not key.isprintable():
         raise FitError(
-            "Idempotency-Key must be 1-255 printable ASCII characters",
+            f"Idempotency-Key must be 1-{_MAX_KEY} printable ASCII characters",
             field="Idempotency-Key",
             rule="idempotency_key_format",
         )
-    return key, hashlib.sha256(request.get_data()).hexdigest()
+    # The fingerprint is of the JSON, not of its bytes: an EHR that re-serialises the same
+    # request (other whitespace or name order) on a retry is sending the same request.
+    return key, hashlib.sha256(canonical_json(request.get_data(cache=True))).hexdigest()
 
 
 def _replay_headers(replayed: bool) -> dict[str, str]:
@@ -65,6 +93,7 @@ class Sessions(MethodView):
             422: "Invalid session or rating, or an Idempotency-Key reused with another body."
         },
     )
+    @blp.doc(parameters=[_IDEMPOTENCY_KEY_DOC])
     def post(self, item: SessionInput) -> Any:
         """Record one session with its ratings.
 
@@ -109,6 +138,7 @@ class SessionBatch(MethodView):
             "another body (a bad item is reported in its result, not here).",
         },
     )
+    @blp.doc(parameters=[_IDEMPOTENCY_KEY_DOC])
     def post(self, body: dict[str, Any]) -> Any:
         """Record many sessions (backfills). One result per item, in input order; a bad item
         is reported and does not reject the good ones."""

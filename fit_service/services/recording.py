@@ -311,7 +311,7 @@ def record_sessions(
                         uow.commit()
                         return replay, True
                 results = _record(uow, principal, items, detailed, on_written, refused)
-                if idempotency is not None:
+                if idempotency is not None and _carried_out(results):
                     _remember(uow, principal, idempotency, results)
                 uow.commit()
                 return results, False
@@ -418,6 +418,14 @@ def _with_views(
         )
         for r in results
     ]
+
+
+def _carried_out(results: Sequence[ItemResult]) -> bool:
+    """Whether the request was carried out, so its answer is the key's to replay: some item
+    was accepted (a partial batch's answer is its result). A request refused as a whole is not
+    remembered (as Stripe saves no result for a request refused before it ran): the corrected
+    retry under the same key must be processed, not answered ``idempotency_key_reused``."""
+    return any(r.error is None for r in results)
 
 
 def _remember(
