@@ -1,5 +1,6 @@
-"""How request bodies are read, for every blueprint: JSON with repeated names caught, and a
-body's JSON written canonically (the Idempotency-Key's fingerprint).
+"""How requests are read, for every blueprint: JSON with repeated names caught, query strings
+with unknown and repeated parameters refused, and a body's JSON written canonically (the
+Idempotency-Key's fingerprint).
 
 ``json.loads`` keeps the last of two equal names in an object silently, so
 ``{"individual": 40, "individual": 4}`` would be stored as 4 and a body with two
@@ -11,12 +12,14 @@ marks objects that repeated a name, and the schemas refuse marked objects before
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import flask
 import flask_smorest
+from marshmallow import RAISE
 from webargs import core
+from webargs.fields import DelimitedList
 from webargs.flaskparser import FlaskParser, is_json_request
 
 DUPLICATE_KEY_MESSAGE = "This name appears more than once in its JSON object."
@@ -42,19 +45,38 @@ def _json_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 #: A query parameter named twice (``status=open&status=acknowledged``) was read as its first
 #: value only, silently; which one was meant is unknown, so it is refused, as a JSON name twice.
-REPEATED_QUERY_MESSAGE = (
-    "Name this parameter once (a list of values goes comma-separated: status=open,acknowledged)."
-)
+REPEATED_QUERY_MESSAGE = "Name this parameter once."
 
 
-def repeated_parameters(data: Any, names: Iterable[str]) -> dict[str, list[str]]:
-    """marshmallow-style messages naming each of ``names`` given more than once in a query
-    string (``data``: webargs' proxy over ``request.args``); empty for a JSON body."""
+def _list_hint(name: str, field: DelimitedList) -> str:
+    """How a parameter that takes a list takes several values, with an example of its own
+    (``status=open,acknowledged``): said only of such parameters, since ``limit=1,2`` or
+    ``client_id=C-1,C-2`` is no list (the one is not a number, the other no client)."""
+    enum = getattr(field.inner, "enum", None)
+    if enum is not None:
+        by_value = getattr(field.inner, "by_value", False)
+        values = [str(m.value if by_value else m.name) for m in enum][:2]
+    else:
+        values = ["a", "b"]
+    return f"A list of values goes in one parameter: {name}={field.delimiter.join(values)}."
+
+
+def repeated_parameters(data: Any, fields: Mapping[str, Any]) -> dict[str, list[str]]:
+    """marshmallow-style messages naming each of ``fields`` (a schema's, by name) given more
+    than once in a query string (``data``: webargs' proxy over ``request.args``); empty for a
+    JSON body. A parameter that takes a list also gets the hint how to send several values."""
     args = getattr(data, "data", data)
     getlist = getattr(args, "getlist", None)
     if getlist is None:
         return {}
-    return {name: [REPEATED_QUERY_MESSAGE] for name in names if len(getlist(name)) > 1}
+    errors: dict[str, list[str]] = {}
+    for name, field in fields.items():
+        if len(getlist(name)) > 1:
+            errors[name] = [REPEATED_QUERY_MESSAGE]
+            if isinstance(field, DelimitedList):
+                # a second message: the problem's rule comes from the first (repeated_parameter)
+                errors[name].append(_list_hint(name, field))
+    return errors
 
 
 def repeated_names(value: Any, *, deep: bool = True) -> dict[Any, Any]:
@@ -131,7 +153,16 @@ def _write_canonical(value: Any, parts: list[str]) -> None:
 
 
 class JsonParser(FlaskParser):
-    """webargs' parser, reading JSON bodies with repeated names marked (see _JsonObject)."""
+    """webargs' parser, reading JSON bodies with repeated names marked (see _JsonObject), and
+    refusing unknown query parameters as unknown body fields are refused (422 unknown_field
+    naming ``query.<name>``): webargs drops them silently by default, so ``?clientid=C-1``
+    (a typo of client_id) answered every session of the clinic as if it were filtered."""
+
+    DEFAULT_UNKNOWN_BY_LOCATION: dict[str, str | None] = {
+        **FlaskParser.DEFAULT_UNKNOWN_BY_LOCATION,
+        "query": RAISE,
+        "querystring": RAISE,
+    }
 
     def _raw_load_json(self, req: flask.Request) -> Any:
         if not is_json_request(req):
@@ -145,7 +176,51 @@ class JsonParser(FlaskParser):
         return json.loads(text, object_pairs_hook=_json_object)
 
 
+#: marshmallow's own words for a name no schema field takes (the rule ``unknown_field``).
+UNKNOWN_FIELD_MESSAGE = "Unknown field."
+
+
 class Blueprint(flask_smorest.Blueprint):
-    """flask-smorest's blueprint with the parser above: every API blueprint is one of these."""
+    """flask-smorest's blueprint with the parser above: every API blueprint is one of these.
+
+    A route that reads query parameters refuses the ones it does not know (the parser); a
+    route that reads none refuses any (``_refuse_unread_query``), for the same reason: a
+    parameter the service ignores silently is a filter or option the caller thinks applied.
+    """
 
     ARGUMENTS_PARSER = JsonParser()
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.before_request(_refuse_unread_query)
+
+    def arguments(self, schema: Any, *, location: str = "json", **kwargs: Any) -> Any:
+        decorate = super().arguments(schema, location=location, **kwargs)
+        if location not in {"query", "querystring"}:
+            return decorate
+
+        def reads_query(view: Any) -> Any:
+            view = decorate(view)
+            view.reads_query = True  # copied onto the outer decorators' wrappers (wraps)
+            return view
+
+        return reads_query
+
+
+def _refuse_unread_query() -> None:
+    """Refuse a query string on a route that reads no query parameter (after authentication,
+    which the app's own hook does first): 422 ``unknown_field`` naming each parameter."""
+    if not flask.request.args or flask.request.endpoint is None:
+        return
+    view = flask.current_app.view_functions.get(flask.request.endpoint)
+    view_class = getattr(view, "view_class", None)
+    if view_class is not None:
+        method = flask.request.method.lower()
+        view = getattr(view_class, method, None) or (
+            getattr(view_class, "get", None) if method == "head" else None
+        )
+    if view is None or getattr(view, "reads_query", False):
+        return
+    flask_smorest.abort(
+        422, messages={"query": {name: [UNKNOWN_FIELD_MESSAGE] for name in flask.request.args}}
+    )

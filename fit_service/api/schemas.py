@@ -62,6 +62,19 @@ EHR_SESSION_ID = validate.And(
 )
 
 
+#: What the OpenAPI document says of EXTERNAL_ID and EHR_SESSION_ID fields, as field metadata
+#: (documentation only: the validators above decide). The generator cannot see inside
+#: validate.And, and ``\Z`` is no JSON Schema pattern; tests/api/test_service_surface.py
+#: holds these to the validators.
+EXTERNAL_ID_DOC = {"minLength": 1, "maxLength": 64, "pattern": "^[A-Za-z0-9._:-]+$"}
+EHR_SESSION_ID_DOC = {
+    "minLength": 1,
+    "maxLength": 128,
+    "description": "The EHR's id of the session: printable text, not blank, without "
+    "whitespace at its start or end.",
+}
+
+
 # RFC 3339 full-date, ASCII digits. Python's date.fromisoformat (which fields.Date uses) also
 # reads the basic format (20261102) and ISO week dates: "2026-W45" is a whole week, read as
 # its Monday, a day nobody sent.
@@ -135,11 +148,16 @@ class RatingIn(_Base):
 
 
 class SessionIn(_Base):
-    ehr_session_id = fields.String(required=True, validate=EHR_SESSION_ID)
+    ehr_session_id = fields.String(
+        required=True, validate=EHR_SESSION_ID, metadata={**EHR_SESSION_ID_DOC}
+    )
     client_id = fields.String(
         required=True,
         validate=EXTERNAL_ID,
-        metadata={"description": "The EHR's pseudonymous client id (never a name)."},
+        metadata={
+            **EXTERNAL_ID_DOC,
+            "description": "The EHR's pseudonymous client id (never a name).",
+        },
     )
     client_age_band = fields.String(
         load_default=None,
@@ -149,7 +167,7 @@ class SessionIn(_Base):
             "client's latest-dated session is theirs; an older session's band judges only it."
         },
     )
-    clinician_id = fields.String(required=True, validate=EXTERNAL_ID)
+    clinician_id = fields.String(required=True, validate=EXTERNAL_ID, metadata={**EXTERNAL_ID_DOC})
     episode_id = fields.UUID(
         load_default=None,
         metadata={"description": "Defaults to the client's open episode (opened if none)."},
@@ -425,7 +443,11 @@ class PageArgs(_Base):
 
 
 class SessionPageArgs(PageArgs):
-    client_id = fields.String(load_default=None, validate=EXTERNAL_ID)
+    client_id = fields.String(
+        load_default=None,
+        validate=EXTERNAL_ID,
+        metadata={**EXTERNAL_ID_DOC, "description": "Only this client's sessions (one id)."},
+    )
 
 
 class ClientListItem(Schema):

@@ -54,8 +54,9 @@ def encode_cursor(last_id: int, scope: str) -> str:
 def decode_cursor(cursor: str | None, scope: str) -> int:
     """The keyset position inside a cursor issued for ``scope``. A cursor of another list
     (the alert feed counts down, the others up) or of the same list under another filter
-    would skip rows silently, so it is refused; cursors issued before cursors carried their
-    scope (no ``"for"``) are still taken."""
+    would skip rows silently, so it is refused; so is a cursor naming no list (no ``"for"``),
+    which could not be checked. A cursor is not a secret and is not signed: whatever it
+    says, the query pages only through the caller's own clinic."""
     if not cursor:
         return 0
     invalid = FitError(
@@ -64,13 +65,15 @@ def decode_cursor(cursor: str | None, scope: str) -> int:
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         payload = json.loads(base64.urlsafe_b64decode(padded))
-        value, tag = payload["after"], payload.get("for")
-    except (ValueError, KeyError, TypeError, AttributeError, binascii.Error):
+        value, tag = payload["after"], payload["for"]
+    except (ValueError, KeyError, TypeError, binascii.Error):
         raise invalid from None
     # bool is an int in Python; and a keyset position must fit a BIGINT.
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**63:
         raise invalid
-    if tag is not None and tag != _scope_tag(scope):
+    if not isinstance(tag, str):
+        raise invalid
+    if tag != _scope_tag(scope):
         raise FitError(
             "cursor belongs to another list or filter: start again without a cursor, or keep "
             "the filter the cursor came with",

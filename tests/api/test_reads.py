@@ -135,7 +135,7 @@ def test_a_tampered_cursor_is_a_problem_naming_it(
 def test_a_cursor_of_another_list_or_filter_is_refused(client: FlaskClient, tenant: Tenant) -> None:
     """A cursor only continues the list and filter it came from: used elsewhere it would skip
     rows without a word (the alert feed even counts down), so it is a 422 naming the cursor.
-    A cursor from before cursors carried their list is still taken."""
+    A cursor naming no list could not be checked, so it is refused too (invalid_cursor)."""
     for n in range(3):
         _post(client, tenant, ehr_session_id=f"S-{n}", client_id=f"C-{n}")
     manager = tenant.auth("manager")
@@ -161,7 +161,15 @@ def test_a_cursor_of_another_list_or_filter_is_refused(client: FlaskClient, tena
     # the same list and filter go on
     resp = client.get("/v1/clients", query_string={"cursor": clients_cursor}, headers=manager)
     assert [c["client_id"] for c in resp.json["items"]] == ["C-1", "C-2"]
-    # a cursor without its list (as issued before) is taken
-    legacy = _cursor(json.dumps({"after": 1}).encode())
-    resp = client.get("/v1/sessions", query_string={"cursor": legacy}, headers=manager)
-    assert resp.status_code == 200
+    # a cursor without its list is refused on every list, filtered or not
+    unscoped = _cursor(json.dumps({"after": 1}).encode())
+    for path, query in [
+        ("/v1/sessions", {}),
+        ("/v1/sessions", {"client_id": "C-0"}),
+        ("/v1/clients", {}),
+        ("/v1/clinicians", {}),
+        ("/v1/alerts", {}),
+    ]:
+        resp = client.get(path, query_string={**query, "cursor": unscoped}, headers=manager)
+        assert resp.status_code == 422, (path, resp.get_data())
+        assert (resp.json["field"], resp.json["rule"]) == ("query.cursor", "invalid_cursor")

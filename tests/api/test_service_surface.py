@@ -70,6 +70,50 @@ def test_openapi_document_is_generated_from_schemas(client: FlaskClient) -> None
     assert session_in["additionalProperties"] is False
 
 
+_ID_SAMPLES = ["C-1", "a.b_c:d-e", "x" * 64, "x" * 65, "x" * 128, "x" * 129, "", "C 1"]
+_ID_SAMPLES += ["C-1\n", "C/1", "\u00e9", " S-1", "S-1 ", "S\t1"]
+
+
+def test_openapi_gives_the_identifier_limits_the_session_schema_enforces(tmp_path: Path) -> None:
+    """SessionIn's ehr_session_id, client_id and clinician_id carry their length limits (and
+    the ids' pattern) in the OpenAPI document, and the document allows what the schema
+    accepts, sample by sample."""
+    from marshmallow import ValidationError  # noqa: PLC0415
+
+    from fit_service.api.schemas import SessionIn  # noqa: PLC0415
+
+    def accepted(name: str, value: str) -> bool:
+        try:
+            SessionIn().load(session_payload(**{name: value}))
+        except ValidationError as exc:
+            return name not in exc.messages
+        return True
+
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'x.db'}", instance_path=tmp_path)
+    spec = create_app(settings).test_client().get("/v1/openapi.json").json
+    properties = spec["components"]["schemas"]["SessionIn"]["properties"]
+    for name, longest in {"ehr_session_id": 128, "client_id": 64, "clinician_id": 64}.items():
+        documented = properties[name]
+        assert (documented["minLength"], documented["maxLength"]) == (1, longest), name
+        assert accepted(name, "x" * longest)
+        assert not accepted(name, "x" * (longest + 1))
+        pattern = documented.get("pattern")
+        for sample in _ID_SAMPLES:
+            allowed = 1 <= len(sample) <= longest and (
+                # JSON Schema patterns are ECMA-262: "$" ends the string there, as "\Z" does
+                # in Python (Python's "$" also matches before a trailing newline)
+                pattern is None or re.search(pattern.removesuffix("$") + r"\Z", sample) is not None
+            )
+            if pattern is not None:
+                assert allowed == accepted(name, sample), (name, sample)
+            else:
+                # ehr_session_id's other rules (no blank ends, no control characters) are
+                # in its description, not a pattern: the document allows all it accepts
+                assert allowed or not accepted(name, sample), (name, sample)
+    assert properties["ehr_session_id"].get("pattern") is None
+    assert "whitespace" in properties["ehr_session_id"]["description"]
+
+
 def test_openapi_references_resolve_and_errors_are_problem_json(client: FlaskClient) -> None:
     """Every $ref in the document names a component it holds, and the shared error responses
     (default, and any other) are documented as application/problem+json with the problem
