@@ -72,10 +72,12 @@ def repeated_parameters(data: Any, fields: Mapping[str, Any]) -> dict[str, list[
     errors: dict[str, list[str]] = {}
     for name, field in fields.items():
         if len(getlist(name)) > 1:
-            errors[name] = [REPEATED_QUERY_MESSAGE]
+            message = REPEATED_QUERY_MESSAGE
             if isinstance(field, DelimitedList):
-                # a second message: the problem's rule comes from the first (repeated_parameter)
-                errors[name].append(_list_hint(name, field))
+                # One message, so the error names one rule (api/problems reads it off the
+                # message's start): repeated_parameter, with the hint after it.
+                message = f"{message} {_list_hint(name, field)}"
+            errors[name] = [message]
     return errors
 
 

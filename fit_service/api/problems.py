@@ -149,10 +149,18 @@ def flatten_messages(messages: Any, prefix: str = "") -> Iterator[dict[str, Any]
                 yield from flatten_messages(message, prefix)
             else:
                 text = str(message)
-                yield {"field": prefix or None, "rule": _RULES.get(text, "invalid"), "detail": text}
+                yield {"field": prefix or None, "rule": _rule_of(text), "detail": text}
     else:
         text = str(messages)
-        yield {"field": prefix or None, "rule": _RULES.get(text, "invalid"), "detail": text}
+        yield {"field": prefix or None, "rule": _rule_of(text), "detail": text}
+
+
+def _rule_of(message: str) -> str:
+    """The rule of a marshmallow message (a repeated list parameter's carries a hint after
+    the fixed text)."""
+    if message.startswith(REPEATED_QUERY_MESSAGE):
+        return "repeated_parameter"
+    return _RULES.get(message, "invalid")
 
 
 def from_http_exception(error: HTTPException) -> dict[str, Any]:

@@ -110,6 +110,7 @@ def test_a_list_parameter_named_twice_is_told_how_to_send_a_list(
     assert resp.status_code == 422, resp.json
     assert (resp.json["field"], resp.json["rule"]) == ("query.status", "repeated_parameter")
     assert "status=open,acknowledged" in resp.json["detail"]
+    assert [e["rule"] for e in resp.json["errors"]] == ["repeated_parameter"]  # one error
     listed = client.get("/v1/alerts?status=open,acknowledged", headers=tenant.auth("manager"))
     assert listed.status_code == 200, listed.json
 
