@@ -60,8 +60,6 @@ MAX_SECRET_BYTES = 64
 DEFAULT_SECRET_BYTES = 32
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
-#: NAT64 (RFC 6052) embeds an IPv4 address in the last 32 bits; Python 3.11 calls it global.
-_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 #: ``(host, port) -> addresses``. The default asks the system resolver; tests inject a dict.
@@ -74,16 +72,25 @@ class InvalidWebhookUrl(FitError):
     rule = "invalid_webhook_url"
 
 
+#: All an admin (the 422 on registration), the outbox (``last_error``) and the logs are told
+#: when a host does not resolve or resolves to an address the guard refuses: one text for both,
+#: without the address. Naming the address, or telling "does not resolve" from "resolves to a
+#: private address", would let anyone with an admin key map the network the service runs in
+#: (which internal names exist, and where they point) by registering URLs.
+REFUSED_HOST = "webhook host does not resolve to an address this service may call"
+
+
 class UnsafeWebhookUrl(InvalidWebhookUrl):
-    """The webhook host resolves to an address the service must not call (SSRF guard)."""
+    """The webhook host resolves to an address the service must not call (SSRF guard), or not
+    at all (:class:`UnresolvableWebhookHost`); at send time either is worth retrying."""
 
     rule = "unsafe_webhook_url"
 
 
-class UnresolvableWebhookHost(InvalidWebhookUrl):
-    """The webhook host does not resolve (now); at send time this is worth retrying."""
-
-    rule = "unresolvable_webhook_host"
+class UnresolvableWebhookHost(UnsafeWebhookUrl):
+    """The webhook host does not resolve (now). Answered exactly as :class:`UnsafeWebhookUrl`
+    (same rule, same :data:`REFUSED_HOST` detail) so the answer does not tell the two apart;
+    the class is for the code and its tests only."""
 
 
 # --- secrets and signing -------------------------------------------------------------------
@@ -173,32 +180,84 @@ def resolve_host(host: str, port: int, timeout: float = DNS_TIMEOUT) -> list[str
     raise TimeoutError(f"name lookup took longer than {timeout:g} s")
 
 
-def unsafe_address_reason(ip: IPAddress) -> str | None:
-    """Why the service must not connect to ``ip``, or ``None`` when it is a public address.
+def _networks(
+    version: type[ipaddress.IPv4Network] | type[ipaddress.IPv6Network],
+    table: Iterable[tuple[str, str]],
+) -> tuple[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, str], ...]:
+    return tuple((version(net), name) for net, name in table)
 
-    IPv6 forms that embed an IPv4 address (IPv4-mapped ``::ffff:a.b.c.d``, 6to4 ``2002::/16``,
-    NAT64 ``64:ff9b::/96``) are judged by the embedded address too: ``::ffff:127.0.0.1`` is
-    loopback whatever the IPv6 flags say.
+
+#: Where a webhook never goes: every block of the IANA IPv4 Special-Purpose Address Registry
+#: (RFC 6890, iana.org/assignments/iana-ipv4-special-registry), multicast and the reserved
+#: 240.0.0.0/4. Written out rather than read from ``ipaddress``'s ``is_private`` /
+#: ``is_global`` flags: those differ between Python releases (3.11 lets 192.0.0.9, the rest
+#: of 192.0.0.0/24 but two small blocks, through) and a guard must not loosen with the
+#: interpreter. Some blocks here are reachable on the internet (AS112, PCP anycast): no
+#: clinic's receiver lives there, so refusing them costs nothing.
+_DENIED_V4 = _networks(
+    ipaddress.IPv4Network,
+    (
+        ("0.0.0.0/8", "this network"),
+        ("10.0.0.0/8", "private"),
+        ("100.64.0.0/10", "shared (carrier-grade NAT)"),
+        ("127.0.0.0/8", "loopback"),
+        ("169.254.0.0/16", "link-local"),  # the cloud metadata service
+        ("172.16.0.0/12", "private"),
+        ("192.0.0.0/24", "IETF protocol assignments"),
+        ("192.0.2.0/24", "documentation"),
+        ("192.31.196.0/24", "AS112"),
+        ("192.52.193.0/24", "AMT"),
+        ("192.88.99.0/24", "6to4 relay anycast"),
+        ("192.168.0.0/16", "private"),
+        ("192.175.48.0/24", "AS112 direct delegation"),
+        ("198.18.0.0/15", "benchmarking"),
+        ("198.51.100.0/24", "documentation"),
+        ("203.0.113.0/24", "documentation"),
+        ("224.0.0.0/4", "multicast"),
+        ("240.0.0.0/4", "reserved"),  # 255.255.255.255, the broadcast address, too
+    ),
+)
+#: Global unicast: IANA has allocated no other IPv6 space to the internet. Everything outside
+#: is refused, which takes in the unspecified and loopback addresses, IPv4-mapped and -compatible
+#: forms, NAT64 (64:ff9b::/96 and /48), discard-only 100::/64, SRv6 5f00::/16, unique-local
+#: fc00::/7, link-local fe80::/10, site-local fec0::/10 and multicast ff00::/8.
+_GLOBAL_UNICAST_V6 = ipaddress.IPv6Network("2000::/3")
+#: The IANA IPv6 Special-Purpose Address Registry's blocks inside global unicast
+#: (iana.org/assignments/iana-ipv6-special-registry).
+_DENIED_V6 = _networks(
+    ipaddress.IPv6Network,
+    (
+        ("2001::/23", "IETF protocol assignments"),  # Teredo, benchmarking, ORCHID, …
+        ("2001:db8::/32", "documentation"),
+        ("2620:4f:8000::/48", "AS112 direct delegation"),
+        ("3fff::/20", "documentation"),
+    ),
+)
+#: 6to4 (RFC 3056) embeds an IPv4 address: judged by that address.
+_SIX_TO_FOUR = ipaddress.IPv6Network("2002::/16")
+
+
+def unsafe_address_reason(ip: IPAddress) -> str | None:
+    """Which refused block ``ip`` is in (see :data:`_DENIED_V4`, :data:`_DENIED_V6`), or
+    ``None`` when the service may connect to it. For the code and its tests: what an admin
+    or the outbox is told is :data:`REFUSED_HOST`, never this.
+
+    A 6to4 address (``2002::/16``) is judged by the IPv4 address it embeds: ``2002:7f00:1::``
+    is loopback. The other IPv6 forms that embed one (IPv4-mapped, NAT64) lie outside global
+    unicast and are refused whatever they embed.
     """
     if isinstance(ip, ipaddress.IPv6Address):
-        embedded = ip.ipv4_mapped or ip.sixtofour
-        if embedded is None and ip in _NAT64:
-            embedded = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
-        if embedded is not None and (reason := unsafe_address_reason(embedded)):
-            return f"{reason} (embedded in {ip})"
-    for reason, flagged in (
-        ("unspecified", ip.is_unspecified),
-        ("loopback", ip.is_loopback),
-        ("link-local", ip.is_link_local),
-        ("multicast", ip.is_multicast),
-        ("private", ip.is_private),
-        ("reserved", ip.is_reserved),
-        # Catches what the flags above miss, e.g. carrier-grade NAT 100.64.0.0/10.
-        ("not globally routable", not ip.is_global),
-    ):
-        if flagged:
-            return f"{reason} address {ip}"
-    return None
+        if ip not in _GLOBAL_UNICAST_V6:
+            return "not global unicast (outside 2000::/3)"
+        if ip in _SIX_TO_FOUR:
+            embedded = ip.sixtofour
+            assert embedded is not None  # every address in 2002::/16 embeds one
+            reason = unsafe_address_reason(embedded)
+            return f"6to4 around {reason}" if reason else None
+        denied: Iterable[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, str]] = _DENIED_V6
+    else:
+        denied = _DENIED_V4
+    return next((f"{name} ({net})" for net, name in denied if ip in net), None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,6 +328,9 @@ def _parse(url: str) -> tuple[str, str, int, str]:
         host = host.encode("idna").decode("ascii")
     except UnicodeError:
         raise InvalidWebhookUrl("webhook URL host is not a valid name", field="url") from None
+    if port == 0:
+        # Nothing listens on port 0: the URL could never be delivered, only retried for days.
+        raise InvalidWebhookUrl("webhook URL port must be between 1 and 65535", field="url")
     port = port if port is not None else _DEFAULT_PORTS[scheme]
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     return scheme, host, port, target
@@ -292,8 +354,10 @@ def check_webhook_url(
 
     Call it when a clinic registers the URL (to refuse early, with a clear error) *and* before
     every send (DNS can change in between). Only ``http``/``https``; no credentials in the URL;
-    every resolved address must be public unless ``allow_private`` (tests, on-premises
-    receivers) — one private record among public ones is a classic bypass. Whitespace and
+    no port 0; every resolved address must be public unless ``allow_private`` (tests,
+    on-premises receivers) — one private record among public ones is a classic bypass. A host
+    that does not resolve and one that resolves to a refused address get the same
+    :data:`REFUSED_HOST`, without the address (see there why). Whitespace and
     control characters are refused anywhere, and non-ASCII characters outside the host name:
     the request line carries the URL as it is (see :func:`_unsendable_character`).
     """
@@ -304,17 +368,12 @@ def check_webhook_url(
     except ValueError:
         try:
             addresses = resolver(host, port)
-        except (OSError, UnicodeError) as exc:
-            raise UnresolvableWebhookHost(
-                f"webhook host does not resolve ({type(exc).__name__})", field="url"
-            ) from None
+        except (OSError, UnicodeError):
+            raise UnresolvableWebhookHost(REFUSED_HOST, field="url") from None
     if not addresses:
-        raise UnresolvableWebhookHost("webhook host does not resolve", field="url")
-    if not allow_private:
-        for text in addresses:
-            reason = unsafe_address_reason(_parse_ip(text))
-            if reason:
-                raise UnsafeWebhookUrl(f"webhook host resolves to a {reason}", field="url")
+        raise UnresolvableWebhookHost(REFUSED_HOST, field="url")
+    if not allow_private and any(unsafe_address_reason(_parse_ip(a)) for a in addresses):
+        raise UnsafeWebhookUrl(REFUSED_HOST, field="url")
     return CheckedUrl(scheme, host, port, target, tuple(dict.fromkeys(addresses)))
 
 
@@ -411,7 +470,7 @@ class HttpWebhookSender:
             checked = check_webhook_url(
                 endpoint.url, allow_private=self.allow_private, resolver=self._resolver
             )
-        except (UnsafeWebhookUrl, UnresolvableWebhookHost) as exc:
+        except UnsafeWebhookUrl as exc:  # refused or unresolvable: REFUSED_HOST, no address
             # Retryable: DNS may answer (or point back to a public address) later, and every
             # attempt re-checks, so retrying never reaches an address that is unsafe *then*.
             return self._log(message, None, DeliveryResult.failed(f"refused: {exc.detail}"))
@@ -434,14 +493,23 @@ class HttpWebhookSender:
                 status = conn.getresponse().status
         except TimeoutError:
             result = DeliveryResult.failed("timeout")
-        except (http.client.InvalidURL, ValueError) as exc:
-            # The request cannot even be written (a URL or header http.client refuses, text it
-            # cannot encode): it never will be, so no retry. Registration refuses such URLs; a
-            # row stored before that check must still not raise out of here.
+        except http.client.InvalidURL as exc:
+            # The request line cannot be written (a URL http.client refuses): it never will be,
+            # so no retry. Registration refuses such URLs; a row stored before that check must
+            # still not raise out of here.
             result = DeliveryResult.failed(type(exc).__name__, retryable=False)
         except (OSError, http.client.HTTPException) as exc:
-            # After the deadline the connection was shut down under the read: a timeout.
+            # Before ValueError, and it matters: ssl.SSLCertVerificationError is an OSError
+            # *and* a ValueError. A receiver's certificate that does not verify (expired, not
+            # yet renewed, the wrong name or chain for an hour) is fixed on their side and
+            # checked again at every attempt: retried like any network failure, not dead at
+            # the first try with every alert sent meanwhile. After the deadline the connection
+            # was shut down under the read: a timeout.
             result = DeliveryResult.failed("timeout" if deadline.expired else type(exc).__name__)
+        except ValueError as exc:
+            # Text http.client cannot encode into the request (UnicodeEncodeError): it never
+            # will, so no retry.
+            result = DeliveryResult.failed(type(exc).__name__, retryable=False)
         else:
             if 200 <= status < 300:
                 result = DeliveryResult.ok(status)

@@ -4,7 +4,9 @@ The signing secret (Standard Webhooks ``whsec_…``) is generated here and retur
 the endpoint is registered; it is stored because signing needs it in clear, and never shown
 again. URLs are checked on registration (and again by the sender before every attempt, since
 DNS can change): hosts that resolve to private or loopback addresses are refused unless
-``Settings.webhooks_allow_private`` says otherwise.
+``Settings.webhooks_allow_private`` says otherwise. Such a host and one that does not resolve
+get the same answer, naming no address (``webhooks.REFUSED_HOST``): an admin key must not be
+a way to map the network the service runs in.
 """
 
 from __future__ import annotations
