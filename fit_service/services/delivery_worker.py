@@ -38,6 +38,9 @@ Guarantees and how they are kept:
   (``last_error`` "expired"; ``domain.delivery.is_too_old``). An endpoint without a success
   for the clinic's ``delivery.failing_after_hours`` (default 24 h) is *failing*: shown so on
   ``GET /v1/webhook-endpoints`` and logged.
+* **Only to the row's own clinic.** A webhook endpoint or clinician is used only when it
+  belongs to the clinic of the outbox row that names it; a row pointing at another clinic's
+  (which the services never write, but a bug or a hand-edited row could) is dead, unsent.
 
 * **One clinic's outage does not hold up the others.** An endpoint that does not answer at all
   (timeout, refused connection) is tried once per batch; its other rows in the batch are
@@ -100,9 +103,25 @@ class _Claimed:
 
 @dataclass(frozen=True, slots=True)
 class _Destinations:
-    endpoints: dict[int, Any]
-    emails: dict[int, str | None]
+    endpoints: dict[int, Any]  # id -> (id, clinic_id, url, secret, enabled)
+    clinicians: dict[int, Any]  # id -> (id, clinic_id, email)
     failing_after: dict[int, timedelta]
+
+    def endpoint(self, row: _Claimed) -> Any | None:
+        """The row's webhook endpoint, if it exists and is the row's clinic's."""
+        found = self.endpoints.get(row.destination_id)
+        return found if found is not None and found.clinic_id == row.clinic_id else None
+
+    def clinician(self, row: _Claimed) -> Any | None:
+        """The row's clinician, if they exist and are the row's clinic's."""
+        found = self.clinicians.get(row.destination_id)
+        return found if found is not None and found.clinic_id == row.clinic_id else None
+
+    def elsewhere(self, row: _Claimed) -> bool:
+        """Whether the row names another clinic's endpoint or clinician."""
+        table = self.endpoints if row.channel == WEBHOOK else self.clinicians
+        found = table.get(row.destination_id)
+        return found is not None and found.clinic_id != row.clinic_id
 
 
 @dataclass(slots=True)
@@ -213,6 +232,7 @@ class DeliveryWorker:
                 for r in db.execute(
                     select(
                         WebhookEndpoint.id,
+                        WebhookEndpoint.clinic_id,
                         WebhookEndpoint.url,
                         WebhookEndpoint.secret,
                         WebhookEndpoint.enabled,
@@ -222,11 +242,13 @@ class DeliveryWorker:
             if hook_ids
             else {}
         )
-        emails = (
+        clinicians = (
             {
-                r.id: r.email
+                r.id: r
                 for r in db.execute(
-                    select(Clinician.id, Clinician.email).where(Clinician.id.in_(mail_ids))
+                    select(Clinician.id, Clinician.clinic_id, Clinician.email).where(
+                        Clinician.id.in_(mail_ids)
+                    )
                 )
             }
             if mail_ids
@@ -237,19 +259,32 @@ class DeliveryWorker:
             r.id: delivery_settings(r.settings or {}).failing_after
             for r in db.execute(select(Clinic.id, Clinic.settings).where(Clinic.id.in_(clinics)))
         }
-        return _Destinations(endpoints, emails, failing_after)
+        return _Destinations(endpoints, clinicians, failing_after)
 
     # ------------------------------------------------------------------ send
     def _send(self, row: _Claimed, where: _Destinations) -> DeliveryResult:
+        if where.elsewhere(row):
+            # Defence in depth: the services only queue a clinic's alerts to its own endpoints
+            # and clinicians, but a row that says otherwise must not carry one clinic's alert
+            # (or its timing) to another's receiver. Ids only in the log.
+            log.warning(
+                "outbox %s (%s): destination %s is not clinic %s's; not sent",
+                row.message_id,
+                row.channel,
+                row.destination_id,
+                row.clinic_id,
+            )
+            return DeliveryResult.failed("destination belongs to another clinic", retryable=False)
         if row.channel == WEBHOOK:
-            endpoint = where.endpoints.get(row.destination_id)
+            endpoint = where.endpoint(row)
             if endpoint is None or not endpoint.enabled:
                 return DeliveryResult.failed("endpoint deleted or disabled", retryable=False)
             return self._webhooks.send(
                 Endpoint(endpoint.url, endpoint.secret), WebhookMessage(row.message_id, row.body)
             )
         assert self._email is not None  # e-mail rows are claimed only with a sender
-        address = where.emails.get(row.destination_id)
+        clinician = where.clinician(row)
+        address = clinician.email if clinician is not None else None
         if not address:
             return DeliveryResult.failed("clinician has no e-mail address", retryable=False)
         try:
@@ -318,7 +353,7 @@ class DeliveryWorker:
                 # Our lease ran out and another worker owns the row now: its outcome counts.
                 log.warning("outbox %s: lease lost before recording", row.message_id)
                 return None
-            if row.channel == WEBHOOK and row.destination_id in where.endpoints:
+            if row.channel == WEBHOOK and where.endpoint(row) is not None:
                 self._endpoint_health(db, row, where, result.delivered, now)
         return retry_at
 
