@@ -61,8 +61,11 @@ _POSITIVE = click.FloatRange(min=0, min_open=True)
     "--max-send-seconds",
     default=None,
     type=_POSITIVE,
-    help="The longest one send may take (default 60 s, at most half the lease); must be "
-    "shorter than the lease.",
+    help="The longest one send may take (default: half the lease, within "
+    f"{delivery_worker.MIN_MAX_SEND.total_seconds():g}-"
+    f"{delivery_worker.DEFAULT_MAX_SEND.total_seconds():g} s); at least "
+    f"{delivery_worker.MIN_MAX_SEND.total_seconds():g} s (a webhook's name lookup and 30 s "
+    "deadline) and shorter than the lease.",
 )
 @click.option("--poll-seconds", default=1.0, show_default=True, type=_POSITIVE)
 def worker(
@@ -78,6 +81,19 @@ def worker(
         raise click.BadParameter(
             f"{max_send_seconds:g} is not shorter than --lease-seconds {lease_seconds:g}",
             param_hint="--max-send-seconds",
+        )
+    # A row is sent only with at least max_send of its lease left; a max_send below the longest
+    # a send takes would let a send run past its lease and another worker send the row again.
+    shortest = delivery_worker.MIN_MAX_SEND.total_seconds()
+    if max_send_seconds is not None and max_send_seconds < shortest:
+        raise click.BadParameter(
+            f"{max_send_seconds:g} is shorter than the longest a send can take ({shortest:g} s)",
+            param_hint="--max-send-seconds",
+        )
+    if max_send_seconds is None and lease_seconds <= shortest:
+        raise click.BadParameter(
+            f"{lease_seconds:g} is not longer than the longest a send can take ({shortest:g} s)",
+            param_hint="--lease-seconds",
         )
     w = build_worker(
         _wiring(), batch=batch, lease_seconds=lease_seconds, max_send_seconds=max_send_seconds

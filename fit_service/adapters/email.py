@@ -20,6 +20,7 @@ from email.utils import formatdate, getaddresses
 from typing import TYPE_CHECKING, Protocol
 
 from fit_service.adapters.deadline import Deadline
+from fit_service.adapters.webhooks import DNS_TIMEOUT, resolve_host
 from fit_service.domain.delivery import ClinicianEmail, DeliveryResult
 
 if TYPE_CHECKING:
@@ -33,9 +34,12 @@ DEFAULT_TIMEOUT = 10.0
 #: read and write, not their sum: a relay that answers a line every few seconds (``250-…``
 #: continuation lines, a greeting, a TLS handshake) would otherwise hold the send — and the
 #: worker, and every delivery behind it — as long as it liked, past the row's lease. The same
-#: 30 s as a webhook (``webhooks.DEFAULT_DEADLINE``), well inside the worker's 60 s
-#: ``max_send``.
+#: 30 s as a webhook (``webhooks.DEFAULT_DEADLINE``).
 DEFAULT_DEADLINE = 30.0
+#: Seconds: the longest one :meth:`SmtpEmailSender.send` takes with the defaults. The relay's
+#: name is looked up inside the deadline (:func:`_connect_within`), so this is the deadline.
+#: The outbox worker never holds a row for a send with less of its lease left than this.
+LONGEST_ATTEMPT = DEFAULT_DEADLINE
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,14 +126,33 @@ def _connect_within(
     timeout: float,
     source_address: tuple[str, int] | None,
 ) -> socket.socket:
-    """A TCP connection made within the deadline and watched by it from then on."""
+    """A TCP connection made within the deadline and watched by it from then on.
+
+    The relay's name is looked up here, bounded by the deadline, rather than inside
+    ``socket.create_connection``: ``getaddrinfo`` has no timeout of its own, and the deadline
+    can only end a socket once there is one, so a nameserver that never answered held the send
+    for as long as the system resolver kept retrying, past the worker's ``max_send`` and the
+    row's lease (another worker then sends the row again). The addresses are tried in order,
+    as ``create_connection`` does; TLS still checks the certificate against the name.
+    """
+    host, port = address
     left = deadline.remaining()
     if left <= 0:
         raise TimeoutError("deadline passed before connecting")
-    sock = socket.create_connection(address, min(timeout, left), source_address)
-    sock.settimeout(timeout)  # each later read and write: the usual timeout
-    deadline.watch(sock)
-    return sock
+    last_error: OSError | None = None
+    for ip in resolve_host(host, port, timeout=min(DNS_TIMEOUT, left)):
+        left = deadline.remaining()
+        if left <= 0:
+            raise TimeoutError("deadline passed while connecting")
+        try:
+            sock = socket.create_connection((ip, port), min(timeout, left), source_address)
+        except OSError as exc:  # try the next address, as create_connection itself does
+            last_error = exc
+            continue
+        sock.settimeout(timeout)  # each later read and write: the usual timeout
+        deadline.watch(sock)
+        return sock
+    raise last_error or OSError("no address to connect to")
 
 
 class _SMTP(smtplib.SMTP):

@@ -50,7 +50,7 @@ DEFAULT_TIMEOUT = 10.0
 #: bounds each connect, read and write, not their sum: a receiver that drips its headers (or its
 #: TLS handshake) a byte every few seconds would otherwise hold the send — and the worker, and
 #: every other clinic's deliveries behind it — for as long as it liked, far past the row's lease
-#: (another worker then sends the row again). Well inside the worker's 60 s ``max_send``.
+#: (another worker then sends the row again). See :data:`LONGEST_ATTEMPT`.
 DEFAULT_DEADLINE = 30.0
 
 SECRET_PREFIX = "whsec_"  # noqa: S105 - the public prefix of every secret, not a secret
@@ -150,6 +150,10 @@ def sign_headers(secret: str, message: WebhookMessage, timestamp: datetime) -> d
 #: usual resolver settings a nameserver that never answers holds it for up to ~30 s, inside an
 #: admin's registration request or ahead of a send's own deadline.
 DNS_TIMEOUT = 5.0
+#: Seconds: the longest one :meth:`HttpWebhookSender.send` takes with the defaults, the name
+#: lookup and then the attempt's deadline. The outbox worker never holds a row for a send with
+#: less of its lease left than this (``delivery_worker.MIN_MAX_SEND``).
+LONGEST_ATTEMPT = DNS_TIMEOUT + DEFAULT_DEADLINE
 
 
 def resolve_host(host: str, port: int, timeout: float = DNS_TIMEOUT) -> list[str]:

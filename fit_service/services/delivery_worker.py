@@ -18,18 +18,22 @@ Guarantees and how they are kept:
 * **Never sent on an expired lease.** A batch can outlive its lease (a receiver or a resolver
   that answers only at each timeout, for every address of a host). So before each row the worker
   checks the time left on that row's lease against ``max_send``, the longest one send may take
-  (default :data:`DEFAULT_MAX_SEND`, at most half the lease): with less left it *renews* the
+  (half the lease, within :data:`MIN_MAX_SEND` and :data:`DEFAULT_MAX_SEND`, unless set; never
+  below :data:`MIN_MAX_SEND`, and shorter than the lease): with less left it *renews* the
   row's lease (``UPDATE … WHERE id = :id AND locked_until = :ours``, then a fresh ``now +
   lease``). If that matches nothing, another worker has claimed the row since our lease ran
   out: the row is skipped — not sent, not recorded — and counted as ``lost``; it is that
   worker's now. A row is thus only ever sent with at least ``max_send`` of its lease left.
   With more left the worker still checks that the row is its own and pending, so a row dropped
   since the claim (``DELETE /v1/webhook-endpoints/…`` marks its rows dead) is skipped too. The
-  CLI defaults are 20 rows and a 300 s lease; a 60 s ``max_send`` covers a webhook (DNS, then
-  at most 30 s from the first connect to the status line, ``webhooks.DEFAULT_DEADLINE``, however
-  slowly the receiver drips its answer) or an SMTP exchange (at most 30 s from the connect to
-  the QUIT, ``email.DEFAULT_DEADLINE``, likewise), and can be raised with
-  ``--max-send-seconds`` (it must stay below the lease).
+  CLI defaults are 20 rows and a 300 s lease, so a 60 s ``max_send``. A send takes at most
+  ``webhooks.LONGEST_ATTEMPT`` (35 s: a name lookup bounded to 5 s, then at most 30 s from the
+  first connect to the status line, however slowly the receiver drips its answer) or
+  ``email.LONGEST_ATTEMPT`` (30 s from the relay's name lookup to the QUIT, likewise), so
+  ``max_send`` is never below :data:`MIN_MAX_SEND`: with less, a row could start its send
+  with 20 s of lease left (a 40 s lease once gave a 20 s ``max_send``), run past the lease and
+  be sent again by another worker. It can be raised with ``--max-send-seconds`` (it must stay
+  below the lease).
 * **Retries over hours.** ``domain.delivery.next_attempt_at`` (5 s, 5 min, 30 min, 2 h, 5 h,
   10 h, 10 h; give up after 48 h); a malformed URL or a permanently refused address is dead at
   once (a host resolving to a private address is retried: DNS can change, each try re-checks).
@@ -62,6 +66,8 @@ from typing import Any
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from fit_service.adapters import email as email_adapter
+from fit_service.adapters import webhooks as webhook_adapter
 from fit_service.adapters.email import EmailSender
 from fit_service.adapters.orm import Clinic, Clinician, OutboxMessage, WebhookEndpoint, utcnow
 from fit_service.adapters.webhooks import WebhookEndpoint as Endpoint
@@ -83,8 +89,20 @@ log = logging.getLogger(__name__)
 
 DEFAULT_BATCH = 20
 DEFAULT_LEASE = timedelta(seconds=300)
-#: The longest one send is assumed to take (see the module doc); capped at half the lease.
+#: The longest one send is assumed to take, unless half the lease is less (see the module doc).
 DEFAULT_MAX_SEND = timedelta(seconds=60)
+#: ``max_send`` is never set below this: the longest a send takes with the adapters' defaults
+#: (a webhook's name lookup and its deadline, 35 s), and 5 s to close the connection and record
+#: the outcome (and for clocks of two worker hosts that differ a little) before the lease ends.
+MIN_MAX_SEND = timedelta(
+    seconds=max(webhook_adapter.LONGEST_ATTEMPT, email_adapter.LONGEST_ATTEMPT) + 5
+)
+
+
+def default_max_send(lease: timedelta) -> timedelta:
+    """``max_send`` when none is given: half the lease, within :data:`MIN_MAX_SEND` and
+    :data:`DEFAULT_MAX_SEND` (a lease of :data:`MIN_MAX_SEND` or less is too short to use)."""
+    return min(DEFAULT_MAX_SEND, max(MIN_MAX_SEND, lease / 2))
 
 
 @dataclass(slots=True)
@@ -158,9 +176,16 @@ class DeliveryWorker:
         if lease <= timedelta(0):
             raise ValueError("lease must be positive")
         if max_send is None:
-            max_send = min(DEFAULT_MAX_SEND, lease / 2)
-        if not timedelta(0) < max_send < lease:
-            raise ValueError("max_send must be positive and shorter than the lease")
+            max_send = default_max_send(lease)
+        if max_send < MIN_MAX_SEND:
+            raise ValueError(
+                f"max_send must be at least {MIN_MAX_SEND.total_seconds():g} s, the longest a "
+                "send can take"
+            )
+        if max_send >= lease:
+            raise ValueError(
+                f"max_send ({max_send.total_seconds():g} s) must be shorter than the lease"
+            )
         self.max_send = max_send
         self._factory = session_factory
         self._webhooks = webhook_sender
