@@ -355,9 +355,12 @@ def _dismissal_holds(
     came back, or when the client has moved to another clinician since it was closed."""
     if not _closed_by_treating(closed, treating) or finding.severity > closed.severity:
         return False
-    for upto in range(1, len(observations)):  # the full history is ``finding`` itself
-        if observations[upto - 1].date <= closed.observed_on:
-            continue
+    # Since its evidence session itself, not its date: a later session on that day is after it
+    # (an appointment without a number, or a session since renumbered: by date).
+    seen = _upto_session(closed.session_number, closed.observed_on, observations)
+    if seen is None:
+        seen = sum(1 for o in observations if o.date <= closed.observed_on)
+    for upto in range(seen + 1, len(observations)):  # the full history is ``finding`` itself
         earlier = _alerting(findings_upto(upto), settings.alert_min_severity).get(finding.kind)
         if earlier is None or earlier.severity > closed.severity:
             return False
@@ -370,7 +373,7 @@ def _evidence_corrected(
     findings_upto: Callable[[int], Sequence[Finding]],
 ) -> bool:
     """Whether an alliance alert's own evidence no longer shows its finding: the rules re-run
-    on the appointments up to its evidence date find no finding of its kind there (a session
+    on the appointments up to its evidence session find no finding of its kind there (a session
     corrected, e.g. SRS 30 that was a typo for 38). The clear streak (two sessions at the
     concern line, issue 4) is for a rupture that happened: one good rating is no repair. A
     rupture that is no longer in the record has nothing to repair."""
@@ -379,12 +382,27 @@ def _evidence_corrected(
     # whose estimate also moves with a refit of the clinic's model.
     if alert.kind == "dropout_risk" or not (alert.kind in WAI_KINDS or alert.concern.is_alliance):
         return False
-    upto = sum(1 for o in observations if o.date <= alert.observed_on)
-    if upto == 0 or not any(
-        o.attended and o.session_number == alert.session_number for o in observations[:upto]
-    ):
+    # Cut at the evidence session itself, not at its date: a later session on the same day (two
+    # may be recorded on one date) is after the evidence, and counting it would read one good
+    # rating after a real rupture as a correction.
+    upto = _upto_session(alert.session_number, alert.observed_on, observations)
+    if upto is None:
         return False  # the evidence session is gone or renumbered: leave it to the streak
     return all(f.kind != alert.kind for f in findings_upto(upto))
+
+
+def _upto_session(
+    number: object, on: dt.date, observations: Sequence[SessionObservation]
+) -> int | None:
+    """How many appointments, in order, run up to and including the attended session
+    ``number`` dated ``on`` (its identity: a number alone may have been renumbered by a
+    backfill, a date alone may hold two sessions); ``None`` when there is no such session."""
+    if not isinstance(number, int):
+        return None
+    for index, o in enumerate(observations):
+        if o.attended and o.session_number == number and o.date == on:
+            return index + 1
+    return None
 
 
 def _carrier(held: Sequence[Finding], active: Mapping[str, Alert], opening: set[str]) -> str | None:
