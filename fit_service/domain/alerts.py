@@ -19,10 +19,14 @@ sessions, and returns the actions the service should store. The rules it enforce
   (``Finding.covered_by``, :data:`fit_service.domain.risk.RESTATED_BY`) opens no alert of its
   own; an active alert of its kind (opened before the stronger finding held) auto-resolves, with
   a note naming the carrier, once the carrier's alert is live - and is kept while it is not;
-* an active alert whose facts are counted to today (``long_gap``: days since the last session;
-  :data:`fit_service.domain.risk.AS_OF_TODAY_KINDS`) is brought up to date while its finding
-  holds (:class:`Refresh`: evidence and guidance, no notice, its status and acknowledgement
-  kept), so it never shows the day count it opened with;
+* a live alert's facts stay current: while its finding holds at the alert's severity and says
+  something other than the facts stored with the alert - newer evidence (a later low rating, a
+  further missed appointment) or facts counted to today (``long_gap``: days since the last
+  session) - it is brought up to date (:class:`Refresh`: evidence, leg and guidance; no notice,
+  its status and acknowledgement kept). An escalation rewrites them the same way. Either keeps
+  the facts the alert opened with under ``opened_with`` (:func:`evidence_after`). A finding
+  weaker than the alert leaves its facts alone: the alert shows the evidence that raised it to
+  its severity (alerts never de-escalate);
 * a dismissed or resolved alert is not reopened by the same evidence: a new alert of that kind
   opens only for a finding observed *after* the closed alert's evidence date and, when a
   clinician closed it, after the day they did (:func:`_seen`);
@@ -56,7 +60,6 @@ from typing import Any
 from fit_service.domain.errors import Conflict
 from fit_service.domain.instruments import AgeBand
 from fit_service.domain.risk import (
-    AS_OF_TODAY_KINDS,
     Concern,
     EpisodeContext,
     Finding,
@@ -110,7 +113,7 @@ class Alert:
     """What reconciliation needs to know of a stored alert.
 
     ``session_number`` / ``observed_on`` are the evidence the alert was opened (or last
-    escalated) on.
+    escalated or refreshed) on.
     """
 
     alert_id: str
@@ -128,8 +131,9 @@ class Alert:
     #: keeps the clinician it was for when it was closed, whether they or a manager closed
     #: it: the closure is on their behalf); ``None`` when not known
     clinician: str | None = None
-    #: the facts stored with the alert (its finding's evidence when it was opened, escalated or
-    #: last refreshed); ``None`` when not known: then it is never refreshed (:class:`Refresh`)
+    #: the facts stored with the alert (:func:`evidence_record`: its finding's evidence when it
+    #: was opened, escalated or last refreshed, and then ``opened_with``); ``None`` when not
+    #: known: then it is never refreshed (:class:`Refresh`)
     evidence: Mapping[str, Any] | None = None
 
 
@@ -161,9 +165,10 @@ class AutoResolve:
 
 @dataclass(frozen=True, slots=True)
 class Refresh:
-    """Bring an active alert's facts up to date with ``finding`` (evidence and guidance): its
-    kind's facts are counted to today (``long_gap``). Not news: no notice, and its status and
-    acknowledgement stay as they are."""
+    """Bring an active alert's facts up to date with ``finding``, the finding of its kind that
+    holds now at the alert's severity (evidence, leg and guidance; :func:`evidence_after`): a
+    newer session or appointment, or facts counted to today (``long_gap``). Not news: no notice,
+    and its status and acknowledgement stay as they are."""
 
     alert_id: str
     finding: Finding
@@ -205,6 +210,59 @@ def reassigned_status(status: AlertStatus) -> AlertStatus:
             rule="illegal_alert_transition",
         )
     return AlertStatus.OPEN
+
+
+#: what :func:`evidence_record` stores besides the rule's own facts
+_RECORD_KEYS = frozenset({"observed_on", "concern", "opened_with"})
+
+
+def _plain(value: Any) -> Any:
+    """``value`` as it reads back from a JSON column: mappings as dicts, tuples as lists."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def evidence_record(
+    finding: Finding, opened_with: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """The evidence stored with an alert for ``finding``: the day it was observed, its leg and
+    the rule's facts (JSON shapes), plus - once the alert has escalated or been refreshed - the
+    facts it opened with (``opened_with``, :func:`opening_facts`)."""
+    record = {
+        "observed_on": finding.observed_on.isoformat(),
+        "concern": finding.concern.value,
+        **_plain(finding.evidence),
+    }
+    if opened_with is not None:
+        record["opened_with"] = dict(opened_with)
+    return record
+
+
+def opening_facts(alert: Alert) -> dict[str, Any]:
+    """The facts ``alert`` opened with: as kept under ``opened_with`` once it moved on, else
+    (never escalated or refreshed) its stored facts now, with the session, day, severity and
+    leg they were raised at."""
+    stored = dict(alert.evidence or {})
+    kept = stored.pop("opened_with", None)
+    if isinstance(kept, Mapping):
+        return dict(kept)
+    return {
+        **stored,
+        "session_number": alert.session_number,
+        "observed_on": alert.observed_on.isoformat(),
+        "severity": alert.severity.label,
+        "concern": alert.concern.value,
+    }
+
+
+def evidence_after(alert: Alert, finding: Finding) -> dict[str, Any]:
+    """The evidence stored with ``alert`` once it escalates to, or is refreshed with,
+    ``finding``: the finding's facts, and the facts it opened with under ``opened_with``, so a
+    clinician sees both what the alert says now and how it started."""
+    return evidence_record(finding, opening_facts(alert))
 
 
 def _active_by_kind(alerts: Iterable[Alert]) -> dict[str, Alert]:
@@ -373,7 +431,8 @@ def _evidence_corrected(
     findings_upto: Callable[[int], Sequence[Finding]],
 ) -> bool:
     """Whether an alliance alert's own evidence no longer shows its finding: the rules re-run
-    on the appointments up to its evidence session find no finding of its kind there (a session
+    on the appointments up to its evidence session (and, for an alert refreshed since it
+    opened, up to each session it rested on) find no finding of its kind there (a session
     corrected, e.g. SRS 30 that was a typo for 38). The clear streak (two sessions at the
     concern line, issue 4) is for a rupture that happened: one good rating is no repair. A
     rupture that is no longer in the record has nothing to repair."""
@@ -385,10 +444,20 @@ def _evidence_corrected(
     # Cut at the evidence session itself, not at its date: a later session on the same day (two
     # may be recorded on one date) is after the evidence, and counting it would read one good
     # rating after a real rupture as a correction.
-    upto = _upto_session(alert.session_number, alert.observed_on, observations)
-    if upto is None:
-        return False  # the evidence session is gone or renumbered: leave it to the streak
-    return all(f.kind != alert.kind for f in findings_upto(upto))
+    latest = _upto_session(alert.session_number, alert.observed_on, observations)
+    opened = opening_facts(alert)
+    try:
+        opened_on = dt.date.fromisoformat(str(opened.get("observed_on")))
+    except ValueError:
+        return False
+    first = _upto_session(opened.get("session_number"), opened_on, observations)
+    if latest is None or first is None:
+        return False  # an evidence session is gone or renumbered: leave it to the streak
+    # A refreshed alert rests on every session from the one it opened on to its latest: the
+    # rupture is out of the record only when none of them shows the finding any more (the
+    # latest first: the usual answer, and each prefix's rules run at most once).
+    between = [u for u in range(first, latest) if observations[u - 1].attended]
+    return all(f.kind != alert.kind for upto in (latest, *between) for f in findings_upto(upto))
 
 
 def _upto_session(
@@ -417,16 +486,18 @@ def _carrier(held: Sequence[Finding], active: Mapping[str, Alert], opening: set[
 
 
 def _facts_moved(alert: Alert, finding: Finding) -> bool:
-    """Whether ``finding`` says something other than the facts stored with ``alert`` (unknown
-    stored facts: no)."""
+    """Whether ``finding`` says something other than the facts stored with ``alert``: another
+    session or day, another leg, or other figures (unknown stored facts: no)."""
     if alert.evidence is None:
         return False
-    if (alert.session_number, alert.observed_on) != (finding.session_number, finding.observed_on):
+    if (alert.session_number, alert.observed_on, alert.concern) != (
+        finding.session_number,
+        finding.observed_on,
+        finding.concern,
+    ):
         return True
-    return any(
-        alert.evidence.get(key) != (list(value) if isinstance(value, tuple) else value)
-        for key, value in finding.evidence.items()
-    )
+    stored = {k: v for k, v in alert.evidence.items() if k not in _RECORD_KEYS}
+    return stored != _plain(finding.evidence)
 
 
 def reconcile(
@@ -494,9 +565,11 @@ def reconcile(
                         "now (one finding, one alert)",
                     )
                 )
-            elif kind in AS_OF_TODAY_KINDS and alert.alert_id not in escalated:
+            elif alert.alert_id not in escalated:
+                # Keep what the alert says current (newer evidence, days counted to today); a
+                # weaker finding leaves the evidence that raised the alert to its severity.
                 current = max(held, key=lambda f: f.severity)
-                if current.severity <= alert.severity and _facts_moved(alert, current):
+                if current.severity == alert.severity and _facts_moved(alert, current):
                     actions.append(Refresh(alert.alert_id, current))
             continue
         if findings_upto is not None and _evidence_corrected(alert, observations, findings_upto):
@@ -546,23 +619,19 @@ def apply_actions(
                 status=AlertStatus.OPEN,
                 session_number=f.session_number,
                 observed_on=f.observed_on,
+                evidence=evidence_record(f),
             )
             by_id[alert.alert_id] = alert
-        elif isinstance(action, Escalate):
+        elif isinstance(action, Escalate | Refresh):
             f = action.finding
+            before = by_id[action.alert_id]
             by_id[action.alert_id] = replace(
-                by_id[action.alert_id],
-                severity=action.severity,
+                before,
+                severity=action.severity if isinstance(action, Escalate) else before.severity,
+                concern=f.concern,
                 session_number=f.session_number,
                 observed_on=f.observed_on,
-            )
-        elif isinstance(action, Refresh):
-            f = action.finding
-            by_id[action.alert_id] = replace(
-                by_id[action.alert_id],
-                session_number=f.session_number,
-                observed_on=f.observed_on,
-                evidence=dict(f.evidence),
+                evidence=evidence_after(before, f),
             )
         else:
             by_id[action.alert_id] = transition(

@@ -1013,7 +1013,9 @@ def long_gap(
 ) -> list[Finding]:
     """More than ``max_gap_days`` since the last attended session, as of ``context.today``.
 
-    MEDIUM. Anchored on the last attended session, so it stays one alert however long the gap.
+    MEDIUM. Anchored on the last attended session, so it stays one alert however long the gap;
+    its day count is counted to ``context.today``, and a live alert's is kept current
+    (:class:`fit_service.domain.alerts.Refresh`).
     """
     attended = _attended(obs)
     if not attended:
@@ -1158,12 +1160,6 @@ RESTATED_BY: Mapping[str, tuple[str, ...]] = MappingProxyType(
         "not_on_track": ("ors_reliable_deterioration", "no_reliable_improvement"),
     }
 )
-
-#: kinds whose facts are counted to ``context.today`` (days since the last session), not fixed
-#: by the session they rest on: a live alert of such a kind is brought up to date whenever risk
-#: is assessed (:class:`fit_service.domain.alerts.Refresh`) rather than keeping the day it
-#: opened on.
-AS_OF_TODAY_KINDS = frozenset({"long_gap"})
 
 #: every rule, in the order findings are listed
 RULES: tuple[Rule, ...] = (

@@ -19,10 +19,13 @@ whatever the batch size (``IN`` queries, multi-row writes):
 * the goal sheet only changes the guidance text, so the rules first run without it and are run
   again (pure, in memory) for the few episodes whose alerts open, escalate or are refreshed.
 
-Facts counted to today (``long_gap``: "N days since the last session") are kept current: each
-assessment - the scheduled check above all - rewrites a live alert's evidence and guidance when
-they moved (:class:`fit_service.domain.alerts.Refresh`), with a version bump like any change of
-what the alert says, but no notice, and its status and acknowledgement stay.
+A live alert's facts are kept current: while its finding holds at the alert's severity, each
+assessment rewrites the alert's evidence, leg and guidance when they moved
+(:class:`fit_service.domain.alerts.Refresh`) - a later low rating, a third no-show, and on the
+scheduled check the days of a ``long_gap`` - with a version bump like any change of what the
+alert says, but no notice, and its status and acknowledgement stay. An escalation rewrites them
+likewise (with its notice). Both keep the facts the alert opened with under ``opened_with``
+(:func:`fit_service.domain.alerts.evidence_after`).
 
 Trajectory ("not on track") uses the clinic's own ETR once it has enough closed episodes,
 else the rational model (cut-off and reliable change, domain.md §5) — the model comes from
@@ -95,7 +98,6 @@ from fit_service.domain.instruments import WAI_SR_CLIENT, AgeBand
 from fit_service.domain.risk import (
     Concern,
     EpisodeContext,
-    Finding,
     RiskAssessment,
     RiskSettings,
     SessionObservation,
@@ -303,6 +305,7 @@ class AssessmentSummary:
     escalated: int = 0
     auto_resolved: int = 0
     reassigned: int = 0
+    #: live alerts whose facts or guidance were brought up to date (no notice)
     refreshed: int = 0
     deliveries: int = 0
     levels_changed: int = 0
@@ -495,14 +498,6 @@ def _store_levels(db: Session, assessed: Sequence[_Episode], summary: Assessment
         summary.levels_changed = len(changes)
 
 
-def _evidence(finding: Finding) -> dict[str, Any]:
-    return {
-        "observed_on": finding.observed_on.isoformat(),
-        "concern": finding.concern.value,
-        **{k: (list(v) if isinstance(v, tuple) else v) for k, v in finding.evidence.items()},
-    }
-
-
 @dataclass(frozen=True, slots=True)
 class _Event:
     event_type: str
@@ -618,8 +613,9 @@ def _update_stored(
                 move = _moved(a, target)
                 values: dict[str, Any] = {
                     "severity": int(action.severity),
+                    "leg": f.concern.value,
                     "session_number": f.session_number,
-                    "evidence": _evidence(f),
+                    "evidence": lifecycle.evidence_after(a.domain(), f),
                     "guidance": f.guidance,
                     "model": f.evidence.get("model"),
                     "updated_at": now,
@@ -660,10 +656,11 @@ def _update_stored(
             finding = current or holding.get(a.kind)
             values = {**move, **({"guidance": finding.guidance} if finding else {})}
             if current is not None:
-                # facts counted to today (long_gap): the evidence as of this assessment; the
-                # status, and with it an acknowledgement, stays (no notice: not news)
+                # the finding's facts as of this assessment (newer evidence, days counted to
+                # today); the status, and with it an acknowledgement, stays (no notice: not news)
                 values.update(
-                    evidence=_evidence(current),
+                    evidence=lifecycle.evidence_after(a.domain(), current),
+                    leg=current.concern.value,
                     session_number=current.session_number,
                     model=current.evidence.get("model"),
                 )
@@ -757,7 +754,7 @@ def _apply_actions(
                 "severity": int(action.severity),
                 "status": lifecycle.AlertStatus.OPEN.value,
                 "session_number": f.session_number,
-                "evidence": _evidence(f),
+                "evidence": lifecycle.evidence_record(f),
                 "guidance": f.guidance,
                 "model": f.evidence.get("model"),
                 "opened_at": now,

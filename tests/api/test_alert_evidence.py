@@ -1,5 +1,8 @@
 """What a live alert rests on, over HTTP: sessions posted to ``/v1/sessions``, alerts read from
-``/v1/alerts``. A later session on the evidence session's day is no correction of it."""
+``/v1/alerts``. A later session on the evidence session's day is no correction of it; a live
+alert's evidence, leg and guidance follow its finding (a newer low rating, another no-show, a
+longer gap on the scheduled check) on the same alert, without a new notice, keeping the facts it
+opened with."""
 
 from __future__ import annotations
 
@@ -7,7 +10,9 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from flask.testing import FlaskClient
+from sqlalchemy import Engine, func, select
 
+from fit_service.adapters.orm import OutboxMessage
 from tests.conftest import Tenant, session_payload
 
 TODAY = datetime.now(UTC).date()
@@ -16,6 +21,11 @@ ORS = {"instrument": "ors", "total": 20.0}
 
 def srs_total(total: float) -> dict[str, Any]:
     return {"instrument": "srs", "total": total}
+
+
+def srs(bond: float, goal: float, task: float, overall: float) -> dict[str, Any]:
+    srs_items = {"relationship": bond, "goals": goal, "approach": task, "overall": overall}
+    return {"instrument": "srs", "items": srs_items}
 
 
 def post(
@@ -35,6 +45,38 @@ def feed(client: FlaskClient, tenant: Tenant) -> list[dict[str, Any]]:
 def only(client: FlaskClient, tenant: Tenant, kind: str) -> dict[str, Any]:
     (alert,) = [a for a in feed(client, tenant) if a["kind"] == kind]
     return alert
+
+
+def acknowledge(client: FlaskClient, tenant: Tenant, alert: dict[str, Any]) -> dict[str, Any]:
+    r = client.post(
+        f"/v1/alerts/{alert['id']}/acknowledge",
+        headers={**tenant.auth("clinician"), "If-Match": f'"{alert["version"]}"'},
+    )
+    assert r.status_code == 200, r.json
+    return r.json  # type: ignore[no-any-return]
+
+
+def alert_at(client: FlaskClient, tenant: Tenant, severity: str) -> None:
+    r = client.put(
+        "/v1/settings",
+        json={"risk": {"alert_min_severity": severity}},
+        headers=tenant.auth("admin"),
+    )
+    assert r.status_code == 200, r.json
+
+
+def with_webhook(client: FlaskClient, tenant: Tenant) -> None:
+    r = client.post(
+        "/v1/webhook-endpoints",
+        json={"url": "http://127.0.0.1:9/hook"},
+        headers=tenant.auth("admin"),
+    )
+    assert r.status_code == 201, r.json
+
+
+def notices(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return int(conn.scalar(select(func.count(OutboxMessage.id))) or 0)
 
 
 # ------------------------------------------------------------------ evidence cut at its session
@@ -58,3 +100,75 @@ def test_a_later_session_on_the_evidence_day_does_not_auto_resolve_as_corrected(
     assert alert["status"] == "auto_resolved"
     assert "for 2 consecutive sessions since session 2" in alert["closing_note"]
     assert "corrected" not in alert["closing_note"]
+
+
+# ------------------------------------------------------------------ facts that follow the finding
+def test_a_lower_rating_moves_the_alerts_evidence_leg_and_guidance_to_the_new_session(
+    client: FlaskClient, tenant: Tenant, engine: Engine
+) -> None:
+    """early_low_alliance opens at session 1 (SRS 32, bond lowest) and is acknowledged; session
+    2 scores SRS 24 with goals lowest. The same alert, still acknowledged and without a new
+    notice, now shows session 2, SRS 24, the goal leg and goal guidance; ``opened_with`` keeps
+    session 1's facts (before: it kept showing session 1, SRS 32, bond)."""
+    with_webhook(client, tenant)
+    post(client, tenant, "S-1", TODAY - timedelta(days=14), [ORS, srs(7.0, 8.5, 8.5, 8.0)])
+    opened = only(client, tenant, "early_low_alliance")
+    assert (opened["leg"], opened["session_number"], opened["evidence"]["srs_total"]) == (
+        "bond",
+        1,
+        32.0,
+    )
+    acked = acknowledge(client, tenant, opened)
+    sent = notices(engine)
+
+    post(client, tenant, "S-2", TODAY - timedelta(days=7), [ORS, srs(7.0, 5.0, 6.0, 6.0)])
+    now = only(client, tenant, "early_low_alliance")
+    assert now["id"] == opened["id"]
+    assert (now["status"], now["acknowledged_at"]) == ("acknowledged", acked["acknowledged_at"])
+    assert (now["severity"], now["leg"], now["session_number"]) == ("high", "goal", 2)
+    assert now["evidence"]["srs_total"] == 24.0
+    assert now["evidence"]["weak_legs"][0] == "goal"
+    assert now["evidence"]["observed_on"] == (TODAY - timedelta(days=7)).isoformat()
+    assert "Re-agree the goals" in now["guidance"]
+    first = now["evidence"]["opened_with"]
+    assert (first["session_number"], first["srs_total"], first["concern"]) == (1, 32.0, "bond")
+    assert first["observed_on"] == (TODAY - timedelta(days=14)).isoformat()
+    assert notices(engine) == sent
+
+    # the same session sent again: nothing moves
+    post(client, tenant, "S-2", TODAY - timedelta(days=7), [ORS, srs(7.0, 5.0, 6.0, 6.0)])
+    assert only(client, tenant, "early_low_alliance")["version"] == now["version"]
+
+
+def test_a_missed_session_alert_counts_each_no_show_after_it_escalates(
+    client: FlaskClient, tenant: Tenant, engine: Engine
+) -> None:
+    """With alerts from MEDIUM: a no-show opens missed_session, the second escalates it to HIGH
+    with the evidence that escalated it (2 in a row), and the third - no escalation left - still
+    brings ``consecutive_missed`` to 3 on the same alert, acknowledgement kept, no new notice
+    (before: it stayed at 2); ``opened_with`` is the first no-show."""
+    alert_at(client, tenant, "medium")
+    with_webhook(client, tenant)
+    post(client, tenant, "S-1", TODAY - timedelta(days=12), [ORS, srs(9.5, 9.5, 9.5, 9.5)])
+    post(client, tenant, "S-2", TODAY - timedelta(days=10), [ORS, srs(9.5, 9.5, 9.5, 9.5)])
+    post(client, tenant, "N-1", TODAY - timedelta(days=8), [], attendance="no_show")
+    opened = only(client, tenant, "missed_session")
+    assert (opened["severity"], opened["evidence"]["consecutive_missed"]) == ("medium", 1)
+
+    post(client, tenant, "N-2", TODAY - timedelta(days=6), [], attendance="no_show")
+    escalated = only(client, tenant, "missed_session")
+    assert (escalated["id"], escalated["severity"]) == (opened["id"], "high")
+    assert escalated["evidence"]["consecutive_missed"] == 2
+    acknowledge(client, tenant, escalated)
+    sent = notices(engine)
+
+    post(client, tenant, "N-3", TODAY - timedelta(days=4), [], attendance="no_show")
+    now = only(client, tenant, "missed_session")
+    assert (now["id"], now["status"], now["severity"]) == (opened["id"], "acknowledged", "high")
+    assert now["evidence"]["consecutive_missed"] == 3
+    assert now["evidence"]["observed_on"] == (TODAY - timedelta(days=4)).isoformat()
+    # the escalation kept how it opened, and the refresh kept that (not the escalated facts)
+    assert now["evidence"]["opened_with"]["consecutive_missed"] == 1
+    assert now["evidence"]["opened_with"]["severity"] == "medium"
+    assert notices(engine) == sent
+    assert len(feed(client, tenant)) == 1

@@ -21,7 +21,6 @@ from fit_service.domain.alerts import (
 )
 from fit_service.domain.instruments import AgeBand
 from fit_service.domain.risk import (
-    Attendance,
     Concern,
     EpisodeContext,
     Finding,
@@ -241,24 +240,3 @@ def test_an_up_to_date_or_unknown_long_gap_alert_is_left_alone() -> None:
     assert reconcile([gap_alert(opened)], [opened], obs, MEDIUM_UP) == []
     unknown = replace(gap_alert(opened), evidence=None)
     assert reconcile([unknown], [gap(DAY0 + dt.timedelta(days=30))], obs, MEDIUM_UP) == []
-
-
-def test_only_facts_counted_to_today_are_refreshed() -> None:
-    """A missed-session alert keeps the facts it opened (or escalated) with: a later finding of
-    its kind at the same severity is no refresh (its facts move with sessions, not days)."""
-    obs = [
-        SessionObservation(1, DAY0, outcome_total=20.0, alliance_total=37.0),
-        SessionObservation(None, day(1), Attendance.CANCELLED),
-    ]
-    (f,) = [f for f in evaluate_rules(obs, ctx(day(1)), MEDIUM_UP) if f.kind == "missed_session"]
-    stored = Alert(
-        "m1",
-        "missed_session",
-        Concern.ATTENDANCE,
-        f.severity,
-        AlertStatus.OPEN,
-        None,
-        DAY0,
-        evidence={"attendance": "no_show"},
-    )
-    assert reconcile([stored], [f], obs, RiskSettings(alert_min_severity=Severity.LOW)) == []
