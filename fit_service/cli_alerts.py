@@ -141,8 +141,9 @@ def check_risks(today: object) -> None:
     summary = risk_schedule.check_risks(_wiring().uow, today=day)
     click.echo(
         f"episodes {summary.episodes}, alerts opened {summary.opened}, escalated "
-        f"{summary.escalated}, auto-resolved {summary.auto_resolved}, deliveries queued "
-        f"{summary.deliveries}, failed {len(summary.failed_episodes)}"
+        f"{summary.escalated}, refreshed {summary.refreshed}, auto-resolved "
+        f"{summary.auto_resolved}, deliveries queued {summary.deliveries}, failed "
+        f"{len(summary.failed_episodes)}"
     )
 
 

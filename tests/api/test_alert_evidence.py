@@ -2,17 +2,19 @@
 ``/v1/alerts``. A later session on the evidence session's day is no correction of it; a live
 alert's evidence, leg and guidance follow its finding (a newer low rating, another no-show, a
 longer gap on the scheduled check) on the same alert, without a new notice, keeping the facts it
-opened with."""
+opened with; ``fit check-risks`` says how many alerts it brought up to date."""
 
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import Engine, func, select
 
 from fit_service.adapters.orm import OutboxMessage
+from fit_service.services import risk_schedule
 from tests.conftest import Tenant, session_payload
 
 TODAY = datetime.now(UTC).date()
@@ -172,3 +174,21 @@ def test_a_missed_session_alert_counts_each_no_show_after_it_escalates(
     assert now["evidence"]["opened_with"]["severity"] == "medium"
     assert notices(engine) == sent
     assert len(feed(client, tenant)) == 1
+
+
+def test_check_risks_prints_how_many_alerts_it_brought_up_to_date(
+    client: FlaskClient, tenant: Tenant, app: Flask
+) -> None:
+    """A long_gap alert opened on day 25 of a gap; ``fit check-risks`` on day 30 refreshes it
+    and its summary line says so (before: the count was not printed)."""
+    post(client, tenant, "S-1", TODAY - timedelta(days=30), [ORS, srs(9.5, 9.5, 9.5, 9.5)])
+    alert_at(client, tenant, "medium")
+    uow = app.extensions["fit"].uow
+    assert risk_schedule.check_risks(uow, today=TODAY - timedelta(days=5)).opened == 1
+    with app.app_context():
+        out = app.test_cli_runner().invoke(
+            args=["fit", "check-risks", "--today", TODAY.isoformat()]
+        )
+    assert out.exit_code == 0, out.output
+    assert "alerts opened 0, escalated 0, refreshed 1, auto-resolved 0" in out.output
+    assert only(client, tenant, "long_gap")["evidence"]["days_since_last_session"] == 30
