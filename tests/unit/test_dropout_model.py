@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fit_service.domain.alerts import Open, apply_actions, reconcile
+from fit_service.domain.alerts import AutoResolve, Open, apply_actions, reconcile
 from fit_service.domain.dropout_model import (
     FEATURE_CONCERNS,
     FEATURES,
@@ -313,8 +313,9 @@ def test_at_a_missed_appointment_a_new_alert_needs_the_stricter_line_an_open_one
     assert [a.kind for a in opened_alerts] == ["dropout_risk"]
     later = after_misses(flagged, 1)
     assert finding(strict, later) is not None
-    # neither a second alert nor an auto-resolve
-    assert reconcile(opened_alerts, evaluate_rules(later, context(strict)), later) == []
+    # neither a second alert nor an auto-resolve (its evidence may move to the miss: Refresh)
+    actions = reconcile(opened_alerts, evaluate_rules(later, context(strict)), later)
+    assert not [a for a in actions if isinstance(a, Open | AutoResolve)]
 
 
 def test_training_line_judges_missed_appointments_as_the_rule_does() -> None:
