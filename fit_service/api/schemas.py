@@ -34,10 +34,23 @@ def no_control_chars(value: str) -> None:
         raise ValidationError(CONTROL_CHARACTER_MESSAGE)
 
 
+# An identifier (an EHR session id, an instrument, an item id) is one line of text: besides
+# the above, no tab or line break of any kind (CR, LF, NEL U+0085, LINE and PARAGRAPH
+# SEPARATOR U+2028/9) and no other C1 control. "S\n1" stored as a session id prints as two
+# lines in every list, log and CSV, and reads as another id.
+_IDENTIFIER_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+
+
+def no_control_chars_in_identifier(value: str) -> None:
+    """Refuse every control character, line break and unpaired surrogate in an identifier."""
+    if isinstance(value, str) and _IDENTIFIER_CONTROL.search(value):
+        raise ValidationError(CONTROL_CHARACTER_MESSAGE)
+
+
 def no_control_chars_in_keys(value: Mapping[str, Any]) -> None:
-    """The same rule for a mapping's keys (rating item ids): a key is echoed in errors and
-    kept in stored answers, so a NUL or a lone surrogate in one must not get further."""
-    if any(_CONTROL.search(key) for key in value if isinstance(key, str)):
+    """The identifier rule for a mapping's keys (rating item ids): a key is echoed in errors
+    and kept in stored answers, so a NUL or a lone surrogate in one must not get further."""
+    if any(_IDENTIFIER_CONTROL.search(key) for key in value if isinstance(key, str)):
         raise ValidationError(CONTROL_CHARACTER_MESSAGE)
 
 
@@ -53,12 +66,13 @@ EXTERNAL_ID = validate.And(
 # An EHR session id may hold any printable text, but not only blanks (it names no session), nor
 # blanks around it (" S-1" would be a second session beside "S-1", and no EHR means that).
 _EHR_SESSION_ID_PATTERN = re.compile(r"\S(?:.*\S)?\Z", re.DOTALL)
+# A blank or padded id ("\t", "S-1\n") breaks both rules; the first, "invalid", names it.
 EHR_SESSION_ID = validate.And(
     validate.Length(min=1, max=128),
     validate.Regexp(
         _EHR_SESSION_ID_PATTERN, error="not blank, and no whitespace at its start or end"
     ),
-    no_control_chars,
+    no_control_chars_in_identifier,
 )
 
 
@@ -103,6 +117,26 @@ class StrictBoolean(fields.Boolean):
         return value
 
 
+class ItemScores(fields.Dict):
+    """Item scores by item id. A score's own error (null) names the item,
+    ``ratings[0].items.individual``, where marshmallow names the mapping's inner parts
+    (``...individual.value``, ``...individual.key``), which no payload has."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        try:
+            return super()._deserialize(value, attr, data, **kwargs)
+        except ValidationError as exc:
+            if not isinstance(exc.messages, dict):
+                raise
+            by_item = {
+                key: [message for part in ("key", "value") for message in parts.get(part, [])]
+                if isinstance(parts, dict)
+                else parts
+                for key, parts in exc.messages.items()
+            }
+            raise ValidationError(by_item, valid_data=exc.valid_data) from None
+
+
 class _Base(Schema):
     class Meta:
         unknown = RAISE
@@ -119,15 +153,21 @@ class _Base(Schema):
 class RatingIn(_Base):
     instrument = fields.String(
         required=True,
-        validate=[validate.Length(max=40), no_control_chars],
+        validate=[validate.Length(max=40), no_control_chars_in_identifier],
         metadata={"description": "One of: " + ", ".join(REGISTRY), "enum": list(REGISTRY)},
     )
     rater = fields.String(
         load_default=None,
         validate=validate.OneOf([r.value for r in Rater]),
-        metadata={"description": "Who rated; defaults to the instrument's usual rater."},
+        metadata={
+            "description": "Who filled the form in; defaults to its own rater (the client; the "
+            "therapist for wai_sr_therapist). srs, csrs and wai_sr_client: client only; "
+            "wai_sr_therapist: therapist only; ors and cors: the client, or a parent, caregiver "
+            "or teacher of a child or adolescent (stored and shown; the outcome, risk alerts and "
+            "reports read the client's own)."
+        },
     )
-    items = fields.Dict(
+    items = ItemScores(
         keys=fields.String(),
         values=fields.Raw(allow_none=False),
         load_default=None,
@@ -227,7 +267,7 @@ def fast_session(raw: Any) -> SessionInput | None:
     if type(raw) is not dict or not raw.keys() <= _SESSION_KEYS:
         return None
     ehr_id = raw.get("ehr_session_id")
-    if type(ehr_id) is not str or not 1 <= len(ehr_id) <= 128 or _CONTROL.search(ehr_id):
+    if type(ehr_id) is not str or not 1 <= len(ehr_id) <= 128 or _IDENTIFIER_CONTROL.search(ehr_id):
         return None
     if not _EHR_SESSION_ID_PATTERN.match(ehr_id):
         return None
@@ -276,7 +316,11 @@ def _fast_rating(raw: Any) -> RatingInput | None:
     if type(raw) is not dict or not raw.keys() <= _RATING_KEYS:
         return None
     instrument = raw.get("instrument")
-    if type(instrument) is not str or len(instrument) > 40 or _CONTROL.search(instrument):
+    if (
+        type(instrument) is not str
+        or len(instrument) > 40
+        or _IDENTIFIER_CONTROL.search(instrument)
+    ):
         return None
     rater = raw.get("rater")
     if rater is not None and (type(rater) is not str or rater not in _RATERS):
@@ -285,7 +329,7 @@ def _fast_rating(raw: Any) -> RatingInput | None:
     if items is not None:
         if type(items) is not dict or None in items.values():
             return None
-        if not all(type(k) is str and not _CONTROL.search(k) for k in items):
+        if not all(type(k) is str and not _IDENTIFIER_CONTROL.search(k) for k in items):
             return None
         items = dict(items)  # the schema's Dict field returns a copy
     not_completed = raw.get("not_completed", False)

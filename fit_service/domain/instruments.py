@@ -51,13 +51,24 @@ class AgeBand(StrEnum):
 
 
 class Rater(StrEnum):
-    """Who filled the measure in."""
+    """Who filled the measure in. Each instrument names the raters it takes
+    (:attr:`Instrument.raters`)."""
 
     CLIENT = "client"
     THERAPIST = "therapist"
     PARENT = "parent"
     CAREGIVER = "caregiver"
     TEACHER = "teacher"
+
+
+#: The people around a young client who rate the client's functioning on the ORS/CORS beside
+#: the client's own rating: parents, other caregivers, teachers ("collateral" raters in PCOMS;
+#: Duncan et al. 2006, "... a brief outcome measure for children, adolescents, and caretakers").
+#: Only of a child's or adolescent's functioning (:data:`COLLATERAL_AGE_BANDS`).
+COLLATERAL_RATERS: frozenset[Rater] = frozenset({Rater.PARENT, Rater.CAREGIVER, Rater.TEACHER})
+#: Whose functioning a collateral rater may rate: children and adolescents (an adult rates
+#: their own).
+COLLATERAL_AGE_BANDS: frozenset[AgeBand] = frozenset({AgeBand.CHILD, AgeBand.ADOLESCENT})
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +89,10 @@ class Instrument:
     resolution: float
     direction: Direction
     default_rater: Rater
+    #: who may fill this form in (``default_rater`` among them): a rating by anyone else is
+    #: refused, never stored unread (the risk rules read the client's ratings, so an SRS sent
+    #: as the parent's would silently switch the alliance alerts off)
+    raters: frozenset[Rater]
     subscales: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     item_legs: Mapping[str, Leg] = field(default_factory=dict)
     clinical_cutoffs: Mapping[AgeBand, float] = field(default_factory=dict)
@@ -88,12 +103,21 @@ class Instrument:
     #: decimal places a total is reported to (0.1 resolution -> 1); derived, cached because
     #: scoring asks for it once per item on the ingestion hot path
     decimals: int = field(init=False, default=0)
+    #: steps in one unit of the scale (10 for tenths, 1 for whole points): a whole number, so
+    #: a score is checked against the grid by an exact multiplication (domain/scoring.py)
+    steps_per_unit: int = field(init=False, default=1)
 
     def __post_init__(self) -> None:
+        if self.default_rater not in self.raters:
+            raise ValueError(f"{self.code}: the default rater must be one of its raters")
         places = (
             0 if self.resolution >= 1 else len(f"{self.resolution:.10f}".rstrip("0").split(".")[1])
         )
         object.__setattr__(self, "decimals", places)
+        per_unit = round(1 / self.resolution)
+        if abs(per_unit * self.resolution - 1) > 1e-12:
+            raise ValueError(f"{self.code}: the resolution must divide 1 (0.1, 0.5, 1)")
+        object.__setattr__(self, "steps_per_unit", per_unit)
 
     @property
     def total_min(self) -> float:
@@ -120,6 +144,14 @@ class Instrument:
 def _frozen(mapping: dict) -> Mapping:  # type: ignore[type-arg]
     return MappingProxyType(mapping)
 
+
+#: Who rates what: the ORS/CORS are the client's rating of their past week, and a parent,
+#: caregiver or teacher may rate a child's or adolescent's week the same way (PCOMS collateral
+#: ratings, COLLATERAL_RATERS); the SRS/CSRS are the client's rating of the session, given at
+#: its end (domain.md §2; PCOMS has no other rater's form of them); each WAI-SR form names its
+#: rater (domain.md §2: "client or therapist form").
+_CLIENT_ONLY = frozenset({Rater.CLIENT})
+_CLIENT_OR_COLLATERAL = frozenset({Rater.CLIENT, *COLLATERAL_RATERS})
 
 _ORS_ITEMS = ("individual", "interpersonal", "social", "overall")
 _SRS_ITEMS = ("relationship", "goals", "approach", "overall")
@@ -148,6 +180,7 @@ ORS = Instrument(
     resolution=0.1,  # a 10 cm line read to the millimetre (domain.md §2)
     direction=Direction.HIGHER_IS_BETTER,
     default_rater=Rater.CLIENT,
+    raters=_CLIENT_OR_COLLATERAL,
     # Adult 25, adolescent 28: PCOMS manuals/norms (domain.md §3). Total < cut-off is clinical.
     clinical_cutoffs=_frozen({AgeBand.ADULT: 25.0, AgeBand.ADOLESCENT: 28.0}),
     reliable_change_points=5.0,  # PCOMS manuals (domain.md §3)
@@ -164,6 +197,7 @@ CORS = Instrument(
     resolution=0.1,
     direction=Direction.HIGHER_IS_BETTER,
     default_rater=Rater.CLIENT,
+    raters=_CLIENT_OR_COLLATERAL,
     clinical_cutoffs=_frozen({AgeBand.CHILD: 32.0}),  # Duncan et al. 2006 (domain.md §3)
     reliable_change_points=5.0,  # PCOMS default; NHS CYP tables use 10 (domain.md §3)
     snomed_ct="718458005",
@@ -179,6 +213,7 @@ SRS = Instrument(
     resolution=0.1,
     direction=Direction.HIGHER_IS_BETTER,
     default_rater=Rater.CLIENT,
+    raters=_CLIENT_ONLY,
     subscales=_frozen({leg.value: (item,) for item, leg in _SRS_LEGS.items()}),
     item_legs=_SRS_LEGS,
     snomed_ct="720482000",
@@ -194,6 +229,7 @@ CSRS = Instrument(
     resolution=0.1,
     direction=Direction.HIGHER_IS_BETTER,
     default_rater=Rater.CLIENT,
+    raters=_CLIENT_ONLY,
     subscales=_frozen({leg.value: (item,) for item, leg in _SRS_LEGS.items()}),
     item_legs=_SRS_LEGS,
     snomed_ct="718762000",
@@ -209,6 +245,7 @@ WAI_SR_CLIENT = Instrument(
     resolution=1.0,
     direction=Direction.HIGHER_IS_BETTER,
     default_rater=Rater.CLIENT,
+    raters=_CLIENT_ONLY,
     subscales=_WAI_SUBSCALES,
     item_legs=_WAI_LEGS,
     source="Hatcher & Gillaspy 2006 (domain.md §2)",
@@ -223,6 +260,7 @@ WAI_SR_THERAPIST = Instrument(
     resolution=1.0,
     direction=Direction.HIGHER_IS_BETTER,
     default_rater=Rater.THERAPIST,
+    raters=frozenset({Rater.THERAPIST}),
     subscales=_WAI_SUBSCALES,
     item_legs=_WAI_LEGS,
     source="Hatcher & Gillaspy 2006 (domain.md §2)",

@@ -25,9 +25,16 @@ from fit_service.domain.errors import (
 )
 from fit_service.domain.instruments import Instrument
 
-#: How far a sent total may differ from the sum of its items: half the instrument's resolution,
-#: so an EHR that rounds 4 one-decimal items is not punished for float noise.
-_TOTAL_TOLERANCE_FACTOR = 0.5
+#: How far from a whole number of steps a value may be and still be read as that step: binary
+#: floating-point noise, nothing more. 4.1 has no exact double (JSON's 4.1 is
+#: 4.0999999999999996447...); reading it and scaling it by 10 are each off by at most half a
+#: unit in the last place (2**-53, about 1.1e-16, relative), and a client's sum of up to 12
+#: items adds at most 12 such errors. A relative 1e-12 leaves a thousandfold margin over that,
+#: and still refuses every value written with fewer than 12 significant digits that is off the
+#: grid: 4.10000001, 9.999999999, 20.04 and 1e-12 (relative to the step, and 0 is exact in
+#: binary, so a zero has no slack at all). A wider tolerance rounded such values to a score
+#: nobody gave (it was 1e-6 absolute: 9.999999999 was stored as 10.0).
+_FLOAT_NOISE = 1e-12
 
 
 class Completeness(StrEnum):
@@ -79,11 +86,15 @@ def _check_number(
     return number + 0.0
 
 
-def _on_grid(instrument: Instrument, number: float) -> bool:
-    """Is ``number`` a whole number of the instrument's steps? With a tolerance, because
-    0.1 steps are not exact in binary (20.1 / 0.1 is 201.00000000000003)."""
-    steps = number / instrument.resolution
-    return abs(steps - round(steps)) <= 1e-6
+def _steps(instrument: Instrument, number: float) -> int | None:
+    """``number`` as a whole number of the instrument's steps (20.1 -> 201 tenths), or None
+    when it is not one. Scaled by the whole number of steps per unit, not divided by the step:
+    0.1 is itself inexact, and 20.1 / 0.1 is 201.00000000000003."""
+    scaled = number * instrument.steps_per_unit
+    steps = round(scaled)
+    if abs(scaled - steps) > _FLOAT_NOISE * abs(steps):
+        return None
+    return steps
 
 
 def check_item(instrument: Instrument, item_id: str, value: object) -> float:
@@ -102,10 +113,10 @@ def check_item(instrument: Instrument, item_id: str, value: object) -> float:
             f"{instrument.item_max:g}; got {number:g}",
             field=field_name,
         )
-    if not _on_grid(instrument, number):
+    if _steps(instrument, number) is None:
         raise ItemOutOfRange(
             f"{instrument.code} items are recorded in steps of {instrument.resolution:g}; "
-            f"got {number:g}",
+            f"got {number!r}",
             field=field_name,
             rule="item_resolution",
         )
@@ -125,21 +136,19 @@ def _total_in_range(instrument: Instrument, value: object) -> float:
 
 
 def check_total(instrument: Instrument, value: object) -> float:
-    """Validate a total sent beside its items: only its range here; :func:`score` compares
-    it with the items' sum (within half a step), and the sum is what is stored."""
-    return round(_total_in_range(instrument, value), instrument.decimals)
+    """Validate a total: in range and on the instrument's grid, with or without its items.
 
-
-def check_stored_total(instrument: Instrument, value: object) -> float:
-    """Validate a total stored as sent (a total-only rating): in range and on the
-    instrument's grid. Rounding 20.05 to 20.1 would store a score nobody gave, and the reports
-    rely on every stored total being a whole number of steps (services/monthly_reports.py
-    ``_NumberedTotal``); so an off-grid total is refused, like an off-grid item."""
+    A total-only rating is stored as sent: rounding 20.05 to 20.1 would store a score nobody
+    gave, and the reports rely on every stored total being a whole number of steps
+    (services/monthly_reports.py ``_NumberedTotal``). A total sent beside its items is a
+    statement about them: 20.04 beside items summing to 20 is no rounding of 20 anybody means,
+    but a sign that the EHR's fields are out of step, so it is refused too (:func:`score` then
+    compares an on-grid one with the items' sum exactly)."""
     number = _total_in_range(instrument, value)
-    if not _on_grid(instrument, number):
+    if _steps(instrument, number) is None:
         raise ItemOutOfRange(
             f"{instrument.code} totals are recorded in steps of {instrument.resolution:g}; "
-            f"got {number:g}",
+            f"got {number!r}",
             field="total",
             rule="total_resolution",
         )
@@ -169,9 +178,7 @@ def score(
                 f"{instrument.code}: send items, a total, or not_completed: true",
                 field="items",
             )
-        return Score(
-            instrument.code, Completeness.TOTAL_ONLY, check_stored_total(instrument, total)
-        )
+        return Score(instrument.code, Completeness.TOTAL_ONLY, check_total(instrument, total))
 
     checked = {item_id: check_item(instrument, item_id, v) for item_id, v in items.items()}
     # Preserve the registry's item order so stored JSON and hashes are canonical.
@@ -187,7 +194,8 @@ def score(
     computed = round(sum(ordered.values()), instrument.decimals)
     if total is not None:
         sent = check_total(instrument, total)
-        if abs(sent - computed) > instrument.resolution * _TOTAL_TOLERANCE_FACTOR:
+        # both on the grid: equal as whole numbers of steps, or the total contradicts them
+        if _steps(instrument, sent) != _steps(instrument, computed):
             raise TotalMismatch(
                 f"{instrument.code}: total {sent:g} contradicts its items, which sum to "
                 f"{computed:g}",

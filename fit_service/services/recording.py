@@ -55,6 +55,8 @@ from fit_service.domain.errors import (
     UnknownInstrument,
 )
 from fit_service.domain.instruments import (
+    COLLATERAL_AGE_BANDS,
+    COLLATERAL_RATERS,
     CORS,
     CSRS,
     ORS,
@@ -209,6 +211,13 @@ def score_ratings(item: SessionInput) -> list[tuple[str, str, Score]]:
         rater = rating.rater or instrument.default_rater.value
         if rater not in Rater.__members__.values():
             raise InvalidRating(f"unknown rater {rater!r}", field=f"{path}.rater", rule="enum")
+        if rater not in instrument.raters:
+            raise InvalidRating(
+                f"{instrument.code} is not rated by the {rater}; its raters: "
+                f"{_raters_of(instrument, rater)}",
+                field=f"{path}.rater",
+                rule="rater_not_for_instrument",
+            )
         if (instrument.code, rater) in seen:
             raise InvalidRating(
                 f"{instrument.code} by {rater} appears twice in one session",
@@ -233,6 +242,42 @@ def score_ratings(item: SessionInput) -> list[tuple[str, str, Score]]:
             )
         scored.append((instrument.code, rater, result))
     return scored
+
+
+def _raters_of(instrument: Instrument, rater: str) -> str:
+    """Who rates ``instrument``, in words, and the form ``rater`` fills in instead if there is
+    one (the therapist's WAI-SR is a form of its own): for the error message."""
+    names = ", ".join(r.value for r in Rater if r in instrument.raters)
+    collateral = [r.value for r in Rater if r in instrument.raters & COLLATERAL_RATERS]
+    if collateral:
+        names += f" ({', '.join(collateral)}: only of a child or adolescent client)"
+    instead = [
+        other.code
+        for other in REGISTRY.values()
+        if other.item_ids == instrument.item_ids and rater in other.raters
+    ]
+    return names + (f"; the {rater}'s form is {instead[0]}" if instead else "")
+
+
+def check_collateral_raters(scores: Sequence[tuple[str, str, Score]], band: str) -> None:
+    """Refuse a parent's, caregiver's or teacher's rating of an adult client's functioning.
+
+    Collateral ratings are of a child's or adolescent's functioning (PCOMS; instruments.
+    COLLATERAL_RATERS); an adult rates their own, so such a rating is a misnamed rater field
+    (the client's own ORS sent as the parent's would be stored unread, and the adult would have
+    no outcome series and no alerts). ``scores`` are in the order of the session's ratings."""
+    age = AgeBand(band)
+    if age in COLLATERAL_AGE_BANDS:
+        return
+    for n, (code, rater, _score) in enumerate(scores):
+        if rater in COLLATERAL_RATERS:
+            raise InvalidRating(
+                f"a {rater} rates a child's or adolescent's functioning, and this client's age "
+                f"band is {age.value}: an adult rates their own {code} (send rater client, or "
+                "leave it out)",
+                field=f"ratings[{n}].rater",
+                rule="rater_not_for_age_band",
+            )
 
 
 #: Measures with age versions (domain.md §2/§3): CORS and CSRS for children (6-12), ORS and SRS
@@ -889,6 +934,7 @@ def _plan_item(
     )
     if current_band is not None:
         check_age_versions(scores, current_band, existing.recorded if existing else frozenset())
+        check_collateral_raters(scores, current_band)
 
     episode = _choose_episode(item, existing, loaded, plan)
     if episode.client_key != item.client_id:

@@ -225,12 +225,66 @@ def test_every_tenth_is_a_valid_total_only() -> None:
         assert (result.completeness, result.total) == (Completeness.TOTAL_ONLY, n / 10)
 
 
-def test_a_total_beside_its_items_keeps_its_half_step_tolerance() -> None:
-    """With items, the sent total is only compared with their sum (within half a step) and the
-    sum is what is stored, so no grid rule applies to it: 18.65 beside items summing to 18.6
-    is accepted and the total is 18.6."""
+@pytest.mark.parametrize(
+    ("total", "rule"),
+    [
+        (18.65, "total_resolution"),
+        (18.64, "total_resolution"),
+        (18.600001, "total_resolution"),
+        (18.7, "total_contradicts_items"),
+        (18.5, "total_contradicts_items"),
+    ],
+)
+def test_a_total_beside_its_items_is_on_the_grid_and_equal_to_their_sum(
+    total: float, rule: str
+) -> None:
+    """A total sent with its items is refused when off the grid (18.65 was accepted within half
+    a step and stored as the items' 18.6: the EHR's total and items disagree, and nobody gave
+    18.6 as a total) or when it is another tenth than their sum."""
     items = {"individual": 4.5, "interpersonal": 5, "social": 4.1, "overall": 5}
-    assert score(ORS, items, 18.65).total == 18.6
+    with pytest.raises(InvalidRating) as err:
+        score(ORS, items, total)
+    assert (err.value.rule, err.value.field) == (rule, "total")
+
+
+@pytest.mark.parametrize(
+    "value", [4.10000001, 4.09999999, 1e-12, 5e-324, 9.999999999, 0.1000000001, 2.3e-9]
+)
+def test_an_item_off_the_grid_by_more_than_float_noise_is_refused(value: float) -> None:
+    """Only binary floating-point noise is read as a tenth: 4.10000001 was stored as 4.1,
+    1e-12 as 0.0 and 9.999999999 as 10.0 (the tolerance was 1e-6 steps)."""
+    items = {"individual": value, "interpersonal": 5, "social": 5, "overall": 5}
+    with pytest.raises(ItemOutOfRange) as err:
+        score(ORS, items)
+    assert (err.value.rule, err.value.field) == ("item_resolution", "items.individual")
+    assert repr(value) in err.value.detail  # the value as sent, not rounded by the message
+
+
+@given(
+    st.lists(st.integers(min_value=0, max_value=100), min_size=4, max_size=4),
+    st.permutations(range(4)),
+)
+def test_float_noise_on_tenths_is_read_as_the_tenths(tenths_: list[int], order: list[int]) -> None:
+    """Tenths as a JSON client computes them (k * 0.1, or 0.1 + 0.2 style sums) and totals
+    summed in floating point in any order are accepted and stored as exact tenths."""
+    values = [n * 0.1 for n in tenths_]  # 3 * 0.1 is 0.30000000000000004
+    items = dict(zip(ORS.item_ids, values, strict=True))
+    total = 0.0
+    for i in order:
+        total += values[i]
+    result = score(ORS, items, total)
+    assert result.items == {k: n / 10 for k, n in zip(ORS.item_ids, tenths_, strict=True)}
+    assert result.total == sum(tenths_) / 10
+
+
+def test_every_whole_point_and_tenth_is_on_its_grid() -> None:
+    """Every WAI-SR total 12-60 and every ORS item in tenths is accepted as sent."""
+    for n in range(12, 61):
+        assert score(WAI_SR_CLIENT, None, n).total == n
+        assert score(WAI_SR_CLIENT, None, float(n)).total == n
+    for n in range(101):
+        items = {"individual": n / 10, "interpersonal": 5, "social": 5, "overall": 5}
+        assert score(ORS, items).items["individual"] == n / 10
 
 
 def test_an_error_naming_a_lone_surrogate_is_encodable() -> None:
