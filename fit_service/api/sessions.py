@@ -211,6 +211,11 @@ def _load_items(
             valid.append((index, schema.load(item)))
         except ValidationError as exc:
             errors = list(problems.flatten_messages(exc.messages))
+            for error in errors:
+                if error["field"] is None:
+                    # the item as a whole (null, a number, a string): named by its place, as
+                    # its fields are named within it
+                    error["field"] = f"sessions[{index}]"
             invalid[index] = problems.problem_dict(
                 422, "; ".join(f"{e['field']}: {e['detail']}" for e in errors[:5]), errors
             )

@@ -438,11 +438,6 @@ def test_a_null_item_score_names_the_item(
     assert [e["field"] for e in problem["errors"]] == ["ratings[0].items.individual"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs api/sessions.py _load_items to name a whole-item problem sessions[i] "
-    "(outside this change's files; patch handed over)",
-)
 @pytest.mark.parametrize("item", [5, "S-1", [1], True], ids=["number", "string", "list", "bool"])
 def test_a_batch_item_that_is_not_an_object_names_its_place(
     client: FlaskClient, tenant: Tenant, item: Any

@@ -53,8 +53,8 @@ def test_totals_follow_new_sessions_batches_and_revisions(
     # One adult session with itemised ORS and SRS.
     resp = client.post("/v1/sessions", json=session_payload(), headers=tenant.auth())
     assert resp.status_code == 201, resp.json
-    # A batch: a child with CORS and CSRS given as totals, a no-show, and an adult whose SRS
-    # was rated by the therapist only (not the client's view: not copied).
+    # A batch: a child with CORS and CSRS given as totals, a no-show, and an adolescent whose
+    # ORS a parent rated too (not the client's own rating: not copied).
     batch = [
         session_payload(
             ehr_session_id="K-1",
@@ -69,9 +69,10 @@ def test_totals_follow_new_sessions_batches_and_revisions(
         session_payload(
             ehr_session_id="T-1",
             client_id="C-3",
+            client_age_band="adolescent",
             ratings=[
+                {"instrument": "ors", "rater": "parent", "total": 22.0},
                 {"instrument": "ors", "total": 30.1},
-                {"instrument": "srs", "rater": "therapist", "total": 38.0},
             ],
         ),
     ]
