@@ -380,7 +380,9 @@ class RiskSettings:
 def _coerce(key: str, raw: object, default: object) -> object:
     if isinstance(default, Severity):
         try:
-            if isinstance(raw, str):
+            # ASCII only: str.upper() makes "hıgh" (dotless i) "HIGH", and a value stored that
+            # way would read as something no one wrote.
+            if isinstance(raw, str) and raw.isascii():
                 return Severity[raw.upper()]
             if isinstance(raw, int) and not isinstance(raw, bool):
                 return Severity(raw)

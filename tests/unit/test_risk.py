@@ -417,6 +417,8 @@ def test_settings_from_mapping_overrides_defaults() -> None:
         {"max_gap_days": 2.5},
         {"reliable_change": "5"},
         {"alert_min_severity": "urgent"},
+        {"alert_min_severity": "h\u0131gh"},  # dotless i: "HIGH" once upper-cased
+        {"reliable_change": 1e-12},
         {"discuss_checkpoint": 6, "change_checkpoint": 6},
     ],
 )
