@@ -449,7 +449,12 @@ class EpisodeOut(EpisodeSummaryOut):
 class ClientOut(Schema):
     client_id = fields.String()
     age_band = fields.String()
-    first_seen = fields.String()
+    first_seen = fields.String(
+        metadata={
+            "description": "When the service first received data for this client (UTC), "
+            "not the date of their first session (see their episodes for that)."
+        }
+    )
     episodes = fields.List(fields.Nested(EpisodeOut))
 
 
@@ -497,7 +502,12 @@ class SessionPageArgs(PageArgs):
 class ClientListItem(Schema):
     client_id = fields.String()
     age_band = fields.String()
-    first_seen = fields.String()
+    first_seen = fields.String(
+        metadata={
+            "description": "When the service first received data for this client (UTC), "
+            "not the date of their first session (see their episodes for that)."
+        }
+    )
 
 
 class ClientPage(Schema):

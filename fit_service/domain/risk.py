@@ -380,8 +380,8 @@ class RiskSettings:
 def _coerce(key: str, raw: object, default: object) -> object:
     if isinstance(default, Severity):
         try:
-            # ASCII only: str.upper() makes "hıgh" (dotless i) "HIGH", and a value stored that
-            # way would read as something no one wrote.
+            # ASCII only: str.upper() turns a dotless i (U+0131) into I, so "h\u0131gh"
+            # read as HIGH: a stored value no one wrote.
             if isinstance(raw, str) and raw.isascii():
                 return Severity[raw.upper()]
             if isinstance(raw, int) and not isinstance(raw, bool):
