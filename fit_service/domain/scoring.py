@@ -25,16 +25,16 @@ from fit_service.domain.errors import (
 )
 from fit_service.domain.instruments import Instrument
 
-#: How far from a whole number of steps a value may be and still be read as that step: binary
-#: floating-point noise, nothing more. 4.1 has no exact double (JSON's 4.1 is
-#: 4.0999999999999996447...); reading it and scaling it by 10 are each off by at most half a
-#: unit in the last place (2**-53, about 1.1e-16, relative), and a client's sum of up to 12
-#: items adds at most 12 such errors. A relative 1e-12 leaves a thousandfold margin over that,
-#: and still refuses every value written with fewer than 12 significant digits that is off the
-#: grid: 4.10000001, 9.999999999, 20.04 and 1e-12 (relative to the step, and 0 is exact in
-#: binary, so a zero has no slack at all). A wider tolerance rounded such values to a score
-#: nobody gave (it was 1e-6 absolute: 9.999999999 was stored as 10.0).
-_FLOAT_NOISE = 1e-12
+#: How far from a whole number of steps a value may be and still be read as that step, relative
+#: to the number of steps (at least one): the rounding of single precision, which is what many
+#: EHRs keep scores in (a REAL column, a C# or Java float). 4.1 stored as a float and sent as
+#: JSON reads 4.099999904632568, 0.3 reads 0.30000001192092896: off the grid by up to 2**-24
+#: (6e-8) of the value, and a total summed in single precision by up to a dozen times that.
+#: 1e-6 leaves a margin of ten over the sum and refuses anything a person wrote off the grid
+#: (4.15, 4.1001, 0.05). A value closer to a tenth than that (4.10000001) cannot be told from
+#: float noise and is read as the tenth. (A tolerance of 1e-12, double precision's, refused two
+#: scores in three that came through a float.)
+_FLOAT_NOISE = 1e-6
 
 
 class Completeness(StrEnum):
@@ -92,7 +92,7 @@ def _steps(instrument: Instrument, number: float) -> int | None:
     0.1 is itself inexact, and 20.1 / 0.1 is 201.00000000000003."""
     scaled = number * instrument.steps_per_unit
     steps = round(scaled)
-    if abs(scaled - steps) > _FLOAT_NOISE * abs(steps):
+    if abs(scaled - steps) > _FLOAT_NOISE * max(abs(steps), 1):
         return None
     return steps
 

