@@ -474,6 +474,22 @@ def _upto_session(
     return None
 
 
+def _carried_in_closed(alerts: Iterable[Alert], kind: str) -> list[Alert]:
+    """Closed alerts that carried a finding of ``kind`` (listed under ``also_holds`` in their
+    evidence), as closed alerts of ``kind`` itself: closed when and as the carrier was, at the
+    carried finding's severity."""
+    carried: list[Alert] = []
+    for a in alerts:
+        if a.status.is_active or not a.evidence:
+            continue
+        for entry in a.evidence.get("also_holds") or ():
+            if isinstance(entry, Mapping) and entry.get("kind") == kind:
+                label = str(entry.get("severity", a.severity.label)).upper()
+                severity = Severity[label] if label in Severity.__members__ else a.severity
+                carried.append(replace(a, kind=kind, severity=severity))
+    return carried
+
+
 def _carrier(held: Sequence[Finding], active: Mapping[str, Alert], opening: set[str]) -> str | None:
     """The kind whose live alert carries an active alert's finding (every finding of its kind
     that holds is carried by it, and its alert is active or opening now); ``None`` otherwise,
@@ -531,24 +547,46 @@ def reconcile(
     actions: list[AlertAction] = []
     findings_upto = _findings_upto(observations, context, settings) if context else None
 
-    for kind in sorted(alerting):
-        finding = alerting[kind]
+    def open_or_escalate(kind: str, finding: Finding, history: Sequence[Alert]) -> None:
         alert = active.get(kind)
         if alert is not None:
             if finding.severity > alert.severity:
                 actions.append(Escalate(alert.alert_id, finding.severity, finding))
-            continue
+            return
         already_closed = any(
             a.kind == kind and not a.status.is_active and _seen(a, treating) >= finding.observed_on
-            for a in alerts
+            for a in history
         )
         if not already_closed and findings_upto is not None:
-            closed = _latest_closed(alerts, kind, treating)
+            closed = _latest_closed(history, kind, treating)
             already_closed = closed is not None and _dismissal_holds(
                 closed, finding, observations, settings, findings_upto, treating
             )
         if not already_closed:
             actions.append(Open(kind, finding.severity, finding))
+
+    for kind in sorted(alerting):
+        open_or_escalate(kind, alerting[kind], alerts)
+    # A finding carried in another's alert alerts on its own when that alert can neither stay
+    # nor open (the clinician dismissed or resolved it, and the dismissal holds): folding is
+    # how a finding is shown, and must not cost the clinician the alert (say, the session-6
+    # "change approach" checkpoint after a dismissed deterioration alert).
+    carrying = set(active) | {a.kind for a in actions if isinstance(a, Open)}
+    unfolded = _strongest(
+        (
+            replace(f, alerts=True)
+            for f in findings
+            if f.covered_by is not None and f.alerts_alone and f.covered_by not in carrying
+        ),
+        settings.alert_min_severity,
+    )
+    for kind in sorted(unfolded):
+        if kind not in alerting:
+            # What the clinician saw in the carrier's closed alert (its ``also_holds``) counts
+            # as closed with it: a dismissal of the carrier covers the findings it showed, as
+            # a dismissal does while the same finding persists; a new fact (a later checkpoint,
+            # a worse score) is not covered and opens.
+            open_or_escalate(kind, unfolded[kind], [*alerts, *_carried_in_closed(alerts, kind)])
 
     escalated = {a.alert_id for a in actions if isinstance(a, Escalate)}
     opening = {a.kind for a in actions if isinstance(a, Open)}

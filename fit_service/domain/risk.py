@@ -429,6 +429,10 @@ class Finding:
     #: stronger rule on the same score (:func:`fold_restatements`). Listed, sets the level,
     #: keeps an alert of its kind from auto-resolving, opens none (``alerts`` is then False).
     covered_by: str | None = None
+    #: a covered finding that would open its own alert were it not carried (not stale, not
+    #: left to the dropout model): it does when its carrier's alert can neither stay nor open
+    #: (the clinician dismissed it), so folding never costs an alert (domain.alerts.reconcile)
+    alerts_alone: bool = False
     #: the values the kind's guidance sentence was filled in with (model, checkpoint, days), so
     #: a carrier's guidance can be written again with the findings it carries
     guidance_facts: Mapping[str, object] = field(default_factory=dict)
@@ -1259,7 +1263,7 @@ def fold_restatements(findings: Sequence[Finding], context: EpisodeContext) -> l
     out: list[Finding] = []
     for f in findings:
         if f.kind in covered:
-            f = replace(f, alerts=False, covered_by=covered[f.kind])
+            f = replace(f, alerts=False, covered_by=covered[f.kind], alerts_alone=f.alerts)
         elif f.kind in carried:
             others = carried[f.kind]
             also_holds = [
@@ -1299,14 +1303,17 @@ def evaluate_rules(
     # covers stays open rather than auto-resolving on a finding that still holds.
     horizon = settings.stale_after_days
     findings = [
-        replace(f, alerts=False, stale=True)
+        replace(f, alerts=False, alerts_alone=False, stale=True)
         if (context.today - f.observed_on).days > horizon
         else f
         for f in findings
     ]
     if context.dropout_model is None:
         return findings
-    return [replace(f, alerts=False) if f.kind in DROPOUT_MODEL_KINDS else f for f in findings]
+    return [
+        replace(f, alerts=False, alerts_alone=False) if f.kind in DROPOUT_MODEL_KINDS else f
+        for f in findings
+    ]
 
 
 def risk_level(findings: Sequence[Finding]) -> RiskLevel:

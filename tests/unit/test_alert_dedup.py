@@ -174,13 +174,24 @@ def test_an_alert_of_a_carried_kind_closes_when_its_carrier_opens() -> None:
     assert actions[0].kind == "ors_reliable_deterioration"  # type: ignore[union-attr]
 
 
+def carrying(closed: Alert, finding: Finding) -> Alert:
+    """``closed`` as stored when it carried ``finding`` (its evidence lists it in also_holds)."""
+    entry = {"kind": finding.kind, "severity": finding.severity.label, **finding.evidence}
+    return replace(closed, evidence={"also_holds": [entry]})
+
+
 def test_an_alert_of_a_carried_kind_stays_while_its_carrier_has_no_live_alert() -> None:
     """The clinician dismissed the carrier's alert: that does not silence the other; it stays
-    open (and is not re-opened if it was closed: the finding does not alert on its own)."""
+    open. Closed, it is not re-opened when the dismissed alert showed it (also_holds): the
+    dismissal covers what the clinician saw, while the same finding persists. A finding the
+    dismissed alert did not show alerts on its own (folding must not cost an alert)."""
     findings = evaluate_rules(FLAT, ctx(), MEDIUM_UP)
     dismissed = replace(alert("no_reliable_improvement", AlertStatus.DISMISSED), closed_on=day(5))
     assert reconcile([dismissed, alert("not_on_track")], findings, FLAT, MEDIUM_UP) == []
-    assert reconcile([dismissed], findings, FLAT, MEDIUM_UP, context=ctx()) == []
+    shown = carrying(dismissed, next(f for f in findings if f.kind == "not_on_track"))
+    assert reconcile([shown], findings, FLAT, MEDIUM_UP, context=ctx()) == []
+    actions = reconcile([dismissed], findings, FLAT, MEDIUM_UP, context=ctx())
+    assert [(a.kind, type(a)) for a in actions] == [("not_on_track", Open)]
 
 
 def test_a_dismissal_holds_while_the_finding_rode_in_another_alert() -> None:
@@ -189,6 +200,9 @@ def test_a_dismissal_holds_while_the_finding_rode_in_another_alert() -> None:
     along (carried is not cleared), so the clinician's dismissal still holds."""
     obs = [*FLAT, sess(7, 14.0), sess(8, 18.0)]
     dismissed = replace(alert("no_reliable_improvement", AlertStatus.DISMISSED), closed_on=day(5))
+    # as stored: it showed the rational not_on_track it carried
+    carried = next(f for f in evaluate_rules(FLAT, ctx(), MEDIUM_UP) if f.kind == "not_on_track")
+    dismissed = carrying(dismissed, carried)
     live = alert("ors_reliable_deterioration", session=7)
     findings = evaluate_rules(obs, ctx(day(7)), MEDIUM_UP)
     assert findings[0].kind == "ors_reliable_deterioration"
@@ -240,3 +254,33 @@ def test_an_up_to_date_or_unknown_long_gap_alert_is_left_alone() -> None:
     assert reconcile([gap_alert(opened)], [opened], obs, MEDIUM_UP) == []
     unknown = replace(gap_alert(opened), evidence=None)
     assert reconcile([unknown], [gap(DAY0 + dt.timedelta(days=30))], obs, MEDIUM_UP) == []
+
+
+def test_a_carried_finding_alerts_alone_when_its_carrier_was_dismissed() -> None:
+    """The clinician dismisses the deterioration alert (ORS 20, then 14 from session 2): what it
+    carried must not be silenced for good with it - folding is how a finding is shown, not a
+    reason to lose its alert. The "change approach" checkpoint at session 6, which no dismissed
+    alert showed, opens its own alert (it opened none before this fix)."""
+    observations = [sess(1, 20.0), *(sess(n, 14.0) for n in range(2, 7))]
+    alerts: list[Alert] = []
+    opened: list[tuple[int, str]] = []
+    for upto in range(1, len(observations) + 1):
+        obs = observations[:upto]
+        context = ctx(obs[-1].date)
+        findings = evaluate_rules(obs, context, MEDIUM_UP)
+        actions = reconcile(alerts, findings, obs, MEDIUM_UP, context=context, treating="A")
+        opened += [(upto, a.kind) for a in actions if isinstance(a, Open)]
+        ids = iter(f"a{upto}-{i}" for i in range(len(actions)))
+        alerts = apply_actions(alerts, actions, lambda ids=ids: next(ids))
+        alerts = [
+            replace(a, clinician="A", status=AlertStatus.DISMISSED, closed_on=obs[-1].date)
+            if a.kind == "ors_reliable_deterioration" and a.status.is_active
+            else replace(a, clinician="A")
+            for a in alerts
+        ]
+    # not on track was shown in the dismissed alerts and persisted: their dismissal covers it
+    # (as a dismissal does); the session-6 checkpoint is a new fact the clinician never saw.
+    assert (6, "no_reliable_improvement") in opened, opened
+    assert "not_on_track" not in {kind for _, kind in opened}
+    live = [a.kind for a in alerts if a.status.is_active]
+    assert live == ["no_reliable_improvement"]
