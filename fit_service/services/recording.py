@@ -1219,9 +1219,23 @@ def _write(uow: UnitOfWork, principal: Principal, plan: _Plan, loaded: _Loaded) 
         )
     if revised:
         db.execute(delete(Rating).where(Rating.session_id.in_([v[3].row_id for v in revised])))
-        _follow_first_session_clinician(
-            db, {v[3].episode.row_id for v in revised if not v[3].episode.explicit}, now
+    # Episodes whose first session may have changed: a revision (its clinician or date), a new
+    # episode (its clinician came from the batch's first item for it, not its earliest), or a
+    # session inserted before the episode's latest (a backfill out of order). Appending in date
+    # order, the usual case, cannot change it and costs no statement.
+    revised_states = {id(v[3]) for v in revised}
+    moved = {
+        state.episode.row_id
+        for item, _content, _digest, state in (*revised, *to_insert)
+        if not state.episode.explicit
+        and (
+            id(state) in revised_states
+            or state.episode.new
+            or state.episode.last_date is None
+            or item.date < state.episode.last_date
         )
+    }
+    _follow_first_session_clinician(db, moved, now)
 
     # One revision row per accepted item: the full history stays retrievable.
     revision_rows = [

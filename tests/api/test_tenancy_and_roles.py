@@ -152,6 +152,26 @@ def test_corrected_clinician_moves_the_client_to_the_right_clinician(
     assert [e["clinician_id"] for e in seen.json["episodes"]] == ["T-2"]
 
 
+def test_a_backfilled_earlier_session_makes_its_clinician_the_episodes(
+    client: FlaskClient, tenant: Tenant
+) -> None:
+    """An episode opened by its first session is that session's clinician's: a session backfilled
+    before it (another clinician) makes the episode theirs at once, not only after some later,
+    unrelated correction re-read the first session."""
+    later = session_payload(ehr_session_id="S-22", client_id="C-7", clinician_id="T-2")
+    assert client.post("/v1/sessions", json=later, headers=tenant.auth()).status_code == 201
+    earlier = session_payload(
+        ehr_session_id="S-21", client_id="C-7", clinician_id="T-1", date="2026-10-26"
+    )
+    assert client.post("/v1/sessions", json=earlier, headers=tenant.auth()).status_code == 201
+    seen = client.get("/v1/clients/C-7", headers=tenant.auth("manager")).json
+    assert [e["clinician_id"] for e in seen["episodes"]] == ["T-1"]
+    fixed = {**later, "ratings": later["ratings"][:1]}  # an unrelated correction
+    assert client.post("/v1/sessions", json=fixed, headers=tenant.auth()).status_code == 200
+    seen = client.get("/v1/clients/C-7", headers=tenant.auth("manager")).json
+    assert [e["clinician_id"] for e in seen["episodes"]] == ["T-1"]
+
+
 def test_explicit_episode_keeps_its_clinician_through_a_session_correction(
     client: FlaskClient, tenant: Tenant, app: Any
 ) -> None:
