@@ -148,8 +148,11 @@ def _frozen(mapping: dict) -> Mapping:  # type: ignore[type-arg]
 #: Who rates what: the ORS/CORS are the client's rating of their past week, and a parent,
 #: caregiver or teacher may rate a child's or adolescent's week the same way (PCOMS collateral
 #: ratings, COLLATERAL_RATERS); the SRS/CSRS are the client's rating of the session, given at
-#: its end (domain.md §2; PCOMS has no other rater's form of them); each WAI-SR form names its
-#: rater (domain.md §2: "client or therapist form").
+#: its end (domain.md §2), and in PCOMS work with children a parent or caregiver who attends
+#: the session fills one in too (a collateral alliance rating, of a child or adolescent only);
+#: each WAI-SR form names its rater (domain.md §2: "client or therapist form"). Collateral
+#: ratings are stored and shown; the outcome series, the risk rules and the reports read the
+#: client's own.
 _CLIENT_ONLY = frozenset({Rater.CLIENT})
 _CLIENT_OR_COLLATERAL = frozenset({Rater.CLIENT, *COLLATERAL_RATERS})
 
@@ -213,7 +216,7 @@ SRS = Instrument(
     resolution=0.1,
     direction=Direction.HIGHER_IS_BETTER,
     default_rater=Rater.CLIENT,
-    raters=_CLIENT_ONLY,
+    raters=_CLIENT_OR_COLLATERAL,
     subscales=_frozen({leg.value: (item,) for item, leg in _SRS_LEGS.items()}),
     item_legs=_SRS_LEGS,
     snomed_ct="720482000",
@@ -229,7 +232,7 @@ CSRS = Instrument(
     resolution=0.1,
     direction=Direction.HIGHER_IS_BETTER,
     default_rater=Rater.CLIENT,
-    raters=_CLIENT_ONLY,
+    raters=_CLIENT_OR_COLLATERAL,
     subscales=_frozen({leg.value: (item,) for item, leg in _SRS_LEGS.items()}),
     item_legs=_SRS_LEGS,
     snomed_ct="718762000",

@@ -934,7 +934,11 @@ def _plan_item(
     )
     if current_band is not None:
         check_age_versions(scores, current_band, existing.recorded if existing else frozenset())
-        check_collateral_raters(scores, current_band)
+        # A correction of a stored session is judged by the band it names, if any: one from
+        # before the client turned 18 may carry the parent's rating it was stored with (as it
+        # keeps its age version above) without naming the band it was given under.
+        if existing is None or band is not None:
+            check_collateral_raters(scores, band or current_band)
 
     episode = _choose_episode(item, existing, loaded, plan)
     if episode.client_key != item.client_id:

@@ -79,24 +79,12 @@ RATER_CASES: list[tuple[str, dict[str, Any], str, str]] = [
     (
         "adult SRS by a parent",
         session_payload(ratings=[_ors(), _rating("srs", "parent")]),
-        "rater_not_for_instrument",
+        "rater_not_for_age_band",
         "ratings[1].rater",
     ),
     (
         "SRS by the therapist",
         session_payload(ratings=[_rating("srs", "therapist")]),
-        "rater_not_for_instrument",
-        "ratings[0].rater",
-    ),
-    (
-        "adolescent SRS by a teacher",
-        session_payload(client_age_band="adolescent", ratings=[_rating("srs", "teacher")]),
-        "rater_not_for_instrument",
-        "ratings[0].rater",
-    ),
-    (
-        "child CSRS by a caregiver",
-        session_payload(client_age_band="child", ratings=[_rating("csrs", "caregiver")]),
         "rater_not_for_instrument",
         "ratings[0].rater",
     ),
@@ -169,9 +157,9 @@ def test_the_refusal_names_the_form_to_send_instead(
 def test_a_refused_rater_in_a_batch_sinks_only_its_item(
     client: FlaskClient, tenant: Tenant
 ) -> None:
-    """In a batch, the session whose SRS names a parent is rejected alone."""
+    """In a batch, the session whose SRS names the therapist is rejected alone."""
     good = session_payload(ehr_session_id="S-good")
-    bad = session_payload(ehr_session_id="S-bad", ratings=[_rating("srs", "parent")])
+    bad = session_payload(ehr_session_id="S-bad", ratings=[_rating("srs", "therapist")])
     resp = client.post("/v1/sessions/batch", json={"sessions": [good, bad]}, headers=tenant.auth())
     assert resp.status_code == 200, resp.json
     first, second = resp.json["results"]
@@ -454,3 +442,41 @@ def test_a_batch_item_that_is_not_an_object_names_its_place(
         assert problem["field"] == f"sessions[{index}]", problem
         assert not problem["detail"].startswith("None"), problem
         assert [e["field"] for e in problem["errors"]] == [f"sessions[{index}]"]
+
+
+@pytest.mark.parametrize(
+    ("band", "instrument", "rater"),
+    [("child", "csrs", "caregiver"), ("adolescent", "srs", "parent"), ("child", "cors", "teacher")],
+)
+def test_a_collateral_rating_of_a_childs_session_is_stored_beside_the_childs_own(
+    client: FlaskClient, tenant: Tenant, band: str, instrument: str, rater: str
+) -> None:
+    """In PCOMS work with children a parent or caregiver who attends fills in the session's SRS
+    (CSRS) or the ORS (CORS) too: stored and shown beside the child's own, which is the one
+    the risk rules read (a session lost whole for the parent's form was the regression)."""
+    own = _rating(instrument, "client")
+    payload = session_payload(client_age_band=band, ratings=[own, _rating(instrument, rater)])
+    resp = client.post("/v1/sessions", json=payload, headers=tenant.auth())
+    assert resp.status_code == 201, resp.json
+    assert sorted(r["rater"] for r in resp.json["ratings"]) == sorted(["client", rater])
+
+
+def test_a_correction_keeps_a_parents_rating_after_the_client_turned_18(
+    client: FlaskClient, tenant: Tenant
+) -> None:
+    """S-1 was stored for an adolescent with the parent's ORS; the client is an adult now. A
+    correction of S-1 that does not name a band keeps it (as it keeps its age version)."""
+    first = session_payload(
+        ehr_session_id="S-1",
+        client_age_band="adolescent",
+        date="2026-10-05",
+        ratings=[_ors(), _ors("parent")],
+    )
+    assert client.post("/v1/sessions", json=first, headers=tenant.auth()).status_code == 201
+    now_adult = session_payload(ehr_session_id="S-2", client_age_band="adult", date="2026-10-12")
+    assert client.post("/v1/sessions", json=now_adult, headers=tenant.auth()).status_code == 201
+    fixed = {k: v for k, v in first.items() if k != "client_age_band"}
+    fixed["ratings"] = [_ors(), {**_ors("parent"), "items": {**_ors()["items"], "social": 3}}]
+    resp = client.post("/v1/sessions", json=fixed, headers=tenant.auth())
+    assert resp.status_code == 200, resp.json
+    assert resp.json["revision"] == 2
