@@ -91,23 +91,42 @@ DEFAULT = ClinicThresholds(ReportSettings(), RiskSettings())
 
 def from_settings(raw: Mapping[str, Any] | None) -> ClinicThresholds:
     """Thresholds from a clinic's stored settings document. Settings are validated when stored;
-    should a stored value still be refused, defaults are used and the fact logged, because
-    failing every session write of a clinic over a setting would be worse."""
+    should a stored value still be refused (stored before a bound was tightened), that key's
+    default is used and the fact logged - only that key's: the clinic's other choices (its
+    alert severity, its minimum n for small cells) stay in force. Failing every session write
+    of a clinic over a setting would be worse."""
     raw = raw or {}
-    try:
-        reports = ReportSettings.from_mapping(raw.get("reports") or None)
-    except FitError as exc:
-        log.warning("clinic report settings refused (%s); using defaults", exc.rule)
-        reports = ReportSettings()
+    reports = _parse_keeping_the_rest(
+        ReportSettings.from_mapping, dict(raw.get("reports") or {}), "reports"
+    )
     risk_raw = {k: v for k, v in (raw.get("risk") or {}).items() if k not in SHARED}
-    risk_raw.update({k: getattr(reports, v) for k, v in SHARED.items()})
-    try:
-        check_risk_bounds(risk_raw)
-        risk = RiskSettings.from_mapping(risk_raw)
-    except FitError as exc:
-        log.warning("clinic risk settings refused (%s); using defaults", exc.rule)
-        risk = RiskSettings.from_mapping({k: getattr(reports, v) for k, v in SHARED.items()})
+    shared = {k: getattr(reports, v) for k, v in SHARED.items()}
+
+    def parse_risk(values: dict[str, Any] | None) -> RiskSettings:
+        values = {**(values or {}), **shared}
+        check_risk_bounds(values)
+        return RiskSettings.from_mapping(values)
+
+    risk = _parse_keeping_the_rest(parse_risk, risk_raw, "risk")
     return ClinicThresholds(reports, risk)
+
+
+def _parse_keeping_the_rest(parse: Any, values: dict[str, Any], section: str) -> Any:
+    """``parse(values)``, leaving out each key it refuses (logged by name and rule, never by
+    value) until it accepts the rest; the defaults if no key can be blamed."""
+    for _ in range(len(values) + 1):
+        try:
+            return parse(values or None)
+        except FitError as exc:
+            key = (exc.field or "").removeprefix(f"{section}.")
+            if key not in values:
+                break
+            log.warning(
+                "clinic %s setting %s refused (%s); its default is used", section, key, exc.rule
+            )
+            del values[key]
+    log.warning("clinic %s settings refused; using defaults", section)
+    return parse(None)
 
 
 def load(db: Session, clinic_id: int) -> ClinicThresholds:

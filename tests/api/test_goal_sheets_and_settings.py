@@ -13,7 +13,7 @@ from sqlalchemy import Engine, select
 
 from fit_service.adapters.orm import Clinician, WebhookEndpoint
 from fit_service.adapters.webhooks import check_secret
-from fit_service.domain.risk import RiskSettings
+from fit_service.domain.risk import RiskSettings, Severity
 from fit_service.services import clinic_settings, thresholds
 from fit_service.services.principals import Principal, Role
 from tests.conftest import Tenant, session_payload
@@ -417,6 +417,23 @@ def test_an_out_of_range_risk_setting_stored_earlier_gives_the_defaults() -> Non
     """A huge integer stored before the bounds existed is not applied: the defaults are."""
     limits = thresholds.from_settings({"risk": {"max_gap_days": 10**30}})
     assert limits.risk.max_gap_days == RiskSettings().max_gap_days
+
+
+def test_a_setting_refused_after_a_bound_tightened_falls_back_alone() -> None:
+    """A value valid when stored (srs_decline_points 0.05, reliable_change 0.5) and refused since
+    the bounds were tightened gives that key's default; the clinic's other settings stay: its
+    alert severity, WAI floor and minimum n for small cells did not silently reset."""
+    stored = {
+        "risk": {"srs_decline_points": 0.05, "alert_min_severity": "low", "wai_floor": 6},
+        "reports": {"reliable_change": 0.5, "min_n": 5, "srs_concern": 34},
+    }
+    limits = thresholds.from_settings(stored)
+    assert limits.risk.srs_decline_points == RiskSettings().srs_decline_points
+    assert limits.risk.alert_min_severity == Severity.LOW
+    assert limits.risk.wai_floor == 6
+    assert limits.reports.reliable_change == 5.0
+    assert (limits.reports.min_n, limits.reports.srs_concern) == (5, 34)
+    assert limits.risk.srs_concern_total == 34  # shared from reports
 
 
 def test_effective_settings_include_the_reports_section(
