@@ -260,9 +260,9 @@ def _raters_of(instrument: Instrument, rater: str) -> str:
 
 
 def check_collateral_raters(scores: Sequence[tuple[str, str, Score]], band: str) -> None:
-    """Refuse a parent's, caregiver's or teacher's rating of an adult client's functioning.
+    """Refuse a parent's, caregiver's or teacher's rating for an adult client.
 
-    Collateral ratings are of a child's or adolescent's functioning (PCOMS; instruments.
+    Collateral ratings are of a child's or adolescent's week or session (PCOMS; instruments.
     COLLATERAL_RATERS); an adult rates their own, so such a rating is a misnamed rater field
     (the client's own ORS sent as the parent's would be stored unread, and the adult would have
     no outcome series and no alerts). ``scores`` are in the order of the session's ratings."""
@@ -272,9 +272,9 @@ def check_collateral_raters(scores: Sequence[tuple[str, str, Score]], band: str)
     for n, (code, rater, _score) in enumerate(scores):
         if rater in COLLATERAL_RATERS:
             raise InvalidRating(
-                f"a {rater} rates a child's or adolescent's functioning, and this client's age "
-                f"band is {age.value}: an adult rates their own {code} (send rater client, or "
-                "leave it out)",
+                f"a {rater}'s rating is of a child's or adolescent's week or session, and this "
+                f"client's age band is {age.value}: an adult rates their own {code} (send rater "
+                "client, or leave it out)",
                 field=f"ratings[{n}].rater",
                 rule="rater_not_for_age_band",
             )
