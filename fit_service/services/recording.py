@@ -1224,19 +1224,28 @@ def _write(uow: UnitOfWork, principal: Principal, plan: _Plan, loaded: _Loaded) 
     if revised:
         db.execute(delete(Rating).where(Rating.session_id.in_([v[3].row_id for v in revised])))
     # Episodes whose first session may have changed: a revision (its clinician or date), a new
-    # episode (its clinician came from the batch's first item for it, not its earliest), or a
-    # session inserted before the episode's latest (a backfill out of order). Appending in date
-    # order, the usual case, cannot change it and costs no statement.
+    # episode given several sessions (its clinician came from the batch's first item for it,
+    # not its earliest), or a session inserted before the episode's latest (a backfill out of
+    # order). Appending in date order, the usual case, cannot change it and costs no statement.
     revised_states = {id(v[3]) for v in revised}
+    # a new episode with one session (first contact, the usual single post) has that session's
+    # clinician already: only one the batch gave several sessions can have started elsewhere
+    per_new_episode: dict[int, int] = {}
+    for v in to_insert:
+        if v[3].episode.new:
+            key = id(v[3].episode)
+            per_new_episode[key] = per_new_episode.get(key, 0) + 1
     moved = {
         state.episode.row_id
         for item, _content, _digest, state in (*revised, *to_insert)
         if not state.episode.explicit
         and (
             id(state) in revised_states
-            or state.episode.new
-            or state.episode.last_date is None
-            or item.date < state.episode.last_date
+            or per_new_episode.get(id(state.episode), 0) > 1
+            or (
+                not state.episode.new
+                and (state.episode.last_date is None or item.date < state.episode.last_date)
+            )
         )
     }
     _follow_first_session_clinician(db, moved, now)

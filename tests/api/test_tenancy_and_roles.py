@@ -172,6 +172,23 @@ def test_a_backfilled_earlier_session_makes_its_clinician_the_episodes(
     assert [e["clinician_id"] for e in seen["episodes"]] == ["T-1"]
 
 
+def test_a_new_clients_batch_out_of_order_gives_the_episode_its_first_sessions_clinician(
+    client: FlaskClient, tenant: Tenant
+) -> None:
+    """A backfill batch for a new client, newest first: the episode is the earliest session's
+    clinician's, not that of the batch's first item."""
+    batch = [
+        session_payload(ehr_session_id="S-32", client_id="C-8", clinician_id="T-2"),
+        session_payload(
+            ehr_session_id="S-31", client_id="C-8", clinician_id="T-1", date="2026-10-26"
+        ),
+    ]
+    resp = client.post("/v1/sessions/batch", json={"sessions": batch}, headers=tenant.auth())
+    assert [r["outcome"] for r in resp.json["results"]] == ["created", "created"], resp.json
+    seen = client.get("/v1/clients/C-8", headers=tenant.auth("manager")).json
+    assert [e["clinician_id"] for e in seen["episodes"]] == ["T-1"]
+
+
 def test_explicit_episode_keeps_its_clinician_through_a_session_correction(
     client: FlaskClient, tenant: Tenant, app: Any
 ) -> None:
