@@ -11,6 +11,7 @@ import contextlib
 import socket
 import threading
 import time
+from collections.abc import Iterable
 
 
 class Deadline:
@@ -47,6 +48,35 @@ class Deadline:
             self._socket = sock.dup()
             if self._over:
                 self._shutdown(self._socket)
+
+    def connect(
+        self,
+        addresses: Iterable[str],
+        port: int,
+        timeout: float | None,
+        source_address: tuple[str, int] | None = None,
+    ) -> socket.socket:
+        """A TCP connection to the first of ``addresses`` that answers (tried in order, as
+        ``socket.create_connection`` does), each attempt within what is left of the deadline,
+        and watched by it from then on; later reads and writes get the usual ``timeout``. The
+        webhook sender (addresses checked beforehand) and the SMTP sender (the relay's name
+        looked up within the deadline) both connect this way."""
+        last_error: OSError | None = None
+        for ip in addresses:
+            left = self.remaining()
+            if left <= 0:
+                raise TimeoutError("deadline passed while connecting")
+            try:
+                sock = socket.create_connection(
+                    (ip, port), left if timeout is None else min(timeout, left), source_address
+                )
+            except OSError as exc:  # try the next address, as create_connection itself does
+                last_error = exc
+                continue
+            sock.settimeout(timeout)
+            self.watch(sock)
+            return sock
+        raise last_error or OSError("no address to connect to")
 
     def _expire(self) -> None:
         with self._lock:

@@ -139,20 +139,8 @@ def _connect_within(
     left = deadline.remaining()
     if left <= 0:
         raise TimeoutError("deadline passed before connecting")
-    last_error: OSError | None = None
-    for ip in resolve_host(host, port, timeout=min(DNS_TIMEOUT, left)):
-        left = deadline.remaining()
-        if left <= 0:
-            raise TimeoutError("deadline passed while connecting")
-        try:
-            sock = socket.create_connection((ip, port), min(timeout, left), source_address)
-        except OSError as exc:  # try the next address, as create_connection itself does
-            last_error = exc
-            continue
-        sock.settimeout(timeout)  # each later read and write: the usual timeout
-        deadline.watch(sock)
-        return sock
-    raise last_error or OSError("no address to connect to")
+    addresses = resolve_host(host, port, timeout=min(DNS_TIMEOUT, left))
+    return deadline.connect(addresses, port, timeout, source_address)
 
 
 class _SMTP(smtplib.SMTP):

@@ -410,24 +410,7 @@ def _pinned_connector(addresses: Sequence[str], deadline: Deadline) -> Callable[
         timeout: float | None = None,
         source_address: tuple[str, int] | None = None,
     ) -> socket.socket:
-        last_error: OSError | None = None
-        for ip in addresses:
-            left = deadline.remaining()
-            if left <= 0:
-                raise TimeoutError("deadline passed while connecting")
-            try:
-                sock = socket.create_connection(
-                    (ip, address[1]),
-                    left if timeout is None else min(timeout, left),
-                    source_address,
-                )
-            except OSError as exc:  # try the next address, as create_connection itself does
-                last_error = exc
-                continue
-            sock.settimeout(timeout)  # each later read and write: the usual timeout
-            deadline.watch(sock)
-            return sock
-        raise last_error or OSError("no address to connect to")
+        return deadline.connect(addresses, address[1], timeout, source_address)
 
     return connect
 
