@@ -34,6 +34,7 @@ from fit_service.services import clinics, monthly_reports
 from tests.conftest import Tenant, session_payload
 from tests.independent_stats import effective_n, wilson
 from tests.unit.test_effect_sizes import T_TABLE
+from tests.unit.test_report_renderers import CLINICIAN_COLUMNS
 
 PERIOD = "2026-10"
 MONTH = (date(2026, 10, 1), date(2026, 10, 31))
@@ -611,14 +612,7 @@ def test_pdf_figures_equal_the_json(
         for key in HEADLINE_KEYS:
             shown = re.sub(r"\s+", " ", data["overall"][window][key]["display"])
             assert shown in text, (window, key, shown)
-    columns = (
-        "episodes_closed",
-        "reliable_improvement",
-        "reliable_deterioration",
-        "dropout_rate",
-        "srs_below_concern",
-        "severity_adjusted_es",
-    )
+    columns = CLINICIAN_COLUMNS
     outcomes = columns[1:4] + columns[5:]  # not the count, not the rate over sessions
 
     def row(cells: dict[str, Any], label: str) -> str:

@@ -23,17 +23,9 @@ from fit_service.domain.monthly_report import (
     GroupReport,
     MonthlyReport,
 )
-from tests.unit.test_report_renderers import group, make_report, pdf_text
+from tests.unit.test_report_renderers import CLINICIAN_COLUMNS, group, make_report, pdf_text
 
-#: The per-clinician tables' columns after the label, in order (the JSON's keys).
-COLUMNS = (
-    "episodes_closed",
-    "reliable_improvement",
-    "reliable_deterioration",
-    "dropout_rate",
-    "srs_below_concern",
-    "severity_adjusted_es",
-)
+COLUMNS = CLINICIAN_COLUMNS
 
 
 @pytest.fixture(scope="module")

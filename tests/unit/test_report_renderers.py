@@ -38,6 +38,18 @@ from tests.factories import report_figures
 GENERATED = datetime(2024, 6, 3, 7, 30, tzinfo=UTC)
 
 
+#: The per-clinician tables' columns after the label, in order (the JSON's keys): what the PDF
+#: tests read the rows by, written out here rather than taken from the renderer.
+CLINICIAN_COLUMNS = (
+    "episodes_closed",
+    "reliable_improvement",
+    "reliable_deterioration",
+    "dropout_rate",
+    "srs_below_concern",
+    "severity_adjusted_es",
+)
+
+
 def figures(scale: int = 1) -> GroupFigures:
     return report_figures(scale)
 
@@ -209,14 +221,7 @@ def test_pdf_figures_equal_the_json(renderer: MonthlyReportPdf) -> None:
                 assert f"{100 * cell['value']:.1f}% (n={cell['n']:,}" in text
     # Each clinician's row of the month and of the trailing-12 table: the label, then every
     # column's JSON display (both clinicians have month outcome figures, so month rows).
-    columns = (
-        "episodes_closed",
-        "reliable_improvement",
-        "reliable_deterioration",
-        "dropout_rate",
-        "srs_below_concern",
-        "severity_adjusted_es",
-    )
+    columns = CLINICIAN_COLUMNS
     for clinician in data["clinicians"]:
         for window in ("month", "trailing_12"):
             cells = [_squash(clinician[window][key]["display"]) for key in columns]
