@@ -3,17 +3,12 @@
 from __future__ import annotations
 
 import select
-import shutil
 import socket
-import ssl
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from email import message_from_bytes
 from email.message import Message
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,6 +18,7 @@ from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword, Session
 
 from fit_service.adapters.email import SmtpEmailSender, SmtpSettings
 from fit_service.domain.delivery import ClinicianEmail, build_alert_email, message_id_for
+from tests.tls import Certificate, self_signed
 
 ALERT_ID = "a1b2c3"
 #: Things that must never appear in an alert e-mail (the kind and the client's data).
@@ -87,35 +83,9 @@ def smtp_server() -> Iterator[tuple[Inbox, int]]:
     yield from _serve(Inbox())
 
 
-@dataclass(frozen=True)
-class Certificate:
-    """A self-signed certificate for 127.0.0.1: the server's context, and a client context
-    that trusts it (and checks the host name, as the default context does)."""
-
-    server: ssl.SSLContext
-    client: ssl.SSLContext
-
-
 @pytest.fixture(scope="module")
 def certificate(tmp_path_factory: pytest.TempPathFactory) -> Certificate:
-    openssl = shutil.which("openssl")
-    if openssl is None:
-        pytest.skip("openssl is needed to make a test certificate")
-    folder: Path = tmp_path_factory.mktemp("tls")
-    cert, key = folder / "cert.pem", folder / "key.pem"
-    subprocess.run(
-        [
-            openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-            "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1",
-            "-addext", "subjectAltName=IP:127.0.0.1",
-            "-keyout", str(key), "-out", str(cert),
-        ],
-        check=True,
-        capture_output=True,
-    )  # fmt: skip
-    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    server.load_cert_chain(cert, key)
-    return Certificate(server=server, client=ssl.create_default_context(cafile=str(cert)))
+    return self_signed(tmp_path_factory.mktemp("tls"), "127.0.0.1", "IP:127.0.0.1")
 
 
 @pytest.fixture

@@ -6,16 +6,13 @@ addresses, or telling a private name from one that does not exist, and refuses p
 from __future__ import annotations
 
 import logging
-import shutil
 import socket
 import ssl
-import subprocess
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -36,38 +33,15 @@ from tests.integration.test_worker import (
     register,
     worker,
 )
+from tests.tls import Certificate, self_signed
 
 
 # --------------------------------------------------------------------------- TLS receiver
-@dataclass(frozen=True)
-class Certificate:
-    """A self-signed certificate for 127.0.0.1 and hooks.example, and a client context that
-    trusts it (host names checked, as in the default context)."""
-
-    server: ssl.SSLContext
-    trusting: ssl.SSLContext
-
-
 @pytest.fixture(scope="module")
 def certificate(tmp_path_factory: pytest.TempPathFactory) -> Certificate:
-    openssl = shutil.which("openssl")
-    if openssl is None:
-        pytest.skip("openssl is needed to make a test certificate")
-    folder: Path = tmp_path_factory.mktemp("tls")
-    cert, key = folder / "cert.pem", folder / "key.pem"
-    subprocess.run(
-        [
-            openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-            "-nodes", "-days", "2", "-subj", "/CN=hooks.example",
-            "-addext", "subjectAltName=DNS:hooks.example,IP:127.0.0.1",
-            "-keyout", str(key), "-out", str(cert),
-        ],
-        check=True,
-        capture_output=True,
-    )  # fmt: skip
-    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    server.load_cert_chain(cert, key)
-    return Certificate(server=server, trusting=ssl.create_default_context(cafile=str(cert)))
+    return self_signed(
+        tmp_path_factory.mktemp("tls"), "hooks.example", "DNS:hooks.example", "IP:127.0.0.1"
+    )
 
 
 @dataclass
@@ -147,7 +121,7 @@ def test_a_certificate_that_does_not_verify_is_retried_not_dead(
     assert received.ids == []
 
     trusting = HttpWebhookSender(
-        allow_private=True, resolver=resolver, timeout=5, ssl_context=certificate.trusting
+        allow_private=True, resolver=resolver, timeout=5, ssl_context=certificate.client
     )
     retried = trusting.send(endpoint, _message())
     if host == "hooks.example":
@@ -181,7 +155,7 @@ def test_the_worker_retries_a_delivery_whose_certificate_failed(
     assert received.ids == []
 
     clock[0] = row.next_attempt_at + timedelta(seconds=1)
-    fixed = HttpWebhookSender(allow_private=True, ssl_context=certificate.trusting)
+    fixed = HttpWebhookSender(allow_private=True, ssl_context=certificate.client)
     assert worker(app, clock=lambda: clock[0], webhooks=fixed).run_once() == 1
     assert outbox_status(engine) == {"sent": 1}
     assert received.ids == [row.message_id]
