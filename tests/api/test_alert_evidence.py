@@ -6,7 +6,7 @@ opened with; ``fit check-risks`` says how many alerts it brought up to date."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from flask import Flask
@@ -15,7 +15,9 @@ from sqlalchemy import Engine, func, select
 
 from fit_service.adapters.orm import OutboxMessage
 from fit_service.services import risk_schedule
-from tests.conftest import Tenant, session_payload
+from tests.conftest import Tenant
+from tests.integration.test_alert_dedup import alert_at
+from tests.integration.test_risk_review import post
 
 TODAY = datetime.now(UTC).date()
 ORS = {"instrument": "ors", "total": 20.0}
@@ -28,14 +30,6 @@ def srs_total(total: float) -> dict[str, Any]:
 def srs(bond: float, goal: float, task: float, overall: float) -> dict[str, Any]:
     srs_items = {"relationship": bond, "goals": goal, "approach": task, "overall": overall}
     return {"instrument": "srs", "items": srs_items}
-
-
-def post(
-    client: FlaskClient, tenant: Tenant, n: str, day: date, ratings: list[Any], **kw: Any
-) -> None:
-    body = session_payload(ehr_session_id=n, date=day.isoformat(), ratings=ratings, **kw)
-    r = client.post("/v1/sessions", json=body, headers=tenant.auth())
-    assert r.status_code in (200, 201), r.json
 
 
 def feed(client: FlaskClient, tenant: Tenant) -> list[dict[str, Any]]:
@@ -56,15 +50,6 @@ def acknowledge(client: FlaskClient, tenant: Tenant, alert: dict[str, Any]) -> d
     )
     assert r.status_code == 200, r.json
     return r.json  # type: ignore[no-any-return]
-
-
-def alert_at(client: FlaskClient, tenant: Tenant, severity: str) -> None:
-    r = client.put(
-        "/v1/settings",
-        json={"risk": {"alert_min_severity": severity}},
-        headers=tenant.auth("admin"),
-    )
-    assert r.status_code == 200, r.json
 
 
 def with_webhook(client: FlaskClient, tenant: Tenant) -> None:
