@@ -38,6 +38,7 @@ def main() -> None:
         t0 = time.perf_counter()
         r = client.post("/v1/sessions/batch", json={"sessions": items}, headers=headers)
         batches.append(time.perf_counter() - t0)
+        assert r.json is not None
         assert r.json["created"] == 1000, r.json
     single = []
     for n in range(300):

@@ -46,11 +46,11 @@ class ProblemApi(Api):
         # shared error responses so, not as flask-smorest's application/json.
         self.DEFAULT_RESPONSE_CONTENT_TYPE = "application/problem+json"
         try:
-            super()._register_responses()  # type: ignore[misc]
+            super()._register_responses()
         finally:
             del self.DEFAULT_RESPONSE_CONTENT_TYPE  # back to the class's, for every other use
 
-    def handle_http_exception(self, error: HTTPException) -> Response:  # type: ignore[override]
+    def handle_http_exception(self, error: HTTPException) -> Response:
         body = problems.from_http_exception(error)
         _audit_refusal(body["status"], body["rule"])
         headers = {}

@@ -50,7 +50,7 @@ fit = _FitGroup("fit", help="fit-service administration.")
 def _wiring() -> Wiring:
     from flask import current_app  # noqa: PLC0415
 
-    return current_app.extensions["fit"]  # type: ignore[no-any-return]
+    return current_app.extensions["fit"]
 
 
 def _fail(error: FitError) -> None:

@@ -19,7 +19,7 @@ from fit_service.services import delivery_worker, risk_schedule
 def _wiring() -> Wiring:
     from flask import current_app  # noqa: PLC0415
 
-    return current_app.extensions["fit"]  # type: ignore[no-any-return]
+    return current_app.extensions["fit"]
 
 
 def build_worker(

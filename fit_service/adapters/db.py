@@ -27,7 +27,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import QueryableAttribute, Session, sessionmaker
 from sqlalchemy.pool import NullPool
 from sqlalchemy.sql.dml import Insert, ReturningInsert
 
@@ -156,13 +156,17 @@ def insert_rows(db: Session, table: Table, rows: Sequence[Mapping[str, Any]]) ->
     # COPY skips SQLAlchemy's Python-side column defaults (ids, timestamps, flags): apply
     # them here, per row as an INSERT would.
     defaults = [c for c in table.columns if c.name not in rows[0] and c.default is not None]
-    if any(not (d.default.is_scalar or d.default.is_callable) for d in defaults):
+    if any(
+        not (d.default is not None and (d.default.is_scalar or d.default.is_callable))
+        for d in defaults
+    ):
         conn.execute(_insert(table), rows)
         return
     columns = given + [c.name for c in defaults]
     is_json = [isinstance(table.c[name].type, JSON) for name in columns]
     statement = f"COPY {table.name} ({', '.join(columns)}) FROM STDIN"
     driver = conn.connection.driver_connection
+    assert driver is not None  # a checked-out connection always has its driver connection
     try:
         with driver.cursor() as cursor, cursor.copy(statement) as copy:
             for row in rows:
@@ -204,7 +208,7 @@ def _insert(table: Table) -> Insert:
 
 
 @functools.cache
-def _insert_returning_id(table: Table) -> ReturningInsert[tuple[int]]:
+def _insert_returning_id(table: Table) -> ReturningInsert[int]:
     return insert(table).returning(table.c.id, sort_by_parameter_order=True)
 
 
@@ -218,15 +222,15 @@ _NEXT_IDS = text("SELECT nextval(pg_get_serial_sequence(:table, 'id')) FROM gene
 
 
 #: builds the condition "``column`` is one of the keys passed as parameter ``name``"
-KeyMatch = Callable[[ColumnElement[Any], str], ColumnElement[bool]]
+KeyMatch = Callable[[ColumnElement[Any] | QueryableAttribute[Any], str], ColumnElement[bool]]
 _Statement = TypeVar("_Statement")
 
 
-def _any_of(column: ColumnElement[Any], name: str) -> ColumnElement[bool]:
+def _any_of(column: ColumnElement[Any] | QueryableAttribute[Any], name: str) -> ColumnElement[bool]:
     return column == any_(bindparam(name, type_=ARRAY(column.type)))
 
 
-def _in(column: ColumnElement[Any], name: str) -> ColumnElement[bool]:
+def _in(column: ColumnElement[Any] | QueryableAttribute[Any], name: str) -> ColumnElement[bool]:
     return column.in_(bindparam(name, expanding=True))
 
 

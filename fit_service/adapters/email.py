@@ -152,7 +152,14 @@ class _SMTP(smtplib.SMTP):
         super().__init__(host, port, timeout=timeout)
 
     def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
-        return _connect_within(self._deadline, (host, port), timeout, self.source_address)
+        return _connect_within(self._deadline, (host, port), timeout, _source(self))
+
+
+def _source(smtp: smtplib.SMTP) -> tuple[str, int] | None:
+    """The connection's ``source_address``: smtplib keeps the (host, port) it was given, or
+    ``None`` (its stubs allow any socket address)."""
+    source = smtp.source_address
+    return (str(source[0]), int(source[1])) if isinstance(source, tuple) else None
 
 
 class _SMTPS(smtplib.SMTP_SSL):
@@ -171,8 +178,11 @@ class _SMTPS(smtplib.SMTP_SSL):
         self._deadline = deadline
         super().__init__(host, port, timeout=timeout, context=context)
 
+    #: set by ``smtplib.SMTP.connect`` before it calls ``_get_socket`` (not in the stubs)
+    _host: str
+
     def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
-        sock = _connect_within(self._deadline, (host, port), timeout, self.source_address)
+        sock = _connect_within(self._deadline, (host, port), timeout, _source(self))
         # What SMTP_SSL._get_socket does after its connect.
         return self.context.wrap_socket(sock, server_hostname=self._host)
 
@@ -248,8 +258,9 @@ class SmtpEmailSender:
         s = self.settings
         if self._smtp_factory is not None:
             smtp = self._smtp_factory(s.host, s.port, timeout=s.timeout)
-            if isinstance(getattr(smtp, "sock", None), socket.socket):
-                deadline.watch(smtp.sock)
+            sock = getattr(smtp, "sock", None)
+            if isinstance(sock, socket.socket):
+                deadline.watch(sock)
             return smtp
         if s.tls:
             return _SMTPS(

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
@@ -26,6 +26,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
+    Table,
     Text,
     UniqueConstraint,
     Uuid,
@@ -73,6 +74,9 @@ def utcnow() -> datetime:
 
 
 class Base(DeclarativeBase):
+    # Every model here maps one Table (no joined or select-mapped classes), so say so: the bulk
+    # writers take ``Model.__table__`` where SQLAlchemy declares only a FromClause.
+    __table__: ClassVar[Table]
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
     type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSON}
 

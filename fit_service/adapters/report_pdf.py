@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache, partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 from reportlab import rl_config
 from reportlab.graphics.charts.barcharts import VerticalBarChart
@@ -82,7 +82,7 @@ from fit_service.domain.monthly_report import (
     trailing_months,
 )
 
-Colour = colors.Color
+Colour: TypeAlias = colors.Color
 #: The bundled fonts (see the module docstring).
 _FONTS = Path(__file__).resolve().parent / "fonts"
 
@@ -1836,6 +1836,9 @@ class _MemoText(PDFTextObject):
     def __init__(self, canvas: Canvas, memo: dict[tuple[Any, ...], tuple[str, int]]) -> None:
         super().__init__(canvas)
         self._memo = memo
+
+    #: reportlab's font-subset state, kept by PDFTextObject (untyped there)
+    _curSubset: int
 
     def _formatText(self, text: str) -> str:
         key = (self._fontname, self._fontsize, self._leading, self._curSubset, text)

@@ -23,6 +23,13 @@ class UnitOfWork:
             raise RuntimeError("UnitOfWork used outside its 'with' block")
         return self._session
 
+    @property
+    def database(self) -> str:
+        """The database this unit of work talks to (its URL, password hidden): what the
+        per-process model caches are keyed by, so two databases in one process (tests, the
+        benchmarks) never share an entry."""
+        return str(self.session.get_bind().engine.url)
+
     def __enter__(self) -> UnitOfWork:
         self._session = self._factory()
         return self

@@ -26,12 +26,12 @@ class Wiring:
 
 
 def wiring() -> Wiring:
-    return current_app.extensions["fit"]  # type: ignore[no-any-return]
+    return current_app.extensions["fit"]
 
 
 def principal() -> Principal:
     """The authenticated caller; the auth hook has already refused anonymous requests."""
-    return g.principal  # type: ignore[no-any-return]
+    return g.principal
 
 
 def run(use_case, *args, **kwargs):  # type: ignore[no-untyped-def]

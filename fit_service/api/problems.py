@@ -81,7 +81,7 @@ _RULES = {
 def status_for(error: FitError) -> int:
     for cls in type(error).__mro__:
         if cls in STATUS_FOR:
-            return STATUS_FOR[cls]  # type: ignore[index]
+            return STATUS_FOR[cls]
     return 422
 
 

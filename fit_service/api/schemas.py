@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date
 from typing import Any
 
 from marshmallow import RAISE, Schema, ValidationError, fields, post_load, pre_load, validate
+from marshmallow.types import StrSequenceOrSet, UnknownOption
 
 from fit_service.api.parsing import repeated_names, repeated_parameters
 from fit_service.domain.instruments import REGISTRY, AgeBand, Rater
@@ -107,8 +108,8 @@ class FullDate(fields.Date):
 class StrictBoolean(fields.Boolean):
     """JSON true/false only: "yes", 1 and "true" are not booleans in a clinical record."""
 
-    truthy = frozenset({True})
-    falsy = frozenset({False})
+    truthy: set[object] = {True}
+    falsy: set[object] = {False}
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:
         # 1 == True in Python, so the sets above alone would let 1, 0, 1.0 and 0.0 through
@@ -216,13 +217,13 @@ class SessionIn(_Base):
     attendance = fields.Enum(Attendance, by_value=True, load_default=Attendance.ATTENDED)
     ratings = fields.List(fields.Nested(RatingIn), load_default=list)
 
-    def load(  # type: ignore[override]
+    def load(
         self,
-        data: Mapping[str, Any] | Iterable[Mapping[str, Any]],
+        data: Mapping[str, Any] | Sequence[Mapping[str, Any]],
         *,
         many: bool | None = None,
-        partial: bool | Sequence[str] | None = None,
-        unknown: str | None = None,
+        partial: bool | StrSequenceOrSet | None = None,
+        unknown: UnknownOption | None = None,
     ) -> Any:
         # Backfills load thousands of sessions per request, and the field-by-field load was
         # a quarter of a batch's time. A well-formed session takes the shortcut; anything
@@ -302,8 +303,9 @@ def fast_session(raw: Any) -> SessionInput | None:
         loaded.append(one)
     return SessionInput(
         ehr_session_id=ehr_id,
-        client_id=client_id,
-        clinician_id=clinician_id,
+        # str(): the same objects (checked above to be str), typed as such for mypy
+        client_id=str(client_id),
+        clinician_id=str(clinician_id),
         date=day,
         attendance=_ATTENDANCE[attendance],
         client_age_band=band,

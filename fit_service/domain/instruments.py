@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
+from typing import TypeVar
 
 
 class Direction(StrEnum):
@@ -141,7 +142,11 @@ class Instrument:
         return worse
 
 
-def _frozen(mapping: dict) -> Mapping:  # type: ignore[type-arg]
+_K = TypeVar("_K")
+_V = TypeVar("_V")
+
+
+def _frozen(mapping: dict[_K, _V]) -> Mapping[_K, _V]:
     return MappingProxyType(mapping)
 
 

@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 
@@ -765,13 +765,16 @@ class CompletenessSummary:
 def _non_negative(obj: object) -> None:
     # The common case, all counts non-negative, with one C-level getter and min() (thousands
     # of blocks per report); the loop below only runs to name the offending field.
-    counts_of = _counts_of(type(obj))
+    # Any, not type: mypy takes a class's __hash__ for an unbound method and so calls
+    # classes unhashable, refusing them as functools.cache keys
+    cls: Any = type(obj)
+    counts_of = _counts_of(cls)
     try:
         if counts_of is not None and min(counts_of(obj)) >= 0:
             return
     except TypeError:  # a value that does not compare with 0: the loop below decides
         pass
-    names, values_of = _fields_of(type(obj))
+    names, values_of = _fields_of(cls)
     for index, value in enumerate(values_of(obj)):
         if isinstance(value, int) and value < 0:
             raise ValueError(f"{type(obj).__name__}.{names[index]} cannot be negative")
@@ -1323,11 +1326,10 @@ def _bool_setting(key: str, raw: object) -> tuple[str, bool]:
 
 
 def _dropout_setting(key: str, raw: object) -> tuple[str, DropoutRule]:
-    try:
+    if isinstance(raw, str) and raw in {rule.value for rule in DropoutRule}:
         return "dropout_rule", DropoutRule(raw)
-    except ValueError:
-        known = ", ".join(rule.value for rule in DropoutRule)
-        raise _setting_error(key, f"must be one of {known}") from None
+    known = ", ".join(rule.value for rule in DropoutRule)
+    raise _setting_error(key, f"must be one of {known}")
 
 
 #: ``"reports"`` settings keys -> parser returning (field name, value). Ranges: ORS/SRS totals
@@ -2190,7 +2192,11 @@ def _trend_months(periods: tuple[str, ...]) -> tuple[tuple[Window, ...], np.ndar
     return windows, starts
 
 
-_ACTIVE, _OPENED, _CLOSED, _PAIRED = 1, 2, 3, 4  # positions in a _Part
+# positions in a _Part (Final: each indexes its own array, not "any item of the tuple")
+_ACTIVE: Final = 1
+_OPENED: Final = 2
+_CLOSED: Final = 3
+_PAIRED: Final = 4
 
 
 class FiguresBuilder:
@@ -2305,7 +2311,7 @@ class FiguresBuilder:
         for position, builder in enumerate(builders.values()):
             rows = [per_key[position] for per_key in split]
             if rows[0].size:  # every other mask is within ``active``
-                builder._parts.append((table, *rows))
+                builder._parts.append((table, rows[0], rows[1], rows[2], rows[3]))
 
     def add_sessions(self, counts: np.ndarray) -> None:
         """Sessions already known to fall in this window and group: one row per cluster (a

@@ -667,7 +667,7 @@ def srs_decline(
                 "srs_total": totals[-1],
                 "previous_total": totals[-2],
                 "previous_session": rated[-2].session_number,
-                "decline": round(drop, 1),  # type: ignore[arg-type]
+                "decline": round(drop, 1),
                 "threshold": settings.srs_decline_points,
                 "consecutive_declines": 2 if falling else 1,
                 "source": SOURCE_SRS_DECLINE,
@@ -930,7 +930,7 @@ def agreement_without_engagement(
     if intake is not None:  # a range bound only: with no explicit intake it is scored[0] anyway
         outcomes.append(intake)
     spread = max(outcomes) - min(outcomes)  # type: ignore[type-var,operator]
-    if _reaches(spread, settings.reliable_change):  # type: ignore[arg-type]
+    if _reaches(spread, settings.reliable_change):
         return []
     return [
         _finding(
@@ -942,7 +942,7 @@ def agreement_without_engagement(
             {
                 "srs_totals": [o.srs_total for o in rated],
                 "srs_ceiling": settings.withdrawal_srs_ceiling,
-                "outcome_range": round(spread, 1),  # type: ignore[arg-type]
+                "outcome_range": round(spread, 1),
                 "reliable_change": settings.reliable_change,
                 "sessions": len(rated),
                 "outcome_scores": len(scored),

@@ -542,7 +542,7 @@ def _update_alert(db: Session, alert: _Stored, values: Mapping[str, Any]) -> boo
         .values(**values, version=Alert.version + 1)
         .execution_options(synchronize_session=False)
     )
-    return result.rowcount == 1  # type: ignore[attr-defined,no-any-return]
+    return result.rowcount == 1  # type: ignore[attr-defined]
 
 
 def _moved(alert: _Stored, target: int | None) -> dict[str, Any]:

@@ -47,7 +47,7 @@ def _visible(principal: Principal) -> ColumnElement[bool]:
     return in_clinic & (Alert.clinician_id == principal.clinician_id)
 
 
-def _query() -> Select[Any]:
+def _query() -> Select[Alert, str, uuid.UUID, str]:
     return (
         select(
             Alert,

@@ -31,7 +31,7 @@ _lock = threading.Lock()
 
 def clinic_wai_reference(uow: UnitOfWork, clinic_id: int) -> Reference:
     """``{session number: {subscale: 10th percentile}}`` for the clinic (may be empty)."""
-    key = (str(uow.session.get_bind().url), clinic_id)
+    key = (uow.database, clinic_id)
     hit = _cache.get(key)
     if hit is not None and hit[0] > time.monotonic():
         return hit[1]

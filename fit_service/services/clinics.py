@@ -28,7 +28,7 @@ _KEY_PREFIX = "fit"
 
 def _column_length(column: InstrumentedAttribute[str]) -> int:
     """The declared length of a String column: PostgreSQL refuses longer values (DataError)."""
-    return int(column.type.length)  # type: ignore[attr-defined]
+    return int(column.type.length)
 
 
 _CLINIC_NAME_MAX = _column_length(Clinic.name)

@@ -69,7 +69,7 @@ def clinic_dropout_model(
     ``closed``: the count of closed episodes when the caller has it (saves a query)."""
     risk, reports = limits.risk, limits.reports
     key: _Key = (
-        str(uow.session.get_bind().url),
+        uow.database,
         clinic_id,
         risk.srs_item_concern,
         risk.srs_concern_total,
@@ -178,4 +178,4 @@ def intake_rate(uow: UnitOfWork, clinic_id: int, today: date) -> float:
     ).one()
     if not clinicians:
         return 0.0
-    return float(opened) / (clinicians * weeks)
+    return float(opened) / float(clinicians * weeks)

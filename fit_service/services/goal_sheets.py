@@ -92,9 +92,10 @@ def put_goal_sheet(
     episode_row = visible_episode_row(uow, principal, episode_id)
     current = _sheet(uow, episode_row)
     now = utcnow()
+    cleaned_steps = [s.strip() for s in steps]
     values = {
         "goal": goal.strip(),
-        "steps": {"steps": [s.strip() for s in steps]},
+        "steps": {"steps": cleaned_steps},
         "expectation": expectation.value,
         "updated_at": now,
     }
@@ -167,7 +168,7 @@ def put_goal_sheet(
     view = {
         "episode_id": str(episode_id),
         "goal": values["goal"],
-        "steps": values["steps"]["steps"],
+        "steps": cleaned_steps,
         "expectation": expectation.value,
         "updated_at": now.isoformat(),
         "version": version,

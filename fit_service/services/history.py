@@ -201,21 +201,21 @@ def load_histories(db: Session, episode_ids: Iterable[int]) -> dict[int, Episode
         return out
     if len(ids) <= _FEW_EPISODES:
         current: SessionRecord | None = None
-        for row in conn.execute(_SESSIONS_WITH_RATINGS(conn), {"ids": ids}).all():
-            if current is None or current.row_id != row[0]:
-                current = _session(row)
-                out[row[1]].sessions.append(current)
-            if row[10] is not None:
-                current.ratings.append(_rating(row[10:]))
+        for joined in conn.execute(_SESSIONS_WITH_RATINGS(conn), {"ids": ids}).all():
+            if current is None or current.row_id != joined[0]:
+                current = _session(joined)
+                out[joined[1]].sessions.append(current)
+            if joined[10] is not None:
+                current.ratings.append(_rating(joined[10:]))
         return out
     by_id: dict[int, SessionRecord] = {}
     for chunk in _chunks(ids):
-        for row in conn.execute(_SESSIONS(conn), {"ids": chunk}).all():
-            record = by_id[row[0]] = _session(row)
-            out[row[1]].sessions.append(record)
+        for session_row in conn.execute(_SESSIONS(conn), {"ids": chunk}).all():
+            record = by_id[session_row[0]] = _session(session_row)
+            out[session_row[1]].sessions.append(record)
     for chunk in _chunks(by_id):
-        for row in conn.execute(_RATINGS(conn), {"ids": chunk}).all():
-            by_id[row[0]].ratings.append(_rating(row[1:]))
+        for rating_row in conn.execute(_RATINGS(conn), {"ids": chunk}).all():
+            by_id[rating_row[0]].ratings.append(_rating(rating_row[1:]))
     return out
 
 

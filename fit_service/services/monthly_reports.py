@@ -704,13 +704,13 @@ def _add_sessions_and_episodes(db: Session, clinic_id: int, groups: _Groups) -> 
     )
     # Core, not ORM, execution: the rows are plain tuples either way, and the ORM's result
     # processing costs more per row than everything done with the row below.
-    episodes: list[Any] = []
+    episode_rows: list[Any] = []
     sessions_rows: list[Any] = []
     for rows in db.connection().execute(query).partitions():
         for row in rows:
-            (sessions_rows if row[0] == 0 else episodes).append(row)
+            (sessions_rows if row[0] == 0 else episode_rows).append(row)
     _add_session_counts(groups, sessions_rows)
-    _add_episodes(groups, episodes)
+    _add_episodes(groups, episode_rows)
 
 
 def _add_session_counts(groups: _Groups, rows: list[Any]) -> None:

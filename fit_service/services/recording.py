@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
+from sqlalchemy import BindParameter, Connection, bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, aliased
 
@@ -560,7 +560,7 @@ _EPISODE_COLS = (
 # The hot-path statements are built once: constructing and cache-keying a select costs more
 # Python than PostgreSQL spends answering it (profiled: ~1.8 ms of an 8 ms request).
 # (by_dialect: the keys go as one array on PostgreSQL.)
-_CLINIC = bindparam("clinic_id")
+_CLINIC: BindParameter[int] = bindparam("clinic_id")
 _CLOSED = aliased(Episode)
 _STORED = aliased(TherapySession)
 # Two requests adding sessions to one client's open episode must not both number theirs n+1:
@@ -816,7 +816,8 @@ def _resent_versions(
                 runs[-1][1].append(index)
             else:
                 runs.append((digest, [index]))
-    history: dict[int, list[tuple[int, str]]] = {}
+    # keyed by row id: every stored session has one (None only for a session not yet inserted)
+    history: dict[int | None, list[tuple[int, str]]] = {}
     for chunk in _chunks(loaded.sessions[ehr_id].row_id for ehr_id in repeated):
         for session_id, revision, digest in uow.session.execute(
             select(
@@ -1233,8 +1234,8 @@ def _write(uow: UnitOfWork, principal: Principal, plan: _Plan, loaded: _Loaded) 
     per_new_episode: dict[int, int] = {}
     for v in to_insert:
         if v[3].episode.new:
-            key = id(v[3].episode)
-            per_new_episode[key] = per_new_episode.get(key, 0) + 1
+            episode_key = id(v[3].episode)
+            per_new_episode[episode_key] = per_new_episode.get(episode_key, 0) + 1
     moved = {
         state.episode.row_id
         for item, _content, _digest, state in (*revised, *to_insert)

@@ -52,12 +52,10 @@ def check_risks(
         # The system acts for the clinic: audit rows carry actor "system" (no API key).
         principal = Principal(clinic_id, None, Role.MANAGER, timezone=tz)
         clinic_day = today or datetime.now(zoneinfo.ZoneInfo(tz)).date()
-        after = 0
-        while True:
+        after: int | None = 0
+        while after is not None:
             done, after = _chunk(uow_factory, principal, clinic_day, after, chunk)
             total.add(done)
-            if after is None:
-                break
         total.auto_resolved += _close_out(uow_factory, principal)
     return total
 

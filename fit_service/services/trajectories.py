@@ -72,7 +72,7 @@ def clinic_model(
     ``closed``: the count of closed episodes when the caller has it (saves a query)."""
     if closed is None:
         closed = closed_episodes(uow, clinic_id)
-    database = str(uow.session.get_bind().url)
+    database = uow.database
     key = (database, clinic_id, instrument_code, age_band, int(closed or 0), criteria)
     hit = _cache.get(key)
     if hit is not None and hit[0] > time.monotonic():
@@ -120,14 +120,12 @@ def with_checkpoints(model: TrajectoryModel, risk: RiskSettings) -> TrajectoryMo
     """The rational model at the clinic's no-change checkpoints (domain.md §3: every one a
     per-clinic setting); the clinic's ETR judges by its own band, not by checkpoints, except
     beyond its fitted sessions and intakes, where its rational fallback judges at them too."""
-    checkpoints = {
-        "discuss_checkpoint": risk.discuss_checkpoint,
-        "change_checkpoint": risk.change_checkpoint,
-    }
+    discuss, change = risk.discuss_checkpoint, risk.change_checkpoint
     if isinstance(model, RationalTrajectory):
-        return replace(model, **checkpoints)
+        return replace(model, discuss_checkpoint=discuss, change_checkpoint=change)
     if isinstance(model, ClinicEtr) and model.fallback is not None:
-        return replace(model, fallback=replace(model.fallback, **checkpoints))
+        fallback = replace(model.fallback, discuss_checkpoint=discuss, change_checkpoint=change)
+        return replace(model, fallback=fallback)
     return model
 
 
