@@ -114,6 +114,12 @@ def _act_docs(f: Any) -> Any:
 @blp.route("/alerts/<uuid:alert_id>/acknowledge")
 class AlertAcknowledge(MethodView):
     @blp.response(200, AlertOut)
+    # No body is read, but one sent is refused as on every POST (before the key is checked).
+    @docs.errors(
+        blp,
+        413,
+        described={415: "A body was sent that is not application/json (send none)."},
+    )
     @_act_docs
     def post(self, alert_id: uuid.UUID) -> Any:
         """Acknowledge an open alert (somebody is on it)."""
