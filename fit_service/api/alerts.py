@@ -164,6 +164,18 @@ class EpisodeGoalSheet(MethodView):
     @blp.response(200, GoalSheetOut, description="Replaced (If-Match required).")
     @blp.alt_response(201, schema=GoalSheetOut, description="Created (no If-Match).")
     @docs.errors(blp, *docs.BODY, 404, 412, described={428: "If-Match missing on a replace."})
+    @blp.doc(
+        parameters=[
+            {
+                "in": "header",
+                "name": "If-Match",
+                "required": False,
+                "description": "The ETag of the goal sheet read: required to replace one, "
+                "not sent to write the first.",
+                "schema": {"type": "string"},
+            }
+        ]
+    )
     def put(self, body: dict[str, Any], episode_id: uuid.UUID) -> Any:
         """Write the client's own goal, the agreed steps and what they expect of therapy;
         the guidance of the episode's live alerts is refreshed to match."""

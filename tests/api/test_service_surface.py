@@ -259,6 +259,19 @@ def test_every_post_and_put_documents_the_415_it_answers_to_a_body_not_json(
         assert (resp.status_code, resp.mimetype) == (415, "application/problem+json"), path
 
 
+def test_every_operation_that_answers_428_documents_the_if_match_header(
+    client: FlaskClient,
+) -> None:
+    """An operation documenting 428 (If-Match missing) names the If-Match header it wants:
+    replacing a goal sheet did not (found by the schemathesis contract test)."""
+    spec = client.get("/v1/openapi.json").json
+    for method, path, op in _operations(spec):
+        if "428" not in op["responses"]:
+            continue
+        headers = {p["name"] for p in op.get("parameters", []) if p["in"] == "header"}
+        assert "If-Match" in headers, (method, path)
+
+
 def test_every_documented_operation_answers_401_problem_json_without_a_key(
     client: FlaskClient,
 ) -> None:
