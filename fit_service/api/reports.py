@@ -19,7 +19,7 @@ from marshmallow import RAISE, fields
 from fit_service.api import docs, problems
 from fit_service.api.context import principal, run, wiring
 from fit_service.api.parsing import Blueprint
-from fit_service.api.schemas import EXTERNAL_ID, _Base
+from fit_service.api.schemas import EXTERNAL_ID, EXTERNAL_ID_DOC, _Base
 from fit_service.services import audit, monthly_reports
 
 blp = Blueprint("reports", __name__, url_prefix="/v1", description="Monthly benchmark reports")
@@ -31,7 +31,10 @@ class ReportArgs(_Base):
     clinician = fields.String(
         load_default=None,
         validate=EXTERNAL_ID,  # the sessions' own rule, so a trailing newline is refused too
-        metadata={"description": "EHR clinician id: that clinician's page (managers only)."},
+        metadata={
+            **EXTERNAL_ID_DOC,
+            "description": "EHR clinician id: that clinician's page (managers only).",
+        },
     )
 
 
@@ -67,7 +70,17 @@ _REPORT_CONTENT = {
 }
 
 
-@blp.route("/reports/monthly/<string:month>")
+#: The month as the document states it (services/monthly_reports.parse_period is the rule).
+_MONTH_PARAMETER = {
+    "in": "path",
+    "name": "month",
+    "required": True,
+    "description": "The report's month, YYYY-MM (clinic-local); not a future month.",
+    "schema": {"type": "string", "pattern": "^[0-9]{4}-(0[1-9]|1[0-2])$"},
+}
+
+
+@blp.route("/reports/monthly/<string:month>", parameters=[_MONTH_PARAMETER])
 class MonthlyReport(MethodView):
     @blp.arguments(ReportArgs, location="query", unknown=RAISE)
     @blp.response(

@@ -114,6 +114,47 @@ def test_openapi_gives_the_identifier_limits_the_session_schema_enforces(tmp_pat
     assert "whitespace" in properties["ehr_session_id"]["description"]
 
 
+def test_openapi_gives_the_report_month_and_clinician_rules_the_service_enforces(
+    tmp_path: Path,
+) -> None:
+    """The report's month and clinician parameters carry the patterns the service checks, so
+    a document-driven client (and the contract test's generator) sends what it accepts."""
+    from fit_service.domain.errors import FitError  # noqa: PLC0415
+    from fit_service.services.monthly_reports import parse_period  # noqa: PLC0415
+
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'x.db'}", instance_path=tmp_path)
+    spec = create_app(settings).test_client().get("/v1/openapi.json").json
+    path = spec["paths"]["/v1/reports/monthly/{month}"]
+    (month,) = (p for p in path["parameters"] if p["name"] == "month")
+    pattern = month["schema"]["pattern"].removesuffix("$") + r"\Z"
+
+    def parses(value: str) -> bool:
+        try:
+            parse_period(value)
+        except (FitError, ValueError):
+            return False
+        return True
+
+    for sample in (
+        "2026-01",
+        "2026-12",
+        "1999-10",
+        "2026-00",
+        "2026-13",
+        "2026-1",
+        "26-01",
+        "2026-01\n",
+        " 2026-01",
+        "2026/01",
+        "",
+        "\uff12\uff10\uff12\uff16-01",  # full-width digits
+    ):
+        assert (re.search(pattern, sample) is not None) == parses(sample), sample
+    (clinician,) = (p for p in path["get"]["parameters"] if p["name"] == "clinician")
+    assert clinician["schema"]["pattern"] == "^[A-Za-z0-9._:-]+$"
+    assert (clinician["schema"]["minLength"], clinician["schema"]["maxLength"]) == (1, 64)
+
+
 def test_openapi_references_resolve_and_errors_are_problem_json(client: FlaskClient) -> None:
     """Every $ref in the document names a component it holds, and the shared error responses
     (default, and any other) are documented as application/problem+json with the problem
