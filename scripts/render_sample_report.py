@@ -106,7 +106,7 @@ def simulate(seed: int = 2024) -> list[Episode]:
 
 def _all_clinical():  # type: ignore[no-untyped-def]
     """Criteria for pairs already restricted to clinical-range intakes (as the domain does)."""
-    from fit_service.domain.monthly_report import _preselected_criteria  # noqa: PLC0415
+    from fit_service.domain.monthly_report.builder import _preselected_criteria  # noqa: PLC0415
 
     return _preselected_criteria(SETTINGS)
 

@@ -14,7 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from fit_service.domain.change import ChangeCategory, classify_many
-from fit_service.domain.effect_sizes import proportion
+from fit_service.domain.effect_sizes import proportion, t_quantile_975
 from fit_service.domain.errors import FitError, NotFound
 from fit_service.domain.instruments import AgeBand
 from fit_service.domain.monthly_report import (
@@ -42,7 +42,6 @@ from fit_service.domain.monthly_report import (
     method_notes,
     month_label,
     session_histogram,
-    t_quantile_975,
     trailing_months,
 )
 from tests.factories import report_figures

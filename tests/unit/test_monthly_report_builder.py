@@ -20,7 +20,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fit_service.domain.change import ChangeSummary
-from fit_service.domain.effect_sizes import ClusterSpread, pre_post_d, severity_adjusted_es
+from fit_service.domain.effect_sizes import (
+    ClusterSpread,
+    pre_post_d,
+    severity_adjusted_es,
+    t_quantile_975,
+)
 from fit_service.domain.instruments import AgeBand, Direction
 from fit_service.domain.monthly_report import (
     Activity,
@@ -36,14 +41,13 @@ from fit_service.domain.monthly_report import (
     SessionStats,
     Share,
     Window,
-    _preselected_criteria,
     fit_reference,
     mean_estimate,
     mean_estimate_of_array,
     median_estimate,
-    t_quantile_975,
     trailing_months,
 )
+from fit_service.domain.monthly_report.builder import _preselected_criteria
 
 T = typing.TypeVar("T")
 PERIOD = "2024-05"
