@@ -1,7 +1,13 @@
 """Use cases on alerts: the feed, one alert, and the clinician's status changes.
 
 Scope: every query is limited to the caller's clinic; a clinician key sees only alerts of its
-own clinician id, a manager every alert of the clinic; another clinic's alert is a 404.
+own clinician id whose client it may see now (:func:`fit_service.services.reads.visible_clients`,
+the rule of the client and trajectory reads), a manager every alert of the clinic; another
+clinic's alert is a 404. A clinician who loses a client (the EHR re-sends the sessions under
+another clinician, a correction) thus loses the client's alerts too, closed ones included: a
+live alert moves to the treating clinician with the next assessment
+(:mod:`fit_service.services.alerting`), a closed one stays with the clinician who closed it and
+is hidden from them while they may not see the client.
 
 Concurrency: each alert carries a ``version`` (the HTTP ETag). A status change names the version
 it was decided on (``If-Match``); the ``UPDATE`` is conditional on that version, so of two
@@ -25,7 +31,7 @@ from fit_service.domain.errors import FitError, NotFound, PreconditionFailed, Pr
 from fit_service.domain.risk import Severity
 from fit_service.services import audit
 from fit_service.services.principals import Permission, Principal
-from fit_service.services.reads import Page, decode_cursor, encode_cursor
+from fit_service.services.reads import Page, decode_cursor, encode_cursor, visible_clients
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,14 +43,15 @@ class FeedFilter:
 
 
 def _visible(principal: Principal) -> ColumnElement[bool]:
-    """SQL condition: alerts this principal may see."""
+    """SQL condition: alerts this principal may see. For a clinician: its own alerts, of clients
+    it may see now (``visible_clients``, on the ``Client`` that :func:`_query` joins)."""
     principal.require(Permission.ALERTS_READ)
     in_clinic = Alert.clinic_id == principal.clinic_id
     if principal.sees_all_clients:
         return in_clinic
     if principal.clinician_id is None:
         return in_clinic & false()
-    return in_clinic & (Alert.clinician_id == principal.clinician_id)
+    return in_clinic & (Alert.clinician_id == principal.clinician_id) & visible_clients(principal)
 
 
 def _query() -> Select[Alert, str, uuid.UUID, str]:

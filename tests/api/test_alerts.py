@@ -270,3 +270,60 @@ def test_a_moved_alert_is_in_the_new_clinicians_feed_and_theirs_to_act_on(
     assert client.get(f"/v1/alerts/{alert_id}", headers=tenant.auth("clinician")).status_code == 404
     acked = client.post(f"/v1/alerts/{alert_id}/acknowledge", headers={**t2, "If-Match": '"2"'})
     assert acked.status_code == 200, acked.json
+
+
+def test_a_closed_alert_is_hidden_from_a_clinician_who_lost_the_client(
+    app: Flask, client: FlaskClient, tenant: Tenant
+) -> None:
+    """T-8 dismisses the early_low_alliance alert of C-70's session; the EHR re-sends the
+    session under T-7 (a correction), so T-8 loses access to C-70 - and to the closed alert,
+    its scores included: 404 for the alert, not in the feed, not to act on (before: 200 and
+    listed). The dismissed alert stays T-8's (closed alerts stay with the clinician who closed
+    them; only live ones move with the episode): T-7 does not see it; the manager does."""
+    keys = {}
+    with app.extensions["fit"].uow() as uow:
+        for who in ("T-8", "T-7"):
+            secret = clinics.create_api_key(uow, tenant.clinic_id, Role.CLINICIAN, who, who).secret
+            keys[who] = {"Authorization": f"Bearer {secret}"}
+    payload = session_payload(
+        ehr_session_id="C-70-1",
+        client_id="C-70",
+        clinician_id="T-8",
+        date=(TODAY - timedelta(days=7)).isoformat(),
+        ratings=[{"instrument": "srs", "items": LOW}],
+    )
+    assert client.post("/v1/sessions", json=payload, headers=tenant.auth()).status_code == 201
+    (alert,) = client.get("/v1/alerts", headers=keys["T-8"]).json["items"]
+    assert alert["kind"] == "early_low_alliance"
+    t8 = keys["T-8"]
+    dismissed = client.post(
+        f"/v1/alerts/{alert['id']}/dismiss",
+        json={"reason": "Discussed; the client was tired."},
+        headers={**t8, "If-Match": f'"{alert["version"]}"'},
+    )
+    assert dismissed.status_code == 200, dismissed.json
+    assert client.get(f"/v1/alerts/{alert['id']}", headers=t8).status_code == 200
+
+    corrected = client.post(
+        "/v1/sessions", json={**payload, "clinician_id": "T-7"}, headers=tenant.auth()
+    )
+    assert corrected.status_code == 200, corrected.json
+
+    assert client.get("/v1/clients/C-70", headers=t8).status_code == 404
+    assert client.get(f"/v1/alerts/{alert['id']}", headers=t8).status_code == 404
+    assert client.get("/v1/alerts?status=dismissed", headers=t8).json["items"] == []
+    assert client.get("/v1/alerts", headers=t8).json["items"] == []
+    gone = client.post(
+        f"/v1/alerts/{alert['id']}/resolve",
+        json={"note": "x"},
+        headers={**t8, "If-Match": f'"{dismissed.json["version"]}"'},
+    )
+    assert gone.status_code == 404
+
+    t7 = client.get("/v1/alerts", headers=keys["T-7"]).json["items"]
+    assert alert["id"] not in {a["id"] for a in t7}
+    assert client.get(f"/v1/alerts/{alert['id']}", headers=keys["T-7"]).status_code == 404
+    manager = tenant.auth("manager")
+    assert client.get(f"/v1/alerts/{alert['id']}", headers=manager).status_code == 200
+    every = client.get("/v1/alerts?status=dismissed", headers=manager).json["items"]
+    assert [a["id"] for a in every] == [alert["id"]]
