@@ -50,6 +50,11 @@ Dates: an alert's closing day is the clinic's local day (``clinics.timezone``), 
 session dates are written in, so a dismissal in the evening in Los Angeles (the next day in UTC)
 covers that day's sessions and no more.
 
+Audit: every stored change has its row in the caller's transaction, by the caller's principal
+(``system`` for the scheduled check): ``alert.open``, ``alert.escalate``, ``alert.auto_resolve``,
+``alert.reassign``, ``alert.refresh`` (evidence or guidance rewritten) and ``episode.risk_level``
+(the episode's level or reasons changed). What did not change is neither written nor audited.
+
 Concurrency: a clinician may acknowledge, resolve or dismiss an alert between the moment this
 code reads it and the moment it writes. Every ``UPDATE`` of a stored alert here is therefore
 ``WHERE id = :id AND version = :read`` with ``version = version + 1`` (the same optimistic check
@@ -178,6 +183,8 @@ class _Stored:
     clinician: str | None = None
     #: the stored evidence (the facts a refresh compares with; ``lifecycle.Refresh``)
     evidence: dict[str, Any] | None = None
+    #: the stored guidance (a goal-sheet refresh rewrites, and audits, only a changed text)
+    guidance: str | None = None
 
     @property
     def live(self) -> bool:
@@ -230,6 +237,7 @@ def _load_settings_and_alerts(
                 Alert.status,
                 Alert.session_number,
                 Alert.evidence,
+                Alert.guidance,
                 Alert.opened_at,
                 Alert.closed_at,
                 Alert.version,
@@ -262,6 +270,7 @@ def _load_settings_and_alerts(
                     _local_day(r.closed_at, tz) if r.closed_at else None,
                     r.clinician,
                     dict(r.evidence or {}),
+                    r.guidance,
                 )
             )
     return settings, out, closed
@@ -418,7 +427,7 @@ def reassess(
         assessed.append(_Episode(history, obs, assessment, actions, context))
     summary.episodes = len(assessed)
 
-    _store_levels(db, assessed, summary)
+    entries = _store_levels(db, assessed, summary)
 
     # the episodes whose alerts get new text: opened, escalated, or refreshed (facts counted to
     # today, lifecycle.Refresh) - a refresh must not write sheet-less guidance over tailored
@@ -457,7 +466,7 @@ def reassess(
                 )
                 continue
             e.assessment, e.actions, e.context = assessment, actions, context
-    _apply_actions(db, principal, assessed, stored, summary, refresh_guidance, settings)
+    _apply_actions(db, principal, assessed, stored, summary, refresh_guidance, settings, entries)
     return summary
 
 
@@ -475,9 +484,14 @@ _STORE_LEVEL = (
 )
 
 
-def _store_levels(db: Session, assessed: Sequence[_Episode], summary: AssessmentSummary) -> None:
+def _store_levels(
+    db: Session, assessed: Sequence[_Episode], summary: AssessmentSummary
+) -> list[audit.AuditEntry]:
+    """Write the episodes' risk level and reasons where they changed; returns their audit
+    entries (``episode.risk_level``, recorded with the call's other entries in one insert)."""
     now = utcnow()
     changes = []
+    entries = []
     for e in assessed:
         level = e.assessment.level.value
         reasons = {"reasons": list(e.assessment.reasons)}
@@ -493,9 +507,11 @@ def _store_levels(db: Session, assessed: Sequence[_Episode], summary: Assessment
                 "updated_at": now,
             }
         )
+        entries.append(audit.AuditEntry("episode.risk_level", "episode", str(e.history.public_id)))
     if changes:
         db.connection().execute(_STORE_LEVEL, changes)
         summary.levels_changed = len(changes)
+    return entries
 
 
 @dataclass(frozen=True, slots=True)
@@ -654,7 +670,13 @@ def _update_stored(
             move = _moved(a, target)
             current = refreshing.get(str(a.public_id))
             finding = current or holding.get(a.kind)
-            values = {**move, **({"guidance": finding.guidance} if finding else {})}
+            # only a changed text is written (and audited): the same goal sheet sent again, or
+            # one the guidance does not quote, leaves the alert and its ETag as they were
+            new_guidance = finding is not None and finding.guidance != a.guidance
+            values = {
+                **move,
+                **({"guidance": finding.guidance} if finding and new_guidance else {}),
+            }
             if current is not None:
                 # the finding's facts as of this assessment (newer evidence, days counted to
                 # today); the status, and with it an acknowledgement, stays (no notice: not news)
@@ -670,7 +692,8 @@ def _update_stored(
                 missed = True
                 continue
             done.add(a.row_id)
-            if finding:
+            if current is not None or new_guidance:
+                entries.append(audit.AuditEntry("alert.refresh", "alert", str(a.public_id)))
                 summary.refreshed += 1
             if move:
                 events.append(
@@ -702,11 +725,13 @@ def _apply_actions(
     summary: AssessmentSummary,
     refresh_guidance: bool,
     settings: RiskSettings,
+    entries: list[audit.AuditEntry],
 ) -> None:
+    """Store the alert actions; ``entries``: audit entries of the call so far (the episodes'
+    level changes), recorded with those of the alerts in one insert."""
     now = utcnow()
     inserts: list[dict[str, Any]] = []
     events: list[_Event] = []
-    entries: list[audit.AuditEntry] = []
     pending_clinician: list[tuple[dict[str, Any], str | None]] = []
 
     # The clinicians the episodes' alerts go to, read before any write: an escalation moves
