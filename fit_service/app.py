@@ -8,11 +8,14 @@ from __future__ import annotations
 import json
 import logging
 import re
+import traceback
 import uuid
+from types import TracebackType
 from typing import Any
 
 from flask import Flask, Response, g, request
 from flask_smorest import Api
+from sqlalchemy.exc import DBAPIError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from fit_service.adapters.db import make_engine, make_session_factory
@@ -32,6 +35,50 @@ _CONTROL_IN_PATH = re.compile(r"[\x00-\x1f\x7f]")
 _JSON_DEPTH_BLAMED = 100
 _JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
 _NOT_A_BRACKET = re.compile(rb"[^\[\]{}]+")
+_FIRST_LINE_MAX = 300
+
+log = logging.getLogger(__name__)
+
+
+class FitFlask(Flask):
+    """Flask, logging an unhandled error once and without what its text may quote."""
+
+    def log_exception(
+        self,
+        exc_info: tuple[type, BaseException, TracebackType] | tuple[None, None, None],
+    ) -> None:
+        """The one log record of an unhandled error (the 500 handler, api/problems.py, does not
+        log it again): the request id the 500 problem names, the route (its pattern: a path may
+        hold a client id), the exception's type and the first line of its message, and the
+        traceback's frames (file, line, function, source line; never locals). Not the whole
+        exception text: a database error's later lines quote row values (PostgreSQL's
+        ``DETAIL: Key (clinic_id, external_id)=(1, C-1)``, ``Failing row contains …``) and its
+        statement, which ``hide_parameters`` does not hide - as the CLI does (cli._FitGroup)."""
+        _, error, tb = exc_info
+        if error is None:
+            return
+        log.error(
+            "unhandled error in request %s (%s %s): %s\nTraceback (frames only):\n%s",
+            g.get("request_id") or "-",
+            request.method,
+            request.url_rule or "(no route)",
+            error_summary(error),
+            "".join(traceback.format_tb(tb)).rstrip(),
+        )
+
+
+def error_summary(error: BaseException) -> str:
+    """``Type: first line of the message`` (a database error: the driver's error and its first
+    line, without the SQL, the parameters or the DETAIL lines)."""
+    source: BaseException = error
+    name = type(error).__name__
+    if isinstance(error, DBAPIError) and error.orig is not None:
+        source = error.orig
+        name = f"{name} ({type(source).__name__})"
+    first = next(iter(str(source).strip().splitlines()), "")
+    if len(first) > _FIRST_LINE_MAX:
+        first = first[:_FIRST_LINE_MAX] + "…"
+    return f"{name}: {first}" if first else name
 
 
 class ProblemApi(Api):
@@ -65,7 +112,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         settings.instance_path.mkdir(parents=True, exist_ok=True)
     logging.getLogger("fit_service").setLevel(settings.log_level.upper())
 
-    app = Flask(__name__, instance_path=str(settings.instance_path.resolve()))
+    app = FitFlask(__name__, instance_path=str(settings.instance_path.resolve()))
     app.config.update(
         MAX_CONTENT_LENGTH=settings.max_body_bytes,
         API_TITLE="fit-service",

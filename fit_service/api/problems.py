@@ -189,7 +189,10 @@ def from_http_exception(error: HTTPException) -> dict[str, Any]:
             field="body",
         )
     if status >= 500:
-        log.exception("unhandled error")  # no payload: the exception only
+        if getattr(error, "original_exception", None) is None:
+            # an unhandled exception was logged once already, with its request id
+            # (FitFlask.log_exception); a 5xx raised as such has nothing more to say
+            log.error("%s (request %s)", type(error).__name__, g.get("request_id") or "-")
         return problem_dict(
             500, "internal error; the request id identifies it in the logs", rule="internal_error"
         )
