@@ -351,12 +351,18 @@ class _Episode:
 
 
 def assess_after_write(
-    uow: UnitOfWork, principal: Principal, histories: dict[int, EpisodeHistory]
+    uow: UnitOfWork,
+    principal: Principal,
+    histories: dict[int, EpisodeHistory],
+    audit_entries: list[audit.AuditEntry],
 ) -> tuple[thresholds.ClinicThresholds, int] | None:
     """Run the risk rules over each touched episode and reconcile its alerts; returns the
     clinic's thresholds and closed-episode count when it read them (the session views judge
-    by the same, without reading them again)."""
-    summary = reassess(uow, principal, histories.values(), clinic_today(principal))
+    by the same, without reading them again). The audit entries of what it stores go to
+    ``audit_entries``: the write records them with its own."""
+    summary = reassess(
+        uow, principal, histories.values(), clinic_today(principal), audit_into=audit_entries
+    )
     if summary.limits is None or summary.closed_episodes is None:
         return None
     return summary.limits, summary.closed_episodes
@@ -370,12 +376,15 @@ def reassess(
     *,
     refresh_guidance: bool = False,
     recheck: bool = False,
+    audit_into: list[audit.AuditEntry] | None = None,
 ) -> AssessmentSummary:
     """Assess open episodes as of ``today``; store levels, alert actions and deliveries in the
     caller's transaction (the caller commits). ``refresh_guidance`` also rewrites the guidance
     of live alerts whose finding still holds (after the goal sheet changed). ``recheck``: no
     appointment was recorded (the daily schedule, a goal-sheet edit), so the dropout model
-    opens no alert (:func:`fit_service.domain.risk.dropout_risk`)."""
+    opens no alert (:func:`fit_service.domain.risk.dropout_risk`). ``audit_into``: a list
+    the audit entries go to, for a caller that records them with its own; else they are
+    recorded here."""
     db = uow.session
     summary = AssessmentSummary()
     open_histories = [
@@ -467,6 +476,10 @@ def reassess(
                 continue
             e.assessment, e.actions, e.context = assessment, actions, context
     _apply_actions(db, principal, assessed, stored, summary, refresh_guidance, settings, entries)
+    if audit_into is not None:
+        audit_into.extend(entries)
+    elif entries:
+        audit.record(db, principal, entries)
     return summary
 
 
@@ -727,8 +740,8 @@ def _apply_actions(
     settings: RiskSettings,
     entries: list[audit.AuditEntry],
 ) -> None:
-    """Store the alert actions; ``entries``: audit entries of the call so far (the episodes'
-    level changes), recorded with those of the alerts in one insert."""
+    """Store the alert actions, adding their audit entries to ``entries`` (those of the call
+    so far: the episodes' level changes; the caller records them all in one insert)."""
     now = utcnow()
     inserts: list[dict[str, Any]] = []
     events: list[_Event] = []
@@ -816,8 +829,6 @@ def _apply_actions(
         db.execute(insert(Alert), inserts)
     if events:
         summary.deliveries = _enqueue(db, principal.clinic_id, events, clinicians, now)
-    if entries:
-        audit.record(db, principal, entries)
 
 
 def _clinicians(

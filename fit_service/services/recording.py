@@ -321,8 +321,11 @@ def check_age_versions(
 #: the hook run after the writes, in the same transaction (the risk assessment); it may return
 #: the clinic's thresholds and closed-episode count it read, so the session views don't read
 #: them again
+#: ``on_written(uow, principal, histories, audit_entries)``: runs after the writes, in their
+#: transaction; appends the audit entries of what it stores to ``audit_entries`` (the write
+#: records them with its own in one insert).
 OnWritten = Callable[
-    [UnitOfWork, Principal, dict[int, EpisodeHistory]],
+    [UnitOfWork, Principal, dict[int, EpisodeHistory], list[audit.AuditEntry]],
     tuple[thresholds.ClinicThresholds, int] | None,
 ]
 
@@ -738,22 +741,17 @@ def _record(
             w.index, "created" if w.created else "revised", w.state.public_id, w.revision
         )
 
-    audit.record(
-        uow.session,
-        principal,
-        [
-            audit.AuditEntry(
-                f"session.{r.outcome}" if r.outcome != "rejected" else "session.reject",
-                "session",
-                str(r.session_id) if r.session_id else items[r.index].ehr_session_id,
-                "success" if r.outcome != "rejected" else "rejected",
-                _status_for(r),
-            )
-            for r in results
-            if r is not None
-        ]
-        + _refusal_entries(refused),
-    )
+    entries = [
+        audit.AuditEntry(
+            f"session.{r.outcome}" if r.outcome != "rejected" else "session.reject",
+            "session",
+            str(r.session_id) if r.session_id else items[r.index].ehr_session_id,
+            "success" if r.outcome != "rejected" else "rejected",
+            _status_for(r),
+        )
+        for r in results
+        if r is not None
+    ] + _refusal_entries(refused)
     # Read the touched episodes back once: renumbering, risk rules and the answer all use it.
     histories = load_histories(uow.session, touched)
     renumber(uow.session, histories.values())
@@ -762,7 +760,10 @@ def _record(
     start_at_first_session(uow.session, histories.values())
     read = None
     if on_written is not None and histories:
-        read = on_written(uow, principal, histories)
+        read = on_written(uow, principal, histories, entries)
+    # One insert for the sessions' rows and those of what the risk rules stored (levels,
+    # alerts): a round trip less on every write that changes an episode's level.
+    audit.record(uow.session, principal, entries)
 
     final = [r for r in results if r is not None]
     if detailed:

@@ -9,12 +9,12 @@ from typing import Any
 
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, event, select
 
 from fit_service.adapters.orm import AuditEvent, Episode
 from fit_service.services import risk_schedule
 from tests.api.test_goal_sheets_and_settings import SHEET, episode_with_goal_alert
-from tests.conftest import Tenant
+from tests.conftest import Tenant, session_payload
 from tests.integration.test_alert_dedup import alert_at
 from tests.integration.test_risk_review import post
 
@@ -137,3 +137,43 @@ def test_a_goal_sheet_edit_audits_the_guidance_it_rewrites(
     assert again.status_code == 200, again.json
     assert audit_rows(engine, mark) == []
     assert client.get(f"/v1/alerts/{alert_id}", headers=auth).json["version"] == version
+
+
+def test_a_session_write_records_its_rows_and_the_risk_rules_in_one_insert(
+    client: FlaskClient, tenant: Tenant, engine: Engine
+) -> None:
+    """A new session that sets its episode's risk level (and opens an alert) is audited -
+    session.created, episode.risk_level, alert.open - with one INSERT into the audit table,
+    not one per layer: the hot path's round trips stay as they were."""
+    inserts: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_rest: Any) -> None:
+        if statement.lstrip().upper().startswith(("INSERT INTO AUDIT_EVENTS", "COPY AUDIT")):
+            inserts.append(statement)
+
+    before = last_id(engine)
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        r = client.post(
+            "/v1/sessions",
+            json=session_payload(
+                date=TODAY.isoformat(),
+                ratings=[ORS, {"instrument": "srs", "items": low_srs_items()}],
+            ),
+            headers=tenant.auth("ingest"),
+        )
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert r.status_code == 201, r.json
+    assert len(inserts) == 1, inserts
+    with engine.connect() as conn:
+        actions = conn.scalars(
+            select(AuditEvent.action).where(AuditEvent.id > before).order_by(AuditEvent.id)
+        ).all()
+    assert {"session.created", "episode.risk_level", "alert.open"} <= set(actions), actions
+
+
+def low_srs_items() -> dict[str, float]:
+    """An early rupture: the goals item well under the item line (an alert at the default
+    severity at session 1)."""
+    return {"relationship": 9.0, "goals": 5.0, "approach": 8.0, "overall": 7.0}
