@@ -35,7 +35,13 @@ sessions, and returns the actions the service should store. The rules it enforce
   only when it is worse than the closed alert, or when the finding stopped alerting at some
   appointment after the closed alert's evidence (it cleared, or was only held over) and came
   back (:func:`_dismissal_holds`). A client who rates SRS 34 at every session gets one alert,
-  not one per session after each dismissal.
+  not one per session after each dismissal. *Worse* is a higher severity, or - at the same
+  severity (a HIGH alert cannot get higher) - materially worse evidence
+  (:func:`_materially_worse`): the kind's own figure at least one of the clinic's steps below
+  the worst the closed alert showed (SRS total or item: ``srs_decline_points``, domain.md §3's
+  SRS decline; WAI-SR subscale: ``wai_decline_points``; ORS change from intake:
+  ``reliable_change``, domain.md §3/§4). A dismissal covers the same or better evidence, not a
+  much worse one: SRS 33 dismissed, then 24, opens a new alert.
 
 Status machine (:func:`check_transition`)::
 
@@ -57,6 +63,7 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
+from fit_service.domain.change import TOLERANCE
 from fit_service.domain.errors import Conflict
 from fit_service.domain.instruments import AgeBand
 from fit_service.domain.risk import (
@@ -397,6 +404,68 @@ def _alerting(findings: Iterable[Finding], minimum: Severity) -> dict[str, Findi
     return alerting
 
 
+#: "Materially worse" evidence, by kind (:func:`_materially_worse`): the figure in the rule's
+#: evidence that gets lower as the finding gets worse, and the :class:`RiskSettings` field
+#: holding the smallest fall in it that counts as new evidence. Each step is the clinic's own
+#: line for "this moved", not a new constant:
+#:
+#: * SRS total (``early_low_alliance``, ``low_alliance``, ``srs_decline``) and SRS item
+#:   (``low_srs_*``): ``srs_decline_points``, domain.md §3 "SRS decline >= 1 point below the
+#:   previous session" (OpenFIT's red rule) - a fall the clinic already treats as a decline;
+#: * WAI-SR subscale (``weak_wai_*``): ``wai_decline_points``, the client's own decline
+#:   (domain.md §3: no published cut-off; a heuristic setting);
+#: * ORS change from intake (``ors_reliable_deterioration``): ``reliable_change``, domain.md
+#:   §3/§4 (5 points, PCOMS): a further fall beyond measurement error.
+#:
+#: Kinds not listed (attendance, checkpoints, the dropout model's estimate) are worse only by
+#: severity. No listed kind is carried in another's alert (``RESTATED_BY``), so a closed alert's
+#: evidence here is always its own kind's.
+_WORSE_BY: Mapping[str, tuple[str, str]] = {
+    "early_low_alliance": ("srs_total", "srs_decline_points"),
+    "low_alliance": ("srs_total", "srs_decline_points"),
+    "srs_decline": ("srs_total", "srs_decline_points"),
+    "low_srs_bond": ("score", "srs_decline_points"),
+    "low_srs_goal": ("score", "srs_decline_points"),
+    "low_srs_task": ("score", "srs_decline_points"),
+    "low_srs_global": ("score", "srs_decline_points"),
+    "weak_wai_goal": ("score", "wai_decline_points"),
+    "weak_wai_task": ("score", "wai_decline_points"),
+    "weak_wai_bond": ("score", "wai_decline_points"),
+    "ors_reliable_deterioration": ("change", "reliable_change"),
+}
+
+
+def _figure(evidence: object, key: str) -> float | None:
+    """The number under ``key`` in an evidence mapping; ``None`` when absent or not a number."""
+    value = evidence.get(key) if isinstance(evidence, Mapping) else None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
+
+
+def _materially_worse(closed: Alert, finding: Finding, settings: RiskSettings) -> bool:
+    """Whether ``finding``'s evidence is materially worse than what the clinician closed
+    ``closed`` on: its figure (:data:`_WORSE_BY`) at least the clinic's step below the lowest
+    the closed alert showed - its stored facts and the facts it opened with (a refreshed alert
+    showed both). Unknown figures on either side (an alert stored without evidence, a kind with
+    no figure): not worse, and the severity rule alone decides. Steps are compared as the rules
+    compare thresholds (within :data:`~fit_service.domain.change.TOLERANCE`: totals carry one
+    decimal)."""
+    rule = _WORSE_BY.get(finding.kind)
+    if rule is None:
+        return False
+    key, step_setting = rule
+    now = _figure(finding.evidence, key)
+    stored = closed.evidence or {}
+    shown = [
+        v for v in (_figure(stored, key), _figure(stored.get("opened_with"), key)) if v is not None
+    ]
+    if now is None or not shown:
+        return False
+    step = float(getattr(settings, step_setting))
+    return min(shown) - now >= step - TOLERANCE
+
+
 def _dismissal_holds(
     closed: Alert,
     finding: Finding,
@@ -408,10 +477,14 @@ def _dismissal_holds(
     """Whether the treating clinician's resolution or dismissal of ``closed`` still covers
     ``finding``, newer evidence of the same kind: yes while the finding is no worse than the
     closed alert and alerted, no worse, at every appointment since the closed alert's evidence.
-    It re-opens when the finding gets worse, or when at some appointment in between it did not
-    alert (it cleared, fell below the clinic's alert severity, or was only held over) and then
-    came back, or when the client has moved to another clinician since it was closed."""
+    It re-opens when the finding gets worse - a higher severity, or materially worse evidence
+    at the same severity (:func:`_materially_worse`: SRS 33 dismissed, now 24) - or when at
+    some appointment in between it did not alert (it cleared, fell below the clinic's alert
+    severity, or was only held over) and then came back, or when the client has moved to
+    another clinician since it was closed."""
     if not _closed_by_treating(closed, treating) or finding.severity > closed.severity:
+        return False
+    if _materially_worse(closed, finding, settings):
         return False
     # Since its evidence session itself, not its date: a later session on that day is after it
     # (an appointment without a number, or a session since renumbered: by date).

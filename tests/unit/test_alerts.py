@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Collection
 from dataclasses import replace as dt_replace
 from itertools import count
 
@@ -156,29 +157,45 @@ def ctx_at(history: list[SessionObservation], **kw: object) -> EpisodeContext:
     return EpisodeContext(None, 25.0, AgeBand.ADULT, history[-1].date, **kw)  # type: ignore[arg-type]
 
 
-def replay_with_dismissal(
-    srs_totals: list[float], dismiss_after: int, custom: RiskSettings | None = None
+def replay_closing(
+    observations: list[SessionObservation],
+    close_after: Collection[int],
+    custom: RiskSettings | None = None,
+    status: AlertStatus = AlertStatus.DISMISSED,
 ) -> list[Alert]:
-    """Assess after every session as the service does; the clinician dismisses the live alert
-    on the day of session ``dismiss_after``. Returns the alerts at the end."""
+    """Assess after every session as the service does; the clinician closes (``status``) every
+    live alert on the day of each session numbered in ``close_after``. Returns the alerts at the
+    end."""
     custom = custom or RiskSettings()
     ids = count(1)
     alerts: list[Alert] = []
     history: list[SessionObservation] = []
-    for n, total in enumerate(srs_totals, start=1):
-        history.append(sess(n, total))
+    for o in observations:
+        history.append(o)
         context = ctx_at(history)
         findings = evaluate_rules(history, context, custom)
         actions = reconcile(alerts, findings, history, custom, context=context)
         alerts = apply_actions(alerts, actions, lambda: f"a{next(ids)}")
-        if n == dismiss_after:
+        if o.session_number in close_after:
             alerts = [
-                dt_replace(a, status=AlertStatus.DISMISSED, closed_on=history[-1].date)
+                dt_replace(a, status=status, closed_on=history[-1].date)
                 if a.status.is_active
                 else a
                 for a in alerts
             ]
     return alerts
+
+
+def replay_with_dismissal(
+    srs_totals: list[float],
+    dismiss_after: int | Collection[int],
+    custom: RiskSettings | None = None,
+) -> list[Alert]:
+    """:func:`replay_closing` on SRS totals, one a week; the clinician dismisses the live alert
+    on the day of session ``dismiss_after`` (or of each of them)."""
+    after = {dismiss_after} if isinstance(dismiss_after, int) else set(dismiss_after)
+    history = [sess(n, total) for n, total in enumerate(srs_totals, start=1)]
+    return replay_closing(history, after, custom)
 
 
 def test_dismissal_holds_while_the_same_low_run_persists() -> None:
@@ -194,6 +211,55 @@ def test_dismissal_gives_way_when_the_finding_cleared_and_came_back() -> None:
         ("early_low_alliance", AlertStatus.DISMISSED, 1),
         ("early_low_alliance", AlertStatus.OPEN, 3),
     ]
+
+
+def test_dismissed_high_alliance_alert_reopens_when_the_alliance_is_much_worse() -> None:
+    """SRS 33 opens early_low_alliance (HIGH); dismissed; the same run falls to 24 (HIGH cannot
+    get higher): the dismissal covered 33, not 24, and a new alert opens at the fall."""
+    alerts = replay_with_dismissal([33.0, 33.0, 24.0], dismiss_after=1)
+    assert [(a.kind, a.status, a.session_number) for a in alerts] == [
+        ("early_low_alliance", AlertStatus.DISMISSED, 1),
+        ("early_low_alliance", AlertStatus.OPEN, 3),
+    ]
+    reopened = alerts[-1]
+    assert (reopened.severity, reopened.evidence["srs_total"]) == (Severity.HIGH, 24.0)  # type: ignore[index]
+
+
+def test_dismissal_holds_when_the_alliance_is_no_worse_than_dismissed() -> None:
+    """Dismissed at 33, then dismissed again at 24: the same 24 again opens nothing, nor does a
+    fall of less than the SRS decline step (domain.md §3: 1 point) below what was dismissed."""
+    alerts = replay_with_dismissal([33.0, 24.0, 24.0, 24.0, 23.5], dismiss_after={1, 2})
+    assert [(a.kind, a.status, a.session_number) for a in alerts] == [
+        ("early_low_alliance", AlertStatus.DISMISSED, 1),
+        ("early_low_alliance", AlertStatus.DISMISSED, 2),
+    ]
+    alerts = replay_with_dismissal([33.0, 32.5, 32.1, 33.0], dismiss_after=1)
+    assert [(a.kind, a.status) for a in alerts] == [("early_low_alliance", AlertStatus.DISMISSED)]
+
+
+def test_the_worse_step_is_the_clinics_srs_decline_setting() -> None:
+    """A clinic with a 3-point decline step: a fall of 2 below the dismissed 33 is covered."""
+    custom = RiskSettings(srs_decline_points=3.0)
+    alerts = replay_with_dismissal([33.0, 31.0, 30.0], dismiss_after=1, custom=custom)
+    assert [a.session_number for a in alerts] == [1, 3]
+
+
+def test_resolved_deterioration_reopens_on_a_much_bigger_fall() -> None:
+    """ORS 20 at intake, 14 and 13 confirm a reliable fall (HIGH, change -7); the clinician
+    resolves it. A score one point lower is the same evidence; 7 (change -13, at least another
+    reliable change of 5 below the resolved -7, domain.md §3) is a new, worse fall."""
+    scores = [20.0, 14.0, 13.0, 12.0, 7.0]
+    history = [ors_sess(n, ors) for n, ors in enumerate(scores, start=1)]
+    alerts = replay_closing(history[:4], {3}, status=AlertStatus.RESOLVED)
+    assert [(a.kind, a.status, a.session_number) for a in alerts] == [
+        ("ors_reliable_deterioration", AlertStatus.RESOLVED, 3)
+    ]
+    alerts = replay_closing(history, {3}, status=AlertStatus.RESOLVED)
+    assert [(a.kind, a.status, a.session_number) for a in alerts] == [
+        ("ors_reliable_deterioration", AlertStatus.RESOLVED, 3),
+        ("ors_reliable_deterioration", AlertStatus.OPEN, 5),
+    ]
+    assert alerts[-1].evidence["change"] == -13.0  # type: ignore[index]
 
 
 def test_dismissal_gives_way_when_the_finding_gets_worse() -> None:
@@ -445,7 +511,8 @@ def test_an_auto_resolved_alert_does_not_block_backfilled_evidence() -> None:
 def test_dismissing_everything_never_reopens_on_a_resend(
     visits: list[float | Attendance | None], minimum: Severity
 ) -> None:
-    """All alerts dismissed at once: a held, no-worse finding never re-opens; resends do nothing."""
+    """All alerts dismissed at once: a held finding re-opens only with materially worse
+    evidence (never at the same or a better figure); resends do nothing."""
     obs = episode(visits)
     custom = RiskSettings(alert_min_severity=minimum)
     ids = count(1)
@@ -467,8 +534,19 @@ def test_dismissing_everything_never_reopens_on_a_resend(
                 if f.alerts and f.severity >= minimum
             }
             held = before.get(action.kind)
-            dismissed_before = any(a.kind == action.kind for a in alerts)
-            assert not (dismissed_before and held and held.severity >= action.severity)
+            dismissed = [a for a in alerts if a.kind == action.kind]
+            if dismissed and held and held.severity >= action.severity:
+                # the one reason left: evidence materially worse than the latest dismissed
+                # (lower SRS total by the decline step; ORS change by the reliable change)
+                latest = max(dismissed, key=lambda a: a.observed_on)
+                key, step = (
+                    ("change", custom.reliable_change)
+                    if action.kind == "ors_reliable_deterioration"
+                    else ("srs_total", custom.srs_decline_points)
+                )
+                shown = [latest.evidence or {}, (latest.evidence or {}).get("opened_with") or {}]
+                lowest = min(e[key] for e in shown if e.get(key) is not None)
+                assert lowest - action.finding.evidence[key] >= step - 1e-9, action
         alerts = apply_actions(alerts, actions, lambda: f"a{next(ids)}")
         alerts = [
             dt_replace(a, status=AlertStatus.DISMISSED, closed_on=history[-1].date)
