@@ -537,18 +537,29 @@ def _weak_legs(o: SessionObservation, settings: RiskSettings) -> list[str]:
     return [SRS.item_legs[i].value for _, i in low]
 
 
+#: Bordin's legs (domain.md §1), the SRS items that can be named as "the weak leg"
+_BORDIN_LEGS = frozenset({Leg.BOND, Leg.GOAL, Leg.TASK})
+
+
 def _weakest_concern(o: SessionObservation, settings: RiskSettings) -> Concern:
-    """The one leg to name for ``o``: the SRS item below the item line that is lower than every
-    other (domain.md §1: an alert that says which leg is weak). Two or more items tied lowest
-    (or no items, a total-only rating) name the alliance as a whole: picking one of the tied
-    legs (by item id) would claim more than the ratings show; the evidence lists them all."""
+    """The one leg to name for ``o``: of the SRS items for Bordin's legs (relationship, goals,
+    approach) below the item line, the one lower than the other two (domain.md §1: an alert
+    that says which leg is weak). The ``overall`` item takes no part: it is a global check, not
+    a leg (domain.md §2), so overall as low as (or lower than) the one weak leg neither ties
+    with it nor outranks it - relationship 9.5, goals 7, approach 9, overall 7 names goals. Two
+    or three legs tied lowest, no leg below the line (only overall low), or no items (a
+    total-only rating) name the alliance as a whole: picking one of the tied legs (by item id)
+    would claim more than the ratings show; the evidence lists every low item, overall's as
+    ``global``."""
     items = o.alliance_items or {}
     low = sorted(
-        v for i, v in items.items() if i in SRS.item_legs and v < settings.srs_item_concern
+        (v, SRS.item_legs[i])
+        for i, v in items.items()
+        if SRS.item_legs.get(i) in _BORDIN_LEGS and v < settings.srs_item_concern
     )
-    if not low or (len(low) > 1 and low[1] == low[0]):
+    if not low or (len(low) > 1 and low[1][0] == low[0][0]):
         return Concern.GLOBAL_ALLIANCE
-    return _LEG_TO_CONCERN[Leg(_weak_legs(o, settings)[0])]
+    return _LEG_TO_CONCERN[low[0][1]]
 
 
 # ------------------------------------------------------------------------------- rules

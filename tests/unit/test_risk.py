@@ -104,6 +104,36 @@ def test_low_alliance_names_weakest_leg() -> None:
     assert found["early_low_alliance"].evidence["weak_legs"] == ["task", "goal"]
 
 
+@pytest.mark.parametrize(
+    ("ratings", "concern"),
+    [
+        # overall ties the one low leg: the leg is named (overall is a global check, §2)
+        ({"relationship": 9.5, "goals": 7.0, "approach": 9.0, "overall": 7.0}, Concern.GOAL),
+        # overall below the one low leg: still the leg
+        ({"relationship": 9.5, "goals": 8.0, "approach": 9.5, "overall": 5.0}, Concern.GOAL),
+        # two legs tied lowest, overall lower still: no single leg stands out
+        (
+            {"relationship": 7.0, "goals": 9.5, "approach": 7.0, "overall": 5.0},
+            Concern.GLOBAL_ALLIANCE,
+        ),
+        # only overall below the item line: no leg is weak
+        (
+            {"relationship": 9.5, "goals": 9.5, "approach": 9.5, "overall": 6.0},
+            Concern.GLOBAL_ALLIANCE,
+        ),
+    ],
+)
+def test_overall_item_is_no_leg_in_the_choice_of_leg(
+    ratings: dict[str, float], concern: Concern
+) -> None:
+    """domain.md §2: ``overall`` is a global check, not one of Bordin's legs: it neither ties
+    with nor outranks the one weak leg; the alliance as a whole is named only when no single leg
+    is lowest. The evidence still lists every item below the line, overall's as ``global``."""
+    found = kinds([sess(1, srs=None, alliance_items=ratings)])
+    assert found["early_low_alliance"].concern is concern
+    assert "global" in found["early_low_alliance"].evidence["weak_legs"]
+
+
 # ------------------------------------------------------------------------------ alliance items
 @pytest.mark.parametrize(
     ("item", "kind", "concern"),
