@@ -571,6 +571,9 @@ def low_alliance(
     ``early_low_alliance`` (HIGH) when the current run of low ratings began within the early
     window (domain.md §1: Sharf et al. 2010, d = .55); ``low_alliance`` (MEDIUM) when it began
     later. One run is one finding, so a low rating that persists past session 3 stays one alert.
+    The evidence carries the latest session's SRS item scores (``items``, by neutral item id)
+    and its legs below the item line (``weak_legs``, weakest first); both ``None`` for a
+    total-only rating (items unknown, domain.md §2).
     """
     rated = _rated(obs)
     if not rated or rated[-1].srs_total >= settings.srs_concern_total:  # type: ignore[operator]
@@ -583,12 +586,19 @@ def low_alliance(
     started = run[-1].session_number or 0
     latest = rated[-1]
     early = started <= settings.early_window_sessions
-    weak = _weak_legs(latest, settings)
+    # The session's item scores, so the clinician sees how weak each leg is without fetching
+    # the session: neutral item ids, scores only (domain.md §2: never item text). A total-only
+    # rating has items unknown (§2): ``None`` for the items and the weak legs alike, not an
+    # empty list that would read as "no leg is weak".
+    known = latest.alliance_items
+    items = {i: known[i] for i in SRS.item_ids if i in known} if known else None
+    weak = _weak_legs(latest, settings) if items else None
     # Name the weakest leg when items are known (domain.md §1: an alert that says which leg is
     # weak is one a clinician can act on); otherwise (or on a tie) the alliance as a whole.
     concern = _weakest_concern(latest, settings)
     evidence = {
         "srs_total": latest.srs_total,
+        "items": items,
         "weak_legs": weak,
         "threshold": settings.srs_concern_total,
         "source": SOURCE_EARLY + "; " + SOURCE_SRS_CONCERN if early else SOURCE_SRS_CONCERN,

@@ -134,6 +134,25 @@ def test_overall_item_is_no_leg_in_the_choice_of_leg(
     assert "global" in found["early_low_alliance"].evidence["weak_legs"]
 
 
+def test_low_alliance_evidence_carries_the_item_scores() -> None:
+    """The alert shows how weak each leg is: the session's SRS item scores under their neutral
+    ids (domain.md §2: scores only, never item text), beside the legs below the item line."""
+    ratings = {"relationship": 5.0, "goals": 9.0, "approach": 8.0, "overall": 6.0}
+    evidence = kinds([sess(1, srs=None, alliance_items=ratings)])["early_low_alliance"].evidence
+    assert evidence["items"] == ratings
+    assert list(evidence["items"]) == ["relationship", "goals", "approach", "overall"]
+    assert evidence["weak_legs"] == ["bond", "global", "task"]
+    later = [sess(1), sess(2), sess(3), sess(4, srs=None, alliance_items=ratings)]
+    assert kinds(later)["low_alliance"].evidence["items"] == ratings
+
+
+def test_total_only_low_alliance_says_the_items_are_unknown() -> None:
+    """A total-only SRS (domain.md §2: "items unknown"): items and weak legs are unknown
+    (``None``), not an empty list that would read as "no leg is weak"."""
+    evidence = kinds([sess(1, srs=30.0)])["early_low_alliance"].evidence
+    assert (evidence["items"], evidence["weak_legs"]) == (None, None)
+
+
 # ------------------------------------------------------------------------------ alliance items
 @pytest.mark.parametrize(
     ("item", "kind", "concern"),
