@@ -105,7 +105,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     # The same URL and, with RESTART IDENTITY, the same clinic ids as the previous test: the
     # per-process trajectory models (keyed by URL, clinic and count of closed episodes) were
     # that test's, so a test with another cohort of the same size was judged by its model.
-    trajectories._cache.clear()
+    trajectories.clear_caches()
     return url
 
 

@@ -213,21 +213,20 @@ def _chunks(values: Iterable[Any]) -> Iterable[list[Any]]:
 
 def _load_settings_and_alerts(
     db: Session, clinic_id: int, episode_ids: Sequence[int]
-) -> tuple[dict[str, Any], dict[int, list[_Stored]], int]:
-    """The clinic's settings, every alert of the episodes and the clinic's count of closed
-    episodes (what the cached trajectory and dropout models are checked against), in one
-    round trip per chunk (clinics LEFT JOIN alerts: the hot path pays for one query, not
-    three). An alert's evidence and closing days are the clinic's local days (session dates
-    are local: a UTC day would be off by one for evening or early-morning dismissals)."""
+) -> tuple[dict[str, Any], dict[int, list[_Stored]]]:
+    """The clinic's settings and every alert of the episodes, in one round trip per chunk
+    (clinics LEFT JOIN alerts: the hot path pays for one query, not two), and the clinic's count
+    of closed episodes (what the cached trajectory and dropout models are checked against; kept
+    for a minute, :func:`fit_service.services.trajectories.closed_episodes`). An alert's
+    evidence and closing days are the clinic's local days (session dates are local: a UTC day
+    would be off by one for evening or early-morning dismissals)."""
     settings: dict[str, Any] = {}
-    closed = 0
     out: dict[int, list[_Stored]] = {i: [] for i in episode_ids}
     for chunk in _chunks(episode_ids):
         for r in db.execute(
             select(
                 Clinic.settings,
                 Clinic.timezone,
-                trajectories.closed_episodes_count(clinic_id).label("closed_episodes"),
                 Alert.id,
                 Alert.public_id,
                 Alert.episode_id,
@@ -250,7 +249,6 @@ def _load_settings_and_alerts(
             .where(Clinic.id == clinic_id)
         ):
             settings = dict(r.settings or {})
-            closed = int(r.closed_episodes or 0)
             if r.id is None:
                 continue
             tz = zoneinfo.ZoneInfo(r.timezone or "UTC")
@@ -273,7 +271,7 @@ def _load_settings_and_alerts(
                     r.guidance,
                 )
             )
-    return settings, out, closed
+    return settings, out
 
 
 def _local_day(at: datetime, tz: zoneinfo.ZoneInfo) -> date:
@@ -392,9 +390,10 @@ def reassess(
     ]
     if not open_histories:
         return summary
-    raw_settings, stored, closed = _load_settings_and_alerts(
+    raw_settings, stored = _load_settings_and_alerts(
         db, principal.clinic_id, [h.row_id for h in open_histories]
     )
+    closed = trajectories.closed_episodes(uow, principal.clinic_id)
     limits = thresholds.from_settings(raw_settings)
     summary.limits, summary.closed_episodes = limits, closed
     settings = limits.risk
@@ -608,7 +607,7 @@ def _update_stored(
     done: set[int] = set()  # alerts this call already updated (never bumped twice)
     for attempt in range(_RECONCILE_TRIES):
         if attempt:
-            _, fresh, _ = _load_settings_and_alerts(db, principal.clinic_id, [row_id])
+            _, fresh = _load_settings_and_alerts(db, principal.clinic_id, [row_id])
             alerts = fresh[row_id]
             try:
                 e.actions = lifecycle.reconcile(

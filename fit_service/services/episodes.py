@@ -188,6 +188,8 @@ def close_episode(
     audit.record(db, principal, [audit.AuditEntry("episode.close", "episode", str(episode_id))])
     # No rule runs on a closed episode: its live alerts close with it, in this transaction.
     alerting.resolve_alerts_of_closed_episodes(db, principal, [episode.id])
+    # the clinic's models are keyed by its count of closed episodes: count again next time
+    trajectories.forget_closed_episodes(uow, principal.clinic_id)
     return _closed_view(uow, principal, episode.id)
 
 
