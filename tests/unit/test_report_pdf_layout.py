@@ -15,7 +15,7 @@ from reportlab.lib import rl_accel
 from reportlab.pdfgen import canvas, textobject
 from reportlab.platypus import Paragraph
 
-from fit_service.adapters import report_pdf
+from fit_service.adapters import pdf_flowables
 from fit_service.adapters.report_pdf import MonthlyReportPdf
 
 SAMPLE = (
@@ -33,7 +33,7 @@ def renderer() -> MonthlyReportPdf:
 
 def paragraph_lines(text: str, style: object, width: float) -> list[str]:
     """The lines ReportLab's own Paragraph breaks ``text`` into at ``width``."""
-    paragraph = Paragraph(report_pdf._esc(text), style)
+    paragraph = Paragraph(pdf_flowables._esc(text), style)
     paragraph.wrap(width, 10_000)
     return [" ".join(words) for _extra, words in paragraph.blPara.lines]
 
@@ -46,7 +46,7 @@ def test_line_breaking_matches_paragraph(renderer: MonthlyReportPdf, style_name:
     for _ in range(400):
         text = " ".join(rng.choice(WORDS) for _ in range(rng.randint(1, 30)))
         width = rng.uniform(30, 300)
-        lines = report_pdf._paragraph_lines(
+        lines = pdf_flowables._paragraph_lines(
             text, style.fontName, style.fontSize, width, style.spaceShrinkage
         )
         if lines is None:  # left to the Paragraph itself
@@ -61,13 +61,13 @@ def test_lines_that_paragraph_would_squeeze_or_split_are_left_to_it(
 ) -> None:
     style = renderer._styles["cell"]
     font, size = style.fontName, style.fontSize
-    word = report_pdf.pdfmetrics.stringWidth("Jacobson", font, size)
-    assert report_pdf._paragraph_lines("Jacobson", font, size, word - 1, 0.05) is None
-    two = report_pdf.pdfmetrics.stringWidth("Jacobson Truax", font, size)
+    word = pdf_flowables.pdfmetrics.stringWidth("Jacobson", font, size)
+    assert pdf_flowables._paragraph_lines("Jacobson", font, size, word - 1, 0.05) is None
+    two = pdf_flowables.pdfmetrics.stringWidth("Jacobson Truax", font, size)
     # Fits only by shrinking its space: Paragraph draws it with a negative word spacing.
-    assert report_pdf._paragraph_lines("Jacobson Truax", font, size, two - 0.05, 0.05) is None
-    assert report_pdf._paragraph_lines("Jacobson  Truax", font, size, 500, 0.05) is None
-    assert report_pdf._paragraph_lines("Jacobson Truax", font, size, two, 0.05) == (
+    assert pdf_flowables._paragraph_lines("Jacobson Truax", font, size, two - 0.05, 0.05) is None
+    assert pdf_flowables._paragraph_lines("Jacobson  Truax", font, size, 500, 0.05) is None
+    assert pdf_flowables._paragraph_lines("Jacobson Truax", font, size, two, 0.05) == (
         "Jacobson Truax",
     )
 
@@ -91,10 +91,10 @@ def test_text_cell_falls_back_to_the_paragraph_when_it_cannot_be_sure(
         ("(n=40, 95% CI 49.5\u201377.9)", layout.font, layout.size_tiny, layout.muted),
     ]
     markup = "<b>65.0%</b> <font size=6.4>(n=40, 95% CI 49.5\u201377.9)</font>"
-    wide = report_pdf._TextCell(markup, style, runs, inline=True)
+    wide = pdf_flowables._TextCell(markup, style, runs, inline=True)
     assert wide.wrap(200, 100) == (200, style.leading)
     assert wide.fast
-    narrow = report_pdf._TextCell(markup, style, runs, inline=True)
+    narrow = pdf_flowables._TextCell(markup, style, runs, inline=True)
     width, height = narrow.wrap(60, 100)
     paragraph = Paragraph(markup, style)
     assert not narrow.fast
@@ -109,11 +109,11 @@ def test_inline_runs_sit_side_by_side_on_one_baseline(renderer: MonthlyReportPdf
         (" ", layout.font, style.fontSize, layout.ink),
         ("(n=40)", layout.font, layout.size_tiny, layout.muted),
     ]
-    cell = report_pdf._TextCell("", style, runs, inline=True)
+    cell = pdf_flowables._TextCell("", style, runs, inline=True)
     cell.wrap(200, 100)
     placed = list(cell.placed(10, 20))
-    bold = report_pdf.pdfmetrics.stringWidth("65.0%", layout.font_bold, style.fontSize)
-    space = report_pdf.pdfmetrics.stringWidth(" ", layout.font, style.fontSize)
+    bold = pdf_flowables.pdfmetrics.stringWidth("65.0%", layout.font_bold, style.fontSize)
+    space = pdf_flowables.pdfmetrics.stringWidth(" ", layout.font, style.fontSize)
     assert [x for x, *_rest in placed] == [10, 10 + bold, 10 + bold + space]
     # One line: its baseline one (largest) font size below the top, like Paragraph's.
     assert {y for _x, y, *_rest in placed} == {20 + style.leading - style.fontSize}

@@ -9,7 +9,7 @@ import pytest
 from pypdf import PdfReader
 from reportlab.pdfbase import pdfmetrics
 
-from fit_service.adapters import report_pdf
+from fit_service.adapters import pdf_flowables, pdf_layout
 from fit_service.adapters.report_pdf import MonthlyReportPdf
 from tests.unit.test_report_renderers import group, make_report
 
@@ -26,7 +26,7 @@ def test_a_long_clinician_id_wraps_inside_its_table_cell(renderer: MonthlyReport
     """The clinician column of the group tables is 15% of the frame: an id without spaces
     wider than that is cut between characters instead of running over the next column."""
     layout = renderer.layout
-    column = layout.frame_width * 0.15 - 2 * report_pdf._LinesTable._PAD_X
+    column = layout.frame_width * 0.15 - 2 * pdf_flowables._LinesTable._PAD_X
     cell = renderer._text_cell(LONG_ID, bold=True)
     _width, height = cell.wrap(column, 0)
     lines = [line for line, *_rest in cell._lines]
@@ -39,17 +39,17 @@ def test_a_long_clinician_id_wraps_inside_its_table_cell(renderer: MonthlyReport
 
 
 def test_cells_that_fit_are_split_as_before() -> None:
-    font, size = report_pdf.LAYOUT.font, 7.4
-    assert report_pdf._split_lines("too few (n=3)", font, size, 200) == ("too few (n=3)",)
-    assert report_pdf._split_lines("T-001", font, size, 200) == ("T-001",)
+    font, size = pdf_layout.LAYOUT.font, 7.4
+    assert pdf_flowables._split_lines("too few (n=3)", font, size, 200) == ("too few (n=3)",)
+    assert pdf_flowables._split_lines("T-001", font, size, 200) == ("T-001",)
     # A single character wider than the cell still gets a line (nothing is dropped).
-    assert report_pdf._split_lines("W", font, size, 1) == ("W",)
+    assert pdf_flowables._split_lines("W", font, size, 1) == ("W",)
 
 
 def test_line_breaks_in_a_name_are_spaces_on_the_canvas(renderer: MonthlyReportPdf) -> None:
     """Canvas strings (cover, page header, forest-plot labels) cannot draw a line break:
     it showed as a missing-glyph box."""
-    assert report_pdf._fit_text("A,B\nnext", report_pdf.LAYOUT.font, 7, 500) == "A,B next"
+    assert pdf_flowables._fit_text("A,B\nnext", pdf_layout.LAYOUT.font, 7, 500) == "A,B next"
     report = make_report(
         clinic_name="Harbour\nHill",
         clinicians=(group("a\nb", "T-07\nnorth", 12),),
@@ -104,7 +104,7 @@ def test_forest_plot_keeps_labels_that_differ_at_the_end_apart(
     assert "0002" in shown[1]
     size = renderer.layout.size_small
     for label in ids:
-        cut = report_pdf._fit_label(label, renderer.layout.font, size, 84)
+        cut = pdf_flowables._fit_label(label, renderer.layout.font, size, 84)
         assert pdfmetrics.stringWidth(cut, renderer.layout.font, size) <= 84
 
 
