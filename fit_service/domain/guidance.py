@@ -104,6 +104,18 @@ _KIND_LEAD: Mapping[str, str] = {
     ),
 }
 
+#: An SRS decline carried by one leg (``risk.srs_decline`` names it only when that leg's item fell
+#: clearly more than the others', domain.md §2 mapping): the opening sentence says which.
+_DECLINE_BY_LEG: Mapping[str, str] = {
+    "bond": (
+        "The session rating fell from the previous session, most on the relationship (bond) item."
+    ),
+    "goal": "The session rating fell from the previous session, most on the goals (goal) item.",
+    "task": (
+        "The session rating fell from the previous session, most on the approach (task) item."
+    ),
+}
+
 #: The rational rules have no expected path: off track is a score reliably worse than at intake,
 #: or no reliable improvement by the change checkpoint from a clinical intake - with the score
 #: still inside the reliable-change band, so "below the band" would contradict the evidence.
@@ -199,6 +211,8 @@ def guidance_for(
     lead = _KIND_LEAD.get(kind)
     if kind == "not_on_track" and (facts or {}).get("model") == RATIONAL_LABEL:
         lead = _RATIONAL_NOT_ON_TRACK
+    if kind == "srs_decline":
+        lead = _DECLINE_BY_LEG.get(leg, lead)
     if lead is not None:
         parts.append(lead.format_map(dict(facts or {})))
     for other, other_facts in also:

@@ -665,6 +665,14 @@ def srs_decline(
 
     LOW for one decline (within-client noise on a ceiling-heavy scale is common); MEDIUM when
     the previous session was already a decline (a falling alliance).
+
+    The leg named is the one whose fall stands out (:func:`_decline_concern`): the Bordin leg
+    (relationship->bond, goals->goal, approach->task; domain.md §2) whose item fell most, when
+    it fell at least ``srs_decline_points`` more than any other leg's item - approach 9.5 -> 5
+    with the others steady names the task leg. Otherwise (legs falling together, only the
+    ``overall`` item falling - a global check, not a leg - or items unknown at either session,
+    a total-only rating) the alliance as a whole. The evidence lists each item's change by
+    neutral item id (``item_changes``, latest minus previous; ``None`` when items are unknown).
     """
     rated = _rated(obs)
     if len(rated) < 2:
@@ -677,10 +685,11 @@ def srs_decline(
         totals[-3] - totals[-2],  # type: ignore[operator]
         settings.srs_decline_points,
     )
+    changes = _item_changes(rated[-2], rated[-1])
     return [
         _finding(
             "srs_decline",
-            Concern.GLOBAL_ALLIANCE,
+            _decline_concern(changes, settings),
             Severity.MEDIUM if falling else Severity.LOW,
             rated[-1],
             context,
@@ -691,10 +700,46 @@ def srs_decline(
                 "decline": round(drop, 1),
                 "threshold": settings.srs_decline_points,
                 "consecutive_declines": 2 if falling else 1,
+                "item_changes": changes,
                 "source": SOURCE_SRS_DECLINE,
             },
         )
     ]
+
+
+def _item_changes(before: SessionObservation, after: SessionObservation) -> dict[str, float] | None:
+    """Each SRS item's change from ``before`` to ``after`` (negative: it fell), by neutral item
+    id, to the scale's tenth; ``None`` unless both sessions carry all four items (a total-only
+    rating has its items unknown, domain.md §2)."""
+    a, b = before.alliance_items, after.alliance_items
+    if not a or not b or any(i not in a or i not in b for i in SRS.item_ids):
+        return None
+    return {i: round(b[i] - a[i], 1) for i in SRS.item_ids}
+
+
+def _decline_concern(changes: Mapping[str, float] | None, settings: RiskSettings) -> Concern:
+    """The leg an SRS decline is about: the Bordin leg whose item fell most, when its fall
+    exceeds every other leg's by at least ``srs_decline_points`` (the clinic's own step for "this
+    moved", domain.md §3); else - legs falling together, only ``overall`` falling (a global
+    check, not a leg, domain.md §2), no leg falling, or items unknown - the alliance as a whole:
+    naming one leg of several that fell alike would claim more than the ratings show."""
+    if changes is None:
+        return Concern.GLOBAL_ALLIANCE
+    falls = sorted(
+        (
+            (-v, SRS.item_legs[i])
+            for i, v in changes.items()
+            if SRS.item_legs.get(i) in _BORDIN_LEGS
+        ),
+        key=lambda pair: pair[0],
+        reverse=True,
+    )
+    if not falls or falls[0][0] <= 0:
+        return Concern.GLOBAL_ALLIANCE
+    runner_up = max(falls[1][0], 0.0) if len(falls) > 1 else 0.0
+    if not _reaches(falls[0][0] - runner_up, settings.srs_decline_points):
+        return Concern.GLOBAL_ALLIANCE
+    return _LEG_TO_CONCERN[falls[0][1]]
 
 
 def weak_wai_subscales(

@@ -193,6 +193,70 @@ def test_srs_decline_threshold_is_one_point(latest: float, fires: bool) -> None:
     assert ("srs_decline" in found) is fires
 
 
+def test_srs_decline_in_one_item_names_that_leg_with_item_changes() -> None:
+    """Approach 9.5 -> 5 while the other items hold: the decline is on the task leg, and the
+    evidence lists each item's change by neutral item id (no wording)."""
+    before = {"relationship": 9.5, "goals": 9.5, "approach": 9.5, "overall": 9.5}
+    after = {**before, "approach": 5.0}
+    found = kinds(
+        [sess(1, srs=None, alliance_items=before), sess(2, srs=None, alliance_items=after)]
+    )
+    decline = found["srs_decline"]
+    assert decline.concern is Concern.TASK
+    assert decline.evidence["item_changes"] == {
+        "relationship": 0.0,
+        "goals": 0.0,
+        "approach": -4.5,
+        "overall": 0.0,
+    }
+    assert "approach (task)" in decline.guidance
+    assert "Re-agree the tasks" in decline.guidance
+
+
+@pytest.mark.parametrize(
+    ("leg_item", "concern"),
+    [("relationship", Concern.BOND), ("goals", Concern.GOAL), ("approach", Concern.TASK)],
+)
+def test_srs_decline_maps_each_item_to_its_bordin_leg(leg_item: str, concern: Concern) -> None:
+    """relationship -> bond, goals -> goal, approach -> task (domain.md §2)."""
+    before = items(39.0)
+    after = {**before, leg_item: before[leg_item] - 3.0}
+    found = kinds(
+        [sess(1, srs=None, alliance_items=before), sess(2, srs=None, alliance_items=after)]
+    )
+    assert found["srs_decline"].concern is concern
+
+
+@pytest.mark.parametrize(
+    ("after", "why"),
+    [
+        ({"relationship": 8.0, "goals": 8.0}, "two legs fell alike"),
+        ({"relationship": 7.5, "goals": 8.0}, "the lead is under a point"),
+        ({"overall": 6.0}, "only overall fell: a global check, never a leg"),
+    ],
+)
+def test_srs_decline_without_one_leg_standing_out_is_global(
+    after: dict[str, float], why: str
+) -> None:
+    """No single leg stands out: the alliance as a whole, with the item changes listed."""
+    before = {"relationship": 9.5, "goals": 9.5, "approach": 9.5, "overall": 9.5}
+    found = kinds(
+        [
+            sess(1, srs=None, alliance_items=before),
+            sess(2, srs=None, alliance_items={**before, **after}),
+        ]
+    )
+    assert found["srs_decline"].concern is Concern.GLOBAL_ALLIANCE, why
+    assert found["srs_decline"].evidence["item_changes"] is not None
+
+
+def test_srs_decline_with_a_total_only_rating_is_global_with_items_unknown() -> None:
+    """A total-only rating at either session: items unknown, so no leg and no item changes."""
+    found = kinds([sess(1, srs=None, alliance_items=items(39.0)), sess(2, srs=35.0)])
+    assert found["srs_decline"].concern is Concern.GLOBAL_ALLIANCE
+    assert found["srs_decline"].evidence["item_changes"] is None
+
+
 def test_two_declines_in_a_row_are_medium() -> None:
     """A second consecutive decline is a falling alliance (MEDIUM)."""
     found = kinds([sess(1, srs=40.0), sess(2, srs=39.0), sess(3, srs=38.0)])
