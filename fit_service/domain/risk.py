@@ -748,39 +748,39 @@ def weak_wai_subscales(
     """A weak or falling WAI-SR client subscale at the latest administration (domain.md §3).
 
     *Low* means below the clinic's 10th percentile at the same session number when the clinic
-    has one, else at or below the heuristic ``wai_floor``. *Falling* means at least
-    ``wai_decline_points`` below the client's previous administration. Low and falling: MEDIUM;
-    low only: LOW; falling only: no finding.
+    has one, else at or below the heuristic ``wai_floor`` (a subscale equal to the floor is low).
+    *Falling* means at least ``wai_decline_points`` below the client's previous administration.
+    Low and falling: MEDIUM; low only: LOW; falling only: no finding.
+
+    A leg that stays weak keeps the severity its fall gave it: low now, low at every
+    administration since it was last low and falling, and at or below the score it fell to
+    then, it stays MEDIUM (bond 12 -> 8 -> 8 is LOW, MEDIUM, MEDIUM; nothing improved, so
+    nothing is less urgent). It drops to LOW only once the subscale is back above that score
+    (while still low), and the finding goes once the subscale is no longer low. The evidence
+    names the fall it is held at (``held_since_session``, ``held_at_score``).
     """
     given = [o for o in obs if o.attended and o.wai_subscales]
     if not given:
         return []
     latest = given[-1]
     previous = given[-2] if len(given) > 1 else None
-    reference = (context.wai_reference or {}).get(latest.session_number or 0)
     findings: list[Finding] = []
     for leg in (Leg.GOAL, Leg.TASK, Leg.BOND):
         value = (latest.wai_subscales or {}).get(leg.value)
         if value is None:
             continue
-        p10 = reference.get(leg.value) if reference else None
-        if p10 is not None:
-            low, line, source = value < p10, p10, SOURCE_WAI
-        else:
-            low, line, source = (
-                value <= settings.wai_floor,
-                settings.wai_floor,
-                SOURCE_WAI_HEURISTIC,
-            )
+        low, line, p10 = _wai_low(latest, leg, value, context, settings)
         if not low:
             continue
         before = (previous.wai_subscales or {}).get(leg.value) if previous else None
         falling = before is not None and before - value >= settings.wai_decline_points
+        held = None if falling else _wai_last_fall(given, leg, context, settings)
+        held = held if held is not None and value <= held[1] + TOLERANCE else None
         findings.append(
             _finding(
                 f"weak_wai_{leg.value}",
                 _LEG_TO_CONCERN[leg],
-                Severity.MEDIUM if falling else Severity.LOW,
+                Severity.MEDIUM if falling or held else Severity.LOW,
                 latest,
                 context,
                 {
@@ -791,11 +791,52 @@ def weak_wai_subscales(
                     "low_line": line,
                     "low_line_is_clinic_decile": p10 is not None,
                     "decline_threshold": settings.wai_decline_points,
-                    "source": source,
+                    "held_since_session": held[0] if held else None,
+                    "held_at_score": held[1] if held else None,
+                    "source": SOURCE_WAI if p10 is not None else SOURCE_WAI_HEURISTIC,
                 },
             )
         )
     return findings
+
+
+def _wai_low(
+    o: SessionObservation,
+    leg: Leg,
+    value: float,
+    context: EpisodeContext,
+    settings: RiskSettings,
+) -> tuple[bool, float, float | None]:
+    """Whether ``value`` (the ``leg`` subscale at ``o``) is low, the line it was judged by, and
+    the clinic's decile when that was the line (domain.md §3; else the heuristic floor)."""
+    reference = (context.wai_reference or {}).get(o.session_number or 0)
+    p10 = reference.get(leg.value) if reference else None
+    if p10 is not None:
+        return value < p10, p10, p10
+    return value <= settings.wai_floor, settings.wai_floor, None
+
+
+def _wai_last_fall(
+    given: Sequence[SessionObservation],
+    leg: Leg,
+    context: EpisodeContext,
+    settings: RiskSettings,
+) -> tuple[int | None, float] | None:
+    """The latest administration before the last at which ``leg`` was low and falling, when the
+    subscale has been low at every administration since (session number, score then); ``None``
+    when the current run of low scores holds no fall."""
+    scored = [
+        (o, subscales[leg.value])
+        for o in given
+        if leg.value in (subscales := o.wai_subscales or {})
+    ]
+    for index in range(len(scored) - 2, 0, -1):
+        o, value = scored[index]
+        if not _wai_low(o, leg, value, context, settings)[0]:
+            return None
+        if scored[index - 1][1] - value >= settings.wai_decline_points:
+            return o.session_number, value
+    return None
 
 
 def ors_deterioration(

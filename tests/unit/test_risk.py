@@ -276,6 +276,48 @@ def test_wai_low_and_falling_against_clinic_decile_is_medium() -> None:
     assert found["weak_wai_goal"].evidence["low_line_is_clinic_decile"] is True
 
 
+def bond(n: int, score: float) -> SessionObservation:
+    return sess(n, wai_subscales={"goal": 18.0, "task": 18.0, "bond": score})
+
+
+def test_wai_leg_that_stays_weak_keeps_the_severity_of_its_fall() -> None:
+    """Bond 12 -> 8 -> 8: LOW, MEDIUM, then still MEDIUM (nothing improved), and the episode
+    level stays elevated instead of falling back to low."""
+    obs = [bond(1, 12.0), bond(2, 8.0), bond(3, 8.0)]
+    severities, levels = [], []
+    for upto in range(1, 4):
+        context = ctx(today=obs[upto - 1].date)
+        assessed = assess_episode(obs[:upto], context)
+        found = {f.kind: f for f in assessed.findings}
+        severities.append(found["weak_wai_bond"].severity)
+        levels.append(assessed.level)
+    assert severities == [Severity.LOW, Severity.MEDIUM, Severity.MEDIUM]
+    assert levels == [RiskLevel.LOW, RiskLevel.ELEVATED, RiskLevel.ELEVATED]
+    evidence = kinds(obs)["weak_wai_bond"].evidence
+    assert (evidence["held_since_session"], evidence["held_at_score"]) == (2, 8.0)
+
+
+def test_wai_leg_held_at_medium_through_several_low_administrations() -> None:
+    """Still at or below the fall's score, however many sessions later (12 -> 8 -> 7 -> 8)."""
+    obs = [bond(1, 12.0), bond(2, 8.0), bond(3, 7.0), bond(4, 8.0)]
+    assert kinds(obs)["weak_wai_bond"].severity is Severity.MEDIUM
+
+
+@pytest.mark.parametrize(
+    ("scores", "why"),
+    [
+        ((12.0, 8.0, 9.0), "back above the fall's score, though still low"),
+        ((16.0, 10.0, 13.0, 12.0), "not low at session 3: the run of low scores began again"),
+        ((12.0, 12.0, 11.0), "low throughout but never fell by the decline step"),
+    ],
+)
+def test_wai_leg_drops_to_low_only_when_the_hold_ends(scores: tuple[float, ...], why: str) -> None:
+    obs = [bond(n, score) for n, score in enumerate(scores, start=1)]
+    found = kinds(obs)["weak_wai_bond"]
+    assert found.severity is Severity.LOW, why
+    assert found.evidence["held_since_session"] is None
+
+
 def test_wai_at_clinic_decile_is_not_low() -> None:
     """A subscale equal to the clinic's p10 is not below it."""
     context = ctx(today=day(3), wai_reference={4: {"goal": 12.0}})
