@@ -104,6 +104,35 @@ _KIND_LEAD: Mapping[str, str] = {
     ),
 }
 
+#: Leg names as the session rating's items show them (domain.md §2 mapping), for sentences that
+#: name a weak leg.
+_LEG_NAMES: Mapping[str, str] = {
+    "bond": "relationship (bond)",
+    "goal": "goals (goal)",
+    "task": "approach (task)",
+}
+
+
+def _missed_session_context(facts: Mapping[str, object]) -> list[str]:
+    """What a missed appointment follows, when the rule knows (domain.md §6: no-shows after a
+    low SRS, and repeated misses, are the stronger dropout signals)."""
+    parts: list[str] = []
+    count = facts.get("consecutive_missed")
+    if count == 2:
+        parts.append("It is the second missed appointment in a row, with no session between.")
+    elif isinstance(count, int) and count > 2:
+        parts.append(f"That makes {count} missed appointments in a row, with no session between.")
+    if facts.get("after_low_alliance"):
+        leg = _LEG_NAMES.get(str(facts.get("weak_leg")))
+        where = f", weakest on the {leg} leg" if leg else ""
+        parts.append(
+            f"It came right after a low session rating{where}: reach out about the last "
+            "session - say you noticed it did not go well for them, own your part, and ask "
+            "what would need to be different for coming back to feel worth it."
+        )
+    return parts
+
+
 #: An SRS decline carried by one leg (``risk.srs_decline`` names it only when that leg's item fell
 #: clearly more than the others', domain.md §2 mapping): the opening sentence says which.
 _DECLINE_BY_LEG: Mapping[str, str] = {
@@ -215,6 +244,8 @@ def guidance_for(
         lead = _DECLINE_BY_LEG.get(leg, lead)
     if lead is not None:
         parts.append(lead.format_map(dict(facts or {})))
+    if kind == "missed_session":
+        parts.extend(_missed_session_context(facts or {}))
     for other, other_facts in also:
         sentence = _ALSO_LEAD.get(other, _KIND_LEAD.get(other))
         try:

@@ -1068,6 +1068,9 @@ def missed_session(
 
     Cancellation LOW, no-show MEDIUM; HIGH when two or more appointments in a row were missed,
     or the last attended session showed an alliance concern (SRS total < 36 or an item < 9).
+    The guidance says which: a miss right after a low rating (naming its weak leg when one
+    stands out, ``last_srs_weak_leg``) suggests reaching out about that session; a second miss
+    in a row says so.
 
     Before the first attended session (therapy has not started) it is at most MEDIUM, with
     guidance about starting rather than about the way of working: the HIGH grades read a miss
@@ -1099,6 +1102,10 @@ def missed_session(
     else:
         severity = Severity.LOW
     attendance = latest.attendance.value.replace("_", "-")
+    # The leg to name when the miss follows a low rating: the one weak Bordin leg, as the
+    # alliance rules name it (None when the concern is global, or the items are unknown).
+    weak = _weakest_concern(last_attended, settings) if last_attended and after_low else None
+    weak_leg = weak.value if weak is not None and weak is not Concern.GLOBAL_ALLIANCE else None
     finding = _finding(
         "missed_session",
         Concern.ATTENDANCE,
@@ -1112,9 +1119,15 @@ def missed_session(
             "therapy_started": started,
             "last_attended_session": last_attended.session_number if last_attended else None,
             "last_srs_total": last_attended.srs_total if last_attended else None,
+            "last_srs_weak_leg": weak_leg,
             "source": SOURCE_ATTENDANCE,
         },
-        {"attendance": attendance},
+        {
+            "attendance": attendance,
+            "consecutive_missed": len(missed),
+            "after_low_alliance": after_low,
+            "weak_leg": weak_leg,
+        },
     )
     if not started:
         finding = replace(finding, guidance=guidance_before_first_session(attendance, len(missed)))

@@ -476,6 +476,39 @@ def test_two_missed_in_a_row_are_high() -> None:
     assert found["missed_session"].severity is Severity.HIGH
 
 
+def test_missed_session_guidance_says_it_came_right_after_a_low_rating_and_names_the_leg() -> None:
+    """After a session whose approach (task) item was the one weak leg, the guidance says the
+    miss followed a low rating, names the leg, and suggests reaching out about that session."""
+    low = sess(2, srs=None, alliance_items=items(40, approach=6.0))
+    found = kinds([sess(1), low, missed(2, Attendance.CANCELLED)])["missed_session"]
+    assert found.evidence["last_srs_weak_leg"] == "task"
+    assert "right after a low session rating, weakest on the approach (task) leg" in found.guidance
+    assert "reach out about the last session" in found.guidance
+    assert "in a row" not in found.guidance
+
+
+def test_missed_session_after_a_low_total_only_rating_names_no_leg() -> None:
+    """A total-only low rating: the miss follows a low rating, but no leg is known."""
+    found = kinds([sess(1), sess(2, srs=30.0), missed(2)])["missed_session"]
+    assert found.evidence["last_srs_weak_leg"] is None
+    assert "right after a low session rating:" in found.guidance
+
+
+def test_missed_session_guidance_says_it_is_the_second_miss_in_a_row() -> None:
+    found = kinds([sess(1), missed(1, Attendance.CANCELLED), missed(2, Attendance.CANCELLED)])
+    guidance = found["missed_session"].guidance
+    assert "second missed appointment in a row" in guidance
+    assert "low session rating" not in guidance
+    three = kinds([sess(1), missed(1), missed(2), missed(3)])["missed_session"].guidance
+    assert "3 missed appointments in a row" in three
+
+
+def test_a_single_miss_after_a_good_session_keeps_the_plain_guidance() -> None:
+    guidance = kinds([sess(1), missed(1)])["missed_session"].guidance
+    assert "in a row" not in guidance
+    assert "low session rating" not in guidance
+
+
 def test_attending_again_clears_missed_session() -> None:
     """A miss followed by an attended session no longer holds."""
     assert "missed_session" not in kinds([sess(1), missed(1), sess(2)])
