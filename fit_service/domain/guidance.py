@@ -246,6 +246,15 @@ def guidance_for(
         parts.append(lead.format_map(dict(facts or {})))
     if kind == "missed_session":
         parts.extend(_missed_session_context(facts or {}))
+    if kind == "srs_not_completed" and (facts or {}).get("after_low_alliance"):
+        total = (facts or {}).get("previous_srs_total")
+        parts.append(
+            f"It was skipped straight after a low session rating ({total:g} last time), "
+            "which can be a quiet withdrawal: ask openly how the last sessions have been for them."
+            if isinstance(total, int | float)
+            else "It was skipped straight after a low session rating, which can be a quiet "
+            "withdrawal: ask openly how the last sessions have been for them."
+        )
     for other, other_facts in also:
         sentence = _ALSO_LEAD.get(other, _KIND_LEAD.get(other))
         try:

@@ -1174,20 +1174,45 @@ def srs_not_completed(
 ) -> list[Finding]:
     """The SRS was marked not completed at the latest attended session (domain.md §6).
 
-    LOW once; MEDIUM when it was also skipped at the attended session before.
+    LOW once; MEDIUM when it was also skipped at the attended session before. One level higher
+    (MEDIUM once, HIGH twice) when the skipping began straight after a low rating: the attended
+    session just before the run of skipped ones has an SRS total below the concern line
+    (``srs_concern_total``, domain.md §3) - a rating withheld after a low one is a withdrawal
+    signal (domain.md §1, §6: missing ratings). The evidence gives that session's total
+    (``previous_srs_total``, ``previous_srs_session``; ``None`` when the session before the
+    skips had no SRS total, or there was none) and ``after_low_alliance``.
     """
     attended = _attended(obs)
     if not attended or not attended[-1].alliance_not_completed:
         return []
     twice = len(attended) >= 2 and attended[-2].alliance_not_completed
+    skipped = 0
+    for o in reversed(attended):
+        if not o.alliance_not_completed:
+            break
+        skipped += 1
+    before = attended[-skipped - 1] if skipped < len(attended) else None
+    previous_total = before.srs_total if before is not None else None
+    after_low = previous_total is not None and previous_total < settings.srs_concern_total
+    severity = Severity.MEDIUM if twice else Severity.LOW
+    if after_low:
+        severity = Severity(severity + 1)
     return [
         _finding(
             "srs_not_completed",
             Concern.ATTENDANCE,
-            Severity.MEDIUM if twice else Severity.LOW,
+            severity,
             attended[-1],
             context,
-            {"consecutive_skipped": 2 if twice else 1, "source": SOURCE_SKIPPED},
+            {
+                "consecutive_skipped": 2 if twice else 1,
+                "after_low_alliance": after_low,
+                "previous_srs_total": previous_total,
+                "previous_srs_session": before.session_number if before is not None else None,
+                "concern_line": settings.srs_concern_total,
+                "source": SOURCE_SKIPPED,
+            },
+            {"after_low_alliance": after_low, "previous_srs_total": previous_total},
         )
     ]
 

@@ -535,6 +535,34 @@ def test_skipped_srs_once_low_twice_medium() -> None:
     assert two["srs_not_completed"].severity is Severity.MEDIUM
 
 
+def skip(n: int) -> SessionObservation:
+    return sess(n, srs=None, alliance_not_completed=True)
+
+
+def test_srs_skipped_straight_after_a_low_srs_is_raised_one_level() -> None:
+    """SRS 33 then skipped: a withdrawal signal, MEDIUM (not LOW), the evidence and guidance
+    giving the previous total; skipped again: HIGH (not MEDIUM)."""
+    once = kinds([sess(1, srs=38.0), sess(2, srs=33.0), skip(3)])["srs_not_completed"]
+    assert once.severity is Severity.MEDIUM
+    assert once.evidence["after_low_alliance"] is True
+    assert (once.evidence["previous_srs_total"], once.evidence["previous_srs_session"]) == (33.0, 2)
+    assert "skipped straight after a low session rating (33 last time)" in once.guidance
+    twice = kinds([sess(1, srs=33.0), skip(2), skip(3)])["srs_not_completed"]
+    assert twice.severity is Severity.HIGH
+    assert twice.evidence["previous_srs_total"] == 33.0
+
+
+@pytest.mark.parametrize("previous", [36.0, 39.5])
+def test_srs_skipped_after_a_rating_at_or_above_the_concern_line_is_not_raised(
+    previous: float,
+) -> None:
+    found = kinds([sess(1, srs=previous), skip(2)])["srs_not_completed"]
+    assert found.severity is Severity.LOW
+    assert found.evidence["after_low_alliance"] is False
+    assert found.evidence["previous_srs_total"] == previous
+    assert "straight after" not in found.guidance
+
+
 # ------------------------------------------------------------------------------ level
 def finding(kind: str, concern: Concern, severity: Severity) -> Finding:
     return Finding(kind, concern, severity, 1, DAY0)
