@@ -159,6 +159,35 @@ class TrajectoryModel(Protocol):
     def path(self, intake: float, sessions: int) -> ExpectedPath: ...
 
 
+#: Decimal places of the figures an assessment reports (expected score, band, percentile): the
+#: ORS and CORS totals the trajectories judge carry one decimal (domain.md §2: items on a 10 cm
+#: line read to the millimetre), so 20.4 - 5 shows as 15.4, not 15.399999999999999. Judgements
+#: (on track, the percentile's tail) are made on the unrounded values first.
+FIGURE_DECIMALS = 1
+
+
+def _figure(value: float) -> float:
+    return round(value, FIGURE_DECIMALS)
+
+
+def ordinal_suffix(n: int) -> str:
+    """English ordinal suffix: 1st, 2nd, 3rd, 4th, 11th, 12th, 13th, 21st, 22nd, 101st, 111th."""
+    if n % 100 in (11, 12, 13):
+        return "th"
+    return {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+
+
+def percentile_phrase(percentile: float) -> str:
+    """ "at the 3rd percentile"; a position that rounds to 0 or 100 is "below the 1st" or "above
+    the 99th" (no client sits at a 0th percentile)."""
+    whole = round(percentile)
+    if whole < 1:
+        return "below the 1st percentile"
+    if whole > 99:
+        return "above the 99th percentile"
+    return f"at the {whole}{ordinal_suffix(whole)} percentile"
+
+
 def _check_point(intake: float, session: int, score: float) -> None:
     if session < 1:
         raise ValueError(f"session numbers start at 1, not {session}")
@@ -424,14 +453,14 @@ class ClinicEtr:
         return TrajectoryAssessment(
             session=session,
             score=score,
-            expected=expected,
-            band_low=self._clip(expected + band.at(p)),
-            band_high=self._clip(expected + band.at(100.0 - p)),
-            percentile=percentile,
+            expected=_figure(expected),
+            band_low=_figure(self._clip(expected + band.at(p))),
+            band_high=_figure(self._clip(expected + band.at(100.0 - p))),
+            percentile=_figure(percentile),
             on_track=on_track,
             model=self.label,
             reason=(
-                f"at the {percentile:.0f}th percentile of clinic clients with this expected score"
+                f"{percentile_phrase(percentile)} of clinic clients with this expected score"
                 + ("" if on_track else f", beyond the worst {p:g}%")
             ),
         )
@@ -582,8 +611,8 @@ class RationalTrajectory:
             session=session,
             score=score,
             expected=None,
-            band_low=low,
-            band_high=high,
+            band_low=_figure(low),
+            band_high=_figure(high),
             percentile=None,
             on_track=on_track,
             model=self.label,

@@ -23,6 +23,8 @@ from fit_service.domain.trajectory import (
     RationalTrajectory,
     ResidualBand,
     fit_clinic_etr,
+    ordinal_suffix,
+    percentile_phrase,
     select_trajectory_model,
 )
 
@@ -362,7 +364,7 @@ def test_etr_does_not_judge_beyond_the_sessions_it_was_fitted_on() -> None:
     assert (stuck.on_track, stuck.guidance) == (False, Guidance.CHANGE_APPROACH)
     early = model.assess(20.0, 4, 26.0)
     assert early.model == model.label
-    assert early.expected == pytest.approx(model.expected(20.0, 4))
+    assert early.expected == round(model.expected(20.0, 4), 1)  # shown to the tenth
     path = model.path(20.0, 20)
     assert path.sessions == (1, 2, 3, 4)
 
@@ -390,3 +392,63 @@ def test_etr_without_a_fallback_keeps_extrapolating() -> None:
     model = fit_clinic_etr(_short_episodes(), HIGHER)
     assert model.fallback is None
     assert model.assess(20.0, 15, 30.0).model == model.label
+
+
+# --------------------------------------------------------------------------- figures shown
+
+
+@pytest.mark.parametrize(
+    ("n", "text"),
+    [
+        (1, "1st"),
+        (2, "2nd"),
+        (3, "3rd"),
+        (4, "4th"),
+        (10, "10th"),
+        (11, "11th"),
+        (12, "12th"),
+        (13, "13th"),
+        (21, "21st"),
+        (22, "22nd"),
+        (23, "23rd"),
+        (99, "99th"),
+        (101, "101st"),
+        (111, "111th"),
+    ],
+)
+def test_ordinal_suffix(n: int, text: str) -> None:
+    assert f"{n}{ordinal_suffix(n)}" == text
+
+
+@pytest.mark.parametrize(
+    ("percentile", "text"),
+    [
+        (3.2, "at the 3rd percentile"),
+        (0.3, "below the 1st percentile"),
+        (21.0, "at the 21st percentile"),
+        (99.7, "above the 99th percentile"),
+    ],
+)
+def test_percentile_phrase_has_proper_ordinals_and_no_0th(percentile: float, text: str) -> None:
+    assert percentile_phrase(percentile) == text
+
+
+def test_assessment_reason_never_says_0th_percentile(etr: ClinicEtr) -> None:
+    """Far below the curve: "below the 1st percentile", not "at the 0th percentile"."""
+    result = etr.assess(15.0, 4, _curve(CURVE, 15.0, 4) - 20.0)
+    assert result.reason.startswith("below the 1st percentile of clinic clients")
+
+
+def test_rational_band_is_shown_to_the_scales_tenth() -> None:
+    """Intake 20.4 minus the 5-point reliable change is 15.4, not 15.399999999999999."""
+    result = RationalTrajectory(ORS_ADULT).assess(20.4, 3, 18.0)
+    assert (result.band_low, result.band_high) == (15.4, 25.4)
+
+
+def test_etr_figures_are_shown_to_the_scales_tenth(etr: ClinicEtr) -> None:
+    """Expected score, band and percentile carry one decimal (domain.md §2), the judgement made
+    on the unrounded values."""
+    result = etr.assess(15.3, 5, 17.0)
+    for value in (result.expected, result.band_low, result.band_high, result.percentile):
+        assert value is not None
+        assert value == round(value, 1)
