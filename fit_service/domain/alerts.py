@@ -29,7 +29,10 @@ sessions, and returns the actions the service should store. The rules it enforce
   its severity (alerts never de-escalate);
 * a dismissed or resolved alert is not reopened by the same evidence: a new alert of that kind
   opens only for a finding observed *after* the closed alert's evidence date and, when a
-  clinician closed it, after the day they did (:func:`_seen`);
+  clinician closed it, after the day they did (:func:`_seen`). A resolution or dismissal by a
+  former clinician covers nothing for the clinician the client moved to
+  (:func:`_closed_by_treating`): they get their own alert, even on the same evidence (an EHR
+  correction that moves a client adds no session);
 * nor, when a clinician closed it, by the same finding persisting: with the episode's
   ``context`` (the rules can then be re-run on the sessions so far) a later finding re-opens it
   only when it is worse than the closed alert, or when the finding stopped alerting at some
@@ -626,8 +629,15 @@ def reconcile(
             if finding.severity > alert.severity:
                 actions.append(Escalate(alert.alert_id, finding.severity, finding))
             return
+        # Evidence a closed alert covered opens nothing again - unless a former clinician
+        # resolved or dismissed it: their judgement does not hold for the clinician the client
+        # moved to, not even on the very sessions they saw (an EHR correction moves the client
+        # without a new session, and the new clinician must still get their own alert).
         already_closed = any(
-            a.kind == kind and not a.status.is_active and _seen(a, treating) >= finding.observed_on
+            a.kind == kind
+            and not a.status.is_active
+            and (a.status not in _CLOSED_BY_CLINICIAN or _closed_by_treating(a, treating))
+            and _seen(a, treating) >= finding.observed_on
             for a in history
         )
         if not already_closed and findings_upto is not None:

@@ -678,3 +678,29 @@ def test_a_cover_session_does_not_undo_the_treating_clinicians_own_dismissal(
     dismiss_at(client, tenant, monkeypatch, cover.public_id, later, "Covering; T-1 knows.", t2)
     post(client, tenant, "S3", weeks_ago(3), low)
     assert [a.status for a in alerts(engine)] == ["dismissed", "dismissed"]
+
+
+def test_a_correction_moving_the_client_gets_the_new_clinician_their_own_alert(
+    app: Flask,
+    client: FlaskClient,
+    tenant: Tenant,
+    engine: Engine,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """T-1 dismissed the early-low-alliance alert; an EHR correction then books the same session
+    with T-2 (no new session). T-1's dismissal does not hold for T-2 (README): T-2 gets an
+    alert of their own on that evidence, and T-1's stays dismissed and theirs."""
+    add_clinician(app, tenant, "T-2")
+    low = [ors(18), srs(8.5, 8.5, 8.5, 8.5)]
+    post(client, tenant, "S1", weeks_ago(2), low)
+    (first,) = alerts(engine)
+    at = datetime.combine(weeks_ago(1), time(15), tzinfo=UTC)
+    dismiss_at(client, tenant, monkeypatch, first.public_id, at, "Known; we talk about it weekly.")
+    post(client, tenant, "S1", weeks_ago(2), low, clinician_id="T-2")
+    dismissed, own = alerts(engine)
+    assert (dismissed.status, clinician_of(engine, dismissed.id)) == ("dismissed", "T-1")
+    assert (own.kind, own.status, clinician_of(engine, own.id)) == (
+        "early_low_alliance",
+        "open",
+        "T-2",
+    )

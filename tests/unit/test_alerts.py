@@ -558,3 +558,25 @@ def test_dismissing_everything_never_reopens_on_a_resend(
     assert (
         reconcile(alerts, evaluate_rules(obs, context, custom), obs, custom, context=context) == []
     )
+
+
+def test_a_former_clinicians_dismissal_does_not_hold_for_the_clinician_the_client_moved_to() -> (
+    None
+):
+    """An EHR correction moves the client from T-8 (who dismissed the early_low_alliance alert)
+    to T-7 without a new session: T-7 gets their own alert on the same evidence; for T-8 the
+    dismissal still holds."""
+    obs = [sess(1, 30.0)]
+    context = EpisodeContext(None, 25.0, AgeBand.ADULT, day(0) + dt.timedelta(days=3))
+    findings = evaluate_rules(obs, context)
+    dismissed = dt_replace(
+        alert(status=AlertStatus.DISMISSED),
+        closed_on=day(0) + dt.timedelta(days=1),
+        clinician="T-8",
+    )
+    moved = reconcile([dismissed], findings, obs, context=context, treating="T-7")
+    assert [(type(a), a.kind) for a in moved] == [(Open, "early_low_alliance")]
+    assert reconcile([dismissed], findings, obs, context=context, treating="T-8") == []
+    # an auto-resolved alert is no one's judgement: it still covers its own evidence
+    auto = dt_replace(dismissed, status=AlertStatus.AUTO_RESOLVED)
+    assert reconcile([auto], findings, obs, context=context, treating="T-7") == []
