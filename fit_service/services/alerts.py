@@ -120,7 +120,11 @@ def list_alerts(
         query = query.where(Alert.opened_at < feed.until)
     rows = uow.session.execute(query.order_by(Alert.id.desc()).limit(limit + 1)).all()
     page = rows[:limit]
-    audit.record(uow.session, principal, [audit.AuditEntry("alert.list", "alert", None)])
+    audit.record(
+        uow.session,
+        principal,
+        audit.listed("alert.list", "alert", (str(r.Alert.public_id) for r in page)),
+    )
     uow.commit()
     return Page(
         [alert_view(r) for r in page],

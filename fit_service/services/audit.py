@@ -38,6 +38,14 @@ class AuditEntry:
     status_code: int = 200
 
 
+def listed(action: str, record_type: str, record_ids: Iterable[str]) -> list[AuditEntry]:
+    """The entries of a list read: one per record the page returned (so the trail can answer
+    "who saw this record", the list's action naming where it was seen), or, for an empty
+    page, one without a record, so the read itself is still recorded."""
+    entries = [AuditEntry(action, record_type, record_id) for record_id in record_ids]
+    return entries or [AuditEntry(action, record_type, None)]
+
+
 def record(db: Session, principal: Principal, entries: Iterable[AuditEntry]) -> None:
     """Add audit rows for ``principal`` to the current transaction (one COPY/INSERT)."""
     now = utcnow()

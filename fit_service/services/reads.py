@@ -125,7 +125,11 @@ def list_clients(uow: UnitOfWork, principal: Principal, cursor: str | None, limi
         {"client_id": r.external_id, "age_band": r.age_band, "first_seen": r.created_at.isoformat()}
         for r in page
     ]
-    audit.record(uow.session, principal, [audit.AuditEntry("client.list", "client", None)])
+    audit.record(
+        uow.session,
+        principal,
+        audit.listed("client.list", "client", (r.external_id for r in page)),
+    )
     uow.commit()
     return Page(items, encode_cursor(page[-1].id, "clients") if len(rows) > limit else None)
 
@@ -211,7 +215,11 @@ def list_sessions(
         }
         for r in page
     ]
-    audit.record(uow.session, principal, [audit.AuditEntry("session.list", "session", client)])
+    audit.record(
+        uow.session,
+        principal,
+        audit.listed("session.list", "session", (str(r.public_id) for r in page)),
+    )
     uow.commit()
     return Page(items, encode_cursor(page[-1].id, scope) if len(rows) > limit else None)
 

@@ -121,6 +121,46 @@ def test_feed_filters_by_status_severity_and_time_and_pages(
     assert bad.json["field"] == "query.status[0]"
 
 
+def _audited(engine: Engine, request_id: str) -> list[tuple[Any, ...]]:
+    """(action, record_type, record_id, actor) of one request's audit rows, in order."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(
+                AuditEvent.action, AuditEvent.record_type, AuditEvent.record_id, AuditEvent.actor
+            )
+            .where(AuditEvent.request_id == request_id)
+            .order_by(AuditEvent.id)
+        ).all()
+    return [tuple(r) for r in rows]
+
+
+def test_the_feed_is_audited_per_alert_returned(
+    client: FlaskClient, tenant: Tenant, other_tenant: Tenant, engine: Engine
+) -> None:
+    """A feed page leaves one alert.list row per alert on it (evidence of each client is
+    disclosed), a page of one alert one row; an empty feed one row naming no alert."""
+    first = rupture(client, tenant, "C-1")
+    second = rupture(client, tenant, "C-2")
+
+    def feed(auth: dict[str, str], request_id: str, query: str = "") -> list[str]:
+        r = client.get(f"/v1/alerts{query}", headers={**auth, "X-Request-Id": request_id})
+        assert r.status_code == 200, r.json
+        return [a["id"] for a in r.json["items"]]
+
+    manager = tenant.auth("manager")
+    assert feed(manager, "rq-feed") == [second, first]
+    rows = _audited(engine, "rq-feed")
+    assert [r[:3] for r in rows] == [
+        ("alert.list", "alert", second),
+        ("alert.list", "alert", first),
+    ]
+    assert len({r[3] for r in rows}) == 1  # one actor: the manager's key
+    assert feed(manager, "rq-page", "?limit=1") == [second]
+    assert [r[:3] for r in _audited(engine, "rq-page")] == [("alert.list", "alert", second)]
+    assert feed(other_tenant.auth("manager"), "rq-none") == []
+    assert [r[:3] for r in _audited(engine, "rq-none")] == [("alert.list", "alert", None)]
+
+
 def test_acknowledge_then_resolve_with_a_note_through_the_api(
     client: FlaskClient, tenant: Tenant, engine: Engine
 ) -> None:

@@ -8,7 +8,9 @@ from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
+from sqlalchemy import Engine, select
 
+from fit_service.adapters.orm import AuditEvent
 from tests.conftest import Tenant, session_payload
 
 
@@ -173,3 +175,56 @@ def test_a_cursor_of_another_list_or_filter_is_refused(client: FlaskClient, tena
         resp = client.get(path, query_string={**query, "cursor": unscoped}, headers=manager)
         assert resp.status_code == 422, (path, resp.get_data())
         assert (resp.json["field"], resp.json["rule"]) == ("query.cursor", "invalid_cursor")
+
+
+def _audited(engine: Engine, request_id: str) -> list[tuple[Any, ...]]:
+    """(action, record_type, record_id, outcome) of one request's audit rows, in order."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(
+                AuditEvent.action,
+                AuditEvent.record_type,
+                AuditEvent.record_id,
+                AuditEvent.outcome,
+            )
+            .where(AuditEvent.request_id == request_id)
+            .order_by(AuditEvent.id)
+        ).all()
+    return [tuple(r) for r in rows]
+
+
+def test_a_list_read_is_audited_per_record_returned(
+    client: FlaskClient, tenant: Tenant, other_tenant: Tenant, engine: Engine
+) -> None:
+    """A page of clients or sessions leaves one audit row per record on it (the id its single
+    read is audited under), so the trail says who saw which client's data; an empty page
+    leaves one row naming no record, so the read is still recorded."""
+    for n in range(3):
+        _post(client, tenant, ehr_session_id=f"S-{n}", client_id=f"C-{n}")
+    manager = tenant.auth("manager")
+
+    def listed(path: str, request_id: str, **query: Any) -> list[str]:
+        resp = client.get(path, query_string=query, headers={**manager, "X-Request-Id": request_id})
+        assert resp.status_code == 200, resp.json
+        key = "client_id" if path == "/v1/clients" else "id"
+        return [item[key] for item in resp.json["items"]]
+
+    clients = listed("/v1/clients", "rq-clients", limit=2)
+    assert clients == ["C-0", "C-1"]
+    assert _audited(engine, "rq-clients") == [
+        ("client.list", "client", c, "success") for c in clients
+    ]
+    sessions = listed("/v1/sessions", "rq-sessions")
+    assert len(sessions) == 3
+    assert _audited(engine, "rq-sessions") == [
+        ("session.list", "session", s, "success") for s in sessions
+    ]
+    one = listed("/v1/sessions", "rq-one", client_id="C-2")
+    assert _audited(engine, "rq-one") == [("session.list", "session", one[0], "success")]
+    assert listed("/v1/sessions", "rq-none", client_id="C-404") == []
+    assert _audited(engine, "rq-none") == [("session.list", "session", None, "success")]
+    empty = client.get(
+        "/v1/clients", headers={**other_tenant.auth("manager"), "X-Request-Id": "rq-empty"}
+    )
+    assert (empty.status_code, empty.json["items"]) == (200, [])
+    assert _audited(engine, "rq-empty") == [("client.list", "client", None, "success")]
