@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import re
 import uuid
 from typing import Any
@@ -28,6 +29,7 @@ from fit_service.api.alert_schemas import (
 )
 from fit_service.api.context import principal, run, wiring
 from fit_service.api.parsing import Blueprint
+from fit_service.api.schemas import SessionPageArgs
 from fit_service.api.sessions import _limit
 from fit_service.domain.errors import FitError, PreconditionFailed, PreconditionRequired
 from fit_service.domain.risk import Severity
@@ -67,19 +69,33 @@ def _etag(view: dict[str, Any]) -> dict[str, str]:
     return {"ETag": f'"{view["version"]}"'}
 
 
+def _client_filter() -> Any:
+    """The sessions list's ``client_id`` filter (its validation and documented pattern and
+    length), described for the feed."""
+    field = copy.copy(SessionPageArgs._declared_fields["client_id"])
+    field.metadata = {**field.metadata, "description": "Only this client's alerts (one id)."}
+    return field
+
+
+class FeedArgs(AlertFeedArgs):
+    client_id = _client_filter()
+
+
 @blp.route("/alerts")
 class Alerts(MethodView):
-    @blp.arguments(AlertFeedArgs, location="query")
+    @blp.arguments(FeedArgs, location="query")
     @blp.response(200, AlertPage)
     @docs.errors(blp, *docs.QUERY)
     def get(self, args: dict[str, Any]) -> Any:
         """The alert feed, newest first: a clinician key gets its own alerts, a manager key
-        the clinic's. Filter by status, minimum severity and time opened."""
+        the clinic's. Filter by status, minimum severity, time opened and client (a client
+        the key may not see, or an unknown one, has none)."""
         feed = alerts.FeedFilter(
             statuses=tuple(args["status"] or ()),
             min_severity=Severity[args["min_severity"].upper()] if args["min_severity"] else None,
             since=args["since"],
             until=args["until"],
+            client=args["client_id"],
         )
         page = run(alerts.list_alerts, feed, args["cursor"], _limit(args))
         return {"items": page.items, "next_cursor": page.next_cursor}

@@ -40,6 +40,15 @@ class FeedFilter:
     min_severity: Severity | None = None
     since: datetime | None = None  # on opened_at, inclusive
     until: datetime | None = None  # on opened_at, exclusive
+    client: str | None = None  # the EHR client id: only this client's alerts
+
+
+def _feed_scope(feed: FeedFilter) -> str:
+    """The list and filter a feed cursor belongs to (:func:`reads.decode_cursor`). The client
+    is named only when filtered on, so the unfiltered feed's cursors stay as they were."""
+    statuses = sorted(status.value for status in feed.statuses)
+    scope = f"alerts|{statuses}|{feed.min_severity}|{feed.since}|{feed.until}"
+    return scope if feed.client is None else f"{scope}|client={feed.client!r}"
 
 
 def _visible(principal: Principal) -> ColumnElement[bool]:
@@ -103,10 +112,12 @@ def list_alerts(
     cursor: str | None,
     limit: int,
 ) -> Page:
-    """Newest first, keyset-paginated (the cursor is the last alert seen)."""
+    """Newest first, keyset-paginated (the cursor is the last alert seen). A client filter
+    naming a client the principal may not see (another clinician's, another clinic's, or
+    none at all) gives an empty feed, as the sessions list does: never a 404 saying whether
+    it exists."""
     query = _query().where(_visible(principal))  # the permission check comes first
-    statuses = sorted(status.value for status in feed.statuses)
-    scope = f"alerts|{statuses}|{feed.min_severity}|{feed.since}|{feed.until}"
+    scope = _feed_scope(feed)
     before = decode_cursor(cursor, scope)
     if before:
         query = query.where(Alert.id < before)
@@ -118,6 +129,8 @@ def list_alerts(
         query = query.where(Alert.opened_at >= feed.since)
     if feed.until is not None:
         query = query.where(Alert.opened_at < feed.until)
+    if feed.client is not None:
+        query = query.where(Client.external_id == feed.client)
     rows = uow.session.execute(query.order_by(Alert.id.desc()).limit(limit + 1)).all()
     page = rows[:limit]
     audit.record(

@@ -19,6 +19,7 @@ from tests.conftest import Tenant, session_payload
 TODAY = datetime.now(UTC).date()
 GOOD = {"relationship": 9.5, "goals": 9.5, "approach": 9.5, "overall": 9.5}
 LOW = {"relationship": 6.0, "goals": 9.0, "approach": 9.0, "overall": 9.0}
+ORS_ITEMS = ("individual", "interpersonal", "social", "overall")
 
 
 def rupture(client: FlaskClient, tenant: Tenant, who: str = "C-1", clinician: str = "T-1") -> str:
@@ -119,6 +120,80 @@ def test_feed_filters_by_status_severity_and_time_and_pages(
     bad = client.get("/v1/alerts?status=closed", headers=auth)
     assert bad.status_code == 422
     assert bad.json["field"] == "query.status[0]"
+
+
+def two_alerts(client: FlaskClient, tenant: Tenant, who: str, clinician: str) -> list[str]:
+    """Three sessions, the ORS falling reliably and the bond low: two alerts (deterioration,
+    early low alliance) of one client; returns their ids, newest first."""
+    steps = ((GOOD, 8.0, 3), (LOW, 5.0, 2), (LOW, 5.0, 1))
+    for n, (items, ors, weeks) in enumerate(steps, start=1):
+        ratings = [
+            {"instrument": "ors", "items": dict.fromkeys(ORS_ITEMS, ors)},
+            {"instrument": "srs", "items": items},
+        ]
+        r = client.post(
+            "/v1/sessions",
+            json=session_payload(
+                ehr_session_id=f"{who}-{n}",
+                client_id=who,
+                clinician_id=clinician,
+                date=(TODAY - timedelta(weeks=weeks)).isoformat(),
+                ratings=ratings,
+            ),
+            headers=tenant.auth(),
+        )
+        assert r.status_code == 201, r.json
+    feed = client.get("/v1/alerts", headers=tenant.auth("manager")).json["items"]
+    ids = [a["id"] for a in feed if a["client_id"] == who]
+    assert len(ids) == 2, feed
+    return ids
+
+
+def test_feed_filters_by_client_within_the_keys_scope_and_pages(
+    client: FlaskClient, tenant: Tenant, other_tenant: Tenant
+) -> None:
+    """?client_id= gives one client's alerts among those the key may see: another clinician's
+    client, an unknown one or another clinic's has none (not a 404). Its pages follow the
+    cursor; a cursor is refused under another client filter or none, and vice versa."""
+    mine = two_alerts(client, tenant, "C-1", "T-1")
+    other = rupture(client, tenant, "C-2", "T-1")
+    theirs = rupture(client, tenant, "C-3", "T-2")
+    clinician, manager = tenant.auth("clinician"), tenant.auth("manager")
+
+    def get(auth: dict[str, str], **query: Any) -> Any:
+        return client.get("/v1/alerts", query_string=query, headers=auth)
+
+    def ids(auth: dict[str, str], **query: Any) -> list[str]:
+        r = get(auth, **query)
+        assert r.status_code == 200, r.json
+        return [a["id"] for a in r.json["items"]]
+
+    assert ids(clinician, client_id="C-1") == mine
+    assert ids(clinician, client_id="C-2") == [other]
+    assert ids(manager, client_id="C-3") == [theirs]
+    assert ids(clinician, client_id="C-3") == []  # another clinician's client
+    assert ids(clinician, client_id="C-404") == []
+    assert ids(other_tenant.auth("manager"), client_id="C-1") == []
+    assert ids(manager, client_id="C-1", status="resolved") == []
+
+    first = get(clinician, client_id="C-1", limit=1).json
+    assert [a["id"] for a in first["items"]] == [mine[0]]
+    rest = get(clinician, client_id="C-1", limit=1, cursor=first["next_cursor"]).json
+    assert ([a["id"] for a in rest["items"]], rest["next_cursor"]) == ([mine[1]], None)
+    unfiltered = get(manager, limit=1).json["next_cursor"]
+    assert unfiltered is not None
+    for auth, query in [
+        (manager, {"client_id": "C-1", "cursor": unfiltered}),
+        (clinician, {"client_id": "C-2", "cursor": first["next_cursor"]}),
+        (clinician, {"cursor": first["next_cursor"]}),
+    ]:
+        r = get(auth, **query)
+        assert r.status_code == 422, (query, r.json)
+        assert (r.json["field"], r.json["rule"]) == ("query.cursor", "cursor_mismatch")
+    for bad in ("C 1", "C-1\n", "", "x" * 65):
+        r = get(manager, client_id=bad)
+        assert r.status_code == 422, (bad, r.json)
+        assert r.json["field"] == "query.client_id"
 
 
 def _audited(engine: Engine, request_id: str) -> list[tuple[Any, ...]]:
