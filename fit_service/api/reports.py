@@ -5,11 +5,14 @@
 downloads), ``application/json`` and ``text/csv``; anything else is a 406 problem. All three are
 renderings of the same report object, so their figures agree. Managers get the clinic's report,
 or one clinician's page with ``?clinician=<EHR clinician id>``; clinician keys get their own
-page only. The month is the clinic's own (its time zone).
+page only; other roles (ingest, admin) get a 403 before the query, the Accept header or the
+month is looked at. The month is the clinic's own (its time zone).
 """
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import Any
 
 from flask import Response, g, request
@@ -21,6 +24,7 @@ from fit_service.api.context import principal, run, wiring
 from fit_service.api.parsing import Blueprint
 from fit_service.api.schemas import EXTERNAL_ID, EXTERNAL_ID_DOC, _Base
 from fit_service.services import audit, monthly_reports
+from fit_service.services.principals import Permission
 
 blp = Blueprint("reports", __name__, url_prefix="/v1", description="Monthly benchmark reports")
 
@@ -36,6 +40,19 @@ class ReportArgs(_Base):
             "description": "EHR clinician id: that clinician's page (managers only).",
         },
     )
+
+
+def _readers_only(view: Callable[..., Any]) -> Callable[..., Any]:
+    """Refuse a role that may not read reports (ingest, admin) before anything it sent is
+    looked at - the query, the Accept header, the month: a 403 whatever it asked, never a
+    406 or 422 that would let a key without the permission probe the endpoint."""
+
+    @functools.wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        principal().require(Permission.REPORTS_READ)
+        return view(*args, **kwargs)
+
+    return wrapper
 
 
 def _not_acceptable() -> Response:
@@ -82,6 +99,7 @@ _MONTH_PARAMETER = {
 
 @blp.route("/reports/monthly/<string:month>", parameters=[_MONTH_PARAMETER])
 class MonthlyReport(MethodView):
+    @_readers_only  # outermost: before the query is parsed and Accept negotiated
     @blp.arguments(ReportArgs, location="query", unknown=RAISE)
     @blp.response(
         200,

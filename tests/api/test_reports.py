@@ -119,6 +119,34 @@ def test_ingest_and_admin_keys_may_not_read_reports(
     assert response.status_code == 403
 
 
+@pytest.mark.parametrize("role", ["ingest", "admin"])
+@pytest.mark.parametrize(
+    ("url", "accept"),
+    [
+        ("/v1/reports/monthly/2026-11", "image/png"),  # no format offered: 406 for a reader
+        ("/v1/reports/monthly/2026-11?foo=1", "application/json"),  # unknown parameter: 422
+        ("/v1/reports/monthly/2026-13", "application/json"),  # malformed month: 422
+    ],
+)
+def test_a_role_without_reports_is_refused_before_anything_else(
+    client: FlaskClient, engine: Engine, tenant: Tenant, role: str, url: str, accept: str
+) -> None:
+    """The role is checked first: a key that may not read reports gets 403 whatever its
+    Accept, query or month, audited as a forbidden attempt by that key."""
+    response = _get(client, tenant, role=role, url=url, Accept=accept)
+    assert response.status_code == 403, response.get_json()
+    assert response.mimetype == "application/problem+json"
+    assert response.get_json()["rule"] == "forbidden"
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(AuditEvent.action, AuditEvent.outcome, AuditEvent.status_code, AuditEvent.actor)
+        ).all()
+    refused = [tuple(r) for r in rows if r.action.startswith("GET ")]
+    assert len(refused) == 1
+    assert refused[0][:3] == ("GET /v1/reports/monthly/<string:month>", "forbidden", 403)
+    assert refused[0][3].startswith("key:")
+
+
 def test_clinician_key_reads_only_its_own_page(
     client: FlaskClient, tenant: Tenant, october: None
 ) -> None:
