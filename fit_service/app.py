@@ -16,7 +16,7 @@ from typing import Any
 from flask import Flask, Response, g, request
 from flask_smorest import Api
 from sqlalchemy.exc import DBAPIError
-from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, RequestEntityTooLarge
 
 from fit_service.adapters.db import make_engine, make_session_factory
 from fit_service.api import alerts, auth, clients, health, problems, reports, sessions
@@ -171,6 +171,10 @@ def create_app(settings: Settings | None = None) -> Flask:
             auth.authenticate_request()
             if request.method in _BODY_METHODS and _chunked_past_limit():
                 raise RequestEntityTooLarge()
+        elif request.path.startswith("/v1/") and isinstance(
+            request.routing_exception, NotFound | MethodNotAllowed
+        ):
+            _identify_key()
         return None
 
     @app.after_request
@@ -206,6 +210,22 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     cli.register(app)
     return app
+
+
+def _identify_key() -> None:
+    """Who sent a request to no route (404) or no method of a route (405) under /v1, for its
+    refusal's audit row. Such a request is refused alike with any key or none, so the key is
+    only looked up (as the authenticated routes' hook does), never a reason to answer
+    otherwise: a valid key's actor and clinic go into the row; a missing, unknown or revoked
+    key leaves the request anonymous and the 404/405 as it was."""
+    try:
+        auth.authenticate_request()
+    except auth.NotAuthenticated:
+        return
+    except Exception:
+        # The refusal is answered whatever the key lookup met (the audit row, in a
+        # transaction of its own, says whatever it can).
+        log.exception("could not identify the key of a request to no route")
 
 
 def _chunked_past_limit() -> bool:

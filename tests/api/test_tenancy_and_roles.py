@@ -321,3 +321,62 @@ def test_refusals_answered_before_authentication_are_audited(
         ("GET /v1/clients/<string:client_id>", "C\\x01", "not_found", 404, "anonymous"),
         ("GET /v1/clients/<string:client_id>", "C\\x00x", "not_found", 404, "anonymous"),
     ]
+
+
+def test_a_request_to_no_route_is_audited_under_its_valid_key(
+    client: FlaskClient, tenant: Tenant, other_tenant: Tenant, engine: Engine
+) -> None:
+    """A path /v1 does not have (404) or a method its route does not take (405) is answered
+    alike with any key or none; the refusal's row names a valid key's actor and clinic, and
+    stays anonymous for no key or an unknown one."""
+    session = "/v1/sessions/8f2c3a52-5a1b-4d0e-9c7a-0b6f1e2d3c4b"
+    bad_key = {"Authorization": "Bearer fit_abc_def"}
+    requests = [
+        ("rq-1", "GET", "/v1/nonexistent", tenant.auth("manager"), 404),
+        ("rq-2", "DELETE", session, tenant.auth("manager"), 405),
+        ("rq-3", "PUT", "/v1/clients", other_tenant.auth("clinician"), 405),
+        ("rq-4", "GET", "/v1/nonexistent", {}, 404),
+        ("rq-5", "DELETE", session, bad_key, 405),
+    ]
+    for request_id, method, path, headers, status in requests:
+        resp = client.open(path, method=method, headers={**headers, "X-Request-Id": request_id})
+        assert resp.status_code == status, (path, resp.json)
+        assert resp.mimetype == "application/problem+json"
+        if status == 405:
+            assert "GET" in resp.headers["Allow"]
+    for request_id, auth in (
+        ("rq-own", tenant.auth("manager")),
+        ("rq-other", other_tenant.auth("clinician")),
+    ):
+        read = client.get("/v1/clients", headers={**auth, "X-Request-Id": request_id})
+        assert read.status_code == 200  # the key's actor, as its successful read names it
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT a.request_id, a.action, a.outcome, a.status_code, a.actor, c.public_id "
+                "FROM audit_events a LEFT JOIN clinics c ON c.id = a.clinic_id "
+                "WHERE a.request_id LIKE 'rq-%' ORDER BY a.id"
+            )
+        ).all()
+    actors = {r[0]: r[4] for r in rows if r[0] in ("rq-own", "rq-other")}
+    assert actors["rq-own"].startswith("key:")
+    assert actors["rq-other"] != actors["rq-own"]
+
+    def clinic(value: Any) -> str | None:
+        return None if value is None else str(value).replace("-", "")
+
+    refused = [(r[0], r[1], r[2], r[3], r[4], clinic(r[5])) for r in rows if r[3] >= 400]
+    assert refused == [
+        ("rq-1", "GET /v1/nonexistent", "not_found", 404, actors["rq-own"], tenant.clinic_id.hex),
+        ("rq-2", f"DELETE {session}", "rejected", 405, actors["rq-own"], tenant.clinic_id.hex),
+        (
+            "rq-3",
+            "PUT /v1/clients",
+            "rejected",
+            405,
+            actors["rq-other"],
+            other_tenant.clinic_id.hex,
+        ),
+        ("rq-4", "GET /v1/nonexistent", "not_found", 404, "anonymous", None),
+        ("rq-5", f"DELETE {session}", "rejected", 405, "anonymous", None),
+    ]
