@@ -9,7 +9,7 @@ from typing import Any
 from marshmallow import Schema, ValidationError, fields, validate
 from webargs.fields import DelimitedList
 
-from fit_service.api.schemas import PageArgs, _Base, no_control_chars
+from fit_service.api.schemas import PageArgs, _Base, client_filter, no_control_chars
 from fit_service.domain.alerts import AlertStatus
 from fit_service.domain.guidance import Expectation
 from fit_service.domain.risk import FINDING_KINDS, Severity
@@ -54,6 +54,7 @@ class AlertFeedArgs(PageArgs):
         validate=utc_representable,
         metadata={"description": "Opened before (ISO 8601; UTC when no offset)."},
     )
+    client_id = client_filter("alerts")
 
 
 class AlertOut(Schema):

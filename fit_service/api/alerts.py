@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import re
 import uuid
 from typing import Any
@@ -29,7 +28,6 @@ from fit_service.api.alert_schemas import (
 )
 from fit_service.api.context import principal, run, wiring
 from fit_service.api.parsing import Blueprint
-from fit_service.api.schemas import SessionPageArgs
 from fit_service.api.sessions import _limit
 from fit_service.domain.errors import FitError, PreconditionFailed, PreconditionRequired
 from fit_service.domain.risk import Severity
@@ -69,21 +67,9 @@ def _etag(view: dict[str, Any]) -> dict[str, str]:
     return {"ETag": f'"{view["version"]}"'}
 
 
-def _client_filter() -> Any:
-    """The sessions list's ``client_id`` filter (its validation and documented pattern and
-    length), described for the feed."""
-    field = copy.copy(SessionPageArgs._declared_fields["client_id"])
-    field.metadata = {**field.metadata, "description": "Only this client's alerts (one id)."}
-    return field
-
-
-class FeedArgs(AlertFeedArgs):
-    client_id = _client_filter()
-
-
 @blp.route("/alerts")
 class Alerts(MethodView):
-    @blp.arguments(FeedArgs, location="query")
+    @blp.arguments(AlertFeedArgs, location="query")
     @blp.response(200, AlertPage)
     @docs.errors(blp, *docs.QUERY)
     def get(self, args: dict[str, Any]) -> Any:

@@ -493,12 +493,18 @@ class PageArgs(_Base):
     limit = fields.Integer(load_default=None, validate=validate.Range(min=1))
 
 
-class SessionPageArgs(PageArgs):
-    client_id = fields.String(
+def client_filter(what: str) -> fields.String:
+    """The optional ``client_id`` filter of a list (one EHR client id, the sessions' own rule
+    and documented pattern), for a list of ``what``."""
+    return fields.String(
         load_default=None,
         validate=EXTERNAL_ID,
-        metadata={**EXTERNAL_ID_DOC, "description": "Only this client's sessions (one id)."},
+        metadata={**EXTERNAL_ID_DOC, "description": f"Only this client's {what} (one id)."},
     )
+
+
+class SessionPageArgs(PageArgs):
+    client_id = client_filter("sessions")
 
 
 class ClientListItem(Schema):
