@@ -222,10 +222,10 @@ def _identify_key() -> None:
         auth.authenticate_request()
     except auth.NotAuthenticated:
         return
-    except Exception:
+    except Exception as exc:  # noqa: BLE001 - any failure: the 404/405 goes out anyway
         # The refusal is answered whatever the key lookup met (the audit row, in a
-        # transaction of its own, says whatever it can).
-        log.exception("could not identify the key of a request to no route")
+        # transaction of its own, says whatever it can); logged as unhandled errors are.
+        log.error("could not identify the key of a request to no route: %s", error_summary(exc))
 
 
 def _chunked_past_limit() -> bool:
