@@ -41,10 +41,10 @@ sessions, and returns the actions the service should store. The rules it enforce
   not one per session after each dismissal. *Worse* is a higher severity, or - at the same
   severity (a HIGH alert cannot get higher) - materially worse evidence
   (:func:`_materially_worse`): the kind's own figure at least one of the clinic's steps below
-  the worst the closed alert showed (SRS total or item: ``srs_decline_points``, domain.md §3's
-  SRS decline; WAI-SR subscale: ``wai_decline_points``; ORS change from intake:
+  the worst the closed alert showed (SRS total: ``reliable_change``, a labelled heuristic, see
+  :data:`_WORSE_BY`; WAI-SR subscale: ``wai_decline_points``; ORS change from intake:
   ``reliable_change``, domain.md §3/§4). A dismissal covers the same or better evidence, not a
-  much worse one: SRS 33 dismissed, then 24, opens a new alert.
+  much worse one: SRS 33 dismissed, then 24, opens a new alert; 32 or 29 does not.
 
 Status machine (:func:`check_transition`)::
 
@@ -412,25 +412,25 @@ def _alerting(findings: Iterable[Finding], minimum: Severity) -> dict[str, Findi
 #: holding the smallest fall in it that counts as new evidence. Each step is the clinic's own
 #: line for "this moved", not a new constant:
 #:
-#: * SRS total (``early_low_alliance``, ``low_alliance``, ``srs_decline``) and SRS item
-#:   (``low_srs_*``): ``srs_decline_points``, domain.md §3 "SRS decline >= 1 point below the
-#:   previous session" (OpenFIT's red rule) - a fall the clinic already treats as a decline;
+#: * SRS total (``early_low_alliance``, ``low_alliance``, ``srs_decline``): ``reliable_change``
+#:   (5 points). domain.md gives the SRS no reliable-change figure; this is the ORS's (§3), on
+#:   the same 0-40 format, a labelled heuristic. Not ``srs_decline_points``: a 1-point fall is
+#:   the clinic's line for a decline, but ``srs_decline`` itself calls one such fall
+#:   within-client noise (LOW), and a dismissal that a 1-point drift undoes would not hold a
+#:   week (SRS 33, 32, 31 ... would re-alert at every session);
 #: * WAI-SR subscale (``weak_wai_*``): ``wai_decline_points``, the client's own decline
 #:   (domain.md §3: no published cut-off; a heuristic setting);
 #: * ORS change from intake (``ors_reliable_deterioration``): ``reliable_change``, domain.md
 #:   §3/§4 (5 points, PCOMS): a further fall beyond measurement error.
 #:
-#: Kinds not listed (attendance, checkpoints, the dropout model's estimate) are worse only by
-#: severity. No listed kind is carried in another's alert (``RESTATED_BY``), so a closed alert's
+#: Kinds not listed (attendance, checkpoints, the dropout model's estimate, one SRS item's
+#: ``low_srs_*``: no item-level reliable change to go by) are worse only by severity. No
+#: listed kind is carried in another's alert (``RESTATED_BY``), so a closed alert's
 #: evidence here is always its own kind's.
 _WORSE_BY: Mapping[str, tuple[str, str]] = {
-    "early_low_alliance": ("srs_total", "srs_decline_points"),
-    "low_alliance": ("srs_total", "srs_decline_points"),
-    "srs_decline": ("srs_total", "srs_decline_points"),
-    "low_srs_bond": ("score", "srs_decline_points"),
-    "low_srs_goal": ("score", "srs_decline_points"),
-    "low_srs_task": ("score", "srs_decline_points"),
-    "low_srs_global": ("score", "srs_decline_points"),
+    "early_low_alliance": ("srs_total", "reliable_change"),
+    "low_alliance": ("srs_total", "reliable_change"),
+    "srs_decline": ("srs_total", "reliable_change"),
     "weak_wai_goal": ("score", "wai_decline_points"),
     "weak_wai_task": ("score", "wai_decline_points"),
     "weak_wai_bond": ("score", "wai_decline_points"),

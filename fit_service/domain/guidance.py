@@ -248,10 +248,15 @@ def guidance_for(
         parts.extend(_missed_session_context(facts or {}))
     if kind == "srs_not_completed" and (facts or {}).get("after_low_alliance"):
         total = (facts or {}).get("previous_srs_total")
+        line = (facts or {}).get("concern_line")
+        # the total only when it was the low part (an item below its line can be the reason)
+        low_total = (
+            isinstance(total, int | float) and isinstance(line, int | float) and total < line
+        )
         parts.append(
             f"It was skipped straight after a low session rating ({total:g} last time), "
             "which can be a quiet withdrawal: ask openly how the last sessions have been for them."
-            if isinstance(total, int | float)
+            if low_total
             else "It was skipped straight after a low session rating, which can be a quiet "
             "withdrawal: ask openly how the last sessions have been for them."
         )

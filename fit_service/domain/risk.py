@@ -1176,11 +1176,12 @@ def srs_not_completed(
 
     LOW once; MEDIUM when it was also skipped at the attended session before. One level higher
     (MEDIUM once, HIGH twice) when the skipping began straight after a low rating: the attended
-    session just before the run of skipped ones has an SRS total below the concern line
-    (``srs_concern_total``, domain.md §3) - a rating withheld after a low one is a withdrawal
-    signal (domain.md §1, §6: missing ratings). The evidence gives that session's total
-    (``previous_srs_total``, ``previous_srs_session``; ``None`` when the session before the
-    skips had no SRS total, or there was none) and ``after_low_alliance``.
+    session just before the run of skipped ones has an SRS total below the concern line or an
+    item below the item line (``srs_concern_total``, ``srs_item_concern``, domain.md §3; the
+    missed-session rule's "low", :func:`_alliance_concern`) - a rating withheld after a low one
+    is a withdrawal signal (domain.md §1, §6: missing ratings). The evidence gives that
+    session's total (``previous_srs_total``, ``previous_srs_session``; ``None`` when the session
+    before the skips had no SRS total, or there was none) and ``after_low_alliance``.
     """
     attended = _attended(obs)
     if not attended or not attended[-1].alliance_not_completed:
@@ -1193,7 +1194,7 @@ def srs_not_completed(
         skipped += 1
     before = attended[-skipped - 1] if skipped < len(attended) else None
     previous_total = before.srs_total if before is not None else None
-    after_low = previous_total is not None and previous_total < settings.srs_concern_total
+    after_low = before is not None and _alliance_concern(before, settings)
     severity = Severity.MEDIUM if twice else Severity.LOW
     if after_low:
         severity = Severity(severity + 1)
@@ -1212,7 +1213,11 @@ def srs_not_completed(
                 "concern_line": settings.srs_concern_total,
                 "source": SOURCE_SKIPPED,
             },
-            {"after_low_alliance": after_low, "previous_srs_total": previous_total},
+            {
+                "after_low_alliance": after_low,
+                "previous_srs_total": previous_total,
+                "concern_line": settings.srs_concern_total,
+            },
         )
     ]
 

@@ -170,6 +170,19 @@ def _figure(value: float) -> float:
     return round(value, FIGURE_DECIMALS)
 
 
+def shown_band(low: float, high: float) -> tuple[float, float]:
+    """The band's edges as shown, to the scale's tenth, rounded inward: the low edge up, the
+    high edge down. Scores sit on the tenth, so a score is below (above) the shown edge exactly
+    when it is below (above) the true one, and a figure never reads as on the line of a band
+    the score was judged outside (15.4 against a true low edge of 15.44: shown 15.5, not 15.4).
+    The inner rounding of 1e-6 first drops float noise (15.400000000000002 is 15.4)."""
+    scale = 10**FIGURE_DECIMALS
+    return (
+        math.ceil(round(low * scale, 6)) / scale,
+        math.floor(round(high * scale, 6)) / scale,
+    )
+
+
 def ordinal_suffix(n: int) -> str:
     """English ordinal suffix: 1st, 2nd, 3rd, 4th, 11th, 12th, 13th, 21st, 22nd, 101st, 111th."""
     if n % 100 in (11, 12, 13):
@@ -450,12 +463,15 @@ class ClinicEtr:
         percentile = band.percentile_of(score - expected)
         on_track = self._worse_tail(percentile) >= self.off_track_percentile
         p = self.off_track_percentile
+        shown_low, shown_high = shown_band(
+            self._clip(expected + band.at(p)), self._clip(expected + band.at(100.0 - p))
+        )
         return TrajectoryAssessment(
             session=session,
             score=score,
             expected=_figure(expected),
-            band_low=_figure(self._clip(expected + band.at(p))),
-            band_high=_figure(self._clip(expected + band.at(100.0 - p))),
+            band_low=shown_low,
+            band_high=shown_high,
             percentile=_figure(percentile),
             on_track=on_track,
             model=self.label,
@@ -611,8 +627,8 @@ class RationalTrajectory:
             session=session,
             score=score,
             expected=None,
-            band_low=_figure(low),
-            band_high=_figure(high),
+            band_low=shown_band(low, high)[0],
+            band_high=shown_band(low, high)[1],
             percentile=None,
             on_track=on_track,
             model=self.label,

@@ -227,8 +227,8 @@ def test_dismissed_high_alliance_alert_reopens_when_the_alliance_is_much_worse()
 
 def test_dismissal_holds_when_the_alliance_is_no_worse_than_dismissed() -> None:
     """Dismissed at 33, then dismissed again at 24: the same 24 again opens nothing, nor does a
-    fall of less than the SRS decline step (domain.md §3: 1 point) below what was dismissed."""
-    alerts = replay_with_dismissal([33.0, 24.0, 24.0, 24.0, 23.5], dismiss_after={1, 2})
+    fall of less than the reliable change (5 points) below what was dismissed."""
+    alerts = replay_with_dismissal([33.0, 24.0, 24.0, 24.0, 19.5], dismiss_after={1, 2})
     assert [(a.kind, a.status, a.session_number) for a in alerts] == [
         ("early_low_alliance", AlertStatus.DISMISSED, 1),
         ("early_low_alliance", AlertStatus.DISMISSED, 2),
@@ -237,11 +237,26 @@ def test_dismissal_holds_when_the_alliance_is_no_worse_than_dismissed() -> None:
     assert [(a.kind, a.status) for a in alerts] == [("early_low_alliance", AlertStatus.DISMISSED)]
 
 
-def test_the_worse_step_is_the_clinics_srs_decline_setting() -> None:
-    """A clinic with a 3-point decline step: a fall of 2 below the dismissed 33 is covered."""
-    custom = RiskSettings(srs_decline_points=3.0)
+def test_a_one_point_drift_after_each_dismissal_does_not_re_alert_every_session() -> None:
+    """SRS 33, 32, 31, 30, 29, each session's alert dismissed: a 1-point fall is the clinic's
+    line for a decline but within-client noise, so the first dismissal holds until the SRS is
+    a reliable change (5 points) below it - one alert, not one a session."""
+    alerts = replay_with_dismissal([33.0, 32.0, 31.0, 30.0, 29.0], dismiss_after={1, 2, 3, 4})
+    assert [(a.kind, a.session_number) for a in alerts] == [("early_low_alliance", 1)]
+    alerts = replay_with_dismissal([33.0, 32.0, 30.0, 28.0], dismiss_after={1, 2, 3})
+    assert [(a.kind, a.session_number) for a in alerts] == [
+        ("early_low_alliance", 1),
+        ("early_low_alliance", 4),
+    ]
+
+
+def test_the_worse_step_is_the_clinics_reliable_change_setting() -> None:
+    """A clinic with a 3-point reliable change: 30 is a reliable fall below the dismissed 33."""
+    custom = RiskSettings(reliable_change=3.0)
     alerts = replay_with_dismissal([33.0, 31.0, 30.0], dismiss_after=1, custom=custom)
     assert [a.session_number for a in alerts] == [1, 3]
+    alerts = replay_with_dismissal([33.0, 31.0, 30.5], dismiss_after=1, custom=custom)
+    assert [a.session_number for a in alerts] == [1]
 
 
 def test_resolved_deterioration_reopens_on_a_much_bigger_fall() -> None:
@@ -537,12 +552,12 @@ def test_dismissing_everything_never_reopens_on_a_resend(
             dismissed = [a for a in alerts if a.kind == action.kind]
             if dismissed and held and held.severity >= action.severity:
                 # the one reason left: evidence materially worse than the latest dismissed
-                # (lower SRS total by the decline step; ORS change by the reliable change)
+                # (SRS total or ORS change: by the reliable change)
                 latest = max(dismissed, key=lambda a: a.observed_on)
                 key, step = (
                     ("change", custom.reliable_change)
                     if action.kind == "ors_reliable_deterioration"
-                    else ("srs_total", custom.srs_decline_points)
+                    else ("srs_total", custom.reliable_change)
                 )
                 shown = [latest.evidence or {}, (latest.evidence or {}).get("opened_with") or {}]
                 lowest = min(e[key] for e in shown if e.get(key) is not None)

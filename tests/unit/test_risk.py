@@ -552,6 +552,18 @@ def test_srs_skipped_straight_after_a_low_srs_is_raised_one_level() -> None:
     assert twice.evidence["previous_srs_total"] == 33.0
 
 
+def test_srs_skipped_after_a_low_item_is_raised_as_a_missed_session_would_be() -> None:
+    """Total 36 (at the concern line) but the relationship item at 6, below the item line: the
+    same "low" as the missed-session rule's (domain.md §3: total or item), so MEDIUM; the
+    guidance does not quote the total as if it were the low part."""
+    items = {"relationship": 6.0, "goals": 10.0, "approach": 10.0, "overall": 10.0}
+    found = kinds([sess(1, srs=36.0, alliance_items=items), skip(2)])["srs_not_completed"]
+    assert found.severity is Severity.MEDIUM
+    assert found.evidence["after_low_alliance"] is True
+    assert "skipped straight after a low session rating," in found.guidance
+    assert "36 last time" not in found.guidance
+
+
 @pytest.mark.parametrize("previous", [36.0, 39.5])
 def test_srs_skipped_after_a_rating_at_or_above_the_concern_line_is_not_raised(
     previous: float,

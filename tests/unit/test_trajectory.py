@@ -26,6 +26,7 @@ from fit_service.domain.trajectory import (
     ordinal_suffix,
     percentile_phrase,
     select_trajectory_model,
+    shown_band,
 )
 
 HIGHER = Direction.HIGHER_IS_BETTER
@@ -452,3 +453,28 @@ def test_etr_figures_are_shown_to_the_scales_tenth(etr: ClinicEtr) -> None:
     for value in (result.expected, result.band_low, result.band_high, result.percentile):
         assert value is not None
         assert value == round(value, 1)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    low=st.floats(0, 40, allow_nan=False),
+    width=st.floats(0, 20, allow_nan=False),
+    tenths=st.integers(0, 400),
+)
+def test_the_shown_band_judges_every_score_as_the_true_band_does(
+    low: float, width: float, tenths: int
+) -> None:
+    """Scores sit on the tenth: against the band as shown (inward to the tenth) a score is below
+    or above exactly when it is against the true band - never "15.4 against a low edge of 15.4"
+    for a score judged below a true 15.44."""
+    high = low + width
+    score = tenths / 10
+    shown_low, shown_high = shown_band(low, high)
+    for edge, shown, beyond in ((low, shown_low, score < low), (high, shown_high, score > high)):
+        if abs(edge * 10 - round(edge * 10)) < 5e-7:  # what shown_band calls float noise
+            # on the tenth but for float noise: shown as that tenth, judged against it
+            assert shown == round(edge, 1)
+            beyond = score < shown if edge is low else score > shown
+        assert (score < shown if edge is low else score > shown) == beyond
+    assert shown_band(15.44, 30.46) == (15.5, 30.4)
+    assert shown_band(15.400000000000002, 15.399999999999999) == (15.4, 15.4)
