@@ -49,7 +49,8 @@ class FitFlask(Flask):
     ) -> None:
         """The one log record of an unhandled error (the 500 handler, api/problems.py, does not
         log it again): the request id the 500 problem names, the route (its pattern: a path may
-        hold a client id), the exception's type and the first line of its message, and the
+        hold a client id), the exception's type and the first line of its message
+        (:func:`error_summary`: of a PostgreSQL error, its codes and names only), and the
         traceback's frames (file, line, function, source line; never locals). Not the whole
         exception text: a database error's later lines quote row values (PostgreSQL's
         ``DETAIL: Key (clinic_id, external_id)=(1, C-1)``, ``Failing row contains …``) and its
@@ -67,14 +68,25 @@ class FitFlask(Flask):
         )
 
 
+#: What a PostgreSQL error's diagnostics name that is never a value (psycopg ``Error.diag``).
+_DIAG_NAMES = ("sqlstate", "constraint_name", "table_name", "column_name", "datatype_name")
+
+
 def error_summary(error: BaseException) -> str:
-    """``Type: first line of the message`` (a database error: the driver's error and its first
-    line, without the SQL, the parameters or the DETAIL lines)."""
+    """``Type: first line of the message``. A database error: the driver's error and, from
+    PostgreSQL, its SQLSTATE and the constraint, table, column and type it names - not its
+    message, whose first line can quote a value too (``invalid input syntax for type uuid:
+    "…"``), nor the SQL, the parameters or the DETAIL lines; from another driver (SQLite, whose
+    messages name columns, not values), the first line."""
     source: BaseException = error
     name = type(error).__name__
     if isinstance(error, DBAPIError) and error.orig is not None:
         source = error.orig
         name = f"{name} ({type(source).__name__})"
+        diag = getattr(source, "diag", None)
+        if diag is not None:
+            named = [f"{k} {getattr(diag, k)}" for k in _DIAG_NAMES if getattr(diag, k, None)]
+            return f"{name}: {', '.join(named)}" if named else name
     first = next(iter(str(source).strip().splitlines()), "")
     if len(first) > _FIRST_LINE_MAX:
         first = first[:_FIRST_LINE_MAX] + "…"

@@ -136,7 +136,7 @@ def list_alerts(
     audit.record(
         uow.session,
         principal,
-        audit.listed("alert.list", "alert", (str(r.Alert.public_id) for r in page)),
+        audit.listed("alert.list", "alert", (str(r.Alert.public_id) for r in page), feed.client),
     )
     uow.commit()
     return Page(

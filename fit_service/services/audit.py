@@ -38,12 +38,17 @@ class AuditEntry:
     status_code: int = 200
 
 
-def listed(action: str, record_type: str, record_ids: Iterable[str]) -> list[AuditEntry]:
+def listed(
+    action: str, record_type: str, record_ids: Iterable[str], client: str | None = None
+) -> list[AuditEntry]:
     """The entries of a list read: one per record the page returned (so the trail can answer
     "who saw this record", the list's action naming where it was seen), or, for an empty
-    page, one without a record, so the read itself is still recorded."""
+    page, one so the read itself is still recorded: naming the client the list was filtered
+    on, when it was (looking a client up is itself a disclosure, found or not)."""
     entries = [AuditEntry(action, record_type, record_id) for record_id in record_ids]
-    return entries or [AuditEntry(action, record_type, None)]
+    if entries:
+        return entries
+    return [AuditEntry(action, "client", client) if client else AuditEntry(action, record_type)]
 
 
 def record(db: Session, principal: Principal, entries: Iterable[AuditEntry]) -> None:

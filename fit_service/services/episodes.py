@@ -188,9 +188,12 @@ def close_episode(
     audit.record(db, principal, [audit.AuditEntry("episode.close", "episode", str(episode_id))])
     # No rule runs on a closed episode: its live alerts close with it, in this transaction.
     alerting.resolve_alerts_of_closed_episodes(db, principal, [episode.id])
-    # the clinic's models are keyed by its count of closed episodes: count again next time
+    view = _closed_view(uow, principal, episode.id)  # commits
+    # The clinic's models are keyed by its count of closed episodes: count again next time.
+    # After the commit: a count taken before it (by this request's view, or another thread)
+    # must not outlive it, and a close that failed to commit must not be counted.
     trajectories.forget_closed_episodes(uow, principal.clinic_id)
-    return _closed_view(uow, principal, episode.id)
+    return view
 
 
 def _restates_close(

@@ -218,7 +218,7 @@ def list_sessions(
     audit.record(
         uow.session,
         principal,
-        audit.listed("session.list", "session", (str(r.public_id) for r in page)),
+        audit.listed("session.list", "session", (str(r.public_id) for r in page), client),
     )
     uow.commit()
     return Page(items, encode_cursor(page[-1].id, scope) if len(rows) > limit else None)

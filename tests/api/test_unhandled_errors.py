@@ -90,3 +90,21 @@ def test_an_unhandled_error_is_logged_with_its_frames_not_its_locals(
     assert "RuntimeError: first line" in text
     assert SECRET not in text
     assert "test_unhandled_errors.py" in text
+
+
+def test_a_postgresql_error_is_summarised_by_its_codes_not_its_message(engine: Any) -> None:
+    """PostgreSQL's first line can quote the value it refused (``invalid input syntax for type
+    uuid: "C-SECRET"``): the summary names the SQLSTATE and the type, never the message. (On
+    SQLite, whose messages name columns rather than values, the first line is kept.)"""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL's diagnostics: SQLite has none")
+    from sqlalchemy import text  # noqa: PLC0415
+    from sqlalchemy.exc import DBAPIError  # noqa: PLC0415
+
+    from fit_service.app import error_summary  # noqa: PLC0415
+
+    with engine.connect() as conn, pytest.raises(DBAPIError) as caught:
+        conn.execute(text("SELECT CAST(:v AS uuid)"), {"v": SECRET})
+    summary = error_summary(caught.value)
+    assert "sqlstate 22P02" in summary
+    assert SECRET not in summary
