@@ -77,16 +77,19 @@ def error_summary(error: BaseException) -> str:
     PostgreSQL, its SQLSTATE and the constraint, table, column and type it names - not its
     message, whose first line can quote a value too (``invalid input syntax for type uuid:
     "…"``), nor the SQL, the parameters or the DETAIL lines; from another driver (SQLite, whose
-    messages name columns, not values), the first line."""
+    messages name columns, not values), or psycopg's own errors without a SQLSTATE (connection
+    refused, server gone), the first line."""
     source: BaseException = error
     name = type(error).__name__
     if isinstance(error, DBAPIError) and error.orig is not None:
         source = error.orig
         name = f"{name} ({type(source).__name__})"
         diag = getattr(source, "diag", None)
-        if diag is not None:
+        if diag is not None and getattr(diag, "sqlstate", None):
             named = [f"{k} {getattr(diag, k)}" for k in _DIAG_NAMES if getattr(diag, k, None)]
-            return f"{name}: {', '.join(named)}" if named else name
+            return f"{name}: {', '.join(named)}"
+        # no SQLSTATE: the driver's own error (connection refused, server gone), whose first
+        # line names the server, not data
     first = next(iter(str(source).strip().splitlines()), "")
     if len(first) > _FIRST_LINE_MAX:
         first = first[:_FIRST_LINE_MAX] + "…"

@@ -244,6 +244,8 @@ class RiskSettings:
     #: (§3) and the README's "first three sessions".
     early_window_sessions: int = 3
     #: ORS/CORS reliable change in raw points (domain.md §3: 5, PCOMS; NHS CYP uses 6.6 / 10).
+    #: Also how far below what a clinician closed an SRS alert on the SRS total must fall for the
+    #: alert to open again (domain/alerts._WORSE_BY: a labelled heuristic for the SRS).
     reliable_change: float = 5.0
     #: no reliable improvement by this session: discuss (domain.md §3, practice guidance).
     discuss_checkpoint: int = 3

@@ -175,7 +175,11 @@ def shown_band(low: float, high: float) -> tuple[float, float]:
     high edge down. Scores sit on the tenth, so a score is below (above) the shown edge exactly
     when it is below (above) the true one, and a figure never reads as on the line of a band
     the score was judged outside (15.4 against a true low edge of 15.44: shown 15.5, not 15.4).
-    The inner rounding of 1e-6 first drops float noise (15.400000000000002 is 15.4)."""
+    The inner rounding of 1e-6 first drops float noise (15.400000000000002 is 15.4). The
+    rational model's window is the exception by design: its edges are the reliable-change
+    thresholds themselves (intake 20: 15 and 25), and a score on one has changed reliably
+    (domain.md §4: a change of the full 5 points counts), so 15.0 shown beside a low edge of
+    15.0 reads "reached the threshold", as the model's reason says ("reliably worse")."""
     scale = 10**FIGURE_DECIMALS
     return (
         math.ceil(round(low * scale, 6)) / scale,

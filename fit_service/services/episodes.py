@@ -188,12 +188,7 @@ def close_episode(
     audit.record(db, principal, [audit.AuditEntry("episode.close", "episode", str(episode_id))])
     # No rule runs on a closed episode: its live alerts close with it, in this transaction.
     alerting.resolve_alerts_of_closed_episodes(db, principal, [episode.id])
-    view = _closed_view(uow, principal, episode.id)  # commits
-    # The clinic's models are keyed by its count of closed episodes: count again next time.
-    # After the commit: a count taken before it (by this request's view, or another thread)
-    # must not outlive it, and a close that failed to commit must not be counted.
-    trajectories.forget_closed_episodes(uow, principal.clinic_id)
-    return view
+    return _closed_view(uow, principal, episode.id)
 
 
 def _restates_close(
@@ -210,9 +205,16 @@ def _restates_close(
 
 
 def _closed_view(uow: UnitOfWork, principal: Principal, episode_row: int) -> dict[str, Any]:
+    """Commit the close (or its replay's audit row), then read the episode back for the answer.
+
+    After the commit: the clinic's cached models are keyed by its count of closed episodes,
+    counted once a minute per process (services/trajectories.closed_episodes). The count is
+    forgotten and read again only now, so no count or model is ever cached from inside the
+    close's transaction: not one a failed commit would leave behind, nor one that holds the
+    close under a count without it."""
+    uow.commit()
+    trajectories.forget_closed_episodes(uow, principal.clinic_id)
     history = load_histories(uow.session, [episode_row])[episode_row]
     limits, closed_count = trajectories.limits_and_closed(uow, principal.clinic_id)
     models = trajectories.models_for(uow, principal.clinic_id, [history], limits, closed_count)
-    view = views.episode_view(history, limits, models)
-    uow.commit()
-    return view
+    return views.episode_view(history, limits, models)

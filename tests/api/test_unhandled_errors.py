@@ -108,3 +108,19 @@ def test_a_postgresql_error_is_summarised_by_its_codes_not_its_message(engine: A
     summary = error_summary(caught.value)
     assert "sqlstate 22P02" in summary
     assert SECRET not in summary
+
+
+def test_a_connection_failure_keeps_its_first_line() -> None:
+    """psycopg's own errors (no SQLSTATE: the server never answered) say what failed in their
+    first line, which names the server, not data: kept, so a 500 from a database outage says
+    so in the log."""
+    import psycopg  # noqa: PLC0415
+    from sqlalchemy.exc import OperationalError  # noqa: PLC0415
+
+    from fit_service.app import error_summary  # noqa: PLC0415
+
+    with pytest.raises(psycopg.OperationalError) as caught:
+        psycopg.connect("host=127.0.0.1 port=1 connect_timeout=2")
+    summary = error_summary(OperationalError("SELECT 1", None, caught.value))
+    assert "Connection refused" in summary or "connection" in summary.lower(), summary
+    assert summary != "OperationalError (OperationalError)"

@@ -58,8 +58,9 @@ def test_session_writes_count_the_closed_episodes_once_a_minute_not_each_time(
 def test_closing_an_episode_counts_afresh_and_the_count_expires(
     client: FlaskClient, tenant: Tenant, engine: Engine, monkeypatch: Any
 ) -> None:
-    """A close in this process forgets the count, so the close's own answer counts again (one
-    more now); the writes after it reuse that; a count older than the minute is counted again."""
+    """A close in this process forgets the count after it commits, so its own answer (read
+    after the commit) counts again, one more now; the writes after it reuse that; a count older
+    than the minute is counted again."""
     first = _post(client, tenant, 1)
     counts, stop = _counting(engine)
     try:
@@ -80,3 +81,33 @@ def test_closing_an_episode_counts_afresh_and_the_count_expires(
     finally:
         stop()
     assert len(counts) == 2, counts
+
+
+def test_a_close_caches_no_count_from_inside_its_own_transaction(
+    client: FlaskClient, tenant: Tenant, engine: Engine, monkeypatch: Any
+) -> None:
+    """With no count cached (a quiet minute), the close's answer must not count inside the
+    close's transaction: a count taken there would include a close a failed commit undoes, and
+    a model fitted there would be cached under it. At the commit, nothing is cached yet."""
+    from fit_service.adapters.unit_of_work import UnitOfWork  # noqa: PLC0415
+
+    first = _post(client, tenant, 1)
+    trajectories.clear_caches()
+    at_commit: list[list[int]] = []
+    original = UnitOfWork.commit
+
+    def spy(self: UnitOfWork) -> None:
+        at_commit.append(
+            [n for (url, _c), (_t, n) in trajectories._closed.items() if url == str(engine.url)]
+        )
+        original(self)
+
+    monkeypatch.setattr(UnitOfWork, "commit", spy)
+    r = client.post(
+        f"/v1/episodes/{first['episode_id']}/close",
+        json={"ending_reason": "planned"},
+        headers=tenant.auth(),
+    )
+    assert r.status_code == 200, r.json
+    assert at_commit
+    assert at_commit[-1] == [], at_commit

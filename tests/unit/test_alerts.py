@@ -250,6 +250,25 @@ def test_a_one_point_drift_after_each_dismissal_does_not_re_alert_every_session(
     ]
 
 
+def test_one_srs_items_alert_reopens_by_severity_only() -> None:
+    """low_srs_* judge one item, which has no reliable-change figure: a dismissed item alert is
+    covered while the item stays low, however low (goals 7, then 4, then 2 at the same
+    severity), and never re-alerts on the item's fall alone."""
+    custom = RiskSettings(alert_min_severity=Severity.MEDIUM)
+
+    def items(goals: float) -> dict[str, float]:
+        return {"relationship": 10.0, "goals": goals, "approach": 10.0, "overall": 10.0}
+
+    history = [
+        sess(n, 30.0 + goals, alliance_items=items(goals))
+        for n, goals in enumerate([7.0, 4.0, 2.0, 2.0], start=1)
+    ]
+    alerts = replay_closing(history, {1, 2, 3}, custom)
+    goal = [a for a in alerts if a.kind == "low_srs_goal"]
+    assert len(goal) == 1, [(a.kind, a.session_number) for a in alerts]
+    assert goal[0].status is AlertStatus.DISMISSED
+
+
 def test_the_worse_step_is_the_clinics_reliable_change_setting() -> None:
     """A clinic with a 3-point reliable change: 30 is a reliable fall below the dismissed 33."""
     custom = RiskSettings(reliable_change=3.0)
