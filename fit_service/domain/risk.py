@@ -1312,10 +1312,20 @@ DROPOUT_MODEL_KINDS = frozenset(
 #:   rules on the same score, with the checkpoint, the change and the advice they name. From the
 #:   clinic's own ETR, "below where this clinic's similar clients are by now" is evidence of its
 #:   own, and it keeps its own alert.
+#: * ``low_srs_*`` (one SRS item below the item line) under ``early_low_alliance`` or
+#:   ``low_alliance`` on the same rating: the alliance alert already names the weakest leg and
+#:   lists every weak leg with the item scores; a clinic alerting at MEDIUM got up to five
+#:   alerts, with near-identical advice, for one low rating. An item low while the total is
+#:   not (no alliance finding to carry it) keeps its own alert.
+_LOW_ALLIANCE = ("early_low_alliance", "low_alliance")
 RESTATED_BY: Mapping[str, tuple[str, ...]] = MappingProxyType(
     {
         "no_reliable_improvement": ("ors_reliable_deterioration",),
         "not_on_track": ("ors_reliable_deterioration", "no_reliable_improvement"),
+        "low_srs_bond": _LOW_ALLIANCE,
+        "low_srs_goal": _LOW_ALLIANCE,
+        "low_srs_task": _LOW_ALLIANCE,
+        "low_srs_global": _LOW_ALLIANCE,
     }
 )
 

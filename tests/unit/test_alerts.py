@@ -252,8 +252,9 @@ def test_a_one_point_drift_after_each_dismissal_does_not_re_alert_every_session(
 
 def test_one_srs_items_alert_reopens_by_severity_only() -> None:
     """low_srs_* judge one item, which has no reliable-change figure: a dismissed item alert is
-    covered while the item stays low, however low (goals 7, then 4, then 2 at the same
-    severity), and never re-alerts on the item's fall alone."""
+    covered while the item stays low, however low (goals 8.5, then 7, then 6 at the same
+    severity; totals 36 and over, so no alliance alert carries it), and never re-alerts on the
+    item's fall alone."""
     custom = RiskSettings(alert_min_severity=Severity.MEDIUM)
 
     def items(goals: float) -> dict[str, float]:
@@ -261,12 +262,24 @@ def test_one_srs_items_alert_reopens_by_severity_only() -> None:
 
     history = [
         sess(n, 30.0 + goals, alliance_items=items(goals))
-        for n, goals in enumerate([7.0, 4.0, 2.0, 2.0], start=1)
+        for n, goals in enumerate([8.5, 7.0, 6.0, 6.0], start=1)
     ]
     alerts = replay_closing(history, {1, 2, 3}, custom)
     goal = [a for a in alerts if a.kind == "low_srs_goal"]
     assert len(goal) == 1, [(a.kind, a.session_number) for a in alerts]
     assert goal[0].status is AlertStatus.DISMISSED
+
+
+def test_a_low_rating_with_low_items_gives_one_alliance_alert_at_medium() -> None:
+    """A clinic alerting at MEDIUM: SRS 30 with goals and approach under the item line opens
+    one alert, early_low_alliance naming the weakest leg, which carries the two item findings
+    (``also_holds``) - not one alert per low item beside it."""
+    custom = RiskSettings(alert_min_severity=Severity.MEDIUM)
+    items = {"relationship": 9.5, "goals": 6.0, "approach": 7.0, "overall": 7.5}
+    alerts = replay_closing([sess(1, 30.0, alliance_items=items)], set(), custom)
+    assert [(a.kind, a.status) for a in alerts] == [("early_low_alliance", AlertStatus.OPEN)]
+    carried = alerts[0].evidence["also_holds"]  # type: ignore[index]
+    assert {c["kind"] for c in carried} >= {"low_srs_goal", "low_srs_task"}
 
 
 def test_the_worse_step_is_the_clinics_reliable_change_setting() -> None:
