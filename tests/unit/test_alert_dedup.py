@@ -24,7 +24,6 @@ from fit_service.domain.risk import (
     Concern,
     EpisodeContext,
     Finding,
-    RiskSettings,
     SessionObservation,
     Severity,
     assess_episode,
@@ -32,13 +31,7 @@ from fit_service.domain.risk import (
     fold_restatements,
 )
 from fit_service.domain.trajectory import RATIONAL_LABEL
-
-DAY0 = dt.date(2024, 3, 4)
-MEDIUM_UP = RiskSettings(alert_min_severity=Severity.MEDIUM)
-
-
-def day(week: int) -> dt.date:
-    return DAY0 + dt.timedelta(weeks=week)
+from tests.unit.weeks import DAY0, MEDIUM_UP, day
 
 
 def sess(n: int, ors: float, model: str = RATIONAL_LABEL, **kw: Any) -> SessionObservation:

@@ -31,13 +31,7 @@ from fit_service.domain.risk import (
     Severity,
     evaluate_rules,
 )
-
-DAY0 = dt.date(2024, 3, 4)
-MEDIUM_UP = RiskSettings(alert_min_severity=Severity.MEDIUM)
-
-
-def day(week: int) -> dt.date:
-    return DAY0 + dt.timedelta(weeks=week)
+from tests.unit.weeks import MEDIUM_UP, day
 
 
 def rated(n: int, on: dt.date, total: float) -> SessionObservation:

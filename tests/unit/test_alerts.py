@@ -35,13 +35,7 @@ from fit_service.domain.risk import (
     Severity,
     evaluate_rules,
 )
-
-DAY0 = dt.date(2024, 3, 4)
-MEDIUM_UP = RiskSettings(alert_min_severity=Severity.MEDIUM)
-
-
-def day(week: int) -> dt.date:
-    return DAY0 + dt.timedelta(weeks=week)
+from tests.unit.weeks import MEDIUM_UP, day
 
 
 def sess(n: int, srs: float | None = 40.0, **kw: object) -> SessionObservation:

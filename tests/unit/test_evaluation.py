@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import math
 
 import pytest
@@ -26,13 +25,9 @@ from fit_service.evaluation import (
     run_seed_sets,
     summarise,
 )
+from tests.unit.weeks import day
 
-DAY0 = dt.date(2024, 3, 4)
 SMALL = CohortAssumptions(clinicians=2, caseload=6, weeks=8, warmup_weeks=4)
-
-
-def day(week: int) -> dt.date:
-    return DAY0 + dt.timedelta(weeks=week)
 
 
 def event(episode: str, week: int, latest: int) -> AlertEvent:

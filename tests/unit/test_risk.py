@@ -28,13 +28,9 @@ from fit_service.domain.risk import (
     evaluate_rules,
     risk_level,
 )
+from tests.unit.weeks import DAY0, day
 
-DAY0 = dt.date(2024, 3, 4)
 DEFAULTS = RiskSettings()
-
-
-def day(week: int) -> dt.date:
-    return DAY0 + dt.timedelta(weeks=week)
 
 
 def items(total: float = 40.0, **low: float) -> dict[str, float]:
