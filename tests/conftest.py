@@ -22,12 +22,12 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine, create_engine, select, text
 from sqlalchemy.engine import make_url
 
 from fit_service.adapters import migrations
 from fit_service.adapters.db import make_engine
-from fit_service.adapters.orm import Base
+from fit_service.adapters.orm import AuditEvent, Base
 from fit_service.app import create_app
 from fit_service.config import Settings
 from fit_service.services import clinics, trajectories
@@ -209,3 +209,14 @@ def session_payload(**overrides: Any) -> dict[str, Any]:
     }
     payload.update(overrides)
     return payload
+
+
+def audited(engine: Engine, request_id: str, *more: Any) -> list[tuple[Any, ...]]:
+    """(action, record_type, record_id, *more columns) of one request's audit rows, in order."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(AuditEvent.action, AuditEvent.record_type, AuditEvent.record_id, *more)
+            .where(AuditEvent.request_id == request_id)
+            .order_by(AuditEvent.id)
+        ).all()
+    return [tuple(r) for r in rows]

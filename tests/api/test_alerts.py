@@ -14,7 +14,7 @@ from sqlalchemy import Engine, select
 from fit_service.adapters.orm import AuditEvent
 from fit_service.services import clinics
 from fit_service.services.principals import Role
-from tests.conftest import Tenant, session_payload
+from tests.conftest import Tenant, audited, session_payload
 
 TODAY = datetime.now(UTC).date()
 GOOD = {"relationship": 9.5, "goals": 9.5, "approach": 9.5, "overall": 9.5}
@@ -197,16 +197,7 @@ def test_feed_filters_by_client_within_the_keys_scope_and_pages(
 
 
 def _audited(engine: Engine, request_id: str) -> list[tuple[Any, ...]]:
-    """(action, record_type, record_id, actor) of one request's audit rows, in order."""
-    with engine.connect() as conn:
-        rows = conn.execute(
-            select(
-                AuditEvent.action, AuditEvent.record_type, AuditEvent.record_id, AuditEvent.actor
-            )
-            .where(AuditEvent.request_id == request_id)
-            .order_by(AuditEvent.id)
-        ).all()
-    return [tuple(r) for r in rows]
+    return audited(engine, request_id, AuditEvent.actor)
 
 
 def test_the_feed_is_audited_per_alert_returned(

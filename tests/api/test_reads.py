@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 
 from fit_service.adapters.orm import AuditEvent
-from tests.conftest import Tenant, session_payload
+from tests.conftest import Tenant, audited, session_payload
 
 
 def _post(client: FlaskClient, tenant: Tenant, **overrides: Any) -> dict[str, Any]:
@@ -178,19 +178,7 @@ def test_a_cursor_of_another_list_or_filter_is_refused(client: FlaskClient, tena
 
 
 def _audited(engine: Engine, request_id: str) -> list[tuple[Any, ...]]:
-    """(action, record_type, record_id, outcome) of one request's audit rows, in order."""
-    with engine.connect() as conn:
-        rows = conn.execute(
-            select(
-                AuditEvent.action,
-                AuditEvent.record_type,
-                AuditEvent.record_id,
-                AuditEvent.outcome,
-            )
-            .where(AuditEvent.request_id == request_id)
-            .order_by(AuditEvent.id)
-        ).all()
-    return [tuple(r) for r in rows]
+    return audited(engine, request_id, AuditEvent.outcome)
 
 
 def test_a_list_read_is_audited_per_record_returned(
