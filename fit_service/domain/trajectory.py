@@ -626,13 +626,13 @@ class RationalTrajectory:
         if session == 1:
             return _intake_assessment(intake, self.label)
         on_track, guidance, reason = self._judge(intake, session, score)
-        low, high = self._window(intake)
+        band_low, band_high = shown_band(*self._window(intake))
         return TrajectoryAssessment(
             session=session,
             score=score,
             expected=None,
-            band_low=shown_band(low, high)[0],
-            band_high=shown_band(low, high)[1],
+            band_low=band_low,
+            band_high=band_high,
             percentile=None,
             on_track=on_track,
             model=self.label,
