@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -289,17 +290,56 @@ def _complete_pairs(first: npt.ArrayLike, last: npt.ArrayLike) -> tuple[FloatArr
 _NOISE = 1e-9
 
 
-def _no_spread(sd: float, values: FloatArray) -> bool:
-    """Is ``sd`` (of ``values``) zero up to floating-point noise?"""
-    scale = max(1.0, float(np.max(np.abs(values)))) if values.size else 1.0
+def _no_spread(sd: float, scale: float) -> bool:
+    """Is ``sd`` zero up to floating-point noise, for values of magnitude ``scale``
+    (:func:`_scale`)?"""
     return sd <= _NOISE * scale
 
 
-def _pearson_r(x1: FloatArray, x2: FloatArray) -> float | None:
-    s1, s2 = float(np.std(x1)), float(np.std(x2))
-    if _no_spread(s1, x1) or _no_spread(s2, x2):
+def _scale(values: FloatArray) -> float:
+    """The magnitude :func:`_no_spread` measures an SD against: the largest absolute value,
+    at least 1."""
+    return max(1.0, float(np.maximum.reduce(np.abs(values)))) if values.size else 1.0
+
+
+class _Moments(NamedTuple):
+    """A non-empty sample's mean, its deviations from the mean and their sum of squares,
+    computed as ``np.mean`` and ``np.var``/``np.std`` compute them: the same ufuncs
+    (``np.add.reduce``'s pairwise summation, elementwise subtract and multiply) on the same
+    operands, in the same order, so every figure built on them is the same float, to the
+    last bit, as with those functions (tests pin this).
+
+    Why not ``np.std``: its Python-level wrappers cost ~10 us a call, far more than the
+    arithmetic on a group's few dozen scores; a report computes several SDs and means for
+    each of its ~400 group-windows, and one sample's mean and deviations serve them all.
+    """
+
+    n: int
+    mean: float
+    deviations: FloatArray
+    sum_of_squares: float
+
+    @classmethod
+    def of(cls, values: FloatArray) -> _Moments:
+        mean = _mean(values)
+        deviations = values - mean
+        return cls(values.size, mean, deviations, float(np.add.reduce(deviations * deviations)))
+
+    def sd(self, ddof: int = 0) -> float:
+        """``np.std(values, ddof=ddof)`` (n > ddof)."""
+        return math.sqrt(self.sum_of_squares / (self.n - ddof))
+
+
+def _mean(values: FloatArray) -> float:
+    """``np.mean`` of a non-empty float array: the pairwise sum over the count."""
+    return float(np.add.reduce(values)) / values.size
+
+
+def _pearson_r(m1: _Moments, x1_scale: float, m2: _Moments, x2_scale: float) -> float | None:
+    s1, s2 = m1.sd(), m2.sd()
+    if _no_spread(s1, x1_scale) or _no_spread(s2, x2_scale):
         return None
-    return float(np.mean((x1 - x1.mean()) * (x2 - x2.mean())) / (s1 * s2))
+    return _mean(m1.deviations * m2.deviations) / (s1 * s2)
 
 
 def _d_with_ci(
@@ -308,11 +348,13 @@ def _d_with_ci(
     n = x1.size
     if n < 2:
         return None
-    sd_intake = float(np.std(x1, ddof=1))  # sample SD (n - 1), as in domain.md §4
-    if _no_spread(sd_intake, x1):
+    intake = _Moments.of(x1)
+    intake_scale = _scale(x1)  # for both tests of spread, of the sample and population SD
+    sd_intake = intake.sd(ddof=1)  # sample SD (n - 1), as in domain.md §4
+    if _no_spread(sd_intake, intake_scale):
         return None
-    d = direction.sign * float(np.mean(x2 - x1)) / sd_intake
-    r = _pearson_r(x1, x2)
+    d = direction.sign * _mean(x2 - x1) / sd_intake
+    r = _pearson_r(intake, intake_scale, _Moments.of(x2), _scale(x2))
     if r is None:  # no spread at the end: the pre-post correlation, and so the CI, is undefined
         return EffectSize(value=d, n=n, ci_low=None, ci_high=None, method=method)
     half = Z_95 * math.sqrt(standardized_mean_change_variance(d, r, n))
@@ -379,7 +421,7 @@ class SeverityReference:
         x1, x2, cov = _clinical_sample(first, last, criteria, covariate)
         columns = [np.ones_like(x1), x1] + ([cov] if cov is not None else [])
         design = np.column_stack(columns)
-        if x1.size <= design.shape[1] or _no_spread(float(np.std(x1)), x1):
+        if x1.size <= design.shape[1] or _no_spread(float(np.std(x1)), _scale(x1)):
             return None
         coef = np.linalg.lstsq(design, x2, rcond=None)[0]
         return cls(
@@ -439,13 +481,13 @@ def severity_adjusted_es(
     n = x1.size
     if n == 0:
         return None
-    residual = x2 - reference.expected_last(x1, cov)
-    value = criteria.direction.sign * (float(np.mean(residual)) + reference.mean_change)
+    residual = _Moments.of(x2 - reference.expected_last(x1, cov))
+    value = criteria.direction.sign * (residual.mean + reference.mean_change)
     value /= reference.intake_sd
     method = f"severity-adjusted ES (reference: {reference.source or 'external'}, n={reference.n})"
     if n < 2:
         return EffectSize(value=value, n=n, ci_low=None, ci_high=None, method=method)
-    se = float(np.std(residual, ddof=1)) / (math.sqrt(n) * reference.intake_sd)
+    se = residual.sd(ddof=1) / (math.sqrt(n) * reference.intake_sd)
     return EffectSize(
         value=value, n=n, ci_low=value - Z_95 * se, ci_high=value + Z_95 * se, method=method
     )

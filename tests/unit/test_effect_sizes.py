@@ -11,9 +11,11 @@ from hypothesis import strategies as st
 
 from fit_service.domain.change import ChangeCriteria
 from fit_service.domain.effect_sizes import (
+    Z_95,
     ClusterSpread,
     EffectLabel,
     SeverityReference,
+    _Moments,
     interpret_effect_size,
     pre_post_d,
     proportion,
@@ -98,6 +100,46 @@ def test_pre_post_d_without_end_spread_has_no_ci() -> None:
     assert es.value == pytest.approx(8.0 / math.sqrt(8.0))  # mean change 8, SD sqrt(8)
     assert es.ci_low is None
     assert es.ci_high is None
+
+
+def _numpy_d(first: np.ndarray, last: np.ndarray) -> tuple[float, float | None, float | None]:
+    """d and its Becker interval written with np.std and np.mean, as the module once computed
+    them: the bits its cheaper ufunc calls must reproduce."""
+    sd = float(np.std(first, ddof=1))
+    d = float(np.mean(last - first)) / sd
+    s1, s2 = float(np.std(first)), float(np.std(last))
+    if s2 <= 1e-9 * max(1.0, float(np.max(np.abs(last)))):
+        return d, None, None
+    r = float(np.mean((first - first.mean()) * (last - last.mean())) / (s1 * s2))
+    half = 1.959963984540054 * math.sqrt(standardized_mean_change_variance(d, r, first.size))
+    return d, d - half, d + half
+
+
+# sizes around numpy's pairwise-summation blocks (8 values, 128 values) and well beyond
+@pytest.mark.parametrize("n", [2, 3, 7, 8, 9, 17, 45, 127, 128, 129, 300, 1031, 8157])
+def test_moments_and_d_are_numpys_to_the_last_bit(n: int) -> None:
+    """_Moments (np.add.reduce and elementwise ufuncs) gives np.mean's and np.std's very
+    floats, and so pre_post_d the same d and interval as the np.std formulas: the report's
+    figures are compared byte for byte."""
+    rng = np.random.default_rng(n)
+    for _ in range(20):
+        first = np.round(rng.uniform(0, 25, n), 1)
+        last = np.round(np.clip(first + rng.normal(5, 7, n), 0, 40), 1)
+        moments = _Moments.of(first)
+        assert moments.mean == float(np.mean(first))
+        assert moments.sd() == float(np.std(first))
+        assert moments.sd(ddof=1) == float(np.std(first, ddof=1))
+        es = pre_post_d(first, last, Direction.HIGHER_IS_BETTER)
+        assert es is not None
+        assert (es.value, es.ci_low, es.ci_high) == _numpy_d(first, last)
+        reference = SeverityReference(12.0, 0.6, 4.0, 5.0, 1000, source="test")
+        sa = severity_adjusted_es(first, last, ORS_ADULT, reference=reference)
+        clinical = first < 25
+        residual = last[clinical] - (12.0 + 0.6 * first[clinical])
+        assert sa is not None
+        assert sa.value == (float(np.mean(residual)) + 4.0) / 5.0
+        se = float(np.std(residual, ddof=1)) / (math.sqrt(residual.size) * 5.0)
+        assert (sa.ci_low, sa.ci_high) == (sa.value - Z_95 * se, sa.value + Z_95 * se)
 
 
 @pytest.mark.parametrize(
