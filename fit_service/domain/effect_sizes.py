@@ -186,23 +186,57 @@ class ClusterSpread:
     @classmethod
     def of_columns(cls, numerators: np.ndarray, denominators: np.ndarray) -> list[ClusterSpread]:
         """The spreads of several rates over the same clusters at once: column ``j`` of the two
-        integer matrices (one row per cluster) holds rate ``j``'s counts. (A report asks for
-        five rates in each of hundreds of groups; one pass over the matrix serves all five.)"""
+        integer matrices (one row per cluster) holds rate ``j``'s counts."""
         y = np.asarray(numerators, dtype=np.int64)
         m = np.asarray(denominators, dtype=np.int64)
         if y.shape != m.shape or y.ndim != 2:
             raise ValueError("numerators and denominators must be matrices of one shape")
+        rates = y.shape[1]
+        picks, none = np.eye(rates, dtype=np.int64), np.zeros((rates, rates), np.int64)
+        return cls.of_counts(
+            np.concatenate((y, m), axis=1),
+            np.concatenate((picks, none)),
+            np.concatenate((none, picks)),
+        )
+
+    @classmethod
+    def of_counts(
+        cls, counts: np.ndarray, numerators: np.ndarray, denominators: np.ndarray
+    ) -> list[ClusterSpread]:
+        """The spreads of several rates over the same clusters whose numerators and
+        denominators are sums of count columns: ``counts`` has one row per cluster; column
+        ``j`` of the 0/1 matrices ``numerators`` and ``denominators`` (one row per column of
+        ``counts``) picks the columns that add up to rate ``j``'s numerator and denominator
+        (e.g. no-shows over attended + no-shows + cancellations).
+
+        With ``C`` the counts and ``W = [A | B]`` the two pickers side by side, every sum of
+        products the spreads need is an entry of ``Wᵀ(CᵀC)W``: ``Σy² = aᵀCᵀCa``,
+        ``Σy·m = aᵀCᵀCb``, ``Σm² = bᵀCᵀCb``. Integers, so exact, whatever the order; one pass
+        over the rows (``CᵀC``) serves every rate. (A report asks for five rates over a
+        window's clients in each of its ~400 group-windows; stacking each rate's columns and
+        taking three products per rate cost several times more.)
+        """
+        c = np.asarray(counts, dtype=np.int64)
+        a = np.asarray(numerators, dtype=np.int64)
+        b = np.asarray(denominators, dtype=np.int64)
+        if c.ndim != 2 or a.ndim != 2 or a.shape != b.shape or a.shape[0] != c.shape[1]:
+            raise ValueError("need one picker row per count column, one column per rate")
+        y, m = c @ a, c @ b
         if (y < 0).any() or (y > m).any():
             raise ValueError("each cluster needs 0 <= numerator <= denominator")
+        w = np.concatenate((a, b), axis=1)
+        products = w.T @ (c.T @ c) @ w
+        rates = a.shape[1]
+        numerator, denominator = np.arange(rates), np.arange(rates, 2 * rates)
+        # .tolist(): Python ints from here, as the products in effective_n can pass 2**63.
         sums = zip(
             np.count_nonzero(m, axis=0).tolist(),
-            np.einsum("ij,ij->j", y, y).tolist(),
-            np.einsum("ij,ij->j", y, m).tolist(),
-            np.einsum("ij,ij->j", m, m).tolist(),
+            products[numerator, numerator].tolist(),
+            products[numerator, denominator].tolist(),
+            products[denominator, denominator].tolist(),
             strict=True,
         )
-        # .tolist(): Python ints from here, as the products in effective_n can pass 2**63.
-        return [cls(c, yy, ym, mm) for c, yy, ym, mm in sums]
+        return [cls(clusters, yy, ym, mm) for clusters, yy, ym, mm in sums]
 
     def __add__(self, other: ClusterSpread) -> ClusterSpread:
         return ClusterSpread(

@@ -456,9 +456,32 @@ def test_spreads_of_disjoint_clusters_add() -> None:
     assert joined.clusters == 5
 
 
+@given(st.lists(st.tuples(*[st.integers(0, 30)] * 4), max_size=40))
+def test_spreads_of_summed_columns_are_the_sums_by_hand(rows: list[tuple[int, ...]]) -> None:
+    """of_counts (products from the counts' Gram matrix) gives each rate's Σy², Σy·m, Σm² and
+    clusters with m > 0 as summed cluster by cluster; of_columns the same for its columns."""
+    counts = np.array(rows, dtype=np.int64).reshape(-1, 4)
+    # rate 0: column 1 of columns 0 + 1 + 2; rate 1: column 3 of columns 0 + 3
+    pickers = np.array([[0, 0], [1, 0], [0, 0], [0, 1]]), np.array([[1, 1], [1, 0], [1, 0], [0, 1]])
+    got = ClusterSpread.of_counts(counts, *pickers)
+    for rate, spread in enumerate(got):
+        y = [sum(r[i] for i in range(4) if pickers[0][i][rate]) for r in rows]
+        m = [sum(r[i] for i in range(4) if pickers[1][i][rate]) for r in rows]
+        expected = ClusterSpread(
+            sum(1 for v in m if v),
+            sum(a * a for a in y),
+            sum(a * b for a, b in zip(y, m, strict=True)),
+            sum(b * b for b in m),
+        )
+        assert spread == expected
+        assert ClusterSpread.of(y, m) == expected
+
+
 def test_spread_refuses_impossible_clusters_and_effective_n_out_of_range() -> None:
     with pytest.raises(ValueError, match="numerator <= denominator"):
         ClusterSpread.of([3], [2])
+    with pytest.raises(ValueError, match="numerator <= denominator"):
+        ClusterSpread.of([-1], [2])
     with pytest.raises(ValueError, match="effective_n"):
         proportion(3, 10, 11.0)
     with pytest.raises(ValueError, match="effective_n"):

@@ -459,9 +459,33 @@ class SessionSpread:
         """From a matrix of one row per cluster, columns :data:`SESSION_COLUMNS`."""
         if counts.ndim != 2 or counts.shape[1] != len(SESSION_COLUMNS):
             raise ValueError(f"need one column per {SESSION_COLUMNS}")
-        attended, no_shows, cancellations, with_ors, with_srs, low_srs = counts.T
-        scheduled = attended + no_shows + cancellations
-        # The five rates' (numerator, denominator) columns, in field order.
-        numerators = np.stack((no_shows, cancellations, with_ors, with_srs, low_srs), axis=1)
-        denominators = np.stack((scheduled, scheduled, attended, attended, with_srs), axis=1)
-        return cls(*ClusterSpread.of_columns(numerators, denominators))
+        return cls(*ClusterSpread.of_counts(counts, *_RATE_COLUMNS))
+
+
+def _rate_columns() -> tuple[np.ndarray, np.ndarray]:
+    """Which :data:`SESSION_COLUMNS` add up to the numerator and the denominator of each of
+    :class:`SessionSpread`'s rates, in its field order (pickers for
+    :meth:`ClusterSpread.of_counts`)."""
+    scheduled = ("attended", "no_shows", "cancellations")
+    rates = {
+        "no_shows": (("no_shows",), scheduled),
+        "cancellations": (("cancellations",), scheduled),
+        "with_ors": (("with_ors",), ("attended",)),
+        "with_srs": (("with_srs",), ("attended",)),
+        "srs_below_concern": (("srs_below_concern",), ("with_srs",)),
+    }
+    if tuple(rates) != tuple(SessionSpread.__dataclass_fields__):
+        raise ValueError("one numerator and denominator per SessionSpread field, in order")
+    pickers = tuple(
+        np.array(
+            [[column in parts[side] for parts in rates.values()] for column in SESSION_COLUMNS],
+            np.int64,
+        )
+        for side in (0, 1)
+    )
+    for picker in pickers:
+        picker.flags.writeable = False
+    return pickers[0], pickers[1]
+
+
+_RATE_COLUMNS = _rate_columns()
