@@ -9,6 +9,7 @@ compared byte for byte across versions.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 import statistics
 import typing
@@ -48,6 +49,7 @@ from fit_service.domain.monthly_report import (
     trailing_months,
 )
 from fit_service.domain.monthly_report.builder import _preselected_criteria
+from fit_service.domain.monthly_report.estimates import mean_and_median, mean_estimates_of_slices
 
 T = typing.TypeVar("T")
 PERIOD = "2024-05"
@@ -121,6 +123,21 @@ def test_mean_of_an_array_is_bit_for_bit_the_generator_version(values: list[floa
     assert mean_estimate_of_array(np.array(values)) == _old_mean_estimate(
         [float(v) for v in values]
     )
+
+
+@given(_samples(st.integers(0, 400)), st.lists(st.integers(0, 400), max_size=12))
+def test_means_and_medians_converted_once_are_those_of_each_sample(
+    values: list[int], cuts: list[int]
+) -> None:
+    """mean_and_median and mean_estimates_of_slices (one conversion, then slices) give each
+    sample's own mean_estimate_of_array and median_estimate, on both sides of the size where
+    the array paths start."""
+    array = np.array(values, dtype=np.int64)
+    assert mean_and_median(array) == (mean_estimate_of_array(array), median_estimate(array))
+    bounds = sorted({0, len(values), *(min(cut, len(values)) for cut in cuts)})
+    assert mean_estimates_of_slices(array, bounds) == [
+        mean_estimate_of_array(array[low:high]) for low, high in itertools.pairwise(bounds)
+    ]
 
 
 @given(st.lists(st.integers(0, 60) | st.floats(-1e3, 1e3, allow_nan=False), max_size=80))

@@ -33,7 +33,11 @@ from fit_service.domain.effect_sizes import (
     severity_adjusted_es,
 )
 from fit_service.domain.instruments import ORS, AgeBand, Direction
-from fit_service.domain.monthly_report.estimates import mean_estimate_of_array, median_estimate
+from fit_service.domain.monthly_report.estimates import (
+    mean_estimate_of_array,
+    mean_estimates_of_slices,
+    median_estimate,
+)
 from fit_service.domain.monthly_report.figures import GroupFigures, TrendPoint
 from fit_service.domain.monthly_report.periods import _parse_period, trailing_months
 from fit_service.domain.monthly_report.settings import (
@@ -865,14 +869,12 @@ class FiguresBuilder:
         months = np.searchsorted(starts, closed.closed_on, side="right")
         order = np.argsort(months, kind="stable")
         bounds = np.searchsorted(months[order], np.arange(len(windows) + 1)).tolist()
-        sessions = closed.sessions[order]
+        means = mean_estimates_of_slices(closed.sessions[order], bounds)
         return tuple(
-            TrendPoint(
-                month=period,
-                recovery=Share(int(recovered[index]), int(clinical[index])),
-                mean_sessions=mean_estimate_of_array(sessions[bounds[index] : bounds[index + 1]]),
+            TrendPoint(month=period, recovery=Share(k, n), mean_sessions=mean)
+            for period, k, n, mean in zip(
+                periods, recovered.tolist(), clinical.tolist(), means, strict=True
             )
-            for index, period in enumerate(periods)
         )
 
 

@@ -8,6 +8,7 @@ import itertools
 import math
 import operator
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -64,24 +65,78 @@ _FEW_VALUES = 64
 
 def mean_estimate_of_array(values: np.ndarray) -> Estimate:
     """:func:`mean_estimate` of ``values.tolist()`` (as floats), to the last bit, for the
-    report's large samples of numbers that repeat: sessions, days, scores with one decimal.
+    report's large samples of numbers that repeat: sessions, days, scores with one decimal."""
+    return _Floats.of(values).mean()
 
-    Each *distinct* value's squared deviation is computed once and handed to ``fsum`` as often
-    as the value occurs. ``fsum`` is exactly rounded, so only the multiset of its terms, not
-    their order, decides the result, and that multiset is the same as :func:`mean_estimate`'s.
-    (Computing ``pow`` once per value was most of the time of the report's means.)
-    """
-    floats = values.astype(np.float64, copy=False)
-    n = int(floats.size)
-    if n < _FEW_VALUES:
-        return mean_estimate(floats.tolist())
-    mean = math.fsum(floats.tolist()) / n
-    distinct, counts = np.unique(floats, return_counts=True)
-    squares = map(
-        pow, map(operator.sub, distinct.tolist(), itertools.repeat(mean)), itertools.repeat(2)
-    )
-    terms = itertools.chain.from_iterable(map(itertools.repeat, squares, counts.tolist()))
-    return _with_t_interval(mean, n, math.fsum(terms))
+
+def mean_and_median(values: np.ndarray) -> tuple[Estimate, Estimate]:
+    """``(mean_estimate_of_array(values), median_estimate(values))``, converting once."""
+    floats = _Floats.of(values)
+    return floats.mean(), floats.median()
+
+
+def mean_estimates_of_slices(values: np.ndarray, bounds: Sequence[int]) -> list[Estimate]:
+    """:func:`mean_estimate_of_array` of ``values[bounds[i]:bounds[i + 1]]`` for each ``i``,
+    converting ``values`` once rather than slice by slice (a trend's twelve months)."""
+    floats = _Floats.of(values)
+    return [floats[low:high].mean() for low, high in itertools.pairwise(bounds)]
+
+
+@dataclass(slots=True)  # not frozen: a frozen init costs more, and a report makes thousands
+class _Floats:
+    """A sample as a float64 array and the same numbers as a list of Python floats: each
+    statistic below reads whichever is cheaper at the sample's size. ``tolist`` converts
+    every value at once in C, so a caller converting once and slicing both saves the
+    ~1 us fixed cost of ``astype``/``tolist`` per slice (a report takes thousands of means,
+    most of a handful of values)."""
+
+    array: np.ndarray
+    values: list[float]
+
+    @classmethod
+    def of(cls, values: np.ndarray) -> _Floats:
+        floats = values.astype(np.float64, copy=False)
+        return cls(floats, floats.tolist())
+
+    def __getitem__(self, part: slice) -> _Floats:
+        return _Floats(self.array[part], self.values[part])
+
+    def mean(self) -> Estimate:
+        """:func:`mean_estimate` of the values.
+
+        From :data:`_FEW_VALUES` on, each *distinct* value's squared deviation is computed
+        once and handed to ``fsum`` as often as the value occurs. ``fsum`` is exactly
+        rounded, so only the multiset of its terms, not their order, decides the result, and
+        that multiset is the same as :func:`mean_estimate`'s. (Computing ``pow`` once per
+        value was most of the time of the report's means.)
+        """
+        values, n = self.values, len(self.values)
+        if n < _FEW_VALUES:
+            return mean_estimate(values)
+        mean = math.fsum(values) / n
+        distinct, counts = np.unique(self.array, return_counts=True)
+        squares = map(
+            pow, map(operator.sub, distinct.tolist(), itertools.repeat(mean)), itertools.repeat(2)
+        )
+        terms = itertools.chain.from_iterable(map(itertools.repeat, squares, counts.tolist()))
+        return _with_t_interval(mean, n, math.fsum(terms))
+
+    def median(self) -> Estimate:
+        """:func:`median_estimate` of the values."""
+        n = len(self.values)
+        if n == 0:
+            return Estimate.none()
+        # statistics.median: the middle value, or the mean of the middle two, of sorted(values).
+        # A stable np.sort gives the very same order (equal values keep their order, as in
+        # sorted()) in C; below _FEW_VALUES, sorted() of the list is cheaper than its call.
+        # The middle two are added and halved in Python floats, as there.
+        ordered: Sequence[float] | np.ndarray = (
+            sorted(self.values) if n < _FEW_VALUES else np.sort(self.array, kind="stable")
+        )
+        middle = n // 2
+        if n % 2:
+            return Estimate(value=float(ordered[middle]), n=n)
+        return Estimate(value=(float(ordered[middle - 1]) + float(ordered[middle])) / 2, n=n)
 
 
 def median_estimate(values: Sequence[float] | np.ndarray) -> Estimate:
@@ -89,17 +144,7 @@ def median_estimate(values: Sequence[float] | np.ndarray) -> Estimate:
 
     ``values`` are finite numbers (a NaN has no place in a sorted order).
     """
-    n = len(values)
-    if n == 0:
-        return Estimate.none()
-    # statistics.median: the middle value, or the mean of the middle two, of sorted(values).
-    # A stable np.sort gives the very same order (equal values keep their order, as in
-    # sorted()) in C; the middle two are then added and halved in Python floats, as there.
-    ordered = np.sort(np.asarray(values, dtype=np.float64), kind="stable")
-    middle = n // 2
-    if n % 2:
-        return Estimate(value=float(ordered[middle]), n=n)
-    return Estimate(value=(float(ordered[middle - 1]) + float(ordered[middle])) / 2, n=n)
+    return _Floats.of(np.asarray(values, dtype=np.float64)).median()
 
 
 def session_histogram(session_counts: Iterable[int]) -> tuple[int, ...]:

@@ -22,8 +22,8 @@ from fit_service.domain.effect_sizes import (
 from fit_service.domain.monthly_report.estimates import (
     SESSION_BINS,
     _histogram,
+    mean_and_median,
     mean_estimate,
-    mean_estimate_of_array,
     median_estimate,
     session_histogram,
 )
@@ -101,12 +101,14 @@ class SessionStats:
     def from_arrays(cls, sessions: np.ndarray, days: np.ndarray) -> SessionStats:
         """:meth:`from_episodes` of two integer arrays (a builder's columns): the same figures,
         without converting item by item."""
+        sessions_mean, sessions_median = mean_and_median(sessions)
+        days_mean, days_median = mean_and_median(days)
         return cls(
-            per_episode_mean=mean_estimate_of_array(sessions),
-            per_episode_median=median_estimate(sessions),
+            per_episode_mean=sessions_mean,
+            per_episode_median=sessions_median,
             histogram=_histogram(sessions),
-            days_mean=mean_estimate_of_array(days),
-            days_median=median_estimate(days),
+            days_mean=days_mean,
+            days_median=days_median,
         )
 
     @classmethod
