@@ -225,18 +225,19 @@ class ClusterSpread:
         if (y < 0).any() or (y > m).any():
             raise ValueError("each cluster needs 0 <= numerator <= denominator")
         w = np.concatenate((a, b), axis=1)
-        products = w.T @ (c.T @ c) @ w
-        rates = a.shape[1]
-        numerator, denominator = np.arange(rates), np.arange(rates, 2 * rates)
         # .tolist(): Python ints from here, as the products in effective_n can pass 2**63.
-        sums = zip(
-            np.count_nonzero(m, axis=0).tolist(),
-            products[numerator, numerator].tolist(),
-            products[numerator, denominator].tolist(),
-            products[denominator, denominator].tolist(),
-            strict=True,
-        )
-        return [cls(clusters, yy, ym, mm) for clusters, yy, ym, mm in sums]
+        products = (w.T @ (c.T @ c) @ w).tolist()
+        clusters = np.count_nonzero(m, axis=0).tolist()
+        rates = a.shape[1]
+        return [
+            cls(
+                clusters[j],
+                products[j][j],
+                products[j][rates + j],
+                products[rates + j][rates + j],
+            )
+            for j in range(rates)
+        ]
 
     def __add__(self, other: ClusterSpread) -> ClusterSpread:
         return ClusterSpread(

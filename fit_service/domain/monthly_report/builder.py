@@ -498,6 +498,8 @@ _EMPTY_INTS.flags.writeable = False
 
 def _gather(parts: Sequence[_Part], which: int, column: str) -> np.ndarray:
     """``column`` of the rows at position ``which`` of each part, in the order added."""
+    if len(parts) == 1:  # the usual case: one table per report
+        return getattr(parts[0][0], column)[parts[0][which]]
     pieces = [getattr(part[0], column)[part[which]] for part in parts]
     return pieces[0] if len(pieces) == 1 else np.concatenate(pieces)
 

@@ -32,11 +32,16 @@ SESSION_BINS: tuple[tuple[str, int, int | None], ...] = (
 )
 
 
+#: The estimate of an empty sample, one shared instance (immutable): most of a clinician's
+#: trend months have no closed episode.
+_NOTHING = Estimate.none()
+
+
 def mean_estimate(values: Sequence[float]) -> Estimate:
     """Mean with a t-based 95% CI; no CI below two values (no spread to estimate)."""
     n = len(values)
     if n == 0:
-        return Estimate.none()
+        return _NOTHING
     # What statistics.fmean does for a sized input (fsum, then divide), without its argument
     # handling: a report takes thousands of these means.
     mean = math.fsum(values) / n
@@ -125,7 +130,7 @@ class _Floats:
         """:func:`median_estimate` of the values."""
         n = len(self.values)
         if n == 0:
-            return Estimate.none()
+            return _NOTHING
         # statistics.median: the middle value, or the mean of the middle two, of sorted(values).
         # A stable np.sort gives the very same order (equal values keep their order, as in
         # sorted()) in C; below _FEW_VALUES, sorted() of the list is cheaper than its call.
