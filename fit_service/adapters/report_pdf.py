@@ -78,6 +78,7 @@ from fit_service.adapters.pdf_flowables import (
     _short_month,
     _Sketch,
     _SlicedPlot,
+    _tagged_paragraph,
     _TextCell,
     _widths,
 )
@@ -537,18 +538,17 @@ class MonthlyReportPdf:
             "months below compare every clinician, with intervals. Their month figures, "
             f"{_esc(srs)} among them, are in the JSON and CSV exports of this report."
         )
-        # Label and count kept on one line (&nbsp;); a label's own line breaks are spaces.
-        muted = self.layout.muted.hexval()
-        closed = "; ".join(
-            f"{_esc(' '.join(g.label.split()))}&nbsp;<font color='{muted}'>({count})</font>"
-            for g, count in without
-        )
-        flow += [
-            Paragraph(reason, s["body"]),
-            Paragraph(
-                f"<i>Episodes closed in {_esc(month)}, by clinician:</i> {closed}", s["body"]
-            ),
-        ]
+        # Label and count kept on one line (no-break space); a label's own line breaks are
+        # spaces. Built from runs, not markup: a few hundred fragments (_tagged_paragraph).
+        count_tag = f"font color='{self.layout.muted.hexval()}'"
+        runs: list[tuple[str, str]] = [(f"Episodes closed in {month}, by clinician:", "i")]
+        for index, (group, count) in enumerate(without):
+            runs += [
+                ("; " if index else " ", ""),
+                (" ".join(group.label.split()) + "\xa0", ""),
+                (f"({count})", count_tag),
+            ]
+        flow += [Paragraph(reason, s["body"]), _tagged_paragraph(runs, s["body"])]
         return flow
 
     def _methods(self, report: MonthlyReport) -> list[Flowable]:

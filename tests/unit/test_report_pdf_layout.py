@@ -1,13 +1,16 @@
 """The PDF renderer's shortcuts past ReportLab lay text out exactly as ReportLab would.
 
 ``report_pdf`` skips Paragraph for plain-text table cells (``_TextCell``, whose line breaking
-is ``_paragraph_lines``) and memoizes ReportLab's number formatter (``_cache_fp_str``). Both
-are only worth having if the PDF reads and looks the same, so these tests hold them against
-ReportLab itself: Paragraph's own line breaking, and the uncached formatter.
+is ``_paragraph_lines``), builds the fragments of its long tagged paragraph without the markup
+parser (``_tagged_paragraph``), writes its text operators itself (``_draw_strings``) and
+memoizes ReportLab's number formatter (``_cache_fp_str``). These are only worth having if the
+PDF reads and looks the same, so these tests hold them against ReportLab itself: Paragraph's
+own parsing and line breaking, the text object's own operators, and the uncached formatter.
 """
 
 from __future__ import annotations
 
+import io
 import random
 
 import pytest
@@ -131,3 +134,64 @@ def test_cached_fp_str_formats_like_reportlabs_own(renderer: MonthlyReportPdf) -
         assert textobject.fp_str(value) == original(value)
         assert textobject.fp_str(value, value / 3) == original(value, value / 3)
     assert textobject.fp_str([0.25, 0.5]) == original([0.25, 0.5])  # unhashable: uncached
+
+
+def frag_fields(paragraph: Paragraph) -> list[dict[str, object]]:
+    return [dict(vars(frag)) for frag in paragraph.frags]
+
+
+@pytest.mark.parametrize(
+    "label", ["T-001", "A&B <x>", "&&", "<", "Ünïcode label", "a  b", " lead", ""]
+)
+def test_tagged_paragraph_has_the_fragments_the_parser_makes(
+    renderer: MonthlyReportPdf, label: str
+) -> None:
+    style = renderer._styles["body"]
+    muted = f"font color='{renderer.layout.muted.hexval()}'"
+    runs = [("Episodes closed in <May> & June, by clinician:", "i")]
+    for index in range(3):
+        runs += [("; " if index else " ", ""), (f"{label}{index}\xa0", ""), (f"({index})", muted)]
+    built = pdf_flowables._tagged_paragraph(runs, style)
+    parsed = Paragraph(built.text, style)
+    assert frag_fields(built) == frag_fields(parsed)
+    for paragraph in (built, parsed):
+        paragraph.wrap(120, 10_000)
+    assert line_fields(built) == line_fields(parsed)
+
+
+def line_fields(paragraph: Paragraph) -> list[tuple[object, ...]]:
+    """Each line as Paragraph will draw it: its room left and its fragments."""
+    return [
+        (line.extraSpace, [(w.text, w.fontName, w.textColor) for w in line.words])
+        for line in paragraph.blPara.lines
+    ]
+
+
+def test_text_operators_are_reportlabs_own(renderer: MonthlyReportPdf) -> None:
+    """``_draw_strings`` writes what the text object's own methods write."""
+    layout = renderer.layout
+    faded = pdf_flowables.Color(0.2, 0.4, 0.6, alpha=0.5)
+    strings = [
+        (10.5, 700.25, "plain", layout.font, 7.4, layout.ink),
+        (20, 690, "(escaped) \\ back\u2265\u221a", layout.font_bold, 7.4, layout.muted),
+        (30, 680, "same colour", layout.font_bold, 6.4, layout.muted),
+        (40, 670, "transparent", layout.font, 6.4, faded),
+        (50, 660, "ink again", layout.font, 6.4, layout.ink),
+        (60, 650, "plain", layout.font, 7.4, layout.ink),
+    ]
+
+    def page(fast: bool) -> list[str]:
+        pdf = pdf_flowables._NumberedCanvas(
+            io.BytesIO(), pdf_date="D:20260101000000+00'00'", footer_left="", layout=layout
+        )
+        if fast:  # a _MemoText, its strings formatted by _format_ttf
+            pdf_flowables._draw_strings(pdf, strings)
+        else:
+            text = pdf.beginText()
+            pdf_flowables._draw_strings_slowly(text, strings)
+            pdf.drawText(text)
+        return pdf._code
+
+    quick = page(fast=True)
+    assert quick == page(fast=False)
+    assert any(" gs " in line for line in quick)  # the alpha went through
