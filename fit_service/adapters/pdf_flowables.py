@@ -61,6 +61,8 @@ class _NumberedCanvas(Canvas):
         self._pages: list[dict[str, Any]] = []
         #: This document's :class:`_MemoText` memo (subset assignments are per document).
         self.text_memo: dict[tuple[Any, ...], tuple[str, int]] = {}
+        #: This document's :class:`_Subset0` per font name (subset assignments are per document).
+        self.subset0: dict[str, _Subset0] = {}
         self._footer_left = footer_left
         self._layout = layout
         self.setDateFormatter(lambda *_ignored: pdf_date)
@@ -261,7 +263,7 @@ def _draw_strings(canvas: Canvas, strings: Iterable[_Placed]) -> None:
     the one in force) goes through ``setFillColor``.
     """
     text = (
-        _MemoText(canvas, canvas.text_memo)
+        _MemoText(canvas, canvas.text_memo, canvas.subset0)
         if isinstance(canvas, _NumberedCanvas)
         else canvas.beginText()
     )
@@ -343,9 +345,15 @@ class _MemoText(PDFTextObject):
     Python loop, byte by byte): the same operators at half the cost.
     """
 
-    def __init__(self, canvas: Canvas, memo: dict[tuple[Any, ...], tuple[str, int]]) -> None:
+    def __init__(
+        self,
+        canvas: Canvas,
+        memo: dict[tuple[Any, ...], tuple[str, int]],
+        subset0: dict[str, _Subset0],
+    ) -> None:
         super().__init__(canvas)
         self._memo = memo
+        self._subset0 = subset0
 
     #: reportlab's font-subset state, kept by PDFTextObject (untyped there)
     _curSubset: int
@@ -367,6 +375,19 @@ class _MemoText(PDFTextObject):
         """``PDFTextObject._formatText`` for a TrueType font that is not shaped."""
         doc = self._canvas._doc
         fp_str = textobject.fp_str
+        subset0 = self._subset0.get(font.fontName)
+        if subset0 is None:
+            subset0 = self._subset0[font.fontName] = _Subset0(font, doc)
+        escaped = subset0.escape(text)
+        if escaped is not None:
+            shown = f"({escaped}) Tj"
+            if self._curSubset == 0:
+                return shown
+            self._curSubset = 0
+            return (
+                f"{font.getSubsetInternalName(0, doc)} {fp_str(self._fontsize)} Tf "
+                f"{fp_str(self._leading)} TL {shown}"
+            )
         parts: list[str] = []
         for subset, chunk in font.splitString(text, doc):
             if subset != self._curSubset:
@@ -376,7 +397,49 @@ class _MemoText(PDFTextObject):
                 )
                 self._curSubset = subset
             parts.append(f"({chunk.decode('latin-1').translate(_ESCAPES)}) Tj")
+        subset0.update()
         return " ".join(parts)
+
+
+class _Subset0:
+    """The characters of one TrueType font that a document has already placed in the font's
+    first subset, each mapped to its escaped code there: a string of only such characters
+    is shown as one chunk of that subset, its codes found by ``str.translate``.
+
+    ``TTFont.splitString`` finds each character's subset and code in a Python loop; most of
+    the report's strings are new ones (every interval differs), of characters placed long
+    before (digits, letters, the dash), and the loop took most of the time left in writing
+    their operators. A string with a character not yet placed, or placed in a later subset,
+    goes through ``splitString``, which places it; :meth:`update` then learns what it placed.
+    """
+
+    def __init__(self, font: Any, doc: Any) -> None:
+        #: ReportLab's record of the document's placements: {character code: subset << 8 | code}
+        self._assignments: dict[int, int] = font._assignState(doc).assignments
+        self._seen = 0
+        self._codes: dict[int, str] = {}
+        self._known: set[str] = set()
+        self.update()
+
+    def update(self) -> None:
+        """Learn the placements made since the last call (new ones are appended)."""
+        assignments = self._assignments
+        if len(assignments) == self._seen:
+            return
+        for code, placed in list(assignments.items())[self._seen :]:
+            if placed < 256:
+                self._codes[code] = _ESCAPES[placed]
+                self._known.add(chr(code))
+        self._seen = len(assignments)
+        if 32 in self._codes:  # splitString shows a no-break space as the space
+            self._codes[0xA0] = self._codes[32]
+            self._known.add("\xa0")
+
+    def escape(self, text: str) -> str | None:
+        """``text``'s escaped codes in the first subset, or None (see the class docstring)."""
+        if text and self._known.issuperset(text):
+            return text.translate(self._codes)
+        return None
 
 
 class _LinesTable(Table):

@@ -178,6 +178,10 @@ def test_text_operators_are_reportlabs_own(renderer: MonthlyReportPdf) -> None:
         (40, 670, "transparent", layout.font, 6.4, faded),
         (50, 660, "ink again", layout.font, 6.4, layout.ink),
         (60, 650, "plain", layout.font, 7.4, layout.ink),
+        # New strings of characters placed before (_Subset0), a no-break space, nothing.
+        (70, 640, "lain pa\xa0in", layout.font, 7.4, layout.ink),
+        (80, 630, "(\u2265 \\)", layout.font_bold, 7.4, layout.ink),
+        (90, 620, "", layout.font, 7.4, layout.ink),
     ]
 
     def page(fast: bool) -> list[str]:
