@@ -233,13 +233,22 @@ class _Sketch(Flowable):
 
     def draw(self) -> None:
         canvas = self.canv
-        stroke: tuple[Colour, float, tuple[float, ...] | None] | None = None
+        # The stroke's colour, width and dash each set only where it changes: a plot's rows
+        # change the width three times each and nothing else (a colour and a dash operator
+        # each time were a third of the time spent drawing the plots).
+        colour_now: Colour | None = None
+        width_now: float | None = None
+        dash_now: tuple[float, ...] | bool | None = False  # False: not set yet
         for kind, args, colour, width, dash, *fill in self._shapes:
-            if stroke != (colour, width, dash):
+            if colour is not colour_now:
                 canvas.setStrokeColor(colour)
+                colour_now = colour
+            if width != width_now:
                 canvas.setLineWidth(width)
+                width_now = width
+            if dash != dash_now:
                 canvas.setDash(list(dash) if dash else [])
-                stroke = (colour, width, dash)
+                dash_now = dash
             if kind == "line":
                 canvas.line(*args)
             else:
