@@ -15,10 +15,11 @@ import random
 
 import pytest
 from reportlab.lib import rl_accel
+from reportlab.lib.colors import Color
 from reportlab.pdfgen import canvas, textobject
 from reportlab.platypus import Paragraph
 
-from fit_service.adapters import pdf_flowables
+from fit_service.adapters import pdf_flowables, pdf_text
 from fit_service.adapters.report_pdf import MonthlyReportPdf
 
 SAMPLE = (
@@ -170,7 +171,7 @@ def line_fields(paragraph: Paragraph) -> list[tuple[object, ...]]:
 def test_text_operators_are_reportlabs_own(renderer: MonthlyReportPdf) -> None:
     """``_draw_strings`` writes what the text object's own methods write."""
     layout = renderer.layout
-    faded = pdf_flowables.Color(0.2, 0.4, 0.6, alpha=0.5)
+    faded = Color(0.2, 0.4, 0.6, alpha=0.5)
     strings = [
         (10.5, 700.25, "plain", layout.font, 7.4, layout.ink),
         (20, 690, "(escaped) \\ back\u2265\u221a", layout.font_bold, 7.4, layout.muted),
@@ -188,11 +189,13 @@ def test_text_operators_are_reportlabs_own(renderer: MonthlyReportPdf) -> None:
         pdf = pdf_flowables._NumberedCanvas(
             io.BytesIO(), pdf_date="D:20260101000000+00'00'", footer_left="", layout=layout
         )
-        if fast:  # a _MemoText, its strings formatted by _format_ttf
-            pdf_flowables._draw_strings(pdf, strings)
+        if fast:  # a _MemoText, its strings formatted by _format_ttf (or _Subset0)
+            pdf_text._draw_strings(pdf, strings)
+            assert pdf.document_text.memo
+            assert pdf.document_text.subset0
         else:
             text = pdf.beginText()
-            pdf_flowables._draw_strings_slowly(text, strings)
+            pdf_text._draw_strings_slowly(text, strings)
             pdf.drawText(text)
         return pdf._code
 
