@@ -20,9 +20,13 @@ Speed: a large clinic's report is dozens of pages of tables, so the renderer tak
 shortcuts past ReportLab's general machinery, each checked to give the same text at the same
 positions: plain-text table cells skip Paragraph when they provably lay out as it would
 (``_TextCell``, ``_Lines``), tables draw their cells' strings as one text object
-(``_LinesTable``, ``_MemoText``), forest plots are drawn straight onto the canvas (``_Sketch``;
-all in ``pdf_flowables``), and ReportLab's number formatting is memoized
-(``pdf_layout._cache_fp_str``).
+(``_LinesTable``), forest plots are drawn straight onto the canvas (``_Sketch``), the long list
+of clinicians without a month row is built as Paragraph fragments without the markup parser
+(``_tagged_paragraph``; all in ``pdf_flowables``), the text operators are written directly and
+remembered per document (``pdf_text``), and ReportLab's number formatting is memoized and its
+shape attribute checking switched off (``pdf_layout``). The tests hold each shortcut against
+what ReportLab itself does. The 12-month trends, the sessions histogram and the outcome bars
+stay ReportLab chart widgets (issue 5 asks for charts drawn with ReportLab's own graphics).
 """
 
 from __future__ import annotations
