@@ -478,6 +478,9 @@ def _rate_columns() -> tuple[np.ndarray, np.ndarray]:
     }
     if tuple(rates) != tuple(SessionSpread.__dataclass_fields__):
         raise ValueError("one numerator and denominator per SessionSpread field, in order")
+    named = {column for parts in rates.values() for side in parts for column in side}
+    if not named <= set(SESSION_COLUMNS):  # a renamed count column must not pick nothing
+        raise ValueError(f"not session count columns: {sorted(named - set(SESSION_COLUMNS))}")
     pickers = tuple(
         np.array(
             [[column in parts[side] for parts in rates.values()] for column in SESSION_COLUMNS],
