@@ -64,7 +64,6 @@ from reportlab.platypus import (
 from fit_service.adapters.pdf_flowables import (
     _FOREST_MIN_ROWS,
     _and,
-    _by_key,
     _esc,
     _fit_label,
     _fit_text,
@@ -75,6 +74,7 @@ from fit_service.adapters.pdf_flowables import (
     _Lines,
     _LinesTable,
     _lower_first,
+    _MetricsByKey,
     _nice_step,
     _NumberedCanvas,
     _runs,
@@ -313,8 +313,7 @@ class MonthlyReportPdf:
         ]
         header = ["Figure", report.period_label, "Trailing 12 months", "Literature reference"]
         rows: list[list[Any]] = [[self._plain(h, "th") for h in header]]
-        # One metrics() per window: metric(key) builds the whole list for every key.
-        by_key, by_key_12 = _by_key(month), _by_key(trailing)
+        by_key, by_key_12 = _MetricsByKey(month), _MetricsByKey(trailing)
         for key in HEADLINE_KEYS:
             metric, metric_12 = by_key[key], by_key_12[key]
             benchmark = report.benchmark_for(key)
@@ -512,7 +511,7 @@ class MonthlyReportPdf:
         # Each clinician without a row, with the episodes they closed in the month.
         without: list[tuple[GroupReport, str]] = []
         for group in groups:
-            by_key = _by_key(group.month)
+            by_key = _MetricsByKey(group.month)
             if any(not by_key[key].is_too_few(min_n) for key in _MONTH_ROW_KEYS):
                 with_row.append(group)
             else:
@@ -524,7 +523,7 @@ class MonthlyReportPdf:
             flow += [Spacer(0, 2 * mm), Paragraph(_esc(month), s["caption"])]
         if not without:
             return flow
-        first = _by_key(groups[0].month)
+        first = _MetricsByKey(groups[0].month)
         # As the columns are headed, in the running text's case.
         outcomes = [
             _lower_first(t) for t in _short_labels([first[k].label for k in _MONTH_ROW_KEYS])
@@ -687,7 +686,7 @@ class MonthlyReportPdf:
             "srs_below_concern",
         )
         cells = []
-        by_key = _by_key(month)
+        by_key = _MetricsByKey(month)
         for key in keys:
             metric = by_key[key]
             value = metric.display_value(report.min_n)
@@ -868,14 +867,14 @@ class MonthlyReportPdf:
         pick: Callable[[GroupReport], GroupFigures],
     ) -> list[Flowable]:
         """One window's table of :data:`_COMPARISON_KEYS` per group, under its caption."""
-        first = _by_key(groups[0].month)
+        first = _MetricsByKey(groups[0].month)
         labels = [first[k].label for k in _COMPARISON_KEYS]
         header = [title, *_short_labels(labels)]
         rows: list[list[Any]] = [[self._plain(h, "th") for h in header]]
         widths = _widths(self.layout.frame_width, (0.15, 0.10, 0.15, 0.15, 0.15, 0.15, 0.15))
         label_width = widths[0] - 2 * _LinesTable._PAD_X
         for group in groups:
-            by_key = _by_key(pick(group))
+            by_key = _MetricsByKey(pick(group))
             rows.append(
                 [self._text_cell(group.label, bold=True, width=label_width)]
                 + [self._figure_cell(by_key[k], report.min_n) for k in _COMPARISON_KEYS]

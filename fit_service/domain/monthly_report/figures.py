@@ -136,20 +136,12 @@ class GroupFigures:
     def metrics(self) -> tuple[Metric, ...]:
         """Every figure as a :class:`Metric`, in print order: the single list all renderers
         walk, so a figure added to :data:`METRIC_SPECS` shows up in PDF, JSON and CSV at once."""
-        return tuple(
-            [
-                Metric(
-                    spec.key, spec.label_for(self), spec.group, spec.value_of(self), spec.decimals
-                )
-                for spec in METRIC_SPECS
-            ]
-        )
+        return tuple([spec.metric_of(self) for spec in METRIC_SPECS])
 
     def metric(self, key: str) -> Metric:
-        for item in self.metrics():
-            if item.key == key:
-                return item
-        raise KeyError(key)
+        """The metric ``key`` alone (``KeyError`` for a key there is none of): a renderer that
+        prints a few of a group's metrics need not build all of them."""
+        return _SPECS_BY_KEY[key].metric_of(self)
 
 
 def _bin_key(label: str) -> str:
@@ -185,6 +177,12 @@ class MetricSpec:
         if self.templated:
             return self.label.format(srs_concern=figures.alliance.srs_concern)
         return self.label
+
+    def metric_of(self, figures: GroupFigures) -> Metric:
+        """This metric of ``figures``."""
+        return Metric(
+            self.key, self.label_for(figures), self.group, self.value_of(figures), self.decimals
+        )
 
 
 def _bin_spec(index: int, label: str) -> MetricSpec:
@@ -405,6 +403,10 @@ METRIC_SPECS: tuple[MetricSpec, ...] = (
         lambda f: f.completeness.srs_rate,
     ),
 )
+#: The same, by key (:meth:`GroupFigures.metric`).
+_SPECS_BY_KEY: dict[str, MetricSpec] = {spec.key: spec for spec in METRIC_SPECS}
+if len(_SPECS_BY_KEY) != len(METRIC_SPECS):  # checked at import, not an assert (-O)
+    raise RuntimeError("two metrics share a key")
 
 
 @dataclass(frozen=True, slots=True)
