@@ -211,6 +211,7 @@ def build_monthly_report(
     """
     principal.require(Permission.REPORTS_READ)
     db = uow.session
+    _one_snapshot(db)
     clinic = db.get(Clinic, principal.clinic_id)
     if clinic is None:
         raise NotFound("no such clinic")
@@ -225,6 +226,23 @@ def build_monthly_report(
     audit.record(db, principal, [audit.AuditEntry("report.read", "report", record_id)])
     uow.commit()
     return report
+
+
+def _one_snapshot(db: Session) -> None:
+    """Make every statement of the report's transaction read one snapshot of the clinic.
+
+    A report is several statements (episode facts, session counts, alerts, flagged episodes).
+    Under PostgreSQL's default READ COMMITTED each sees the data as of its own start, so a
+    session recorded or revised between two of them would leave one report's figures out of
+    step with each other (its sessions delivered against its episodes' sessions). REPEATABLE
+    READ gives the whole transaction the snapshot of its first statement; the report only
+    reads, bar its one audit row, so it can meet no serialization failure. On SQLite the
+    transaction holds the write lock from its start (``adapters/db.py``), so nothing commits
+    during it. Must run before the transaction's first statement (SQLAlchemy applies the
+    option when the session first takes its connection).
+    """
+    if db.get_bind().dialect.name == "postgresql":
+        db.connection(execution_options={"isolation_level": "REPEATABLE READ"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -332,6 +350,7 @@ def archive_monthly_reports(
             clinic_id=clinic_id, api_key_id=None, role=Role.MANAGER, timezone=tz_name
         )
         with uow_factory() as uow:
+            _one_snapshot(uow.session)
             clinic = uow.session.get(Clinic, clinic_id)
             assert clinic is not None
             report = compute_report(uow.session, clinic, period, now=now)

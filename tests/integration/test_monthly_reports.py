@@ -27,7 +27,7 @@ from flask.testing import FlaskClient
 from pypdf import PdfReader
 from sqlalchemy import Engine, delete, insert, select, update
 
-from fit_service.adapters.orm import Alert, Client, Clinic, Episode
+from fit_service.adapters.orm import Alert, Client, Clinic, Episode, TherapySession
 from fit_service.domain.errors import FitError
 from fit_service.domain.monthly_report import HEADLINE_KEYS
 from fit_service.services import clinics, monthly_reports
@@ -909,3 +909,61 @@ def test_an_archive_write_that_fails_part_way_leaves_no_temporary_file(
     with pytest.raises(OSError, match="No space"):
         monthly_reports._write(target, b"%PDF-1.4 " * 100)
     assert list(target.parent.iterdir()) == []
+
+
+def test_a_change_committed_while_a_report_is_read_is_not_half_in_it(
+    client: FlaskClient,
+    engine: Engine,
+    tenant: Tenant,
+    history: list[Ep],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    """The report reads several statements; all of them see one snapshot. Another writer
+    commits between the session counts and the episode facts (every attended session of the
+    month becomes a no-show): the report (API and archive) comes out as before the change,
+    not counting the sessions one way and the episodes' sessions the other."""
+    if engine.dialect.name == "sqlite":
+        pytest.skip("SQLite: the report's transaction holds the write lock, nothing can commit")
+    set_report_settings(engine, {"min_n": 1})
+    before = get_report(client, tenant, "application/json").get_data()
+    month_start, month_end = MONTH
+    counts = monthly_reports._add_session_counts
+
+    def counts_then_a_concurrent_change(*args: Any) -> None:
+        counts(*args)
+        with engine.begin() as conn:  # another connection: another writer
+            changed = conn.execute(
+                update(TherapySession)
+                .where(
+                    TherapySession.date.between(month_start, month_end),
+                    TherapySession.attendance == "attended",
+                )
+                .values(attendance="no_show")
+            ).rowcount
+        assert changed > 0
+
+    with engine.begin() as conn:
+        saved = conn.execute(select(TherapySession.id, TherapySession.attendance)).all()
+    monkeypatch.setattr(monthly_reports, "_add_session_counts", counts_then_a_concurrent_change)
+    assert get_report(client, tenant, "application/json").get_data() == before
+
+    def restore() -> None:
+        with engine.begin() as conn:
+            for row_id, attendance in saved:
+                conn.execute(
+                    update(TherapySession)
+                    .where(TherapySession.id == row_id)
+                    .values(attendance=attendance)
+                )
+
+    restore()
+    archived = monthly_reports.archive_monthly_reports(
+        client.application.extensions["fit"].uow, tmp_path / "a", PERIOD
+    )
+    restore()
+    monkeypatch.setattr(monthly_reports, "_add_session_counts", counts)
+    again = monthly_reports.archive_monthly_reports(
+        client.application.extensions["fit"].uow, tmp_path / "b", PERIOD
+    )
+    assert [a.files for a in archived] == [a.files for a in again]
