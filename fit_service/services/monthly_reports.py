@@ -2,18 +2,17 @@
 
 How the figures are gathered (and why it stays fast and small as the history grows):
 
-* **Sessions and episodes** come from one statement over one materialized read of the
-  sessions (each row carries the client's ORS/CORS/SRS/CSRS totals, copied from its ratings
-  when written: services/session_totals.py, so no join to ``ratings``): the trailing 12
-  months' sessions plus the earlier sessions of episodes active in that window.
-  One ``GROUP BY`` counts sessions per month bucket, clinician and age band (attended,
+* **Sessions and episodes** come from two statements over the sessions (each row carries the
+  client's ORS/CORS/SRS/CSRS totals, copied from its ratings when written:
+  services/session_totals.py, so no join to ``ratings``). One ``GROUP BY`` counts the
+  trailing 12 months' sessions per client, month bucket, clinician and age band (attended,
   no-shows, cancelled, attended ones with an ORS/SRS total and an SRS below the concern
-  threshold: a few thousand rows at most); another aggregates each active episode
-  (attended sessions, last attended date, intake ORS/SRS (the first score of each), the
-  latest ORS and how many there were; first and last in one pass, see ``_NumberedTotal``).
-  Both stream back as one ``UNION ALL``
-  (``yield_per``); only episodes active in the trailing 12 months are read, never the
-  whole history.
+  threshold); the other aggregates each episode active in that window over its sessions up
+  to the window's end (attended sessions, last attended date, intake ORS/SRS (the first
+  score of each), the latest ORS and how many there were; first and last in one pass, see
+  ``_NumberedTotal``). Both are fetched in chunks (``yield_per``); only episodes active in
+  the trailing 12 months are read, never the whole history. All of a report's statements
+  read one snapshot (``_one_snapshot``).
 * **Alerts** (few) are streamed as rows; episodes' first alerts come from one ``GROUP BY``.
 
 Session counts go to :class:`~fit_service.domain.monthly_report.FiguresBuilder` objects (one
