@@ -317,10 +317,31 @@ def _seen(alert: Alert, treating: str | None = None) -> dt.date:
     treating clinician resolved or dismissed, everything up to the day they did (they saw the
     episode then). An auto-resolved alert covers only its evidence: no one looked, and a
     backfill of old sessions must still be able to raise a new one; so does one a former
-    clinician closed (:func:`_closed_by_treating`)."""
+    clinician closed (:func:`_closed_by_treating`). One auto-resolved because its evidence was
+    corrected out of the record (:func:`_corrected_away`) covers nothing, not even that: if the
+    finding is back at the same session (the correction undone - an EHR re-sending the first
+    version after the correction), it is a rupture no clinician has closed, and it alerts
+    again (the day before its evidence: earlier than any finding it could be compared with)."""
     if alert.closed_on is not None and _closed_by_treating(alert, treating):
         return max(alert.observed_on, alert.closed_on)
+    if _corrected_away(alert):
+        return alert.observed_on - dt.timedelta(days=1)
     return alert.observed_on
+
+
+#: How an auto-resolution for corrected evidence begins its note after the kind
+#: (:func:`reconcile` writes it; :func:`_corrected_away` reads it back from the stored alert).
+_CORRECTED = "no longer holds at its own evidence"
+
+
+def _corrected_away(alert: Alert) -> bool:
+    """Whether ``alert`` was auto-resolved because its own evidence was corrected
+    (:func:`_evidence_corrected`), as its stored note says."""
+    return (
+        alert.status is AlertStatus.AUTO_RESOLVED
+        and alert.note is not None
+        and alert.note.startswith(f"{alert.kind} {_CORRECTED} ")
+    )
 
 
 #: kinds raised by the WAI-SR rule (:func:`fit_service.domain.risk.weak_wai_subscales`)
@@ -695,7 +716,7 @@ def reconcile(
             continue
         if findings_upto is not None and _evidence_corrected(alert, observations, findings_upto):
             note = (
-                f"{kind} no longer holds at its own evidence (session {alert.session_number}, "
+                f"{kind} {_CORRECTED} (session {alert.session_number}, "
                 f"{alert.observed_on.isoformat()}): the ratings there were corrected (or the "
                 "clinic's thresholds changed)"
             )

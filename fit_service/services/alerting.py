@@ -185,6 +185,8 @@ class _Stored:
     evidence: dict[str, Any] | None = None
     #: the stored guidance (a goal-sheet refresh rewrites, and audits, only a changed text)
     guidance: str | None = None
+    #: the note it was closed with (an auto-resolution's says why: lifecycle reads it)
+    closing_note: str | None = None
 
     @property
     def live(self) -> bool:
@@ -202,6 +204,7 @@ class _Stored:
             closed_on=self.closed_on,
             clinician=self.clinician,
             evidence=self.evidence,
+            note=self.closing_note,
         )
 
 
@@ -237,6 +240,7 @@ def _load_settings_and_alerts(
                 Alert.session_number,
                 Alert.evidence,
                 Alert.guidance,
+                Alert.closing_note,
                 Alert.opened_at,
                 Alert.closed_at,
                 Alert.version,
@@ -269,6 +273,7 @@ def _load_settings_and_alerts(
                     r.clinician,
                     dict(r.evidence or {}),
                     r.guidance,
+                    r.closing_note,
                 )
             )
     return settings, out
