@@ -97,6 +97,27 @@ def _steps(instrument: Instrument, number: float) -> int | None:
     return steps
 
 
+def _read(instrument: Instrument, number: float) -> tuple[float, bool]:
+    """``number`` as it is read: the step it stands for when it is within float noise of one
+    (4.099999904632568 is 4.1), else itself; and whether it is on the grid. The range is
+    judged on what is read, so float noise at the ends of the scale is the end it stands for
+    (10.000001 is 10, -0.0000001 is 0) - not refused as beyond it while a message showing it
+    to six digits says 10 - and a value off the grid beyond them (10.05) stays out of range.
+    A whole number of steps divided by the steps per unit is the nearest float to that step,
+    the same float as the literal (41 / 10 == 4.1), and never -0.0 (0 / 10 is 0.0)."""
+    steps = _steps(instrument, number)
+    if steps is None:
+        return number, False
+    return steps / instrument.steps_per_unit, True
+
+
+def _as_sent(number: float) -> str:
+    """``number`` for a message, as sent: the short form when it reads back as the same float
+    (10.5, 11, 1e+300), else every digit (10.000001 and 40.000001 are not "10" and "40")."""
+    short = f"{number:g}"
+    return short if float(short) == number else repr(number)
+
+
 def check_item(instrument: Instrument, item_id: str, value: object) -> float:
     """Validate one item score against the instrument's range and resolution."""
     field_name = f"items.{item_id}"
@@ -107,32 +128,21 @@ def check_item(instrument: Instrument, item_id: str, value: object) -> float:
             field=field_name,
         )
     number = _check_number(instrument, field_name, value, range_rule=ItemOutOfRange.rule)
-    if not instrument.item_min <= number <= instrument.item_max:
+    read, on_grid = _read(instrument, number)
+    if not instrument.item_min <= read <= instrument.item_max:
         raise ItemOutOfRange(
             f"{instrument.code} items range from {instrument.item_min:g} to "
-            f"{instrument.item_max:g}; got {number:g}",
+            f"{instrument.item_max:g}; got {_as_sent(number)}",
             field=field_name,
         )
-    if _steps(instrument, number) is None:
+    if not on_grid:
         raise ItemOutOfRange(
             f"{instrument.code} items are recorded in steps of {instrument.resolution:g}; "
             f"got {number!r}",
             field=field_name,
             rule="item_resolution",
         )
-    return round(number, instrument.decimals)
-
-
-def _total_in_range(instrument: Instrument, value: object) -> float:
-    number = _check_number(instrument, "total", value, range_rule="total_out_of_range")
-    if not instrument.total_min <= number <= instrument.total_max:
-        raise ItemOutOfRange(
-            f"{instrument.code} totals range from {instrument.total_min:g} to "
-            f"{instrument.total_max:g}; got {number:g}",
-            field="total",
-            rule="total_out_of_range",
-        )
-    return number
+    return read
 
 
 def check_total(instrument: Instrument, value: object) -> float:
@@ -144,15 +154,23 @@ def check_total(instrument: Instrument, value: object) -> float:
     statement about them: 20.04 beside items summing to 20 is no rounding of 20 anybody means,
     but a sign that the EHR's fields are out of step, so it is refused too (:func:`score` then
     compares an on-grid one with the items' sum exactly)."""
-    number = _total_in_range(instrument, value)
-    if _steps(instrument, number) is None:
+    number = _check_number(instrument, "total", value, range_rule="total_out_of_range")
+    read, on_grid = _read(instrument, number)  # 40.000001 is 40, as an item's noise is
+    if not instrument.total_min <= read <= instrument.total_max:
+        raise ItemOutOfRange(
+            f"{instrument.code} totals range from {instrument.total_min:g} to "
+            f"{instrument.total_max:g}; got {_as_sent(number)}",
+            field="total",
+            rule="total_out_of_range",
+        )
+    if not on_grid:
         raise ItemOutOfRange(
             f"{instrument.code} totals are recorded in steps of {instrument.resolution:g}; "
             f"got {number!r}",
             field="total",
             rule="total_resolution",
         )
-    return round(number, instrument.decimals)
+    return read
 
 
 def score(

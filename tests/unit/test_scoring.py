@@ -320,3 +320,130 @@ def test_double_precision_noise_at_zero_is_zero() -> None:
     """0.1 + 0.2 - 0.3 is 5.551115123125783e-17, not 0: read as the 0 it stands for."""
     items = {"individual": 0.1 + 0.2 - 0.3, "interpersonal": 5, "social": 5, "overall": 5}
     assert score(ORS, items).items["individual"] == 0.0
+
+
+def _items_with(instrument: Instrument, item_id: str, value: object) -> dict[str, object]:
+    """A full item set of ``instrument`` in its range, with ``item_id`` set to ``value``."""
+    items: dict[str, object] = dict.fromkeys(instrument.item_ids, instrument.item_max)
+    items[item_id] = value
+    return items
+
+
+def _sent_in(detail: str) -> float:
+    """The value a range error says it got (after its last "got ")."""
+    return float(detail.rsplit("got ", 1)[1])
+
+
+@st.composite
+def _noise_at_an_end(draw: st.DrawFn, ends: str) -> tuple[Instrument, float, float]:
+    """(instrument, an end of its item or total range, that end plus float noise within half
+    the tolerance: one part in a million of the value, or of one step at zero)."""
+    instrument = draw(st.sampled_from(list(REGISTRY.values())))
+    low, high = (
+        (instrument.item_min, instrument.item_max)
+        if ends == "item"
+        else (instrument.total_min, instrument.total_max)
+    )
+    end = draw(st.sampled_from([low, high]))
+    bound = 0.5e-6 * max(abs(end), instrument.resolution)
+    noise = draw(st.floats(min_value=-bound, max_value=bound))
+    return instrument, end, end + noise
+
+
+@given(_noise_at_an_end("item"))
+def test_float_noise_at_either_end_of_an_item_range_is_that_end(
+    case: tuple[Instrument, float, float],
+) -> None:
+    """An item within float noise of the top or bottom of its scale (ORS 10.000001, -1e-7;
+    WAI-SR 5.000001, 0.9999999) is read as that end and accepted, never refused as beyond it."""
+    instrument, end, sent = case
+    item_id = instrument.item_ids[0]
+    result = score(instrument, _items_with(instrument, item_id, sent))
+    assert result.items is not None
+    assert result.items[item_id] == end
+    assert math.copysign(1, result.items[item_id]) == 1  # -1e-7 is 0, not -0.0
+
+
+@given(_noise_at_an_end("total"))
+def test_float_noise_at_either_end_of_a_total_range_is_that_end(
+    case: tuple[Instrument, float, float],
+) -> None:
+    """A total alone within float noise of the ends of its range (ORS 40.000001) is that end."""
+    instrument, end, sent = case
+    result = score(instrument, None, sent)
+    assert (result.completeness, result.total) == (Completeness.TOTAL_ONLY, end)
+    assert result.total is not None
+    assert math.copysign(1, result.total) == 1
+
+
+@pytest.mark.parametrize(
+    ("value", "read"),
+    [(10.000001, 10.0), (9.9999999, 10.0), (-1e-7, 0.0), (1e-7, 0.0), (0.1000001, 0.1)],
+)
+def test_the_reported_edge_values_are_read_as_their_tenth(value: float, read: float) -> None:
+    """The values reported refused at the ends of the ORS (10.000001 as "got 10", -1e-7) are
+    read as their tenth, as 0.1000001 and 1e-7 were; so is a total of 40.000001."""
+    result = score(ORS, {"individual": value, "interpersonal": 5, "social": 5, "overall": 5})
+    assert result.items is not None
+    assert result.items["individual"] == read
+    assert result.total == read + 15
+    assert score(ORS, None, 40.000001).total == 40.0
+    assert score(ORS, None, -1e-7).total == 0.0
+
+
+@given(
+    st.sampled_from(list(REGISTRY.values())),
+    st.sampled_from([-1, 1]),
+    st.one_of(
+        st.floats(min_value=1e-5, max_value=1e9),
+        st.sampled_from([0.05, 0.1, 0.5, 1.0]),
+    ),
+)
+def test_an_item_clearly_beyond_its_range_is_refused_stating_the_value_sent(
+    instrument: Instrument, side: int, beyond: float
+) -> None:
+    """An item beyond its scale by more than float noise (ORS 10.1, 10.05, -0.1, 10.0001) is
+    item_out_of_range, and the message states the value as sent: the number after "got" is
+    that value exactly (10.000001 was refused as "got 10", contradicting "range from 0 to
+    10")."""
+    end = instrument.item_max if side > 0 else instrument.item_min
+    sent = end + side * beyond * max(1.0, abs(end))
+    item_id = instrument.item_ids[-1]
+    with pytest.raises(ItemOutOfRange) as err:
+        score(instrument, _items_with(instrument, item_id, sent))
+    assert (err.value.rule, err.value.field) == ("item_out_of_range", f"items.{item_id}")
+    assert _sent_in(err.value.detail) == sent
+
+
+@given(
+    st.sampled_from(list(REGISTRY.values())),
+    st.sampled_from([-1, 1]),
+    st.one_of(
+        st.floats(min_value=1e-5, max_value=1e9),
+        st.sampled_from([0.05, 0.1, 0.5, 1.0]),
+    ),
+)
+def test_a_total_clearly_beyond_its_range_is_refused_stating_the_value_sent(
+    instrument: Instrument, side: int, beyond: float
+) -> None:
+    """A total beyond its range by more than float noise (ORS 40.1, 40.00005, -0.1) is
+    total_out_of_range stating the value as sent, alone or beside its items."""
+    end = instrument.total_max if side > 0 else instrument.total_min
+    sent = end + side * beyond * max(1.0, abs(end))
+    for items in (None, dict.fromkeys(instrument.item_ids, instrument.item_max)):
+        with pytest.raises(ItemOutOfRange) as err:
+            score(instrument, items, sent)
+        assert (err.value.rule, err.value.field) == ("total_out_of_range", "total")
+        assert _sent_in(err.value.detail) == sent
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [(10.5, "got 10.5"), (11, "got 11"), (-1, "got -1"), (10.0001, "got 10.0001")],
+)
+def test_a_range_error_shows_the_value_in_its_short_form(value: float, shown: str) -> None:
+    """The value is shown as briefly as reads back the same (10.5, 11), with every digit
+    needed when it is close to the end (10.0001, not 10)."""
+    with pytest.raises(ItemOutOfRange) as err:
+        score(ORS, {"individual": value, "interpersonal": 5, "social": 5, "overall": 5})
+    assert err.value.detail == f"ors items range from 0 to 10; {shown}"
