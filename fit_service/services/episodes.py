@@ -19,6 +19,7 @@ from fit_service.services.history import load_histories
 from fit_service.services.inputs import EARLIEST_DATE, EndingReason
 from fit_service.services.principals import Permission, Principal
 from fit_service.services.reads import visible_clients
+from fit_service.services.recording import closed_episode_refusal
 
 
 def _today(uow: UnitOfWork, clinic_id: int) -> date:
@@ -128,12 +129,7 @@ def _refuse_overlap_with_closed(db: Session, client_id: int, opened_on: date) ->
         )
     )
     if last_closed is not None and opened_on <= last_closed:
-        raise InvalidSession(
-            f"opened_on {opened_on} falls within the client's previous episode, which closed "
-            f"on {last_closed}; a new episode starts after it",
-            field="opened_on",
-            rule="date_in_closed_episode",
-        )
+        raise closed_episode_refusal(db, client_id, opened_on, "opened_on", "opened_on")
 
 
 def close_episode(

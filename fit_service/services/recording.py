@@ -655,6 +655,7 @@ class _Loaded:
         self.sessions: dict[str, _SessionState] = {}
         self._by_row: dict[int, _EpisodeState] = {}
         conn = uow.session.connection()
+        self.conn = conn  # for the wording of a refusal (closed_episode_refusal), read then
 
         def rows(statement: Callable[[Connection], Any], keys: Iterable[Any]) -> Iterable[Any]:
             # Sorted, so concurrent batches lock shared sessions in the same order (no
@@ -881,6 +882,42 @@ def _restates(content: dict[str, Any], existing: _SessionState, loaded: _Loaded)
     )
 
 
+def closed_episode_refusal(
+    db: Connection | Session, client_row: int, day: date, what: str, field_name: str
+) -> InvalidSession:
+    """Why ``day`` (a session's date, a new episode's ``opened_on``) is refused for a client
+    whose closed episode ends on or after it: episodes of one client never overlap, a closed
+    one takes no sessions, and a new one starts after the latest close. Said truly: the date
+    falls *within* the closed episode only from its opening to its close; earlier, it falls
+    *before* it (history sent newest first), and the refusal tells the EHR to send a client's
+    episodes oldest first. Both keep the rule ``date_in_closed_episode``, which integrators
+    already handle. Read only on refusal: the episode the date meets is the client's first
+    closed one (by opening) that ends on or after it, as closed episodes never overlap."""
+    row = db.execute(
+        select(Episode.opened_on, Episode.closed_on)
+        .where(
+            Episode.client_id == client_row,
+            Episode.status == "closed",
+            Episode.closed_on >= day,
+        )
+        .order_by(Episode.opened_on)
+        .limit(1)
+    ).first()
+    if row is None or row.opened_on <= day:
+        span = f" (opened {row.opened_on}, closed {row.closed_on})" if row is not None else ""
+        detail = (
+            f"{what} {day} falls within the client's closed episode{span}; "
+            "a closed episode takes no new sessions, and a new episode starts after it"
+        )
+    else:
+        detail = (
+            f"{what} {day} falls before the client's later episode (opened {row.opened_on}, "
+            f"closed {row.closed_on}); episodes of one client never overlap, and none can be "
+            "added before one that is closed: send a client's episodes oldest first"
+        )
+    return InvalidSession(detail, field=field_name, rule="date_in_closed_episode")
+
+
 def _plan_item(
     index: int, item: SessionInput, today: date, loaded: _Loaded, plan: _Plan
 ) -> ItemResult | None:
@@ -965,13 +1002,10 @@ def _plan_item(
         and item.date <= last_closed
         and (episode.new or item.date < episode.opened_on)
     ):
-        # Opening (or moving back) an episode into the period of the client's previous one
-        # would make two episodes overlap; that session belongs to the closed episode.
-        raise InvalidSession(
-            f"session date {item.date} falls within the client's previous episode, which "
-            f"closed on {last_closed}; a closed episode takes no new sessions",
-            field="date",
-            rule="date_in_closed_episode",
+        # Opening (or moving back) an episode into or before the period of the client's
+        # closed one would make two episodes overlap (or a session land in a closed one).
+        raise closed_episode_refusal(
+            loaded.conn, loaded.clients[item.client_id][0], item.date, "session date", "date"
         )
 
     # All checks passed: commit this item's plan.

@@ -196,3 +196,146 @@ def test_the_batch_reads_edge_values_as_the_single_route_does(
     assert _rating(sessions["B-1"], "ors")["items"]["individual"] == 10.0
     assert _rating(sessions["B-2"], "ors")["items"]["social"] == 0.0
     assert _rating(sessions["B-3"], "ors")["total"] == 40.0
+
+
+# --- dates refused for a client's closed episode ------------------------------------------
+
+
+def _closed_c31(client: FlaskClient, tenant: Tenant) -> str:
+    """C-31 with sessions on 2026-11-05 and 2026-11-12 in an episode then closed on
+    2026-11-12 (the reported case); returns the episode's id."""
+    first = _post(
+        client, tenant, session_payload(ehr_session_id="C31-1", client_id="C-31", date="2026-11-05")
+    )
+    assert first.status_code == 201, first.json
+    second = _post(
+        client, tenant, session_payload(ehr_session_id="C31-2", client_id="C-31", date="2026-11-12")
+    )
+    assert second.status_code == 201, second.json
+    episode: str = first.json["episode_id"]
+    closed = client.post(
+        f"/v1/episodes/{episode}/close",
+        json={"ending_reason": "planned", "closed_on": "2026-11-12"},
+        headers=tenant.auth(),
+    )
+    assert closed.status_code == 200, closed.json
+    return episode
+
+
+BEFORE = (
+    "falls before the client's later episode (opened 2026-11-05, closed 2026-11-12); "
+    "episodes of one client never overlap, and none can be added before one that is closed: "
+    "send a client's episodes oldest first"
+)
+
+
+def test_a_session_dated_before_a_closed_episode_is_refused_as_before_it(
+    client: FlaskClient, tenant: Tenant, engine: Engine
+) -> None:
+    """A session dated 2026-10-01 for a client whose episode ran 2026-11-05 to 2026-11-12 is
+    refused as *before* that episode, naming its opening and close (it said "within the
+    client's previous episode, which closed on 2026-11-12"), on both routes; nothing stored."""
+    _closed_c31(client, tenant)
+    before = stored_sessions(engine)
+    body = session_payload(ehr_session_id="C31-0", client_id="C-31", date="2026-10-01")
+    resp = _post(client, tenant, body)
+    assert resp.status_code == 422, resp.json
+    assert (resp.json["field"], resp.json["rule"]) == ("date", "date_in_closed_episode")
+    assert resp.json["detail"] == f"session date 2026-10-01 {BEFORE}"
+    assert "within" not in resp.json["detail"]
+    batch = _batch(client, tenant, [body])
+    [result] = batch.json["results"]
+    assert result["problem"]["detail"] == f"session date 2026-10-01 {BEFORE}"
+    assert stored_sessions(engine) == before
+
+
+@pytest.mark.parametrize("day", ["2026-11-05", "2026-11-08", "2026-11-12"])
+def test_a_session_dated_within_a_closed_episode_is_refused_as_within_it(
+    client: FlaskClient, tenant: Tenant, day: str
+) -> None:
+    """From the closed episode's opening to its close (both days included) the date is
+    *within* it, and the detail says so, with both dates."""
+    _closed_c31(client, tenant)
+    resp = _post(
+        client, tenant, session_payload(ehr_session_id="C31-9", client_id="C-31", date=day)
+    )
+    assert (resp.status_code, resp.json["rule"]) == (422, "date_in_closed_episode")
+    assert resp.json["detail"] == (
+        f"session date {day} falls within the client's closed episode (opened 2026-11-05, "
+        "closed 2026-11-12); a closed episode takes no new sessions, and a new episode starts "
+        "after it"
+    )
+
+
+def test_opening_an_episode_before_a_closed_one_is_refused_as_before_it(
+    client: FlaskClient, tenant: Tenant, engine: Engine
+) -> None:
+    """POST /v1/episodes opening on 2026-10-01, before the closed 2026-11-05..12 episode, is
+    refused as before it; opening within it, as within it; after its close it opens."""
+    _closed_c31(client, tenant)
+    before = stored_sessions(engine)
+    early = client.post(
+        "/v1/episodes", json={"client_id": "C-31", "opened_on": "2026-10-01"}, headers=tenant.auth()
+    )
+    assert early.status_code == 422, early.json
+    assert (early.json["field"], early.json["rule"]) == ("opened_on", "date_in_closed_episode")
+    assert early.json["detail"] == f"opened_on 2026-10-01 {BEFORE}"
+    inside = client.post(
+        "/v1/episodes", json={"client_id": "C-31", "opened_on": "2026-11-10"}, headers=tenant.auth()
+    )
+    assert (inside.status_code, inside.json["rule"]) == (422, "date_in_closed_episode")
+    assert inside.json["detail"].startswith(
+        "opened_on 2026-11-10 falls within the client's closed episode (opened 2026-11-05, "
+        "closed 2026-11-12)"
+    )
+    assert stored_sessions(engine) == before
+    after = client.post(
+        "/v1/episodes", json={"client_id": "C-31", "opened_on": "2026-11-13"}, headers=tenant.auth()
+    )
+    assert after.status_code == 201, after.json
+
+
+def test_between_two_closed_episodes_the_later_one_is_named(
+    client: FlaskClient, tenant: Tenant
+) -> None:
+    """With two closed episodes (2026-01-05..02-01 and 2026-11-05..12), a date between them is
+    before the later one, which the detail names, and a date in the first is within it."""
+    first = _post(client, tenant, session_payload(ehr_session_id="A-1", date="2026-01-05"))
+    client.post(
+        f"/v1/episodes/{first.json['episode_id']}/close",
+        json={"ending_reason": "planned", "closed_on": "2026-02-01"},
+        headers=tenant.auth(),
+    )
+    later = _post(client, tenant, session_payload(ehr_session_id="B-1", date="2026-11-05"))
+    client.post(
+        f"/v1/episodes/{later.json['episode_id']}/close",
+        json={"ending_reason": "planned", "closed_on": "2026-11-12"},
+        headers=tenant.auth(),
+    )
+    between = _post(client, tenant, session_payload(ehr_session_id="X-1", date="2026-06-01"))
+    assert (between.status_code, between.json["rule"]) == (422, "date_in_closed_episode")
+    assert (
+        "before the client's later episode (opened 2026-11-05, closed 2026-11-12)"
+        in (between.json["detail"])
+    )
+    inside = _post(client, tenant, session_payload(ehr_session_id="X-2", date="2026-01-20"))
+    assert (
+        "within the client's closed episode (opened 2026-01-05, closed 2026-02-01)"
+        in (inside.json["detail"])
+    )
+
+
+def test_an_open_episode_is_not_moved_back_before_a_closed_one(
+    client: FlaskClient, tenant: Tenant
+) -> None:
+    """A backfilled session that would move the client's open episode (opened by its first
+    session, after the closed one) back before the closed episode is refused as before it."""
+    _closed_c31(client, tenant)
+    now = _post(
+        client, tenant, session_payload(ehr_session_id="C31-3", client_id="C-31", date="2026-11-20")
+    )
+    assert now.status_code == 201, now.json
+    back = _post(
+        client, tenant, session_payload(ehr_session_id="C31-0", client_id="C-31", date="2026-10-01")
+    )
+    assert (back.status_code, back.json["detail"]) == (422, f"session date 2026-10-01 {BEFORE}")
