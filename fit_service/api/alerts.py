@@ -26,7 +26,8 @@ from fit_service.api.alert_schemas import (
     WebhookEndpointIn,
     WebhookEndpointOut,
 )
-from fit_service.api.context import principal, run, wiring
+from fit_service.api.auth import requires
+from fit_service.api.context import run, wiring
 from fit_service.api.parsing import Blueprint
 from fit_service.api.sessions import _limit
 from fit_service.domain.errors import FitError, PreconditionFailed, PreconditionRequired
@@ -115,6 +116,7 @@ def _act_docs(f: Any) -> Any:
 
 @blp.route("/alerts/<uuid:alert_id>/acknowledge")
 class AlertAcknowledge(MethodView):
+    @requires(Permission.ALERTS_ACT)
     @blp.response(200, AlertOut)
     # No body is read, but one sent is refused as on every POST (before the key is checked).
     @docs.errors(
@@ -131,6 +133,7 @@ class AlertAcknowledge(MethodView):
 
 @blp.route("/alerts/<uuid:alert_id>/resolve")
 class AlertResolve(MethodView):
+    @requires(Permission.ALERTS_ACT)
     @blp.arguments(ResolveIn)
     @blp.response(200, AlertOut)
     @docs.errors(blp, *docs.BODY)
@@ -143,6 +146,7 @@ class AlertResolve(MethodView):
 
 @blp.route("/alerts/<uuid:alert_id>/dismiss")
 class AlertDismiss(MethodView):
+    @requires(Permission.ALERTS_ACT)
     @blp.arguments(DismissIn)
     @blp.response(200, AlertOut)
     @docs.errors(blp, *docs.BODY)
@@ -162,6 +166,7 @@ class EpisodeGoalSheet(MethodView):
         view = run(goal_sheets.get_goal_sheet, episode_id)
         return view, 200, _etag(view)
 
+    @requires(Permission.GOALS_WRITE)
     @blp.arguments(GoalSheetIn)
     @blp.response(200, GoalSheetOut, description="Replaced (If-Match required).")
     @blp.alt_response(201, schema=GoalSheetOut, description="Created (no If-Match).")
@@ -194,6 +199,7 @@ class EpisodeGoalSheet(MethodView):
 
 @blp.route("/webhook-endpoints")
 class WebhookEndpoints(MethodView):
+    @requires(Permission.WEBHOOKS_MANAGE)
     @blp.arguments(WebhookEndpointIn)
     @blp.response(201, WebhookEndpointCreated)
     @docs.errors(
@@ -222,6 +228,7 @@ class WebhookEndpoints(MethodView):
 
 @blp.route("/webhook-endpoints/<uuid:endpoint_id>")
 class WebhookEndpointById(MethodView):
+    @requires(Permission.WEBHOOKS_MANAGE)
     @blp.response(204)
     @docs.errors(blp, *docs.AUTH, 404)
     def delete(self, endpoint_id: uuid.UUID) -> Any:
@@ -238,12 +245,12 @@ class ClinicSettings(MethodView):
         """The clinic's settings as stored, and every value in force (admin)."""
         return run(clinic_settings.get_settings)
 
+    @requires(Permission.SETTINGS_MANAGE)
     @blp.arguments(SettingsIn)
     @blp.response(200, SettingsOut)
     @docs.errors(blp, *docs.BODY)
     def put(self, body: dict[str, Any]) -> Any:
         """Replace the clinic's settings (admin); each section is validated first."""
-        principal().require(Permission.SETTINGS_MANAGE)  # a 403 before any 422 about the body
         if not request.get_data(cache=True).strip():
             # Every section left out goes back to its defaults, so a PUT without a body would
             # silently reset the clinic's settings: "{}" says so on purpose, nothing does not.
@@ -256,6 +263,7 @@ class ClinicSettings(MethodView):
 
 @blp.route("/clinicians/<string:clinician_id>/email")
 class ClinicianEmail(MethodView):
+    @requires(Permission.SETTINGS_MANAGE)
     @blp.arguments(ClinicianEmailIn)
     @blp.response(200, ClinicianEmailOut)
     @docs.errors(blp, *docs.BODY, 404)

@@ -8,6 +8,7 @@ from typing import Any
 from flask.views import MethodView
 
 from fit_service.api import docs
+from fit_service.api.auth import requires
 from fit_service.api.context import run
 from fit_service.api.parsing import Blueprint
 from fit_service.api.schemas import (
@@ -23,6 +24,7 @@ from fit_service.api.schemas import (
 )
 from fit_service.api.sessions import _limit
 from fit_service.services import episodes, reads, trajectories
+from fit_service.services.principals import Permission
 
 blp = Blueprint("clients", __name__, url_prefix="/v1", description="Clients and episodes")
 
@@ -60,6 +62,7 @@ class Clinicians(MethodView):
 
 @blp.route("/episodes")
 class Episodes(MethodView):
+    @requires(Permission.EPISODES_WRITE)
     @blp.arguments(EpisodeOpenIn)
     @blp.response(201, EpisodeOut)
     @docs.errors(
@@ -80,6 +83,7 @@ class Episodes(MethodView):
 
 @blp.route("/episodes/<uuid:episode_id>/close")
 class EpisodeClose(MethodView):
+    @requires(Permission.EPISODES_WRITE)
     @blp.arguments(EpisodeCloseIn)
     @blp.response(200, EpisodeOut)
     @docs.errors(blp, *docs.BODY, 404, described={409: "The episode is already closed."})

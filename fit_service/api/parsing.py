@@ -22,6 +22,8 @@ from webargs import core
 from webargs.fields import DelimitedList
 from webargs.flaskparser import FlaskParser, is_json_request
 
+from fit_service.api import auth
+
 DUPLICATE_KEY_MESSAGE = "This name appears more than once in its JSON object."
 
 
@@ -159,12 +161,16 @@ class Blueprint(flask_smorest.Blueprint):
     A route that reads query parameters refuses the ones it does not know (the parser); a
     route that reads none refuses any (``_refuse_unread_query``), for the same reason: a
     parameter the service ignores silently is a filter or option the caller thinks applied.
+    Before either, and before the body is read, a key whose role may not use the route is
+    refused (``_check_permissions``; the app's own hook has authenticated it already).
     """
 
     ARGUMENTS_PARSER = JsonParser()
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        # Hooks run in the order registered: the role's 403 before the query's 422.
+        self.before_request(_check_permissions)
         self.before_request(_refuse_unread_query)
 
     def arguments(self, schema: Any, *, location: str = "json", **kwargs: Any) -> Any:
@@ -180,11 +186,12 @@ class Blueprint(flask_smorest.Blueprint):
         return reads_query
 
 
-def _refuse_unread_query() -> None:
-    """Refuse a query string on a route that reads no query parameter (after authentication,
-    which the app's own hook does first): 422 ``unknown_field`` naming each parameter."""
-    if not flask.request.args or flask.request.endpoint is None:
-        return
+def _view() -> Any:
+    """The function that will answer this request: its MethodView's method for the request's
+    method (HEAD's is GET's), where the decorators' marks are (``reads_query``,
+    ``required_permissions``); ``None`` when no route matched."""
+    if flask.request.endpoint is None:
+        return None
     view = flask.current_app.view_functions.get(flask.request.endpoint)
     view_class = getattr(view, "view_class", None)
     if view_class is not None:
@@ -192,6 +199,22 @@ def _refuse_unread_query() -> None:
         view = getattr(view_class, method, None) or (
             getattr(view_class, "get", None) if method == "head" else None
         )
+    return view
+
+
+def _check_permissions() -> None:
+    """Refuse (403) a key whose role may not use the route, before its input is read."""
+    view = _view()
+    if view is not None:
+        auth.check_permissions(view)
+
+
+def _refuse_unread_query() -> None:
+    """Refuse a query string on a route that reads no query parameter (after authentication,
+    which the app's own hook does first): 422 ``unknown_field`` naming each parameter."""
+    if not flask.request.args:
+        return
+    view = _view()
     if view is None or getattr(view, "reads_query", False):
         return
     flask_smorest.abort(

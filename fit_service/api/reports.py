@@ -11,8 +11,6 @@ month is looked at. The month is the clinic's own (its time zone).
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
 from typing import Any
 
 from flask import Response, g, request
@@ -20,6 +18,7 @@ from flask.views import MethodView
 from marshmallow import RAISE, fields
 
 from fit_service.api import docs, problems
+from fit_service.api.auth import requires
 from fit_service.api.context import principal, run, wiring
 from fit_service.api.parsing import Blueprint
 from fit_service.api.schemas import EXTERNAL_ID, EXTERNAL_ID_DOC, _Base
@@ -40,19 +39,6 @@ class ReportArgs(_Base):
             "description": "EHR clinician id: that clinician's page (managers only).",
         },
     )
-
-
-def _readers_only(view: Callable[..., Any]) -> Callable[..., Any]:
-    """Refuse a role that may not read reports (ingest, admin) before anything it sent is
-    looked at - the query, the Accept header, the month: a 403 whatever it asked, never a
-    406 or 422 that would let a key without the permission probe the endpoint."""
-
-    @functools.wraps(view)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        principal().require(Permission.REPORTS_READ)
-        return view(*args, **kwargs)
-
-    return wrapper
 
 
 def _not_acceptable() -> Response:
@@ -99,7 +85,8 @@ _MONTH_PARAMETER = {
 
 @blp.route("/reports/monthly/<string:month>", parameters=[_MONTH_PARAMETER])
 class MonthlyReport(MethodView):
-    @_readers_only  # outermost: before the query is parsed and Accept negotiated
+    # checked before the query is parsed and Accept negotiated (see auth.requires)
+    @requires(Permission.REPORTS_READ)
     @blp.arguments(ReportArgs, location="query", unknown=RAISE)
     @blp.response(
         200,

@@ -12,6 +12,7 @@ from flask.views import MethodView
 from marshmallow import ValidationError
 
 from fit_service.api import docs, problems
+from fit_service.api.auth import requires
 from fit_service.api.context import principal, run, wiring
 from fit_service.api.parsing import Blueprint, canonical_json
 from fit_service.api.schemas import (
@@ -26,6 +27,7 @@ from fit_service.api.schemas import (
 from fit_service.domain.errors import FitError, PayloadTooLarge
 from fit_service.services import alerting, reads
 from fit_service.services.inputs import SessionInput
+from fit_service.services.principals import Permission
 from fit_service.services.recording import (
     IDEMPOTENCY_TTL,
     ItemResult,
@@ -79,6 +81,7 @@ def _replay_headers(replayed: bool) -> dict[str, str]:
 
 @blp.route("/sessions")
 class Sessions(MethodView):
+    @requires(Permission.SESSIONS_WRITE)
     @blp.arguments(SessionIn)
     @blp.response(201, SessionOut, description="A new session was stored.")
     @blp.alt_response(
@@ -126,6 +129,7 @@ class Sessions(MethodView):
 
 @blp.route("/sessions/batch")
 class SessionBatch(MethodView):
+    @requires(Permission.SESSIONS_WRITE)
     @blp.arguments(BatchIn)
     @blp.response(200, BatchOut)
     @docs.errors(

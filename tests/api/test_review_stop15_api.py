@@ -1,0 +1,93 @@
+"""Review stop 15 (black-box API review): a role's 403 before its input is judged, Accept
+with media-type parameters, acknowledge's body, and If-Match's strong comparison."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import Engine
+
+from fit_service.adapters.orm import AuditEvent
+from tests.conftest import Tenant, audited, stored_sessions
+
+_ID = uuid.UUID(int=1)
+
+#: Every write route (method, path) with the roles whose keys may not use it.
+_WRITES: list[tuple[str, str, tuple[str, ...]]] = [
+    ("POST", "/v1/sessions", ("manager", "clinician", "admin")),
+    ("POST", "/v1/sessions/batch", ("manager", "clinician", "admin")),
+    ("POST", "/v1/episodes", ("clinician", "admin")),
+    ("POST", f"/v1/episodes/{_ID}/close", ("clinician", "admin")),
+    ("POST", f"/v1/alerts/{_ID}/acknowledge", ("ingest", "admin")),
+    ("POST", f"/v1/alerts/{_ID}/resolve", ("ingest", "admin")),
+    ("POST", f"/v1/alerts/{_ID}/dismiss", ("ingest", "admin")),
+    ("PUT", f"/v1/episodes/{_ID}/goal-sheet", ("ingest", "admin")),
+    ("POST", "/v1/webhook-endpoints", ("ingest", "clinician", "manager")),
+    ("DELETE", f"/v1/webhook-endpoints/{_ID}", ("ingest", "clinician", "manager")),
+    ("PUT", "/v1/settings", ("ingest", "clinician", "manager")),
+    ("PUT", "/v1/clinicians/T-1/email", ("ingest", "clinician", "manager")),
+]
+
+#: Inputs a role with the permission would have refused with a 400 or 422.
+_BAD_INPUTS: dict[str, dict[str, Any]] = {
+    "empty_body": {"json": {}},
+    "unknown_field": {"json": {"no_such_field": 1}},
+    "malformed_json": {"data": "not json", "content_type": "application/json"},
+    "unknown_query": {"json": {}, "query_string": {"no_such_parameter": "1"}},
+}
+
+
+@pytest.mark.parametrize("bad", sorted(_BAD_INPUTS))
+@pytest.mark.parametrize(
+    ("method", "path", "role"),
+    [(method, path, role) for method, path, roles in _WRITES for role in roles],
+)
+def test_a_role_without_write_access_gets_403_whatever_it_sent(
+    client: FlaskClient,
+    engine: Engine,
+    tenant: Tenant,
+    method: str,
+    path: str,
+    role: str,
+    bad: str,
+) -> None:
+    """A key whose role may not use a write route gets 403 forbidden before its body or query
+    is judged (never a 400 or 422 that lets it probe the route), audited as a forbidden
+    attempt by that key, as the batch route's refusal always was; nothing is stored."""
+    before = stored_sessions(engine)
+    request_id = f"rq-forbidden-{role}"
+    headers = {**tenant.auth(role), "X-Request-Id": request_id}
+    response = client.open(path, method=method, headers=headers, **_BAD_INPUTS[bad])
+    assert response.status_code == 403, response.get_json()
+    assert response.mimetype == "application/problem+json"
+    assert response.get_json()["rule"] == "forbidden"
+    rows = audited(engine, request_id, AuditEvent.outcome, AuditEvent.status_code)
+    assert [row[3:] for row in rows] == [("forbidden", 403)]
+    assert rows[0][0].startswith(f"{method} /v1/")
+    assert stored_sessions(engine) == before
+
+
+def test_no_key_is_still_a_401_before_the_role_and_the_body(client: FlaskClient) -> None:
+    """Without a key the answer stays 401, whatever the body."""
+    for method, path, _ in _WRITES:
+        response = client.open(path, method=method, json={})
+        assert response.status_code == 401, (method, path)
+
+
+def test_every_write_route_declares_the_permission_it_needs(app: Flask) -> None:
+    """Each POST/PUT/DELETE of /v1 names its permission (auth.requires), so the blueprint
+    refuses a role before reading its input: a new write route cannot forget it."""
+    missing = []
+    for rule in app.url_map.iter_rules():
+        if not rule.rule.startswith("/v1/"):
+            continue
+        view_class = getattr(app.view_functions[rule.endpoint], "view_class", None)
+        for method in sorted((rule.methods or set()) & {"POST", "PUT", "PATCH", "DELETE"}):
+            view = getattr(view_class, method.lower(), None)
+            if not getattr(view, "required_permissions", None):
+                missing.append(f"{method} {rule.rule}")
+    assert missing == []
