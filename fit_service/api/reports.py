@@ -29,6 +29,24 @@ blp = Blueprint("reports", __name__, url_prefix="/v1", description="Monthly benc
 
 _MEDIA_TYPES = [fmt.media_type for fmt in monthly_reports.FORMATS]
 
+#: The formats written in UTF-8 (and said so: the CSV answer is ``text/csv; charset=utf-8``;
+#: JSON is UTF-8 by definition, RFC 8259).
+_UTF8 = {"application/json", "text/csv"}
+
+#: Each format as Accept may name it -> its media type, in the order of preference. werkzeug
+#: matches a media range with parameters only to an offer with the same parameters (names
+#: and values compared case-insensitively), so ``text/csv; charset=utf-8``, the very
+#: Content-Type of the CSV answer, matched none of the bare types and was a 406. A text
+#: format is offered with its charset too: ``charset=utf-8`` (any case) matches it, another
+#: charset or a parameter it does not have does not. q-values are werkzeug's as ever.
+_OFFERS = {
+    spelling: media_type
+    for media_type in _MEDIA_TYPES
+    for spelling in (
+        (media_type, f"{media_type}; charset=utf-8") if media_type in _UTF8 else (media_type,)
+    )
+}
+
 
 class ReportArgs(_Base):
     clinician = fields.String(
@@ -62,7 +80,8 @@ def _negotiate() -> str | None:
     Accept means any type)."""
     if not request.headers.get("Accept", "").strip():
         return _MEDIA_TYPES[0]
-    return request.accept_mimetypes.best_match(_MEDIA_TYPES)
+    best = request.accept_mimetypes.best_match(_OFFERS)
+    return None if best is None else _OFFERS[best]
 
 
 #: The three renderings of one report (``Accept`` picks; PDF when it names none).

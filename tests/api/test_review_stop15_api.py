@@ -91,3 +91,40 @@ def test_every_write_route_declares_the_permission_it_needs(app: Flask) -> None:
             if not getattr(view, "required_permissions", None):
                 missing.append(f"{method} {rule.rule}")
     assert missing == []
+
+
+_REPORT = "/v1/reports/monthly/2025-01"
+
+
+@pytest.mark.parametrize(
+    ("accept", "media_type"),
+    [
+        ("text/csv; charset=utf-8", "text/csv"),  # the CSV answer's own Content-Type
+        ("text/csv;charset=UTF-8", "text/csv"),
+        ("application/json; charset=utf-8", "application/json"),
+        ("application/pdf;q=0.9, text/csv;q=0.5", "application/pdf"),
+        ("application/json;q=0.5, text/csv; charset=utf-8; q=0.9", "text/csv"),
+        ("text/csv; charset=utf-8; q=0, application/json;q=0.1", "application/json"),
+        ("text/*", "text/csv"),
+    ],
+)
+def test_accept_with_media_type_parameters_is_negotiated(
+    client: FlaskClient, tenant: Tenant, accept: str, media_type: str
+) -> None:
+    """A charset parameter naming the charset the format is sent in (UTF-8, any case) does not
+    make a media range fail to match; q-values weigh the ranges as before."""
+    response = client.get(_REPORT, headers={**tenant.auth("manager"), "Accept": accept})
+    assert response.status_code == 200, response.get_json()
+    assert response.mimetype == media_type
+
+
+@pytest.mark.parametrize(
+    "accept", ["text/csv; charset=iso-8859-1", "application/pdf; charset=utf-8", "text/csv;q=0"]
+)
+def test_accept_naming_a_charset_or_parameter_not_offered_is_406(
+    client: FlaskClient, tenant: Tenant, accept: str
+) -> None:
+    """Another charset than the one sent, a charset on a binary format, or q=0: still 406."""
+    response = client.get(_REPORT, headers={**tenant.auth("manager"), "Accept": accept})
+    assert response.status_code == 406
+    assert response.get_json()["rule"] == "not_acceptable"
