@@ -95,6 +95,12 @@ class AlertPage(Schema):
     next_cursor = fields.String(allow_none=True)
 
 
+class AcknowledgeIn(_Base):
+    """Acknowledging says only "somebody is on it": no field is taken. The body may be left
+    out or be ``{}``; a field sent (a note, say) is refused (422 ``unknown_field``), never
+    dropped unstored - a note belongs to resolve or dismiss."""
+
+
 class ResolveIn(_Base):
     note = fields.String(required=True, validate=_TEXT, metadata={"description": "What was done."})
 

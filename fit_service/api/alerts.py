@@ -11,6 +11,7 @@ from flask.views import MethodView
 
 from fit_service.api import docs
 from fit_service.api.alert_schemas import (
+    AcknowledgeIn,
     AlertFeedArgs,
     AlertOut,
     AlertPage,
@@ -117,16 +118,13 @@ def _act_docs(f: Any) -> Any:
 @blp.route("/alerts/<uuid:alert_id>/acknowledge")
 class AlertAcknowledge(MethodView):
     @requires(Permission.ALERTS_ACT)
+    @blp.arguments(AcknowledgeIn, required=False)
     @blp.response(200, AlertOut)
-    # No body is read, but one sent is refused as on every POST (before the key is checked).
-    @docs.errors(
-        blp,
-        413,
-        described={415: "A body was sent that is not application/json (send none)."},
-    )
+    @docs.errors(blp, *docs.BODY, described={422: "A field was sent: acknowledge takes none."})
     @_act_docs
-    def post(self, alert_id: uuid.UUID) -> Any:
-        """Acknowledge an open alert (somebody is on it)."""
+    def post(self, _body: dict[str, Any], alert_id: uuid.UUID) -> Any:
+        """Acknowledge an open alert (somebody is on it). No body, or ``{}``: a note goes
+        with resolve or dismiss."""
         view = run(alerts.acknowledge, alert_id, if_match())
         return view, 200, _etag(view)
 

@@ -12,6 +12,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import Engine
 
 from fit_service.adapters.orm import AuditEvent
+from tests.api.test_alerts import rupture
 from tests.conftest import Tenant, audited, stored_sessions
 
 _ID = uuid.UUID(int=1)
@@ -128,3 +129,65 @@ def test_accept_naming_a_charset_or_parameter_not_offered_is_406(
     response = client.get(_REPORT, headers={**tenant.auth("manager"), "Accept": accept})
     assert response.status_code == 406
     assert response.get_json()["rule"] == "not_acceptable"
+
+
+def _acknowledge(client: FlaskClient, tenant: Tenant, alert_id: str, **body: Any) -> Any:
+    headers = {**tenant.auth("clinician"), "If-Match": '"1"'}
+    return client.post(f"/v1/alerts/{alert_id}/acknowledge", headers=headers, **body)
+
+
+def _alert_status(client: FlaskClient, tenant: Tenant, alert_id: str) -> tuple[str, int]:
+    view = client.get(f"/v1/alerts/{alert_id}", headers=tenant.auth("clinician")).json
+    return view["status"], view["version"]
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "rule", "field"),
+    [
+        ({"data": "not json", "content_type": "application/json"}, 400, "malformed_json", None),
+        ({"json": {"note": "called client"}}, 422, "unknown_field", "note"),
+        ({"json": ["called client"]}, 422, "type_object", None),
+    ],
+)
+def test_acknowledge_refuses_a_body_it_does_not_take(
+    client: FlaskClient,
+    tenant: Tenant,
+    body: dict[str, Any],
+    status: int,
+    rule: str,
+    field: str | None,
+) -> None:
+    """Acknowledge takes no field: malformed JSON is a 400 and a note (or any field) a 422
+    naming it, as on the other routes, not a 200 that stored the note nowhere; the alert is
+    left open."""
+    alert_id = rupture(client, tenant)
+    response = _acknowledge(client, tenant, alert_id, **body)
+    assert response.status_code == status, response.get_json()
+    assert response.mimetype == "application/problem+json"
+    assert (response.json["rule"], response.json["field"]) == (rule, field)
+    assert _alert_status(client, tenant, alert_id) == ("open", 1)
+
+
+@pytest.mark.parametrize(
+    "body", [{}, {"json": {}}, {"data": "", "content_type": "application/json"}]
+)
+def test_acknowledge_takes_no_body_or_an_empty_object(
+    client: FlaskClient, tenant: Tenant, body: dict[str, Any]
+) -> None:
+    """No body, ``{}``, or an empty body labelled JSON: the alert is acknowledged."""
+    alert_id = rupture(client, tenant)
+    response = _acknowledge(client, tenant, alert_id, **body)
+    assert response.status_code == 200, response.get_json()
+    assert _alert_status(client, tenant, alert_id) == ("acknowledged", 2)
+
+
+def test_acknowledge_documents_an_optional_body_without_fields(client: FlaskClient) -> None:
+    """The OpenAPI document shows acknowledge's body as optional, with no property, and the
+    400 and 422 it can answer."""
+    spec = client.get("/v1/openapi.json").json
+    operation = spec["paths"]["/v1/alerts/{alert_id}/acknowledge"]["post"]
+    assert operation["requestBody"]["required"] is False
+    schema = operation["requestBody"]["content"]["application/json"]["schema"]
+    name = schema["$ref"].rsplit("/", 1)[-1]
+    assert spec["components"]["schemas"][name].get("properties", {}) == {}
+    assert {"400", "422"} <= set(operation["responses"])
