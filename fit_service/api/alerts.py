@@ -31,7 +31,7 @@ from fit_service.api.auth import requires
 from fit_service.api.context import run, wiring
 from fit_service.api.parsing import Blueprint
 from fit_service.api.sessions import _limit
-from fit_service.domain.errors import FitError, PreconditionFailed, PreconditionRequired
+from fit_service.domain.errors import FitError, PreconditionFailed
 from fit_service.domain.risk import Severity
 from fit_service.services import alerts, clinic_settings, goal_sheets, webhook_endpoints
 from fit_service.services.principals import Permission
@@ -48,16 +48,31 @@ _ETAG = re.compile(r'"?([0-9]{1,20})"?')
 
 
 def if_match() -> int | None:
-    """The version named by ``If-Match`` (``"3"`` or ``W/"3"``); ``None`` when absent. Anything
-    that is not a version a record can have (garbage, 0, out of range) is stale: 412."""
+    """The version named by ``If-Match`` (``"3"``) for alerts and goal sheets; ``None`` when
+    absent (the use case answers 428 where it needs one). A precondition that was sent and
+    does not name the record's version is a 412, as a stale one is:
+
+    * a weak tag (``W/"3"``): If-Match uses the strong comparison (RFC 9110 §13.1.1), under
+      which a weak tag matches nothing;
+    * ``*``: it would match any version, but a decision is to be made on what was read, so
+      the service needs the ETag read;
+    * anything that is not a version a record can have (garbage, 0, out of range)."""
     raw = request.headers.get("If-Match")
     if raw is None:
         return None
     value = raw.strip()
     if value == "*":
-        raise PreconditionRequired("If-Match must name the ETag you read, not *", field="If-Match")
+        raise PreconditionFailed(
+            "If-Match must name the ETag of the version you read (GET it first), not *: "
+            "a change is applied only to the version it was decided on",
+            field="If-Match",
+        )
     if value.startswith("W/"):
-        value = value[2:]
+        raise PreconditionFailed(
+            "If-Match compares ETags strongly (RFC 9110 13.1.1): a weak one (W/...) never "
+            'matches; send the ETag as read (e.g. "3")',
+            field="If-Match",
+        )
     match = _ETAG.fullmatch(value)
     version = int(match.group(1)) if match else 0
     if not 1 <= version <= _MAX_VERSION:

@@ -25,7 +25,8 @@ GENERIC = {
     404: "No such record in this clinic (another clinic's ids are not found either).",
     406: "Accept names no format this route offers.",
     409: "The record's state does not allow this.",
-    412: "If-Match is stale: somebody changed the record first. Re-read it.",
+    412: "If-Match does not name the record's current ETag: stale (somebody changed the "
+    "record first; re-read it), weak (W/...: If-Match compares strongly) or *.",
     413: "The body is larger than the service takes.",
     415: "The body is not application/json.",
     422: "A field breaks a rule: the body names the field and the rule.",

@@ -191,3 +191,46 @@ def test_acknowledge_documents_an_optional_body_without_fields(client: FlaskClie
     name = schema["$ref"].rsplit("/", 1)[-1]
     assert spec["components"]["schemas"][name].get("properties", {}) == {}
     assert {"400", "422"} <= set(operation["responses"])
+
+
+@pytest.mark.parametrize(("etag", "says"), [('W/"1"', "weak"), ("*", "not *")])
+def test_if_match_weak_or_star_is_412_on_alerts(
+    client: FlaskClient, tenant: Tenant, etag: str, says: str
+) -> None:
+    """If-Match compares strongly (RFC 9110 §13.1.1): W/"1" does not match the alert's ETag
+    "1"; * names no version read. Both are a 412 precondition_failed that says why (a
+    precondition was sent, so not a 428), and the alert is not changed."""
+    alert_id = rupture(client, tenant)
+    for verb, body in (("acknowledge", None), ("resolve", {"note": "Rang the client."})):
+        response = client.post(
+            f"/v1/alerts/{alert_id}/{verb}",
+            json=body,
+            headers={**tenant.auth("clinician"), "If-Match": etag},
+        )
+        assert response.status_code == 412, (verb, response.get_json())
+        problem = response.get_json()
+        assert (problem["rule"], problem["field"]) == ("precondition_failed", "If-Match")
+        assert says in problem["detail"]
+    assert _alert_status(client, tenant, alert_id) == ("open", 1)
+
+
+@pytest.mark.parametrize("etag", ['W/"1"', "*"])
+def test_if_match_weak_or_star_is_412_on_goal_sheets(
+    client: FlaskClient, tenant: Tenant, etag: str
+) -> None:
+    """The goal sheet's If-Match follows the same rules: a weak ETag or * replaces nothing
+    (412); the ETag as read does."""
+    alert_id = rupture(client, tenant)
+    episode = client.get(f"/v1/alerts/{alert_id}", headers=tenant.auth("manager")).json[
+        "episode_id"
+    ]
+    url = f"/v1/episodes/{episode}/goal-sheet"
+    auth = tenant.auth("clinician")
+    sheet = {"goal": "Back to work", "steps": [], "expectation": "to_be_heard"}
+    assert client.put(url, json=sheet, headers=auth).status_code == 201
+    changed = {**sheet, "goal": "Sleep through the night"}
+    response = client.put(url, json=changed, headers={**auth, "If-Match": etag})
+    assert response.status_code == 412, response.get_json()
+    assert response.get_json()["rule"] == "precondition_failed"
+    assert client.get(url, headers=auth).json["goal"] == "Back to work"
+    assert client.put(url, json=changed, headers={**auth, "If-Match": '"1"'}).status_code == 200
