@@ -336,9 +336,14 @@ _CORRECTED = "no longer holds at its own evidence"
 
 def _corrected_away(alert: Alert) -> bool:
     """Whether ``alert`` was auto-resolved because its own evidence was corrected
-    (:func:`_evidence_corrected`), as its stored note says."""
+    (:func:`_evidence_corrected`), as its stored note says. Not a WAI-SR alert: its line is
+    the clinic's decile of other clients' ratings (``EpisodeContext.wai_reference``), which
+    moves as ratings arrive and may differ between processes for the hour each caches it, so
+    its finding can leave and come back at the same session without any change to the
+    episode; covering nothing there, it would re-alert at every crossing."""
     return (
-        alert.status is AlertStatus.AUTO_RESOLVED
+        alert.kind not in WAI_KINDS
+        and alert.status is AlertStatus.AUTO_RESOLVED
         and alert.note is not None
         and alert.note.startswith(f"{alert.kind} {_CORRECTED} ")
     )
