@@ -555,9 +555,12 @@ class RevisionOut(Schema):
 
 
 class EpisodeOpenIn(_Base):
-    client_id = fields.String(required=True, validate=EXTERNAL_ID)
+    # The ids' rule in the OpenAPI document as well as in the validator (as on the sessions).
+    client_id = fields.String(required=True, validate=EXTERNAL_ID, metadata={**EXTERNAL_ID_DOC})
     opened_on = FullDate(required=True)
-    clinician_id = fields.String(load_default=None, validate=EXTERNAL_ID)
+    clinician_id = fields.String(
+        load_default=None, validate=EXTERNAL_ID, metadata={**EXTERNAL_ID_DOC}
+    )
     client_age_band = fields.String(
         load_default=None, validate=validate.OneOf([a.value for a in AgeBand])
     )

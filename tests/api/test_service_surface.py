@@ -445,3 +445,44 @@ def test_cli_refuses_what_the_database_or_ingestion_would(
     assert _key_count(app) == keys_before
     listed = runner.invoke(args=["fit", "list-clinics"]).output
     assert "x" * 201 not in listed
+
+
+def test_every_documented_ehr_id_states_its_rule(client: FlaskClient) -> None:
+    """Each client_id and clinician_id of a request body states in the OpenAPI document the
+    rule its validator applies (an integrator generating a client from the document learns
+    that "C 41" is refused before sending it)."""
+    doc = client.get("/v1/openapi.json").json
+    schemas = doc["components"]["schemas"]
+
+    def bodies(node: object) -> list[str]:
+        """The component names a request body refers to, nested ones included."""
+        out: list[str] = []
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/components/schemas/"):
+                name = ref.rsplit("/", 1)[1]
+                out += [name, *bodies(schemas[name])]
+            for value in node.values():
+                out += bodies(value)
+        elif isinstance(node, list):
+            for value in node:
+                out += bodies(value)
+        return out
+
+    requests = {
+        name
+        for path in doc["paths"].values()
+        for operation in path.values()
+        if isinstance(operation, dict) and "requestBody" in operation
+        for name in bodies(operation["requestBody"])
+    }
+    checked = []
+    for name in sorted(requests):
+        for prop in ("client_id", "clinician_id"):
+            spec = schemas[name].get("properties", {}).get(prop)
+            if spec is None:
+                continue
+            checked.append(name)
+            assert spec.get("pattern") == "^[A-Za-z0-9._:-]+$", (name, prop, spec)
+            assert (spec.get("minLength"), spec.get("maxLength")) == (1, 64), (name, prop)
+    assert "EpisodeOpenIn" in checked
