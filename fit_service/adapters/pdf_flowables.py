@@ -559,8 +559,7 @@ def _split_lines(text: str, font: str, size: float, width: float) -> tuple[str, 
     return tuple(lines)
 
 
-#: The characters :func:`_tagged_paragraph` writes as entities (``_esc``, ``&nbsp;``).
-_ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", "\xa0": "&nbsp;"}
+#: The characters :func:`_markup` writes as entities: the parser makes each its own fragment.
 _ENTITY_SPLIT = re.compile("([&<>\xa0])")
 
 
@@ -601,8 +600,8 @@ def _tagged_paragraph(runs: Sequence[tuple[str, str]], style: ParagraphStyle) ->
 
 
 def _markup(text: str) -> str:
-    """``text`` in ReportLab's mini-HTML, no-break spaces as ``&nbsp;``."""
-    return _ENTITY_SPLIT.sub(lambda match: _ENTITIES[match.group()], text)
+    """``text`` in ReportLab's mini-HTML (:func:`_esc`), no-break spaces as ``&nbsp;``."""
+    return _esc(text).replace("\xa0", "&nbsp;")
 
 
 class _MetricsByKey:
