@@ -391,7 +391,9 @@ def test_the_reported_edge_values_are_read_as_their_tenth(value: float, read: fl
     assert score(ORS, None, -1e-7).total == 0.0
 
 
-@given(
+#: An instrument, a side of its range (-1 below, 1 above) and how far beyond it, clearly more
+#: than float noise (relative to the end's magnitude).
+_CLEARLY_BEYOND = (
     st.sampled_from(list(REGISTRY.values())),
     st.sampled_from([-1, 1]),
     st.one_of(
@@ -399,6 +401,9 @@ def test_the_reported_edge_values_are_read_as_their_tenth(value: float, read: fl
         st.sampled_from([0.05, 0.1, 0.5, 1.0]),
     ),
 )
+
+
+@given(*_CLEARLY_BEYOND)
 def test_an_item_clearly_beyond_its_range_is_refused_stating_the_value_sent(
     instrument: Instrument, side: int, beyond: float
 ) -> None:
@@ -415,14 +420,7 @@ def test_an_item_clearly_beyond_its_range_is_refused_stating_the_value_sent(
     assert _sent_in(err.value.detail) == sent
 
 
-@given(
-    st.sampled_from(list(REGISTRY.values())),
-    st.sampled_from([-1, 1]),
-    st.one_of(
-        st.floats(min_value=1e-5, max_value=1e9),
-        st.sampled_from([0.05, 0.1, 0.5, 1.0]),
-    ),
-)
+@given(*_CLEARLY_BEYOND)
 def test_a_total_clearly_beyond_its_range_is_refused_stating_the_value_sent(
     instrument: Instrument, side: int, beyond: float
 ) -> None:
