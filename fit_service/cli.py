@@ -17,7 +17,7 @@ from fit_service.adapters.orm import Clinic
 from fit_service.api.context import Wiring
 from fit_service.api.schemas import EXTERNAL_ID
 from fit_service.domain.errors import FitError
-from fit_service.services import audit, clinics, session_totals
+from fit_service.services import audit, clinics, episode_months, session_totals
 from fit_service.services.principals import Principal, Role
 
 
@@ -96,14 +96,18 @@ def migrate(revision: str) -> None:
 
 @fit.command("recompute-session-totals")
 def recompute_session_totals() -> None:
-    """Copy every session's client ORS/CORS/SRS/CSRS totals from its ratings again.
+    """Copy every session's client ORS/CORS/SRS/CSRS totals from its ratings again, and
+    rebuild the report's per-month sums of them (services/episode_months.py).
 
-    Migration 0004 copies them once; run this after an upgrade from a release before 0004
-    once no instance of that release is still writing (sessions it wrote after the migration
-    lack the copies the monthly report reads). Idempotent.
+    Migrations 0004 and 0007 build them once; run this after an upgrade from a release before
+    0007 once no instance of that release is still writing (sessions it wrote after the
+    migration lack the copies the monthly report reads). Idempotent.
     """
     with _wiring().uow() as uow:
         session_totals.recompute(uow.session.connection())
+        # the report's per-month sums are read from those totals
+        for clinic_id in uow.session.scalars(select(Clinic.id).order_by(Clinic.id)).all():
+            episode_months.refresh_clinic(uow.session.connection(), clinic_id)
         # It rewrites score columns of every client's sessions: a write of client data,
         # audited like the others (one row per clinic, by the system, in the same transaction).
         for clinic_id, public_id in uow.session.execute(

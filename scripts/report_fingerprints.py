@@ -42,7 +42,7 @@ from fit_service.adapters import migrations  # noqa: E402
 from fit_service.adapters.db import make_engine, make_session_factory  # noqa: E402
 from fit_service.adapters.orm import Clinic, Clinician  # noqa: E402
 from fit_service.adapters.unit_of_work import UnitOfWork  # noqa: E402
-from fit_service.services import session_totals  # noqa: E402
+from fit_service.services import episode_months, session_totals  # noqa: E402
 from fit_service.services.monthly_reports import FORMATS, build_monthly_report  # noqa: E402
 from fit_service.services.principals import Principal, Role  # noqa: E402
 
@@ -183,9 +183,12 @@ def build(backend: str, episodes: int, workdir: Path) -> Engine:
     for table, rows in roughened(episodes):
         if rows:
             bench.bulk_insert(engine, table, rows)
-    # The roughening changed ratings behind the sessions' backs: copy the totals again.
+    # The roughening changed ratings behind the sessions' backs: copy the totals again, and
+    # sum the sessions per episode and month (all written here without the service's writes).
     with engine.begin() as conn:
         session_totals.recompute(conn)
+        for clinic in (1, OTHER_CLINIC):
+            episode_months.refresh_clinic(conn, clinic)
     bench.analyse(engine)
     return engine
 

@@ -176,14 +176,27 @@ def client(app: Flask) -> FlaskClient:
 
 
 #: The tables a session write touches: what a refused request must leave as it was.
-SESSION_TABLES = ("clients", "clinicians", "episodes", "sessions", "session_revisions", "ratings")
+SESSION_TABLES = (
+    "clients",
+    "clinicians",
+    "episodes",
+    "sessions",
+    "session_revisions",
+    "ratings",
+    "episode_months",
+)
+#: Their order (by primary key)
+_ORDER = {"episode_months": "episode_id, client_id, clinician_id, month"}
 
 
 def stored_sessions(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
     """Every row of :data:`SESSION_TABLES`, to compare before and after a refused request."""
     with engine.connect() as conn:
         return {
-            t: [tuple(r) for r in conn.execute(text(f"SELECT * FROM {t} ORDER BY id"))]  # noqa: S608
+            t: [
+                tuple(r)
+                for r in conn.execute(text(f"SELECT * FROM {t} ORDER BY {_ORDER.get(t, 'id')}"))  # noqa: S608
+            ]
             for t in SESSION_TABLES
         }
 

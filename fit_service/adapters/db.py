@@ -6,6 +6,7 @@ import contextlib
 import functools
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import date
 from typing import Any, TypeVar
 
 import orjson
@@ -15,6 +16,7 @@ from sqlalchemy import (
     Column,
     ColumnElement,
     Connection,
+    Date,
     Engine,
     Table,
     any_,
@@ -27,9 +29,11 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import QueryableAttribute, Session, sessionmaker
 from sqlalchemy.pool import NullPool
 from sqlalchemy.sql.dml import Insert, ReturningInsert
+from sqlalchemy.sql.functions import FunctionElement
 
 #: Seconds a new PostgreSQL connection may take before it fails (libpq's minimum is 2).
 PG_CONNECT_TIMEOUT_S = 10
@@ -242,3 +246,25 @@ def by_dialect(build: Callable[[KeyMatch], _Statement]) -> Callable[[Connection]
     statement too long for its cache) redoes that work on every backfill batch."""
     postgresql, other = build(_any_of), build(_in)
     return lambda conn: postgresql if conn.dialect.name == "postgresql" else other
+
+
+class month_start(FunctionElement[date]):
+    """The first day of a date's calendar month, as a date, on either database (SQL has no
+    common spelling: ``date_trunc`` on PostgreSQL, ``date(x, 'start of month')`` on SQLite)."""
+
+    type = Date()
+    name = "month_start"
+    inherit_cache = True
+
+
+@compiles(month_start, "postgresql")
+def _month_start_postgresql(element: month_start, compiler: Any, **kw: Any) -> str:
+    # via timestamp *without* time zone: date_trunc of a timestamptz would depend on the
+    # session's TimeZone setting (and is not immutable)
+    day = compiler.process(element.clauses, **kw)
+    return f"CAST(date_trunc('month', CAST({day} AS TIMESTAMP)) AS DATE)"
+
+
+@compiles(month_start, "sqlite")
+def _month_start_sqlite(element: month_start, compiler: Any, **kw: Any) -> str:
+    return f"date({compiler.process(element.clauses, **kw)}, 'start of month')"

@@ -189,6 +189,43 @@ class TherapySession(Base):
     csrs_total: Mapped[float | None] = mapped_column(Float)
 
 
+class EpisodeMonth(Base):
+    """An episode's sessions of one calendar month with one clinician, summed: what the monthly
+    report reads instead of every session (services/episode_months.py says how it is kept).
+
+    A copy, like the totals on :class:`TherapySession`: derived from the sessions in the
+    same transaction as every write that changes them, and re-derivable at any time. The
+    outcome and alliance figures are those of the measure normed for the client's age band
+    (ORS/SRS, CORS/CSRS for children); ``first_*``/``last_ors`` pack a session number with
+    a total (``episode_months.NumberedTotal``) so MIN/MAX over months keep the first and the
+    latest score.
+    """
+
+    __tablename__ = "episode_months"
+    __table_args__ = (Index("ix_episode_months_clinic_month", "clinic_id", "month"),)
+
+    episode_id: Mapped[int] = mapped_column(ForeignKey("episodes.id"), primary_key=True)
+    client_id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    clinician_id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    #: the month's first day
+    month: Mapped[date] = mapped_column(Date, primary_key=True)
+    clinic_id: Mapped[int] = mapped_column(ForeignKey("clinics.id"))
+    attended: Mapped[int] = mapped_column(Integer)
+    no_shows: Mapped[int] = mapped_column(Integer)
+    cancelled: Mapped[int] = mapped_column(Integer)
+    #: attended sessions with an outcome total, with an alliance total, and with an alliance
+    #: total below ``srs_concern`` (the clinic's SRS concern line when the row was written)
+    with_ors: Mapped[int] = mapped_column(Integer)
+    with_srs: Mapped[int] = mapped_column(Integer)
+    srs_below: Mapped[int] = mapped_column(Integer)
+    srs_concern: Mapped[float] = mapped_column(Float)
+    last_attended_on: Mapped[date | None] = mapped_column(Date)
+    first_ors: Mapped[int | None] = mapped_column(BigInteger)
+    last_ors: Mapped[int | None] = mapped_column(BigInteger)
+    ors_count: Mapped[int] = mapped_column(Integer)
+    first_srs: Mapped[int | None] = mapped_column(BigInteger)
+
+
 class SessionRevision(Base):
     """Append-only history of what the EHR sent for a session (canonical JSON)."""
 

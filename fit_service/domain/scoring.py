@@ -150,7 +150,7 @@ def check_total(instrument: Instrument, value: object) -> float:
 
     A total-only rating is stored as sent: rounding 20.05 to 20.1 would store a score nobody
     gave, and the reports rely on every stored total being a whole number of steps
-    (services/monthly_reports.py ``_NumberedTotal``). A total sent beside its items is a
+    (services/episode_months.py ``NumberedTotal``). A total sent beside its items is a
     statement about them: 20.04 beside items summing to 20 is no rounding of 20 anybody means,
     but a sign that the EHR's fields are out of step, so it is refused too (:func:`score` then
     compares an on-grid one with the items' sum exactly)."""

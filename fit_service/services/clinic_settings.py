@@ -32,7 +32,7 @@ from fit_service.domain import monthly_report
 from fit_service.domain.delivery import DEFAULT_FAILING_AFTER
 from fit_service.domain.errors import FitError, NotFound
 from fit_service.domain.risk import RiskSettings, Severity
-from fit_service.services import audit, thresholds
+from fit_service.services import audit, episode_months, thresholds
 from fit_service.services.principals import Permission, Principal
 
 SECTIONS = ("risk", "reports", "delivery")
@@ -179,9 +179,16 @@ def put_settings(uow: UnitOfWork, principal: Principal, body: Mapping[str, Any])
     """Replace the clinic's settings (sections left out go back to their defaults)."""
     principal.require(Permission.SETTINGS_MANAGE)
     document = validate(body)
+    before = uow.session.scalar(select(Clinic.settings).where(Clinic.id == principal.clinic_id))
     uow.session.execute(
         update(Clinic).where(Clinic.id == principal.clinic_id).values(settings=document)
     )
+    concern = thresholds.from_settings(document).reports.srs_concern
+    if concern != thresholds.from_settings(before).reports.srs_concern:
+        # The report's per-month counts of sessions below the line, counted again against
+        # the new one (services/episode_months.py; the report would be right without it,
+        # but slower, counting such rows from the sessions).
+        episode_months.recount_below(uow.session.connection(), principal.clinic_id, concern)
     audit.record(uow.session, principal, [audit.AuditEntry("settings.write", "clinic", None)])
     uow.commit()
     return _view(document)

@@ -2,17 +2,18 @@
 
 How the figures are gathered (and why it stays fast and small as the history grows):
 
-* **Sessions and episodes** come from two statements over the sessions (each row carries the
-  client's ORS/CORS/SRS/CSRS totals, copied from its ratings when written:
-  services/session_totals.py, so no join to ``ratings``). One ``GROUP BY`` counts the
-  trailing 12 months' sessions per client, month bucket, clinician and age band (attended,
-  no-shows, cancelled, attended ones with an ORS/SRS total and an SRS below the concern
-  threshold); the other aggregates each episode active in that window over its sessions up
-  to the window's end (attended sessions, last attended date, intake ORS/SRS (the first
-  score of each), the latest ORS and how many there were; first and last in one pass, see
-  ``_NumberedTotal``). Both are fetched in chunks (``yield_per``); only episodes active in
-  the trailing 12 months are read, never the whole history. All of a report's statements
-  read one snapshot (``_one_snapshot``).
+* **Sessions and episodes** come from two statements over ``episode_months``: each episode's
+  sessions summed per clinician and calendar month, kept in step with the sessions by every
+  write (services/episode_months.py says why and how; about a third as many rows as the
+  sessions they sum). One ``GROUP BY`` counts the trailing 12 months' sessions per client,
+  month bucket, clinician and age band (attended, no-shows, cancelled, attended ones with an
+  ORS/SRS total and an SRS below the concern threshold); the other aggregates each episode
+  active in that window over its months up to the window's end (attended sessions, last
+  attended date, intake ORS/SRS (the first score of each), the latest ORS and how many there
+  were; first and last carried with the session number, see ``NumberedTotal``). Both are
+  fetched in chunks (``yield_per``); only episodes active in the trailing 12 months are
+  read, never the whole history. All of a report's statements read one snapshot
+  (``_one_snapshot``).
 * **Alerts** (few) are streamed as rows; episodes' first alerts come from one ``GROUP BY``.
 
 Session counts go to :class:`~fit_service.domain.monthly_report.FiguresBuilder` objects (one
@@ -39,7 +40,7 @@ import os
 import re
 import uuid
 import zoneinfo
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -47,10 +48,11 @@ from typing import Any
 
 import numpy as np
 import orjson
-from sqlalchemy import Integer, and_, case, cast, func, or_, select
+from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.orm import Session
 
 from fit_service.adapters.orm import Alert, Client, Clinic, Clinician, Episode
+from fit_service.adapters.orm import EpisodeMonth as M
 from fit_service.adapters.orm import TherapySession as S
 from fit_service.adapters.report_pdf import MonthlyReportPdf
 from fit_service.adapters.report_tabular import to_csv, to_json_dict
@@ -58,8 +60,6 @@ from fit_service.adapters.unit_of_work import UnitOfWork
 from fit_service.domain.errors import FitError, NotFound, PermissionDenied
 from fit_service.domain.instruments import (
     AgeBand,
-    alliance_instrument_for,
-    outcome_instrument_for,
 )
 from fit_service.domain.monthly_report import (
     NO_DAY,
@@ -76,7 +76,8 @@ from fit_service.domain.monthly_report import (
     fit_reference,
     trailing_months,
 )
-from fit_service.services import audit, session_totals, thresholds
+from fit_service.services import audit, episode_months, thresholds
+from fit_service.services.episode_months import NumberedTotal
 from fit_service.services.inputs import EARLIEST_DATE
 from fit_service.services.principals import Permission, Principal, Role
 
@@ -240,8 +241,17 @@ def _one_snapshot(db: Session) -> None:
     during it. Must run before the transaction's first statement (SQLAlchemy applies the
     option when the session first takes its connection).
     """
-    if db.get_bind().dialect.name == "postgresql":
-        db.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+    bind = db.get_bind()
+    if bind.dialect.name == "postgresql":
+        connection = db.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+        if (bind.dialect.server_version_info or (0,)) >= (11,):
+            # No JIT compilation in this transaction: PostgreSQL compiles a statement whose
+            # estimated cost passes jit_above_cost, and the session counts' fallback for
+            # rows counted against another SRS line (a subquery that runs for no row once
+            # the rows are up to date) is costed as if it ran for every row, so the report
+            # spent ~300 ms compiling a ~40 ms statement. (SET LOCAL ends with the
+            # transaction.)
+            connection.exec_driver_sql("SET LOCAL jit = off")
 
 
 @dataclass(frozen=True, slots=True)
@@ -517,112 +527,17 @@ def _group_report(
     )
 
 
-def _client_total(codes: dict[bool, str]) -> Any:
-    """The session's client-rated total of the measure normed for the client's age band
-    (``codes``: is-a-child -> instrument code) or, failing that, of the measure's other age
-    version (a CORS from before the client turned 13: one series across a band change, as the
-    risk rules and the episode views read it), from the totals kept on the session row
-    (services/session_totals.py): no join to ``ratings``."""
-    child = Client.age_band == AgeBand.CHILD.value
-    columns = {
-        is_child: getattr(S, session_totals.column_for(code)) for is_child, code in codes.items()
-    }
-    return case(
-        (child, func.coalesce(columns[True], columns[False])),
-        else_=func.coalesce(columns[False], columns[True]),
-    )
-
-
-def _per_session(clinic_id: int, where: Any) -> Any:
-    """One row per session with its outcome and alliance totals (``None`` when missing).
-
-    The measure is the one normed for the client's age band (CORS/CSRS for children,
-    ORS/SRS otherwise; ``instruments.outcome_instrument_for``), else its other age version
-    (stored only from before a band change: recording refuses the other version otherwise),
-    as in the episode views and the risk rules.
-    """
-    outcome = _client_total(
-        {
-            True: outcome_instrument_for(AgeBand.CHILD).code,
-            False: outcome_instrument_for(AgeBand.ADULT).code,
-        }
-    )
-    alliance = _client_total(
-        {
-            True: alliance_instrument_for(AgeBand.CHILD).code,
-            False: alliance_instrument_for(AgeBand.ADULT).code,
-        }
-    )
-    return (
-        select(
-            S.episode_id,
-            S.clinician_id,
-            Client.age_band,
-            S.date,
-            S.number,
-            S.attendance,
-            outcome.label("ors"),
-            alliance.label("srs"),
-            S.client_id,
-        )
-        .select_from(S)
-        .join(Client, Client.id == S.client_id)
-        .where(S.clinic_id == clinic_id, where)
-    )
-
-
-class _NumberedTotal:
-    """A session's number and a total packed into one integer, ``number * SPAN + steps``.
-
-    Why: the intake score is the total of the episode's *first* scored session and the latest
-    the total of its *last*; ``MIN``/``MAX`` of the packed value pick that session and carry
-    its total along, in the same ``GROUP BY`` pass. (A self-join back to the sessions did the
-    same at a third of the report's database time; ``ROW_NUMBER()`` windows were slower
-    still.) Exact, not approximate: every total the service stores is rounded to its scale's
-    resolution (0.1 for ORS/CORS/SRS/CSRS, domain.md §2; services/recording validates it), so
-    ``round(total * STEPS)`` is an integer in ``[0, SPAN)`` and :meth:`totals` gives back the
-    same float (the nearest double to ``steps / STEPS``, which is what was stored).
-    """
-
-    SCALES = (
-        outcome_instrument_for(AgeBand.ADULT),
-        outcome_instrument_for(AgeBand.CHILD),
-        alliance_instrument_for(AgeBand.ADULT),
-        alliance_instrument_for(AgeBand.CHILD),
-    )
-    STEPS = 10 ** max(scale.decimals for scale in SCALES)
-    SPAN = round(max(scale.total_max for scale in SCALES) * STEPS) + 1
-    if min(scale.total_min for scale in SCALES) < 0:  # checked at import, not an assert (-O)
-        raise RuntimeError("packing a session number with a total needs totals >= 0")
-
-    @classmethod
-    def sql(cls, number: Any, total: Any) -> Any:
-        return number * cls.SPAN + cast(func.round(total * cls.STEPS), Integer)
-
-    @classmethod
-    def totals(cls, packed: Iterable[int | None]) -> np.ndarray:
-        """The totals of packed values, as floats (``NaN`` for ``None``). Exact: packed values
-        are far below 2**53, so float64 holds them exactly, ``%`` is exact and the division
-        is correctly rounded, giving the nearest double to ``steps / STEPS``."""
-        values = np.array(list(packed), dtype=np.float64)  # None -> NaN
-        return np.mod(values, cls.SPAN) / cls.STEPS
-
-
 def _add_sessions_and_episodes(db: Session, clinic_id: int, groups: _Groups) -> None:
-    """Session counts and per-episode facts: two statements over the sessions.
+    """Session counts and per-episode facts: two statements over the episodes' sums per
+    clinician and month (``episode_months``, kept with the sessions: services/episode_months.py
+    says why), not over every session.
 
-    * the active episodes (in id order), each with facts aggregated from its sessions up to the
-      trailing window's end (every earlier session counts: the intake may precede the window);
+    * the active episodes (in id order), each with facts over its months up to the trailing
+      window's end (every earlier session counts: the intake may precede the window);
     * the trailing 12 months' sessions counted per client and clinician, month or not (the
       clusters of the rates over sessions).
 
-    Why two and not one: the earlier form read the per-session rows once into a
-    ``MATERIALIZED`` CTE and ran both aggregates over it as one ``UNION ALL`` stream. On the
-    benchmark clinic (20,000 episodes, ``benchmarks/bench_report.py``) the two statements are
-    faster on both databases (SQLite 355 -> 296 ms, PostgreSQL 230 -> 208 ms, medians of 5,
-    statement and fetch): the per-episode aggregate reaches its sessions through the
-    ``(episode_id, date)`` index instead of a materialized copy of the window, and neither
-    statement pads its rows with the other's columns or sorts the union.
+    Windows are whole months, so a month's sums lie wholly inside or outside each window.
     """
     window = groups.trailing
     active = and_(
@@ -631,27 +546,26 @@ def _add_sessions_and_episodes(db: Session, clinic_id: int, groups: _Groups) -> 
         or_(Episode.closed_on.is_(None), Episode.closed_on >= window.first_day),
     )
     # The intake and the latest ORS and the intake SRS: the totals of the episode's first and
-    # last session (by number) with a score. Only attended sessions are numbered and only they
-    # carry ratings (services/recording refuses ratings on any other), so the baseline is the
-    # episode's first score, as everywhere else (services/outcomes.intake_of; domain.md §4).
-    sessions_of_active = _per_session(
-        clinic_id,
-        and_(S.date <= window.last_day, S.episode_id.in_(select(Episode.id).where(active))),
-    ).subquery()
-    attended = sessions_of_active.c.attendance == "attended"
-    ors = _NumberedTotal.sql(sessions_of_active.c.number, sessions_of_active.c.ors)
-    srs = _NumberedTotal.sql(sessions_of_active.c.number, sessions_of_active.c.srs)
+    # last session (by number) with a score (packed with its number: NumberedTotal). Only
+    # attended sessions are numbered and only they carry ratings (services/recording refuses
+    # ratings on any other), so the baseline is the episode's first score, as everywhere else
+    # (services/outcomes.intake_of; domain.md §4).
     per_episode = (
         select(
-            sessions_of_active.c.episode_id,
-            func.sum(case((attended, 1), else_=0)).label("attended"),
-            func.max(case((attended, sessions_of_active.c.date))).label("last_on"),
-            func.min(ors).label("intake_ors"),
-            func.max(ors).label("last_ors"),
-            func.count(sessions_of_active.c.ors).label("ors_count"),
-            func.min(srs).label("intake_srs"),
+            M.episode_id,
+            func.sum(M.attended).label("attended"),
+            func.max(M.last_attended_on).label("last_on"),
+            func.min(M.first_ors).label("intake_ors"),
+            func.max(M.last_ors).label("last_ors"),
+            func.sum(M.ors_count).label("ors_count"),
+            func.min(M.first_srs).label("intake_srs"),
         )
-        .group_by(sessions_of_active.c.episode_id)
+        .where(
+            M.clinic_id == clinic_id,
+            M.month <= window.last_day,
+            M.episode_id.in_(select(Episode.id).where(active)),
+        )
+        .group_by(M.episode_id)
         .subquery()
     )
     episodes = (
@@ -678,30 +592,33 @@ def _add_sessions_and_episodes(db: Session, clinic_id: int, groups: _Groups) -> 
     )
     # Only the report's month and the trailing 12 months need session counts (the trend is
     # built from closed episodes), so two buckets suffice.
-    in_window = _per_session(
-        clinic_id, S.date.between(window.first_day, window.last_day)
-    ).subquery()
-    month = case((in_window.c.date >= groups.month.first_day, 1), else_=0)
-    attended = in_window.c.attendance == "attended"
+    month = case((M.month >= groups.month.first_day, 1), else_=0)
     concern = groups.settings.srs_concern
-
-    def count(condition: Any) -> Any:
-        return func.sum(case((condition, 1), else_=0))
-
+    # A row counted against another SRS concern line than the clinic's (the setting changed
+    # under a concurrent write; a database migrated with another line) is counted again
+    # from its sessions: the figure is exact either way.
+    below = case(
+        (M.srs_concern == concern, M.srs_below), else_=episode_months.srs_below(M, concern)
+    )
     # One row per client, clinician and bucket: the rates over sessions get intervals that
     # treat each client's sessions as one cluster (domain SessionSpread).
-    sessions = select(
-        in_window.c.client_id,
-        in_window.c.clinician_id,
-        in_window.c.age_band,
-        month,
-        count(attended),
-        count(in_window.c.attendance == "no_show"),
-        count(in_window.c.attendance == "cancelled"),
-        count(and_(attended, in_window.c.ors.is_not(None))),
-        count(and_(attended, in_window.c.srs.is_not(None))),
-        count(and_(attended, in_window.c.srs < concern)),
-    ).group_by(in_window.c.client_id, month, in_window.c.clinician_id, in_window.c.age_band)
+    sessions = (
+        select(
+            M.client_id,
+            M.clinician_id,
+            Client.age_band,
+            month,
+            func.sum(M.attended),
+            func.sum(M.no_shows),
+            func.sum(M.cancelled),
+            func.sum(M.with_ors),
+            func.sum(M.with_srs),
+            func.sum(below),
+        )
+        .join(Client, Client.id == M.client_id)
+        .where(M.clinic_id == clinic_id, M.month.between(window.first_day, window.last_day))
+        .group_by(M.client_id, month, M.clinician_id, Client.age_band)
+    )
     _add_session_counts(groups, _streamed(db, sessions))
     _add_episodes(groups, _streamed(db, episodes))
 
@@ -790,10 +707,10 @@ def _add_episodes(groups: _Groups, rows: list[Any]) -> None:
         last_attended_on=np.fromiter(
             (_ordinal(_as_date(day)) for day in _items(rows, 7)), np.int64, count
         ),
-        intake_ors=_NumberedTotal.totals(_items(rows, 8)),
-        last_ors=_NumberedTotal.totals(_items(rows, 9)),
+        intake_ors=NumberedTotal.totals(_items(rows, 8)),
+        last_ors=NumberedTotal.totals(_items(rows, 9)),
         ors_count=np.fromiter((n or 0 for n in _items(rows, 10)), np.int64, count),
-        intake_srs=_NumberedTotal.totals(_items(rows, 11)),
+        intake_srs=NumberedTotal.totals(_items(rows, 11)),
     )
     clinician_ids = list(_items(rows, 1))
     # Groups are made in the order their first episode comes (as one by one would).

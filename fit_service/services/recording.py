@@ -69,7 +69,14 @@ from fit_service.domain.instruments import (
     outcome_instrument_for,
 )
 from fit_service.domain.scoring import Completeness, Score, missing_items, score
-from fit_service.services import audit, session_totals, thresholds, trajectories, views
+from fit_service.services import (
+    audit,
+    episode_months,
+    session_totals,
+    thresholds,
+    trajectories,
+    views,
+)
 from fit_service.services.history import (
     EpisodeHistory,
     load_histories,
@@ -762,6 +769,18 @@ def _record(
     read = None
     if on_written is not None and histories:
         read = on_written(uow, principal, histories, entries)
+    if touched or plan.age_band_updates:
+        # The report's per-month sums of these episodes (and of every episode of a client
+        # whose age band changed: which measure is normed for them changed), after
+        # renumbering: they pack session numbers with scores.
+        limits = read[0] if read is not None else thresholds.load(uow.session, principal.clinic_id)
+        episode_months.refresh(
+            uow.session.connection(),
+            principal.clinic_id,
+            episodes=touched,
+            clients={loaded.clients[key][0] for key in plan.age_band_updates},
+            concern=limits.reports.srs_concern,
+        )
     # One insert for the sessions' rows and those of what the risk rules stored (levels,
     # alerts): a round trip less on every write that changes an episode's level.
     audit.record(uow.session, principal, entries)

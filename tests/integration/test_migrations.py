@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Engine, inspect
+from sqlalchemy import Engine, inspect, select
 
 from fit_service.adapters import migrations
 from fit_service.adapters.db import make_engine
-from fit_service.adapters.orm import Base
+from fit_service.adapters.orm import Base, EpisodeMonth
+from fit_service.services import episode_months
 
 
 def _diff(engine: Engine) -> list[object]:
@@ -56,7 +59,7 @@ def test_upgrading_a_database_that_holds_data(database_url: str) -> None:
             for statement, params in [
                 (
                     "INSERT INTO clinics (id, public_id, name, timezone, settings, created_at) "
-                    "VALUES (1, :u0, 'c', 'UTC', '{}', :now)",
+                    "VALUES (1, :u0, 'c', 'UTC', '{\"reports\": {\"srs_concern\": 35.4}}', :now)",
                     {},
                 ),
                 (
@@ -113,6 +116,32 @@ def test_upgrading_a_database_that_holds_data(database_url: str) -> None:
         # 0004 copied the client's own totals (not the therapist's SRS, not a blank CORS).
         assert tuple(totals) == (23.4, None, 35.5, None)
         assert {k: bool(v) for k, v in rows.items()} == {1: False, 2: True}
+        # 0007 summed the session per episode and month, its SRS against the clinic's line
+        # (35.5 is not below 35.4), as the service sums them (the session was stored before
+        # numbers existed: no packed scores, but a count).
+        table = EpisodeMonth.__table__
+        months = select(table).order_by(*table.primary_key.columns)
+        with engine.begin() as conn:
+            built = [r._asdict() for r in conn.execute(months)]
+            assert [
+                {k: r[k] for k in ("episode_id", "month", "attended", "with_ors", "with_srs")}
+                | {k: r[k] for k in ("srs_below", "srs_concern", "ors_count", "first_ors")}
+                for r in built
+            ] == [
+                {
+                    "episode_id": 1,
+                    "month": date(2026, 1, 1),
+                    "attended": 1,
+                    "with_ors": 1,
+                    "with_srs": 1,
+                    "srs_below": 0,
+                    "srs_concern": 35.4,
+                    "ors_count": 1,
+                    "first_ors": None,
+                }
+            ]
+            episode_months.refresh_clinic(conn, 1)
+            assert [r._asdict() for r in conn.execute(months)] == built
         assert _diff(engine) == []
     finally:
         engine.dispose()

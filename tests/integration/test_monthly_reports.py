@@ -30,7 +30,7 @@ from sqlalchemy import Engine, delete, insert, select, update
 from fit_service.adapters.orm import Alert, Client, Clinic, Episode, TherapySession
 from fit_service.domain.errors import FitError
 from fit_service.domain.monthly_report import HEADLINE_KEYS
-from fit_service.services import clinics, monthly_reports
+from fit_service.services import clinics, episode_months, monthly_reports
 from tests.conftest import Tenant, session_payload
 from tests.independent_stats import effective_n, wilson
 from tests.unit.test_effect_sizes import T_TABLE
@@ -941,10 +941,15 @@ def test_a_change_committed_while_a_report_is_read_is_not_half_in_it(
                 )
                 .values(attendance="no_show")
             ).rowcount
+            # as the service's writes do, in the same transaction: the report reads these
+            episode_months.refresh_clinic(conn, clinic_row)
         assert changed > 0
 
     with engine.begin() as conn:
         saved = conn.execute(select(TherapySession.id, TherapySession.attendance)).all()
+        clinic_row = conn.execute(
+            select(Clinic.id).where(Clinic.public_id == tenant.clinic_id)
+        ).scalar_one()
     monkeypatch.setattr(monthly_reports, "_add_session_counts", counts_then_a_concurrent_change)
     assert get_report(client, tenant, "application/json").get_data() == before
 
@@ -956,6 +961,7 @@ def test_a_change_committed_while_a_report_is_read_is_not_half_in_it(
                     .where(TherapySession.id == row_id)
                     .values(attendance=attendance)
                 )
+            episode_months.refresh_clinic(conn, clinic_row)
 
     restore()
     archived = monthly_reports.archive_monthly_reports(

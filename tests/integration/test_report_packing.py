@@ -1,11 +1,11 @@
 """The report's packed (session number, total) value gives back every storable total exactly,
-as each database computes it (``monthly_reports._NumberedTotal``)."""
+as each database computes it (``episode_months.NumberedTotal``)."""
 
 from __future__ import annotations
 
 from sqlalchemy import Engine, Float, Integer, literal, select, union_all
 
-from fit_service.services.monthly_reports import _NumberedTotal
+from fit_service.services.episode_months import NumberedTotal as _NumberedTotal
 
 
 def test_every_total_survives_packing_on_the_database(engine: Engine) -> None:
