@@ -160,6 +160,27 @@ def make_tenant(app: Flask, name: str = "Clinic A", clinician: str = "T-1") -> T
     return Tenant(info.id, keys)
 
 
+#: Operations (method, path as the OpenAPI document writes it) whose role is not ``manager``
+#: (the role that reads and runs everything of its clinic's client data). Ingestion is the
+#: EHR's (``ingest``); delivery and clinic settings are ``admin``'s, which sees no client data.
+ROLE_FOR: dict[tuple[str, str], str] = {
+    ("POST", "/v1/sessions"): "ingest",
+    ("POST", "/v1/sessions/batch"): "ingest",
+    ("GET", "/v1/webhook-endpoints"): "admin",
+    ("POST", "/v1/webhook-endpoints"): "admin",
+    ("DELETE", "/v1/webhook-endpoints/{endpoint_id}"): "admin",
+    ("GET", "/v1/settings"): "admin",
+    ("PUT", "/v1/settings"): "admin",
+    ("PUT", "/v1/clinicians/{clinician_id}/email"): "admin",
+}
+
+
+def role_for(method: str, path: str) -> str:
+    """A role allowed to call the operation (README, "Roles"): its answers are its own, not
+    a uniform 403."""
+    return ROLE_FOR.get((method.upper(), path), "manager")
+
+
 @pytest.fixture
 def tenant(app: Flask) -> Tenant:
     return make_tenant(app)

@@ -114,20 +114,30 @@ class AlertById(MethodView):
         return view, 200, _etag(view)
 
 
-def _act_docs(f: Any) -> Any:
-    f = docs.errors(
-        blp,
-        *docs.AUTH,
-        404,
-        412,
-        428,
-        described={409: "The alert's status does not allow this (e.g. already resolved)."},
-    )(f)
-    return blp.doc(
-        parameters=[
-            {"in": "header", "name": "If-Match", "required": True, "schema": {"type": "string"}}
-        ]
-    )(f)
+def _act_docs(*, described: dict[int, str] | None = None) -> Any:
+    """The documentation of acting on an alert: its errors (``described``: the route's own
+    texts) and the If-Match it needs. One :func:`docs.errors` call, so the route's own 422
+    text is the one documented."""
+
+    def decorate(f: Any) -> Any:
+        f = docs.errors(
+            blp,
+            *docs.BODY,
+            404,
+            412,
+            428,
+            described={
+                409: "The alert's status does not allow this (e.g. already resolved).",
+                **(described or {}),
+            },
+        )(f)
+        return blp.doc(
+            parameters=[
+                {"in": "header", "name": "If-Match", "required": True, "schema": {"type": "string"}}
+            ]
+        )(f)
+
+    return decorate
 
 
 @blp.route("/alerts/<uuid:alert_id>/acknowledge")
@@ -135,8 +145,7 @@ class AlertAcknowledge(MethodView):
     @requires(Permission.ALERTS_ACT)
     @blp.arguments(AcknowledgeIn, required=False)
     @blp.response(200, AlertOut)
-    @docs.errors(blp, *docs.BODY, described={422: "A field was sent: acknowledge takes none."})
-    @_act_docs
+    @_act_docs(described={422: "A field was sent: acknowledge takes none."})
     def post(self, _body: dict[str, Any], alert_id: uuid.UUID) -> Any:
         """Acknowledge an open alert (somebody is on it). No body, or ``{}``: a note goes
         with resolve or dismiss."""
@@ -149,8 +158,7 @@ class AlertResolve(MethodView):
     @requires(Permission.ALERTS_ACT)
     @blp.arguments(ResolveIn)
     @blp.response(200, AlertOut)
-    @docs.errors(blp, *docs.BODY)
-    @_act_docs
+    @_act_docs()
     def post(self, body: dict[str, Any], alert_id: uuid.UUID) -> Any:
         """Resolve with the clinician's note of what was done."""
         view = run(alerts.resolve, alert_id, if_match(), body["note"])
@@ -162,8 +170,7 @@ class AlertDismiss(MethodView):
     @requires(Permission.ALERTS_ACT)
     @blp.arguments(DismissIn)
     @blp.response(200, AlertOut)
-    @docs.errors(blp, *docs.BODY)
-    @_act_docs
+    @_act_docs()
     def post(self, body: dict[str, Any], alert_id: uuid.UUID) -> Any:
         """Dismiss with the reason no action is needed."""
         view = run(alerts.dismiss, alert_id, if_match(), body["reason"])

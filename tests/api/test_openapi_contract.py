@@ -36,23 +36,9 @@ from schemathesis.specs.openapi.checks import (
 from fit_service.app import create_app
 from fit_service.config import Settings
 from tests.api.test_alerts import TODAY, rupture
-from tests.conftest import Tenant, session_payload
+from tests.conftest import Tenant, role_for, session_payload
 
 PROBLEM_JSON = "application/problem+json"
-
-#: Operations whose role is not ``manager`` (the role that reads and runs everything of its
-#: clinic's client data). Ingestion is the EHR's (``ingest``); delivery and clinic settings
-#: are ``admin``'s, which sees no client data.
-ROLE_FOR: dict[tuple[str, str], str] = {
-    ("POST", "/v1/sessions"): "ingest",
-    ("POST", "/v1/sessions/batch"): "ingest",
-    ("GET", "/v1/webhook-endpoints"): "admin",
-    ("POST", "/v1/webhook-endpoints"): "admin",
-    ("DELETE", "/v1/webhook-endpoints/{endpoint_id}"): "admin",
-    ("GET", "/v1/settings"): "admin",
-    ("PUT", "/v1/settings"): "admin",
-    ("PUT", "/v1/clinicians/{clinician_id}/email"): "admin",
-}
 
 CONFIG = {
     "seed": 20261102,
@@ -183,7 +169,7 @@ def test_every_operation_answers_as_documented(
     if case.path_parameters and _names_stored_records(case):
         for name in case.path_parameters:
             case.path_parameters[name] = stored[name]
-    role = ROLE_FOR.get((case.method.upper(), case.path), "manager")
+    role = role_for(case.method, case.path)
     case.call_and_validate(app=app, headers=tenant.auth(role), checks=CHECKS)
 
 

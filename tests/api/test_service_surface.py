@@ -16,7 +16,7 @@ from sqlalchemy import text
 from fit_service.adapters import migrations
 from fit_service.app import create_app
 from fit_service.config import ConfigError, Settings
-from tests.conftest import Tenant, session_payload
+from tests.conftest import Tenant, role_for, session_payload
 
 
 def test_healthz_and_readyz(client: FlaskClient) -> None:
@@ -313,17 +313,47 @@ def test_every_operation_that_answers_428_documents_the_if_match_header(
         assert "If-Match" in headers, (method, path)
 
 
+def _filled(path: str) -> str:
+    """A URL of the document's ``path``, each parameter given a value of its form."""
+    url = re.sub(r"\{month\}", "2026-01", path)
+    return re.sub(r"\{[a-z_]+\}", "00000000-0000-4000-8000-000000000000", url)
+
+
 def test_every_documented_operation_answers_401_problem_json_without_a_key(
     client: FlaskClient,
 ) -> None:
     """The 401 each operation documents is what it answers when no key is sent."""
     spec = client.get("/v1/openapi.json").json
     for method, path, _op in _operations(spec):
-        url = re.sub(r"\{month\}", "2026-01", path)
-        url = re.sub(r"\{[a-z_]+\}", "00000000-0000-4000-8000-000000000000", url)
-        resp = client.open(url, method=method.upper(), json={})
+        resp = client.open(_filled(path), method=method.upper(), json={})
         assert resp.status_code == 401, (method, path, resp.status_code)
         assert resp.mimetype == "application/problem+json", (method, path)
+
+
+def test_every_operation_documents_the_422_it_answers_to_a_query_parameter_it_does_not_take(
+    client: FlaskClient, tenant: Tenant
+) -> None:
+    """Every /v1 operation answers a query parameter it does not take with 422 unknown_field
+    naming it (by a role allowed to call it, before the record is looked up), and documents
+    that 422: the GETs by id, the settings and the webhook endpoints did not."""
+    spec = client.get("/v1/openapi.json").json
+    undocumented, unsaid = [], []
+    for method, path, op in _operations(spec):
+        resp = client.open(
+            f"{_filled(path)}?colour=blue",
+            method=method.upper(),
+            headers=tenant.auth(role_for(method, path)),
+        )
+        assert resp.status_code == 422, (method, path, resp.status_code, resp.get_data())
+        assert resp.mimetype == "application/problem+json", (method, path)
+        assert (resp.json["rule"], resp.json["field"]) == ("unknown_field", "query.colour")
+        documented = op["responses"].get("422")
+        if documented is None:
+            undocumented.append(f"{method.upper()} {path}")
+        elif "query" not in documented["description"]:
+            unsaid.append(f"{method.upper()} {path}")  # its 422 says nothing of the query
+    assert undocumented == []
+    assert unsaid == []
 
 
 def test_create_app_makes_no_connection_at_import(tmp_path: Path) -> None:
