@@ -84,6 +84,18 @@ def _etag(view: dict[str, Any]) -> dict[str, str]:
     return {"ETag": f'"{view["version"]}"'}
 
 
+#: The ETag an alert's or a goal sheet's answer carries (:func:`_etag`), as the document
+#: declares it: what If-Match names to act on the record, or to replace the goal sheet.
+_ETAG_HEADER = {
+    "ETag": {
+        "description": 'The record\'s version as a strong ETag ("3"): send it as If-Match to '
+        "change the record.",
+        "required": True,
+        "schema": {"type": "string"},
+    }
+}
+
+
 @blp.route("/alerts")
 class Alerts(MethodView):
     @blp.arguments(AlertFeedArgs, location="query")
@@ -106,7 +118,7 @@ class Alerts(MethodView):
 
 @blp.route("/alerts/<uuid:alert_id>")
 class AlertById(MethodView):
-    @blp.response(200, AlertOut, headers={"ETag": {"schema": {"type": "string"}}})
+    @blp.response(200, AlertOut, headers=_ETAG_HEADER)
     @docs.errors(blp, *docs.AUTH, 404)
     def get(self, alert_id: uuid.UUID) -> Any:
         """One alert with its evidence and guidance; the ETag is needed to act on it."""
@@ -144,7 +156,7 @@ def _act_docs(*, described: dict[int, str] | None = None) -> Any:
 class AlertAcknowledge(MethodView):
     @requires(Permission.ALERTS_ACT)
     @blp.arguments(AcknowledgeIn, required=False)
-    @blp.response(200, AlertOut)
+    @blp.response(200, AlertOut, headers=_ETAG_HEADER)
     @_act_docs(described={422: "A field was sent: acknowledge takes none."})
     def post(self, _body: dict[str, Any], alert_id: uuid.UUID) -> Any:
         """Acknowledge an open alert (somebody is on it). No body, or ``{}``: a note goes
@@ -157,7 +169,7 @@ class AlertAcknowledge(MethodView):
 class AlertResolve(MethodView):
     @requires(Permission.ALERTS_ACT)
     @blp.arguments(ResolveIn)
-    @blp.response(200, AlertOut)
+    @blp.response(200, AlertOut, headers=_ETAG_HEADER)
     @_act_docs()
     def post(self, body: dict[str, Any], alert_id: uuid.UUID) -> Any:
         """Resolve with the clinician's note of what was done."""
@@ -169,7 +181,7 @@ class AlertResolve(MethodView):
 class AlertDismiss(MethodView):
     @requires(Permission.ALERTS_ACT)
     @blp.arguments(DismissIn)
-    @blp.response(200, AlertOut)
+    @blp.response(200, AlertOut, headers=_ETAG_HEADER)
     @_act_docs()
     def post(self, body: dict[str, Any], alert_id: uuid.UUID) -> Any:
         """Dismiss with the reason no action is needed."""
@@ -179,7 +191,7 @@ class AlertDismiss(MethodView):
 
 @blp.route("/episodes/<uuid:episode_id>/goal-sheet")
 class EpisodeGoalSheet(MethodView):
-    @blp.response(200, GoalSheetOut)
+    @blp.response(200, GoalSheetOut, headers=_ETAG_HEADER)
     @docs.errors(blp, *docs.AUTH, described={404: "No such episode, or no goal sheet yet."})
     def get(self, episode_id: uuid.UUID) -> Any:
         """The episode's goal sheet (404 until one is written)."""
@@ -188,8 +200,12 @@ class EpisodeGoalSheet(MethodView):
 
     @requires(Permission.GOALS_WRITE)
     @blp.arguments(GoalSheetIn)
-    @blp.response(200, GoalSheetOut, description="Replaced (If-Match required).")
-    @blp.alt_response(201, schema=GoalSheetOut, description="Created (no If-Match).")
+    @blp.response(
+        200, GoalSheetOut, description="Replaced (If-Match required).", headers=_ETAG_HEADER
+    )
+    @blp.alt_response(
+        201, schema=GoalSheetOut, description="Created (no If-Match).", headers=_ETAG_HEADER
+    )
     @docs.errors(blp, *docs.BODY, 404, 412, described={428: "If-Match missing on a replace."})
     @blp.doc(
         parameters=[

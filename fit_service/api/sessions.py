@@ -60,6 +60,18 @@ _IDEMPOTENCY_KEY_DOC = {
 }
 
 
+#: The header a replayed answer carries, declared on each answer a replay can be (the first
+#: answer's status: 201 or 200 from POST /v1/sessions, 200 from the batch).
+_REPLAYED_HEADER = {
+    "Idempotent-Replayed": {
+        "description": "'true' when this is the answer to an earlier request under the same "
+        "Idempotency-Key and JSON, replayed (nothing was carried out again); absent on an "
+        "answer to a request carried out now.",
+        "schema": {"type": "string", "enum": ["true"]},
+    }
+}
+
+
 def _idempotency() -> tuple[str, str] | None:
     key = request.headers.get("Idempotency-Key")
     if key is None:
@@ -83,9 +95,14 @@ def _replay_headers(replayed: bool) -> dict[str, str]:
 class Sessions(MethodView):
     @requires(Permission.SESSIONS_WRITE)
     @blp.arguments(SessionIn)
-    @blp.response(201, SessionOut, description="A new session was stored.")
+    @blp.response(
+        201, SessionOut, description="A new session was stored.", headers=_REPLAYED_HEADER
+    )
     @blp.alt_response(
-        200, schema=SessionOut, description="Identical re-send (nothing stored) or a new revision."
+        200,
+        schema=SessionOut,
+        description="Identical re-send (nothing stored) or a new revision.",
+        headers=_REPLAYED_HEADER,
     )
     @docs.errors(
         blp,
@@ -131,7 +148,7 @@ class Sessions(MethodView):
 class SessionBatch(MethodView):
     @requires(Permission.SESSIONS_WRITE)
     @blp.arguments(BatchIn)
-    @blp.response(200, BatchOut)
+    @blp.response(200, BatchOut, headers=_REPLAYED_HEADER)
     @docs.errors(
         blp,
         *docs.BODY,

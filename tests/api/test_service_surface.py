@@ -16,6 +16,7 @@ from sqlalchemy import text
 from fit_service.adapters import migrations
 from fit_service.app import create_app
 from fit_service.config import ConfigError, Settings
+from tests.api.test_alerts import rupture
 from tests.conftest import Tenant, role_for, session_payload
 
 
@@ -354,6 +355,70 @@ def test_every_operation_documents_the_422_it_answers_to_a_query_parameter_it_do
             unsaid.append(f"{method.upper()} {path}")  # its 422 says nothing of the query
     assert undocumented == []
     assert unsaid == []
+
+
+#: Headers of every answer, whatever the route: HTTP's own and the request id.
+_EVERY_ANSWER = {"content-type", "content-length", "x-request-id"}
+
+
+def test_every_header_a_success_answer_carries_is_declared_on_that_answer(
+    client: FlaskClient, tenant: Tenant
+) -> None:
+    """The replay of an idempotent POST answers Idempotent-Replayed: true (POST /v1/sessions
+    replaying a 201 and a 200, the batch its 200); acting on an alert and reading or writing a
+    goal sheet answer the ETag that If-Match names. Each header is declared on the operation's
+    response of that status in the OpenAPI document, with required: true only where every
+    answer carries it (only GET /v1/alerts/{id} declared one)."""
+    spec = client.get("/v1/openapi.json").json
+    ingest, manager = tenant.auth("ingest"), tenant.auth("manager")
+    first, again = session_payload(), session_payload(ehr_session_id="S-2", date="2026-11-09")
+    alert = rupture(client, tenant, who="C-7")
+    sheet = {"goal": "Sleep through the night", "steps": ["a routine"], "expectation": "unsure"}
+    episode = client.get("/v1/clients/C-7", headers=manager).json["episodes"][0]["id"]
+    calls: list[tuple[str, str, str, dict[str, Any], Any]] = []
+    for key, path, body in (
+        ("k-201", "/v1/sessions", first),
+        ("k-200", "/v1/sessions", first),  # stored already: unchanged, 200
+        ("k-batch", "/v1/sessions/batch", {"sessions": [again]}),
+    ):
+        # the request, then its replay
+        calls += 2 * [("POST", path, path, {**ingest, "Idempotency-Key": key}, body)]
+    alert_path, sheet_path = f"/v1/alerts/{alert}", f"/v1/episodes/{episode}/goal-sheet"
+    calls += [
+        ("GET", "/v1/alerts/{alert_id}", alert_path, manager, None),
+        ("POST", "/v1/alerts/{alert_id}/acknowledge", f"{alert_path}/acknowledge",
+         {**manager, "If-Match": '"1"'}, None),
+        ("POST", "/v1/alerts/{alert_id}/resolve", f"{alert_path}/resolve",
+         {**manager, "If-Match": '"2"'}, {"note": "Talked it over."}),
+        ("PUT", "/v1/episodes/{episode_id}/goal-sheet", sheet_path, manager, sheet),
+        ("PUT", "/v1/episodes/{episode_id}/goal-sheet", sheet_path,
+         {**manager, "If-Match": '"1"'}, sheet),
+        ("GET", "/v1/episodes/{episode_id}/goal-sheet", sheet_path, manager, None),
+    ]  # fmt: skip
+    sent: dict[tuple[str, str, str], set[str]] = {}
+    answers = []
+    for method, documented, url, headers, body in calls:
+        resp = client.open(url, method=method, headers=headers, json=body)
+        assert resp.status_code < 300, (method, url, resp.status_code, resp.json)
+        names = {name for name, _ in resp.headers.items() if name.lower() not in _EVERY_ANSWER}
+        sent.setdefault((method, documented, str(resp.status_code)), set()).update(names)
+        answers.append(resp)
+    assert [(r.status_code, r.headers.get("Idempotent-Replayed")) for r in answers[:6]] == [
+        (201, None),
+        (201, "true"),
+        (200, None),  # unchanged
+        (200, "true"),
+        (200, None),  # the batch
+        (200, "true"),
+    ]
+    assert [r.headers.get("ETag") for r in answers[6:]] == [
+        f'"{r.json["version"]}"' for r in answers[6:]
+    ]
+    for (method, path, status), names in sent.items():
+        declared = spec["paths"][path][method.lower()]["responses"][status].get("headers", {})
+        assert names <= set(declared), (method, path, status, sorted(names - set(declared)))
+        for name, header in declared.items():
+            assert header.get("required", False) == (name == "ETag"), (method, path, name)
 
 
 def test_create_app_makes_no_connection_at_import(tmp_path: Path) -> None:
