@@ -16,7 +16,7 @@ from typing import Any
 from flask import Flask, Response, g, request
 from flask_smorest import Api
 from sqlalchemy.exc import DBAPIError
-from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, RequestEntityTooLarge
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 
 from fit_service.adapters.db import make_engine, make_session_factory
 from fit_service.api import alerts, auth, clients, health, problems, reports, sessions
@@ -28,7 +28,6 @@ from fit_service.services.audit import AuditEntry, record_refusal
 from fit_service.services.clinics import KeyCache
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._\-]{1,64}\Z")  # \Z: "$" would allow a trailing "\n"
-_BODY_METHODS = {"POST", "PUT", "PATCH"}
 _CONTROL_IN_PATH = re.compile(r"[\x00-\x1f\x7f]")
 #: A RecursionError while serving a JSON body nested deeper than this is blamed on the body.
 #: Nothing this API takes nests more than a few levels; Python's parser gives up near 1,000.
@@ -166,26 +165,11 @@ def create_app(settings: Settings | None = None) -> Flask:
             body = problems.problem_dict(404, "no such resource", rule="not_found", field="path")
             _audit_refusal(body["status"], body["rule"])
             return problems.problem_response(body)
-        if (
-            request.method in _BODY_METHODS
-            and request.path.startswith("/v1/")
-            and _has_body()
-            and request.mimetype != "application/json"
-        ):
-            body = problems.problem_dict(
-                415,
-                "send the body as application/json",
-                rule="content_type",
-                field="Content-Type",
-            )
-            # Answered before authentication: audited as the other unauthenticated refusals
-            # are, without a principal (the key is not looked at for a body never read).
-            _audit_refusal(body["status"], body["rule"])
-            return problems.problem_response(body)
         if request.blueprint in authenticated:
+            # The key first: a caller without a valid one gets the 401 whatever it sent. The
+            # blueprint's own hooks then judge the role, then the body's type and size
+            # (parsing.Blueprint), and only then is the body read.
             auth.authenticate_request()
-            if request.method in _BODY_METHODS and _chunked_past_limit():
-                raise RequestEntityTooLarge()
         elif request.path.startswith("/v1/") and isinstance(
             request.routing_exception, NotFound | MethodNotAllowed
         ):
@@ -241,33 +225,6 @@ def _identify_key() -> None:
         # The refusal is answered whatever the key lookup met (the audit row, in a
         # transaction of its own, says whatever it can); logged as unhandled errors are.
         log.error("could not identify the key of a request to no route: %s", error_summary(exc))
-
-
-def _chunked_past_limit() -> bool:
-    """Does a chunked body (no Content-Length) go on past ``MAX_CONTENT_LENGTH``?
-
-    werkzeug reads such a body up to the limit and stops there without a word, so a session
-    padded past it would be read as if it fitted, and anything else would be cut into
-    malformed JSON. Read (once, cached for the parser) up to the limit; one byte more in the
-    de-chunked input makes it a 413, as a Content-Length over the limit is. Checked after
-    authentication: an unauthenticated client's body is never read."""
-    limit = request.max_content_length
-    if request.content_length is not None or limit is None or not _has_body():
-        return False
-    if len(request.get_data(cache=True)) < limit:
-        return False
-    try:
-        more = request.environ["wsgi.input"].read(1)
-    except (OSError, ValueError):
-        more = b""
-    return bool(more)
-
-
-def _has_body() -> bool:
-    """Does the request carry a body? A chunked one has no Content-Length, yet is a body."""
-    if request.content_length:
-        return True
-    return "chunked" in request.headers.get("Transfer-Encoding", "").lower()
 
 
 def _unreadable_json_body(error: Exception) -> str | None:

@@ -27,7 +27,7 @@ from sqlalchemy.engine import make_url
 
 from fit_service.adapters import migrations
 from fit_service.adapters.db import make_engine
-from fit_service.adapters.orm import AuditEvent, Base
+from fit_service.adapters.orm import ApiKey, AuditEvent, Base, Clinic
 from fit_service.app import create_app
 from fit_service.config import Settings
 from fit_service.services import clinics, trajectories
@@ -179,6 +179,17 @@ def role_for(method: str, path: str) -> str:
     """A role allowed to call the operation (README, "Roles"): its answers are its own, not
     a uniform 403."""
     return ROLE_FOR.get((method.upper(), path), "manager")
+
+
+def key_actor(engine: Engine, tenant: Tenant, role: str) -> str:
+    """The audit trail's ``actor`` of ``tenant``'s key of ``role`` (``key:<row id>``)."""
+    with engine.connect() as conn:
+        key_id = conn.execute(
+            select(ApiKey.id)
+            .join(Clinic, Clinic.id == ApiKey.clinic_id)
+            .where(Clinic.public_id == tenant.clinic_id, ApiKey.role == role)
+        ).scalar_one()
+    return f"key:{key_id}"
 
 
 @pytest.fixture

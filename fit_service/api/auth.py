@@ -43,9 +43,10 @@ def authenticate_request() -> None:
 def requires(*permissions: Permission) -> Callable[[F], F]:
     """Declare that a view needs one of ``permissions``. The API blueprints check it
     (:func:`check_permissions`) after the key is authenticated and before anything else the
-    request sent is looked at - its query string, its body, its Accept header: a role that may
-    not do this gets a 403 whatever it sent, never a 422 or 406 that would let a key without
-    the permission probe the route. The use case checks again (it is called from the CLI too).
+    request sent is looked at - its query string, its body's type and size, its body, its
+    Accept header: a role that may not do this gets a 403 whatever it sent, never a 415, 413,
+    422 or 406 that would let a key without the permission probe the route. The use case
+    checks again (it is called from the CLI too).
     """
 
     def declare(view: F) -> F:

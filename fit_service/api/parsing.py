@@ -21,8 +21,10 @@ from marshmallow import RAISE
 from webargs import core
 from webargs.fields import DelimitedList
 from webargs.flaskparser import FlaskParser, is_json_request
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from fit_service.api import auth
+from fit_service.domain.errors import FitError
 
 DUPLICATE_KEY_MESSAGE = "This name appears more than once in its JSON object."
 
@@ -155,22 +157,34 @@ class JsonParser(FlaskParser):
 UNKNOWN_FIELD_MESSAGE = "Unknown field."
 
 
+class UnsupportedContentType(FitError):
+    """A request body that is not ``application/json`` (415: api/problems)."""
+
+    rule = "content_type"
+
+
 class Blueprint(flask_smorest.Blueprint):
     """flask-smorest's blueprint with the parser above: every API blueprint is one of these.
 
     A route that reads query parameters refuses the ones it does not know (the parser); a
     route that reads none refuses any (``_refuse_unread_query``), for the same reason: a
     parameter the service ignores silently is a filter or option the caller thinks applied.
-    Before either, and before the body is read, a key whose role may not use the route is
-    refused (``_check_permissions``; the app's own hook has authenticated it already).
+
+    What a request sent is judged in one order on every route: the key (401, the app's own
+    hook), the key's role (403, ``_check_permissions``), the body's type and, sent chunked,
+    its size (415, 413: ``_check_body``), the query string (422), and only then the body
+    itself (a Content-Length over the limit is its 413 as it is read). A caller without a
+    valid key, or with one whose role may not use the route, hears only that, whatever it
+    sent, and its body is never read.
     """
 
     ARGUMENTS_PARSER = JsonParser()
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        # Hooks run in the order registered: the role's 403 before the query's 422.
+        # Hooks run in the order registered, after the app's (which authenticates).
         self.before_request(_check_permissions)
+        self.before_request(_check_body)
         self.before_request(_refuse_unread_query)
 
     def arguments(self, schema: Any, *, location: str = "json", **kwargs: Any) -> Any:
@@ -207,6 +221,51 @@ def _check_permissions() -> None:
     view = _view()
     if view is not None:
         auth.check_permissions(view)
+
+
+_BODY_METHODS = {"POST", "PUT", "PATCH"}
+
+
+def _check_body() -> None:
+    """Refuse a body that is not JSON (415 ``content_type``, whether the route reads a body or
+    not) and a chunked one past the size limit (413). Runs after the key and its role are
+    judged (see :class:`Blueprint`): those refusals must not depend on what the body is, and
+    an unauthorised caller's body is never read."""
+    if flask.request.method not in _BODY_METHODS or not _has_body():
+        return
+    if flask.request.mimetype != "application/json":
+        raise UnsupportedContentType("send the body as application/json", field="Content-Type")
+    if _chunked_past_limit():
+        raise RequestEntityTooLarge()
+
+
+def _has_body() -> bool:
+    """Does the request carry a body? A chunked one has no Content-Length, yet is a body."""
+    if flask.request.content_length:
+        return True
+    return "chunked" in flask.request.headers.get("Transfer-Encoding", "").lower()
+
+
+def _chunked_past_limit() -> bool:
+    """Does a chunked body (no Content-Length) go on past ``MAX_CONTENT_LENGTH``?
+
+    werkzeug reads such a body up to the limit and stops there without a word, so a session
+    padded past it would be read as if it fitted, and anything else would be cut into
+    malformed JSON. Read (once, cached for the parser) up to the limit, never further; one
+    byte more in the de-chunked input makes it a 413, as a Content-Length over the limit is.
+    (A Content-Length over the limit is refused by werkzeug when the body is first read,
+    before any of it is.)"""
+    request = flask.request
+    limit = request.max_content_length
+    if request.content_length is not None or limit is None:
+        return False
+    if len(request.get_data(cache=True)) < limit:
+        return False
+    try:
+        more = request.environ["wsgi.input"].read(1)
+    except (OSError, ValueError):
+        more = b""
+    return bool(more)
 
 
 def _refuse_unread_query() -> None:

@@ -15,7 +15,11 @@ from typing import Any
 from flask import Response, g, request
 from werkzeug.exceptions import HTTPException
 
-from fit_service.api.parsing import DUPLICATE_KEY_MESSAGE, REPEATED_QUERY_MESSAGE
+from fit_service.api.parsing import (
+    DUPLICATE_KEY_MESSAGE,
+    REPEATED_QUERY_MESSAGE,
+    UnsupportedContentType,
+)
 from fit_service.domain.errors import (
     Conflict,
     FitError,
@@ -40,6 +44,7 @@ STATUS_FOR: dict[type[FitError], int] = {
     PreconditionRequired: 428,
     IdempotencyKeyReused: 422,
     PayloadTooLarge: 413,
+    UnsupportedContentType: 415,
 }
 
 _TITLES = {

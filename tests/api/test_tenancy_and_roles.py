@@ -12,7 +12,7 @@ from sqlalchemy.exc import DBAPIError
 
 from fit_service.services import clinics
 from fit_service.services.principals import Role
-from tests.conftest import Tenant, session_payload
+from tests.conftest import Tenant, key_actor, session_payload
 
 
 @pytest.fixture
@@ -301,11 +301,13 @@ def test_batch_items_refused_by_the_schema_are_audited_without_scores(
     assert "individual" not in flat
 
 
-def test_refusals_answered_before_authentication_are_audited(
+def test_refusals_of_a_body_type_or_a_path_are_audited(
     client: FlaskClient, tenant: Tenant, other_tenant: Tenant, engine: Engine
 ) -> None:
-    """A 415 (wrong body type) and a 404 for a control character in the path are audited too,
-    as anonymous (the key is not looked at), the control character escaped."""
+    """A 415 (wrong body type) is audited under the key judged before it (a key of another
+    clinic too: the body's type is judged before the episode is looked up); a 404 for a
+    control character in the path, answered before the key is looked at, as anonymous, the
+    control character escaped."""
     created = client.post("/v1/sessions", json=session_payload(), headers=tenant.auth()).json
     episode = created["episode_id"]
     before = len(_audit(engine))
@@ -315,9 +317,13 @@ def test_refusals_answered_before_authentication_are_audited(
     assert client.post(close, headers=other_tenant.auth(), **plain).status_code == 415
     assert client.get("/v1/clients/C%01", headers=tenant.auth("manager")).status_code == 404
     assert client.get("/v1/clients/C%00x", headers=tenant.auth("manager")).status_code == 404
+    ingest, other_ingest = (
+        key_actor(engine, tenant, "ingest"),
+        key_actor(engine, other_tenant, "ingest"),
+    )
     assert _audit(engine)[before:] == [
-        ("POST /v1/sessions", None, "rejected", 415, "anonymous"),
-        ("POST /v1/episodes/<uuid:episode_id>/close", episode, "rejected", 415, "anonymous"),
+        ("POST /v1/sessions", None, "rejected", 415, ingest),
+        ("POST /v1/episodes/<uuid:episode_id>/close", episode, "rejected", 415, other_ingest),
         ("GET /v1/clients/<string:client_id>", "C\\x01", "not_found", 404, "anonymous"),
         ("GET /v1/clients/<string:client_id>", "C\\x00x", "not_found", 404, "anonymous"),
     ]
