@@ -29,7 +29,7 @@ from fit_service.api.alert_schemas import (
 )
 from fit_service.api.auth import requires
 from fit_service.api.context import run, wiring
-from fit_service.api.parsing import Blueprint
+from fit_service.api.parsing import Blueprint, is_blank
 from fit_service.api.sessions import _limit
 from fit_service.domain.errors import FitError, PreconditionFailed
 from fit_service.domain.risk import Severity
@@ -159,8 +159,8 @@ class AlertAcknowledge(MethodView):
     @blp.response(200, AlertOut, headers=_ETAG_HEADER)
     @_act_docs(described={422: "A field was sent: acknowledge takes none."})
     def post(self, _body: dict[str, Any], alert_id: uuid.UUID) -> Any:
-        """Acknowledge an open alert (somebody is on it). No body, or ``{}``: a note goes
-        with resolve or dismiss."""
+        """Acknowledge an open alert (somebody is on it). No body (empty, or JSON whitespace
+        only), or ``{}``: a note goes with resolve or dismiss."""
         view = run(alerts.acknowledge, alert_id, if_match())
         return view, 200, _etag(view)
 
@@ -287,11 +287,13 @@ class ClinicSettings(MethodView):
     @docs.errors(blp, *docs.BODY)
     def put(self, body: dict[str, Any]) -> Any:
         """Replace the clinic's settings (admin); each section is validated first."""
-        if not request.get_data(cache=True).strip():
-            # Every section left out goes back to its defaults, so a PUT without a body would
-            # silently reset the clinic's settings: "{}" says so on purpose, nothing does not.
+        if is_blank(request.get_data(cache=True)):
+            # Every section left out goes back to its defaults, so a PUT without a body (or
+            # with whitespace only: no JSON in it either) would silently reset the clinic's
+            # settings: "{}" says so on purpose, nothing does not.
             raise FitError(
                 "send the settings to store as a JSON body ({} resets every section)",
+                field="body",
                 rule="required",
             )
         return run(clinic_settings.put_settings, body)

@@ -129,6 +129,18 @@ def canonical_json(body: bytes) -> bytes:
     return json.dumps(value, sort_keys=True, separators=(",", ":")).encode()
 
 
+#: JSON's whitespace (RFC 8259 §2). A body of nothing else holds no JSON value: it is no body,
+#: as an empty one is, on every route (acknowledging an alert takes it; a settings PUT refuses
+#: it as it refuses an empty one). Other characters (a form feed, a no-break space) are not
+#: JSON: such a body is malformed (400), as json.loads and the JSON grammar have it.
+JSON_WHITESPACE = b" \t\n\r"
+
+
+def is_blank(body: bytes) -> bool:
+    """Is ``body`` empty or JSON whitespace only (no JSON value in it)?"""
+    return not body.strip(JSON_WHITESPACE)
+
+
 class JsonParser(FlaskParser):
     """webargs' parser, reading JSON bodies with repeated names marked (see _JsonObject), and
     refusing unknown query parameters as unknown body fields are refused (422 unknown_field
@@ -144,8 +156,13 @@ class JsonParser(FlaskParser):
     def _raw_load_json(self, req: flask.Request) -> Any:
         if not is_json_request(req):
             return core.missing
+        data = req.get_data(cache=True)
+        if is_blank(data):
+            # No JSON value at all, as webargs takes an empty body (a missing one): a
+            # whitespace-only body was a 400 where an empty one was taken.
+            return core.missing
         try:
-            text = req.get_data(cache=True).decode()  # as webargs reads it: UTF-8
+            text = data.decode()  # as webargs reads it: UTF-8
         except UnicodeDecodeError as exc:
             raise json.JSONDecodeError(
                 f"Bytes decoding error : {exc.reason}", doc=str(exc.object), pos=exc.start

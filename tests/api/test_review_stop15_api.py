@@ -181,6 +181,52 @@ def test_acknowledge_takes_no_body_or_an_empty_object(
     assert _alert_status(client, tenant, alert_id) == ("acknowledged", 2)
 
 
+#: Bodies of JSON's whitespace only (space, tab, CR, LF: RFC 8259 §2), and the empty one.
+_BLANK = ["", " ", "\n", " \t\r\n "]
+
+
+@pytest.mark.parametrize("blank", _BLANK, ids=repr)
+def test_a_body_of_json_whitespace_is_no_body_on_acknowledge_and_on_settings(
+    client: FlaskClient, tenant: Tenant, blank: str
+) -> None:
+    """A JSON body of whitespace only holds no JSON value: it is no body, as an empty one is.
+    Acknowledge takes it (the alert is acknowledged; it was a 400 malformed_json), and
+    PUT /v1/settings refuses it as it refuses no body (422 required, naming the body; it was a
+    400), the stored settings kept."""
+    alert_id = rupture(client, tenant)
+    response = _acknowledge(client, tenant, alert_id, data=blank, content_type="application/json")
+    assert response.status_code == 200, response.get_json()
+    assert _alert_status(client, tenant, alert_id) == ("acknowledged", 2)
+
+    admin = tenant.auth("admin")
+    assert (
+        client.put("/v1/settings", json={"reports": {"min_n": 5}}, headers=admin).status_code == 200
+    )
+    response = client.put(
+        "/v1/settings", data=blank, content_type="application/json", headers=admin
+    )
+    assert (response.status_code, response.mimetype) == (422, "application/problem+json")
+    assert (response.json["rule"], response.json["field"]) == ("required", "body")
+    assert client.get("/v1/settings", headers=admin).json["reports"] == {"min_n": 5}
+
+
+@pytest.mark.parametrize("other", ["\f", "\v", "\u00a0", " \u2003 "], ids=repr)
+def test_a_body_of_other_blank_characters_is_malformed_json_on_both_routes(
+    client: FlaskClient, tenant: Tenant, other: str
+) -> None:
+    """Only JSON's own whitespace is none: a form feed, a vertical tab or a Unicode space is
+    no JSON: a 400 malformed_json on both routes alike, and nothing changes."""
+    alert_id = rupture(client, tenant)
+    response = _acknowledge(client, tenant, alert_id, data=other, content_type="application/json")
+    assert (response.status_code, response.json["rule"]) == (400, "malformed_json")
+    assert _alert_status(client, tenant, alert_id) == ("open", 1)
+    admin = tenant.auth("admin")
+    response = client.put(
+        "/v1/settings", data=other, content_type="application/json", headers=admin
+    )
+    assert (response.status_code, response.json["rule"]) == (400, "malformed_json")
+
+
 def test_acknowledge_documents_an_optional_body_without_fields(client: FlaskClient) -> None:
     """The OpenAPI document shows acknowledge's body as optional, with no property, and the
     400 and 422 it can answer."""
