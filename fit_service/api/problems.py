@@ -160,6 +160,14 @@ def flatten_messages(messages: Any, prefix: str = "") -> Iterator[dict[str, Any]
         yield {"field": prefix or None, "rule": _rule_of(text), "detail": text}
 
 
+def joined_detail(errors: list[dict[str, Any]]) -> str:
+    """One ``detail`` of several errors (the first five): each as ``field: detail``, or its
+    detail alone when it names no field (the body, or a batch item, as a whole)."""
+    return "; ".join(
+        f"{e['field']}: {e['detail']}" if e["field"] else e["detail"] for e in errors[:5]
+    )
+
+
 def _rule_of(message: str) -> str:
     """The rule of a marshmallow message (a repeated list parameter's carries a hint after
     the fixed text)."""
@@ -182,10 +190,7 @@ def from_http_exception(error: HTTPException) -> dict[str, Any]:
                 errors.append(e)
         if any(e["rule"] == "malformed_json" for e in errors):
             return problem_dict(400, "the request body is not valid JSON", errors)
-        detail = "; ".join(
-            f"{e['field']}: {e['detail']}" if e["field"] else e["detail"] for e in errors[:5]
-        )
-        return problem_dict(status, detail, errors)
+        return problem_dict(status, joined_detail(errors), errors)
     if status == 413:
         return problem_dict(
             413,

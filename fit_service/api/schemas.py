@@ -472,12 +472,24 @@ class ProblemOut(Schema):
 
 
 class BatchResultOut(Schema):
-    index = fields.Integer()
+    index = fields.Integer(
+        metadata={"description": "The item's place in the request's sessions (from 0)."}
+    )
     status = fields.Integer()
     outcome = fields.String(metadata={"enum": ["created", "revised", "unchanged", "rejected"]})
     session_id = fields.String(allow_none=True)
     revision = fields.Integer(allow_none=True)
-    problem = fields.Nested(ProblemOut, allow_none=True)
+    problem = fields.Nested(
+        ProblemOut,
+        allow_none=True,
+        metadata={
+            "description": "Why the item was rejected, as POST /v1/sessions answers for that "
+            "session alone: every field path is relative to the item "
+            "(ratings[0].items.individual, not sessions[3].ratings[0]...), and field is null "
+            "when the item as a whole is not a session object (null, a number, a string, a "
+            "list); index says which item it is."
+        },
+    )
 
 
 class BatchOut(Schema):

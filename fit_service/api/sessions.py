@@ -162,7 +162,9 @@ class SessionBatch(MethodView):
     @blp.doc(parameters=[_IDEMPOTENCY_KEY_DOC])
     def post(self, body: dict[str, Any]) -> Any:
         """Record many sessions (backfills). One result per item, in input order; a bad item
-        is reported and does not reject the good ones."""
+        is reported and does not reject the good ones. A rejected item's problem is the one
+        POST /v1/sessions answers for that session alone: its field paths are relative to
+        the item (null for the item as a whole), and the result's index places the item."""
         raw = body["sessions"]
         limit = wiring().settings.max_batch_items
         if len(raw) > limit:
@@ -231,15 +233,11 @@ def _load_items(
                 raise ValidationError(_NULL_ITEM)
             valid.append((index, schema.load(item)))
         except ValidationError as exc:
+            # Fields are named within the item, as POST /v1/sessions names them for the
+            # session alone; the item as a whole (null, a number, a string, a list) is field
+            # null, as a whole body that is no object is there. The result's index places it.
             errors = list(problems.flatten_messages(exc.messages))
-            for error in errors:
-                if error["field"] is None:
-                    # the item as a whole (null, a number, a string): named by its place, as
-                    # its fields are named within it
-                    error["field"] = f"sessions[{index}]"
-            invalid[index] = problems.problem_dict(
-                422, "; ".join(f"{e['field']}: {e['detail']}" for e in errors[:5]), errors
-            )
+            invalid[index] = problems.problem_dict(422, problems.joined_detail(errors), errors)
             refused.append(
                 RefusedItem(_refused_record_id(index, item, exc), invalid[index]["status"])
             )

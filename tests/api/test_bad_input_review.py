@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -427,21 +428,86 @@ def test_a_null_item_score_names_the_item(
 
 
 @pytest.mark.parametrize("item", [5, "S-1", [1], True], ids=["number", "string", "list", "bool"])
-def test_a_batch_item_that_is_not_an_object_names_its_place(
+def test_a_batch_item_that_is_not_an_object_is_refused_as_a_whole(
     client: FlaskClient, tenant: Tenant, item: Any
 ) -> None:
-    """A batch item that is no JSON object is rejected naming sessions[i], its place in the
-    batch, and the detail does not start with "None:" (the field it had no name for)."""
+    """A batch item that is no JSON object (or null) is rejected as a whole: field null, as
+    POST /v1/sessions names a body that is no object (index places it), and the detail does
+    not start with "None:" (the field it has no name for)."""
     body = {"sessions": [session_payload(), session_payload(ehr_session_id="S-2"), None, item]}
     resp = client.post("/v1/sessions/batch", json=body, headers=tenant.auth())
     assert resp.status_code == 200, resp.json
     results = resp.json["results"]
     assert [r["outcome"] for r in results] == ["created", "created", "rejected", "rejected"]
+    rules = {2: "not_null", 3: "type_object"}
     for index in (2, 3):
+        assert results[index]["index"] == index
         problem = results[index]["problem"]
-        assert problem["field"] == f"sessions[{index}]", problem
+        assert (problem["field"], problem["rule"]) == (None, rules[index]), problem
         assert not problem["detail"].startswith("None"), problem
-        assert [e["field"] for e in problem["errors"]] == [f"sessions[{index}]"]
+        assert [e["field"] for e in problem["errors"]] == [None]
+
+
+#: Items a batch rejects, each by another rule: the item as a whole, the schema (a field, a
+#: nested one, a name twice), the domain (a rating, a date, a new client's band).
+_BAD_ITEMS: list[Any] = [
+    None,
+    7,
+    [session_payload()],
+    {"ehr_session_id": "B-3"},
+    {**session_payload(ehr_session_id="B-4"), "zzz": 1},
+    session_payload(ehr_session_id="B-5", client_id="bad id!"),
+    session_payload(ehr_session_id="B-6", ratings=[_ors(individual=10.5)]),
+    session_payload(ehr_session_id="B-7", ratings=[_ors(individual=None)]),
+    session_payload(ehr_session_id="B-8", ratings=[_ors(item05=3)]),
+    session_payload(ehr_session_id="B-9", ratings=[{"instrument": "xyz", "items": {}}]),
+    session_payload(ehr_session_id="B-10", date="2099-01-01"),
+    session_payload(ehr_session_id="B-11", date="2026-W45"),
+    session_payload(ehr_session_id="B-12", client_id="C-new", client_age_band=None),
+    session_payload(ehr_session_id="B-13", ratings=[_ors(), _ors()]),
+]
+
+
+def test_every_batch_item_problem_names_its_fields_within_the_item(
+    client: FlaskClient, tenant: Tenant, engine: Engine
+) -> None:
+    """Each rejected item's problem names its fields within the item, as POST /v1/sessions
+    names them for that session alone (ratings[0].items.individual, date, and null for the
+    item as a whole), never with the batch's sessions[i] in front: an integrator maps a
+    field onto the item that index names, whichever route it was sent by. (The item as a
+    whole was named sessions[i], its fields within the item.) A duplicate name inside an
+    item is named within it too; nothing is stored."""
+    good = session_payload(ehr_session_id="B-0")
+    duplicate = '{"ehr_session_id": "B-14", "ehr_session_id": "B-15"}'
+    raw = (
+        '{"sessions": ['
+        + ", ".join([json.dumps(good), *map(json.dumps, _BAD_ITEMS), duplicate])
+        + "]}"
+    )
+    singles = [*map(json.dumps, _BAD_ITEMS), duplicate]
+    before = stored_sessions(engine)
+    resp = client.post(
+        "/v1/sessions/batch", data=raw, content_type="application/json", headers=tenant.auth()
+    )
+    assert resp.status_code == 200, resp.json
+    results = resp.json["results"][1:]
+    assert [r["index"] for r in results] == list(range(1, len(singles) + 1))
+    assert {r["outcome"] for r in results} == {"rejected"}
+    stored_by_batch = stored_sessions(engine)
+    assert stored_by_batch != before  # the good item
+    for result, single in zip(results, singles, strict=True):
+        problem = result["problem"]
+        alone = client.post(
+            "/v1/sessions", data=single, content_type="application/json", headers=tenant.auth()
+        )
+        assert alone.status_code == 422, alone.json
+        fields = [e["field"] for e in problem["errors"]]
+        assert fields == [e["field"] for e in alone.json["errors"]], (result["index"], single)
+        assert problem["field"] == alone.json["field"] == fields[0]
+        assert not any(f and f.startswith("sessions") for f in fields), problem
+        if single not in {"null"}:  # a null item is not_null; a null body type_object
+            assert problem["rule"] == alone.json["rule"], (result["index"], single)
+    assert stored_sessions(engine) == stored_by_batch
 
 
 @pytest.mark.parametrize(
