@@ -92,6 +92,27 @@ _REPORT_CONTENT = {
 }
 
 
+#: The headers every report answer carries (``MonthlyReport.get``), declared on its 200.
+_REPORT_HEADERS = {
+    "Content-Disposition": {
+        "description": "An attachment, named for the month (and the clinician, for one "
+        'clinician\'s page): attachment; filename="monthly-report-2026-10.pdf".',
+        "required": True,
+        "schema": {"type": "string"},
+    },
+    "Vary": {
+        "description": "Accept: the format depends on it.",
+        "required": True,
+        "schema": {"type": "string"},
+    },
+    "Cache-Control": {
+        "description": "private, no-store: a report holds clinical figures.",
+        "required": True,
+        "schema": {"type": "string"},
+    },
+}
+
+
 #: The month as the document states it (services/monthly_reports.parse_period is the rule).
 _MONTH_PARAMETER = {
     "in": "path",
@@ -112,7 +133,9 @@ class MonthlyReport(MethodView):
         description="The report as PDF (default), JSON or CSV, chosen by Accept.",
         content_type="application/pdf",
     )
-    @blp.doc(responses={"200": {"content": _REPORT_CONTENT}})
+    # Keyed 200, as the decorator above keys it: keyed "200", it replaced that response
+    # whole in the document, its required description lost (no valid OpenAPI 3).
+    @blp.doc(responses={200: {"content": _REPORT_CONTENT, "headers": _REPORT_HEADERS}})
     @docs.errors(
         blp,
         *docs.AUTH,

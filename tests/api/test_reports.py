@@ -50,6 +50,24 @@ def test_pdf_is_the_default_answer(client: FlaskClient, tenant: Tenant, october:
         assert response.headers["Vary"] == "Accept"
 
 
+@pytest.mark.parametrize("accept", ["application/pdf", "application/json", "text/csv"])
+def test_every_header_a_report_answer_carries_is_declared_on_its_200(
+    client: FlaskClient, tenant: Tenant, october: None, accept: str
+) -> None:
+    """Content-Disposition, Vary and Cache-Control, sent with each format, are declared on
+    the report's 200 in the OpenAPI document, as required (every answer carries them)."""
+    response = _get(client, tenant, Accept=accept)
+    assert response.status_code == 200
+    spec = client.get("/v1/openapi.json").json
+    declared = spec["paths"]["/v1/reports/monthly/{month}"]["get"]["responses"]["200"]
+    headers = declared.get("headers", {})
+    sent = {name for name, _ in response.headers.items()}
+    own = sent - {"Content-Type", "Content-Length", "X-Request-Id"}
+    assert own == {"Content-Disposition", "Vary", "Cache-Control"}
+    assert own <= set(headers), sorted(own - set(headers))
+    assert all(headers[name]["required"] is True for name in own)
+
+
 def test_json_and_csv_by_accept(client: FlaskClient, tenant: Tenant, october: None) -> None:
     """Accept picks JSON or CSV; both carry the month's figures."""
     data = _get(client, tenant, Accept="application/json").get_json()

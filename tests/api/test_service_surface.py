@@ -71,6 +71,18 @@ def test_openapi_document_is_generated_from_schemas(client: FlaskClient) -> None
     assert session_in["additionalProperties"] is False
 
 
+def test_openapi_document_is_valid_openapi_3(client: FlaskClient) -> None:
+    """The document validates against the OpenAPI 3.0 schema (as schemathesis bundles it):
+    the report's 200 had lost its required description."""
+    from schemathesis.specs.openapi.definitions import OPENAPI_30_VALIDATOR  # noqa: PLC0415
+
+    spec = client.get("/v1/openapi.json").json
+    errors = [str(e)[:300] for e in OPENAPI_30_VALIDATOR.iter_errors(spec)]
+    assert errors == []
+    report = spec["paths"]["/v1/reports/monthly/{month}"]["get"]["responses"]["200"]
+    assert report["description"].startswith("The report as PDF")
+
+
 _ID_SAMPLES = ["C-1", "a.b_c:d-e", "x" * 64, "x" * 65, "x" * 128, "x" * 129, "", "C 1"]
 _ID_SAMPLES += ["C-1\n", "C/1", "\u00e9", " S-1", "S-1 ", "S\t1"]
 
