@@ -2,8 +2,9 @@
 
 Builds a clinic history directly in the database (bulk Core INSERTs; no HTTP): 200 clinicians,
 20,000 episodes and about 200,000 sessions (ORS and SRS on most attended ones) over two years,
-on PostgreSQL and on SQLite. Then, for one clinic-month report (the last month, so the trailing
-12 months hold half the history):
+on PostgreSQL and on SQLite, and sums its sessions per episode and month as the service's writes
+do (``services/episode_months.py``; counted in ``insert``). Then, for one clinic-month report
+(the last month, so the trailing 12 months hold half the history):
 
 * ``report JSON`` = ``build_monthly_report`` + JSON rendering, ``report PDF`` = the same + PDF;
 * the floor, measured in the same run on the same rows: one SQL aggregate query over the
