@@ -12,8 +12,9 @@ from collections import defaultdict
 from datetime import date
 from typing import Any
 
+from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, delete, select, update
 
 from fit_service.adapters.orm import Client, Clinic, EpisodeMonth, TherapySession
 from fit_service.services import episode_months
@@ -240,3 +241,23 @@ def test_rows_counted_against_another_srs_line_are_reported_exactly(
     below = fresh["overall"]["month"]["srs_below_concern"]
     # 3 of each 8 ratings lie below 35.5 (30.0, 34.9, 35.0; not 35.5 itself)
     assert (below["numerator"], below["n"]) == (12, 32), below
+
+
+def test_the_cli_rebuilds_sums_an_older_release_left_out(
+    app: Flask, client: FlaskClient, engine: Engine, tenant: Tenant
+) -> None:
+    """Sessions a release from before migration 0007 wrote after it are missing from the sums
+    (and their totals from the sessions' copies): ``fit recompute-session-totals`` puts both
+    back, against the clinic's SRS line."""
+    post(client, tenant, visit("A-1", "A", "2026-08-03"), visit("B-1", "B", "2026-09-03"))
+    response = client.put(
+        "/v1/settings", json={"reports": {"srs_concern": 37}}, headers=tenant.auth("admin")
+    )
+    assert response.status_code == 200
+    with engine.begin() as conn:
+        conn.execute(delete(EpisodeMonth).where(EpisodeMonth.month == date(2026, 9, 1)))
+    assert stored(engine) != expected(engine, 37.0)
+    result = app.test_cli_runner().invoke(args=["fit", "recompute-session-totals"])
+    assert result.exit_code == 0, result.output
+    assert stored(engine) == expected(engine, 37.0)
+    assert len(stored(engine)) == 2
