@@ -49,7 +49,6 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.sql.elements import BindParameter
 
 from fit_service.adapters.db import by_dialect, month_start
@@ -136,9 +135,8 @@ def _count(condition: Any) -> Any:
     return func.sum(case((condition, 1), else_=0))
 
 
-def _rows_of(where: Any, concern: Any, *, keep_existing: bool = False) -> Any:
-    """``INSERT ... SELECT`` of the rows of the sessions matching ``where``; ``keep_existing``
-    (PostgreSQL only): a row already there is left as it is."""
+def _rows_of(where: Any, concern: Any) -> Any:
+    """``INSERT ... SELECT`` of the rows of the sessions matching ``where``."""
     month = month_start(S.date)
     ors, srs = OUTCOME, ALLIANCE
     keys = {
@@ -169,12 +167,6 @@ def _rows_of(where: Any, concern: Any, *, keep_existing: bool = False) -> Any:
         .where(where)
         .group_by(*keys.values())
     )
-    if keep_existing:
-        return (
-            postgresql_insert(EpisodeMonth)
-            .from_select([*keys, *values], query)
-            .on_conflict_do_nothing()
-        )
     return insert(EpisodeMonth).from_select([*keys, *values], query)
 
 
@@ -201,22 +193,32 @@ def srs_below(row: Any, concern: Any) -> Any:
 _CLINIC: BindParameter[int] = bindparam("clinic")
 _CONCERN: BindParameter[float] = bindparam("concern", type_=Float())
 
-#: The statements of :func:`refresh`, built once per dialect: building and caching the
-#: insert's expression tree again on every write cost ~1.5 ms of Python, ten times what the
-#: database spends on one episode's rows.
+#: The statements of :func:`refresh` (and :func:`refresh_clinic`), built once per dialect:
+#: building and caching the insert's expression tree again on every write cost ~1.5 ms of
+#: Python, ten times what the database spends on one episode's rows.
 _FIND_EPISODES = by_dialect(
     lambda match: select(Episode.id).where(
         Episode.clinic_id == _CLINIC, match(Episode.__table__.c.client_id, "clients")
     )
 )
-_DELETE = by_dialect(
+_DELETE_OF_EPISODES = by_dialect(
     lambda match: delete(EpisodeMonth).where(
         EpisodeMonth.clinic_id == _CLINIC, match(EpisodeMonth.__table__.c.episode_id, "episodes")
     )
 )
-_INSERT = by_dialect(
+_INSERT_OF_EPISODES = by_dialect(
     lambda match: _rows_of(
         and_(S.clinic_id == _CLINIC, match(S.__table__.c.episode_id, "episodes")), _CONCERN
+    )
+)
+_DELETE_OF_CLIENTS = by_dialect(
+    lambda match: delete(EpisodeMonth).where(
+        EpisodeMonth.clinic_id == _CLINIC, match(EpisodeMonth.__table__.c.client_id, "clients")
+    )
+)
+_INSERT_OF_CLIENTS = by_dialect(
+    lambda match: _rows_of(
+        and_(S.clinic_id == _CLINIC, match(S.__table__.c.client_id, "clients")), _CONCERN
     )
 )
 
@@ -243,8 +245,8 @@ def refresh(
     if not wanted:
         return
     keys = {"clinic": clinic_id, "episodes": sorted(wanted)}
-    connection.execute(_DELETE(connection), keys)
-    connection.execute(_INSERT(connection), {**keys, "concern": concern})
+    connection.execute(_DELETE_OF_EPISODES(connection), keys)
+    connection.execute(_INSERT_OF_EPISODES(connection), {**keys, "concern": concern})
 
 
 def refresh_clinic(connection: Connection, clinic_id: int, concern: float | None = None) -> None:
@@ -254,22 +256,30 @@ def refresh_clinic(connection: Connection, clinic_id: int, concern: float | None
 
     Safe beside the service's writes: on PostgreSQL it first locks the clinic's clients, as
     every write does before it touches their sessions (in id order, so neither waits on the
-    other in a cycle), and a row a write committed for a new client in the meantime is kept
-    (``ON CONFLICT DO NOTHING``: both were computed from the same committed sessions).
-    SQLite runs one writer at a time."""
+    other in a cycle), and rebuilds the rows of those clients only. A client created after
+    that lock is not locked, so writes to it may run meanwhile, keeping its rows themselves:
+    rebuilt here too, from a snapshot without such a write (a session moved to another
+    month), its old row would outlive the write (committed after the write's delete looked)
+    and count the session twice. SQLite runs one writer at a time."""
     if concern is None:
         settings = connection.scalar(select(Clinic.settings).where(Clinic.id == clinic_id))
         concern = thresholds.from_settings(settings).reports.srs_concern
-    postgresql = connection.dialect.name == "postgresql"
-    if postgresql:
-        connection.execute(
+    if connection.dialect.name != "postgresql":
+        connection.execute(delete(EpisodeMonth).where(EpisodeMonth.clinic_id == clinic_id))
+        connection.execute(_rows_of(S.clinic_id == clinic_id, concern))
+        return
+    locked = {
+        "clients": connection.scalars(
             select(Client.id)
             .where(Client.clinic_id == clinic_id)
             .order_by(Client.id)
             .with_for_update()
         ).all()
-    connection.execute(delete(EpisodeMonth).where(EpisodeMonth.clinic_id == clinic_id))
-    connection.execute(_rows_of(S.clinic_id == clinic_id, concern, keep_existing=postgresql))
+    }
+    connection.execute(_DELETE_OF_CLIENTS(connection), {"clinic": clinic_id, **locked})
+    connection.execute(
+        _INSERT_OF_CLIENTS(connection), {"clinic": clinic_id, "concern": concern, **locked}
+    )
 
 
 def recount_below(connection: Connection, clinic_id: int, concern: float) -> None:

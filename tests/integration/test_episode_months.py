@@ -8,13 +8,16 @@ The expected rows are computed here in plain Python from the sessions and their 
 
 from __future__ import annotations
 
+import threading
+import time
 from collections import defaultdict
 from datetime import date
 from typing import Any
 
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import Engine, delete, select, update
+from sqlalchemy import Connection, Engine, delete, event, select, text, update
 
 from fit_service.adapters.orm import Client, Clinic, EpisodeMonth, TherapySession
 from fit_service.services import episode_months
@@ -261,3 +264,63 @@ def test_the_cli_rebuilds_sums_an_older_release_left_out(
     assert result.exit_code == 0, result.output
     assert stored(engine) == expected(engine, 37.0)
     assert len(stored(engine)) == 2
+
+
+def _until_blocked_or_done(engine: Engine, thread: threading.Thread) -> None:
+    """Wait (at most 10 s) until ``thread`` has finished or some connection waits for a lock."""
+    deadline = time.monotonic() + 10
+    waiting = text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
+    with engine.connect() as conn:
+        while thread.is_alive() and time.monotonic() < deadline:
+            if conn.execute(waiting).scalar():
+                return
+            conn.rollback()
+            time.sleep(0.02)
+
+
+def test_a_rebuild_beside_writes_to_a_client_it_did_not_lock(
+    app: Flask, client: FlaskClient, engine: Engine, tenant: Tenant, database_url: str
+) -> None:
+    """``refresh_clinic`` locks the clinic's clients; a client created after that is written
+    meanwhile. Its session moved from October to November while the rebuild ran must leave
+    one row (November), not the rebuild's October row beside the write's: the report would
+    count the session twice, and the episode's attended sessions too."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("SQLite runs one writer at a time")
+    post(client, tenant, visit("A-1", "A", "2026-10-05"))
+    with engine.connect() as conn:
+        clinic_id = conn.execute(select(Clinic.id)).scalar_one()
+    statuses: list[int] = []
+
+    def correction() -> None:
+        statuses.append(
+            app.test_client()
+            .post(
+                "/v1/sessions/batch",
+                json={"sessions": [visit("X-1", "X", "2026-11-05")]},
+                headers=tenant.auth("ingest"),
+            )
+            .status_code
+        )
+
+    writer = threading.Thread(target=correction)
+
+    def between_statements(_conn: Connection, _cursor: Any, statement: str, *_: Any) -> None:
+        if statement.startswith("DELETE FROM episode_months"):
+            # after the clients were locked: a new client's first session, in October
+            post(client, tenant, visit("X-1", "X", "2026-10-07"))
+        elif statement.startswith("INSERT INTO episode_months"):
+            # its correction to November, while the rebuild is under way
+            writer.start()
+            _until_blocked_or_done(engine, writer)
+
+    with engine.connect() as conn:
+        event.listen(conn, "before_cursor_execute", between_statements)
+        with conn.begin():
+            episode_months.refresh_clinic(conn, clinic_id)
+        event.remove(conn, "before_cursor_execute", between_statements)
+    writer.join()
+    assert statuses == [200]
+    rows = stored(engine)
+    assert rows == expected(engine, 36.0)
+    assert sorted(key[3] for key in rows) == [date(2026, 10, 1), date(2026, 11, 1)]  # A, X
