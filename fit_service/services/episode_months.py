@@ -47,6 +47,7 @@ from sqlalchemy import (
     func,
     insert,
     select,
+    tuple_,
     update,
 )
 from sqlalchemy.sql.elements import BindParameter
@@ -286,12 +287,24 @@ def recount_below(connection: Connection, clinic_id: int, concern: float) -> Non
     """Count every row's sessions below a new SRS concern line (the clinic's setting
     changed), in place. Rows a concurrent write stores meanwhile against the old line stay
     exact in the report (its fallback counts them from the sessions) until their episode is
-    written again; an update in place, unlike a rebuild, never collides with such a row."""
+    written again; an update in place, unlike a rebuild, never collides with such a row.
+
+    On PostgreSQL the rows a write holds (its episodes' rows, deleted and stored again by
+    :func:`refresh`) are left to it (``SKIP LOCKED``): it stores them against the line it
+    read, which the report's fallback covers. Waiting for them instead, holding the rows
+    counted so far, could deadlock with a write that wants one of those next (the two go
+    through the rows in different orders), and fail the settings change."""
+    rows = EpisodeMonth.__table__
+    key = rows.primary_key.columns
+    free = rows.alias("free")
+    unlocked = select(*(free.c[column.name] for column in key)).where(free.c.clinic_id == clinic_id)
+    if connection.dialect.name == "postgresql":
+        unlocked = unlocked.with_for_update(skip_locked=True)
     connection.execute(
-        update(EpisodeMonth)
-        .where(EpisodeMonth.clinic_id == clinic_id)
+        update(rows)
+        .where(rows.c.clinic_id == clinic_id, tuple_(*key).in_(unlocked))
         .values(
-            srs_below=case((EpisodeMonth.with_srs == 0, 0), else_=srs_below(EpisodeMonth, concern)),
+            srs_below=case((rows.c.with_srs == 0, 0), else_=srs_below(rows.c, concern)),
             srs_concern=concern,
         )
     )

@@ -324,3 +324,53 @@ def test_a_rebuild_beside_writes_to_a_client_it_did_not_lock(
     rows = stored(engine)
     assert rows == expected(engine, 36.0)
     assert sorted(key[3] for key in rows) == [date(2026, 10, 1), date(2026, 11, 1)]  # A, X
+
+
+def test_a_settings_change_beside_a_write_does_not_deadlock(
+    app: Flask, client: FlaskClient, engine: Engine, tenant: Tenant, database_url: str
+) -> None:
+    """A write rewrites its episodes' rows (``refresh``: one DELETE, in its own order), while
+    a change of the SRS line counts the clinic's rows again in place, in another order. Had
+    the recount waited for a row the write holds while holding one the write wants next, one
+    of the two would fail (here PUT /v1/settings, with a 500). The recount leaves a write's
+    rows to it (counted against the line the write read: the report counts such rows from
+    the sessions)."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("SQLite runs one writer at a time")
+    post(
+        client,
+        tenant,
+        visit("A-1", "A", "2026-09-05", ratings=totals(20, 35)),
+        visit("B-1", "B", "2026-10-05", ratings=totals(20, 30)),
+    )
+    with engine.connect() as conn:
+        clinic_id = conn.execute(select(Clinic.id)).scalar_one()
+        a, b = (
+            conn.execute(select(Client.id).where(Client.external_id == name)).scalar_one()
+            for name in ("A", "B")
+        )
+        episode_a, episode_b = (
+            conn.execute(
+                select(TherapySession.episode_id).where(TherapySession.client_id == c)
+            ).scalar_one()
+            for c in (a, b)
+        )
+    statuses: list[int] = []
+
+    def settings_change() -> None:
+        body = {"reports": {"srs_concern": 37}}
+        response = app.test_client().put("/v1/settings", json=body, headers=tenant.auth("admin"))
+        statuses.append(response.status_code)
+
+    changer = threading.Thread(target=settings_change)
+    with engine.connect() as conn, conn.begin():
+        # a write's refresh of two episodes, the second's rows reached after the recount
+        # took the first's
+        episode_months.refresh(conn, clinic_id, episodes=[episode_b], concern=36.0)
+        changer.start()
+        _until_blocked_or_done(engine, changer)
+        episode_months.refresh(conn, clinic_id, episodes=[episode_a], concern=36.0)
+    changer.join()
+    assert statuses == [200]
+    # the write stored both episodes' rows after the recount, against the line it read
+    assert stored(engine) == expected(engine, 36.0)
