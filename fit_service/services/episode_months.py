@@ -50,6 +50,8 @@ from sqlalchemy import (
     tuple_,
     update,
 )
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.sql.elements import BindParameter
 
 from fit_service.adapters.db import by_dialect, month_start
@@ -136,8 +138,8 @@ def _count(condition: Any) -> Any:
     return func.sum(case((condition, 1), else_=0))
 
 
-def _rows_of(where: Any, concern: Any) -> Any:
-    """``INSERT ... SELECT`` of the rows of the sessions matching ``where``."""
+def _selection(where: Any, concern: Any) -> tuple[list[str], Any]:
+    """The rows of the sessions matching ``where``: (column names, ``SELECT``)."""
     month = month_start(S.date)
     ors, srs = OUTCOME, ALLIANCE
     keys = {
@@ -168,7 +170,29 @@ def _rows_of(where: Any, concern: Any) -> Any:
         .where(where)
         .group_by(*keys.values())
     )
-    return insert(EpisodeMonth).from_select([*keys, *values], query)
+    return [*keys, *values], query
+
+
+def _rows_of(where: Any, concern: Any) -> Any:
+    """``INSERT ... SELECT`` of the rows of the sessions matching ``where``."""
+    return insert(EpisodeMonth).from_select(*_selection(where, concern))
+
+
+def _upserts(match: Any) -> dict[str, Any]:
+    """Per dialect, ``INSERT ... SELECT ... ON CONFLICT DO UPDATE`` of the rows of the
+    sessions of ``episodes`` (bound by ``match``): each row written whether it is new or not."""
+    columns, query = _selection(
+        and_(S.clinic_id == _CLINIC, match(S.__table__.c.episode_id, "episodes")), _CONCERN
+    )
+    key = [column.name for column in EpisodeMonth.__table__.primary_key.columns]
+    upserts = {}
+    for dialect, insert_for in (("postgresql", postgresql_insert), ("sqlite", sqlite_insert)):
+        upsert = insert_for(EpisodeMonth).from_select(columns, query)
+        upserts[dialect] = upsert.on_conflict_do_update(
+            index_elements=key,
+            set_={name: upsert.excluded[name] for name in columns if name not in key},
+        )
+    return upserts
 
 
 def srs_below(row: Any, concern: Any) -> Any:
@@ -212,6 +236,7 @@ _INSERT_OF_EPISODES = by_dialect(
         and_(S.clinic_id == _CLINIC, match(S.__table__.c.episode_id, "episodes")), _CONCERN
     )
 )
+_UPSERT_OF_EPISODES = by_dialect(_upserts)
 _DELETE_OF_CLIENTS = by_dialect(
     lambda match: delete(EpisodeMonth).where(
         EpisodeMonth.clinic_id == _CLINIC, match(EpisodeMonth.__table__.c.client_id, "clients")
@@ -231,11 +256,17 @@ def refresh(
     episodes: Collection[int] = (),
     clients: Collection[int] = (),
     concern: float,
+    moved: bool = True,
 ) -> None:
     """Recompute the rows of ``episodes`` and of every episode of ``clients`` (one clinic's)
     from their sessions, ``srs_below`` against ``concern`` (the clinic's SRS concern line).
-    Two statements whatever the number of episodes (a batch's are refreshed together), and
-    a third to find the episodes of ``clients`` when there are any (an age band changed)."""
+
+    ``moved``: a session of theirs may have left a month or a clinician (a correction), so a
+    row may have to go: the rows are deleted and inserted again (two statements). Without
+    (sessions only added or renumbered, a band changed) every row still has a session, so
+    one upsert writes them all: a round trip less on the usual single post and backfill.
+    Either way the number of statements does not grow with the number of episodes (a
+    batch's are refreshed together); a third finds the episodes of ``clients``, if any."""
     wanted = set(episodes)
     if clients:
         wanted.update(
@@ -246,6 +277,10 @@ def refresh(
     if not wanted:
         return
     keys = {"clinic": clinic_id, "episodes": sorted(wanted)}
+    if not moved:
+        upsert = _UPSERT_OF_EPISODES(connection)[connection.dialect.name]
+        connection.execute(upsert, {**keys, "concern": concern})
+        return
     connection.execute(_DELETE_OF_EPISODES(connection), keys)
     connection.execute(_INSERT_OF_EPISODES(connection), {**keys, "concern": concern})
 

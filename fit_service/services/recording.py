@@ -780,6 +780,8 @@ def _record(
             episodes=touched,
             clients={loaded.clients[key][0] for key in plan.age_band_updates},
             concern=limits.reports.srs_concern,
+            # only a correction can take a session out of a month or from a clinician
+            moved=any(not w.created for w in plan.writes),
         )
     # One insert for the sessions' rows and those of what the risk rules stored (levels,
     # alerts): a round trip less on every write that changes an episode's level.
