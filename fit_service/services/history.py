@@ -246,11 +246,13 @@ _RENUMBER = (
 )
 
 
-def renumber(db: Session, histories: Iterable[EpisodeHistory]) -> None:
+def renumber(db: Session, histories: Iterable[EpisodeHistory]) -> date | None:
     """Session ``number`` = ordinal among the episode's *attended* sessions by date, so a
     backfilled earlier session shifts the later ones ("by session 3" rules and the ETR use
-    it). Updates only rows whose number changed, in one executemany."""
+    it). Updates only rows whose number changed, in one executemany; returns the earliest
+    date of those (``None`` if none changed)."""
     changes = []
+    earliest: date | None = None
     for history in histories:
         attended = 0
         for s in history.sessions:
@@ -261,8 +263,10 @@ def renumber(db: Session, histories: Iterable[EpisodeHistory]) -> None:
             if new != s.number:
                 s.number = new
                 changes.append({"row_id": s.row_id, "new_number": new})
+                earliest = s.date if earliest is None else min(earliest, s.date)
     if changes:
         db.connection().execute(_RENUMBER, changes)
+    return earliest
 
 
 _EPISODES_TABLE = Episode.__table__

@@ -762,7 +762,7 @@ def _record(
     ] + _refusal_entries(refused)
     # Read the touched episodes back once: renumbering, risk rules and the answer all use it.
     histories = load_histories(uow.session, touched)
-    renumber(uow.session, histories.values())
+    renumbered_from = renumber(uow.session, histories.values())
     # Before the risk rules and the views read the histories, so they see the corrected
     # start. Safe from concurrent writers: every session write locks its client first.
     start_at_first_session(uow.session, histories.values())
@@ -780,8 +780,7 @@ def _record(
             episodes=touched,
             clients={loaded.clients[key][0] for key in plan.age_band_updates},
             concern=limits.reports.srs_concern,
-            # only a correction can take a session out of a month or from a clinician
-            moved=any(not w.created for w in plan.writes),
+            added_since=_added_since(plan, renumbered_from),
         )
     # One insert for the sessions' rows and those of what the risk rules stored (levels,
     # alerts): a round trip less on every write that changes an episode's level.
@@ -805,6 +804,17 @@ def _record(
         rendered = views.sessions_from_histories(histories.values(), wanted, limits, models)
         final = _with_views(final, rendered)
     return final
+
+
+def _added_since(plan: _Plan, renumbered_from: date | None) -> date | None:
+    """The earliest date of the sessions ``plan`` adds and of those renumbering changed
+    (``renumbered_from``), when the plan only adds sessions: no correction (which can take a
+    session out of a month or from a clinician) and no age band change (which changes what
+    every month of the client reads). For :func:`episode_months.refresh`."""
+    if plan.age_band_updates or not plan.writes or not all(w.created for w in plan.writes):
+        return None
+    added = min(w.item.date for w in plan.writes)
+    return added if renumbered_from is None else min(added, renumbered_from)
 
 
 def _resent_versions(

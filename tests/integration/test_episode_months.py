@@ -374,3 +374,29 @@ def test_a_settings_change_beside_a_write_does_not_deadlock(
     assert statuses == [200]
     # the write stored both episodes' rows after the recount, against the line it read
     assert stored(engine) == expected(engine, 36.0)
+
+
+def test_an_append_refreshes_the_earlier_months_renumbering_changed(
+    client: FlaskClient, engine: Engine, tenant: Tenant
+) -> None:
+    """Adding sessions refreshes only the months from the earliest session it added or
+    renumbered: a session whose number renumbering changes (here one stored without a
+    number, as by a release before numbering) gets its month's row written again."""
+    post(
+        client,
+        tenant,
+        visit("A-1", "A", "2026-07-06", ratings=totals(12.0, 30)),
+        visit("A-2", "A", "2026-08-03", ratings=totals(14.0, 33)),
+    )
+    with engine.begin() as conn:
+        conn.execute(
+            update(TherapySession).where(TherapySession.ehr_session_id == "A-1").values(number=None)
+        )
+        clinic_id = conn.execute(select(Clinic.id)).scalar_one()
+        episode_months.refresh_clinic(conn, clinic_id)
+    july = [v for k, v in stored(engine).items() if k[3] == date(2026, 7, 1)]
+    assert [v["first_ors"] for v in july] == [None]  # no number, so nothing packed
+    post(client, tenant, visit("A-3", "A", "2026-09-07", ratings=totals(16.0, 35)))
+    assert stored(engine) == expected(engine, 36.0)
+    july = [v for k, v in stored(engine).items() if k[3] == date(2026, 7, 1)]
+    assert [v["first_ors"] for v in july] == [1 * SPAN + 120]
