@@ -235,27 +235,31 @@ _FIND_EPISODES = by_dialect(
         Episode.clinic_id == _CLINIC, match(Episode.__table__.c.client_id, "clients")
     )
 )
-_DELETE_OF_EPISODES = by_dialect(
-    lambda match: delete(EpisodeMonth).where(
-        EpisodeMonth.clinic_id == _CLINIC, match(EpisodeMonth.__table__.c.episode_id, "episodes")
+
+
+def _delete_by(key: str, name: str) -> Any:
+    """DELETE the clinic's rows whose ``key`` column is among the list bound as ``name``."""
+    rows = EpisodeMonth.__table__
+    return by_dialect(
+        lambda match: delete(rows).where(rows.c.clinic_id == _CLINIC, match(rows.c[key], name))
     )
-)
-_INSERT_OF_EPISODES = by_dialect(
-    lambda match: _rows_of(
-        and_(S.clinic_id == _CLINIC, match(S.__table__.c.episode_id, "episodes")), _CONCERN
+
+
+def _insert_by(key: str, name: str) -> Any:
+    """INSERT the rows of the clinic's sessions whose ``key`` column is among ``name``."""
+    sessions = S.__table__
+    return by_dialect(
+        lambda match: _rows_of(
+            and_(sessions.c.clinic_id == _CLINIC, match(sessions.c[key], name)), _CONCERN
+        )
     )
-)
+
+
+_DELETE_OF_EPISODES = _delete_by("episode_id", "episodes")
+_INSERT_OF_EPISODES = _insert_by("episode_id", "episodes")
 _UPSERT_OF_EPISODES = by_dialect(_upserts)
-_DELETE_OF_CLIENTS = by_dialect(
-    lambda match: delete(EpisodeMonth).where(
-        EpisodeMonth.clinic_id == _CLINIC, match(EpisodeMonth.__table__.c.client_id, "clients")
-    )
-)
-_INSERT_OF_CLIENTS = by_dialect(
-    lambda match: _rows_of(
-        and_(S.clinic_id == _CLINIC, match(S.__table__.c.client_id, "clients")), _CONCERN
-    )
-)
+_DELETE_OF_CLIENTS = _delete_by("client_id", "clients")
+_INSERT_OF_CLIENTS = _insert_by("client_id", "clients")
 
 
 def refresh(
