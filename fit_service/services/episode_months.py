@@ -13,8 +13,9 @@ How it stays exact:
 
 * every write that changes an episode's sessions (new sessions, corrections, renumbering)
   or its client's age band calls :func:`refresh` for those episodes in its own transaction,
-  after renumbering (``services/recording.py``); a row is a pure function of the sessions
-  (and the client's band), recomputed whole per episode, never adjusted by increments;
+  after renumbering (``services/recording.py``); a row is a pure function of its month's
+  sessions (and the client's band), recomputed from them, never adjusted by increments
+  (a write that only adds sessions recomputes the months from the earliest it touched);
 * ``srs_below`` depends on a clinic setting (the SRS concern line) and is stored with the line
   it was counted against. The report counts a row's sessions again, from the sessions, when
   its line is not the clinic's current one (``monthly_reports``), so a report is exact even
