@@ -338,8 +338,9 @@ def refresh_clinic(connection: Connection, clinic_id: int, concern: float | None
 def recount_below(connection: Connection, clinic_id: int, concern: float) -> None:
     """Count every row's sessions below a new SRS concern line (the clinic's setting
     changed), in place. Rows a concurrent write stores meanwhile against the old line stay
-    exact in the report (its fallback counts them from the sessions) until their episode is
-    written again; an update in place, unlike a rebuild, never collides with such a row.
+    exact in the report (its fallback counts them from the sessions) until their month is
+    written again (a correction, or a session added in or before it) or the clinic is
+    rebuilt; an update in place, unlike a rebuild, never collides with such a row.
 
     On PostgreSQL the rows a write holds (its episodes' rows, deleted and stored again by
     :func:`refresh`) are left to it (``SKIP LOCKED``): it stores them against the line it
