@@ -248,6 +248,15 @@ def by_dialect(build: Callable[[KeyMatch], _Statement]) -> Callable[[Connection]
     return lambda conn: postgresql if conn.dialect.name == "postgresql" else other
 
 
+def set_local(connection: Connection, setting: str, value: str, *, since: tuple[int, ...]) -> None:
+    """``SET LOCAL setting = value`` for the rest of the connection's transaction, on
+    PostgreSQL from the version ``since`` that has the setting; nothing elsewhere. Takes a
+    connection, not an engine: its dialect knows the server's version once connected."""
+    dialect = connection.dialect
+    if dialect.name == "postgresql" and (dialect.server_version_info or (0,)) >= since:
+        connection.exec_driver_sql(f"SET LOCAL {setting} = {value}")
+
+
 class month_start(FunctionElement[date]):
     """The first day of a date's calendar month, as a date, on either database (SQL has no
     common spelling: ``date_trunc`` on PostgreSQL, ``date(x, 'start of month')`` on SQLite)."""

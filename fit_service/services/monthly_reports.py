@@ -51,6 +51,7 @@ import orjson
 from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.orm import Session
 
+from fit_service.adapters.db import set_local
 from fit_service.adapters.orm import Alert, Client, Clinic, Clinician, Episode
 from fit_service.adapters.orm import EpisodeMonth as M
 from fit_service.adapters.orm import TherapySession as S
@@ -241,17 +242,14 @@ def _one_snapshot(db: Session) -> None:
     during it. Must run before the transaction's first statement (SQLAlchemy applies the
     option when the session first takes its connection).
     """
-    bind = db.get_bind()
-    if bind.dialect.name == "postgresql":
+    if db.get_bind().dialect.name == "postgresql":
         connection = db.connection(execution_options={"isolation_level": "REPEATABLE READ"})
-        if (bind.dialect.server_version_info or (0,)) >= (11,):
-            # No JIT compilation in this transaction: PostgreSQL compiles a statement whose
-            # estimated cost passes jit_above_cost, and the session counts' fallback for
-            # rows counted against another SRS line (a subquery that runs for no row once
-            # the rows are up to date) is costed as if it ran for every row, so the report
-            # spent ~300 ms compiling a ~40 ms statement. (SET LOCAL ends with the
-            # transaction.)
-            connection.exec_driver_sql("SET LOCAL jit = off")
+        # No JIT compilation in this transaction: PostgreSQL compiles a statement whose
+        # estimated cost passes jit_above_cost, and the session counts' fallback for rows
+        # counted against another SRS line (a subquery that runs for no row once the rows
+        # are up to date) is costed as if it ran for every row, so the report spent ~300 ms
+        # compiling a ~40 ms statement.
+        set_local(connection, "jit", "off", since=(11,))
 
 
 @dataclass(frozen=True, slots=True)

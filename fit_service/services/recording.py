@@ -32,7 +32,7 @@ from sqlalchemy import BindParameter, Connection, bindparam, delete, func, inser
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, aliased
 
-from fit_service.adapters.db import by_dialect, insert_rows, insert_rows_returning_ids
+from fit_service.adapters.db import by_dialect, insert_rows, insert_rows_returning_ids, set_local
 from fit_service.adapters.orm import (
     Client,
     Clinician,
@@ -732,9 +732,7 @@ def _custom_plans(uow: UnitOfWork) -> None:
     for its parameters costs a fraction of a millisecond, nothing beside a batch; single
     posts keep the cached plans (forcing custom plans for them cost +20% in the ninth
     session). ``SET LOCAL`` ends with the transaction."""
-    bind = uow.session.get_bind()
-    if bind.dialect.name == "postgresql" and (bind.dialect.server_version_info or (0,)) >= (12,):
-        uow.session.connection().exec_driver_sql("SET LOCAL plan_cache_mode = force_custom_plan")
+    set_local(uow.session.connection(), "plan_cache_mode", "force_custom_plan", since=(12,))
 
 
 def _record(
