@@ -10,11 +10,12 @@ How the figures are gathered (and why it stays fast and small as the history gro
   ORS/SRS total and an SRS below the concern threshold); the other aggregates each episode
   active in that window over its months up to the window's end (attended sessions, last
   attended date, intake ORS/SRS (the first score of each), the latest ORS and how many there
-  were; first and last carried with the session number, see ``NumberedTotal``). Both are
-  fetched in chunks (``yield_per``); only episodes active in the trailing 12 months are
-  read, never the whole history. All of a report's statements read one snapshot
-  (``_one_snapshot``).
-* **Alerts** (few) are streamed as rows; episodes' first alerts come from one ``GROUP BY``.
+  were; first and last carried with the session number, see ``NumberedTotal``). Only
+  episodes active in the trailing 12 months are read, never the whole history. All of a
+  report's statements read one snapshot (``_one_snapshot``); all but the session counts run
+  on a second connection that shares it, while this thread works on the counts
+  (adapters/snapshot_reads.py).
+* **Alerts** (few) are read as rows; episodes' first alerts come from one ``GROUP BY``.
 
 Session counts go to :class:`~fit_service.domain.monthly_report.FiguresBuilder` objects (one
 per group and window) row by row; the episodes go as one
@@ -40,15 +41,15 @@ import os
 import re
 import uuid
 import zoneinfo
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import orjson
-from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy import Connection, and_, case, func, or_, select
 from sqlalchemy.orm import Session
 
 from fit_service.adapters.db import set_local
@@ -57,6 +58,7 @@ from fit_service.adapters.orm import EpisodeMonth as M
 from fit_service.adapters.orm import TherapySession as S
 from fit_service.adapters.report_pdf import MonthlyReportPdf
 from fit_service.adapters.report_tabular import to_csv, to_json_dict
+from fit_service.adapters.snapshot_reads import SnapshotReads
 from fit_service.adapters.unit_of_work import UnitOfWork
 from fit_service.domain.errors import FitError, NotFound, PermissionDenied
 from fit_service.domain.instruments import (
@@ -66,9 +68,11 @@ from fit_service.domain.monthly_report import (
     NO_DAY,
     SESSION_COLUMNS,
     AlertFacts,
+    AlertTable,
     EpisodeTable,
     FiguresBuilder,
     FlaggedEpisode,
+    FlaggedTable,
     GroupFigures,
     GroupReport,
     MonthlyReport,
@@ -95,13 +99,12 @@ AGE_BAND_LABELS = {
     AgeBand.ADULT: "Adults (18+)",
 }
 
-_STREAM_ROWS = 2000
 
-#: Age bands by their stored value (a dict lookup; ``AgeBand(value)`` costs several times
-#: more, once per streamed row).
-_BANDS = {band.value: band for band in AgeBand}
-#: Their positions in AgeBand's order (EpisodeTable's band column).
+#: Age bands' positions in AgeBand's order (the tables' band column), by their stored value (a
+#: dict lookup; ``AgeBand(value)`` costs several times more, once per row).
 _BAND_INDEX = {band.value: index for index, band in enumerate(AgeBand)}
+
+_T = TypeVar("_T")
 
 
 # --------------------------------------------------------------------------- formats
@@ -243,13 +246,16 @@ def _one_snapshot(db: Session) -> None:
     option when the session first takes its connection).
     """
     if db.get_bind().dialect.name == "postgresql":
-        connection = db.connection(execution_options={"isolation_level": "REPEATABLE READ"})
-        # No JIT compilation in this transaction: PostgreSQL compiles a statement whose
-        # estimated cost passes jit_above_cost, and the session counts' fallback for rows
-        # counted against another SRS line (a subquery that runs for no row once the rows
-        # are up to date) is costed as if it ran for every row, so the report spent ~300 ms
-        # compiling a ~40 ms statement.
-        set_local(connection, "jit", "off", since=(11,))
+        _without_jit(db.connection(execution_options={"isolation_level": "REPEATABLE READ"}))
+
+
+def _without_jit(connection: Connection) -> None:
+    """No JIT compilation in the report's transactions: PostgreSQL compiles a statement whose
+    estimated cost passes jit_above_cost, and the session counts' fallback for rows counted
+    against another SRS line (a subquery that runs for no row once the rows are up to date)
+    is costed as if it ran for every row, so the report spent ~300 ms compiling a ~40 ms
+    statement."""
+    set_local(connection, "jit", "off", since=(11,))
 
 
 @dataclass(frozen=True, slots=True)
@@ -406,10 +412,6 @@ class _Group:
     trailing: FiguresBuilder
     month: FiguresBuilder
 
-    def builders(self) -> Iterator[FiguresBuilder]:
-        yield self.trailing
-        yield self.month
-
 
 class _Groups:
     """Builders per group, created on first use: clinic, each clinician, each age band."""
@@ -441,12 +443,6 @@ class _Groups:
             group = self.bands[band] = self._new()
         return group
 
-    def of(self, clinician_id: int | None, band: AgeBand) -> tuple[_Group, ...]:
-        found = [self.clinic, self.band(band)]
-        if clinician_id is not None:
-            found.append(self.clinician(clinician_id))
-        return tuple(found)
-
 
 def compute_report(
     db: Session,
@@ -466,16 +462,24 @@ def compute_report(
     # The same thresholds object the views and alerts use (services/thresholds.py).
     settings = thresholds.from_settings(clinic.settings).reports
     groups = _Groups(period, settings)
-    _add_sessions_and_episodes(db, clinic.id, groups)
-    _add_alerts(db, clinic.id, groups, tz)
-    _add_flagged(db, clinic.id, groups, tz)
+    # The session counts are read here while a second connection, on the same snapshot,
+    # reads the rest (adapters/snapshot_reads.py): the database computes those while this
+    # thread turns the counts into clusters. The builders get every row in the same order
+    # either way.
+    with SnapshotReads(db, prepare=_without_jit) as reads:
+        episodes = reads.submit(_episodes_statement(clinic.id, groups))
+        alerts = reads.submit(_alerts_statement(clinic.id, groups, tz))
+        flagged = reads.submit(_flagged_statement(clinic.id, groups, tz))
+        labels_read = reads.submit(
+            select(Clinician.id, Clinician.external_id).where(Clinician.clinic_id == clinic.id)
+        )
+        _add_session_counts(groups, _rows(db, _session_counts_statement(clinic.id, groups)))
+        _add_episodes(groups, episodes.result())
+        _add_alerts(groups, alerts.result(), tz)
+        _add_flagged(groups, flagged.result(), tz)
+        labels: dict[int, str] = {row[0]: row[1] for row in labels_read.result()}
 
     reference = fit_reference(groups.clinic.trailing.pairs, settings)
-    labels = dict(
-        db.execute(
-            select(Clinician.id, Clinician.external_id).where(Clinician.clinic_id == clinic.id)
-        ).all()
-    )
     clinicians = [
         _group_report(labels[cid], labels[cid], group, groups.periods, reference)
         for cid, group in groups.clinicians.items()
@@ -525,18 +529,15 @@ def _group_report(
     )
 
 
-def _add_sessions_and_episodes(db: Session, clinic_id: int, groups: _Groups) -> None:
-    """Session counts and per-episode facts: two statements over the episodes' sums per
-    clinician and month (``episode_months``, kept with the sessions: services/episode_months.py
-    says why), not over every session.
+# Session counts and per-episode facts come from two statements over the episodes' sums per
+# clinician and month (``episode_months``, kept with the sessions: services/episode_months.py
+# says why), not over every session. Windows are whole months, so a month's sums lie wholly
+# inside or outside each window.
 
-    * the active episodes (in id order), each with facts over its months up to the trailing
-      window's end (every earlier session counts: the intake may precede the window);
-    * the trailing 12 months' sessions counted per client and clinician, month or not (the
-      clusters of the rates over sessions).
 
-    Windows are whole months, so a month's sums lie wholly inside or outside each window.
-    """
+def _episodes_statement(clinic_id: int, groups: _Groups) -> Any:
+    """The active episodes (in id order), each with facts over its months up to the trailing
+    window's end (every earlier session counts: the intake may precede the window)."""
     window = groups.trailing
     active = and_(
         Episode.clinic_id == clinic_id,
@@ -566,7 +567,7 @@ def _add_sessions_and_episodes(db: Session, clinic_id: int, groups: _Groups) -> 
         .group_by(M.episode_id)
         .subquery()
     )
-    episodes = (
+    return (
         select(
             Episode.id,
             Episode.clinician_id,
@@ -588,6 +589,12 @@ def _add_sessions_and_episodes(db: Session, clinic_id: int, groups: _Groups) -> 
         # over the episodes, and summing in another order moves its last bits.
         .order_by(Episode.id)
     )
+
+
+def _session_counts_statement(clinic_id: int, groups: _Groups) -> Any:
+    """The trailing 12 months' sessions counted per client and clinician, month or not (the
+    clusters of the rates over sessions)."""
+    window = groups.trailing
     # Only the report's month and the trailing 12 months need session counts (the trend is
     # built from closed episodes), so two buckets suffice.
     month = case((M.month >= groups.month.first_day, 1), else_=0)
@@ -600,7 +607,7 @@ def _add_sessions_and_episodes(db: Session, clinic_id: int, groups: _Groups) -> 
     )
     # One row per client, clinician and bucket: the rates over sessions get intervals that
     # treat each client's sessions as one cluster (domain SessionSpread).
-    sessions = (
+    return (
         select(
             M.client_id,
             M.clinician_id,
@@ -617,23 +624,16 @@ def _add_sessions_and_episodes(db: Session, clinic_id: int, groups: _Groups) -> 
         .where(M.clinic_id == clinic_id, M.month.between(window.first_day, window.last_day))
         .group_by(M.client_id, month, M.clinician_id, Client.age_band)
     )
-    _add_session_counts(groups, _streamed(db, sessions))
-    _add_episodes(groups, _streamed(db, episodes))
 
 
-def _streamed(db: Session, query: Any) -> list[Any]:
-    """The rows of ``query``, fetched in chunks (a server-side cursor on PostgreSQL). Core, not
-    ORM, execution: the rows are plain tuples either way, and the ORM's result processing
-    costs more per row than everything done with the row afterwards."""
-    rows: list[Any] = []
-    for part in (
-        db.connection().execute(query.execution_options(yield_per=_STREAM_ROWS)).partitions()
-    ):
-        rows.extend(part)
-    return rows
+def _rows(db: Session, query: Any) -> Sequence[Any]:
+    """The rows of ``query``, by Core, not ORM, execution: the rows are plain tuples either
+    way, and the ORM's result processing costs more per row than everything done with the
+    row afterwards."""
+    return db.connection().execute(query).all()
 
 
-def _add_session_counts(groups: _Groups, rows: list[Any]) -> None:
+def _add_session_counts(groups: _Groups, rows: Sequence[Any]) -> None:
     """Hand the session counts (rows of the statement above: client, clinician, age band,
     month or not) to the builders as clusters: per client and clinician to the clinicians,
     per client to the clinic and the age bands (a client has one band)."""
@@ -688,7 +688,7 @@ def _sum_runs(counts: np.ndarray, *keys: np.ndarray) -> tuple[np.ndarray, np.nda
     return starts, np.add.reduceat(counts, starts, axis=0)
 
 
-def _add_episodes(groups: _Groups, rows: list[Any]) -> None:
+def _add_episodes(groups: _Groups, rows: Sequence[Any]) -> None:
     """Hand the active episodes (rows of the statement above, in id order) to the builders of
     their groups in both windows: one :class:`EpisodeTable` of columns, which the domain
     splits by group with array masks (what each episode counts as is decided there)."""
@@ -710,21 +710,36 @@ def _add_episodes(groups: _Groups, rows: list[Any]) -> None:
         ors_count=np.fromiter((n or 0 for n in _items(rows, 10)), np.int64, count),
         intake_srs=NumberedTotal.totals(_items(rows, 11)),
     )
-    clinician_ids = list(_items(rows, 1))
-    # Groups are made in the order their first episode comes (as one by one would).
+    _hand_out(groups, FiguresBuilder.add_table_to, table, list(_items(rows, 1)), table.band)
+
+
+def _hand_out(
+    groups: _Groups,
+    add: Callable[[Mapping[int, FiguresBuilder], _T, np.ndarray], None],
+    table: _T,
+    clinician_ids: list[int | None],
+    bands: np.ndarray,
+) -> None:
+    """Hand the rows of ``table`` (episodes, alerts, flagged episodes) to the builders of
+    their groups in both windows, one ``add`` call per group kind and window: the clinic,
+    each row's age band (``bands``: positions in AgeBand) and clinician (none: no
+    clinician's group). Groups are made in the order their first row comes (as one by one
+    would)."""
+    count = len(clinician_ids)
     position = {cid: i for i, cid in enumerate(dict.fromkeys(clinician_ids)) if cid is not None}
-    clinician_of = np.fromiter((position.get(cid, -1) for cid in clinician_ids), np.int64, count)
+    clinician_of = np.fromiter(
+        (-1 if cid is None else position[cid] for cid in clinician_ids), np.int64, count
+    )
     clinicians = {i: groups.clinician(cid) for cid, i in position.items()}
-    bands = {i: groups.band(band) for i, band in enumerate(AgeBand) if (table.band == i).any()}
+    by_band = {i: groups.band(band) for i, band in enumerate(AgeBand) if (bands == i).any()}
     everyone = np.zeros(count, np.int64)
     for window in ("trailing", "month"):
-        add = FiguresBuilder.add_table_to
         add({0: getattr(groups.clinic, window)}, table, everyone)
-        add({i: getattr(group, window) for i, group in bands.items()}, table, table.band)
+        add({i: getattr(group, window) for i, group in by_band.items()}, table, bands)
         add({i: getattr(group, window) for i, group in clinicians.items()}, table, clinician_of)
 
 
-def _items(rows: list[Any], index: int) -> Iterator[Any]:
+def _items(rows: Sequence[Any], index: int) -> Iterator[Any]:
     """Column ``index`` of ``rows`` (map and itemgetter run in C)."""
     return map(operator.itemgetter(index), rows)
 
@@ -740,14 +755,15 @@ def _as_date(value: Any) -> date | None:
     return date.fromisoformat(str(value))
 
 
-def _add_alerts(db: Session, clinic_id: int, groups: _Groups, tz: zoneinfo.ZoneInfo) -> None:
+def _alerts_statement(clinic_id: int, groups: _Groups, tz: zoneinfo.ZoneInfo) -> Any:
+    """The alerts raised, acknowledged or closed in the trailing 12 months."""
     start = _local_midnight_utc(groups.trailing.first_day, tz)
     end = _local_midnight_utc(groups.trailing.last_day + timedelta(days=1), tz)
 
     def within(column: Any) -> Any:
         return and_(column >= start, column < end)
 
-    rows = db.connection().execute(
+    return (
         select(
             Alert.clinician_id,
             Client.age_band,
@@ -761,10 +777,14 @@ def _add_alerts(db: Session, clinic_id: int, groups: _Groups, tz: zoneinfo.ZoneI
             Alert.clinic_id == clinic_id,
             or_(within(Alert.opened_at), within(Alert.acknowledged_at), within(Alert.closed_at)),
         )
-        .execution_options(yield_per=_STREAM_ROWS)
     )
-    for clinician_id, band, opened_at, acknowledged_at, closed_at, status in rows:
-        alert = AlertFacts(
+
+
+def _add_alerts(groups: _Groups, rows: Sequence[Any], tz: zoneinfo.ZoneInfo) -> None:
+    if not rows:
+        return
+    alerts = [
+        AlertFacts(
             raised_on=opened_at.astimezone(tz).date(),
             opened_at=opened_at,
             acknowledged_on=acknowledged_at.astimezone(tz).date() if acknowledged_at else None,
@@ -774,12 +794,18 @@ def _add_alerts(db: Session, clinic_id: int, groups: _Groups, tz: zoneinfo.ZoneI
             if closed_at is not None and status == "resolved"
             else None,
         )
-        for group in groups.of(clinician_id, _BANDS[band]):
-            for builder in group.builders():
-                builder.add_alert(alert)
+        for _clinician, _band, opened_at, acknowledged_at, closed_at, status in rows
+    ]
+    _hand_out(
+        groups,
+        FiguresBuilder.add_alerts_to,
+        AlertTable.of(alerts),
+        list(_items(rows, 0)),
+        _band_positions(rows, 1),
+    )
 
 
-def _add_flagged(db: Session, clinic_id: int, groups: _Groups, tz: zoneinfo.ZoneInfo) -> None:
+def _flagged_statement(clinic_id: int, groups: _Groups, tz: zoneinfo.ZoneInfo) -> Any:
     """Episodes whose first alert falls ``follow_up_days`` before the window (with a day's
     margin for time zones; the builder decides exactly), with their last attended session."""
     follow_up = timedelta(days=groups.settings.follow_up_days)
@@ -799,17 +825,35 @@ def _add_flagged(db: Session, clinic_id: int, groups: _Groups, tz: zoneinfo.Zone
         .correlate(Episode)
         .scalar_subquery()
     )
-    rows = db.connection().execute(
+    return (
         select(first_flag.c.first_at, Episode.clinician_id, Client.age_band, last_attended)
         .join(Episode, Episode.id == first_flag.c.episode_id)
         .join(Client, Client.id == Episode.client_id)
     )
-    for first_at, clinician_id, band, last_on in rows:
-        if first_at.tzinfo is None:  # MIN() over a timestamp loses the type decorator
-            first_at = first_at.replace(tzinfo=UTC)
-        flagged = FlaggedEpisode(
-            first_flag_on=first_at.astimezone(tz).date(), last_attended_on=_as_date(last_on)
+
+
+def _add_flagged(groups: _Groups, rows: Sequence[Any], tz: zoneinfo.ZoneInfo) -> None:
+    if not rows:
+        return
+    flagged = [
+        FlaggedEpisode(
+            # MIN() over a timestamp loses the type decorator: naive, in UTC
+            first_flag_on=(first_at if first_at.tzinfo else first_at.replace(tzinfo=UTC))
+            .astimezone(tz)
+            .date(),
+            last_attended_on=_as_date(last_on),
         )
-        for group in groups.of(clinician_id, _BANDS[band]):
-            for builder in group.builders():
-                builder.add_flagged(flagged)
+        for first_at, _clinician, _band, last_on in rows
+    ]
+    _hand_out(
+        groups,
+        FiguresBuilder.add_flagged_to,
+        FlaggedTable.of(flagged),
+        list(_items(rows, 1)),
+        _band_positions(rows, 2),
+    )
+
+
+def _band_positions(rows: Sequence[Any], index: int) -> np.ndarray:
+    """Column ``index`` of ``rows`` (stored age bands) as positions in AgeBand."""
+    return np.fromiter(map(_BAND_INDEX.__getitem__, _items(rows, index)), np.int64, len(rows))

@@ -13,7 +13,7 @@ import itertools
 import math
 import statistics
 import typing
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
 import pytest
@@ -30,12 +30,16 @@ from fit_service.domain.effect_sizes import (
 from fit_service.domain.instruments import AgeBand, Direction
 from fit_service.domain.monthly_report import (
     Activity,
+    AlertFacts,
+    AlertTable,
     ClassifiedOutcomes,
     EpisodeEnding,
     EpisodeFacts,
     EpisodeTable,
     Estimate,
     FiguresBuilder,
+    FlaggedEpisode,
+    FlaggedTable,
     OutcomeCounts,
     ReportSettings,
     SessionCounts,
@@ -333,3 +337,128 @@ def test_builders_of_another_window_are_refused() -> None:
 def test_negative_counts_still_name_the_field() -> None:
     with pytest.raises(ValueError, match=r"Activity\.no_shows cannot be negative"):
         Activity(1, 1, 1, 1, -1, 0)
+
+
+def _edges(*windows: Window) -> list[date]:
+    """Each window's first and last day and the days either side of them."""
+    return [
+        day + timedelta(days=shift)
+        for window in windows
+        for day in (window.first_day, window.last_day)
+        for shift in (-1, 0, 1)
+    ]
+
+
+#: Days around the report's month and trailing 12 months, their edges drawn often.
+DAYS = st.one_of(
+    st.sampled_from(_edges(MONTH, Window.trailing(PERIOD))),
+    st.dates(date(2023, 1, 1), date(2025, 3, 31)),
+)
+
+
+@st.composite
+def alerts(draw: st.DrawFn) -> AlertFacts:
+    raised = draw(DAYS)
+    opened_at = datetime(raised.year, raised.month, raised.day, 9, tzinfo=UTC)
+    acknowledged_at = None
+    if draw(st.booleans()):
+        acknowledged_at = opened_at + timedelta(
+            hours=draw(st.integers(0, 24 * 90)), seconds=draw(st.integers(0, 3599))
+        )
+    resolved = draw(st.one_of(st.none(), DAYS))
+    return AlertFacts(
+        raised_on=raised,
+        opened_at=opened_at,
+        acknowledged_on=acknowledged_at.date() if acknowledged_at else None,
+        acknowledged_at=acknowledged_at,
+        resolved_on=resolved,
+    )
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.tuples(alerts(), st.integers(-1, 3)), max_size=40),
+    st.lists(
+        st.tuples(DAYS, st.one_of(st.none(), DAYS, st.integers(-2, 2)), st.integers(-1, 3)),
+        max_size=40,
+    ),
+    st.sampled_from([MONTH, Window.trailing(PERIOD)]),
+    st.integers(1, 60),
+)
+def test_alerts_and_flagged_episodes_by_group_equal_a_plain_count(
+    alert_rows: list[tuple[AlertFacts, int]],
+    drawn_flagged: list[tuple[date, date | int | None, int]],
+    window: Window,
+    follow_up_days: int,
+) -> None:
+    """add_alerts_to / add_flagged_to hand each row to its group's builder (group -1: none)
+    and count it where its day falls in the window; counted here alert by alert, with the
+    rules as the methods state them."""
+    report_settings = ReportSettings(follow_up_days=follow_up_days)
+    # a last attended session drawn as a shift is that many days from the follow-up's end
+    flagged_rows = [
+        (
+            first,
+            first + timedelta(days=follow_up_days + last) if isinstance(last, int) else last,
+            group,
+        )
+        for first, last, group in drawn_flagged
+    ]
+    builders = {key: FiguresBuilder(window, report_settings) for key in range(4)}
+    FiguresBuilder.add_alerts_to(
+        builders,
+        AlertTable.of([alert for alert, _ in alert_rows]),
+        np.array([group for _, group in alert_rows], np.int64),
+    )
+    flagged = [FlaggedEpisode(first, last) for first, last, _ in flagged_rows]
+    FiguresBuilder.add_flagged_to(
+        builders,
+        FlaggedTable.of(flagged),
+        np.array([group for *_, group in flagged_rows], np.int64),
+    )
+
+    def within(day: date | None) -> bool:
+        return day is not None and window.first_day <= day <= window.last_day
+
+    for key, builder in builders.items():
+        mine = [alert for alert, group in alert_rows if group == key]
+        assert builder.alerts_raised == sum(within(a.raised_on) for a in mine)
+        assert builder.alerts_acknowledged == sum(within(a.acknowledged_on) for a in mine)
+        assert builder.alerts_resolved == sum(within(a.resolved_on) for a in mine)
+        assert builder.hours_to_acknowledge == [
+            (a.acknowledged_at - a.opened_at).total_seconds() / 3600
+            for a in mine
+            if a.acknowledged_at is not None and within(a.acknowledged_on)
+        ]
+        dues = [
+            (first + timedelta(days=follow_up_days), last)
+            for first, last, group in flagged_rows
+            if group == key
+        ]
+        assert builder.flagged_followed_up == sum(within(due) for due, _ in dues)
+        assert builder.flagged_in_care == sum(
+            within(due) and last is not None and last >= due for due, last in dues
+        )
+    # one by one, the same
+    single = FiguresBuilder(window, report_settings)
+    for alert, group in alert_rows:
+        if group == 2:
+            single.add_alert(alert)
+    for item, (*_, group) in zip(flagged, flagged_rows, strict=True):
+        if group == 2:
+            single.add_flagged(item)
+    assert (
+        single.alerts_raised,
+        single.alerts_acknowledged,
+        single.alerts_resolved,
+        single.hours_to_acknowledge,
+        single.flagged_followed_up,
+        single.flagged_in_care,
+    ) == (
+        builders[2].alerts_raised,
+        builders[2].alerts_acknowledged,
+        builders[2].alerts_resolved,
+        builders[2].hours_to_acknowledge,
+        builders[2].flagged_followed_up,
+        builders[2].flagged_in_care,
+    )

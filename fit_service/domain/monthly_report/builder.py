@@ -142,6 +142,73 @@ class FlaggedEpisode:
     last_attended_on: date | None
 
 
+@dataclass(frozen=True, slots=True, eq=False)
+class AlertTable:
+    """Many alerts' :class:`AlertFacts` as columns, one row per alert in the order given:
+    dates as ordinals (:data:`NO_DAY` for none), hours to acknowledge (``NaN`` for none).
+
+    Why columns: a clinic's alerts of a year (about a thousand) each go to six builders
+    (three groups, two windows); deciding which window each counts in with array masks per
+    group kind (:meth:`FiguresBuilder.add_alerts_to`) is a fraction of asking every builder
+    about every alert."""
+
+    raised_on: np.ndarray  # int64
+    acknowledged_on: np.ndarray  # int64
+    hours_to_acknowledge: np.ndarray  # float64
+    resolved_on: np.ndarray  # int64
+
+    @classmethod
+    def of(cls, alerts: Sequence[AlertFacts]) -> AlertTable:
+        def ordinal(day: date | None) -> int:
+            return NO_DAY if day is None else day.toordinal()
+
+        def hours(alert: AlertFacts) -> float:
+            value = alert.hours_to_acknowledge
+            return math.nan if value is None else value
+
+        count = len(alerts)
+        return cls(
+            raised_on=np.fromiter((a.raised_on.toordinal() for a in alerts), np.int64, count),
+            acknowledged_on=np.fromiter(
+                (ordinal(a.acknowledged_on) for a in alerts), np.int64, count
+            ),
+            hours_to_acknowledge=np.fromiter(map(hours, alerts), np.float64, count),
+            resolved_on=np.fromiter((ordinal(a.resolved_on) for a in alerts), np.int64, count),
+        )
+
+    def __len__(self) -> int:
+        return int(self.raised_on.size)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class FlaggedTable:
+    """Many :class:`FlaggedEpisode` as columns of ordinals (:data:`NO_DAY`: no attended
+    session), one row per episode in the order given (why: as :class:`AlertTable`)."""
+
+    first_flag_on: np.ndarray  # int64
+    last_attended_on: np.ndarray  # int64
+
+    @classmethod
+    def of(cls, flagged: Sequence[FlaggedEpisode]) -> FlaggedTable:
+        count = len(flagged)
+        return cls(
+            first_flag_on=np.fromiter(
+                (f.first_flag_on.toordinal() for f in flagged), np.int64, count
+            ),
+            last_attended_on=np.fromiter(
+                (
+                    NO_DAY if f.last_attended_on is None else f.last_attended_on.toordinal()
+                    for f in flagged
+                ),
+                np.int64,
+                count,
+            ),
+        )
+
+    def __len__(self) -> int:
+        return int(self.first_flag_on.size)
+
+
 #: Outcome measures are all higher-is-better (ORS, CORS: domain.md §2).
 _OUTCOME_DIRECTION = Direction.HIGHER_IS_BETTER
 
@@ -516,6 +583,38 @@ def _by_group(mask: np.ndarray, groups: np.ndarray, keys: np.ndarray) -> list[np
     return [rows[a:b] for a, b in zip(low, high, strict=True)]
 
 
+def _count_by_group(mask: np.ndarray, groups: np.ndarray, keys: np.ndarray) -> list[int]:
+    """For each of ``keys``: how many rows where ``mask`` holds have that group."""
+    chosen = np.sort(groups[mask], kind="stable")
+    low = np.searchsorted(chosen, keys, side="left")
+    high = np.searchsorted(chosen, keys, side="right")
+    return (high - low).tolist()
+
+
+def _within(window: Window, days: np.ndarray) -> np.ndarray:
+    """:meth:`Window.contains` of a column of ordinals (:data:`NO_DAY` is in no window)."""
+    return (days >= window.first_day.toordinal()) & (days <= window.last_day.toordinal())
+
+
+def _one_window(builders: Mapping[int, FiguresBuilder]) -> Window | None:
+    """The window and settings the builders share (``None``: no builders); refuses builders
+    of different windows or settings, whose rows would count differently."""
+    if not builders:
+        return None
+    first = next(iter(builders.values()))
+    for builder in builders.values():
+        if (builder.window is not first.window or builder.settings is not first.settings) and (
+            builder.window != first.window or builder.settings != first.settings
+        ):
+            raise ValueError("builders of one window and settings needed")
+    return first.window
+
+
+#: The group column of a one-row table handed to one builder (key 0).
+_ONE_ROW = np.zeros(1, np.int64)
+_ONE_ROW.flags.writeable = False
+
+
 @functools.lru_cache(maxsize=64)
 def _trend_months(periods: tuple[str, ...]) -> tuple[tuple[Window, ...], np.ndarray]:
     """The month windows of ``periods`` and the first-day ordinals of all but the first (the
@@ -624,15 +723,10 @@ class FiguresBuilder:
         ``builders``; rows of other groups, e.g. ``-1``, are skipped). The builders share one
         window and settings (one group kind: clinic, age bands or clinicians): what a row
         counts as in that window is decided once for all of them, by array masks."""
-        if not builders:
+        window = _one_window(builders)
+        if window is None:
             return
-        first = next(iter(builders.values()))
-        window, settings = first.window, first.settings
         for builder in builders.values():
-            if (builder.window is not window or builder.settings is not settings) and (
-                builder.window != window or builder.settings != settings
-            ):
-                raise ValueError("add_table_to needs builders of one window and settings")
             builder._all_parts()  # keep the order episodes were added in
         start, end = window.first_day.toordinal(), window.last_day.toordinal()
         closed_on = table.closed_on
@@ -660,26 +754,62 @@ class FiguresBuilder:
         self._session_counts.append(counts)
 
     def add_alert(self, alert: AlertFacts) -> None:
-        window = self.window
-        self.alerts_raised += window.contains(alert.raised_on)
-        if window.contains(alert.acknowledged_on):
-            self.alerts_acknowledged += 1
-            hours = alert.hours_to_acknowledge
-            if hours is not None:
-                self.hours_to_acknowledge.append(hours)
-        self.alerts_resolved += window.contains(alert.resolved_on)
+        """One alert (:meth:`add_alerts_to` for many)."""
+        FiguresBuilder.add_alerts_to({0: self}, AlertTable.of([alert]), _ONE_ROW)
 
     def add_flagged(self, flagged: FlaggedEpisode) -> None:
-        """Cohort: episodes first flagged ``follow_up_days`` before a day of the window (so the
-        month after the flag has passed by the window's end). In care: an attended session on
-        or after the flag date plus ``follow_up_days``."""
-        later = timedelta(days=self.settings.follow_up_days)
-        due = flagged.first_flag_on + later
-        if not self.window.contains(due):
+        """One flagged episode (:meth:`add_flagged_to` for many)."""
+        FiguresBuilder.add_flagged_to({0: self}, FlaggedTable.of([flagged]), _ONE_ROW)
+
+    @staticmethod
+    def add_alerts_to(
+        builders: Mapping[int, FiguresBuilder], table: AlertTable, groups: np.ndarray
+    ) -> None:
+        """Hand each alert of ``table`` to the builder of its group (``groups[row]``, a key of
+        ``builders``; other rows are skipped), as :meth:`add_table_to` does episodes: raised,
+        acknowledged and resolved count where their day falls in the window; the hours to
+        acknowledge of those acknowledged in it are kept, in row order, for their median."""
+        window = _one_window(builders)
+        if window is None:
             return
-        self.flagged_followed_up += 1
-        if flagged.last_attended_on is not None and flagged.last_attended_on >= due:
-            self.flagged_in_care += 1
+        keys = np.fromiter(builders, np.int64, len(builders))
+        counted = [
+            _count_by_group(_within(window, table.raised_on), groups, keys),
+            _count_by_group(_within(window, table.acknowledged_on), groups, keys),
+            _count_by_group(_within(window, table.resolved_on), groups, keys),
+        ]
+        acknowledged = _within(window, table.acknowledged_on)
+        timed = acknowledged & ~np.isnan(table.hours_to_acknowledge)
+        hours = _by_group(timed, groups, keys)
+        for position, builder in enumerate(builders.values()):
+            raised, acknowledged_count, resolved = (c[position] for c in counted)
+            builder.alerts_raised += raised
+            builder.alerts_acknowledged += acknowledged_count
+            builder.alerts_resolved += resolved
+            if hours[position].size:
+                builder.hours_to_acknowledge += table.hours_to_acknowledge[hours[position]].tolist()
+
+    @staticmethod
+    def add_flagged_to(
+        builders: Mapping[int, FiguresBuilder], table: FlaggedTable, groups: np.ndarray
+    ) -> None:
+        """Hand each flagged episode of ``table`` to the builder of its group (as
+        :meth:`add_alerts_to`). Cohort: episodes first flagged ``follow_up_days`` before a day
+        of the window (so the month after the flag has passed by the window's end). In care:
+        an attended session on or after the flag date plus ``follow_up_days``."""
+        window = _one_window(builders)
+        if window is None:
+            return
+        first = next(iter(builders.values()))
+        due = table.first_flag_on + first.settings.follow_up_days
+        followed_up = _within(window, due)
+        in_care = followed_up & (table.last_attended_on >= due)  # NO_DAY is never >= a day
+        keys = np.fromiter(builders, np.int64, len(builders))
+        cohort = _count_by_group(followed_up, groups, keys)
+        stayed = _count_by_group(in_care, groups, keys)
+        for position, builder in enumerate(builders.values()):
+            builder.flagged_followed_up += cohort[position]
+            builder.flagged_in_care += stayed[position]
 
     # ------------------------------------------------------------------ results
 
