@@ -77,6 +77,7 @@ from fit_service.domain.monthly_report import (
     GroupReport,
     MonthlyReport,
     ReportSettings,
+    TrendPoint,
     Window,
     fit_reference,
     trailing_months,
@@ -411,6 +412,8 @@ class _Group:
 
     trailing: FiguresBuilder
     month: FiguresBuilder
+    #: filled in once every fact is in (:meth:`_Groups.add_trends`)
+    trend: tuple[TrendPoint, ...] = ()
 
 
 class _Groups:
@@ -442,6 +445,14 @@ class _Groups:
         if group is None:
             group = self.bands[band] = self._new()
         return group
+
+    def add_trends(self) -> None:
+        """Every group's 12-month trend, from its trailing builder, worked out together
+        (:meth:`FiguresBuilder.trends`)."""
+        everyone = [self.clinic, *self.clinicians.values(), *self.bands.values()]
+        trends = FiguresBuilder.trends([group.trailing for group in everyone], self.periods)
+        for group, trend in zip(everyone, trends, strict=True):
+            group.trend = trend
 
 
 def compute_report(
@@ -479,18 +490,17 @@ def compute_report(
         _add_flagged(groups, flagged.result(), tz)
         labels: dict[int, str] = {row[0]: row[1] for row in labels_read.result()}
 
+    groups.add_trends()
     reference = fit_reference(groups.clinic.trailing.pairs, settings)
     clinicians = [
-        _group_report(labels[cid], labels[cid], group, groups.periods, reference)
+        _group_report(labels[cid], labels[cid], group, reference)
         for cid, group in groups.clinicians.items()
     ]
     if include is not None and include not in {g.key for g in clinicians}:
         empty = GroupFigures.empty()
         clinicians.append(GroupReport(include, include, empty, empty))
     bands = [
-        _group_report(
-            band.value, AGE_BAND_LABELS[band], groups.bands[band], groups.periods, reference
-        )
+        _group_report(band.value, AGE_BAND_LABELS[band], groups.bands[band], reference)
         for band in AgeBand
         if band in groups.bands
     ]
@@ -501,7 +511,7 @@ def compute_report(
         generated_at=generated_at,
         in_progress=generated_at < _month_end(period, tz),
         overall=_group_report(
-            "clinic", "Whole clinic", groups.clinic, groups.periods, reference, is_reference=True
+            "clinic", "Whole clinic", groups.clinic, reference, is_reference=True
         ),
         clinicians=tuple(clinicians),
         age_bands=tuple(bands),
@@ -513,7 +523,6 @@ def _group_report(
     key: str,
     label: str,
     group: _Group,
-    periods: tuple[str, ...],
     reference: Any,
     *,
     is_reference: bool = False,
@@ -525,7 +534,7 @@ def _group_report(
         label=label,
         month=group.month.figures(reference),
         trailing_12=group.trailing.figures(reference, own_reference=is_reference),
-        trend=group.trailing.trend(periods),
+        trend=group.trend,
     )
 
 

@@ -595,3 +595,40 @@ def test_trend_from_the_trailing_builder_equals_one_builder_per_month() -> None:
     expected = tuple(builder.trend_point(m) for m, builder in per_month.items())
     assert trailing.trend(trailing_months(period)) == expected
     assert any(point.recovery.numerator for point in expected)
+
+
+def test_trends_of_many_builders_equal_one_builder_per_group_and_month() -> None:
+    """FiguresBuilder.trends (every group's trend worked out together, as a report does) is,
+    group by group and point by point, what a separate builder per group and month gives,
+    an empty group included."""
+    period = "2024-05"
+    settings = ReportSettings()
+    groups = 4  # the last one gets no episode
+    trailing = [FiguresBuilder(Window.trailing(period), settings) for _ in range(groups)]
+    per_month = [
+        {m: FiguresBuilder(Window.month(m), settings) for m in trailing_months(period)}
+        for _ in range(groups)
+    ]
+    scores = [(15.0, 27.0), (10.0, 16.0), (20.0, 22.0), (30.0, 24.0), (27.0, 33.0)]
+    for index in range(90):
+        first, last = scores[index % len(scores)]
+        facts = _closed(
+            first,
+            last,
+            opened_on=date(2023, 5, 1),
+            closed_on=date(2023, 6, 1) + timedelta(days=(7 * index) % 360),
+            attended_sessions=1 + (index * 5) % 11,
+            last_attended_on=date(2023, 5, 20),
+            ors_count=1 if index % 7 == 0 else 4,
+        )
+        group = index % (groups - 1)
+        trailing[group].add_episode(facts)
+        for builder in per_month[group].values():
+            builder.add_episode(facts)
+    expected = [
+        tuple(builder.trend_point(m) for m, builder in months.items()) for months in per_month
+    ]
+    assert FiguresBuilder.trends(trailing, trailing_months(period)) == expected
+    assert all(point.mean_sessions.n == 0 for point in expected[-1])
+    assert all(any(point.mean_sessions.n for point in trend) for trend in expected[:-1])
+    assert FiguresBuilder.trends([], trailing_months(period)) == []
