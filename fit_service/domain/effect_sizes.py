@@ -221,21 +221,33 @@ class ClusterSpread:
         taking three products per rate cost several times more.)
         """
         c = np.asarray(counts, dtype=np.int64)
-        a = np.asarray(numerators, dtype=np.int64)
-        b = np.asarray(denominators, dtype=np.int64)
-        if c.ndim != 2 or a.ndim != 2 or a.shape != b.shape or a.shape[0] != c.shape[1]:
-            raise ValueError("need one picker row per count column, one column per rate")
+        a, b = _pickers(c, numerators, denominators)
         y, m = c @ a, c @ b
         if (y < 0).any() or (y > m).any():
             raise ValueError("each cluster needs 0 <= numerator <= denominator")
+        return cls.of_moments(c.T @ c, np.count_nonzero(m, axis=0), a, b)
+
+    @classmethod
+    def of_moments(
+        cls,
+        cross: np.ndarray,
+        clusters: np.ndarray,
+        numerators: np.ndarray,
+        denominators: np.ndarray,
+    ) -> list[ClusterSpread]:
+        """:meth:`of_counts` from what it needs of the count matrix ``C`` (so groups of
+        clusters can be summed in one pass and their spreads made here): ``cross`` = ``CᵀC``
+        and ``clusters`` = per rate, how many clusters have a denominator above 0."""
+        a = np.asarray(numerators, dtype=np.int64)
+        b = np.asarray(denominators, dtype=np.int64)
         w = np.concatenate((a, b), axis=1)
         # .tolist(): Python ints from here, as the products in effective_n can pass 2**63.
-        products = (w.T @ (c.T @ c) @ w).tolist()
-        clusters = np.count_nonzero(m, axis=0).tolist()
+        products = (w.T @ np.asarray(cross, dtype=np.int64) @ w).tolist()
+        sizes = np.asarray(clusters).tolist()
         rates = a.shape[1]
         return [
             cls(
-                clusters[j],
+                sizes[j],
                 products[j][j],
                 products[j][rates + j],
                 products[rates + j][rates + j],
@@ -295,6 +307,17 @@ class ClusterSpread:
         if n == 1:
             return size  # one session: nothing to correct (and t has no 0 degrees of freedom)
         return size * (t_quantile_975(n - 1) / t_quantile_975(max(c - 1, 1))) ** 2
+
+
+def _pickers(
+    counts: np.ndarray, numerators: npt.ArrayLike, denominators: npt.ArrayLike
+) -> tuple[np.ndarray, np.ndarray]:
+    """:meth:`ClusterSpread.of_counts`' pickers as integer matrices, checked against ``counts``."""
+    a = np.asarray(numerators, dtype=np.int64)
+    b = np.asarray(denominators, dtype=np.int64)
+    if counts.ndim != 2 or a.ndim != 2 or a.shape != b.shape or a.shape[0] != counts.shape[1]:
+        raise ValueError("need one picker row per count column, one column per rate")
+    return a, b
 
 
 # --------------------------------------------------------------------------- pre-post d

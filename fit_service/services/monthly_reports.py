@@ -643,7 +643,7 @@ def _rows(db: Session, query: Any) -> Sequence[Any]:
 
 
 def _add_session_counts(groups: _Groups, rows: Sequence[Any]) -> None:
-    """Hand the session counts (rows of the statement above: client, clinician, age band,
+    """Hand the session counts (rows of _session_counts_statement: client, clinician, age band,
     month or not) to the builders as clusters: per client and clinician to the clinicians,
     per client to the clinic and the age bands (a client has one band)."""
     count = len(rows)
@@ -666,24 +666,29 @@ def _add_session_counts(groups: _Groups, rows: Sequence[Any]) -> None:
         order = np.argsort(who, kind="stable")
         starts, per_client = _sum_runs(x[order], who[order])
         client_band = b[order][starts]
-        getattr(groups.clinic, window).add_sessions(per_client)
-        for index in np.unique(client_band).tolist():
-            getattr(groups.band(bands[index]), window).add_sessions(
-                per_client[client_band == index]
-            )
-        # Clusters of a clinician: the sessions of one client that clinician held.
+        add = FiguresBuilder.add_sessions_to
+        add({0: getattr(groups.clinic, window)}, per_client, np.zeros(len(starts), np.int64))
+        present = np.unique(client_band).tolist()
+        add(
+            {i: getattr(groups.band(bands[i]), window) for i in present},
+            per_client,
+            client_band,
+        )
+        # Clusters of a clinician: the sessions of one client that clinician held. Groups
+        # are made in clinician id order.
         order = np.lexsort((who, c))
         by_clinician = c[order]
         starts, per_pair = _sum_runs(x[order], by_clinician, who[order])
         pair_clinician = by_clinician[starts]
-        bounds = np.flatnonzero(np.diff(pair_clinician)) + 1
-        for cid, block in zip(
-            pair_clinician[np.r_[0, bounds]].tolist(),
-            np.split(per_pair, bounds),
-            strict=True,
-        ):
-            if cid >= 0:
-                getattr(groups.clinician(cid), window).add_sessions(block)
+        add(
+            {
+                cid: getattr(groups.clinician(cid), window)
+                for cid in np.unique(pair_clinician).tolist()
+                if cid >= 0
+            },
+            per_pair,
+            pair_clinician,
+        )
 
 
 def _sum_runs(counts: np.ndarray, *keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

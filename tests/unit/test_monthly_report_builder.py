@@ -29,6 +29,7 @@ from fit_service.domain.effect_sizes import (
 )
 from fit_service.domain.instruments import AgeBand, Direction
 from fit_service.domain.monthly_report import (
+    SESSION_COLUMNS,
     Activity,
     AlertFacts,
     AlertTable,
@@ -43,6 +44,7 @@ from fit_service.domain.monthly_report import (
     OutcomeCounts,
     ReportSettings,
     SessionCounts,
+    SessionSpread,
     SessionStats,
     Share,
     Window,
@@ -462,3 +464,35 @@ def test_alerts_and_flagged_episodes_by_group_equal_a_plain_count(
         builders[2].flagged_followed_up,
         builders[2].flagged_in_care,
     )
+
+
+@st.composite
+def clusters(draw: st.DrawFn) -> list[int]:
+    """One cluster's session counts, consistent (what a client's sessions can add up to)."""
+    attended, no_shows, cancelled = (draw(st.integers(0, 12)) for _ in range(3))
+    with_ors, with_srs = draw(st.integers(0, attended)), draw(st.integers(0, attended))
+    return [attended, no_shows, cancelled, with_ors, with_srs, draw(st.integers(0, with_srs))]
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.tuples(clusters(), st.integers(-1, 4)), max_size=30))
+def test_session_sums_by_group_equal_each_groups_own(rows: list[tuple[list[int], int]]) -> None:
+    """add_sessions_to (every group's clusters summed in one pass) gives each builder the
+    session counts and spreads that its own clusters give alone (SessionSpread.of, the
+    matrix path), an empty group and the skipped group -1 included."""
+    counts = np.array([row for row, _ in rows], np.int64).reshape(-1, len(SESSION_COLUMNS))
+    groups = np.array([group for _, group in rows], np.int64)
+    builders = {key: FiguresBuilder(MONTH, ReportSettings()) for key in range(5)}
+    FiguresBuilder.add_sessions_to(builders, counts, groups)
+    for key, builder in builders.items():
+        own = counts[groups == key]
+        assert builder.sessions == SessionCounts(*own.sum(axis=0).tolist())
+        assert builder.session_spread == SessionSpread.of(own)
+        alone = FiguresBuilder(MONTH, ReportSettings())
+        for row in own:  # one cluster at a time: the sums add up
+            alone.add_sessions(row[None, :])
+        assert alone.session_spread == builder.session_spread
+    with pytest.raises(ValueError, match="numerator <= denominator"):
+        FiguresBuilder.add_sessions_to(
+            builders, np.array([[1, 0, 0, 2, 0, 0]]), np.zeros(1, np.int64)
+        )

@@ -88,6 +88,7 @@ from fit_service.domain.monthly_report.summaries import (
     DropoutSummary,
     OutcomeCounts,
     SessionCounts,
+    SessionMoments,
     SessionSpread,
     SessionStats,
 )
@@ -138,6 +139,7 @@ __all__ = [
     "ReportSettings",
     "Scope",
     "SessionCounts",
+    "SessionMoments",
     "SessionSpread",
     "SessionStats",
     "Share",

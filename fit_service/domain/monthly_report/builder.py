@@ -48,13 +48,13 @@ from fit_service.domain.monthly_report.settings import (
     is_dropout,
 )
 from fit_service.domain.monthly_report.summaries import (
-    SESSION_COLUMNS,
     Activity,
     AllianceSummary,
     CompletenessSummary,
     DropoutSummary,
     OutcomeCounts,
     SessionCounts,
+    SessionMoments,
     SessionSpread,
     SessionStats,
 )
@@ -611,6 +611,9 @@ def _one_window(builders: Mapping[int, FiguresBuilder]) -> Window | None:
     return first.window
 
 
+#: The moments of no sessions, shared (:class:`SessionMoments` adds into a new instance).
+_NO_SESSIONS = SessionMoments.empty()
+
 #: The group column of a one-row table handed to one builder (key 0).
 _ONE_ROW = np.zeros(1, np.int64)
 _ONE_ROW.flags.writeable = False
@@ -649,7 +652,7 @@ class FiguresBuilder:
         self.settings = settings
         self._parts: list[_Part] = []
         self._pending: list[EpisodeFacts] = []
-        self._session_counts: list[np.ndarray] = []
+        self._session_moments = _NO_SESSIONS
         # Columns of _parts, remembered with the part count they were made from: parts are
         # only ever appended, so an equal count means they are current.
         self._closed_columns_cache: tuple[int, _ClosedColumns] | None = None
@@ -694,23 +697,15 @@ class FiguresBuilder:
             )
         ]
 
-    def _session_matrix(self) -> np.ndarray:
-        """Everything given to :meth:`add_sessions`, one row per cluster."""
-        if not self._session_counts:
-            return np.zeros((0, len(SESSION_COLUMNS)), np.int64)
-        if len(self._session_counts) > 1:
-            self._session_counts = [np.concatenate(self._session_counts)]
-        return self._session_counts[0]
-
     @property
     def sessions(self) -> SessionCounts:
         """The sum of everything given to :meth:`add_sessions` (integers: order-free)."""
-        return SessionCounts(*map(int, self._session_matrix().sum(axis=0)))
+        return self._session_moments.counts()
 
     @property
     def session_spread(self) -> SessionSpread:
         """How the sessions sit in their clusters (integer sums: order-free)."""
-        return SessionSpread.of(self._session_matrix())
+        return SessionSpread.of_moments(self._session_moments)
 
     def add_episode(self, facts: EpisodeFacts) -> None:
         """One episode (its ending and outcome are decided with the next batch, as a table)."""
@@ -747,12 +742,22 @@ class FiguresBuilder:
         client's sessions; in a clinician's group, those of the client that clinician held), columns
         :data:`SESSION_COLUMNS`. Each cluster must come whole, in one row: the rates'
         intervals rest on how clusters differ (:class:`SessionSpread`)."""
-        counts = np.asarray(counts, dtype=np.int64)
-        if counts.ndim != 2 or counts.shape[1] != len(SESSION_COLUMNS):
-            raise ValueError(f"need one column per {SESSION_COLUMNS}")
-        if (counts < 0).any():
-            raise ValueError("session counts cannot be negative")
-        self._session_counts.append(counts)
+        self._session_moments += SessionMoments.of(counts)
+
+    @staticmethod
+    def add_sessions_to(
+        builders: Mapping[int, FiguresBuilder], counts: np.ndarray, groups: np.ndarray
+    ) -> None:
+        """:meth:`add_sessions` of many builders at once: each row of ``counts`` (a cluster)
+        to the builder of its group (``groups[row]``, a key of ``builders``; other rows are
+        skipped), every group's sums taken in one pass (:meth:`SessionMoments.by_group`)."""
+        if not builders:
+            return
+        keys = np.fromiter(builders, np.int64, len(builders))
+        for builder, moments in zip(
+            builders.values(), SessionMoments.by_group(counts, groups, keys), strict=True
+        ):
+            builder._session_moments += moments
 
     def add_alert(self, alert: AlertFacts) -> None:
         """One alert (:meth:`add_alerts_to` for many)."""
