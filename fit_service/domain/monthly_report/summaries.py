@@ -521,24 +521,26 @@ class SessionMoments:
             raise ValueError("each cluster needs 0 <= numerator <= denominator")
         order = np.argsort(groups, kind="stable")
         rows = counts[order]
-        columns = rows.shape[1]
-        # Per row: its counts, their cross products and whether each rate has sessions; per
-        # group: differences of running sums (integers: exact, and empty groups come out 0).
-        per_row = np.concatenate(
-            (
-                rows,
-                (rows[:, :, None] * rows[:, None, :]).reshape(len(rows), columns * columns),
-                (m[order] > 0).astype(np.int64),
-            ),
-            axis=1,
+        n, columns = rows.shape
+        cross_end = columns + columns * columns
+        # One row per cluster: its counts, their cross products and whether each rate has
+        # sessions; summed running (in place: a report's ~14,000 clusters make this the
+        # largest array of the report), each group's sums a difference of two running sums
+        # (integers: exact; a group without rows comes out 0).
+        running = np.zeros((n + 1, cross_end + m.shape[1]), np.int64)
+        per_row = running[1:]
+        per_row[:, :columns] = rows
+        np.multiply(
+            rows[:, :, None],
+            rows[:, None, :],
+            out=per_row[:, columns:cross_end].reshape(n, columns, columns),
         )
-        running = np.zeros((len(rows) + 1, per_row.shape[1]), np.int64)
-        np.cumsum(per_row, axis=0, out=running[1:])
+        per_row[:, cross_end:] = m[order] > 0
+        np.cumsum(per_row, axis=0, out=per_row)
         sorted_groups = groups[order]
         low = np.searchsorted(sorted_groups, keys, side="left")
         high = np.searchsorted(sorted_groups, keys, side="right")
         sums = running[high] - running[low]
-        cross_end = columns + columns * columns
         return [
             cls(row[:columns], row[columns:cross_end].reshape(columns, columns), row[cross_end:])
             for row in sums
