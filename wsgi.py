@@ -1,10 +1,10 @@
 """WSGI entry point: ``gunicorn wsgi:app`` or ``flask --app wsgi run``."""
 
-import gc
 import sys
 
 from fit_service.app import create_app
 from fit_service.config import ConfigError
+from fit_service.gc_tuning import tune_for_serving
 
 try:
     app = create_app()
@@ -26,14 +26,6 @@ except OSError as exc:
     print(f"fit-service cannot start: {message}", file=sys.stderr)
     raise SystemExit(3) from None
 
-# Garbage-collector settings for the serving process (each gunicorn worker imports this module
-# itself, so this runs once per worker). A 1,000-session backfill batch allocates hundreds of
-# thousands of objects that live until the response: with the default thresholds that set off
-# two or three full collections per batch, each walking every live object, the ~145,000
-# start-up ones included. Measured in-process per batch: GC ~0.7-1.2 s with the defaults,
-# ~0.3 s with the start-up objects frozen, ~0.1 s frozen and with a young generation of 50,000.
-# What is loaded by now (modules, the app, schemas, prebuilt statements) lives as long as the
-# process, so it leaves the collector's sight; the larger young generation only delays the
-# collection of cyclic garbage (reference counting frees the rest at once).
-gc.freeze()
-gc.set_threshold(50_000, 20, 20)
+# Each gunicorn worker imports this module itself, so this runs once per worker
+# (fit_service/gc_tuning.py says why).
+tune_for_serving()

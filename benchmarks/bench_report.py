@@ -13,7 +13,12 @@ do (``services/episode_months.py``; counted in ``insert``). Then, for one clinic
 * peak Python memory (tracemalloc) of one report build, with one year of history and with
   two: the report reads only the trailing 12 months, so the two should match.
 
-Usage: ``./dev bench-report [--episodes 20000] [--repeat 5] [--backends postgresql,sqlite]``.
+Both the report and the floor run under the garbage-collector settings of the service's own
+processes (``fit_service/gc_tuning.py``, applied by ``wsgi.py`` to every gunicorn worker and CLI
+run); ``--default-gc`` keeps Python's defaults instead.
+
+Usage: ``./dev bench-report [--episodes 20000] [--repeat 5] [--backends postgresql,sqlite]
+[--default-gc]``.
 Target (issue 5): report within 3x of the floor; memory flat in the history size.
 """
 
@@ -58,6 +63,7 @@ from fit_service.adapters.orm import (  # noqa: E402
 from fit_service.adapters.report_pdf import LAYOUT, MonthlyReportPdf  # noqa: E402
 from fit_service.adapters.unit_of_work import UnitOfWork  # noqa: E402
 from fit_service.domain.monthly_report import Window  # noqa: E402
+from fit_service.gc_tuning import tune_for_serving  # noqa: E402
 from fit_service.services import episode_months, session_totals  # noqa: E402
 from fit_service.services.monthly_reports import FORMATS, build_monthly_report  # noqa: E402
 from fit_service.services.principals import Principal, Role  # noqa: E402
@@ -438,7 +444,15 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=20_000)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--backends", default="postgresql,sqlite")
+    parser.add_argument(
+        "--default-gc",
+        action="store_true",
+        help="keep Python's default garbage-collector settings (the service's processes run "
+        "with fit_service/gc_tuning.py's: the default times both report and floor under them)",
+    )
     args = parser.parse_args()
+    if not args.default_gc:
+        tune_for_serving()
     header = [
         "backend", "history", "insert", "report JSON ms", "report PDF ms", "floor query ms",
         "floor PDF ms", "pages", "JSON/query", "JSON/floor", "PDF/floor", "peak MB",

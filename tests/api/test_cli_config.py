@@ -95,3 +95,30 @@ def test_the_cli_reports_a_bad_setting_in_one_line(tmp_path: Path) -> None:
         "fit-service configuration error: FIT_PAGE_SIZE must be an integer; got 'abc'"
         in done.stderr
     )
+
+
+def test_the_serving_process_runs_with_the_tuned_garbage_collector(tmp_path: Path) -> None:
+    """Importing ``wsgi`` (every gunicorn worker, every CLI run) freezes the start-up objects
+    and enlarges the young generation (fit_service/gc_tuning.py); the report benchmark times
+    the report under the same settings."""
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("FIT_")},
+        "FIT_DATABASE_URL": f"sqlite:///{tmp_path / 'fit.sqlite3'}",
+        "FIT_INSTANCE_PATH": str(tmp_path / "instance"),
+        "PYTHONPATH": str(_ROOT),
+    }
+    probe = (
+        "import gc, wsgi; from fit_service.gc_tuning import YOUNG_GENERATION; "
+        "print(gc.get_threshold()[0] == YOUNG_GENERATION, gc.get_freeze_count() > 10_000)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["True", "True"]
