@@ -667,12 +667,11 @@ def _add_session_counts(groups: _Groups, rows: Sequence[Any]) -> None:
         starts, per_client = _sum_runs(x[order], who[order])
         client_band = b[order][starts]
         add = FiguresBuilder.add_sessions_to
-        add({0: getattr(groups.clinic, window)}, per_client, np.zeros(len(starts), np.int64))
-        present = np.unique(client_band).tolist()
         add(
-            {i: getattr(groups.band(bands[i]), window) for i in present},
+            {i: getattr(groups.band(bands[i]), window) for i in np.unique(client_band).tolist()},
             per_client,
             client_band,
+            every_row_to=getattr(groups.clinic, window),
         )
         # Clusters of a clinician: the sessions of one client that clinician held. Groups
         # are made in clinician id order.

@@ -479,11 +479,15 @@ def clusters(draw: st.DrawFn) -> list[int]:
 def test_session_sums_by_group_equal_each_groups_own(rows: list[tuple[list[int], int]]) -> None:
     """add_sessions_to (every group's clusters summed in one pass) gives each builder the
     session counts and spreads that its own clusters give alone (SessionSpread.of, the
-    matrix path), an empty group and the skipped group -1 included."""
+    matrix path), an empty group and the skipped group -1 included, and the builder of
+    every row those of all of them."""
     counts = np.array([row for row, _ in rows], np.int64).reshape(-1, len(SESSION_COLUMNS))
     groups = np.array([group for _, group in rows], np.int64)
     builders = {key: FiguresBuilder(MONTH, ReportSettings()) for key in range(5)}
-    FiguresBuilder.add_sessions_to(builders, counts, groups)
+    everyone = FiguresBuilder(MONTH, ReportSettings())
+    FiguresBuilder.add_sessions_to(builders, counts, groups, every_row_to=everyone)
+    assert everyone.sessions == SessionCounts(*counts.sum(axis=0).tolist())
+    assert everyone.session_spread == SessionSpread.of(counts)
     for key, builder in builders.items():
         own = counts[groups == key]
         assert builder.sessions == SessionCounts(*own.sum(axis=0).tolist())

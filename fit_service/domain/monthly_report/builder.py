@@ -746,18 +746,26 @@ class FiguresBuilder:
 
     @staticmethod
     def add_sessions_to(
-        builders: Mapping[int, FiguresBuilder], counts: np.ndarray, groups: np.ndarray
+        builders: Mapping[int, FiguresBuilder],
+        counts: np.ndarray,
+        groups: np.ndarray,
+        *,
+        every_row_to: FiguresBuilder | None = None,
     ) -> None:
         """:meth:`add_sessions` of many builders at once: each row of ``counts`` (a cluster)
         to the builder of its group (``groups[row]``, a key of ``builders``; other rows are
-        skipped), every group's sums taken in one pass (:meth:`SessionMoments.by_group`)."""
-        if not builders:
-            return
+        skipped), every group's sums taken in one pass (:meth:`SessionMoments.by_group`);
+        and every row to ``every_row_to`` (the clinic, whose clusters are the age bands'
+        together), from the same pass."""
         keys = np.fromiter(builders, np.int64, len(builders))
-        for builder, moments in zip(
-            builders.values(), SessionMoments.by_group(counts, groups, keys), strict=True
-        ):
-            builder._session_moments += moments
+        targets = list(builders.values())
+        if every_row_to is not None:
+            targets.append(every_row_to)
+        if not targets:
+            return
+        moments = SessionMoments.by_group(counts, groups, keys, total=every_row_to is not None)
+        for builder, sums in zip(targets, moments, strict=True):
+            builder._session_moments += sums
 
     def add_alert(self, alert: AlertFacts) -> None:
         """One alert (:meth:`add_alerts_to` for many)."""

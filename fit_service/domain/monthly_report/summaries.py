@@ -505,11 +505,12 @@ class SessionMoments:
 
     @classmethod
     def by_group(
-        cls, counts: np.ndarray, groups: np.ndarray, keys: np.ndarray
+        cls, counts: np.ndarray, groups: np.ndarray, keys: np.ndarray, *, total: bool = False
     ) -> list[SessionMoments]:
         """For each of ``keys``: the moments of the rows of ``counts`` whose ``groups`` entry
-        is that key (rows of other groups are left out). Refuses negative counts and a
-        cluster with more of a rate's sessions than its denominator has."""
+        is that key (rows of other groups are left out); with ``total``, then those of all
+        the rows. Refuses negative counts and a cluster with more of a rate's sessions than
+        its denominator has."""
         counts = np.asarray(counts, dtype=np.int64)
         if counts.ndim != 2 or counts.shape[1] != len(SESSION_COLUMNS):
             raise ValueError(f"need one column per {SESSION_COLUMNS}")
@@ -519,28 +520,33 @@ class SessionMoments:
         y, m = counts @ numerators, counts @ denominators
         if (y > m).any():
             raise ValueError("each cluster needs 0 <= numerator <= denominator")
-        order = np.argsort(groups, kind="stable")
-        rows = counts[order]
-        n, columns = rows.shape
+        groups = np.asarray(groups)
+        if groups.size and (groups[1:] < groups[:-1]).any():  # a caller's rows may come sorted
+            order = np.argsort(groups, kind="stable")
+            counts, m, groups = counts[order], m[order], groups[order]
+        n, columns = counts.shape
         cross_end = columns + columns * columns
-        # One row per cluster: its counts, their cross products and whether each rate has
-        # sessions; summed running (in place: a report's ~14,000 clusters make this the
-        # largest array of the report), each group's sums a difference of two running sums
-        # (integers: exact; a group without rows comes out 0).
-        running = np.zeros((n + 1, cross_end + m.shape[1]), np.int64)
-        per_row = running[1:]
-        per_row[:, :columns] = rows
+        # One column per cluster (rows: its counts, their cross products and whether each
+        # rate has sessions), summed running along the clusters, in place and contiguous
+        # (the report's ~14,000 clusters make this its largest array); each group's sums are
+        # the difference of two running sums (integers: exact; a group without clusters
+        # comes out 0).
+        running = np.zeros((cross_end + m.shape[1], n + 1), np.int64)
+        per_cluster = running[:, 1:]
+        by_column = counts.T
+        per_cluster[:columns] = by_column
         np.multiply(
-            rows[:, :, None],
-            rows[:, None, :],
-            out=per_row[:, columns:cross_end].reshape(n, columns, columns),
+            by_column[:, None, :],
+            by_column[None, :, :],
+            out=per_cluster[columns:cross_end].reshape(columns, columns, n),
         )
-        per_row[:, cross_end:] = m[order] > 0
-        np.cumsum(per_row, axis=0, out=per_row)
-        sorted_groups = groups[order]
-        low = np.searchsorted(sorted_groups, keys, side="left")
-        high = np.searchsorted(sorted_groups, keys, side="right")
-        sums = running[high] - running[low]
+        per_cluster[cross_end:] = m.T > 0
+        np.cumsum(per_cluster, axis=1, out=per_cluster)
+        low = np.searchsorted(groups, keys, side="left")
+        high = np.searchsorted(groups, keys, side="right")
+        if total:
+            low, high = np.append(low, 0), np.append(high, n)
+        sums = (running[:, high] - running[:, low]).T
         return [
             cls(row[:columns], row[columns:cross_end].reshape(columns, columns), row[cross_end:])
             for row in sums
