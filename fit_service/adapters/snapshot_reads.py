@@ -10,13 +10,13 @@ the session would read, so everything computed from them is too.
 
 On PostgreSQL the second transaction imports the session's snapshot (``pg_export_snapshot()``
 / ``SET TRANSACTION SNAPSHOT``, the mechanism ``pg_dump -j`` uses), so it sees the very data
-the session's own statements see, whatever commits in between. The session's transaction
-should be REPEATABLE READ (else its own later statements would move on to newer snapshots
-while the second connection stays on the exported one). Neither side sees writes the session
-has made and not committed: submit reads that do not depend on them (the report writes its
-audit row after its reads).
+the session's own statements see, whatever commits in between. That holds only when the
+session's transaction is REPEATABLE READ or SERIALIZABLE (under READ COMMITTED its own later
+statements would move on to newer snapshots) and has written nothing yet (the second
+connection cannot see the session's uncommitted writes): otherwise, and when the connection
+pool has no connection to spare at once, the statements run on the session's own connection.
 
-Elsewhere the statements run on the session's own connection, in order, when submitted.
+Elsewhere too the statements run on the session's own connection, in order, when submitted.
 SQLite would give the same rows on a second connection (the service's transactions take the
 write lock when they begin, adapters/db.py, so nothing commits under the session), but it
 gains nothing: Python's sqlite3 gives up the GIL for each row's step and must win it back
@@ -26,6 +26,7 @@ from this busy thread for each row, so the reports came out slower (measured: me
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -34,7 +35,10 @@ from typing import Any
 
 from sqlalchemy import Connection
 from sqlalchemy.orm import Session
+from sqlalchemy.pool import Pool, QueuePool
 from sqlalchemy.sql import Executable
+
+_log = logging.getLogger(__name__)
 
 #: What ``pg_export_snapshot()`` returns ("00000003-0000001B-1"); checked before it is written
 #: into ``SET TRANSACTION SNAPSHOT``, which takes no bind parameter.
@@ -44,10 +48,16 @@ _SNAPSHOT_ID = re.compile(r"[0-9A-F]+(-[0-9A-F]+)+\Z")
 class SnapshotReads:
     """Submit read statements; each :class:`Future` gives the statement's rows as a list.
 
-    Use as a context manager around the session's own work: leaving it waits for every
-    submitted statement (the exported snapshot lives only as long as the session's
-    transaction, so the second connection must be done with it first) and releases the
-    second connection. Statements run in the order submitted, one at a time.
+    Use as a context manager around the session's own work: leaving it waits for the
+    submitted statements (on an error, for the one running only; those not started are
+    dropped), since the exported snapshot lives only as long as the session's transaction
+    and the second connection must be done with it first; then it releases the second
+    connection. Statements run in the order submitted, one at a time.
+
+    The second connection is taken and set up here, on the calling thread, and only if the
+    pool has one to spare without waiting: a request holding its own connection must never
+    wait for a second one (with every pooled connection held by a request waiting so, none
+    would be freed).
 
     ``prepare`` runs on the second connection before its first statement (the settings the
     session's transaction has, e.g. ``SET LOCAL jit = off``).
@@ -55,16 +65,29 @@ class SnapshotReads:
 
     def __init__(self, db: Session, prepare: Callable[[Connection], None] | None = None) -> None:
         self._own = db.connection()  # begins the session's transaction if it has not begun
-        self._prepare = prepare
-        self._snapshot: str | None = None
         self._side: Connection | None = None
         self._pool: ThreadPoolExecutor | None = None
-        if self._own.dialect.name != "postgresql":
+        if self._own.dialect.name != "postgresql" or not _can_spare(self._own.engine.pool):
             return
-        snapshot = self._own.exec_driver_sql("SELECT pg_export_snapshot()").scalar_one()
+        snapshot, isolation, written = self._own.exec_driver_sql(
+            "SELECT pg_export_snapshot(), current_setting('transaction_isolation'),"
+            " txid_current_if_assigned() IS NOT NULL"
+        ).one()
+        if isolation not in _ONE_SNAPSHOT or written:
+            return
         if not _SNAPSHOT_ID.match(snapshot):
             raise RuntimeError(f"unexpected snapshot id {snapshot!r}")
-        self._snapshot = snapshot
+        side = self._own.engine.connect()
+        try:
+            side.execution_options(isolation_level="REPEATABLE READ")
+            side.exec_driver_sql(f"SET TRANSACTION SNAPSHOT '{snapshot}'")
+            side.exec_driver_sql("SET TRANSACTION READ ONLY")
+            if prepare is not None:
+                prepare(side)
+        except BaseException:
+            side.close()
+            raise
+        self._side = side
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fit-snapshot-read")
 
     @property
@@ -73,29 +96,11 @@ class SnapshotReads:
         return self._pool is not None
 
     def submit(self, statement: Executable) -> Future[Sequence[Any]]:
-        if self._pool is None:
+        if self._pool is None or self._side is None:
             done: Future[Sequence[Any]] = Future()
             done.set_result(self._own.execute(statement).all())
             return done
-        return self._pool.submit(self._run, statement)
-
-    def _run(self, statement: Executable) -> Sequence[Any]:
-        if self._side is None:
-            self._side = self._connect()
-        return self._side.execute(statement).all()
-
-    def _connect(self) -> Connection:
-        side = self._own.engine.connect()
-        try:
-            side.execution_options(isolation_level="REPEATABLE READ")
-            side.exec_driver_sql(f"SET TRANSACTION SNAPSHOT '{self._snapshot}'")
-            side.exec_driver_sql("SET TRANSACTION READ ONLY")
-            if self._prepare is not None:
-                self._prepare(side)
-        except BaseException:
-            side.close()
-            raise
-        return side
+        return self._pool.submit(_rows_of, self._side, statement)
 
     def __enter__(self) -> SnapshotReads:
         return self
@@ -108,9 +113,32 @@ class SnapshotReads:
     ) -> None:
         if self._pool is None:
             return
-        # On an error here, statements not started yet are dropped; one running is waited for.
-        self._pool.shutdown(wait=True, cancel_futures=exc is not None)
-        if self._side is not None:
-            self._side.rollback()  # read only: nothing to keep
-            self._side.close()
-            self._side = None
+        try:
+            # On an error here, statements not started yet are dropped; one running is
+            # waited for.
+            self._pool.shutdown(wait=True, cancel_futures=exc is not None)
+        finally:
+            side, self._side = self._side, None
+            if side is not None:
+                try:
+                    side.close()  # ends its read-only transaction; back to the pool
+                except Exception as error:  # noqa: BLE001 - every row is read by now
+                    # The server may have ended the idle connection; the pool drops it. A
+                    # report whose rows are all read must not fail here.
+                    _log.warning("closing the snapshot-read connection failed: %s", error)
+
+
+def _rows_of(connection: Connection, statement: Executable) -> Sequence[Any]:
+    return connection.execute(statement).all()
+
+
+#: Isolation levels whose transactions keep one snapshot (``transaction_isolation``'s values).
+_ONE_SNAPSHOT = frozenset({"repeatable read", "serializable"})
+
+
+def _can_spare(pool: Pool) -> bool:
+    """Whether ``pool`` hands out one more connection without waiting: an idle one, or room
+    below its size. (A pool without those limits never waits.)"""
+    if not isinstance(pool, QueuePool):
+        return True
+    return pool.checkedin() > 0 or pool.checkedout() < pool.size()

@@ -18,10 +18,11 @@ How the figures are gathered (and why it stays fast and small as the history gro
 * **Alerts** (few) are read as rows; episodes' first alerts come from one ``GROUP BY``.
 
 Session counts go to :class:`~fit_service.domain.monthly_report.FiguresBuilder` objects (one
-per group and window) row by row; the episodes go as one
-:class:`~fit_service.domain.monthly_report.EpisodeTable` of columns, split by group there. What
-a row counts as, and every rate, interval, category and effect size, is decided in the domain.
-This module only reads, routes and renders.
+per group and window) as clusters, each group kind's summed in one pass there
+(``add_sessions_to``); the episodes, alerts and flagged episodes go as tables of columns
+(``EpisodeTable``, ``AlertTable``, ``FlaggedTable``), split by group there. What a row counts
+as, and every rate, interval, category and effect size, is decided in the domain. This module
+only reads, routes and renders.
 
 Which dates count: sessions by their date, episodes by ``opened_on``/``closed_on`` (plain
 dates), alerts by their timestamps converted to the clinic's time zone. Sessions dated after

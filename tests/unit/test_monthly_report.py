@@ -632,3 +632,4 @@ def test_trends_of_many_builders_equal_one_builder_per_group_and_month() -> None
     assert all(point.mean_sessions.n == 0 for point in expected[-1])
     assert all(any(point.mean_sessions.n for point in trend) for trend in expected[:-1])
     assert FiguresBuilder.trends([], trailing_months(period)) == []
+    assert FiguresBuilder.trends(trailing, ()) == [()] * groups

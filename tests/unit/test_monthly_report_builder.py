@@ -441,29 +441,6 @@ def test_alerts_and_flagged_episodes_by_group_equal_a_plain_count(
         assert builder.flagged_in_care == sum(
             within(due) and last is not None and last >= due for due, last in dues
         )
-    # one by one, the same
-    single = FiguresBuilder(window, report_settings)
-    for alert, group in alert_rows:
-        if group == 2:
-            single.add_alert(alert)
-    for item, (*_, group) in zip(flagged, flagged_rows, strict=True):
-        if group == 2:
-            single.add_flagged(item)
-    assert (
-        single.alerts_raised,
-        single.alerts_acknowledged,
-        single.alerts_resolved,
-        single.hours_to_acknowledge,
-        single.flagged_followed_up,
-        single.flagged_in_care,
-    ) == (
-        builders[2].alerts_raised,
-        builders[2].alerts_acknowledged,
-        builders[2].alerts_resolved,
-        builders[2].hours_to_acknowledge,
-        builders[2].flagged_followed_up,
-        builders[2].flagged_in_care,
-    )
 
 
 @st.composite

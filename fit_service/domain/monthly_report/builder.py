@@ -9,7 +9,6 @@ fit_service.domain.change / effect_sizes. No identifiers enter these types.
 from __future__ import annotations
 
 import functools
-import itertools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -177,9 +176,6 @@ class AlertTable:
             resolved_on=np.fromiter((ordinal(a.resolved_on) for a in alerts), np.int64, count),
         )
 
-    def __len__(self) -> int:
-        return int(self.raised_on.size)
-
 
 @dataclass(frozen=True, slots=True, eq=False)
 class FlaggedTable:
@@ -205,9 +201,6 @@ class FlaggedTable:
                 count,
             ),
         )
-
-    def __len__(self) -> int:
-        return int(self.first_flag_on.size)
 
 
 #: Outcome measures are all higher-is-better (ORS, CORS: domain.md §2).
@@ -614,10 +607,6 @@ def _one_window(builders: Mapping[int, FiguresBuilder]) -> Window | None:
 #: The moments of no sessions, shared (:class:`SessionMoments` adds into a new instance).
 _NO_SESSIONS = SessionMoments.empty()
 
-#: The group column of a one-row table handed to one builder (key 0).
-_ONE_ROW = np.zeros(1, np.int64)
-_ONE_ROW.flags.writeable = False
-
 
 @functools.lru_cache(maxsize=64)
 def _trend_months(periods: tuple[str, ...]) -> tuple[tuple[Window, ...], np.ndarray]:
@@ -766,14 +755,6 @@ class FiguresBuilder:
         moments = SessionMoments.by_group(counts, groups, keys, total=every_row_to is not None)
         for builder, sums in zip(targets, moments, strict=True):
             builder._session_moments += sums
-
-    def add_alert(self, alert: AlertFacts) -> None:
-        """One alert (:meth:`add_alerts_to` for many)."""
-        FiguresBuilder.add_alerts_to({0: self}, AlertTable.of([alert]), _ONE_ROW)
-
-    def add_flagged(self, flagged: FlaggedEpisode) -> None:
-        """One flagged episode (:meth:`add_flagged_to` for many)."""
-        FiguresBuilder.add_flagged_to({0: self}, FlaggedTable.of([flagged]), _ONE_ROW)
 
     @staticmethod
     def add_alerts_to(
@@ -1017,6 +998,8 @@ class FiguresBuilder:
             ):
                 raise ValueError("every trend month must lie inside the builder's window")
         months = len(windows)
+        if not months:
+            return [() for _ in builders]
         slots = len(builders) * months
         pairs = [builder._pair_columns() for builder in builders]
         recovered, clinical = _recovery_by_month(
@@ -1037,7 +1020,11 @@ class FiguresBuilder:
         points = [
             TrendPoint(month=period, recovery=Share(k, n), mean_sessions=mean)
             for period, k, n, mean in zip(
-                itertools.cycle(periods), recovered.tolist(), clinical.tolist(), means
+                tuple(periods) * len(builders),
+                recovered.tolist(),
+                clinical.tolist(),
+                means,
+                strict=True,
             )
         ]
         return [tuple(points[i : i + months]) for i in range(0, slots, months)]
