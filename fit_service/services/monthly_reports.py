@@ -616,24 +616,34 @@ def _session_counts_statement(clinic_id: int, groups: _Groups) -> Any:
         (M.srs_concern == concern, M.srs_below), else_=episode_months.srs_below(M, concern)
     )
     # One row per client, clinician and bucket: the rates over sessions get intervals that
-    # treat each client's sessions as one cluster (domain SessionSpread).
-    return (
+    # treat each client's sessions as one cluster (domain SessionSpread). The client's age
+    # band is joined to the sums, not to the months: joined first, it made PostgreSQL sort
+    # ~33,000 month rows by it (64-109 ms for a 200-clinician clinic, 42-54 ms this way).
+    sums = (
         select(
             M.client_id,
             M.clinician_id,
-            Client.age_band,
-            month,
-            func.sum(M.attended),
-            func.sum(M.no_shows),
-            func.sum(M.cancelled),
-            func.sum(M.with_ors),
-            func.sum(M.with_srs),
-            func.sum(below),
+            month.label("in_month"),
+            *(
+                func.sum(column).label(name)
+                for column, name in zip(
+                    (M.attended, M.no_shows, M.cancelled, M.with_ors, M.with_srs, below),
+                    SESSION_COLUMNS,
+                    strict=True,
+                )
+            ),
         )
-        .join(Client, Client.id == M.client_id)
         .where(M.clinic_id == clinic_id, M.month.between(window.first_day, window.last_day))
-        .group_by(M.client_id, month, M.clinician_id, Client.age_band)
+        .group_by(M.client_id, month, M.clinician_id)
+        .subquery()
     )
+    return select(
+        sums.c.client_id,
+        sums.c.clinician_id,
+        Client.age_band,
+        sums.c.in_month,
+        *(sums.c[name] for name in SESSION_COLUMNS),
+    ).join(Client, Client.id == sums.c.client_id)
 
 
 def _rows(db: Session, query: Any) -> Sequence[Any]:
