@@ -68,13 +68,19 @@ def test_good_settings_still_pass() -> None:
 def run_cli(fit_env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     """``flask --app wsgi fit …`` in a process of its own (``list-clinics`` by default), with
     ``fit_env`` as its only FIT_* settings: what an operator's shell would run."""
+    command = ["-m", "flask", "--app", "wsgi", "fit", *(args or ("list-clinics",))]
+    return _run_python(fit_env, *command)
+
+
+def _run_python(fit_env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """``python args…`` in the project folder, with ``fit_env`` as its only FIT_* settings."""
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("FIT_")},
         **fit_env,
         "PYTHONPATH": str(_ROOT),
     }
     return subprocess.run(
-        [sys.executable, "-m", "flask", "--app", "wsgi", "fit", *(args or ("list-clinics",))],
+        [sys.executable, *args],
         cwd=_ROOT,
         env=env,
         capture_output=True,
@@ -101,24 +107,14 @@ def test_the_serving_process_runs_with_the_tuned_garbage_collector(tmp_path: Pat
     """Importing ``wsgi`` (every gunicorn worker, every CLI run) freezes the start-up objects
     and enlarges the young generation (fit_service/gc_tuning.py); the report benchmark times
     the report under the same settings."""
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("FIT_")},
-        "FIT_DATABASE_URL": f"sqlite:///{tmp_path / 'fit.sqlite3'}",
-        "FIT_INSTANCE_PATH": str(tmp_path / "instance"),
-        "PYTHONPATH": str(_ROOT),
-    }
     probe = (
         "import gc, wsgi; from fit_service.gc_tuning import YOUNG_GENERATION; "
         "print(gc.get_threshold()[0] == YOUNG_GENERATION, gc.get_freeze_count() > 10_000)"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", probe],
-        cwd=_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    fit_env = {
+        "FIT_DATABASE_URL": f"sqlite:///{tmp_path / 'fit.sqlite3'}",
+        "FIT_INSTANCE_PATH": str(tmp_path / "instance"),
+    }
+    done = _run_python(fit_env, "-c", probe)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["True", "True"]
