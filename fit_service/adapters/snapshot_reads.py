@@ -33,7 +33,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from types import TracebackType
 from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import Pool, QueuePool
 from sqlalchemy.sql import Executable
@@ -67,7 +69,11 @@ class SnapshotReads:
         self._own = db.connection()  # begins the session's transaction if it has not begun
         self._side: Connection | None = None
         self._pool: ThreadPoolExecutor | None = None
-        if self._own.dialect.name != "postgresql" or not _can_spare(self._own.engine.pool):
+        if (
+            self._own.dialect.name != "postgresql"
+            or self._own.in_nested_transaction()  # no snapshot export from a savepoint
+            or not _can_spare(self._own.engine.pool)
+        ):
             return
         snapshot, isolation, written = self._own.exec_driver_sql(
             "SELECT pg_export_snapshot(), current_setting('transaction_isolation'),"
@@ -77,17 +83,14 @@ class SnapshotReads:
             return
         if not _SNAPSHOT_ID.match(snapshot):
             raise RuntimeError(f"unexpected snapshot id {snapshot!r}")
-        side = self._own.engine.connect()
         try:
-            side.execution_options(isolation_level="REPEATABLE READ")
-            side.exec_driver_sql(f"SET TRANSACTION SNAPSHOT '{snapshot}'")
-            side.exec_driver_sql("SET TRANSACTION READ ONLY")
-            if prepare is not None:
-                prepare(side)
-        except BaseException:
-            side.close()
-            raise
-        self._side = side
+            self._side = _connected_to(self._own.engine, snapshot, prepare)
+        except (DBAPIError, PoolTimeout) as error:
+            # Only a way to be faster: a server at its connection limit, or a pool emptied by
+            # a thread racing past _can_spare, leaves the statements to the session's own
+            # connection (nothing of the session's transaction was touched).
+            _log.warning("no second connection for the snapshot reads: %s", type(error).__name__)
+            return
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fit-snapshot-read")
 
     @property
@@ -128,6 +131,23 @@ class SnapshotReads:
                     _log.warning("closing the snapshot-read connection failed: %s", error)
 
 
+def _connected_to(
+    engine: Engine, snapshot: str, prepare: Callable[[Connection], None] | None
+) -> Connection:
+    """A new connection whose (read-only) transaction reads ``snapshot``, prepared."""
+    side = engine.connect()
+    try:
+        side.execution_options(isolation_level="REPEATABLE READ")
+        side.exec_driver_sql(f"SET TRANSACTION SNAPSHOT '{snapshot}'")
+        side.exec_driver_sql("SET TRANSACTION READ ONLY")
+        if prepare is not None:
+            prepare(side)
+    except BaseException:
+        side.close()
+        raise
+    return side
+
+
 def _rows_of(connection: Connection, statement: Executable) -> Sequence[Any]:
     return connection.execute(statement).all()
 
@@ -138,7 +158,10 @@ _ONE_SNAPSHOT = frozenset({"repeatable read", "serializable"})
 
 def _can_spare(pool: Pool) -> bool:
     """Whether ``pool`` hands out one more connection without waiting: an idle one, or room
-    below its size. (A pool without those limits never waits.)"""
+    below its size. Its overflow is left as the margin for threads racing past this check
+    together (the pool waits only once the overflow is used up too; make_engine's is as
+    large as the pool); with no room below the size, reports read on their own connection.
+    (A pool without those limits never waits.)"""
     if not isinstance(pool, QueuePool):
         return True
     return pool.checkedin() > 0 or pool.checkedout() < pool.size()

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Engine, event, insert, select, text, update
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
 from fit_service.adapters.db import make_engine, make_session_factory
@@ -94,11 +94,11 @@ def test_a_commit_after_the_snapshot_is_not_seen(postgresql: Engine) -> None:
     _add_clinic(engine, "A")
     with make_session_factory(engine)() as db:
         _repeatable_read(db)
-        assert db.execute(_names()).scalars().all() == ["A"]
+        assert db.execute(_names()).scalars().all() == ["A"]  # the session's snapshot
+        _add_clinic(engine, "B")  # another connection, committed before the second one opens
         with SnapshotReads(db) as reads:
             assert reads.in_background
-            _add_clinic(engine, "B")  # another connection, committed
-            with engine.begin() as conn:
+            with engine.begin() as conn:  # and one committed after
                 conn.execute(update(Clinic).where(Clinic.name == "A").values(name="A2"))
             rows = reads.submit(_names()).result()
         assert [row[0] for row in rows] == ["A"]
@@ -150,6 +150,41 @@ def test_no_wait_for_a_second_connection_when_the_pool_has_none_to_spare(
         small.dispose()
 
 
+def test_a_second_connection_that_fails_to_open_leaves_the_reads_to_the_session(
+    postgresql: Engine,
+) -> None:
+    """The second connection only makes a report faster: when it cannot be had (here its
+    setup fails as a server at its connection limit would), the statements run on the
+    session's own connection, and the failed one is not left open."""
+    engine = postgresql
+    _add_clinic(engine, "A")
+
+    def refuse(_connection: Any) -> None:
+        raise OperationalError("SET LOCAL", {}, Exception("too many clients already"))
+
+    with make_session_factory(engine)() as db:
+        _repeatable_read(db)
+        db.execute(_names()).all()
+        with SnapshotReads(db, prepare=refuse) as reads:
+            assert not reads.in_background
+            assert engine.pool.checkedout() == 1  # type: ignore[attr-defined]
+            assert [row[0] for row in reads.submit(_names()).result()] == ["A"]
+
+
+def test_no_second_connection_inside_a_savepoint(postgresql: Engine) -> None:
+    """PostgreSQL exports no snapshot from a subtransaction: the reads stay on the session's
+    connection, and its transaction is not aborted by trying."""
+    _add_clinic(postgresql, "A")
+    with make_session_factory(postgresql)() as db:
+        _repeatable_read(db)
+        db.execute(_names()).all()
+        with db.begin_nested():
+            with SnapshotReads(db) as reads:
+                assert not reads.in_background
+                assert [row[0] for row in reads.submit(_names()).result()] == ["A"]
+            assert db.execute(_names()).scalars().all() == ["A"]
+
+
 def test_the_second_connection_is_read_only_and_released(postgresql: Engine) -> None:
     engine = postgresql
     _add_clinic(engine, "A")
@@ -196,15 +231,26 @@ def test_an_error_in_the_sessions_own_work_waits_for_the_running_statement(
         _repeatable_read(db)
         db.execute(_names()).all()
 
+        sleeping = threading.Event()
+
+        def note(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+            if "pg_sleep" in statement:
+                sleeping.set()
+
         def fail_while_reading() -> None:
             with SnapshotReads(db) as reads:
                 futures.append(reads.submit(select(text("pg_sleep(0.3)"))))
                 futures.append(reads.submit(_names()))
-                time.sleep(0.05)  # the first is running by now
+                assert sleeping.wait(10)  # the first is running
                 raise RuntimeError("own work failed")
 
-        with pytest.raises(RuntimeError, match="own work"):
-            fail_while_reading()
+        event.listen(engine, "before_cursor_execute", note)
+
+        try:
+            with pytest.raises(RuntimeError, match="own work"):
+                fail_while_reading()
+        finally:
+            event.remove(engine, "before_cursor_execute", note)
         running, waiting = futures
         assert running.done()
         assert not running.cancelled()
