@@ -2,14 +2,14 @@
 the CLI, which loads the same module, and the benchmarks that time what they do).
 
 A 1,000-session backfill batch allocates hundreds of thousands of objects that live until the
-response, and a monthly report ~120,000 (its figures, then its cells or PDF flowables): with
-the default thresholds that set off full collections during each, every one walking every live
-object, the ~145,000 start-up ones included. Measured in-process per batch: GC ~0.7-1.2 s with
-the defaults, ~0.3 s with the start-up objects frozen, ~0.1 s frozen and with a young
-generation of 50,000. What is loaded when this runs (modules, the app, schemas, prebuilt
-statements) lives as long as the process, so it leaves the collector's sight; the larger young
-generation only delays the collection of cyclic garbage (reference counting frees the rest at
-once).
+response, and a monthly report tens of thousands (its figures, then its cells or PDF
+flowables): with the default thresholds that set off full collections during each, every one
+walking every live object, the ~145,000 start-up ones included. Measured in-process per batch:
+GC ~0.7-1.2 s with the defaults, ~0.3 s with the start-up objects frozen, ~0.1 s frozen and
+with a young generation of 50,000. What is loaded when this runs (modules, the app, schemas,
+prebuilt statements) lives as long as the process, so it leaves the collector's sight; the
+larger young generation only delays the collection of cyclic garbage (reference counting frees
+the rest at once).
 """
 
 from __future__ import annotations

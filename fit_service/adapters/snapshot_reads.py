@@ -5,8 +5,8 @@ Why: a monthly report is a few large read statements and a lot of Python over th
 Run one after the other on the session's connection, the database works while Python waits
 and Python works while the database idles. Handing the later statements to a second
 connection lets the database compute them while this thread is busy with the earlier rows
-(the wait on the socket releases the GIL). The rows are the same ones
-the session would read, so everything computed from them is too.
+(the wait on the socket releases the GIL). The rows are the same ones the session would read,
+so everything computed from them is too.
 
 On PostgreSQL the second transaction imports the session's snapshot (``pg_export_snapshot()``
 / ``SET TRANSACTION SNAPSHOT``, the mechanism ``pg_dump -j`` uses), so it sees the very data
@@ -128,7 +128,9 @@ class SnapshotReads:
                 except Exception as error:  # noqa: BLE001 - every row is read by now
                     # The server may have ended the idle connection; the pool drops it. A
                     # report whose rows are all read must not fail here.
-                    _log.warning("closing the snapshot-read connection failed: %s", error)
+                    _log.warning(
+                        "closing the snapshot-read connection failed: %s", type(error).__name__
+                    )
 
 
 def _connected_to(

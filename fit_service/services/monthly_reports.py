@@ -713,7 +713,7 @@ def _sum_runs(counts: np.ndarray, *keys: np.ndarray) -> tuple[np.ndarray, np.nda
 
 
 def _add_episodes(groups: _Groups, rows: Sequence[Any]) -> None:
-    """Hand the active episodes (rows of the statement above, in id order) to the builders of
+    """Hand the active episodes (rows of _episodes_statement, in id order) to the builders of
     their groups in both windows: one :class:`EpisodeTable` of columns, which the domain
     splits by group with array masks (what each episode counts as is decided there)."""
     count = len(rows)
