@@ -101,7 +101,7 @@ class SnapshotReads:
     def submit(self, statement: Executable) -> Future[Sequence[Any]]:
         if self._pool is None or self._side is None:
             done: Future[Sequence[Any]] = Future()
-            done.set_result(self._own.execute(statement).all())
+            done.set_result(_rows_of(self._own, statement))
             return done
         return self._pool.submit(_rows_of, self._side, statement)
 

@@ -579,10 +579,7 @@ def _by_group(mask: np.ndarray, groups: np.ndarray, keys: np.ndarray) -> list[np
 
 def _count_by_group(mask: np.ndarray, groups: np.ndarray, keys: np.ndarray) -> list[int]:
     """For each of ``keys``: how many rows where ``mask`` holds have that group."""
-    chosen = np.sort(groups[mask], kind="stable")
-    low = np.searchsorted(chosen, keys, side="left")
-    high = np.searchsorted(chosen, keys, side="right")
-    return (high - low).tolist()
+    return [int(rows.size) for rows in _by_group(mask, groups, keys)]
 
 
 def _within(window: Window, days: np.ndarray) -> np.ndarray:
@@ -768,12 +765,12 @@ class FiguresBuilder:
         if window is None:
             return
         keys = np.fromiter(builders, np.int64, len(builders))
+        acknowledged = _within(window, table.acknowledged_on)
         counted = [
             _count_by_group(_within(window, table.raised_on), groups, keys),
-            _count_by_group(_within(window, table.acknowledged_on), groups, keys),
+            _count_by_group(acknowledged, groups, keys),
             _count_by_group(_within(window, table.resolved_on), groups, keys),
         ]
-        acknowledged = _within(window, table.acknowledged_on)
         timed = acknowledged & ~np.isnan(table.hours_to_acknowledge)
         hours = _by_group(timed, groups, keys)
         for position, builder in enumerate(builders.values()):
